@@ -1,0 +1,54 @@
+// What the checker (check.cpp) learns about a file and the code generator
+// (codegen.cpp) needs: resolved services and policies, variable slots per
+// saga, and per step its resolved action, timeout and policy. Internal to the
+// compiler.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "grammar/ast.hpp"
+#include "grammar/diagnostic.hpp"
+#include "runtime/bytecode/program.hpp"
+
+namespace saga::compiler {
+
+struct StepInfo {
+  std::string action;  // Resolved `do` action name ("inventory.reserve").
+  uint32_t service = bytecode::kNoService;
+  std::string undo_action;  // Empty when there is no undo.
+  uint32_t undo_service = bytecode::kNoService;
+  uint32_t policy = bytecode::kNone;
+  uint64_t timeout_ms = 0;
+};
+
+struct SagaInfo {
+  std::unordered_map<std::string, uint32_t> slots;  // Variable name -> slot.
+  std::vector<std::string> slot_names;
+  std::vector<bytecode::Param> params;
+  uint64_t deadline_ms = 0;
+};
+
+struct Analysis {
+  std::vector<bytecode::Service> services;
+  std::unordered_map<std::string, uint32_t> service_index;
+  std::vector<bytecode::RetryPolicy> policies;             // Named first, then inline ones.
+  std::unordered_map<std::string, uint32_t> policy_index;  // Named policies only.
+  std::vector<SagaInfo> sagas;                             // Parallel to file.sagas.
+  std::unordered_map<const ast::Step*, StepInfo> steps;
+};
+
+// Resolves and checks the whole file, reporting problems to `diags`. The
+// analysis is complete enough for codegen only when no error was reported.
+Analysis check(const ast::File& file, Diagnostics& diags);
+
+// The default error class of `fail "message"` without a class.
+inline constexpr const char* kDefaultFailClass = "failed";
+
+// Lowers a checked file to bytecode.
+void generate(const ast::File& file, const Analysis& analysis, const SourceFile& source,
+              bytecode::Program& program);
+
+}  // namespace saga::compiler

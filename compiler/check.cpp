@@ -1,0 +1,851 @@
+// The checker: resolves every name in a parsed file and reports what would go
+// wrong at run time before anything runs. It validates services (url, timeout,
+// breaker, bulkhead, routes), retry policies, saga headers, and walks each saga
+// body with a definite-binding analysis: a variable may be read only where every
+// path to the read has bound it, and an undo may only use values known when
+// its step completed. It fills the Analysis that codegen.cpp lowers.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <set>
+
+#include "compiler/analysis.hpp"
+#include "compiler/suggest.hpp"
+#include "stdlib/table.hpp"
+
+namespace saga::compiler {
+namespace {
+
+using ast::Expr;
+using ast::ExprKind;
+
+// The error classes the runtime produces itself; `on: [...]` may also name
+// custom classes raised by `fail`.
+const std::vector<std::string> kBuiltinClasses = {"timeout", "unavailable", "rejected",
+                                                  "cancelled"};
+const std::vector<std::string> kTypes = {"string", "number", "bool", "list", "object", "any"};
+const std::vector<std::string> kMethods = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+
+// Defaults of a retry policy, documented in docs/language.md.
+constexpr uint64_t kDefaultInitialMs = 100;
+constexpr double kDefaultFactor = 2.0;
+constexpr uint64_t kDefaultMaxMs = 10'000;
+
+std::string format_ms(uint64_t ms) {
+  if (ms % 86'400'000 == 0) return fmt::format("{}d", ms / 86'400'000);
+  if (ms % 3'600'000 == 0) return fmt::format("{}h", ms / 3'600'000);
+  if (ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
+  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+
+// Where a variable gets bound in a saga, for "bound later" and "only on some
+// paths" explanations.
+struct Binding {
+  uint32_t offset;  // Position of the binding name.
+};
+
+// What is known at a point of a saga body: the variables bound on every path
+// to it, the variables bound on at least one path, and whether it can be
+// reached at all (not after `fail` or `output`).
+struct Flow {
+  bool reachable = true;
+  std::set<std::string> definite;
+  std::set<std::string> maybe;
+};
+
+class Checker {
+ public:
+  Checker(const ast::File& file, Diagnostics& diags) : file_(file), diags_(diags) {}
+
+  Analysis run() {
+    declare_services();
+    declare_policies();
+    std::unordered_map<std::string, Span> saga_names;
+    for (const ast::Saga& saga : file_.sagas) {
+      auto [it, added] = saga_names.emplace(saga.name, saga.name_span);
+      if (!added) {
+        diags_.error(saga.name_span, fmt::format("saga '{}' is already defined at {}", saga.name,
+                                                 where(it->second)));
+      }
+      check_saga(saga);
+    }
+    return std::move(out_);
+  }
+
+ private:
+  const ast::File& file_;
+  Diagnostics& diags_;
+  Analysis out_;
+
+  // State of the saga being checked.
+  SagaInfo* saga_ = nullptr;
+  std::unordered_map<std::string, std::vector<Binding>> bindings_;  // All binding sites.
+  std::unordered_map<std::string, Span> step_names_;
+  std::unordered_map<std::string, bytecode::Type> param_types_;
+  const ast::Step* current_step_ = nullptr;
+  bool in_undo_ = false;
+
+  // Whether a syntax error made the parser skip an item of this kind and name.
+  bool broken(std::string_view kind, std::string_view name) const {
+    return std::any_of(file_.broken.begin(), file_.broken.end(),
+                       [&](const ast::BrokenItem& b) { return b.kind == kind && b.name == name; });
+  }
+
+  std::string where(Span span) const {
+    LineCol at = diags_.file().locate(span.offset);
+    return fmt::format("{}:{}", at.line, at.column);
+  }
+
+  // ---- Constant configuration values -------------------------------------
+
+  // A positive duration such as `2s`; reports and returns nullopt otherwise.
+  std::optional<uint64_t> duration(const Expr& e, std::string_view what) {
+    if (e.kind == ExprKind::Duration) {
+      if (e.number <= 0 || e.number > 1e15) {
+        diags_.error(e.span, fmt::format("{} must be a positive duration", what));
+        return std::nullopt;
+      }
+      return static_cast<uint64_t>(std::llround(e.number));
+    }
+    if (e.kind == ExprKind::Number ||
+        (e.kind == ExprKind::Unary && !e.items.empty() && e.items[0]->kind == ExprKind::Number)) {
+      diags_.error(e.span, fmt::format("{} needs a unit", what),
+                   "write a duration such as 500ms, 2s, 5m, 1h or 1d");
+      return std::nullopt;
+    }
+    if (e.kind == ExprKind::Unary) {
+      diags_.error(e.span, fmt::format("{} must be a positive duration", what));
+      return std::nullopt;
+    }
+    diags_.error(e.span, fmt::format("{} must be a duration such as 2s", what));
+    return std::nullopt;
+  }
+
+  // A whole number >= min such as `4`.
+  std::optional<uint32_t> count(const Expr& e, std::string_view what, uint32_t min) {
+    bool negative =
+        e.kind == ExprKind::Unary && !e.items.empty() && e.items[0]->kind == ExprKind::Number;
+    if (e.kind != ExprKind::Number && !negative) {
+      diags_.error(e.span, fmt::format("{} must be a whole number", what));
+      return std::nullopt;
+    }
+    double v = negative ? -e.items[0]->number : e.number;
+    if (v != std::floor(v) || v < min || v > 1e9) {
+      diags_.error(e.span, fmt::format("{} must be a whole number of at least {}", what, min));
+      return std::nullopt;
+    }
+    return static_cast<uint32_t>(v);
+  }
+
+  // Reports duplicate and unknown keys of a config body; returns the fields by
+  // key (first occurrence).
+  std::unordered_map<std::string, const Expr*> fields(const ast::Config& config,
+                                                      const std::vector<std::string>& known,
+                                                      std::string_view what) {
+    std::unordered_map<std::string, const Expr*> out;
+    for (const ast::ConfigField& f : config.fields) {
+      if (std::find(known.begin(), known.end(), f.key) == known.end()) {
+        std::string help = did_you_mean(f.key, known);
+        if (help.empty()) help = fmt::format("{} accepts: {}", what, fmt::join(known, ", "));
+        diags_.error(f.key_span, fmt::format("unknown field '{}' in {}", f.key, what), help);
+        continue;
+      }
+      if (!out.emplace(f.key, f.value.get()).second) {
+        diags_.error(f.key_span, fmt::format("field '{}' appears twice in {}", f.key, what));
+      }
+    }
+    return out;
+  }
+
+  // ---- Services -----------------------------------------------------------
+
+  void declare_services() {
+    for (const ast::Service& s : file_.services) {
+      if (stdlib::is_reserved_namespace(s.name)) {
+        diags_.error(
+            s.name_span,
+            fmt::format("'{}' is reserved for the standard library's {}.* actions", s.name, s.name),
+            "choose another service name");
+        continue;
+      }
+      auto [it, added] = out_.service_index.emplace(s.name, out_.services.size());
+      if (!added) {
+        diags_.error(s.name_span, fmt::format("service '{}' is already defined at {}", s.name,
+                                              where(file_.services[it->second].name_span)));
+        continue;
+      }
+      out_.services.push_back(check_service(s));
+    }
+  }
+
+  bytecode::Service check_service(const ast::Service& s) {
+    bytecode::Service svc;
+    svc.name = s.name;
+    std::unordered_map<std::string, Span> seen;
+    for (const auto& [clause, span] : s.clauses) {
+      if (clause == "op") continue;
+      if (!seen.emplace(clause, span).second) {
+        diags_.error(span, fmt::format("service '{}' has a second '{}' clause", s.name, clause));
+      }
+    }
+    if (s.has_url) {
+      svc.url = s.url;
+      if (s.url.rfind("https://", 0) == 0) {
+        diags_.error(s.url_span, "https is not supported yet",
+                     "use http:// (TLS termination belongs in a proxy for now)");
+      } else if (s.url.rfind("http://", 0) != 0 || s.url.size() <= 7) {
+        diags_.error(s.url_span, fmt::format("service url '{}' must start with http://", s.url));
+      }
+      while (!svc.url.empty() && svc.url.back() == '/') svc.url.pop_back();
+    }
+    if (s.timeout) {
+      if (auto ms = duration(*s.timeout, "the service timeout")) svc.timeout_ms = *ms;
+    }
+    if (s.breaker) {
+      auto f = fields(*s.breaker, {"failures", "reset", "probes"}, "a breaker");
+      if (!f.count("failures") || !f.count("reset")) {
+        diags_.error(s.breaker->span, "a breaker needs 'failures' and 'reset'",
+                     "for example: breaker { failures: 5, reset: 30s, probes: 1 }");
+      }
+      if (f.count("failures")) {
+        if (auto n = count(*f["failures"], "breaker failures", 1)) svc.breaker_failures = *n;
+      }
+      if (f.count("reset")) {
+        if (auto ms = duration(*f["reset"], "breaker reset")) svc.breaker_reset_ms = *ms;
+      }
+      svc.breaker_probes = 1;
+      if (f.count("probes")) {
+        if (auto n = count(*f["probes"], "breaker probes", 1)) svc.breaker_probes = *n;
+      }
+    }
+    if (s.bulkhead) {
+      if (auto n = count(*s.bulkhead, "bulkhead", 1)) svc.bulkhead = *n;
+    }
+    std::unordered_map<std::string, Span> ops;
+    for (const ast::Route& r : s.routes) {
+      if (!s.has_url) {
+        diags_.error(r.span, fmt::format("op routes need a url, and service '{}' has none", s.name),
+                     "add url \"http://host:port\" or remove the route");
+      }
+      if (!ops.emplace(r.op, r.op_span).second) {
+        diags_.error(r.op_span, fmt::format("operation '{}' is routed twice", r.op));
+      }
+      if (std::find(kMethods.begin(), kMethods.end(), r.method) == kMethods.end()) {
+        std::string help = did_you_mean(r.method, kMethods);
+        diags_.error(r.method_span, fmt::format("'{}' is not an HTTP method", r.method),
+                     help.empty() ? "use GET, POST, PUT, PATCH or DELETE" : help);
+      }
+      if (r.path.empty() || r.path[0] != '/') {
+        diags_.error(r.path_span, "a route path must start with '/'");
+      }
+      check_path_template(r);
+      svc.routes.push_back({r.op, r.method, r.path});
+    }
+    return svc;
+  }
+
+  // Placeholders in a route path must be `${name}` with an identifier name.
+  void check_path_template(const ast::Route& r) {
+    for (size_t i = r.path.find("${"); i != std::string::npos; i = r.path.find("${", i + 2)) {
+      size_t end = r.path.find('}', i);
+      std::string_view name = end == std::string::npos
+                                  ? std::string_view()
+                                  : std::string_view(r.path).substr(i + 2, end - i - 2);
+      bool ok = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+                std::all_of(name.begin(), name.end(), [](char c) {
+                  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                });
+      if (!ok) {
+        diags_.error(r.path_span, "a route placeholder must be ${argument_name}");
+        return;
+      }
+    }
+  }
+
+  // ---- Retry policies -----------------------------------------------------
+
+  void declare_policies() {
+    for (const ast::RetryPolicy& p : file_.policies) {
+      auto [it, added] = out_.policy_index.emplace(p.name, out_.policies.size());
+      if (!added) {
+        diags_.error(p.name_span, fmt::format("retry policy '{}' is already defined", p.name));
+        continue;
+      }
+      bytecode::RetryPolicy policy = check_policy(p.body, fmt::format("retry policy '{}'", p.name));
+      policy.name = p.name;
+      out_.policies.push_back(std::move(policy));
+    }
+  }
+
+  bytecode::RetryPolicy check_policy(const ast::Config& body, const std::string& what) {
+    bytecode::RetryPolicy policy;
+    policy.backoff = bytecode::Backoff::Exponential;
+    policy.initial_ms = kDefaultInitialMs;
+    policy.factor = kDefaultFactor;
+    policy.max_ms = kDefaultMaxMs;
+    policy.retry_on = {"timeout", "unavailable"};
+    auto f = fields(body, {"attempts", "backoff", "max", "jitter", "on"}, what);
+    if (f.count("attempts")) {
+      if (auto n = count(*f["attempts"], "attempts", 1)) policy.attempts = *n;
+    } else {
+      diags_.error(body.span, fmt::format("{} needs 'attempts'", what),
+                   "for example: { attempts: 3, backoff: exponential(200ms, 2.0, 5s) }");
+    }
+    if (f.count("backoff")) check_backoff(*f["backoff"], policy);
+    if (f.count("max")) {
+      if (auto ms = duration(*f["max"], "max")) policy.max_ms = *ms;
+    }
+    if (policy.max_ms != 0 && policy.max_ms < policy.initial_ms) {
+      const Expr* at = f.count("max") ? f["max"] : f["backoff"];
+      diags_.error(at ? at->span : body.span,
+                   fmt::format("the maximum delay ({}) is less than the initial delay ({})",
+                               format_ms(policy.max_ms), format_ms(policy.initial_ms)));
+    }
+    if (f.count("jitter")) {
+      const Expr& j = *f["jitter"];
+      const std::vector<std::string> kinds = {"none", "full", "equal"};
+      if (j.kind == ExprKind::Var && j.text == "none")
+        policy.jitter = bytecode::Jitter::None;
+      else if (j.kind == ExprKind::Var && j.text == "full")
+        policy.jitter = bytecode::Jitter::Full;
+      else if (j.kind == ExprKind::Var && j.text == "equal")
+        policy.jitter = bytecode::Jitter::Equal;
+      else {
+        std::string help = j.kind == ExprKind::Var ? did_you_mean(j.text, kinds) : "";
+        diags_.error(j.span, "jitter must be none, full or equal", help);
+      }
+    }
+    if (f.count("on")) {
+      const Expr& on = *f["on"];
+      policy.retry_on.clear();
+      if (on.kind != ExprKind::List) {
+        diags_.error(on.span, "'on' must be a list of error classes",
+                     "for example: on: [timeout, unavailable]");
+      } else {
+        for (const ast::ExprPtr& item : on.items) {
+          if (item->kind != ExprKind::Var) {
+            diags_.error(item->span, "an error class is a name such as timeout or unavailable");
+            continue;
+          }
+          if (std::find(kBuiltinClasses.begin(), kBuiltinClasses.end(), item->text) ==
+              kBuiltinClasses.end()) {
+            std::string near = closest(item->text, kBuiltinClasses);
+            if (!near.empty()) {
+              diags_.warning(item->span,
+                             fmt::format("'{}' is not a built-in error class", item->text),
+                             fmt::format("did you mean '{}'? (custom classes raised by "
+                                         "`fail` are allowed)",
+                                         near));
+            }
+          }
+          policy.retry_on.push_back(item->text);
+        }
+      }
+    }
+    return policy;
+  }
+
+  // backoff: fixed(d) | linear(initial, step[, max]) | exponential(initial, factor[, max])
+  void check_backoff(const Expr& e, bytecode::RetryPolicy& p) {
+    const std::vector<std::string> kinds = {"fixed", "linear", "exponential"};
+    if (e.kind != ExprKind::Call || std::find(kinds.begin(), kinds.end(), e.text) == kinds.end()) {
+      std::string help =
+          (e.kind == ExprKind::Call || e.kind == ExprKind::Var) ? did_you_mean(e.text, kinds) : "";
+      if (help.empty()) help = "use fixed(1s), linear(1s, 500ms) or exponential(200ms, 2.0, 5s)";
+      diags_.error(e.span, "backoff must be fixed(...), linear(...) or exponential(...)", help);
+      return;
+    }
+    size_t n = e.items.size();
+    auto arity = [&](size_t min, size_t max, const char* form) {
+      if (n < min || n > max) {
+        diags_.error(e.span, fmt::format("{} takes {}", e.text, form));
+        return false;
+      }
+      return true;
+    };
+    if (e.text == "fixed") {
+      p.backoff = bytecode::Backoff::Fixed;
+      p.max_ms = 0;
+      if (!arity(1, 1, "one duration: fixed(1s)")) return;
+      if (auto ms = duration(*e.items[0], "the delay")) p.initial_ms = *ms;
+    } else if (e.text == "linear") {
+      p.backoff = bytecode::Backoff::Linear;
+      p.max_ms = 0;
+      if (!arity(2, 3,
+                 "an initial delay, an increment and an optional maximum: linear(1s, 500ms, 5s)"))
+        return;
+      if (auto ms = duration(*e.items[0], "the initial delay")) p.initial_ms = *ms;
+      if (auto ms = duration(*e.items[1], "the increment")) p.step_ms = *ms;
+      if (n == 3) {
+        if (auto ms = duration(*e.items[2], "the maximum delay")) p.max_ms = *ms;
+      }
+    } else {
+      p.backoff = bytecode::Backoff::Exponential;
+      p.max_ms = 0;
+      if (!arity(2, 3,
+                 "an initial delay, a factor and an optional maximum: exponential(200ms, 2.0, 5s)"))
+        return;
+      if (auto ms = duration(*e.items[0], "the initial delay")) p.initial_ms = *ms;
+      const Expr& factor = *e.items[1];
+      if (factor.kind != ExprKind::Number) {
+        diags_.error(factor.span, "the factor must be a number such as 2.0");
+      } else if (factor.number < 1.0 || factor.number > 100.0) {
+        diags_.error(factor.span, "the factor must be between 1.0 and 100.0",
+                     "a factor below 1 would shrink the delays");
+      } else {
+        p.factor = factor.number;
+      }
+      if (n == 3) {
+        if (auto ms = duration(*e.items[2], "the maximum delay")) p.max_ms = *ms;
+      }
+    }
+  }
+
+  // ---- Sagas ----------------------------------------------------------------
+
+  void check_saga(const ast::Saga& saga) {
+    out_.sagas.emplace_back();
+    saga_ = &out_.sagas.back();
+    bindings_.clear();
+    step_names_.clear();
+    param_types_.clear();
+
+    Flow flow;
+    std::set<std::string>& bound = flow.definite;
+    for (const ast::Param& p : saga.params) {
+      bytecode::Type type = bytecode::Type::Any;
+      if (!p.type.empty()) {
+        auto it = std::find(kTypes.begin(), kTypes.end(), p.type);
+        if (it == kTypes.end()) {
+          std::string help = did_you_mean(p.type, kTypes);
+          diags_.error(
+              p.type_span, fmt::format("unknown type '{}'", p.type),
+              help.empty() ? "types are string, number, bool, list, object and any" : help);
+        } else {
+          static const bytecode::Type kMap[] = {bytecode::Type::String, bytecode::Type::Number,
+                                                bytecode::Type::Bool,   bytecode::Type::List,
+                                                bytecode::Type::Object, bytecode::Type::Any};
+          type = kMap[it - kTypes.begin()];
+        }
+      }
+      if (!bound.insert(p.name).second) {
+        diags_.error(p.name_span, fmt::format("parameter '{}' is declared twice", p.name));
+        continue;
+      }
+      slot(p.name);
+      saga_->params.push_back({p.name, type});
+      param_types_[p.name] = type;
+      bindings_[p.name].push_back({p.name_span.offset});
+    }
+    flow.maybe = flow.definite;
+    collect_bindings(saga.body);
+    check_deadlines(saga.body, true);
+    block(saga.body, flow);
+  }
+
+  uint32_t slot(const std::string& name) {
+    auto [it, added] = saga_->slots.emplace(name, saga_->slot_names.size());
+    if (added) saga_->slot_names.push_back(name);
+    return it->second;
+  }
+
+  // Records every binding site (let, -> name) of a body, for explanations.
+  void collect_bindings(const ast::Block& body) {
+    for (const ast::Stmt& s : body) {
+      switch (s.kind) {
+        case ast::StmtKind::Let:
+          bindings_[s.name].push_back({s.name_span.offset});
+          break;
+        case ast::StmtKind::Step:
+          if (s.step && !s.step->bind.empty())
+            bindings_[s.step->bind].push_back({s.step->bind_span.offset});
+          break;
+        case ast::StmtKind::If:
+          if (s.then_block) collect_bindings(*s.then_block);
+          if (s.else_block) collect_bindings(*s.else_block);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  // A deadline belongs to the saga as a whole: once, at the top level.
+  void check_deadlines(const ast::Block& body, bool top) {
+    for (const ast::Stmt& s : body) {
+      if (s.kind == ast::StmtKind::Deadline) {
+        if (!top) {
+          diags_.error(s.span, "a deadline applies to the whole saga and must be at its top level",
+                       "move it to the start of the saga body");
+        } else if (saga_->deadline_ms != 0) {
+          diags_.error(s.span, "the saga already has a deadline");
+        } else if (s.expr) {
+          if (auto ms = duration(*s.expr, "the deadline")) saga_->deadline_ms = *ms;
+        }
+      } else if (s.kind == ast::StmtKind::If) {
+        if (s.then_block) check_deadlines(*s.then_block, false);
+        if (s.else_block) check_deadlines(*s.else_block, false);
+      }
+    }
+  }
+
+  void block(const ast::Block& body, Flow& state) {
+    bool warned = false;
+    for (const ast::Stmt& s : body) {
+      if (!state.reachable && !warned && s.kind != ast::StmtKind::Deadline) {
+        diags_.warning(s.span, "this statement is never reached",
+                       "'fail' and 'output' end the saga");
+        warned = true;
+      }
+      statement(s, state);
+    }
+  }
+
+  void bind(const std::string& name, Span span, Flow& state) {
+    if (state.maybe.count(name)) {
+      const auto& sites = bindings_[name];
+      Span first{sites.empty() ? span.offset : sites.front().offset, 1};
+      diags_.error(span, fmt::format("'{}' is already bound at {}", name, where(first)),
+                   "a name is bound once per saga; choose another name");
+      return;
+    }
+    slot(name);
+    state.maybe.insert(name);
+    state.definite.insert(name);
+  }
+
+  void statement(const ast::Stmt& s, Flow& st) {
+    switch (s.kind) {
+      case ast::StmtKind::Let:
+        if (s.expr) expr(*s.expr, st);
+        bind(s.name, s.name_span, st);
+        break;
+      case ast::StmtKind::Step:
+        if (s.step) step(*s.step, st);
+        break;
+      case ast::StmtKind::If: {
+        if (s.expr) expr(*s.expr, st);
+        Flow then_flow = st;
+        Flow else_flow = st;
+        if (s.then_block) block(*s.then_block, then_flow);
+        if (s.else_block) block(*s.else_block, else_flow);
+        // A branch that ends the saga does not constrain what follows.
+        if (!then_flow.reachable && else_flow.reachable)
+          st = else_flow;
+        else if (!else_flow.reachable && then_flow.reachable)
+          st = then_flow;
+        else {
+          std::set<std::string> both;
+          std::set_intersection(then_flow.definite.begin(), then_flow.definite.end(),
+                                else_flow.definite.begin(), else_flow.definite.end(),
+                                std::inserter(both, both.begin()));
+          st.reachable = then_flow.reachable || else_flow.reachable;
+          st.definite = std::move(both);
+          st.maybe = then_flow.maybe;
+          st.maybe.insert(else_flow.maybe.begin(), else_flow.maybe.end());
+        }
+        break;
+      }
+      case ast::StmtKind::Fail:
+      case ast::StmtKind::Output:
+        if (s.expr) expr(*s.expr, st);
+        st.reachable = false;
+        break;
+      case ast::StmtKind::Deadline:
+        break;  // Checked by check_deadlines().
+    }
+  }
+
+  void step(const ast::Step& st, Flow& state) {
+    auto [it, added] = step_names_.emplace(st.name, st.name_span);
+    if (!added) {
+      diags_.error(st.name_span,
+                   fmt::format("step '{}' is already defined at {}", st.name, where(it->second)),
+                   "step names identify steps in the history and in idempotency keys; make "
+                   "them unique within the saga");
+    }
+    std::unordered_map<std::string, Span> seen;
+    for (const auto& [clause, span] : st.clauses) {
+      if (!seen.emplace(clause, span).second) {
+        diags_.error(span, fmt::format("step '{}' has a second '{}' clause", st.name, clause));
+      }
+    }
+    StepInfo info;
+    current_step_ = &st;
+    if (!st.action) {
+      diags_.error(st.name_span, fmt::format("step '{}' has no 'do' action", st.name),
+                   "add `do service.operation(...)`");
+    } else {
+      resolve_action(*st.action, info.action, info.service);
+      args(*st.action, state);
+    }
+    if (!st.bind.empty()) bind(st.bind, st.bind_span, state);
+    if (st.undo) {
+      resolve_action(*st.undo, info.undo_action, info.undo_service);
+      in_undo_ = true;
+      args(*st.undo, state);
+      in_undo_ = false;
+    } else if (st.action && info.service != bytecode::kNoService) {
+      const std::string& svc = out_.services[info.service].name;
+      diags_.warning(
+          st.name_span,
+          fmt::format("step '{}' calls service '{}' but has no 'undo': it cannot be "
+                      "compensated",
+                      st.name, svc),
+          fmt::format("add `undo {}.<operation>(...)` if its effect must be undone", svc));
+    }
+    if (st.timeout) {
+      if (auto ms = duration(*st.timeout, "the step timeout")) info.timeout_ms = *ms;
+    }
+    if (st.retry) {
+      if (st.retry->inline_policy) {
+        info.policy = static_cast<uint32_t>(out_.policies.size());
+        out_.policies.push_back(
+            check_policy(*st.retry->inline_policy, fmt::format("the retry of step '{}'", st.name)));
+      } else {
+        auto p = out_.policy_index.find(st.retry->name);
+        if (p == out_.policy_index.end() && broken("retry", st.retry->name)) {
+          // Already reported as a syntax error.
+        } else if (p == out_.policy_index.end()) {
+          std::vector<std::string> names;
+          for (const auto& [name, index] : out_.policy_index) names.push_back(name);
+          std::sort(names.begin(), names.end());
+          std::string help = did_you_mean(st.retry->name, names);
+          if (help.empty()) {
+            help = fmt::format("declare it: retry {} {{ attempts: 3, backoff: fixed(1s) }}",
+                               st.retry->name);
+          }
+          diags_.error(st.retry->span, fmt::format("unknown retry policy '{}'", st.retry->name),
+                       help);
+        } else {
+          info.policy = p->second;
+        }
+      }
+    }
+    current_step_ = nullptr;
+    out_.steps[&st] = std::move(info);
+  }
+
+  // Resolves `svc.op` or a standard action; reports unknown names.
+  void resolve_action(const ast::ActionCall& call, std::string& name, uint32_t& service) {
+    name = call.target;
+    service = bytecode::kNoService;
+    auto dot = call.target.find('.');
+    if (dot == std::string::npos) {
+      if (const stdlib::ActionInfo* a = stdlib::find_action(call.target)) {
+        check_stdlib_args(call, *a);
+        return;
+      }
+      std::vector<std::string> names;
+      for (const stdlib::ActionInfo& a : stdlib::kActions) names.emplace_back(a.name);
+      std::string help = did_you_mean(call.target, names);
+      if (help.empty()) {
+        help =
+            "an action is service.operation(...) of a declared service, or one of the "
+            "standard actions (log, sleep, http.get, exec, ...)";
+      }
+      diags_.error(call.target_span, fmt::format("unknown action '{}'", call.target), help);
+      return;
+    }
+    std::string prefix = call.target.substr(0, dot);
+    if (stdlib::is_reserved_namespace(prefix)) {
+      if (const stdlib::ActionInfo* a = stdlib::find_action(call.target)) {
+        check_stdlib_args(call, *a);
+        return;
+      }
+      std::vector<std::string> names;
+      for (const stdlib::ActionInfo& a : stdlib::kActions) names.emplace_back(a.name);
+      diags_.error(call.target_span, fmt::format("unknown action '{}'", call.target),
+                   did_you_mean(call.target, names));
+      return;
+    }
+    auto it = out_.service_index.find(prefix);
+    Span prefix_span{call.target_span.offset, static_cast<uint32_t>(prefix.size())};
+    if (it == out_.service_index.end() && broken("service", prefix)) return;
+    if (it == out_.service_index.end()) {
+      std::vector<std::string> names;
+      for (const ast::Service& s : file_.services) names.push_back(s.name);
+      std::string help = did_you_mean(prefix, names);
+      if (help.empty()) {
+        help = fmt::format(
+            "declare it: service {} {{ url \"http://...\" }} (without a url, the host "
+            "application provides its actions)",
+            prefix);
+      }
+      diags_.error(prefix_span, fmt::format("unknown service '{}'", prefix), help);
+      return;
+    }
+    if (call.target.find('.', dot + 1) != std::string::npos) {
+      diags_.error(call.target_span,
+                   fmt::format("'{}' has more than one operation name", call.target),
+                   fmt::format("call it as {}.operation(...)", prefix));
+      return;
+    }
+    service = it->second;
+  }
+
+  void check_stdlib_args(const ast::ActionCall& call, const stdlib::ActionInfo& a) {
+    std::vector<std::string> allowed;
+    auto add = [&](std::string_view list) {
+      while (!list.empty()) {
+        auto comma = list.find(',');
+        allowed.emplace_back(list.substr(0, comma));
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+      }
+    };
+    add(a.required);
+    add(a.optional);
+    for (const ast::NamedArg& arg : call.args) {
+      if (std::find(allowed.begin(), allowed.end(), arg.name) == allowed.end()) {
+        std::string help = did_you_mean(arg.name, allowed);
+        if (help.empty()) help = fmt::format("{}() takes: {}", a.name, fmt::join(allowed, ", "));
+        diags_.error(arg.name_span, fmt::format("{}() has no argument '{}'", a.name, arg.name),
+                     help);
+      }
+    }
+    std::string_view required = a.required;
+    while (!required.empty()) {
+      auto comma = required.find(',');
+      std::string_view need = required.substr(0, comma);
+      bool given = std::any_of(call.args.begin(), call.args.end(),
+                               [&](const ast::NamedArg& arg) { return arg.name == need; });
+      if (!given) {
+        diags_.error(call.span, fmt::format("{}() needs the argument '{}'", a.name, need),
+                     fmt::format("for example: {}", a.example));
+      }
+      if (comma == std::string_view::npos) break;
+      required.remove_prefix(comma + 1);
+    }
+  }
+
+  void args(const ast::ActionCall& call, Flow& state) {
+    std::unordered_map<std::string, Span> seen;
+    for (const ast::NamedArg& arg : call.args) {
+      if (!seen.emplace(arg.name, arg.name_span).second) {
+        diags_.error(arg.name_span, fmt::format("argument '{}' is given twice", arg.name));
+      }
+      if (arg.value) expr(*arg.value, state);
+    }
+  }
+
+  // ---- Expressions ----------------------------------------------------------
+
+  void expr(const Expr& e, Flow& state) {
+    switch (e.kind) {
+      case ExprKind::Var:
+        variable(e, state);
+        break;
+      case ExprKind::Field:
+        if (!e.items.empty()) {
+          expr(*e.items[0], state);
+          field_of_param(*e.items[0], e);
+        }
+        break;
+      case ExprKind::Call:
+        call(e, state);
+        break;
+      case ExprKind::Object: {
+        std::unordered_map<std::string, Span> seen;
+        for (size_t i = 0; i < e.keys.size(); ++i) {
+          if (!seen.emplace(e.keys[i], e.key_spans[i]).second) {
+            diags_.error(e.key_spans[i], fmt::format("key '{}' appears twice", e.keys[i]));
+          }
+        }
+        for (const ast::ExprPtr& item : e.items) expr(*item, state);
+        break;
+      }
+      default:
+        for (const ast::ExprPtr& item : e.items) {
+          if (item) expr(*item, state);
+        }
+        break;
+    }
+  }
+
+  // `.field` of a parameter declared as a scalar can never work.
+  void field_of_param(const Expr& base, const Expr& field) {
+    if (base.kind != ExprKind::Var) return;
+    auto it = param_types_.find(base.text);
+    if (it == param_types_.end()) return;
+    bytecode::Type t = it->second;
+    if (t == bytecode::Type::String || t == bytecode::Type::Number || t == bytecode::Type::Bool ||
+        t == bytecode::Type::List) {
+      diags_.error(field.name_span,
+                   fmt::format("'{}' is a {} and has no field '{}'", base.text,
+                               bytecode::to_string(t), field.text),
+                   t == bytecode::Type::List ? "index a list with [n]" : "");
+    }
+  }
+
+  void call(const Expr& e, Flow& state) {
+    for (const ast::ExprPtr& item : e.items) expr(*item, state);
+    const stdlib::FunctionInfo* f = stdlib::find_function(e.text);
+    if (!f) {
+      std::vector<std::string> names;
+      for (const stdlib::FunctionInfo& fn : stdlib::kFunctions) names.emplace_back(fn.name);
+      std::string help = did_you_mean(e.text, names);
+      if (help.empty() && stdlib::find_action(e.text)) {
+        help = fmt::format("'{}' is an action: call it from a step's do or undo", e.text);
+      }
+      if (help.empty()) help = "docs/stdlib.md lists the functions";
+      diags_.error(e.name_span, fmt::format("unknown function '{}'", e.text), help);
+      return;
+    }
+    int n = static_cast<int>(e.items.size());
+    if (n < f->min_args || (f->max_args != stdlib::kVariadic && n > f->max_args)) {
+      std::string expected;
+      if (f->max_args == stdlib::kVariadic)
+        expected = fmt::format("at least {}", f->min_args);
+      else if (f->min_args == f->max_args)
+        expected = fmt::format("{}", f->min_args);
+      else
+        expected = fmt::format("{} to {}", f->min_args, f->max_args);
+      bool one = f->min_args == 1 && (f->max_args == 1 || f->max_args == stdlib::kVariadic);
+      diags_.error(
+          e.span,
+          fmt::format("{}() takes {} argument{}, {} given", f->name, expected, one ? "" : "s", n),
+          fmt::format("usage: {}", f->signature));
+    }
+  }
+
+  void variable(const Expr& e, Flow& state) {
+    // Unreachable code is checked leniently: anything bound on some path counts.
+    if (state.definite.count(e.text) || (!state.reachable && state.maybe.count(e.text))) return;
+    auto sites = bindings_.find(e.text);
+    if (sites == bindings_.end() || sites->second.empty()) {
+      std::vector<std::string> names(state.maybe.begin(), state.maybe.end());
+      diags_.error(e.span, fmt::format("unknown variable '{}'", e.text),
+                   did_you_mean(e.text, names));
+      return;
+    }
+    Span first{sites->second.front().offset, 1};
+    if (state.maybe.count(e.text)) {
+      diags_.error(e.span,
+                   fmt::format("'{}' may not be bound here: it is bound only on some paths "
+                               "(at {})",
+                               e.text, where(first)),
+                   "bind it on every branch of the 'if', or use it inside the branch");
+    } else if (in_undo_ && current_step_) {
+      diags_.error(e.span,
+                   fmt::format("the undo of step '{}' uses '{}', which is bound later (at {})",
+                               current_step_->name, e.text, where(first)),
+                   "an undo runs with the values known when its step completed");
+    } else {
+      diags_.error(e.span,
+                   fmt::format("'{}' is used before it is bound (at {})", e.text, where(first)),
+                   "move the use after the statement that binds it");
+    }
+  }
+};
+
+}  // namespace
+
+Analysis check(const ast::File& file, Diagnostics& diags) {
+  return Checker(file, diags).run();
+}
+
+}  // namespace saga::compiler

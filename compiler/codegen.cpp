@@ -1,0 +1,262 @@
+// The code generator: lowers a checked AST to bytecode through the Assembler.
+//
+// Each saga's main code is laid out first, then one undo block per step of
+// that saga. Statements lower as follows:
+//   step s { do a(args) -> x }   OBJECT; (arg; SET_FIELD name)*; INVOKE s; STORE x | POP
+//   undo block of s              OBJECT; (arg; SET_FIELD name)*; UNDO s; RETURN
+//   let x = e                    e; STORE x
+//   if c {A} else {B}            c; JUMP_IF_FALSE else; A; JUMP end; else: B; end:
+//   fail cls msg                 msg; FAIL "cls"
+//   output e / end of body       e | PUSH_NULL; COMPLETE
+// `a and b` lowers to branches that push exactly one boolean on every path
+// (a; JUMP_IF_FALSE no; b; JUMP_IF_FALSE no; PUSH_TRUE; JUMP end; no: PUSH_FALSE),
+// which keeps the verifier's stack-depth rule simple and makes both operands
+// strictly boolean. Every statement records its source position.
+#include "compiler/analysis.hpp"
+#include "runtime/bytecode/assembler.hpp"
+
+namespace saga::compiler {
+namespace {
+
+using bytecode::Op;
+
+class Generator {
+ public:
+  Generator(const Analysis& analysis, const SourceFile& source, bytecode::Program& program)
+      : analysis_(analysis), source_(source), program_(program), asm_(program) {}
+
+  void saga(const ast::Saga& saga, uint32_t index) {
+    const SagaInfo& info = analysis_.sagas[index];
+    saga_ = &info;
+    saga_index_ = index;
+    bytecode::Saga out;
+    out.name = saga.name;
+    out.params = info.params;
+    out.slot_names = info.slot_names;
+    out.deadline_ms = info.deadline_ms;
+    LineCol at = source_.locate(saga.span.offset);
+    out.line = at.line;
+    out.column = at.column;
+    out.entry_pc = asm_.pc();
+    program_.sagas.push_back(std::move(out));
+
+    steps_.clear();
+    at_(saga.span);
+    reachable_ = true;
+    block(saga.body);
+    if (reachable_) {
+      emit(Op::PUSH_NULL);
+      emit(Op::COMPLETE);
+    }
+    // Undo blocks of this saga's steps.
+    for (const auto& [st, step_index] : steps_) {
+      if (!st->undo) continue;
+      at_(st->undo->span);
+      program_.steps[step_index].undo_pc = asm_.pc();
+      call_args(*st->undo);
+      emit(Op::UNDO, step_index);
+      emit(Op::RETURN);
+    }
+  }
+
+  void finish() { asm_.finish(); }
+
+ private:
+  const Analysis& analysis_;
+  const SourceFile& source_;
+  bytecode::Program& program_;
+  bytecode::Assembler asm_;
+  const SagaInfo* saga_ = nullptr;
+  uint32_t saga_index_ = 0;
+  bool reachable_ = true;
+  std::vector<std::pair<const ast::Step*, uint32_t>> steps_;  // In order of appearance.
+
+  void emit(Op op, uint32_t a = 0, uint32_t b = 0) { asm_.emit(op, a, b); }
+
+  void at_(Span span) {
+    LineCol at = source_.locate(span.offset);
+    asm_.at(at.line, at.column);
+  }
+
+  uint32_t slot(const std::string& name) const { return saga_->slots.at(name); }
+
+  void block(const ast::Block& body) {
+    for (const ast::Stmt& s : body) {
+      if (!reachable_) return;  // The checker warned; nothing after fail/output runs.
+      statement(s);
+    }
+  }
+
+  void statement(const ast::Stmt& s) {
+    at_(s.span);
+    switch (s.kind) {
+      case ast::StmtKind::Let:
+        expr(*s.expr);
+        emit(Op::STORE, slot(s.name));
+        break;
+      case ast::StmtKind::Step:
+        step(*s.step);
+        break;
+      case ast::StmtKind::If: {
+        auto otherwise = asm_.make_label();
+        auto end = asm_.make_label();
+        expr(*s.expr);
+        asm_.emit_jump(Op::JUMP_IF_FALSE, otherwise);
+        block(*s.then_block);
+        bool then_reaches = reachable_;
+        if (then_reaches) asm_.emit_jump(Op::JUMP, end);
+        asm_.bind(otherwise);
+        reachable_ = true;
+        if (s.else_block) block(*s.else_block);
+        bool else_reaches = reachable_;
+        asm_.bind(end);
+        reachable_ = then_reaches || else_reaches;
+        break;
+      }
+      case ast::StmtKind::Fail:
+        expr(*s.expr);
+        emit(Op::FAIL, asm_.string(s.name.empty() ? kDefaultFailClass : s.name));
+        reachable_ = false;
+        break;
+      case ast::StmtKind::Output:
+        expr(*s.expr);
+        emit(Op::COMPLETE);
+        reachable_ = false;
+        break;
+      case ast::StmtKind::Deadline:
+        break;  // A property of the saga, not code.
+    }
+  }
+
+  void step(const ast::Step& st) {
+    const StepInfo& info = analysis_.steps.at(&st);
+    bytecode::Step out;
+    out.name = st.name;
+    out.saga = saga_index_;
+    out.action = asm_.action(info.action, info.service);
+    if (st.undo) out.undo_action = asm_.action(info.undo_action, info.undo_service);
+    if (!st.bind.empty()) out.result_slot = slot(st.bind);
+    out.timeout_ms = info.timeout_ms;
+    out.retry = info.policy;
+    LineCol at = source_.locate(st.span.offset);
+    out.line = at.line;
+    out.column = at.column;
+    auto index = static_cast<uint32_t>(program_.steps.size());
+    program_.steps.push_back(std::move(out));
+    steps_.emplace_back(&st, index);
+
+    call_args(*st.action);
+    emit(Op::INVOKE, index);
+    if (st.bind.empty())
+      emit(Op::POP);
+    else
+      emit(Op::STORE, slot(st.bind));
+  }
+
+  // The named arguments of an action call become one object.
+  void call_args(const ast::ActionCall& call) {
+    emit(Op::OBJECT);
+    for (const ast::NamedArg& arg : call.args) {
+      expr(*arg.value);
+      emit(Op::SET_FIELD, asm_.string(arg.name));
+    }
+  }
+
+  void expr(const ast::Expr& e) {
+    using ast::ExprKind;
+    switch (e.kind) {
+      case ExprKind::Null:
+        emit(Op::PUSH_NULL);
+        break;
+      case ExprKind::Bool:
+        emit(e.boolean ? Op::PUSH_TRUE : Op::PUSH_FALSE);
+        break;
+      case ExprKind::Number:
+      case ExprKind::Duration:
+        emit(Op::CONST, asm_.number(e.number));
+        break;
+      case ExprKind::String:
+        emit(Op::CONST, asm_.string(e.text));
+        break;
+      case ExprKind::Interp:
+        for (const ast::ExprPtr& item : e.items) expr(*item);
+        emit(Op::CONCAT, static_cast<uint32_t>(e.items.size()));
+        break;
+      case ExprKind::List:
+        for (const ast::ExprPtr& item : e.items) expr(*item);
+        emit(Op::LIST, static_cast<uint32_t>(e.items.size()));
+        break;
+      case ExprKind::Object:
+        emit(Op::OBJECT);
+        for (size_t i = 0; i < e.items.size(); ++i) {
+          expr(*e.items[i]);
+          emit(Op::SET_FIELD, asm_.string(e.keys[i]));
+        }
+        break;
+      case ExprKind::Var:
+        emit(Op::LOAD, slot(e.text));
+        break;
+      case ExprKind::Field:
+        expr(*e.items[0]);
+        emit(Op::FIELD, asm_.string(e.text));
+        break;
+      case ExprKind::Index:
+        expr(*e.items[0]);
+        expr(*e.items[1]);
+        emit(Op::INDEX);
+        break;
+      case ExprKind::Unary:
+        expr(*e.items[0]);
+        emit(e.unary_op == ast::UnaryOp::Neg ? Op::NEG : Op::NOT);
+        break;
+      case ExprKind::Binary:
+        binary(e);
+        break;
+      case ExprKind::Call:
+        for (const ast::ExprPtr& item : e.items) expr(*item);
+        emit(Op::CALL, asm_.function(e.text), static_cast<uint32_t>(e.items.size()));
+        break;
+    }
+  }
+
+  void binary(const ast::Expr& e) {
+    using ast::BinaryOp;
+    if (e.binary_op == BinaryOp::And || e.binary_op == BinaryOp::Or) {
+      // and: both true -> true.  or: lowered as not(not a and not b) would cost
+      // more; instead branch on each operand.
+      auto short_circuit = asm_.make_label();
+      auto end = asm_.make_label();
+      bool is_and = e.binary_op == BinaryOp::And;
+      expr(*e.items[0]);
+      if (!is_and) emit(Op::NOT);
+      asm_.emit_jump(Op::JUMP_IF_FALSE, short_circuit);
+      expr(*e.items[1]);
+      if (!is_and) emit(Op::NOT);
+      asm_.emit_jump(Op::JUMP_IF_FALSE, short_circuit);
+      emit(is_and ? Op::PUSH_TRUE : Op::PUSH_FALSE);
+      asm_.emit_jump(Op::JUMP, end);
+      asm_.bind(short_circuit);
+      emit(is_and ? Op::PUSH_FALSE : Op::PUSH_TRUE);
+      asm_.bind(end);
+      return;
+    }
+    expr(*e.items[0]);
+    expr(*e.items[1]);
+    static constexpr Op kOps[] = {Op::ADD, Op::SUB, Op::MUL, Op::DIV, Op::MOD, Op::EQ,
+                                  Op::NE,  Op::LT,  Op::LE,  Op::GT,  Op::GE};
+    emit(kOps[static_cast<int>(e.binary_op)]);
+  }
+};
+
+}  // namespace
+
+void generate(const ast::File& file, const Analysis& analysis, const SourceFile& source,
+              bytecode::Program& program) {
+  program.services = analysis.services;
+  program.policies = analysis.policies;
+  Generator gen(analysis, source, program);
+  for (uint32_t i = 0; i < file.sagas.size(); ++i) gen.saga(file.sagas[i], i);
+  gen.finish();
+}
+
+}  // namespace saga::compiler

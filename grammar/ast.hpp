@@ -1,0 +1,192 @@
+// The abstract syntax tree of a .saga file: what the parser (grammar/parse.cpp)
+// builds and the compiler (compiler/) checks and lowers to bytecode. Nodes keep
+// byte-offset spans into the SourceFile, never line numbers. The tree owns its
+// children through unique_ptr; nothing here depends on PEGTL.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "grammar/source.hpp"
+
+namespace saga::ast {
+
+struct Expr;
+using ExprPtr = std::unique_ptr<Expr>;
+
+enum class ExprKind : uint8_t {
+  Null,      // null
+  Bool,      // true / false                        -> boolean
+  Number,    // 42, 2.5, -1e3 (the minus is Unary)  -> number
+  Duration,  // 200ms, 2s, 10m, 1h, 1d              -> number (milliseconds), text = "2s"
+  String,    // "text" with no ${...}               -> text (escapes resolved)
+  Interp,    // "a ${x} b": items alternate String pieces and expressions
+  List,      // [a, b]                              -> items
+  Object,    // { key: a, "other key": b }           -> keys[i] : items[i]
+  Var,       // name                                -> text
+  Field,     // items[0].text
+  Index,     // items[0][items[1]]
+  Unary,     // unary_op items[0]
+  Binary,    // items[0] binary_op items[1]
+  Call,      // text(items...)  a pure function call with positional arguments
+};
+
+enum class UnaryOp : uint8_t { Neg, Not };
+enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Mod, Eq, Ne, Lt, Le, Gt, Ge, And, Or };
+
+// Source spelling of an operator, for diagnostics and the disassembler.
+const char* to_string(BinaryOp op);
+const char* to_string(UnaryOp op);
+
+struct Expr {
+  ExprKind kind = ExprKind::Null;
+  Span span;             // The whole expression.
+  bool boolean = false;  // Bool.
+  double number = 0;     // Number, Duration (milliseconds).
+  std::string text;      // String value, Var/Call/Field name, Duration spelling.
+  Span name_span;        // Field: the field name; Call: the function name.
+  UnaryOp unary_op = UnaryOp::Neg;
+  BinaryOp binary_op = BinaryOp::Add;
+  std::vector<ExprPtr> items;     // Operands, elements, arguments (see ExprKind).
+  std::vector<std::string> keys;  // Object keys, parallel to items.
+  std::vector<Span> key_spans;    // Object key spans, parallel to keys.
+};
+
+// `key: value` inside a policy or breaker body: `{ attempts: 4, on: [timeout] }`.
+// Values are ordinary expressions (durations, numbers, calls such as
+// exponential(200ms, 2.0, 5s), identifiers such as full); the compiler gives
+// them meaning and reports misspelled keys.
+struct ConfigField {
+  std::string key;
+  Span key_span;
+  ExprPtr value;
+};
+
+struct Config {
+  Span span;  // From '{' to '}'.
+  std::vector<ConfigField> fields;
+};
+
+// `name: expr` in an action call.
+struct NamedArg {
+  std::string name;
+  Span name_span;
+  ExprPtr value;
+};
+
+// `inventory.reserve(order: order_id)` or `log(message: "hi")`.
+struct ActionCall {
+  Span span;           // From the target's first character to ')'.
+  std::string target;  // Dotted name as written: "inventory.reserve", "http.get", "log".
+  Span target_span;
+  std::vector<NamedArg> args;
+};
+
+// The retry clause of a step: either a named policy or an inline body.
+struct RetryRef {
+  Span span;
+  std::string name;  // Empty when inline.
+  std::unique_ptr<Config> inline_policy;
+};
+
+struct Step {
+  Span span;  // From 'step' to the closing '}'.
+  std::string name;
+  Span name_span;
+  std::unique_ptr<ActionCall> action;  // `do`; null only after a syntax error.
+  std::string bind;                    // `-> name`; empty when the result is dropped.
+  Span bind_span;
+  std::unique_ptr<ActionCall> undo;  // `undo`; null when the step has none.
+  ExprPtr timeout;                   // `timeout 2s`; null when absent.
+  std::unique_ptr<RetryRef> retry;   // `retry standard` or `retry { ... }`.
+  // Clause keywords as they appeared, to report duplicates ("second 'undo'").
+  std::vector<std::pair<std::string, Span>> clauses;
+};
+
+struct Stmt;
+using Block = std::vector<Stmt>;
+
+enum class StmtKind : uint8_t { Step, Let, If, Fail, Output, Deadline };
+
+struct Stmt {
+  StmtKind kind = StmtKind::Let;
+  Span span;                   // The whole statement.
+  std::unique_ptr<Step> step;  // Step.
+  std::string name;            // Let: the variable.  Fail: the error class ("" = default).
+  Span name_span;
+  ExprPtr expr;  // Let value, If condition, Fail message, Output value, Deadline.
+  std::unique_ptr<Block> then_block;  // If.
+  std::unique_ptr<Block> else_block;  // If: null without else; `else if` is a block of one If.
+};
+
+// `name: type` in a saga header; type is one of string, number, bool, list,
+// object, any (checked by the compiler, enforced on input by the runtime).
+struct Param {
+  std::string name;
+  Span name_span;
+  std::string type;  // Empty when omitted (= any).
+  Span type_span;
+};
+
+struct Saga {
+  Span span;
+  std::string name;
+  Span name_span;
+  std::vector<Param> params;
+  Block body;
+};
+
+// `op release = DELETE "/reservations/${reservation}"` inside a service: the
+// HTTP method and path template for one operation (the path may interpolate
+// the operation's argument names).
+struct Route {
+  Span span;
+  std::string op;
+  Span op_span;
+  std::string method;  // As written; the compiler checks it is an HTTP method.
+  Span method_span;
+  std::string path;  // Raw template text between the quotes.
+  Span path_span;
+};
+
+struct Service {
+  Span span;
+  std::string name;
+  Span name_span;
+  // Each clause is optional; a null pointer / empty string means absent.
+  std::string url;
+  Span url_span;
+  bool has_url = false;
+  ExprPtr timeout;
+  std::unique_ptr<Config> breaker;
+  ExprPtr bulkhead;
+  std::vector<Route> routes;
+  std::vector<std::pair<std::string, Span>> clauses;  // For duplicate-clause errors.
+};
+
+struct RetryPolicy {
+  Span span;
+  std::string name;
+  Span name_span;
+  Config body;
+};
+
+// A top-level item the parser gave up on after a syntax error: its keyword
+// ("service", "retry", "saga") and name when they could be read. The checker
+// treats such names as declared, so one syntax error does not cascade into
+// "unknown service" errors at every use.
+struct BrokenItem {
+  std::string kind;
+  std::string name;
+};
+
+struct File {
+  std::vector<Service> services;
+  std::vector<RetryPolicy> policies;
+  std::vector<Saga> sagas;
+  std::vector<BrokenItem> broken;
+};
+
+}  // namespace saga::ast

@@ -1,0 +1,65 @@
+// Diagnostics: the one format every error and warning of the front end uses.
+//
+//   order.saga:12:7: error: unknown service 'inventry'
+//      12 |     do inventry.reserve(order: order_id)
+//         |        ^~~~~~~~
+//   help: did you mean 'inventory'?
+//
+// Passes report into a Diagnostics collector and keep going; the driver sorts
+// them by position and renders them all, as text for people or as JSON for
+// editors (--format json).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "grammar/source.hpp"
+
+namespace saga {
+
+enum class Severity : uint8_t { Error, Warning };
+
+struct Diagnostic {
+  Severity severity = Severity::Error;
+  Span span;
+  std::string message;  // One sentence, no trailing period, names in 'quotes'.
+  std::string help;     // Optional suggestion shown on a "help:" line.
+};
+
+class Diagnostics {
+ public:
+  explicit Diagnostics(const SourceFile& file) : file_(&file) {}
+
+  void error(Span span, std::string message, std::string help = {});
+  void warning(Span span, std::string message, std::string help = {});
+
+  const SourceFile& file() const { return *file_; }
+  const std::vector<Diagnostic>& all() const { return items_; }
+  size_t error_count() const { return errors_; }
+  size_t warning_count() const { return items_.size() - errors_; }
+  bool has_errors() const { return errors_ > 0; }
+
+  // Orders diagnostics by position (stable, so two at one place keep their
+  // order) and drops exact duplicates.
+  void sort();
+
+  // Renders every diagnostic in the text format shown above; `color` adds ANSI
+  // colours for terminals.
+  std::string render_text(bool color = false) const;
+
+  // Renders a JSON array of {file, line, column, end_line, end_column,
+  // severity, message, help} objects.
+  std::string render_json() const;
+
+ private:
+  const SourceFile* file_;
+  std::vector<Diagnostic> items_;
+  size_t errors_ = 0;
+};
+
+// Renders one diagnostic (used by render_text and by tools that print a single
+// error, such as the .sagac loader's callers).
+std::string render_diagnostic(const SourceFile& file, const Diagnostic& d, bool color = false);
+
+}  // namespace saga

@@ -1,0 +1,48 @@
+// A source file held in memory, with the line table the front end needs to turn
+// byte offsets into line:column positions. The parser and every later pass keep
+// only byte offsets (see Span); positions are computed when a diagnostic or a
+// debug line table needs them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace saga {
+
+// A half-open byte range [offset, offset + length) in one SourceFile.
+struct Span {
+  uint32_t offset = 0;
+  uint32_t length = 0;
+};
+
+// A 1-based line and column; the column counts bytes, as compilers usually do.
+struct LineCol {
+  uint32_t line = 1;
+  uint32_t column = 1;
+};
+
+class SourceFile {
+ public:
+  SourceFile(std::string name, std::string text);
+
+  const std::string& name() const { return name_; }
+  const std::string& text() const { return text_; }
+
+  // Returns the line and column of a byte offset; offsets past the end map to
+  // the position just after the last character.
+  LineCol locate(uint32_t offset) const;
+
+  // Returns the text of a 1-based line without its line terminator.
+  std::string_view line_text(uint32_t line) const;
+
+  uint32_t line_count() const { return static_cast<uint32_t>(line_starts_.size()); }
+
+ private:
+  std::string name_;
+  std::string text_;
+  std::vector<uint32_t> line_starts_;  // Byte offset of the first character of each line.
+};
+
+}  // namespace saga

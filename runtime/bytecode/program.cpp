@@ -1,0 +1,61 @@
+// Small helpers over Program: hash text, lookups and instruction decoding.
+#include "runtime/bytecode/program.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace saga::bytecode {
+
+const char* to_string(Type t) {
+  switch (t) {
+    case Type::Any: return "any";
+    case Type::String: return "string";
+    case Type::Number: return "number";
+    case Type::Bool: return "bool";
+    case Type::List: return "list";
+    case Type::Object: return "object";
+  }
+  return "?";
+}
+
+std::string Program::hash_hex() const {
+  std::string out;
+  out.reserve(32);
+  for (uint8_t byte : hash) out += fmt::format("{:02x}", byte);
+  return out;
+}
+
+uint32_t Program::find_saga(std::string_view name) const {
+  for (uint32_t i = 0; i < sagas.size(); ++i) {
+    if (sagas[i].name == name) return i;
+  }
+  return kNone;
+}
+
+LineEntry Program::line_at(uint32_t pc) const {
+  // The last entry whose pc is at or before the instruction.
+  auto it = std::upper_bound(lines.begin(), lines.end(), pc,
+                             [](uint32_t p, const LineEntry& e) { return p < e.pc; });
+  if (it == lines.begin()) return {pc, 0, 0};
+  return *(it - 1);
+}
+
+bool decode(const std::vector<uint8_t>& code, uint32_t pc, Instruction& out) {
+  if (pc >= code.size() || code[pc] >= kOpCount) return false;
+  out.op = static_cast<Op>(code[pc]);
+  const OpInfo& info = op_info(out.op);
+  uint32_t wa = operand_width(info.a), wb = operand_width(info.b);
+  out.size = 1 + wa + wb;
+  if (static_cast<uint64_t>(pc) + out.size > code.size()) return false;
+  auto read = [&](uint32_t at, uint32_t width) {
+    uint32_t v = 0;
+    for (uint32_t i = 0; i < width; ++i) v |= static_cast<uint32_t>(code[at + i]) << (8 * i);
+    return v;
+  };
+  out.a = read(pc + 1, wa);
+  out.b = read(pc + 1 + wa, wb);
+  return true;
+}
+
+}  // namespace saga::bytecode

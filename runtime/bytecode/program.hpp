@@ -1,0 +1,219 @@
+// The in-memory form of a compiled .saga file (a "program") and the facts about
+// the instruction set that every consumer shares. The compiler fills a Program
+// through the Assembler (assembler.hpp); format.cpp writes and reads it as a
+// .sagac file; verify.cpp proves it safe to run; disasm.cpp lists it; the VM
+// runs it. Everything here is plain data: no I/O, no Asio.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace saga::bytecode {
+
+// Version of the .sagac layout and of the instruction semantics. A loader
+// refuses files with a newer version; bump it when a section's layout or an
+// existing opcode's meaning changes (appending opcodes does not need a bump).
+inline constexpr uint16_t kFormatVersion = 1;
+
+// Limits, with the reason for each. Operand widths come from opcodes.def.
+inline constexpr uint32_t kMaxSlots = 65535;        // Slot operands are u16.
+inline constexpr uint32_t kMaxCount = 65535;        // Count operands are u16.
+inline constexpr uint32_t kMaxStackDepth = 1024;    // Bounds an instance's checkpoint size.
+inline constexpr uint32_t kMaxCodeBytes = 1u << 26;  // 64 MiB: far above any real program.
+
+// What an operand refers to; decides its width and how the verifier checks it.
+enum class Operand : uint8_t { None, Const, Str, Slot, Count, Jump, Func, Step };
+
+// Stack-effect placeholders used in the pops column of opcodes.def.
+inline constexpr int kPopA = -1;  // Pops as many values as operand a says.
+inline constexpr int kPopB = -2;  // Pops as many values as operand b says.
+
+// Flags column of opcodes.def.
+inline constexpr uint8_t kJumps = 1;      // Operand a is a relative jump target.
+inline constexpr uint8_t kBranches = 2;   // Conditional: also falls through.
+inline constexpr uint8_t kEnds = 4;       // Never falls through to the next instruction.
+inline constexpr uint8_t kYields = 8;     // A yield point (checkpoint + effect).
+inline constexpr uint8_t kUndoOnly = 16;  // Only valid in an undo block.
+inline constexpr uint8_t kSagaOnly = 32;  // Only valid in a saga's main code.
+
+enum class Op : uint8_t {
+#define OP(name, a, b, pops, pushes, flags, synopsis, doc) name,
+#include "runtime/bytecode/opcodes.def"
+#undef OP
+};
+
+struct OpInfo {
+  std::string_view name;
+  Operand a, b;
+  int pops, pushes;
+  uint8_t flags;
+  std::string_view synopsis;
+  std::string_view doc;
+};
+
+// One row per opcode, generated from opcodes.def.
+inline constexpr OpInfo kOpInfo[] = {
+#define OP(name, a, b, pops, pushes, flags, synopsis, doc) \
+  {#name, Operand::a, Operand::b, pops, pushes, flags, synopsis, doc},
+#include "runtime/bytecode/opcodes.def"
+#undef OP
+};
+
+inline constexpr uint32_t kOpCount = sizeof(kOpInfo) / sizeof(kOpInfo[0]);
+
+inline const OpInfo& op_info(Op op) { return kOpInfo[static_cast<uint8_t>(op)]; }
+
+// Encoded width of an operand in bytes.
+constexpr uint32_t operand_width(Operand k) {
+  switch (k) {
+    case Operand::None: return 0;
+    case Operand::Slot:
+    case Operand::Count: return 2;
+    default: return 4;
+  }
+}
+
+// Encoded size of a whole instruction: one opcode byte plus its operands.
+inline uint32_t instruction_size(Op op) {
+  const OpInfo& i = op_info(op);
+  return 1 + operand_width(i.a) + operand_width(i.b);
+}
+
+// A constant-pool entry. Constants are scalars; lists and objects are built by
+// LIST/OBJECT at run time.
+struct Constant {
+  enum class Kind : uint8_t { Null, Bool, Number, String };
+  Kind kind = Kind::Null;
+  bool boolean = false;
+  double number = 0;
+  std::string string;
+
+  bool operator==(const Constant&) const = default;
+};
+
+enum class Backoff : uint8_t { Fixed, Linear, Exponential };
+enum class Jitter : uint8_t { None, Full, Equal };
+
+// A retry policy, named (`retry standard { ... }`) or inline in a step.
+// delay(n) for the n-th retry (n = 1, 2, ...):
+//   Fixed:        initial
+//   Linear:       initial + (n - 1) * step_ms
+//   Exponential:  initial * factor^(n - 1)
+// then capped at max_ms (0 = no cap) and jittered.
+struct RetryPolicy {
+  std::string name;      // Empty for inline policies.
+  uint32_t attempts = 1; // Total attempts including the first; >= 1.
+  Backoff backoff = Backoff::Fixed;
+  uint64_t initial_ms = 0;
+  double factor = 2.0;   // Exponential only.
+  uint64_t step_ms = 0;  // Linear only.
+  uint64_t max_ms = 0;
+  Jitter jitter = Jitter::None;
+  std::vector<std::string> retry_on;  // Error classes that are retried.
+};
+
+// `op NAME = METHOD "path"` inside a service.
+struct Route {
+  std::string op;
+  std::string method;  // Upper case: GET, POST, PUT, PATCH, DELETE.
+  std::string path;    // Template; ${arg} is replaced by the argument's value.
+};
+
+struct Service {
+  std::string name;
+  std::string url;             // Empty: the host application provides the actions.
+  uint64_t timeout_ms = 0;     // Default per-call timeout; 0 = none.
+  uint32_t breaker_failures = 0;  // 0 = no circuit breaker.
+  uint64_t breaker_reset_ms = 0;
+  uint32_t breaker_probes = 0;
+  uint32_t bulkhead = 0;       // Max concurrent calls; 0 = unlimited.
+  std::vector<Route> routes;
+};
+
+// An action a step invokes: "inventory.reserve" (service 0, op "reserve") or a
+// standard-library action such as "log" or "http.get" (service = kNoService).
+inline constexpr uint32_t kNoService = 0xFFFFFFFF;
+struct Action {
+  std::string name;
+  uint32_t service = kNoService;
+};
+
+inline constexpr uint32_t kNone = 0xFFFFFFFF;
+
+struct Step {
+  std::string name;
+  uint32_t saga = 0;           // Index of the saga the step belongs to.
+  uint32_t action = 0;         // `do` action (index into actions).
+  uint32_t undo_action = kNone;  // `undo` action, or kNone.
+  uint32_t undo_pc = kNone;      // Start of the undo block, or kNone.
+  uint32_t result_slot = kNone;  // Slot bound by `-> name`, or kNone.
+  uint64_t timeout_ms = 0;       // Per-attempt timeout; 0 = the service's, else none.
+  uint32_t retry = kNone;        // Policy index, or kNone for a single attempt.
+  uint32_t line = 0, column = 0; // Where `step` is written.
+};
+
+enum class Type : uint8_t { Any, String, Number, Bool, List, Object };
+const char* to_string(Type t);
+
+struct Param {
+  std::string name;
+  Type type = Type::Any;
+};
+
+struct Saga {
+  std::string name;
+  std::vector<Param> params;          // Occupy slots 0..params.size()-1.
+  std::vector<std::string> slot_names;  // One per slot, parameters first.
+  uint32_t entry_pc = 0;
+  uint64_t deadline_ms = 0;            // 0 = no deadline.
+  uint32_t line = 0, column = 0;
+};
+
+// Maps the instruction at `pc` (and those after it, up to the next entry) to
+// a source position. Entries are sorted by pc.
+struct LineEntry {
+  uint32_t pc = 0;
+  uint32_t line = 0, column = 0;
+};
+
+struct Program {
+  std::string source_name;   // File name as given to the compiler.
+  std::string source_text;   // The source itself (debug section; may be empty).
+  std::vector<Constant> constants;
+  std::vector<std::string> functions;  // Pure functions CALL refers to, by name.
+  std::vector<Action> actions;
+  std::vector<RetryPolicy> policies;
+  std::vector<Service> services;
+  std::vector<Step> steps;
+  std::vector<Saga> sagas;
+  std::vector<uint8_t> code;
+  std::vector<LineEntry> lines;
+  // Identity of the program: XXH3-128 of everything that affects execution
+  // (not the debug sections). Filled by serialize() and by load().
+  std::array<uint8_t, 16> hash{};
+
+  // The hash as 32 lower-case hex digits.
+  std::string hash_hex() const;
+  // Index of the saga with this name, or kNone.
+  uint32_t find_saga(std::string_view name) const;
+  // Source position of the instruction at pc (0:0 when unknown).
+  LineEntry line_at(uint32_t pc) const;
+};
+
+// A decoded instruction.
+struct Instruction {
+  Op op = Op::NOP;
+  uint32_t a = 0;  // Jump offsets are stored as their two's-complement bits.
+  uint32_t b = 0;
+  uint32_t size = 1;
+  int32_t jump() const { return static_cast<int32_t>(a); }
+};
+
+// Decodes the instruction at `pc`. Returns false when the opcode is unknown
+// or the operands run past the end of `code`.
+bool decode(const std::vector<uint8_t>& code, uint32_t pc, Instruction& out);
+
+}  // namespace saga::bytecode

@@ -1,0 +1,59 @@
+// The commands of sagactl, one function each, and the small helpers they
+// share. main.cpp only declares the command line and calls these.
+//
+// Exit codes (README.md, "Exit codes"):
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace saga::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;  // Bad input, unreadable file, store error.
+inline constexpr int kExitUsage = 2;  // Unknown command/option, missing argument.
+inline constexpr int kExitCompensated =
+    3;                                // The saga did not complete (compensated, failed, cancelled).
+inline constexpr int kExitStuck = 4;  // A compensation gave up: the instance needs an operator.
+
+// Prints "sagactl: error: MESSAGE" to stderr (in colour on a terminal).
+void print_error(const std::string& message);
+bool stderr_is_terminal();
+
+// The database from --db, else $SAGA_DB, else ./sagas.db.
+std::string database_path(const std::string& flag);
+
+struct CompileArgs {
+  std::string input, output, format = "text";
+  bool no_source = false;
+};
+int compile(const CompileArgs& args);
+int check(const std::string& input, const std::string& format);
+int disasm(const std::string& input);
+int doc(const std::string& topic);
+
+struct RunArgs {
+  std::string program;  // .saga or .sagac
+  std::string saga;     // Empty: the program's only saga.
+  std::string input;    // JSON text.
+  std::string input_file;
+  std::string db;
+  std::string durability = "full";
+  bool quiet = false;
+};
+int run(const RunArgs& args);
+int start(const RunArgs& args);
+
+struct DbArgs {
+  std::string db;
+  std::string durability = "full";
+  bool json = false;
+};
+int resume(const DbArgs& args);
+int worker(const DbArgs& args, int poll_ms);
+int ls(const DbArgs& args, const std::string& status, size_t limit);
+int show(const DbArgs& args, const std::string& id);
+int cancel(const DbArgs& args, const std::string& id);
+
+}  // namespace saga::cli

@@ -1,0 +1,122 @@
+// sagactl: the command-line front of Saga. This file only declares the
+// command line (CLI11) and calls the command functions in commands.hpp;
+// every behaviour lives in compiler/ and runtime/.
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "sagactl/commands.hpp"
+
+int main(int argc, char** argv) {
+  using namespace saga::cli;
+  CLI::App app{"sagactl: compile, run and inspect durable sagas"};
+  app.name("sagactl");
+  app.set_version_flag("--version", std::string("sagactl ") + SAGA_VERSION);
+  app.require_subcommand(1);
+  app.footer(
+      "Exit codes: 0 success, 1 error, 2 usage error, 3 saga compensated/failed/cancelled, "
+      "4 saga stuck.\nDatabase: --db, else $SAGA_DB, else ./sagas.db.");
+
+  CompileArgs c;
+  auto* compile_cmd =
+      app.add_subcommand("compile", "Compile a .saga file to verified bytecode (.sagac)");
+  compile_cmd->add_option("file", c.input, "The .saga source file")->required();
+  compile_cmd->add_option("-o,--output", c.output, "Output path (default: the input with .sagac)");
+  compile_cmd->add_option("--format", c.format, "Diagnostics format")
+      ->check(CLI::IsMember({"text", "json"}));
+  compile_cmd->add_flag("--no-source", c.no_source,
+                        "Do not embed the source text (smaller file, no source lines in listings)");
+
+  std::string input, format = "text", topic;
+  auto* check_cmd = app.add_subcommand(
+      "check", "Report errors and warnings of a .saga file without writing anything");
+  check_cmd->add_option("file", input, "The .saga source file")->required();
+  check_cmd->add_option("--format", format, "Diagnostics format")
+      ->check(CLI::IsMember({"text", "json"}));
+
+  auto* disasm_cmd = app.add_subcommand(
+      "disasm", "List the bytecode of a .sagac file (or of a .saga file, compiled in memory)");
+  disasm_cmd->add_option("file", input, "A .sagac or .saga file")->required();
+
+  auto* doc_cmd =
+      app.add_subcommand("doc", "Print a generated reference: opcodes or stdlib (Markdown)");
+  doc_cmd->add_option("topic", topic, "opcodes | stdlib")
+      ->required()
+      ->check(CLI::IsMember({"opcodes", "stdlib"}));
+
+  RunArgs r;
+  auto add_run_options = [&r](CLI::App* cmd) {
+    cmd->add_option("program", r.program, "A .saga (compiled in memory) or .sagac file")
+        ->required();
+    cmd->add_option("--saga", r.saga, "Which saga to run (default: the program's only saga)");
+    auto* in = cmd->add_option("--input", r.input, "The input as a JSON object");
+    auto* file = cmd->add_option("--input-file", r.input_file, "Read the input JSON from a file");
+    in->excludes(file);
+    cmd->add_option("--db", r.db, "The database (default: $SAGA_DB or ./sagas.db)");
+    cmd->add_option("--durability", r.durability,
+                    "full: fsync every commit; normal: survives a process crash")
+        ->check(CLI::IsMember({"full", "normal"}));
+  };
+  auto* run_cmd = app.add_subcommand(
+      "run", "Start one instance and run it to the end, showing each step; prints the output JSON");
+  add_run_options(run_cmd);
+  run_cmd->add_flag("-q,--quiet", r.quiet, "Do not show the steps, only the output");
+  auto* start_cmd = app.add_subcommand(
+      "start", "Record an instance without running it (a worker or resume runs it)");
+  add_run_options(start_cmd);
+
+  DbArgs d;
+  auto add_db = [&d](CLI::App* cmd, bool json) {
+    cmd->add_option("--db", d.db, "The database (default: $SAGA_DB or ./sagas.db)");
+    if (json) cmd->add_flag("--json", d.json, "Print JSON for scripts");
+  };
+  auto* resume_cmd =
+      app.add_subcommand("resume", "Run every unfinished instance to the end, then exit");
+  add_db(resume_cmd, false);
+  resume_cmd->add_option("--durability", d.durability, "full or normal")
+      ->check(CLI::IsMember({"full", "normal"}));
+  int poll_ms = 500;
+  auto* worker_cmd = app.add_subcommand(
+      "worker", "Keep running: resume unfinished instances and pick up new ones");
+  add_db(worker_cmd, false);
+  worker_cmd->add_option("--durability", d.durability, "full or normal")
+      ->check(CLI::IsMember({"full", "normal"}));
+  worker_cmd
+      ->add_option("--poll-ms", poll_ms, "How often to look for new instances and cancellations")
+      ->check(CLI::Range(10, 60000));
+  std::string status, id;
+  size_t limit = 100;
+  auto* ls_cmd = app.add_subcommand("ls", "List instances, newest first");
+  add_db(ls_cmd, true);
+  ls_cmd->add_option("--status", status,
+                     "Only this status: pending, running, compensating, completed, compensated, "
+                     "failed, stuck, cancelled");
+  ls_cmd->add_option("--limit", limit, "At most this many");
+  auto* show_cmd = app.add_subcommand(
+      "show", "Show an instance: status, variables, compensation stack, history");
+  add_db(show_cmd, true);
+  show_cmd->add_option("id", id, "Instance id")->required();
+  auto* cancel_cmd =
+      app.add_subcommand("cancel", "Cancel an instance: compensate its completed steps");
+  add_db(cancel_cmd, false);
+  cancel_cmd->add_option("id", id, "Instance id")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are successful exits; anything else is a usage error.
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (*compile_cmd) return saga::cli::compile(c);
+  if (*check_cmd) return check(input, format);
+  if (*disasm_cmd) return disasm(input);
+  if (*doc_cmd) return doc(topic);
+  if (*run_cmd) return run(r);
+  if (*start_cmd) return start(r);
+  if (*resume_cmd) return resume(d);
+  if (*worker_cmd) return worker(d, poll_ms);
+  if (*ls_cmd) return ls(d, status, limit);
+  if (*show_cmd) return show(d, id);
+  if (*cancel_cmd) return cancel(d, id);
+  return kExitUsage;
+}

@@ -1,0 +1,20 @@
+// Reading programs for sagactl: a .saga file is compiled in memory (its
+// diagnostics printed), a .sagac file is loaded and verified.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "runtime/bytecode/program.hpp"
+
+namespace saga::cli {
+
+std::optional<std::string> read_text_file(const std::string& path);
+bool is_source(const std::string& path);
+// Compiles; prints diagnostics (text to stderr, or JSON to stdout).
+std::optional<bytecode::Program> compile_file(const std::string& path, bool json,
+                                              bool embed_source);
+// Compiles a .saga or loads a .sagac; prints what went wrong.
+std::optional<bytecode::Program> load_program(const std::string& path);
+
+}  // namespace saga::cli
