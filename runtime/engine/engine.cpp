@@ -1,0 +1,1128 @@
+// The engine: drives instances from yield point to yield point.
+//
+// An instance (a Run) is always in one of these situations:
+//   committing  a transition was handed to the store; nothing else happens
+//               until the store says it is durable (the delivery contract);
+//   waiting     for an action attempt, a backoff or sleep timer, or the store;
+//   running     the interpreter, briefly, on an engine thread.
+// Every event that can move an instance (an action's completion, an attempt
+// timeout, a timer, the deadline, a cancel) is stamped with the run's
+// generation when it is armed; the handler locks the run and ignores the event
+// if the generation has moved on. That settles every race (a late result
+// after a timeout, a deadline during a backoff) in one place.
+//
+// After each commit, advance() looks only at the committed InstanceState to
+// decide what to do next, which is exactly what resume() does after a crash:
+// the same code path runs in both cases, so crash-resume is not a special mode.
+#include "saga/engine.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+#include <queue>
+#include <random>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "runtime/asio.hpp"
+#include "runtime/bytecode/format.hpp"
+#include "runtime/bytecode/verify.hpp"
+#include "runtime/vm/checkpoint.hpp"
+#include "runtime/vm/vm.hpp"
+#include "stdlib/functions.hpp"
+
+namespace saga {
+
+using runtime::InstanceState;
+using runtime::LinkedProgram;
+using runtime::Phase;
+using runtime::Stop;
+using runtime::Wait;
+
+// ---- Clocks -------------------------------------------------------------------
+
+struct ManualClock::Impl {
+  std::mutex mu;
+  std::vector<std::weak_ptr<const std::function<void()>>> listeners;
+};
+
+ManualClock::ManualClock(int64_t start_ms) : impl_(std::make_shared<Impl>()), now_(start_ms) {}
+
+int64_t ManualClock::now_ms() {
+  std::lock_guard lock(impl_->mu);
+  return now_;
+}
+
+void ManualClock::on_advance(std::weak_ptr<const std::function<void()>> wake) {
+  std::lock_guard lock(impl_->mu);
+  impl_->listeners.push_back(std::move(wake));
+}
+
+void ManualClock::advance(std::chrono::milliseconds by) {
+  std::vector<std::shared_ptr<const std::function<void()>>> alive;
+  {
+    std::lock_guard lock(impl_->mu);
+    now_ += by.count();
+    auto& ls = impl_->listeners;
+    ls.erase(std::remove_if(ls.begin(), ls.end(), [](const auto& w) { return w.expired(); }),
+             ls.end());
+    for (const auto& w : ls) {
+      if (auto f = w.lock()) alive.push_back(std::move(f));
+    }
+  }
+  for (const auto& wake : alive) (*wake)();
+}
+
+namespace {
+
+class SystemClock final : public Clock {
+ public:
+  int64_t now_ms() override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
+// Pure functions see the engine's clock (so tests control now()) and real
+// randomness.
+class EngineFunctionContext final : public stdlib::FunctionContext {
+ public:
+  explicit EngineFunctionContext(Clock& clock) : clock_(clock) {}
+  int64_t now_ms() override { return clock_.now_ms(); }
+  void random_bytes(std::span<uint8_t> out) override { system_.random_bytes(out); }
+
+ private:
+  Clock& clock_;
+  stdlib::SystemFunctionContext system_;
+};
+
+// Timers: one thread and one heap for all instances, so 100,000 instances
+// waiting in backoffs cost a heap entry each, not a thread or an OS timer.
+// Due callbacks are posted to the io_context.
+class TimerQueue {
+ public:
+  TimerQueue(Clock& clock, boost::asio::io_context& io) : clock_(clock), io_(io) {
+    waker_ = std::make_shared<const std::function<void()>>([this] {
+      std::lock_guard lock(mu_);
+      cv_.notify_all();
+    });
+    clock_.on_advance(waker_);
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~TimerQueue() { stop(); }
+
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    waker_.reset();
+  }
+
+  void schedule(int64_t due_ms, std::function<void()> fn) {
+    std::lock_guard lock(mu_);
+    heap_.push(Entry{due_ms, next_seq_++, std::move(fn)});
+    cv_.notify_all();
+  }
+
+  size_t size() {
+    std::lock_guard lock(mu_);
+    return heap_.size();
+  }
+
+ private:
+  struct Entry {
+    int64_t due;
+    uint64_t seq;
+    std::function<void()> fn;
+    bool operator>(const Entry& o) const { return due != o.due ? due > o.due : seq > o.seq; }
+  };
+
+  void loop() {
+    std::unique_lock lock(mu_);
+    while (!stopped_) {
+      if (heap_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      int64_t now = clock_.now_ms();
+      if (heap_.top().due <= now) {
+        auto fn = std::move(const_cast<Entry&>(heap_.top()).fn);
+        heap_.pop();
+        boost::asio::post(io_, std::move(fn));
+        continue;
+      }
+      // A manual clock wakes us through on_advance; a real one by the timeout.
+      cv_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(heap_.top().due - now, 1000)));
+    }
+  }
+
+  Clock& clock_;
+  boost::asio::io_context& io_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;
+  uint64_t next_seq_ = 0;
+  bool stopped_ = false;
+  std::thread thread_;
+  std::shared_ptr<const std::function<void()>> waker_;  // Held weakly by the clock.
+};
+
+// Error classes that say the attempt certainly had no effect: a step that
+// ends with one of them is not compensated. Every other class leaves it in
+// doubt.
+bool had_no_effect(std::string_view error_class) {
+  return error_class == "rejected" || error_class == "unsupported";
+}
+
+std::string format_ms(int64_t ms) {
+  if (ms % 3'600'000 == 0 && ms) return fmt::format("{}h", ms / 3'600'000);
+  if (ms % 60'000 == 0 && ms) return fmt::format("{}m", ms / 60'000);
+  if (ms % 1000 == 0 && ms) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+
+}  // namespace
+
+int exit_code_for(InstanceStatus status) {
+  switch (status) {
+    case InstanceStatus::kCompleted:
+      return 0;
+    case InstanceStatus::kStuck:
+      return 4;
+    case InstanceStatus::kCompensated:
+    case InstanceStatus::kFailed:
+    case InstanceStatus::kCancelled:
+      return 3;
+    default:
+      return 1;
+  }
+}
+
+// ---- The engine ---------------------------------------------------------------
+
+struct Completion::State {
+  std::function<void(bool ok, nlohmann::json result, std::string error_class, std::string message)>
+      deliver;
+  std::atomic<bool> done{false};
+};
+
+void Completion::succeed(nlohmann::json result) const {
+  if (state_ && !state_->done.exchange(true)) state_->deliver(true, std::move(result), {}, {});
+}
+
+void Completion::fail(std::string error_class, std::string message) const {
+  if (state_ && !state_->done.exchange(true)) {
+    state_->deliver(false, nullptr, std::move(error_class), std::move(message));
+  }
+}
+
+namespace {
+
+struct Run {
+  std::mutex mu;
+  std::shared_ptr<const LinkedProgram> program;
+  InstanceRecord record;  // id, program, saga, input, created: fixed; the rest per commit.
+  InstanceState state;
+  uint64_t generation = 0;           // Bumped whenever what the instance waits for changes.
+  uint64_t commit_seq = 0;           // The latest transition handed to the store.
+  std::vector<HistoryEvent> events;  // For the next transition.
+  std::optional<DeadLetter> dead_letter;
+  bool deadline_armed = false;
+  bool finished = false;
+  bool create = false;         // The next transition creates the row.
+  Status start_error;          // The first commit's failure, for start().
+  bool started = false;        // The first commit succeeded.
+  std::condition_variable cv;  // Signals started/finished to start().
+};
+
+using RunPtr = std::shared_ptr<Run>;
+
+struct Action {
+  SyncAction sync;
+  AsyncAction async;
+};
+
+}  // namespace
+
+struct Engine::Impl {
+  EngineOptions options;
+  std::shared_ptr<Clock> clock;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<EngineFunctionContext> fctx;
+  boost::asio::io_context io;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  std::unique_ptr<TimerQueue> timers;
+
+  std::mutex mu;                    // Guards programs, actions, runs.
+  std::condition_variable changed;  // A run finished or started.
+  std::unordered_map<std::string, std::shared_ptr<const LinkedProgram>> programs;
+  std::unordered_map<std::string, Action> actions;
+  std::unordered_map<std::string, RunPtr> runs;
+
+  std::mutex rng_mu;
+  std::mt19937_64 rng;
+
+  ~Impl() { shutdown(); }
+
+  void shutdown() {
+    if (timers) timers->stop();
+    work.reset();
+    io.stop();
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
+    threads.clear();
+    if (store) store->flush();
+  }
+
+  int64_t now() { return clock->now_ms(); }
+
+  // ---- Programs --------------------------------------------------------------
+
+  Result<std::shared_ptr<const LinkedProgram>> program(const std::string& hash) {
+    {
+      std::lock_guard lock(mu);
+      auto it = programs.find(hash);
+      if (it != programs.end()) return it->second;
+    }
+    auto image = store->get_program(hash);
+    if (!image.ok()) return image.status();
+    auto loaded = bytecode::load(image.value());
+    if (!loaded.ok()) return loaded.status();
+    return add_program(std::move(loaded).value());
+  }
+
+  Result<std::shared_ptr<const LinkedProgram>> add_program(bytecode::Program p) {
+    std::vector<int32_t> depths;
+    Status verified = bytecode::verify(p, &depths);
+    if (!verified.ok()) return verified;
+    auto linked = runtime::link(std::move(p));
+    if (!linked.ok()) return linked.status();
+    linked->depth_at = std::move(depths);
+    auto shared = std::make_shared<const LinkedProgram>(std::move(linked).value());
+    std::lock_guard lock(mu);
+    auto [it, added] = programs.emplace(shared->hash, shared);
+    return it->second;
+  }
+
+  // ---- Transitions -------------------------------------------------------------
+
+  void event(Run& run, std::string kind, std::string step = {}, uint32_t attempt = 0,
+             std::string error_class = {}, std::string message = {}, std::string data = {}) {
+    run.events.push_back(HistoryEvent{now(), std::move(kind), std::move(step), attempt,
+                                      std::move(error_class), std::move(message), std::move(data)});
+  }
+
+  static InstanceStatus status_of(const InstanceState& s, bool stuck) {
+    if (stuck) return InstanceStatus::kStuck;
+    switch (s.phase) {
+      case Phase::kForward:
+        return InstanceStatus::kRunning;
+      case Phase::kCompensating:
+        return InstanceStatus::kCompensating;
+      case Phase::kDone:
+        if (s.cancelled) return InstanceStatus::kCancelled;
+        if (!s.error_class.empty()) {
+          return s.had_effects ? InstanceStatus::kCompensated : InstanceStatus::kFailed;
+        }
+        return InstanceStatus::kCompleted;
+    }
+    return InstanceStatus::kRunning;
+  }
+
+  // Hands the run's current state to the store. When it is durable, the
+  // run advances (unless a newer transition superseded this one).
+  void commit(const RunPtr& run, InstanceStatus status) {
+    Run& r = *run;
+    Transition t;
+    t.create = r.create;
+    r.create = false;
+    r.record.status = status;
+    r.record.updated_ms = now();
+    r.record.wake_at_ms = r.state.wait != Wait::kNone ? r.state.wake_at_ms : 0;
+    r.record.error_class = r.state.error_class;
+    r.record.error_message = r.state.error_message;
+    r.record.output_json =
+        status == InstanceStatus::kCompleted ? r.state.output.to_json_text() : std::string();
+    r.record.checkpoint.clear();
+    runtime::encode_checkpoint(r.state, r.record.checkpoint);
+    t.instance = r.record;
+    t.events = std::move(r.events);
+    r.events.clear();
+    t.dead_letter = std::move(r.dead_letter);
+    r.dead_letter.reset();
+    uint64_t seq = ++r.commit_seq;
+    std::vector<HistoryEvent> echoed;
+    if (options.on_event) echoed = t.events;
+    bool final = is_terminal(status) || status == InstanceStatus::kStuck;
+    store->submit(std::move(t), [this, run, seq, final,
+                                 echoed = std::move(echoed)](Status s) mutable {
+      boost::asio::post(io, [this, run, seq, final, s = std::move(s), echoed = std::move(echoed)] {
+        committed(run, seq, final, s, echoed);
+      });
+    });
+  }
+
+  void committed(const RunPtr& run, uint64_t seq, bool final, const Status& s,
+                 const std::vector<HistoryEvent>& echoed) {
+    bool finished = false;
+    {
+      std::unique_lock lock(run->mu);
+      if (!s.ok()) {
+        if (!run->started) {
+          // The instance was never recorded: start() reports the error.
+          run->start_error = s;
+          run->finished = true;
+          run->cv.notify_all();
+          lock.unlock();
+          forget(run);
+          return;
+        }
+        // The store refused (disk full, locked): keep the state in memory and
+        // try the same transition again; nothing was acknowledged.
+        fmt::print(stderr, "saga: instance {}: cannot commit: {} (retrying in 1s)\n",
+                   run->record.id, s.message());
+        if (seq != run->commit_seq) return;
+        uint64_t g = run->generation;
+        timers->schedule(now() + 1000, [this, run, g] {
+          std::lock_guard l(run->mu);
+          if (run->generation != g || run->finished) return;
+          commit(run, status_of(run->state, run->record.status == InstanceStatus::kStuck));
+        });
+        return;
+      }
+      if (!run->started) {
+        run->started = true;
+        run->cv.notify_all();
+      }
+      if (seq == run->commit_seq) {  // Else a newer transition is on its way.
+        if (final) {
+          run->finished = true;
+          finished = true;
+        } else {
+          advance(run);
+        }
+      }
+    }
+    // Events are reported after the timers they imply are armed, so a test
+    // that moves a ManualClock on seeing an event never races the engine.
+    if (options.on_event) {
+      for (const HistoryEvent& e : echoed) options.on_event(run->record.id, e);
+    }
+    if (finished) forget(run);
+  }
+
+  void forget(const RunPtr& run) {
+    {
+      std::lock_guard lock(mu);
+      auto it = runs.find(run->record.id);
+      if (it != runs.end() && it->second == run) runs.erase(it);
+    }
+    changed.notify_all();
+  }
+
+  // ---- Moving an instance ------------------------------------------------------
+
+  // Looks at the committed state and starts whatever it waits for. Called
+  // with run->mu held.
+  void advance(const RunPtr& run) {
+    InstanceState& s = run->state;
+    arm_deadline(run);
+    if (s.wait == Wait::kNone) return;
+    uint64_t g = ++run->generation;
+    int64_t due = s.wake_at_ms;
+    if (due > now()) {
+      timers->schedule(due, [this, run, g] {
+        std::lock_guard lock(run->mu);
+        if (run->generation == g) dispatch(run);
+      });
+      return;
+    }
+    dispatch(run);
+  }
+
+  void arm_deadline(const RunPtr& run) {
+    InstanceState& s = run->state;
+    if (run->deadline_armed || s.deadline_ms == 0 || s.phase != Phase::kForward) return;
+    run->deadline_armed = true;
+    timers->schedule(s.deadline_ms, [this, run] {
+      std::lock_guard lock(run->mu);
+      if (run->state.phase != Phase::kForward || run->finished) return;
+      const bytecode::Saga& saga = run->program->program.sagas[run->state.saga];
+      interrupt(run, "timeout", fmt::format("deadline of {} exceeded", format_ms(saga.deadline_ms)),
+                false);
+    });
+  }
+
+  // Abandons the forward path (deadline or cancel) and compensates.
+  void interrupt(const RunPtr& run, std::string error_class, std::string message, bool cancel) {
+    InstanceState& s = run->state;
+    ++run->generation;  // Late results of the abandoned attempt are ignored.
+    if (s.wait == Wait::kAction) {
+      const bytecode::Step& step = run->program->program.steps[s.step];
+      event(*run, "step_abandoned", step.name, s.attempt, error_class, message);
+      s.completed.push_back({s.step, true});  // The attempt may have had an effect.
+      s.wait = Wait::kNone;
+      s.wake_at_ms = 0;
+    }
+    s.cancelled = cancel;
+    begin_compensation(run, std::move(error_class), std::move(message));
+  }
+
+  const bytecode::Action& action_of(const Run& run) {
+    const bytecode::Program& p = run.program->program;
+    const bytecode::Step& step = p.steps[run.state.step];
+    return p.actions[run.state.wait == Wait::kUndo ? step.undo_action : step.action];
+  }
+
+  // Starts the attempt the state waits for. Called with run->mu held.
+  void dispatch(const RunPtr& run) {
+    InstanceState& s = run->state;
+    const bytecode::Program& p = run->program->program;
+    const bytecode::Step& step = p.steps[s.step];
+    const bytecode::Action& action = action_of(*run);
+    uint64_t g = ++run->generation;
+    bool undo = s.wait == Wait::kUndo;
+
+    // Built-in actions the engine performs itself.
+    if (action.service == bytecode::kNoService) {
+      if (action.name == "sleep") {
+        // The timer already ran: advance() waited until wake_at_ms.
+        return finish_attempt(run, g, true, Value(), {}, {});
+      }
+      if (action.name == "log") {
+        const Value* m = s.args.find("message");
+        std::string text = m ? m->to_text() : std::string();
+        event(*run, "log", step.name, s.attempt, {}, text);
+        return finish_attempt(run, g, true, Value(), {}, {});
+      }
+    }
+    Action impl;
+    {
+      std::lock_guard lock(mu);
+      auto it = actions.find(action.name);
+      if (it != actions.end()) impl = it->second;
+    }
+    if (!impl.sync && !impl.async) {
+      std::string why =
+          action.service != bytecode::kNoService
+              ? fmt::format(
+                    "no action '{}' is registered: the host application must provide it "
+                    "(Engine::register_action){}",
+                    action.name,
+                    p.services[action.service].url.empty()
+                        ? ""
+                        : "; calling services over HTTP is not in this build yet")
+              : fmt::format("the standard action '{}' is not available in this build", action.name);
+      return finish_attempt(run, g, false, Value(), "unsupported", why);
+    }
+
+    // Per-attempt timeout: the step's, else its service's.
+    int64_t timeout = static_cast<int64_t>(step.timeout_ms);
+    if (timeout == 0 && action.service != bytecode::kNoService) {
+      timeout = static_cast<int64_t>(p.services[action.service].timeout_ms);
+    }
+    if (timeout > 0 && !undo) {
+      timers->schedule(now() + timeout, [this, run, g, timeout] {
+        std::lock_guard lock(run->mu);
+        if (run->generation != g) return;
+        finish_attempt(run, g, false, Value(), "timeout",
+                       fmt::format("no answer within {}", format_ms(timeout)));
+      });
+    }
+
+    auto call = std::make_shared<ActionCall>();
+    call->action = action.name;
+    call->args = s.args.to_json();
+    call->instance_id = run->record.id;
+    call->step = step.name;
+    call->idempotency_key = run->record.id + "/" + step.name + (undo ? "/undo" : "");
+    call->attempt = s.attempt;
+    call->compensation = undo;
+
+    auto state = std::make_shared<Completion::State>();
+    state->deliver = [this, run, g](bool ok, nlohmann::json result, std::string cls,
+                                    std::string msg) {
+      auto converted = ok ? Value::from_json(result) : Result<Value>(Value());
+      boost::asio::post(io, [this, run, g, ok, converted = std::move(converted),
+                             cls = std::move(cls), msg = std::move(msg)]() mutable {
+        std::lock_guard lock(run->mu);
+        if (run->generation != g) return;
+        if (ok && !converted.ok()) {
+          return finish_attempt(run, g, false, Value(), "error",
+                                "the action returned a result that is not a JSON value: " +
+                                    converted.status().message());
+        }
+        finish_attempt(run, g, ok, ok ? std::move(converted).value() : Value(), std::move(cls),
+                       std::move(msg));
+      });
+    };
+    Completion completion(state);
+    boost::asio::post(io, [impl = std::move(impl), call, completion] {
+      if (impl.async) {
+        try {
+          impl.async(*call, completion);
+        } catch (const std::exception& e) {
+          completion.fail("error", e.what());
+        }
+        return;
+      }
+      try {
+        completion.succeed(impl.sync(*call));
+      } catch (const ActionError& e) {
+        completion.fail(e.error_class(), e.what());
+      } catch (const std::exception& e) {
+        completion.fail("error", e.what());
+      }
+    });
+  }
+
+  int64_t backoff(const bytecode::RetryPolicy& p, uint32_t retry) {
+    double d = static_cast<double>(p.initial_ms);
+    switch (p.backoff) {
+      case bytecode::Backoff::Fixed:
+        break;
+      case bytecode::Backoff::Linear:
+        d += static_cast<double>(retry - 1) * static_cast<double>(p.step_ms);
+        break;
+      case bytecode::Backoff::Exponential:
+        d *= std::pow(p.factor, retry - 1);
+        break;
+    }
+    if (p.max_ms > 0) d = std::min(d, static_cast<double>(p.max_ms));
+    d = std::min(d, 1e12);
+    auto ms = static_cast<int64_t>(d);
+    if (p.jitter == bytecode::Jitter::None || ms == 0) return ms;
+    std::lock_guard lock(rng_mu);
+    if (p.jitter == bytecode::Jitter::Full) {
+      return std::uniform_int_distribution<int64_t>(0, ms)(rng);
+    }
+    return ms / 2 + std::uniform_int_distribution<int64_t>(0, ms - ms / 2)(rng);
+  }
+
+  // An attempt ended. Called with run->mu held and generation == g.
+  void finish_attempt(const RunPtr& run, uint64_t g, bool ok, Value result, std::string cls,
+                      std::string msg) {
+    if (run->generation != g) return;
+    ++run->generation;
+    InstanceState& s = run->state;
+    const bytecode::Program& p = run->program->program;
+    const bytecode::Step& step = p.steps[s.step];
+    if (s.wait == Wait::kAction) {
+      if (ok) {
+        event(*run, "step_completed", step.name, s.attempt, {}, {}, result.to_json_text());
+        s.completed.push_back({s.step, false});
+        s.stack.push_back(std::move(result));
+        s.wait = Wait::kNone;
+        s.wake_at_ms = 0;
+        return forward(run);
+      }
+      const bytecode::RetryPolicy* policy =
+          step.retry == bytecode::kNone ? nullptr : &p.policies[step.retry];
+      bool retryable = policy && s.attempt < policy->attempts &&
+                       std::find(policy->retry_on.begin(), policy->retry_on.end(), cls) !=
+                           policy->retry_on.end();
+      if (retryable) {
+        int64_t delay = backoff(*policy, s.attempt);
+        int64_t at = now() + delay;
+        if (s.deadline_ms == 0 || at < s.deadline_ms) {
+          event(*run, "attempt_failed", step.name, s.attempt, cls,
+                fmt::format("{} (retrying in {})", msg, format_ms(delay)));
+          s.attempt += 1;
+          s.wake_at_ms = at;
+          return commit(run, InstanceStatus::kRunning);
+        }
+      }
+      event(*run, "step_failed", step.name, s.attempt, cls, msg);
+      if (!had_no_effect(cls)) s.completed.push_back({s.step, true});
+      s.wait = Wait::kNone;
+      return begin_compensation(run, cls, fmt::format("step '{}': {}", step.name, msg));
+    }
+    // An undo.
+    if (ok) {
+      event(*run, "undo_completed", step.name, s.attempt);
+      s.wait = Wait::kNone;
+      s.wake_at_ms = 0;
+      return next_undo(run);
+    }
+    const CompensationPolicy& cp = options.compensation;
+    if (s.attempt < cp.attempts) {
+      bytecode::RetryPolicy policy;
+      policy.backoff = bytecode::Backoff::Exponential;
+      policy.initial_ms = static_cast<uint64_t>(cp.initial_ms);
+      policy.factor = cp.factor;
+      policy.max_ms = static_cast<uint64_t>(cp.max_ms);
+      int64_t delay = backoff(policy, s.attempt);
+      event(*run, "undo_failed", step.name, s.attempt, cls,
+            fmt::format("{} (retrying in {})", msg, format_ms(delay)));
+      s.attempt += 1;
+      s.wake_at_ms = now() + delay;
+      return commit(run, InstanceStatus::kCompensating);
+    }
+    // The compensation is exhausted: never dropped, the instance is stuck.
+    event(*run, "stuck", step.name, s.attempt, cls,
+          fmt::format("undo failed {} times: {}", s.attempt, msg));
+    run->dead_letter = DeadLetter{run->record.id, step.name, now(), cls, msg};
+    s.phase = Phase::kDone;
+    run->record.status = InstanceStatus::kStuck;
+    commit(run, InstanceStatus::kStuck);
+  }
+
+  // Runs main code to the next yield point and commits. Called with run->mu held.
+  void forward(const RunPtr& run) {
+    InstanceState& s = run->state;
+    const bytecode::Program& p = run->program->program;
+    Stop stop = runtime::run(*run->program, s, *fctx);
+    switch (stop) {
+      case Stop::kInvoke: {
+        const bytecode::Step& step = p.steps[s.step];
+        s.wake_at_ms = 0;
+        const bytecode::Action& action = p.actions[step.action];
+        if (action.service == bytecode::kNoService && action.name == "sleep") {
+          const Value* d = s.args.find("for");
+          double ms = d && d->is_number() ? d->as_number() : 0;
+          s.wake_at_ms = now() + static_cast<int64_t>(std::max(0.0, ms));
+        }
+        event(*run, "step_started", step.name, 1);
+        return commit(run, InstanceStatus::kRunning);
+      }
+      case Stop::kComplete:
+        s.phase = Phase::kDone;
+        event(*run, "completed", {}, 0, {}, {}, s.output.to_json_text());
+        return commit(run, InstanceStatus::kCompleted);
+      case Stop::kFail:
+        return begin_compensation(run, s.error_class, s.error_message);
+      case Stop::kUndo:
+      case Stop::kReturned:
+        break;  // The verifier keeps these out of main code.
+    }
+    begin_compensation(run, "error", "internal error: unexpected stop in main code");
+  }
+
+  void begin_compensation(const RunPtr& run, std::string cls, std::string msg) {
+    InstanceState& s = run->state;
+    s.error_class = std::move(cls);
+    s.error_message = std::move(msg);
+    s.phase = Phase::kCompensating;
+    // Decides between `compensated` and `failed` at the end.
+    s.had_effects = !s.completed.empty();
+    event(*run, s.cancelled ? "cancelled" : "failed", {}, 0, s.error_class, s.error_message);
+    next_undo(run);
+  }
+
+  // Pops the compensation stack until an undo must run, or finishes.
+  void next_undo(const RunPtr& run) {
+    InstanceState& s = run->state;
+    const bytecode::Program& p = run->program->program;
+    while (!s.completed.empty()) {
+      runtime::Completed c = s.completed.back();
+      s.completed.pop_back();
+      const bytecode::Step& step = p.steps[c.step];
+      if (step.undo_pc == bytecode::kNone) {
+        event(*run, "undo_skipped", step.name, 0, {}, "the step has no undo");
+        continue;
+      }
+      s.pc = step.undo_pc;
+      s.stack.clear();
+      Stop stop = runtime::run(*run->program, s, *fctx);
+      if (stop != Stop::kUndo) {
+        // The undo's arguments could not be computed: an operator must look.
+        event(*run, "stuck", step.name, 0, s.error_class, s.error_message);
+        run->dead_letter = DeadLetter{run->record.id, step.name, now(), s.error_class,
+                                      "cannot compute the undo's arguments: " + s.error_message};
+        s.phase = Phase::kDone;
+        s.wait = Wait::kNone;
+        run->record.status = InstanceStatus::kStuck;
+        return commit(run, InstanceStatus::kStuck);
+      }
+      s.wake_at_ms = 0;
+      event(*run, "undo_started", step.name, 1, {}, c.in_doubt ? "step was in doubt" : "");
+      return commit(run, InstanceStatus::kCompensating);
+    }
+    s.phase = Phase::kDone;
+    s.wait = Wait::kNone;
+    InstanceStatus final = status_of(s, false);
+    event(*run, std::string(to_string(final)), {}, 0, s.error_class, s.error_message);
+    commit(run, final);
+  }
+
+  // ---- Starting and resuming ---------------------------------------------------
+
+  std::string new_id() {
+    std::array<uint8_t, 16> bytes;
+    fctx->random_bytes(bytes);
+    return stdlib::format_uuid_v4(bytes);
+  }
+
+  Result<RunPtr> prepare(const std::string& hash, const std::string& saga_name,
+                         const nlohmann::json& input_json) {
+    auto prog = program(hash);
+    if (!prog.ok()) return prog.status();
+    const bytecode::Program& p = prog.value()->program;
+    uint32_t saga = p.find_saga(saga_name);
+    if (saga == bytecode::kNone) {
+      std::string names;
+      for (const auto& s : p.sagas) names += (names.empty() ? "" : ", ") + s.name;
+      return Status(
+          StatusCode::kInvalidArgument,
+          fmt::format("program {} has no saga '{}' (it has: {})", p.source_name, saga_name, names));
+    }
+    auto input = Value::from_json(input_json);
+    if (!input.ok()) return input.status();
+    Status valid = runtime::validate_input(p.sagas[saga], input.value());
+    if (!valid.ok()) return valid;
+    auto run = std::make_shared<Run>();
+    run->program = prog.value();
+    run->record.id = new_id();
+    run->record.program_hash = hash;
+    run->record.saga = saga_name;
+    run->record.input_json = input->to_json_text();
+    run->record.created_ms = now();
+    run->state = runtime::start_state(*run->program, saga, input.value());
+    return run;
+  }
+
+  // Begins a run whose state is fresh (started or picked up pending).
+  void begin(const RunPtr& run) {
+    InstanceState& s = run->state;
+    const bytecode::Saga& saga = run->program->program.sagas[s.saga];
+    s.started_ms = now();
+    if (saga.deadline_ms) s.deadline_ms = s.started_ms + static_cast<int64_t>(saga.deadline_ms);
+    event(*run, "started", {}, 0, {}, {}, run->record.input_json);
+    forward(run);
+  }
+
+  void track(const RunPtr& run) {
+    std::lock_guard lock(mu);
+    runs[run->record.id] = run;
+  }
+};
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Engine::~Engine() {
+  impl_->shutdown();
+}
+
+Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->clock = options.clock ? options.clock : std::make_shared<SystemClock>();
+  StoreOptions store_options = options.store;
+  store_options.durability = options.durability;
+  auto store = open_sqlite_store(options.database, store_options);
+  if (!store.ok()) return store.status();
+  impl->store = std::move(store).value();
+  impl->fctx = std::make_unique<EngineFunctionContext>(*impl->clock);
+  impl->rng.seed(options.seed ? options.seed : std::random_device{}());
+  impl->options = std::move(options);
+  impl->work.emplace(impl->io.get_executor());
+  impl->timers = std::make_unique<TimerQueue>(*impl->clock, impl->io);
+  unsigned n = std::max(1u, impl->options.threads);
+  for (unsigned i = 0; i < n; ++i) impl->threads.emplace_back([io = &impl->io] { io->run(); });
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Result<std::string> Engine::load_program(std::span<const uint8_t> image) {
+  auto loaded = bytecode::load(image);
+  if (!loaded.ok()) return loaded.status();
+  std::string name = loaded->sagas.empty() ? loaded->source_name : loaded->sagas[0].name;
+  auto linked = impl_->add_program(std::move(loaded).value());
+  if (!linked.ok()) return linked.status();
+  const std::string& hash = linked.value()->hash;
+  Status put = impl_->store->put_program(hash, linked.value()->program.source_name,
+                                         std::vector<uint8_t>(image.begin(), image.end()));
+  if (!put.ok()) return put;
+  return hash;
+}
+
+Result<std::string> Engine::load_program_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status(StatusCode::kIoError,
+                  fmt::format("cannot read '{}': {}", path, std::strerror(errno)));
+  }
+  std::vector<uint8_t> image((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+  auto hash = load_program(image);
+  if (!hash.ok()) return Status(hash.status().code(), path + ": " + hash.status().message());
+  return hash;
+}
+
+void Engine::register_action(const std::string& name, SyncAction action) {
+  std::lock_guard lock(impl_->mu);
+  impl_->actions[name] = Action{std::move(action), nullptr};
+}
+
+void Engine::register_async_action(const std::string& name, AsyncAction action) {
+  std::lock_guard lock(impl_->mu);
+  impl_->actions[name] = Action{nullptr, std::move(action)};
+}
+
+Result<std::string> Engine::start(const std::string& hash, const std::string& saga,
+                                  const nlohmann::json& input) {
+  auto prepared = impl_->prepare(hash, saga, input);
+  if (!prepared.ok()) return prepared.status();
+  RunPtr run = prepared.value();
+  run->create = true;
+  std::string id = run->record.id;
+  impl_->track(run);
+  {
+    std::lock_guard lock(run->mu);
+    impl_->begin(run);
+  }
+  // Return once the start is durable (or refused).
+  std::unique_lock lock(run->mu);
+  run->cv.wait(lock, [&] { return run->started || run->finished; });
+  if (!run->started && !run->start_error.ok()) return run->start_error;
+  return id;
+}
+
+Result<std::string> Engine::enqueue(const std::string& hash, const std::string& saga,
+                                    const nlohmann::json& input) {
+  auto prepared = impl_->prepare(hash, saga, input);
+  if (!prepared.ok()) return prepared.status();
+  RunPtr run = prepared.value();
+  Transition t;
+  t.create = true;
+  t.instance = run->record;
+  t.instance.status = InstanceStatus::kPending;
+  t.instance.updated_ms = t.instance.created_ms;
+  t.events.push_back(HistoryEvent{impl_->now(), "recorded", {}, 0, {}, {}, {}});
+  std::promise<Status> done;
+  auto future = done.get_future();
+  impl_->store->submit(std::move(t), [&done](Status s) { done.set_value(std::move(s)); });
+  Status s = future.get();
+  if (!s.ok()) return s;
+  return run->record.id;
+}
+
+Result<size_t> Engine::resume(const std::string& only) {
+  auto unfinished = impl_->store->list_unfinished();
+  if (!unfinished.ok()) return unfinished.status();
+  size_t taken = 0;
+  for (InstanceRecord& rec : unfinished.value()) {
+    if (!only.empty() && rec.id != only) continue;
+    RunPtr existing;
+    {
+      std::lock_guard lock(impl_->mu);
+      auto it = impl_->runs.find(rec.id);
+      if (it != impl_->runs.end()) existing = it->second;
+    }
+    if (existing) {
+      // Already ours: only a cancel requested by another process matters.
+      if (rec.cancel_requested) {
+        std::lock_guard lock(existing->mu);
+        if (existing->state.phase == Phase::kForward && !existing->finished) {
+          impl_->interrupt(existing, "cancelled", "cancelled by request", true);
+        }
+      }
+      continue;
+    }
+    auto prog = impl_->program(rec.program_hash);
+    if (!prog.ok()) {
+      fmt::print(stderr, "saga: instance {}: {}\n", rec.id, prog.status().message());
+      continue;
+    }
+    auto run = std::make_shared<Run>();
+    run->program = prog.value();
+    run->started = true;
+    bool pending = rec.status == InstanceStatus::kPending || rec.checkpoint.empty();
+    if (pending) {
+      uint32_t saga = run->program->program.find_saga(rec.saga);
+      auto input = Value::from_json_text(rec.input_json);
+      if (saga == bytecode::kNone || !input.ok()) {
+        fmt::print(stderr, "saga: instance {}: cannot start: bad saga or input\n", rec.id);
+        continue;
+      }
+      run->state = runtime::start_state(*run->program, saga, input.value());
+    } else {
+      auto state = runtime::decode_checkpoint(*run->program, rec.checkpoint);
+      if (!state.ok()) {
+        fmt::print(stderr, "saga: instance {}: {}\n", rec.id, state.status().message());
+        continue;
+      }
+      run->state = std::move(state).value();
+    }
+    bool cancel = rec.cancel_requested;
+    run->record = std::move(rec);
+    impl_->track(run);
+    ++taken;
+    std::lock_guard lock(run->mu);
+    if (pending) {
+      impl_->begin(run);
+      if (cancel) impl_->interrupt(run, "cancelled", "cancelled by request", true);
+      continue;
+    }
+    impl_->event(*run, "resumed", {}, 0, {}, {});
+    if (cancel && run->state.phase == Phase::kForward) {
+      impl_->interrupt(run, "cancelled", "cancelled by request", true);
+    } else {
+      impl_->advance(run);
+    }
+  }
+  return taken;
+}
+
+static InstanceInfo info_of(const InstanceRecord& r) {
+  InstanceInfo info;
+  info.id = r.id;
+  info.saga = r.saga;
+  info.program_hash = r.program_hash;
+  info.status = r.status;
+  info.input = nlohmann::json::parse(r.input_json, nullptr, false);
+  if (!r.output_json.empty()) info.output = nlohmann::json::parse(r.output_json, nullptr, false);
+  info.error_class = r.error_class;
+  info.error_message = r.error_message;
+  info.created_ms = r.created_ms;
+  info.updated_ms = r.updated_ms;
+  return info;
+}
+
+Result<InstanceInfo> Engine::get(const std::string& id) {
+  auto rec = impl_->store->get_instance(id);
+  if (!rec.ok()) return rec.status();
+  if (!rec.value()) return Status(StatusCode::kNotFound, fmt::format("no instance '{}'", id));
+  return info_of(*rec.value());
+}
+
+Result<nlohmann::json> Engine::inspect(const std::string& id) {
+  auto rec = impl_->store->get_instance(id);
+  if (!rec.ok()) return rec.status();
+  if (!rec.value()) return Status(StatusCode::kNotFound, fmt::format("no instance '{}'", id));
+  const InstanceRecord& r = *rec.value();
+  InstanceInfo info = info_of(r);
+  nlohmann::json out = {{"id", info.id},
+                        {"saga", info.saga},
+                        {"program", info.program_hash},
+                        {"status", to_string(info.status)},
+                        {"input", info.input},
+                        {"output", info.output},
+                        {"error_class", info.error_class},
+                        {"error_message", info.error_message},
+                        {"created", stdlib::format_iso8601_ms(info.created_ms)},
+                        {"updated", stdlib::format_iso8601_ms(info.updated_ms)}};
+  auto prog = impl_->program(r.program_hash);
+  if (prog.ok() && !r.checkpoint.empty()) {
+    const bytecode::Program& p = prog.value()->program;
+    auto state = runtime::decode_checkpoint(*prog.value(), r.checkpoint);
+    if (!state.ok()) {
+      out["checkpoint_error"] = state.status().message();
+    } else {
+      const InstanceState& s = state.value();
+      nlohmann::json vars = nlohmann::json::object();
+      const auto& names = p.sagas[s.saga].slot_names;
+      for (size_t i = 0; i < names.size() && i < s.slots.size(); ++i)
+        vars[names[i]] = s.slots[i].to_json();
+      out["variables"] = vars;
+      nlohmann::json stack = nlohmann::json::array();
+      for (auto it = s.completed.rbegin(); it != s.completed.rend(); ++it) {
+        stack.push_back({{"step", p.steps[it->step].name}, {"in_doubt", it->in_doubt}});
+      }
+      out["compensation_stack"] = stack;
+      if (s.wait != Wait::kNone && info.status != InstanceStatus::kStuck) {
+        const bytecode::Step& step = p.steps[s.step];
+        bool undo = s.wait == Wait::kUndo;
+        int64_t due = s.wake_at_ms;
+        out["waiting"] = {{"kind", undo ? "undo" : "action"},
+                          {"step", step.name},
+                          {"action", p.actions[undo ? step.undo_action : step.action].name},
+                          {"attempt", s.attempt},
+                          {"wake_at", due ? stdlib::format_iso8601_ms(due) : ""}};
+      }
+    }
+  }
+  nlohmann::json history = nlohmann::json::array();
+  auto events = impl_->store->history(id);
+  if (!events.ok()) return events.status();
+  for (const HistoryEvent& e : events.value()) {
+    history.push_back({{"time", stdlib::format_iso8601_ms(e.time_ms)},
+                       {"kind", e.kind},
+                       {"step", e.step},
+                       {"attempt", e.attempt},
+                       {"error_class", e.error_class},
+                       {"message", e.message},
+                       {"data", e.data_json}});
+  }
+  out["history"] = history;
+  nlohmann::json dead = nlohmann::json::array();
+  auto letters = impl_->store->dead_letters(id);
+  if (!letters.ok()) return letters.status();
+  for (const DeadLetter& d : letters.value()) {
+    dead.push_back({{"step", d.step},
+                    {"time", stdlib::format_iso8601_ms(d.time_ms)},
+                    {"error_class", d.error_class},
+                    {"message", d.message}});
+  }
+  out["dead_letters"] = dead;
+  return out;
+}
+
+Result<InstanceInfo> Engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    {
+      // While this engine runs the instance, its end is signalled.
+      std::unique_lock lock(impl_->mu);
+      impl_->changed.wait_until(lock, deadline, [&] { return impl_->runs.count(id) == 0; });
+    }
+    auto info = get(id);
+    if (!info.ok()) return info;
+    auto now = std::chrono::steady_clock::now();
+    if (is_terminal(info->status) || info->status == InstanceStatus::kStuck || now >= deadline) {
+      return info;
+    }
+    // Another process runs it: poll the database.
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(50), deadline - now));
+  }
+}
+
+void Engine::wait_idle(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->mu);
+  impl_->changed.wait_for(lock, timeout, [&] { return impl_->runs.empty(); });
+}
+
+Status Engine::cancel(const std::string& id) {
+  Status s = impl_->store->request_cancel(id);
+  if (!s.ok()) return s;
+  RunPtr run;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->runs.find(id);
+    if (it != impl_->runs.end()) run = it->second;
+  }
+  if (run) {
+    std::lock_guard lock(run->mu);
+    if (run->state.phase == Phase::kForward && !run->finished) {
+      impl_->interrupt(run, "cancelled", "cancelled by request", true);
+    }
+  }
+  return Status::Ok();
+}
+
+size_t Engine::active() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->runs.size();
+}
+
+Store& Engine::store() {
+  return *impl_->store;
+}
+
+}  // namespace saga

@@ -1,0 +1,226 @@
+// The embedding API: run durable sagas inside your own C++ program.
+//
+//   auto engine = saga::Engine::open({.database = "orders.db"}).value();
+//   std::string program = engine->load_program_file("order.sagac").value();
+//   engine->register_action("shipping.express", [](const saga::ActionCall& call) {
+//     return nlohmann::json{{"id", "S-1"}, {"status", "ok"}};  // or throw saga::ActionError
+//   });
+//   engine->resume();  // finish whatever an earlier process left unfinished
+//   std::string id = engine->start(program, "order_fulfillment", input).value();
+//   saga::InstanceInfo done = engine->wait(id).value();
+//
+// Every transition of an instance is committed to the database before the
+// instance's next action is invoked (README.md, "Delivery contract"). Actions
+// run on the engine's threads; an action that waits on the network should be
+// registered with register_async_action and complete later from any thread.
+// No Asio type appears in this header.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "saga/status.hpp"
+#include "saga/store.hpp"
+
+namespace saga {
+
+// What an action is called with. The references are valid during the call
+// (for an asynchronous action: until it completes).
+struct ActionCall {
+  std::string action;   // "inventory.reserve", or "inventory.release" for an undo.
+  nlohmann::json args;  // The named arguments as a JSON object.
+  std::string instance_id;
+  std::string step;
+  // The same for every attempt of this step of this instance, across retries
+  // and crashes; an undo has its own ("<instance>/<step>/undo"). Participants
+  // that deduplicate by it make effects exactly-once.
+  std::string idempotency_key;
+  uint32_t attempt = 1;
+  bool compensation = false;
+};
+
+// Thrown by a synchronous action to fail the attempt with an error class:
+// `timeout` and `unavailable` are retried by default policies and leave the
+// step in doubt (compensated if the saga fails); `rejected` means "known to
+// have had no effect" (not compensated); any other name is a custom class.
+// Any other exception fails the attempt with class `error` (in doubt).
+class ActionError : public std::runtime_error {
+ public:
+  ActionError(std::string error_class, const std::string& message)
+      : std::runtime_error(message), error_class_(std::move(error_class)) {}
+  const std::string& error_class() const { return error_class_; }
+
+ private:
+  std::string error_class_;
+};
+
+// Completes an asynchronous action. Call succeed() or fail() once, from any
+// thread; later calls, and calls after the attempt timed out, are ignored.
+class Completion {
+ public:
+  struct State;
+  explicit Completion(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  void succeed(nlohmann::json result) const;
+  void fail(std::string error_class, std::string message) const;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+using SyncAction = std::function<nlohmann::json(const ActionCall&)>;
+using AsyncAction = std::function<void(const ActionCall&, Completion)>;
+
+// Time as the engine sees it: wall-clock milliseconds since the Unix epoch
+// (timers are stored as due times, so they survive restarts). Tests use
+// ManualClock to control retries, timeouts and deadlines.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual int64_t now_ms() = 0;
+  // Called by the engine with a function to run whenever time jumps (a manual
+  // clock advanced); real clocks ignore it. The engine owns the function and
+  // releases it when it shuts down, so the clock holds it weakly.
+  virtual void on_advance(std::weak_ptr<const std::function<void()>> wake) { (void)wake; }
+};
+
+// A clock that only moves when advance() is called.
+class ManualClock : public Clock {
+ public:
+  explicit ManualClock(int64_t start_ms = 1'700'000'000'000);
+  int64_t now_ms() override;
+  void on_advance(std::weak_ptr<const std::function<void()>> wake) override;
+  // Moves time forward and wakes the engines that use this clock. Do not call
+  // it while an engine using the clock is being destroyed.
+  void advance(std::chrono::milliseconds by);
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+  int64_t now_;
+};
+
+// The policy of compensations: an undo is retried on every error class, with
+// capped exponential backoff, `attempts` times in all; then the instance is
+// `stuck` and a dead letter is recorded.
+struct CompensationPolicy {
+  uint32_t attempts = 20;
+  int64_t initial_ms = 200;
+  double factor = 2.0;
+  int64_t max_ms = 60'000;
+};
+
+struct EngineOptions {
+  std::string database = "sagas.db";
+  Durability durability = Durability::kFull;
+  // Threads that run the interpreter and synchronous actions.
+  unsigned threads = 2;
+  std::shared_ptr<Clock> clock;  // Null: the system clock.
+  CompensationPolicy compensation;
+  // Called for every history event once it is committed (live progress, logs).
+  // Runs on an engine thread; must not block.
+  std::function<void(const std::string& instance_id, const HistoryEvent& event)> on_event;
+  // Seed of the jitter generator; 0 = random.
+  uint64_t seed = 0;
+  StoreOptions store;  // busy timeout, batch size (durability is taken from above).
+};
+
+struct InstanceInfo {
+  std::string id;
+  std::string saga;
+  std::string program_hash;
+  InstanceStatus status = InstanceStatus::kPending;
+  nlohmann::json input;
+  nlohmann::json output;  // Null until completed.
+  std::string error_class;
+  std::string error_message;
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+// The exit code `sagactl run` uses for a final status: 0 completed, 3
+// compensated (or failed/cancelled: the saga did not complete), 4 stuck.
+int exit_code_for(InstanceStatus status);
+
+class Engine {
+ public:
+  // Opens the database (creating it if needed) and starts the threads.
+  // Store errors are returned as they are (locked, read-only, not a Saga
+  // database, newer schema).
+  static Result<std::unique_ptr<Engine>> open(EngineOptions options);
+
+  // Stops accepting work, waits for in-flight commits, joins the threads.
+  // Instances that are waiting stay in the database and resume next time.
+  ~Engine();
+
+  // Loads a verified program (.sagac image), stores it in the database and
+  // returns its hash. Loading the same program twice is harmless.
+  Result<std::string> load_program(std::span<const uint8_t> image);
+  Result<std::string> load_program_file(const std::string& path);
+
+  // Registers the implementation of an action ("payment.charge"). Register
+  // before starting or resuming instances that use it. An action nobody
+  // provides fails its step with class `unsupported`, naming the action.
+  void register_action(const std::string& name, SyncAction action);
+  void register_async_action(const std::string& name, AsyncAction action);
+
+  // Starts an instance and returns its id once its start is committed. The
+  // input is validated against the saga's parameters first; nothing is
+  // recorded when it does not match.
+  Result<std::string> start(const std::string& program_hash, const std::string& saga,
+                            const nlohmann::json& input);
+
+  // Records an instance as `pending` without running it (sagactl start); a
+  // worker or resume() runs it.
+  Result<std::string> enqueue(const std::string& program_hash, const std::string& saga,
+                              const nlohmann::json& input);
+
+  // Runs every unfinished instance in the database (pending ones included)
+  // that this engine is not already running, or only the instance `only` when
+  // it is given. Returns how many it took up. Instances this engine already
+  // runs are checked for cancellations requested by other processes.
+  Result<size_t> resume(const std::string& only = {});
+
+  // Blocks until the instance is terminal or stuck, or the timeout passes
+  // (then returns its current state).
+  Result<InstanceInfo> wait(const std::string& id,
+                            std::chrono::milliseconds timeout = std::chrono::hours(24 * 365));
+
+  // Blocks until no instance is running in this engine (all finished, stuck,
+  // or waiting in a timer beyond `timeout`).
+  void wait_idle(std::chrono::milliseconds timeout = std::chrono::hours(24 * 365));
+
+  // Reads an instance from the database.
+  Result<InstanceInfo> get(const std::string& id);
+
+  // Everything known about an instance, for `sagactl show`: the fields of
+  // InstanceInfo plus "variables" (name -> value), "compensation_stack" (top
+  // first: {step, in_doubt}), "waiting" ({kind, step, action, attempt,
+  // wake_at}), "history" and "dead_letters".
+  Result<nlohmann::json> inspect(const std::string& id);
+
+  // Cancels an instance: its in-flight attempt is abandoned and its completed
+  // steps are compensated; the final status is `cancelled`. Works for
+  // instances run by another process too (they notice at their next poll).
+  Status cancel(const std::string& id);
+
+  // How many instances this engine is running now (waiting ones included).
+  size_t active() const;
+
+  Store& store();
+
+  struct Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace saga

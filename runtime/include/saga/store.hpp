@@ -1,0 +1,146 @@
+// The durable store: the only state of a Saga deployment.
+//
+// The engine describes every change of an instance as a Transition and hands it
+// to Store::submit(). A store commits transitions from many instances together
+// (group commit) and calls each transition's completion only after the commit
+// is durable at the configured level; the engine never invokes an instance's
+// next action before that call. Delete the process, keep the database, and
+// everything resumes from the last committed checkpoint.
+//
+// The interface is deliberately narrow (programs, instances, history, dead
+// letters, timers as a due time on the instance row) so that a PostgreSQL store
+// for many workers is one more implementation, not a rewrite.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "saga/status.hpp"
+
+namespace saga {
+
+// Lifecycle of an instance. Terminal: completed, compensated, failed,
+// cancelled. `stuck` waits for an operator (a compensation exhausted its
+// policy; see the dead letters).
+enum class InstanceStatus : uint8_t {
+  kPending = 0,  // Recorded (sagactl start) but not yet picked up by a worker.
+  kRunning = 1,
+  kCompensating = 2,
+  kCompleted = 3,
+  kCompensated = 4,
+  kFailed = 5,  // Failed before any step had an effect: nothing to compensate.
+  kStuck = 6,
+  kCancelled = 7,  // Cancelled before any step had an effect.
+};
+
+const char* to_string(InstanceStatus s);
+std::optional<InstanceStatus> parse_status(std::string_view text);
+bool is_terminal(InstanceStatus s);
+
+// The row of one instance. `checkpoint` is opaque to the store: the engine's
+// compact binary snapshot (pc, stack, variables, compensation stack, retry
+// state). Times are milliseconds since the Unix epoch.
+struct InstanceRecord {
+  std::string id;            // Unique, chosen by the engine (a UUID).
+  std::string program_hash;  // 32 hex digits; the instance is pinned to it.
+  std::string saga;          // Saga name inside the program.
+  InstanceStatus status = InstanceStatus::kPending;
+  std::string input_json;
+  std::string output_json;  // Empty until completed.
+  std::string error_class;  // Why it failed, when it did.
+  std::string error_message;
+  std::string checkpoint;
+  int64_t wake_at_ms = 0;  // A durable timer or backoff: resume no earlier than this. 0 = none.
+  bool cancel_requested = false;
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+// One line of an instance's history: what happened, when, at which step.
+struct HistoryEvent {
+  int64_t time_ms = 0;
+  std::string kind;      // "started", "step_started", "attempt_failed", "step_completed",
+                         // "compensating", "undo_completed", "completed", "failed", ...
+  std::string step;      // Empty for saga-level events.
+  uint32_t attempt = 0;  // 1-based; 0 when not about an attempt.
+  std::string error_class;
+  std::string message;
+  std::string data_json;  // Optional detail (result, arguments), compact JSON.
+};
+
+// A compensation that exhausted its policy: kept until an operator acts.
+struct DeadLetter {
+  std::string instance_id;
+  std::string step;
+  int64_t time_ms = 0;
+  std::string error_class;
+  std::string message;
+};
+
+// Everything one step of the engine changes, committed atomically.
+struct Transition {
+  InstanceRecord instance;  // The new row (all fields); created when `create` is set.
+  bool create = false;
+  std::vector<HistoryEvent> events;  // Appended in order, after the existing ones.
+  std::optional<DeadLetter> dead_letter;
+};
+
+enum class Durability : uint8_t {
+  kFull,    // fsync at each commit: survives a power cut (default).
+  kNormal,  // Survives a crash of the process, not of the machine.
+};
+
+struct StoreOptions {
+  Durability durability = Durability::kFull;
+  // How long to wait for another process's lock before giving up with kBusy.
+  int busy_timeout_ms = 5000;
+  // Upper bound of transitions in one group commit.
+  size_t max_batch = 4096;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Programs are stored once per hash; putting an existing one is a no-op.
+  virtual Status put_program(const std::string& hash, const std::string& name,
+                             const std::vector<uint8_t>& image) = 0;
+  virtual Result<std::vector<uint8_t>> get_program(const std::string& hash) = 0;
+
+  // Queues a transition for the next group commit. `done` runs exactly once,
+  // on the store's writer thread, after the commit is durable (Ok) or failed
+  // (the error; nothing of the batch was written). It must not block.
+  virtual void submit(Transition transition, std::function<void(Status)> done) = 0;
+
+  // Blocks until every transition submitted so far is committed or failed.
+  virtual void flush() = 0;
+
+  // Reads see committed data only.
+  virtual Result<std::optional<InstanceRecord>> get_instance(const std::string& id) = 0;
+  // Instances with the given status (all when nullopt), newest first, at most `limit`.
+  virtual Result<std::vector<InstanceRecord>> list_instances(std::optional<InstanceStatus> status,
+                                                             size_t limit) = 0;
+  // Instances that are not terminal and not stuck: what a worker must run.
+  virtual Result<std::vector<InstanceRecord>> list_unfinished() = 0;
+  virtual Result<std::vector<HistoryEvent>> history(const std::string& id) = 0;
+  virtual Result<std::vector<DeadLetter>> dead_letters(const std::string& id) = 0;
+
+  // Marks an instance for cancellation (from another process, e.g. `sagactl
+  // cancel`); the engine running it notices and compensates. kNotFound when
+  // there is no such instance.
+  virtual Status request_cancel(const std::string& id) = 0;
+};
+
+// Opens (creating if needed) a SQLite database in WAL mode and migrates its
+// schema. Errors name the problem and the path: kBusy when another process
+// holds the lock past busy_timeout, kIoError for a read-only or unreadable
+// file or a full disk, kCorrupt for a file that is not a Saga database,
+// kUnsupported for a schema newer than this build knows.
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path,
+                                                 const StoreOptions& options = {});
+
+}  // namespace saga

@@ -1,0 +1,170 @@
+// The SQLite store's schema as an ordered list of migrations, and the checks
+// that decide whether a file is a Saga database this build may open (see
+// schema.hpp). docs/store.md documents every table and column defined here.
+#include "runtime/store/schema.hpp"
+
+#include <fmt/format.h>
+
+#include <iterator>
+
+namespace saga::store {
+namespace {
+
+// Version 1: the initial schema.
+//
+// * Text columns are NOT NULL and default to '' so that readers never see
+//   NULL; the store writes '' for "none".
+// * instances.num is the rowid: a number given in creation order. history and
+//   dead_letters refer to an instance by num, not by its text id, because ids
+//   are random UUIDs: keyed by id, the history of the instances running at
+//   any moment would be spread over the whole history b-tree, and each group
+//   commit would rewrite one page per instance. Keyed by num, the running
+//   (recent) instances share the last pages of every tree, and rows are
+//   smaller. The public id stays unique and indexed.
+// * instances_by_status serves list_instances(status) newest first and
+//   list_unfinished(); instances_by_created serves list_instances(all).
+// * history is clustered by (instance, seq): reading one instance's history
+//   is one range scan, and the next seq of an instance is one seek to the end
+//   of its range.
+// * dead_letters keeps insertion order in its rowid.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE programs (
+  hash TEXT PRIMARY KEY NOT NULL,
+  name TEXT NOT NULL DEFAULT '',
+  image BLOB NOT NULL,
+  created_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE instances (
+  num INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  program TEXT NOT NULL DEFAULT '',
+  saga TEXT NOT NULL DEFAULT '',
+  status INTEGER NOT NULL DEFAULT 0,
+  input TEXT NOT NULL DEFAULT '',
+  output TEXT NOT NULL DEFAULT '',
+  error_class TEXT NOT NULL DEFAULT '',
+  error_message TEXT NOT NULL DEFAULT '',
+  checkpoint BLOB NOT NULL DEFAULT x'',
+  wake_at INTEGER NOT NULL DEFAULT 0,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  created_ms INTEGER NOT NULL DEFAULT 0,
+  updated_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX instances_by_status ON instances(status, created_ms);
+CREATE INDEX instances_by_created ON instances(created_ms);
+CREATE TABLE history (
+  instance INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  time_ms INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  step TEXT NOT NULL DEFAULT '',
+  attempt INTEGER NOT NULL DEFAULT 0,
+  error_class TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '',
+  data TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (instance, seq)
+) WITHOUT ROWID;
+CREATE TABLE dead_letters (
+  id INTEGER PRIMARY KEY,
+  instance INTEGER NOT NULL,
+  step TEXT NOT NULL DEFAULT '',
+  time_ms INTEGER NOT NULL,
+  error_class TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX dead_letters_by_instance ON dead_letters(instance, id);
+)sql";
+
+// Append new migrations here (version 2, 3, ...); never edit a shipped one.
+constexpr Migration kMigrations[] = {
+    {1, "initial schema: programs, instances, history, dead_letters", kSchemaV1},
+};
+
+}  // namespace
+
+std::span<const Migration> migrations() {
+  return kMigrations;
+}
+
+int latest_schema_version() {
+  return std::end(kMigrations)[-1].version;
+}
+
+Result<Identity> read_identity(Connection& conn) {
+  Identity id;
+  Result<int64_t> app = conn.query_int("PRAGMA application_id", "reading the database header");
+  if (!app.ok()) return app.status();
+  id.application_id = *app;
+  Result<int64_t> version = conn.query_int("PRAGMA user_version", "reading the database header");
+  if (!version.ok()) return version.status();
+  id.user_version = *version;
+  Result<int64_t> objects =
+      conn.query_int("SELECT count(*) FROM sqlite_master", "reading the database schema");
+  if (!objects.ok()) return objects.status();
+  id.schema_objects = *objects;
+  return id;
+}
+
+Status check_identity(const Identity& identity, int latest, const std::string& path) {
+  if (identity.application_id == kApplicationId) {
+    if (identity.user_version > latest) {
+      return {StatusCode::kUnsupported,
+              fmt::format("database was created by a newer Saga (schema {}; this build knows up "
+                          "to {}): {}",
+                          identity.user_version, latest, path)};
+    }
+    if (identity.user_version < 0) {
+      return {StatusCode::kCorrupt,
+              fmt::format("not a Saga database: schema version {} is invalid: {}",
+                          identity.user_version, path)};
+    }
+    return Status::Ok();
+  }
+  if (identity.application_id == 0) {
+    if (identity.user_version == 0 && identity.schema_objects == 0) return Status::Ok();  // New.
+    return {StatusCode::kCorrupt,
+            fmt::format("not a Saga database: it holds {} tables or indexes of another "
+                        "application (application_id 0, user_version {}): {}",
+                        identity.schema_objects, identity.user_version, path)};
+  }
+  return {StatusCode::kCorrupt,
+          fmt::format("not a Saga database: its application_id is {:#010x}, Saga's is {:#010x}: {}",
+                      static_cast<uint32_t>(identity.application_id),
+                      static_cast<uint32_t>(kApplicationId), path)};
+}
+
+Status migrate(Connection& conn, std::span<const Migration> list) {
+  const int latest = list.empty() ? 0 : list.back().version;
+  Status s = conn.exec("BEGIN IMMEDIATE", "locking the database to check its schema");
+  if (!s.ok()) return s;
+
+  auto run = [&]() -> Status {
+    Result<Identity> identity = read_identity(conn);
+    if (!identity.ok()) return identity.status();
+    Status ok = check_identity(*identity, latest, conn.path());
+    if (!ok.ok()) return ok;
+    if (identity->application_id == 0) {
+      ok = conn.exec(fmt::format("PRAGMA application_id = {}", kApplicationId).c_str(),
+                     "creating the database");
+      if (!ok.ok()) return ok;
+    }
+    for (const Migration& m : list) {
+      if (m.version <= identity->user_version) continue;
+      std::string doing =
+          fmt::format("migrating the schema to version {} ({})", m.version, m.summary);
+      ok = conn.exec(m.sql, doing);
+      if (!ok.ok()) return ok;
+      ok = conn.exec(fmt::format("PRAGMA user_version = {}", m.version).c_str(), doing);
+      if (!ok.ok()) return ok;
+    }
+    return conn.exec("COMMIT", "committing the schema");
+  };
+
+  s = run();
+  if (!s.ok() && sqlite3_get_autocommit(conn.get()) == 0) {
+    sqlite3_exec(conn.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  return s;
+}
+
+}  // namespace saga::store

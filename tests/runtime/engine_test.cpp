@@ -1,0 +1,580 @@
+// Engine tests: the execution model end to end inside one process, with real
+// SQLite files and a ManualClock for retries, timeouts and deadlines. Nothing
+// here sleeps and hopes: tests wait for committed events (EventLog) or for
+// instances to finish (Engine::wait), and time moves only when a test says so.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include "compiler/compile.hpp"
+#include "runtime/bytecode/format.hpp"
+#include "saga/engine.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using saga::InstanceStatus;
+using namespace std::chrono_literals;
+
+std::vector<uint8_t> compile(const std::string& text) {
+  saga::SourceFile source("test.saga", text);
+  saga::Diagnostics diags(source);
+  auto program = saga::compiler::compile(source, diags);
+  EXPECT_TRUE(program) << diags.render_text();
+  if (!program) return {};
+  return saga::bytecode::serialize(*program);
+}
+
+// Collects committed history events and lets a test wait for one.
+class EventLog {
+ public:
+  void add(const std::string& id, const saga::HistoryEvent& e) {
+    std::lock_guard lock(mu_);
+    events_.push_back({id, e});
+    cv_.notify_all();
+  }
+  // Waits (up to 10 s of real time, a failure guard, not a timing assumption)
+  // until `count` events of `kind` (for `step`, when given) were committed.
+  bool wait_for(const std::string& kind, const std::string& step = {}, size_t count = 1) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, 10s, [&] { return this->count(kind, step) >= count; });
+  }
+  size_t count(const std::string& kind, const std::string& step = {}) const {
+    size_t n = 0;
+    for (const auto& [id, e] : events_) n += e.kind == kind && (step.empty() || e.step == step);
+    return n;
+  }
+  std::vector<saga::HistoryEvent> of(const std::string& kind) {
+    std::lock_guard lock(mu_);
+    std::vector<saga::HistoryEvent> out;
+    for (const auto& [id, e] : events_) {
+      if (e.kind == kind) out.push_back(e);
+    }
+    return out;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<std::string, saga::HistoryEvent>> events_;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("saga-engine-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    clock_ = std::make_shared<saga::ManualClock>();
+  }
+  void TearDown() override {
+    engine_.reset();
+    fs::remove_all(dir_);
+  }
+
+  saga::Engine& open(saga::Durability durability = saga::Durability::kNormal) {
+    engine_.reset();
+    saga::EngineOptions options;
+    options.database = (dir_ / "sagas.db").string();
+    options.durability = durability;
+    options.clock = clock_;
+    options.seed = 42;
+    options.compensation.attempts = 3;
+    options.compensation.initial_ms = 100;
+    options.on_event = [this](const std::string& id, const saga::HistoryEvent& e) {
+      // SAGA_TEST_TRACE=1 prints every committed event, for debugging.
+      if (std::getenv("SAGA_TEST_TRACE")) {
+        std::fprintf(stderr, "  event %s %s %s %s\n", e.kind.c_str(), e.step.c_str(),
+                     e.error_class.c_str(), e.message.c_str());
+      }
+      log_.add(id, e);
+    };
+    auto engine = saga::Engine::open(options);
+    EXPECT_TRUE(engine.ok()) << engine.status().message();
+    engine_ = std::move(engine).value();
+    return *engine_;
+  }
+
+  std::string load(const std::string& source) {
+    auto hash = engine_->load_program(compile(source));
+    EXPECT_TRUE(hash.ok()) << hash.status().message();
+    return hash.ok() ? hash.value() : "";
+  }
+
+  fs::path dir_;
+  std::shared_ptr<saga::ManualClock> clock_;
+  std::unique_ptr<saga::Engine> engine_;
+  EventLog log_;
+};
+
+// Three host-provided steps; each records its calls.
+const char* kThreeSteps = R"(
+service shop { }
+saga order(id: string, fail_at: string) {
+  step a { do shop.a(id: id) -> ra  undo shop.undo_a(ref: ra.ref) }
+  step b { do shop.b(id: id, prev: ra.ref) -> rb  undo shop.undo_b(ref: rb.ref) }
+  step c { do shop.c(id: id) -> rc  undo shop.undo_c(ref: rc.ref) }
+  output { a: ra.ref, b: rb.ref, c: rc.ref }
+}
+)";
+
+struct Recorder {
+  std::mutex mu;
+  std::vector<std::string> calls;  // "a", "undo_b", ...
+  std::vector<std::string> keys;
+  void add(const saga::ActionCall& c) {
+    std::lock_guard lock(mu);
+    calls.push_back(c.action.substr(c.action.find('.') + 1));
+    keys.push_back(c.idempotency_key);
+  }
+  std::vector<std::string> get() {
+    std::lock_guard lock(mu);
+    return calls;
+  }
+};
+
+// Registers shop.a/b/c and their undos; step `fail_step` fails with `cls`.
+void register_shop(saga::Engine& e, Recorder& rec, std::string fail_step = "",
+                   std::string cls = "") {
+  for (std::string s : {"a", "b", "c"}) {
+    e.register_action("shop." + s, [&rec, s, fail_step, cls](const saga::ActionCall& c) -> json {
+      rec.add(c);
+      if (s == fail_step) throw saga::ActionError(cls, "step " + s + " refused");
+      return {{"ref", s + "-" + c.args["id"].get<std::string>()}};
+    });
+    e.register_action("shop.undo_" + s, [&rec](const saga::ActionCall& c) -> json {
+      rec.add(c);
+      return nullptr;
+    });
+  }
+}
+
+TEST_F(EngineTest, CompletesAndReturnsOutput) {
+  auto& e = open();
+  std::string hash = load(kThreeSteps);
+  Recorder rec;
+  register_shop(e, rec);
+  auto id = e.start(hash, "order", {{"id", "42"}, {"fail_at", ""}});
+  ASSERT_TRUE(id.ok()) << id.status().message();
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  EXPECT_EQ(info->output, (json{{"a", "a-42"}, {"b", "b-42"}, {"c", "c-42"}}));
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(saga::exit_code_for(info->status), 0);
+}
+
+TEST_F(EngineTest, CompensatesCompletedStepsInReverseOrder) {
+  auto& e = open();
+  std::string hash = load(kThreeSteps);
+  Recorder rec;
+  register_shop(e, rec, "c", "rejected");
+  auto id = e.start(hash, "order", {{"id", "7"}, {"fail_at", "c"}});
+  ASSERT_TRUE(id.ok());
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompensated);
+  EXPECT_EQ(info->error_class, "rejected");
+  // c was rejected (no effect): not compensated; b then a are.
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "b", "c", "undo_b", "undo_a"}));
+  EXPECT_EQ(saga::exit_code_for(info->status), 3);
+}
+
+TEST_F(EngineTest, CompensatesAStepThatEndedInDoubt) {
+  auto& e = open();
+  std::string hash = load(kThreeSteps);
+  Recorder rec;
+  register_shop(e, rec, "c", "unavailable");
+  auto id = e.start(hash, "order", {{"id", "7"}, {"fail_at", "c"}});
+  ASSERT_TRUE(id.ok());
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompensated);
+  // c may have had an effect: its undo runs first (its result is unknown, so
+  // rc.ref is null in the undo's arguments).
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "b", "c", "undo_c", "undo_b", "undo_a"}));
+}
+
+TEST_F(EngineTest, FailsWithoutCompensationWhenNothingHadAnEffect) {
+  auto& e = open();
+  std::string hash = load(kThreeSteps);
+  Recorder rec;
+  register_shop(e, rec, "a", "rejected");
+  auto id = e.start(hash, "order", {{"id", "1"}, {"fail_at", "a"}});
+  ASSERT_TRUE(id.ok());
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kFailed);
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"a"}));
+}
+
+TEST_F(EngineTest, IdempotencyKeysAreInstanceAndStep) {
+  auto& e = open();
+  std::string hash = load(kThreeSteps);
+  Recorder rec;
+  register_shop(e, rec, "c", "rejected");
+  auto id = e.start(hash, "order", {{"id", "9"}, {"fail_at", "c"}});
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(e.wait(id.value()).ok());
+  std::lock_guard lock(rec.mu);
+  EXPECT_EQ(rec.keys,
+            (std::vector<std::string>{id.value() + "/a", id.value() + "/b", id.value() + "/c",
+                                      id.value() + "/b/undo", id.value() + "/a/undo"}));
+}
+
+TEST_F(EngineTest, RetriesWithBackoffOnTheClock) {
+  auto& e = open();
+  std::string hash = load(R"(
+service pay { }
+saga s() {
+  step charge { do pay.charge() -> r undo pay.refund() retry { attempts: 3, backoff: fixed(1s), on: [unavailable] } }
+  output r
+}
+)");
+  std::atomic<int> calls{0};
+  std::vector<std::string> keys;
+  std::mutex mu;
+  e.register_action("pay.charge", [&](const saga::ActionCall& c) -> json {
+    {
+      std::lock_guard lock(mu);
+      keys.push_back(c.idempotency_key);
+    }
+    if (++calls < 3) throw saga::ActionError("unavailable", "try later");
+    return {{"ok", true}, {"attempt", c.attempt}};
+  });
+  auto id = e.start(hash, "s", json::object());
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(log_.wait_for("attempt_failed", "charge", 1));
+  int64_t first_failure = log_.of("attempt_failed")[0].time_ms;
+  EXPECT_EQ(calls.load(), 1);
+  clock_->advance(1000ms);
+  ASSERT_TRUE(log_.wait_for("attempt_failed", "charge", 2));
+  clock_->advance(1000ms);
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  EXPECT_EQ(info->output, (json{{"ok", true}, {"attempt", 3}}));
+  EXPECT_EQ(calls.load(), 3);
+  // Each retry waited the full backoff on the engine's clock.
+  auto done = log_.of("step_completed");
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].time_ms - first_failure, 2000);
+  EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), 1u)
+      << "same key on every attempt";
+}
+
+TEST_F(EngineTest, DoesNotRetryClassesOutsideThePolicy) {
+  auto& e = open();
+  std::string hash = load(R"(
+service pay { }
+saga s() { step charge { do pay.charge() undo pay.refund() retry { attempts: 5, on: [unavailable] } } }
+)");
+  std::atomic<int> calls{0};
+  e.register_action("pay.charge", [&](const saga::ActionCall&) -> json {
+    ++calls;
+    throw saga::ActionError("rejected", "card declined");
+  });
+  auto id = e.start(hash, "s", json::object());
+  ASSERT_TRUE(id.ok());
+  auto info = e.wait(id.value());
+  EXPECT_EQ(info->status, InstanceStatus::kFailed);
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_NE(info->error_message.find("card declined"), std::string::npos);
+}
+
+TEST_F(EngineTest, AttemptTimeoutAbandonsTheAttempt) {
+  auto& e = open();
+  std::string hash = load(R"(
+service slow { }
+saga s() {
+  step first { do slow.ok() -> x  undo slow.undo() }
+  step hang { do slow.hang() timeout 2s undo slow.undo_hang() }
+}
+)");
+  std::vector<std::string> undos;
+  std::mutex mu;
+  e.register_action("slow.ok", [](const saga::ActionCall&) -> json { return 1; });
+  std::vector<saga::Completion> parked;  // Never completed: the attempt hangs.
+  e.register_async_action("slow.hang", [&](const saga::ActionCall&, saga::Completion c) {
+    std::lock_guard lock(mu);
+    parked.push_back(c);
+  });
+  for (std::string u : {"slow.undo", "slow.undo_hang"}) {
+    e.register_action(u, [&, u](const saga::ActionCall&) -> json {
+      std::lock_guard lock(mu);
+      undos.push_back(u);
+      return nullptr;
+    });
+  }
+  auto id = e.start(hash, "s", json::object());
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(log_.wait_for("step_started", "hang"));
+  clock_->advance(1999ms);
+  clock_->advance(1ms);
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompensated);
+  EXPECT_EQ(info->error_class, "timeout");
+  // The timed-out step may have had an effect: it is compensated first.
+  std::lock_guard lock(mu);
+  EXPECT_EQ(undos, (std::vector<std::string>{"slow.undo_hang", "slow.undo"}));
+  // A late answer of the abandoned attempt is ignored.
+  parked.at(0).succeed(json{{"late", true}});
+}
+
+TEST_F(EngineTest, DeadlineFailsAndCompensates) {
+  auto& e = open();
+  std::string hash = load(R"(
+service s { }
+saga slow() {
+  deadline 1m
+  step a { do s.a() undo s.undo_a() }
+  step nap { do sleep(for: 1h) }
+  output "never"
+}
+)");
+  Recorder rec;
+  e.register_action("s.a", [&](const saga::ActionCall& c) -> json {
+    rec.add(c);
+    return 1;
+  });
+  e.register_action("s.undo_a", [&](const saga::ActionCall& c) -> json {
+    rec.add(c);
+    return 1;
+  });
+  auto id = e.start(hash, "slow", json::object());
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+  clock_->advance(60s);
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompensated);
+  EXPECT_EQ(info->error_class, "timeout");
+  EXPECT_NE(info->error_message.find("deadline of 1m"), std::string::npos) << info->error_message;
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "undo_a"}));
+}
+
+TEST_F(EngineTest, StuckAfterCompensationPolicyWithDeadLetter) {
+  auto& e = open();
+  std::string hash = load(R"(
+service s { }
+saga x() {
+  step a { do s.a() undo s.undo_a() }
+  fail rejected "stop here"
+}
+)");
+  std::atomic<int> undo_calls{0};
+  e.register_action("s.a", [](const saga::ActionCall&) -> json { return 1; });
+  e.register_action("s.undo_a", [&](const saga::ActionCall&) -> json {
+    ++undo_calls;
+    throw saga::ActionError("unavailable", "refund service down");
+  });
+  auto id = e.start(hash, "x", json::object());
+  ASSERT_TRUE(id.ok());
+  // attempts = 3 (set in open()): two backoffs of 100 ms and 200 ms.
+  ASSERT_TRUE(log_.wait_for("undo_failed", "a", 1));
+  clock_->advance(100ms);
+  ASSERT_TRUE(log_.wait_for("undo_failed", "a", 2));
+  clock_->advance(200ms);
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kStuck);
+  EXPECT_EQ(undo_calls.load(), 3);
+  EXPECT_EQ(saga::exit_code_for(info->status), 4);
+  auto letters = e.store().dead_letters(id.value());
+  ASSERT_TRUE(letters.ok());
+  ASSERT_EQ(letters->size(), 1u);
+  EXPECT_EQ(letters->at(0).step, "a");
+  EXPECT_EQ(letters->at(0).error_class, "unavailable");
+}
+
+TEST_F(EngineTest, InputIsValidatedBeforeAnythingIsRecorded) {
+  auto& e = open();
+  std::string hash = load(kThreeSteps);
+  for (const json& bad : {json{{"id", 1}, {"fail_at", ""}}, json{{"id", "1"}},
+                          json{{"id", "1"}, {"fail_at", ""}, {"extra", true}}, json::array()}) {
+    auto id = e.start(hash, "order", bad);
+    ASSERT_FALSE(id.ok()) << bad.dump();
+    EXPECT_EQ(id.status().code(), saga::StatusCode::kInvalidArgument);
+  }
+  auto list = e.store().list_instances(std::nullopt, 10);
+  ASSERT_TRUE(list.ok());
+  EXPECT_TRUE(list->empty());
+  auto missing = e.start(hash, "nope", json::object());
+  EXPECT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("no saga 'nope'"), std::string::npos);
+}
+
+TEST_F(EngineTest, UnprovidedActionFailsNamingIt) {
+  auto& e = open();
+  std::string hash = load(kThreeSteps);
+  auto id = e.start(hash, "order", {{"id", "1"}, {"fail_at", ""}});
+  ASSERT_TRUE(id.ok());
+  auto info = e.wait(id.value());
+  EXPECT_EQ(info->status, InstanceStatus::kFailed);
+  EXPECT_EQ(info->error_class, "unsupported");
+  EXPECT_NE(info->error_message.find("shop.a"), std::string::npos) << info->error_message;
+}
+
+TEST_F(EngineTest, ResumesAfterTheProcessGoesAwayAndKeepsRecordedValues) {
+  std::string id, hash, token;
+  const char* source = R"(
+service s { }
+saga r() {
+  let token = uuid()
+  step a { do s.a(token: token) -> x undo s.undo() }
+  step nap { do sleep(for: 10s) }
+  step b { do s.b(token: token) -> y undo s.undo() }
+  output { token: token, x: x, y: y }
+}
+)";
+  std::atomic<int> a_calls{0}, b_calls{0};
+  auto provide = [&](saga::Engine& e) {
+    e.register_action("s.a", [&](const saga::ActionCall&) -> json { return ++a_calls; });
+    e.register_action("s.b", [&](const saga::ActionCall&) -> json { return ++b_calls; });
+    e.register_action("s.undo", [](const saga::ActionCall&) -> json { return nullptr; });
+  };
+  {
+    auto& e = open();
+    hash = load(source);
+    provide(e);
+    auto started = e.start(hash, "r", json::object());
+    ASSERT_TRUE(started.ok());
+    id = started.value();
+    ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+    auto view = e.inspect(id);
+    ASSERT_TRUE(view.ok());
+    token = view.value()["variables"]["token"].get<std::string>();
+    engine_.reset();  // The process goes away while the instance sleeps.
+  }
+  auto& e = open();
+  provide(e);
+  auto taken = e.resume();
+  ASSERT_TRUE(taken.ok());
+  EXPECT_EQ(taken.value(), 1u);
+  clock_->advance(10s);  // The durable timer fires at its original time.
+  auto info = e.wait(id);
+  ASSERT_TRUE(info.ok());
+  ASSERT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  EXPECT_EQ(info->output["token"], token) << "uuid() keeps its recorded value";
+  EXPECT_EQ(a_calls.load(), 1) << "a completed before the restart and is not run again";
+  EXPECT_EQ(b_calls.load(), 1);
+}
+
+TEST_F(EngineTest, RunningInstancesStayPinnedToTheirProgram) {
+  const char* v1 = R"(
+service s { }
+saga p() { step nap { do sleep(for: 5s) } output "v1" }
+)";
+  const char* v2 = R"(
+service s { }
+saga p() { step nap { do sleep(for: 5s) } output "v2" }
+)";
+  std::string id;
+  {
+    auto& e = open();
+    std::string h1 = load(v1);
+    auto started = e.start(h1, "p", json::object());
+    ASSERT_TRUE(started.ok());
+    id = started.value();
+    ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+    engine_.reset();
+  }
+  auto& e = open();
+  std::string h2 = load(v2);  // A new version is deployed.
+  ASSERT_TRUE(e.resume().ok());
+  clock_->advance(5s);
+  auto old = e.wait(id);
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->output, "v1");
+  auto fresh = e.start(h2, "p", json::object());
+  ASSERT_TRUE(fresh.ok());
+  ASSERT_TRUE(log_.wait_for("step_started", "nap", 2));
+  clock_->advance(5s);
+  EXPECT_EQ(e.wait(fresh.value())->output, "v2");
+}
+
+TEST_F(EngineTest, CancelCompensatesAndEndsCancelled) {
+  auto& e = open();
+  std::string hash = load(R"(
+service s { }
+saga c() {
+  step a { do s.a() undo s.undo_a() }
+  step nap { do sleep(for: 1h) }
+}
+)");
+  Recorder rec;
+  e.register_action("s.a", [&](const saga::ActionCall& c) -> json {
+    rec.add(c);
+    return 1;
+  });
+  e.register_action("s.undo_a", [&](const saga::ActionCall& c) -> json {
+    rec.add(c);
+    return 1;
+  });
+  auto id = e.start(hash, "c", json::object());
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+  ASSERT_TRUE(e.cancel(id.value()).ok());
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCancelled);
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "undo_a"}));
+  EXPECT_EQ(e.cancel("no-such-id").code(), saga::StatusCode::kNotFound);
+}
+
+TEST_F(EngineTest, StartAndResumeAPendingInstance) {
+  auto& e = open();
+  std::string hash = load(R"(saga p(n: number) { output n * 2 })");
+  auto id = e.enqueue(hash, "p", {{"n", 21}});
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(e.get(id.value())->status, InstanceStatus::kPending);
+  auto taken = e.resume();
+  ASSERT_TRUE(taken.ok());
+  EXPECT_EQ(taken.value(), 1u);
+  auto info = e.wait(id.value());
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted);
+  EXPECT_EQ(info->output, 42);
+}
+
+TEST_F(EngineTest, RuntimeErrorFailsTheSagaWithItsPosition) {
+  auto& e = open();
+  std::string hash = load("saga p(n: any) {\n  output n + 1\n}\n");
+  auto id = e.start(hash, "p", {{"n", "text"}});
+  ASSERT_TRUE(id.ok());
+  auto info = e.wait(id.value());
+  EXPECT_EQ(info->status, InstanceStatus::kFailed);
+  EXPECT_EQ(info->error_class, "type");
+  EXPECT_NE(info->error_message.find("test.saga:2"), std::string::npos) << info->error_message;
+}
+
+TEST_F(EngineTest, HistoryRecordsEveryTransition) {
+  auto& e = open(saga::Durability::kFull);
+  std::string hash = load(kThreeSteps);
+  Recorder rec;
+  register_shop(e, rec, "b", "rejected");
+  auto id = e.start(hash, "order", {{"id", "5"}, {"fail_at", "b"}});
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(e.wait(id.value()).ok());
+  auto history = e.store().history(id.value());
+  ASSERT_TRUE(history.ok());
+  std::vector<std::string> kinds;
+  for (const auto& h : history.value())
+    kinds.push_back(h.kind + (h.step.empty() ? "" : ":" + h.step));
+  EXPECT_EQ(kinds, (std::vector<std::string>{"started", "step_started:a", "step_completed:a",
+                                             "step_started:b", "step_failed:b", "failed",
+                                             "undo_started:a", "undo_completed:a", "compensated"}));
+  auto failed = std::find_if(history->begin(), history->end(),
+                             [](const auto& h) { return h.kind == "step_failed"; });
+  EXPECT_EQ(failed->error_class, "rejected");
+  EXPECT_EQ(failed->attempt, 1u);
+}
+
+}  // namespace
