@@ -32,6 +32,7 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <unistd.h>
 #include <unordered_map>
 
 #include "runtime/asio.hpp"
@@ -135,8 +136,11 @@ class TimerQueue {
 
   void schedule(int64_t due_ms, std::function<void()> fn) {
     std::lock_guard lock(mu_);
+    // The thread sleeps until the earliest due time; only an entry that
+    // becomes the earliest needs to wake it (most attempt timeouts do not).
+    bool earliest = heap_.empty() || due_ms < heap_.top().due;
     heap_.push(Entry{due_ms, next_seq_++, std::move(fn)});
-    cv_.notify_all();
+    if (earliest) cv_.notify_all();
   }
 
   size_t size() {
@@ -196,6 +200,53 @@ std::string format_ms(int64_t ms) {
   return fmt::format("{}ms", ms);
 }
 
+// The start time of a process in clock ticks since boot (field 22 of
+// /proc/PID/stat), or -1 when there is no such process.
+int64_t process_start_ticks(long pid) {
+  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+  std::string text;
+  if (!std::getline(stat, text)) return -1;
+  // The command name (field 2) may hold spaces; fields resume after its ')'.
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i) {
+    if (i == 22) return std::stoll(field);
+  }
+  return -1;
+}
+
+std::string host_name() {
+  char name[256] = {};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
+
+// An engine's identity as an instance owner: "PID.START@HOST". PID and START
+// (the process start time) tell a live process from a dead one, or from a
+// new process that reuses the PID.
+std::string this_owner() {
+  long pid = static_cast<long>(getpid());
+  return fmt::format("{}.{}@{}", pid, process_start_ticks(pid), host_name());
+}
+
+// Whether the owner is a process of this machine that no longer runs. Owners
+// on other machines are judged by their lease alone.
+bool owner_dead(const std::string& owner) {
+  auto at = owner.find('@');
+  auto dot = owner.find('.');
+  if (at == std::string::npos || dot == std::string::npos || dot > at) return false;
+  if (owner.substr(at + 1) != host_name()) return false;
+  try {
+    long pid = std::stol(owner.substr(0, dot));
+    int64_t start = std::stoll(owner.substr(dot + 1, at - dot - 1));
+    return process_start_ticks(pid) != start;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 }  // namespace
 
 int exit_code_for(InstanceStatus status) {
@@ -231,6 +282,8 @@ void Completion::fail(std::string error_class, std::string message) const {
   }
 }
 
+InstanceInfo info_of(const InstanceRecord& r);
+
 namespace {
 
 struct Run {
@@ -241,6 +294,7 @@ struct Run {
   uint64_t generation = 0;           // Bumped whenever what the instance waits for changes.
   uint64_t commit_seq = 0;           // The latest transition handed to the store.
   std::vector<HistoryEvent> events;  // For the next transition.
+  std::vector<bool> live_only;       // Parallel to events (Impl::live_event).
   std::optional<DeadLetter> dead_letter;
   bool deadline_armed = false;
   bool finished = false;
@@ -248,6 +302,7 @@ struct Run {
   Status start_error;          // The first commit's failure, for start().
   bool started = false;        // The first commit succeeded.
   std::condition_variable cv;  // Signals started/finished to start().
+  Engine::DoneCallback on_done;  // start_async()'s callback.
 };
 
 using RunPtr = std::shared_ptr<Run>;
@@ -277,6 +332,16 @@ struct Engine::Impl {
 
   std::mutex rng_mu;
   std::mt19937_64 rng;
+
+  // Ownership (Store::claim): instances this engine runs carry its owner id
+  // and a lease it renews every kLeaseMs / 3.
+  static constexpr int64_t kLeaseMs = 30'000;
+  std::string owner = this_owner();
+
+  void renew_leases() {
+    if (store) store->renew(owner, now() + kLeaseMs);
+    timers->schedule(now() + kLeaseMs / 3, [this] { renew_leases(); });
+  }
 
   ~Impl() { shutdown(); }
 
@@ -327,6 +392,18 @@ struct Engine::Impl {
              std::string error_class = {}, std::string message = {}, std::string data = {}) {
     run.events.push_back(HistoryEvent{now(), std::move(kind), std::move(step), attempt,
                                       std::move(error_class), std::move(message), std::move(data)});
+    run.live_only.push_back(false);
+  }
+
+  // An event that is reported to on_event but stored in the history only when
+  // it is the sole event of its transition. "step b started" always rides
+  // with "step a completed" (or "started"), so storing it would double the
+  // history rows, the biggest part of the store's work, for no information:
+  // `sagactl show` shows the step an instance waits for.
+  void live_event(Run& run, std::string kind, std::string step, uint32_t attempt,
+                  std::string message = {}) {
+    event(run, std::move(kind), std::move(step), attempt, {}, std::move(message));
+    run.live_only.back() = true;
   }
 
   static InstanceStatus status_of(const InstanceState& s, bool stuck) {
@@ -363,13 +440,17 @@ struct Engine::Impl {
     r.record.checkpoint.clear();
     runtime::encode_checkpoint(r.state, r.record.checkpoint);
     t.instance = r.record;
-    t.events = std::move(r.events);
+    std::vector<HistoryEvent> echoed;
+    if (options.on_event) echoed = r.events;
+    bool all_live = std::all_of(r.live_only.begin(), r.live_only.end(), [](bool b) { return b; });
+    for (size_t i = 0; i < r.events.size(); ++i) {
+      if (!r.live_only[i] || all_live) t.events.push_back(std::move(r.events[i]));
+    }
     r.events.clear();
+    r.live_only.clear();
     t.dead_letter = std::move(r.dead_letter);
     r.dead_letter.reset();
     uint64_t seq = ++r.commit_seq;
-    std::vector<HistoryEvent> echoed;
-    if (options.on_event) echoed = t.events;
     bool final = is_terminal(status) || status == InstanceStatus::kStuck;
     store->submit(std::move(t), [this, run, seq, final,
                                  echoed = std::move(echoed)](Status s) mutable {
@@ -392,6 +473,14 @@ struct Engine::Impl {
           run->cv.notify_all();
           lock.unlock();
           forget(run);
+          if (run->on_done) {
+            InstanceInfo info;
+            info.id = run->record.id;
+            info.saga = run->record.saga;
+            info.status = InstanceStatus::kPending;
+            info.error_message = s.message();
+            run->on_done(info);
+          }
           return;
         }
         // The store refused (disk full, locked): keep the state in memory and
@@ -425,7 +514,10 @@ struct Engine::Impl {
     if (options.on_event) {
       for (const HistoryEvent& e : echoed) options.on_event(run->record.id, e);
     }
-    if (finished) forget(run);
+    if (finished) {
+      forget(run);
+      if (run->on_done) run->on_done(info_of(run->record));
+    }
   }
 
   void forget(const RunPtr& run) {
@@ -538,13 +630,61 @@ struct Engine::Impl {
     if (timeout == 0 && action.service != bytecode::kNoService) {
       timeout = static_cast<int64_t>(p.services[action.service].timeout_ms);
     }
-    if (timeout > 0 && !undo) {
-      timers->schedule(now() + timeout, [this, run, g, timeout] {
+    if (timeout > 0 && !undo && impl.async) {
+      // Held weakly: a finished instance must not stay in memory until its
+      // abandoned timeouts come due.
+      std::weak_ptr<Run> weak = run;
+      timers->schedule(now() + timeout, [this, weak, g, timeout] {
+        RunPtr run = weak.lock();
+        if (!run) return;
         std::lock_guard lock(run->mu);
         if (run->generation != g) return;
         finish_attempt(run, g, false, Value(), "timeout",
                        fmt::format("no answer within {}", format_ms(timeout)));
       });
+    }
+
+    if (impl.sync) {
+      // A synchronous action runs here, on this engine thread, under the
+      // run's lock (no other event of this instance can interleave). It cannot
+      // be interrupted: when it returns after its timeout, its result is
+      // discarded and the attempt counts as timed out (it may have had an
+      // effect, so the step is in doubt).
+      ActionCall call;
+      call.action = action.name;
+      call.args = s.args.to_json();
+      call.instance_id = run->record.id;
+      call.step = step.name;
+      call.idempotency_key = run->record.id + "/" + step.name + (undo ? "/undo" : "");
+      call.attempt = s.attempt;
+      call.compensation = undo;
+      int64_t started = now();
+      bool ok = false;
+      Value result;
+      std::string cls, msg;
+      try {
+        auto converted = Value::from_json(impl.sync(call));
+        if (converted.ok()) {
+          ok = true;
+          result = std::move(converted).value();
+        } else {
+          cls = "error";
+          msg = "the action returned a result that is not a JSON value: " +
+                converted.status().message();
+        }
+      } catch (const ActionError& e) {
+        cls = e.error_class();
+        msg = e.what();
+      } catch (const std::exception& e) {
+        cls = "error";
+        msg = e.what();
+      }
+      if (timeout > 0 && !undo && now() - started > timeout) {
+        ok = false;
+        cls = "timeout";
+        msg = fmt::format("no answer within {}", format_ms(timeout));
+      }
+      return finish_attempt(run, g, ok, std::move(result), std::move(cls), std::move(msg));
     }
 
     auto call = std::make_shared<ActionCall>();
@@ -575,18 +715,8 @@ struct Engine::Impl {
     };
     Completion completion(state);
     boost::asio::post(io, [impl = std::move(impl), call, completion] {
-      if (impl.async) {
-        try {
-          impl.async(*call, completion);
-        } catch (const std::exception& e) {
-          completion.fail("error", e.what());
-        }
-        return;
-      }
       try {
-        completion.succeed(impl.sync(*call));
-      } catch (const ActionError& e) {
-        completion.fail(e.error_class(), e.what());
+        impl.async(*call, completion);
       } catch (const std::exception& e) {
         completion.fail("error", e.what());
       }
@@ -699,7 +829,7 @@ struct Engine::Impl {
           double ms = d && d->is_number() ? d->as_number() : 0;
           s.wake_at_ms = now() + static_cast<int64_t>(std::max(0.0, ms));
         }
-        event(*run, "step_started", step.name, 1);
+        live_event(*run, "step_started", step.name, 1);
         return commit(run, InstanceStatus::kRunning);
       }
       case Stop::kComplete:
@@ -752,7 +882,7 @@ struct Engine::Impl {
         return commit(run, InstanceStatus::kStuck);
       }
       s.wake_at_ms = 0;
-      event(*run, "undo_started", step.name, 1, {}, c.in_doubt ? "step was in doubt" : "");
+      live_event(*run, "undo_started", step.name, 1, c.in_doubt ? "step was in doubt" : "");
       return commit(run, InstanceStatus::kCompensating);
     }
     s.phase = Phase::kDone;
@@ -794,6 +924,8 @@ struct Engine::Impl {
     run->record.saga = saga_name;
     run->record.input_json = input->to_json_text();
     run->record.created_ms = now();
+    run->record.owner = owner;
+    run->record.lease_until_ms = run->record.created_ms + kLeaseMs;
     run->state = runtime::start_state(*run->program, saga, input.value());
     return run;
   }
@@ -835,6 +967,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   impl->timers = std::make_unique<TimerQueue>(*impl->clock, impl->io);
   unsigned n = std::max(1u, impl->options.threads);
   for (unsigned i = 0; i < n; ++i) impl->threads.emplace_back([io = &impl->io] { io->run(); });
+  impl->renew_leases();
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
@@ -893,6 +1026,20 @@ Result<std::string> Engine::start(const std::string& hash, const std::string& sa
   return id;
 }
 
+Result<std::string> Engine::start_async(const std::string& hash, const std::string& saga,
+                                        const nlohmann::json& input, DoneCallback done) {
+  auto prepared = impl_->prepare(hash, saga, input);
+  if (!prepared.ok()) return prepared.status();
+  RunPtr run = prepared.value();
+  run->create = true;
+  run->on_done = std::move(done);
+  std::string id = run->record.id;
+  impl_->track(run);
+  std::lock_guard lock(run->mu);
+  impl_->begin(run);
+  return id;
+}
+
 Result<std::string> Engine::enqueue(const std::string& hash, const std::string& saga,
                                     const nlohmann::json& input) {
   auto prepared = impl_->prepare(hash, saga, input);
@@ -913,11 +1060,13 @@ Result<std::string> Engine::enqueue(const std::string& hash, const std::string& 
 }
 
 Result<size_t> Engine::resume(const std::string& only) {
-  auto unfinished = impl_->store->list_unfinished();
+  // Claiming (not just listing) keeps two engines on one database from
+  // running the same instance.
+  int64_t now = impl_->now();
+  auto unfinished = impl_->store->claim(impl_->owner, now, now + Impl::kLeaseMs, owner_dead, only);
   if (!unfinished.ok()) return unfinished.status();
   size_t taken = 0;
   for (InstanceRecord& rec : unfinished.value()) {
-    if (!only.empty() && rec.id != only) continue;
     RunPtr existing;
     {
       std::lock_guard lock(impl_->mu);
@@ -979,7 +1128,7 @@ Result<size_t> Engine::resume(const std::string& only) {
   return taken;
 }
 
-static InstanceInfo info_of(const InstanceRecord& r) {
+InstanceInfo info_of(const InstanceRecord& r) {
   InstanceInfo info;
   info.id = r.id;
   info.saga = r.saga;

@@ -27,6 +27,9 @@ namespace {
 //   is one range scan, and the next seq of an instance is one seek to the end
 //   of its range.
 // * dead_letters keeps insertion order in its rowid.
+// * owner and lease_until say which engine runs an unfinished instance (see
+//   Store::claim): the engine process that created or claimed it, until
+//   lease_until, renewed while it runs.
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE programs (
   hash TEXT PRIMARY KEY NOT NULL,
@@ -48,7 +51,9 @@ CREATE TABLE instances (
   wake_at INTEGER NOT NULL DEFAULT 0,
   cancel_requested INTEGER NOT NULL DEFAULT 0,
   created_ms INTEGER NOT NULL DEFAULT 0,
-  updated_ms INTEGER NOT NULL DEFAULT 0
+  updated_ms INTEGER NOT NULL DEFAULT 0,
+  owner TEXT NOT NULL DEFAULT '',
+  lease_until INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX instances_by_status ON instances(status, created_ms);
 CREATE INDEX instances_by_created ON instances(created_ms);
@@ -105,6 +110,7 @@ Result<Identity> read_identity(Connection& conn) {
   return id;
 }
 
+// A negative user_version cannot come from Saga; it is refused as corrupt.
 Status check_identity(const Identity& identity, int latest, const std::string& path) {
   if (identity.application_id == kApplicationId) {
     if (identity.user_version > latest) {
@@ -133,6 +139,9 @@ Status check_identity(const Identity& identity, int latest, const std::string& p
                       static_cast<uint32_t>(kApplicationId), path)};
 }
 
+// The identity is read again under the write lock because the check done
+// before it (in SqliteStore::open) may be stale: another process may have
+// created or migrated the file in between.
 Status migrate(Connection& conn, std::span<const Migration> list) {
   const int latest = list.empty() ? 0 : list.back().version;
   Status s = conn.exec("BEGIN IMMEDIATE", "locking the database to check its schema");

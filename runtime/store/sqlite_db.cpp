@@ -8,6 +8,9 @@
 
 namespace saga::store {
 
+// Conditions a user can act on (locked, read-only, full, not a database) get
+// a fixed sentence and no SQLite detail, so that tools and tests can match
+// them; the rest carry SQLite's own message and code for a bug report.
 Status sqlite_error(int rc, sqlite3* db, std::string_view path, std::string_view doing) {
   const int primary = rc & 0xff;
   // The connection's message is only about `rc` when it is the latest error.
@@ -52,6 +55,8 @@ Status sqlite_error(int rc, sqlite3* db, std::string_view path, std::string_view
   }
 }
 
+// SQLite opens files lazily: a file that is not a database, or one that is
+// locked, is only reported by the first statement, not here.
 Status Connection::open(const std::string& path, bool create, int busy_timeout_ms) {
   close();
   path_ = path;
@@ -81,6 +86,8 @@ Status Connection::prepare(Statement& stmt, std::string_view sql) {
   return error(rc, fmt::format("preparing \"{}\"", sql));
 }
 
+// Used for one-off statements at open time and by test hooks; they are
+// prepared on each call, unlike the store's persistent statements.
 Result<int64_t> Connection::query_int(const char* sql, std::string_view doing) {
   Statement stmt;
   int rc = stmt.prepare(db_, sql);

@@ -61,7 +61,7 @@ constexpr const char* kJournalSizeLimitSql = "PRAGMA journal_size_limit = 671088
 // Columns of an instance row, in the order read_instance() expects.
 #define SAGA_INSTANCE_COLUMNS                                                          \
   "id, program, saga, status, input, output, error_class, error_message, checkpoint, " \
-  "wake_at, cancel_requested, created_ms, updated_ms"
+  "wake_at, cancel_requested, created_ms, updated_ms, owner, lease_until"
 
 // Both instance writes use the same parameter numbers (see bind_instance()).
 // An update never changes created_ms, and never clears a cancel_requested set
@@ -79,7 +79,7 @@ constexpr const char* kJournalSizeLimitSql = "PRAGMA journal_size_limit = 671088
 // out so that SQLite does not rewrite the instances_by_status entry (1 us).
 constexpr const char* kInsertInstanceSql =
     "INSERT INTO instances (" SAGA_INSTANCE_COLUMNS
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?16, ?17)";
 constexpr const char* kUpdateInstanceSql =
     "UPDATE instances SET program = ?2, saga = ?3, status = ?4, input = ?5, output = ?6, "
     "error_class = ?7, error_message = ?8, checkpoint = ?9, wake_at = ?10, "
@@ -128,6 +128,10 @@ constexpr const char* kPutProgramSql =
     "INSERT INTO programs (hash, name, image, created_ms) VALUES (?1, ?2, ?3, ?4) "
     "ON CONFLICT (hash) DO NOTHING";
 constexpr const char* kRequestCancelSql = "UPDATE instances SET cancel_requested = 1 WHERE id = ?1";
+constexpr const char* kClaimSql =
+    "UPDATE instances SET owner = ?2, lease_until = ?3 WHERE id = ?1 AND status IN (0, 1, 2)";
+constexpr const char* kRenewSql =
+    "UPDATE instances SET lease_until = ?2 WHERE owner = ?1 AND status IN (0, 1, 2)";
 
 static_assert(static_cast<int>(InstanceStatus::kPending) == 0 &&
                   static_cast<int>(InstanceStatus::kRunning) == 1 &&
@@ -159,6 +163,8 @@ void bind_instance(Statement& st, const InstanceRecord& r) {
 
 // Reads a row selected with SAGA_INSTANCE_COLUMNS. Fails (kCorrupt) only on a
 // status number this build does not know.
+// Text and blob columns are copied out of SQLite's buffers, which are valid
+// only until the next step.
 Result<InstanceRecord> read_instance(const Statement& st, const std::string& path) {
   InstanceRecord r;
   r.id = st.column_text(0);
@@ -179,6 +185,8 @@ Result<InstanceRecord> read_instance(const Statement& st, const std::string& pat
   r.cancel_requested = st.column_int(10) != 0;
   r.created_ms = st.column_int(11);
   r.updated_ms = st.column_int(12);
+  r.owner = st.column_text(13);
+  r.lease_until_ms = st.column_int(14);
   return r;
 }
 
@@ -216,6 +224,11 @@ class SqliteStore final : public Store {
   Result<std::vector<HistoryEvent>> history(const std::string& id) override;
   Result<std::vector<DeadLetter>> dead_letters(const std::string& id) override;
   Status request_cancel(const std::string& id) override;
+  Result<std::vector<InstanceRecord>> claim(
+      const std::string& owner, int64_t now_ms, int64_t lease_until_ms,
+      const std::function<bool(const std::string& other)>& owner_dead,
+      const std::string& only) override;
+  Status renew(const std::string& owner, int64_t lease_until_ms) override;
 
   SqliteStoreStats stats() const {
     SqliteStoreStats s;
@@ -292,7 +305,7 @@ class SqliteStore final : public Store {
   Connection rdb_;
   struct {
     Statement get_instance, list_all, list_by_status, list_unfinished, history, dead_letters;
-    Statement get_program, has_program, put_program, request_cancel;
+    Statement get_program, has_program, put_program, request_cancel, claim, renew;
   } r_;
 
   // The queue. submitted_ and finished_ count transitions; flush() waits for
@@ -314,6 +327,8 @@ class SqliteStore final : public Store {
   std::atomic<uint64_t> largest_batch_{0};
 };
 
+// Per-connection settings (docs/store.md, "Tuning"). Both connections get the
+// same synchronous level, so direct writes are as durable as group commits.
 Status SqliteStore::configure(Connection& conn, bool writer) {
   const char* sync = options_.durability == Durability::kFull ? "PRAGMA synchronous = FULL"
                                                               : "PRAGMA synchronous = NORMAL";
@@ -401,6 +416,8 @@ Status SqliteStore::prepare_statements() {
       {&r_.has_program, kHasProgramSql},
       {&r_.put_program, kPutProgramSql},
       {&r_.request_cancel, kRequestCancelSql},
+      {&r_.claim, kClaimSql},
+      {&r_.renew, kRenewSql},
   };
   for (const auto& [stmt, sql] : reader) {
     Status s = rdb_.prepare(*stmt, sql);
@@ -412,6 +429,8 @@ Status SqliteStore::prepare_statements() {
 // ---------------------------------------------------------------------------
 // Group commit.
 
+// Thread-safe; never blocks on I/O. The transition is moved into the queue:
+// its strings are not copied again until the writer binds them.
 void SqliteStore::submit(Transition transition, std::function<void(Status)> done) {
   bool wake = false;
   {
@@ -424,12 +443,18 @@ void SqliteStore::submit(Transition transition, std::function<void(Status)> done
   if (wake) work_cv_.notify_one();
 }
 
+// Waits for the writer to finish (commit or fail, and call done for) every
+// transition submitted before this call. Transitions submitted meanwhile by
+// other threads or by done callbacks are not waited for.
 void SqliteStore::flush() {
   std::unique_lock lock(mu_);
   const uint64_t target = submitted_;
   flushed_cv_.wait(lock, [&] { return finished_ >= target; });
 }
 
+// The writer thread: take a batch, commit it, call its dones, repeat. It
+// never exits on an error (the next batch is attempted as usual); it exits
+// only when the store is destroyed and the queue is empty.
 void SqliteStore::writer_loop() {
   std::vector<Item> batch;
   std::vector<Status> outcome;
@@ -485,6 +510,8 @@ void SqliteStore::writer_loop() {
   }
 }
 
+// BEGIN IMMEDIATE waits up to the busy timeout for another process's write
+// transaction; SQLITE_BUSY after that fails the batch with kBusy.
 Status SqliteStore::commit_batch(std::vector<Item>& batch, std::vector<Status>& outcome) {
   outcome.assign(batch.size(), Status::Ok());
   int rc;
@@ -521,6 +548,8 @@ Status SqliteStore::apply(const Transition& t, Status* rejected) {
     Statement& st = w_.insert_instance;
     Statement::Reset reset(st);
     bind_instance(st, r);
+    st.bind_text(16, r.owner);
+    st.bind(17, r.lease_until_ms);
     int rc = st.step();
     if (rc != SQLITE_DONE) {
       // Only the failed statement is undone; the transaction stays open.
@@ -662,7 +691,15 @@ Status SqliteStore::append_history(int64_t num, const std::vector<HistoryEvent>&
 
 // ---------------------------------------------------------------------------
 // Reads and direct writes, on the reader connection.
+//
+// Each call holds rdb_mu_ for its whole duration, so reads of one store are
+// serialised; each statement sees one committed snapshot (WAL), taken when it
+// first steps, and never blocks on the writer. The Reset guards end that
+// snapshot when the call returns: a snapshot kept open would stop
+// checkpoints from recycling the WAL.
 
+// A direct write: it waits (busy timeout) for the writer's or another
+// process's transaction to end, and commits at the store's durability level.
 Status SqliteStore::put_program(const std::string& hash, const std::string& name,
                                 const std::vector<uint8_t>& image) {
   std::lock_guard lock(rdb_mu_);
@@ -784,6 +821,8 @@ Result<std::vector<DeadLetter>> SqliteStore::dead_letters(const std::string& id)
   }
 }
 
+// A direct write like put_program. It only ever sets the flag; the engine's
+// updates keep it set (see kUpdateInstanceSql), and the engine acts on it.
 Status SqliteStore::request_cancel(const std::string& id) {
   std::lock_guard lock(rdb_mu_);
   Statement::Reset reset(r_.request_cancel);
@@ -793,6 +832,62 @@ Status SqliteStore::request_cancel(const std::string& id) {
   if (sqlite3_changes(rdb_.get()) == 0) {
     return {StatusCode::kNotFound, fmt::format("no instance {} in {}", id, path_)};
   }
+  return Status::Ok();
+}
+
+// Reads the unfinished instances and claims the free ones in one IMMEDIATE
+// transaction of the reader connection, so two engines cannot both claim an
+// instance.
+Result<std::vector<InstanceRecord>> SqliteStore::claim(
+    const std::string& owner, int64_t now_ms, int64_t lease_until_ms,
+    const std::function<bool(const std::string& other)>& owner_dead, const std::string& only) {
+  std::lock_guard lock(rdb_mu_);
+  Status s = rdb_.exec("BEGIN IMMEDIATE", "claiming instances");
+  if (!s.ok()) return s;
+  auto rollback = [&] { rdb_.exec("ROLLBACK", "claiming instances"); };
+  Result<std::vector<InstanceRecord>> all = [&]() -> Result<std::vector<InstanceRecord>> {
+    Statement::Reset reset(r_.list_unfinished);
+    return read_instances(r_.list_unfinished);
+  }();
+  if (!all.ok()) {
+    rollback();
+    return all.status();
+  }
+  std::vector<InstanceRecord> claimed;
+  for (InstanceRecord& r : all.value()) {
+    if (!only.empty() && r.id != only) continue;
+    bool free = r.owner.empty() || r.owner == owner || r.lease_until_ms < now_ms ||
+                (owner_dead && owner_dead(r.owner));
+    if (!free) continue;
+    Statement::Reset reset(r_.claim);
+    r_.claim.bind_text(1, r.id);
+    r_.claim.bind_text(2, owner);
+    r_.claim.bind(3, lease_until_ms);
+    int rc = r_.claim.step();
+    if (rc != SQLITE_DONE) {
+      Status e = rdb_.error(rc, "claiming instances");
+      rollback();
+      return e;
+    }
+    r.owner = owner;
+    r.lease_until_ms = lease_until_ms;
+    claimed.push_back(std::move(r));
+  }
+  s = rdb_.exec("COMMIT", "claiming instances");
+  if (!s.ok()) {
+    rollback();
+    return s;
+  }
+  return claimed;
+}
+
+Status SqliteStore::renew(const std::string& owner, int64_t lease_until_ms) {
+  std::lock_guard lock(rdb_mu_);
+  Statement::Reset reset(r_.renew);
+  r_.renew.bind_text(1, owner);
+  r_.renew.bind(2, lease_until_ms);
+  int rc = r_.renew.step();
+  if (rc != SQLITE_DONE) return rdb_.error(rc, "renewing leases");
   return Status::Ok();
 }
 

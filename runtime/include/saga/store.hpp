@@ -58,6 +58,11 @@ struct InstanceRecord {
   bool cancel_requested = false;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
+  // The engine that runs the instance, and until when its claim holds
+  // (renewed while it runs). Written when the row is created and by claim()
+  // and renew(); transitions never change them.
+  std::string owner;
+  int64_t lease_until_ms = 0;
 };
 
 // One line of an instance's history: what happened, when, at which step.
@@ -128,6 +133,22 @@ class Store {
   virtual Result<std::vector<InstanceRecord>> list_unfinished() = 0;
   virtual Result<std::vector<HistoryEvent>> history(const std::string& id) = 0;
   virtual Result<std::vector<DeadLetter>> dead_letters(const std::string& id) = 0;
+
+  // Claims unfinished instances for the engine `owner`, atomically, and returns
+  // them (all of them when `only` is empty, else at most that one). An
+  // instance is claimed when it has no owner, already belongs to `owner`, its
+  // lease expired before `now_ms`, or `owner_dead(its owner)` says the owning
+  // process is gone; the claim sets owner and lease_until. Two engines on one
+  // database therefore never run the same instance, and a crashed engine's
+  // instances are taken over at once on the same machine (or when the lease
+  // runs out elsewhere).
+  virtual Result<std::vector<InstanceRecord>> claim(
+      const std::string& owner, int64_t now_ms, int64_t lease_until_ms,
+      const std::function<bool(const std::string& other)>& owner_dead,
+      const std::string& only = {}) = 0;
+
+  // Extends the lease of every unfinished instance `owner` holds.
+  virtual Status renew(const std::string& owner, int64_t lease_until_ms) = 0;
 
   // Marks an instance for cancellation (from another process, e.g. `sagactl
   // cancel`); the engine running it notices and compensates. kNotFound when

@@ -1,0 +1,325 @@
+// Engine benchmark: durable sagas per second for the 3-step order saga
+// (samples/order.saga) with no-op in-process actions, at several
+// concurrencies and both durability levels, with latency percentiles, CPU per
+// saga and peak RSS; then the memory of many instances waiting in a durable
+// timer. It reads the peers' last results (../shared/peers/results, measured on
+// the same kind of machine) and prints the ratios. Every figure is the median
+// of --runs runs, each on a fresh database in a temporary directory.
+//
+//   build/bench/engine_bench [--n 5000] [--conc 1,256] [--durability full,normal]
+//                            [--runs 3] [--fail-pct 0] [--waiting 100000] [--peers DIR]
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "compiler/compile.hpp"
+#include "runtime/bytecode/format.hpp"
+#include "runtime/store/sqlite_store.hpp"
+#include "saga/engine.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Options {
+  int n = 5000;
+  std::vector<int> conc = {1, 256};
+  std::vector<std::string> durability = {"full", "normal"};
+  int runs = 3;
+  int fail_pct = 0;
+  int waiting = 100000;
+  std::string peers = std::string(SAGA_SOURCE_DIR) + "/../shared/peers/results";
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+  return out;
+}
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6;
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;
+}
+
+double current_rss_mb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
+std::vector<uint8_t> compile_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  saga::SourceFile source(path, text.str());
+  saga::Diagnostics diags(source);
+  auto program = saga::compiler::compile(source, diags);
+  if (!program) {
+    fmt::print(stderr, "{}", diags.render_text());
+    std::exit(1);
+  }
+  return saga::bytecode::serialize(*program);
+}
+
+std::vector<uint8_t> compile_text(const std::string& text) {
+  saga::SourceFile source("bench.saga", text);
+  saga::Diagnostics diags(source);
+  auto program = saga::compiler::compile(source, diags);
+  if (!program) std::exit(1);
+  return saga::bytecode::serialize(*program);
+}
+
+struct Sample {
+  double sagas_per_s = 0, p50_ms = 0, p99_ms = 0, cpu_ms_per_saga = 0;
+  int compensated = 0;
+  double transitions_per_commit = 0, transitions_per_saga = 0;
+};
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
+}
+
+// Runs n order sagas keeping `conc` in flight; every fail_pct-th saga fails in
+// step 3 (shipping) and compensates.
+Sample run_once(const Options& o, int conc, saga::Durability durability) {
+  uint64_t s_commits = 0, s_transitions = 0;
+  fs::path dir = fs::temp_directory_path() / fmt::format("saga-bench-{}", getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  saga::EngineOptions options;
+  options.database = (dir / "bench.db").string();
+  options.durability = durability;
+  options.threads = 2;
+  auto engine = std::move(saga::Engine::open(options)).value();
+  std::string hash = engine->load_program(compile_file(std::string(SAGA_SOURCE_DIR) + "/samples/order.saga")).value();
+  engine->register_action("inventory.reserve", [](const saga::ActionCall&) { return json{{"id", "R-1"}}; });
+  engine->register_action("inventory.release", [](const saga::ActionCall&) { return json(nullptr); });
+  engine->register_action("payment.charge", [](const saga::ActionCall&) { return json{{"id", "P-1"}}; });
+  engine->register_action("payment.refund", [](const saga::ActionCall&) { return json(nullptr); });
+  auto ship = [&o](const saga::ActionCall& c) {
+    if (o.fail_pct > 0 && c.args["order"].get<std::string>().back() == 'F') {
+      throw saga::ActionError("rejected", "carrier said no");
+    }
+    return json{{"id", "S-1"}, {"status", "ok"}, {"tracking", "T-1"}};
+  };
+  engine->register_action("shipping.standard", ship);
+  engine->register_action("shipping.express", ship);
+  engine->register_action("shipping.cancel", [](const saga::ActionCall&) { return json(nullptr); });
+
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0, done = 0, compensated = 0;
+  std::vector<double> latencies;
+  latencies.reserve(o.n);
+  auto input = [&](int i) {
+    bool fail = o.fail_pct > 0 && i % (100 / o.fail_pct) == 0;
+    return json{{"order_id", fmt::format("o-{}{}", i, fail ? "F" : "")},
+                {"customer", "c-1"},
+                {"amount", 42},
+                {"items", json::array({"book", "pen"})}};
+  };
+  auto launch = [&](int i) {
+    auto t0 = Clock::now();
+    auto id = engine->start_async(hash, "order_fulfillment", input(i), [&, t0](const saga::InstanceInfo& info) {
+      double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      std::lock_guard lock(mu);
+      latencies.push_back(ms);
+      compensated += info.status == saga::InstanceStatus::kCompensated;
+      --in_flight;
+      ++done;
+      cv.notify_all();
+    });
+    if (!id.ok()) {
+      fmt::print(stderr, "start failed: {}\n", id.status().message());
+      std::exit(1);
+    }
+  };
+  double cpu0 = cpu_seconds();
+  auto start = Clock::now();
+  for (int i = 0; i < o.n; ++i) {
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return in_flight < conc; });
+      ++in_flight;
+    }
+    launch(i);
+  }
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return done == o.n; });
+  }
+  double wall = std::chrono::duration<double>(Clock::now() - start).count();
+  double cpu = cpu_seconds() - cpu0;
+  if (auto stats = saga::store::sqlite_store_stats(engine->store())) {
+    s_commits = stats->commits;
+    s_transitions = stats->transitions_committed;
+  }
+  engine.reset();
+  fs::remove_all(dir);
+  Sample s;
+  s.sagas_per_s = o.n / wall;
+  s.p50_ms = percentile(latencies, 0.50);
+  s.p99_ms = percentile(latencies, 0.99);
+  s.cpu_ms_per_saga = cpu * 1000 / o.n;
+  s.compensated = compensated;
+  s.transitions_per_commit = s_commits ? double(s_transitions) / s_commits : 0;
+  s.transitions_per_saga = double(s_transitions) / o.n;
+  return s;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// The peers' medians for (conc, fail 0): sagas/s and p50.
+struct Peer {
+  std::string name;
+  int conc;
+  double sagas_per_s, p50_ms;
+};
+
+std::vector<Peer> read_peers(const std::string& dir) {
+  std::vector<Peer> out;
+  for (auto [file, name] : {std::pair{"dbos-throughput.json", "DBOS"}, {"restate-throughput.json", "Restate"}}) {
+    std::ifstream in(fs::path(dir) / file);
+    if (!in) continue;
+    auto doc = json::parse(in, nullptr, false);
+    if (doc.is_discarded() || !doc.contains("results")) continue;
+    for (const auto& r : doc["results"]) {
+      const auto& s = r["summary"];
+      if (s.value("failPct", -1) != 0) continue;
+      out.push_back({name, s["conc"].get<int>(), s["median_sagas_per_s"].get<double>(),
+                     s["median_p50_ms"].get<double>()});
+    }
+  }
+  return out;
+}
+
+// Many instances waiting in a durable one-hour sleep: RSS once all wait.
+void waiting_memory(const Options& o) {
+  fs::path dir = fs::temp_directory_path() / fmt::format("saga-bench-wait-{}", getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  double before = current_rss_mb();
+  {
+    saga::EngineOptions options;
+    options.database = (dir / "wait.db").string();
+    options.durability = saga::Durability::kNormal;
+    std::atomic<int> waiting{0};
+    options.on_event = [&](const std::string&, const saga::HistoryEvent& e) {
+      if (e.kind == "step_started" && e.step == "nap") ++waiting;
+    };
+    auto engine = std::move(saga::Engine::open(options)).value();
+    std::string hash = engine->load_program(compile_text(R"(
+service orders { }
+saga waits(order: string) {
+  step reserve { do orders.reserve(order: order) -> r  undo orders.release(id: r.id) }
+  step nap { do sleep(for: 1h) }
+  output r
+}
+)")).value();
+    engine->register_action("orders.reserve", [](const saga::ActionCall& c) {
+      return json{{"id", c.idempotency_key}};
+    });
+    auto t0 = Clock::now();
+    for (int i = 0; i < o.waiting; ++i) {
+      auto id = engine->start_async(hash, "waits", json{{"order", fmt::format("o-{}", i)}}, nullptr);
+      if (!id.ok()) std::exit(1);
+      if (i % 1000 == 999) {
+        while (waiting.load() < i - 5000) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    while (waiting.load() < o.waiting) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    double rss = current_rss_mb();
+    fmt::print("waiting: {} instances asleep in a durable 1h timer: RSS {:.0f} MB ({:.0f} MB above the "
+               "empty process, {:.2f} KB each; goal: < 200 MB); set up in {:.1f} s\n",
+               o.waiting, rss, rss - before, (rss - before) * 1024 / o.waiting, secs);
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--n") o.n = std::stoi(v);
+    else if (k == "--runs") o.runs = std::stoi(v);
+    else if (k == "--fail-pct") o.fail_pct = std::stoi(v);
+    else if (k == "--waiting") o.waiting = std::stoi(v);
+    else if (k == "--peers") o.peers = v;
+    else if (k == "--durability") o.durability = split(v);
+    else if (k == "--conc") {
+      o.conc.clear();
+      for (auto& c : split(v)) o.conc.push_back(std::stoi(c));
+    } else {
+      fmt::print(stderr, "unknown option {}\n", k);
+      return 2;
+    }
+  }
+  auto peers = read_peers(o.peers);
+  fmt::print("engine_bench: order saga (3 steps, no-op in-process actions), n={} per run, median of {} runs, {} % fail\n",
+             o.n, o.runs, o.fail_pct);
+  double best_peer = 0, dbos_p50 = 0;
+  for (const Peer& p : peers) {
+    best_peer = std::max(best_peer, p.sagas_per_s);
+    if (p.name == "DBOS" && p.conc == 1) dbos_p50 = p.p50_ms;
+  }
+  for (const std::string& d : o.durability) {
+    auto durability = d == "full" ? saga::Durability::kFull : saga::Durability::kNormal;
+    for (int conc : o.conc) {
+      std::vector<double> rate, p50, p99, cpu, batch, per_saga;
+      for (int r = 0; r < o.runs; ++r) {
+        Sample s = run_once(o, conc, durability);
+        rate.push_back(s.sagas_per_s);
+        p50.push_back(s.p50_ms);
+        p99.push_back(s.p99_ms);
+        cpu.push_back(s.cpu_ms_per_saga);
+        batch.push_back(s.transitions_per_commit);
+        per_saga.push_back(s.transitions_per_saga);
+      }
+      std::string ratio;
+      if (best_peer > 0) ratio += fmt::format("  {:.0f}x best peer ({:.0f}/s)", median(rate) / best_peer, best_peer);
+      if (dbos_p50 > 0 && conc == 1) ratio += fmt::format("  p50 = 1/{:.1f} of DBOS's {} ms", dbos_p50 / median(p50), dbos_p50);
+      fmt::print("{:<6} conc {:>4}: {:>8.0f} sagas/s (min {:.0f}, max {:.0f})  p50 {:.3f} ms  p99 {:.3f} ms  cpu {:.3f} ms/saga  {:.1f} commits/saga, {:.0f} per commit{}\n",
+                 d, conc, median(rate), *std::min_element(rate.begin(), rate.end()),
+                 *std::max_element(rate.begin(), rate.end()), median(p50), median(p99), median(cpu),
+                 median(per_saga), median(batch), ratio);
+    }
+  }
+  fmt::print("peak RSS so far: {:.0f} MB\n", peak_rss_mb());
+  if (o.waiting > 0) waiting_memory(o);
+  return 0;
+}
