@@ -303,6 +303,7 @@ struct Run {
   bool started = false;        // The first commit succeeded.
   std::condition_variable cv;  // Signals started/finished to start().
   Engine::DoneCallback on_done;  // start_async()'s callback.
+  int64_t retry_after_ms = 0;    // Of the last service call (Retry-After).
 };
 
 using RunPtr = std::shared_ptr<Run>;
@@ -591,6 +592,7 @@ struct Engine::Impl {
     const bytecode::Action& action = action_of(*run);
     uint64_t g = ++run->generation;
     bool undo = s.wait == Wait::kUndo;
+    run->retry_after_ms = 0;
 
     // Built-in actions the engine performs itself.
     if (action.service == bytecode::kNoService) {
@@ -610,6 +612,10 @@ struct Engine::Impl {
       std::lock_guard lock(mu);
       auto it = actions.find(action.name);
       if (it != actions.end()) impl = it->second;
+    }
+    if (!impl.sync && !impl.async && action.service != bytecode::kNoService &&
+        !p.services[action.service].url.empty() && options.service_transport) {
+      return call_service(run, g, step, action, undo);
     }
     if (!impl.sync && !impl.async) {
       std::string why =
@@ -723,6 +729,56 @@ struct Engine::Impl {
     });
   }
 
+  // Hands a url service's call to the transport. Called with run->mu held.
+  void call_service(const RunPtr& run, uint64_t g, const bytecode::Step& step,
+                    const bytecode::Action& action, bool undo) {
+    InstanceState& s = run->state;
+    const bytecode::Service& svc = run->program->program.services[action.service];
+    ServiceCall call;
+    call.service = svc.name;
+    call.url = svc.url;
+    call.op = action.name.substr(svc.name.size() + 1);
+    for (const bytecode::Route& r : svc.routes) {
+      if (r.op == call.op) {
+        call.method = r.method;
+        call.path = r.path;
+      }
+    }
+    call.args = s.args.to_json();
+    call.instance_id = run->record.id;
+    call.step = step.name;
+    call.idempotency_key = run->record.id + "/" + step.name + (undo ? "/undo" : "");
+    call.attempt = s.attempt;
+    call.compensation = undo;
+    call.timeout_ms = step.timeout_ms ? static_cast<int64_t>(step.timeout_ms)
+                                      : static_cast<int64_t>(svc.timeout_ms);
+    call.breaker_failures = svc.breaker_failures;
+    call.breaker_reset_ms = static_cast<int64_t>(svc.breaker_reset_ms);
+    call.breaker_probes = svc.breaker_probes;
+    call.bulkhead = svc.bulkhead;
+    std::weak_ptr<Run> weak = run;
+    boost::asio::post(io, [this, call = std::move(call), weak, g] {
+      options.service_transport(call, [this, weak, g](ServiceOutcome out) {
+        auto converted = out.ok ? Value::from_json(out.result) : Result<Value>(Value());
+        boost::asio::post(io, [this, weak, g, out = std::move(out),
+                               converted = std::move(converted)]() mutable {
+          RunPtr run = weak.lock();
+          if (!run) return;
+          std::lock_guard lock(run->mu);
+          if (run->generation != g) return;
+          run->retry_after_ms = out.retry_after_ms;
+          if (out.ok && !converted.ok()) {
+            return finish_attempt(run, g, false, Value(), "error",
+                                  "the service returned a result that is not a JSON value: " +
+                                      converted.status().message());
+          }
+          finish_attempt(run, g, out.ok, out.ok ? std::move(converted).value() : Value(),
+                         std::move(out.error_class), std::move(out.message));
+        });
+      });
+    });
+  }
+
   int64_t backoff(const bytecode::RetryPolicy& p, uint32_t retry) {
     double d = static_cast<double>(p.initial_ms);
     switch (p.backoff) {
@@ -769,7 +825,8 @@ struct Engine::Impl {
                        std::find(policy->retry_on.begin(), policy->retry_on.end(), cls) !=
                            policy->retry_on.end();
       if (retryable) {
-        int64_t delay = backoff(*policy, s.attempt);
+        // A Retry-After from the service is the least delay.
+        int64_t delay = std::max(backoff(*policy, s.attempt), run->retry_after_ms);
         int64_t at = now() + delay;
         if (s.deadline_ms == 0 || at < s.deadline_ms) {
           event(*run, "attempt_failed", step.name, s.attempt, cls,

@@ -107,6 +107,46 @@ class ManualClock : public Clock {
   int64_t now_;
 };
 
+// A call of a service that declares a url (`service payment { url "..." }`)
+// and whose action the host did not register: the engine hands it to the
+// EngineOptions::service_transport (HTTP, in runtime/http). Everything the
+// transport needs is here, resolved from the program.
+struct ServiceCall {
+  std::string service;  // "payment"
+  std::string url;      // "http://127.0.0.1:8082" (no trailing slash)
+  std::string op;       // "charge"
+  std::string method;   // From `op charge = POST "/path"`; empty: POST {url}/{op}.
+  std::string path;     // Path template with ${arg} placeholders; empty when no route.
+  nlohmann::json args;  // The named arguments, a JSON object.
+  std::string instance_id;
+  std::string step;
+  std::string idempotency_key;
+  uint32_t attempt = 1;
+  bool compensation = false;
+  int64_t timeout_ms = 0;  // Per attempt: the step's, else the service's; 0 = none.
+  // The service's resilience settings (0 = none), for the transport to enforce.
+  uint32_t breaker_failures = 0;
+  int64_t breaker_reset_ms = 0;
+  uint32_t breaker_probes = 0;
+  uint32_t bulkhead = 0;
+};
+
+// How a service call ended. error_class follows ActionError; a positive
+// retry_after_ms (from a Retry-After header) is the least delay before the
+// next attempt.
+struct ServiceOutcome {
+  bool ok = false;
+  nlohmann::json result;
+  std::string error_class;
+  std::string message;
+  int64_t retry_after_ms = 0;
+};
+
+// Performs a service call asynchronously and calls `done` exactly once, from
+// any thread. It must not block the calling thread.
+using ServiceTransport =
+    std::function<void(const ServiceCall& call, std::function<void(ServiceOutcome)> done)>;
+
 // The policy of compensations: an undo is retried on every error class, with
 // capped exponential backoff, `attempts` times in all; then the instance is
 // `stuck` and a dead letter is recorded.
@@ -130,6 +170,9 @@ struct EngineOptions {
   // Seed of the jitter generator; 0 = random.
   uint64_t seed = 0;
   StoreOptions store;  // busy timeout, batch size (durability is taken from above).
+  // Performs calls to url services (see ServiceCall). Null: such calls fail
+  // with class `unsupported` unless the host registered the action.
+  ServiceTransport service_transport;
 };
 
 struct InstanceInfo {
