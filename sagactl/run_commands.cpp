@@ -108,7 +108,7 @@ void print_event(const HistoryEvent& e, int64_t t0, bool color) {
 
 int run(const RunArgs& args) {
   auto input = read_input(args);
-  if (!input) return kExitError;
+  if (!input) return kExitUsage;
   std::mutex print_mu;
   std::string watched;
   int64_t t0 = 0;
@@ -117,7 +117,10 @@ int run(const RunArgs& args) {
       open_engine(args.db, args.durability, [&](const std::string& id, const HistoryEvent& e) {
         if (args.quiet) return;
         std::lock_guard lock(print_mu);
-        if (t0 == 0) t0 = e.time_ms;
+        if (t0 == 0) {
+          t0 = e.time_ms;
+          std::cerr << fmt::format("instance {}\n", id);
+        }
         if (watched.empty() || id == watched) print_event(e, t0, color);
       });
   if (!engine) return kExitError;
@@ -131,7 +134,6 @@ int run(const RunArgs& args) {
   {
     std::lock_guard lock(print_mu);
     watched = id.value();
-    if (!args.quiet) std::cerr << fmt::format("instance {}\n", watched);
   }
   auto info = engine->wait(id.value());
   if (!info.ok()) {
@@ -150,7 +152,7 @@ int run(const RunArgs& args) {
 
 int start(const RunArgs& args) {
   auto input = read_input(args);
-  if (!input) return kExitError;
+  if (!input) return kExitUsage;
   auto engine = open_engine(args.db, args.durability);
   if (!engine) return kExitError;
   auto loaded = load_into(*engine, args);

@@ -285,28 +285,48 @@ void Completion::fail(std::string error_class, std::string message) const {
 InstanceInfo info_of(const InstanceRecord& r);
 
 namespace {
+struct Run;
+InstanceInfo info_of(const Run& run);
 
 struct Run {
   std::mutex mu;
   std::shared_ptr<const LinkedProgram> program;
-  InstanceRecord record;  // id, program, saga, input, created: fixed; the rest per commit.
+  // Kept small: 100,000 waiting instances must fit in well under 200 MB.
+  std::string id;
+  InstanceStatus status = InstanceStatus::kPending;  // As last committed (or being committed).
+  int64_t created_ms = 0;
+  std::unique_ptr<InstanceRecord> row;  // The full row until the first commit creates it.
   InstanceState state;
   uint64_t generation = 0;           // Bumped whenever what the instance waits for changes.
   uint64_t commit_seq = 0;           // The latest transition handed to the store.
   std::vector<HistoryEvent> events;  // For the next transition.
   std::vector<bool> live_only;       // Parallel to events (Impl::live_event).
-  std::optional<DeadLetter> dead_letter;
+  std::unique_ptr<DeadLetter> dead_letter;
   bool deadline_armed = false;
   bool finished = false;
-  bool create = false;         // The next transition creates the row.
-  Status start_error;          // The first commit's failure, for start().
-  bool started = false;        // The first commit succeeded.
-  std::condition_variable cv;  // Signals started/finished to start().
+  bool started = false;  // The first commit succeeded (the row exists).
+  // start() waits on it for the first commit's outcome.
+  std::shared_ptr<std::promise<Status>> started_promise;
   Engine::DoneCallback on_done;  // start_async()'s callback.
   int64_t retry_after_ms = 0;    // Of the last service call (Retry-After).
 };
 
 using RunPtr = std::shared_ptr<Run>;
+
+// What start_async()'s callback gets: the final state, without the input
+// (call Engine::get() for the whole record).
+InstanceInfo info_of(const Run& run) {
+  InstanceInfo info;
+  info.id = run.id;
+  info.saga = run.program->program.sagas[run.state.saga].name;
+  info.program_hash = run.program->hash;
+  info.status = run.status;
+  if (run.status == InstanceStatus::kCompleted) info.output = run.state.output.to_json();
+  info.error_class = run.state.error_class;
+  info.error_message = run.state.error_message;
+  info.created_ms = run.created_ms;
+  return info;
+}
 
 struct Action {
   SyncAction sync;
@@ -429,27 +449,38 @@ struct Engine::Impl {
   void commit(const RunPtr& run, InstanceStatus status) {
     Run& r = *run;
     Transition t;
-    t.create = r.create;
-    r.create = false;
-    r.record.status = status;
-    r.record.updated_ms = now();
-    r.record.wake_at_ms = r.state.wait != Wait::kNone ? r.state.wake_at_ms : 0;
-    r.record.error_class = r.state.error_class;
-    r.record.error_message = r.state.error_message;
-    r.record.output_json =
-        status == InstanceStatus::kCompleted ? r.state.output.to_json_text() : std::string();
-    r.record.checkpoint.clear();
-    runtime::encode_checkpoint(r.state, r.record.checkpoint);
-    t.instance = r.record;
-    std::vector<HistoryEvent> echoed;
-    if (options.on_event) echoed = r.events;
-    bool all_live = std::all_of(r.live_only.begin(), r.live_only.end(), [](bool b) { return b; });
-    for (size_t i = 0; i < r.events.size(); ++i) {
-      if (!r.live_only[i] || all_live) t.events.push_back(std::move(r.events[i]));
+    // The first transition creates the row with everything that never
+    // changes (program, saga, input, owner); later ones update the rest.
+    if (r.row) {
+      t.create = true;
+      t.instance = std::move(*r.row);
+      r.row.reset();
     }
-    r.events.clear();
-    r.live_only.clear();
-    t.dead_letter = std::move(r.dead_letter);
+    r.status = status;
+    t.instance.id = r.id;
+    t.instance.status = status;
+    t.instance.created_ms = r.created_ms;
+    t.instance.updated_ms = now();
+    t.instance.wake_at_ms = r.state.wait != Wait::kNone ? r.state.wake_at_ms : 0;
+    t.instance.error_class = r.state.error_class;
+    t.instance.error_message = r.state.error_message;
+    if (status == InstanceStatus::kCompleted) t.instance.output_json = r.state.output.to_json_text();
+    // The checkpoint lives only in the transition: a waiting instance keeps
+    // its state once, as InstanceState, not twice.
+    runtime::encode_checkpoint(r.state, t.instance.checkpoint);
+    // Moved out, not cleared: a waiting instance keeps no spare capacity.
+    std::vector<HistoryEvent> events = std::move(r.events);
+    std::vector<bool> live_only = std::move(r.live_only);
+    r.events = {};
+    r.live_only = {};
+    std::vector<HistoryEvent> echoed;
+    if (options.on_event) echoed = events;
+    bool all_live = std::all_of(live_only.begin(), live_only.end(), [](bool b) { return b; });
+    t.events.reserve(events.size());
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (!live_only[i] || all_live) t.events.push_back(std::move(events[i]));
+    }
+    if (r.dead_letter) t.dead_letter = std::move(*r.dead_letter);
     r.dead_letter.reset();
     uint64_t seq = ++r.commit_seq;
     bool final = is_terminal(status) || status == InstanceStatus::kStuck;
@@ -469,15 +500,13 @@ struct Engine::Impl {
       if (!s.ok()) {
         if (!run->started) {
           // The instance was never recorded: start() reports the error.
-          run->start_error = s;
           run->finished = true;
-          run->cv.notify_all();
+          if (run->started_promise) run->started_promise->set_value(s);
+          run->started_promise.reset();
           lock.unlock();
           forget(run);
           if (run->on_done) {
-            InstanceInfo info;
-            info.id = run->record.id;
-            info.saga = run->record.saga;
+            InstanceInfo info = info_of(*run);
             info.status = InstanceStatus::kPending;
             info.error_message = s.message();
             run->on_done(info);
@@ -487,19 +516,20 @@ struct Engine::Impl {
         // The store refused (disk full, locked): keep the state in memory and
         // try the same transition again; nothing was acknowledged.
         fmt::print(stderr, "saga: instance {}: cannot commit: {} (retrying in 1s)\n",
-                   run->record.id, s.message());
+                   run->id, s.message());
         if (seq != run->commit_seq) return;
         uint64_t g = run->generation;
         timers->schedule(now() + 1000, [this, run, g] {
           std::lock_guard l(run->mu);
           if (run->generation != g || run->finished) return;
-          commit(run, status_of(run->state, run->record.status == InstanceStatus::kStuck));
+          commit(run, run->status);
         });
         return;
       }
       if (!run->started) {
         run->started = true;
-        run->cv.notify_all();
+        if (run->started_promise) run->started_promise->set_value(Status::Ok());
+        run->started_promise.reset();
       }
       if (seq == run->commit_seq) {  // Else a newer transition is on its way.
         if (final) {
@@ -513,18 +543,18 @@ struct Engine::Impl {
     // Events are reported after the timers they imply are armed, so a test
     // that moves a ManualClock on seeing an event never races the engine.
     if (options.on_event) {
-      for (const HistoryEvent& e : echoed) options.on_event(run->record.id, e);
+      for (const HistoryEvent& e : echoed) options.on_event(run->id, e);
     }
     if (finished) {
       forget(run);
-      if (run->on_done) run->on_done(info_of(run->record));
+      if (run->on_done) run->on_done(info_of(*run));
     }
   }
 
   void forget(const RunPtr& run) {
     {
       std::lock_guard lock(mu);
-      auto it = runs.find(run->record.id);
+      auto it = runs.find(run->id);
       if (it != runs.end() && it->second == run) runs.erase(it);
     }
     changed.notify_all();
@@ -659,9 +689,9 @@ struct Engine::Impl {
       ActionCall call;
       call.action = action.name;
       call.args = s.args.to_json();
-      call.instance_id = run->record.id;
+      call.instance_id = run->id;
       call.step = step.name;
-      call.idempotency_key = run->record.id + "/" + step.name + (undo ? "/undo" : "");
+      call.idempotency_key = run->id + "/" + step.name + (undo ? "/undo" : "");
       call.attempt = s.attempt;
       call.compensation = undo;
       int64_t started = now();
@@ -696,9 +726,9 @@ struct Engine::Impl {
     auto call = std::make_shared<ActionCall>();
     call->action = action.name;
     call->args = s.args.to_json();
-    call->instance_id = run->record.id;
+    call->instance_id = run->id;
     call->step = step.name;
-    call->idempotency_key = run->record.id + "/" + step.name + (undo ? "/undo" : "");
+    call->idempotency_key = run->id + "/" + step.name + (undo ? "/undo" : "");
     call->attempt = s.attempt;
     call->compensation = undo;
 
@@ -745,9 +775,9 @@ struct Engine::Impl {
       }
     }
     call.args = s.args.to_json();
-    call.instance_id = run->record.id;
+    call.instance_id = run->id;
     call.step = step.name;
-    call.idempotency_key = run->record.id + "/" + step.name + (undo ? "/undo" : "");
+    call.idempotency_key = run->id + "/" + step.name + (undo ? "/undo" : "");
     call.attempt = s.attempt;
     call.compensation = undo;
     call.timeout_ms = step.timeout_ms ? static_cast<int64_t>(step.timeout_ms)
@@ -865,9 +895,8 @@ struct Engine::Impl {
     // The compensation is exhausted: never dropped, the instance is stuck.
     event(*run, "stuck", step.name, s.attempt, cls,
           fmt::format("undo failed {} times: {}", s.attempt, msg));
-    run->dead_letter = DeadLetter{run->record.id, step.name, now(), cls, msg};
+    run->dead_letter = std::make_unique<DeadLetter>(DeadLetter{run->id, step.name, now(), cls, msg});
     s.phase = Phase::kDone;
-    run->record.status = InstanceStatus::kStuck;
     commit(run, InstanceStatus::kStuck);
   }
 
@@ -909,7 +938,9 @@ struct Engine::Impl {
     s.phase = Phase::kCompensating;
     // Decides between `compensated` and `failed` at the end.
     s.had_effects = !s.completed.empty();
-    event(*run, s.cancelled ? "cancelled" : "failed", {}, 0, s.error_class, s.error_message);
+    // Without effects there is nothing to compensate: next_undo() records
+    // the final `failed` or `cancelled` at once.
+    if (s.had_effects) event(*run, "compensating", {}, 0, s.error_class, s.error_message);
     next_undo(run);
   }
 
@@ -931,12 +962,12 @@ struct Engine::Impl {
       if (stop != Stop::kUndo) {
         // The undo's arguments could not be computed: an operator must look.
         event(*run, "stuck", step.name, 0, s.error_class, s.error_message);
-        run->dead_letter = DeadLetter{run->record.id, step.name, now(), s.error_class,
-                                      "cannot compute the undo's arguments: " + s.error_message};
+        run->dead_letter = std::make_unique<DeadLetter>(
+            DeadLetter{run->id, step.name, now(), s.error_class,
+                       "cannot compute the undo's arguments: " + s.error_message});
         s.phase = Phase::kDone;
         s.wait = Wait::kNone;
-        run->record.status = InstanceStatus::kStuck;
-        return commit(run, InstanceStatus::kStuck);
+            return commit(run, InstanceStatus::kStuck);
       }
       s.wake_at_ms = 0;
       live_event(*run, "undo_started", step.name, 1, c.in_doubt ? "step was in doubt" : "");
@@ -976,30 +1007,31 @@ struct Engine::Impl {
     if (!valid.ok()) return valid;
     auto run = std::make_shared<Run>();
     run->program = prog.value();
-    run->record.id = new_id();
-    run->record.program_hash = hash;
-    run->record.saga = saga_name;
-    run->record.input_json = input->to_json_text();
-    run->record.created_ms = now();
-    run->record.owner = owner;
-    run->record.lease_until_ms = run->record.created_ms + kLeaseMs;
+    run->id = new_id();
+    run->created_ms = now();
+    run->row = std::make_unique<InstanceRecord>();
+    run->row->program_hash = hash;
+    run->row->saga = saga_name;
+    run->row->input_json = input->to_json_text();
+    run->row->owner = owner;
+    run->row->lease_until_ms = run->created_ms + kLeaseMs;
     run->state = runtime::start_state(*run->program, saga, input.value());
     return run;
   }
 
   // Begins a run whose state is fresh (started or picked up pending).
-  void begin(const RunPtr& run) {
+  void begin(const RunPtr& run, std::string input_json) {
     InstanceState& s = run->state;
     const bytecode::Saga& saga = run->program->program.sagas[s.saga];
     s.started_ms = now();
     if (saga.deadline_ms) s.deadline_ms = s.started_ms + static_cast<int64_t>(saga.deadline_ms);
-    event(*run, "started", {}, 0, {}, {}, run->record.input_json);
+    event(*run, "started", {}, 0, {}, {}, std::move(input_json));
     forward(run);
   }
 
   void track(const RunPtr& run) {
     std::lock_guard lock(mu);
-    runs[run->record.id] = run;
+    runs[run->id] = run;
   }
 };
 
@@ -1069,17 +1101,18 @@ Result<std::string> Engine::start(const std::string& hash, const std::string& sa
   auto prepared = impl_->prepare(hash, saga, input);
   if (!prepared.ok()) return prepared.status();
   RunPtr run = prepared.value();
-  run->create = true;
-  std::string id = run->record.id;
+  std::string id = run->id;
+  auto started = std::make_shared<std::promise<Status>>();
+  auto outcome = started->get_future();
+  run->started_promise = started;
   impl_->track(run);
   {
     std::lock_guard lock(run->mu);
-    impl_->begin(run);
+    impl_->begin(run, run->row->input_json);
   }
   // Return once the start is durable (or refused).
-  std::unique_lock lock(run->mu);
-  run->cv.wait(lock, [&] { return run->started || run->finished; });
-  if (!run->started && !run->start_error.ok()) return run->start_error;
+  Status s = outcome.get();
+  if (!s.ok()) return s;
   return id;
 }
 
@@ -1088,12 +1121,11 @@ Result<std::string> Engine::start_async(const std::string& hash, const std::stri
   auto prepared = impl_->prepare(hash, saga, input);
   if (!prepared.ok()) return prepared.status();
   RunPtr run = prepared.value();
-  run->create = true;
   run->on_done = std::move(done);
-  std::string id = run->record.id;
+  std::string id = run->id;
   impl_->track(run);
   std::lock_guard lock(run->mu);
-  impl_->begin(run);
+  impl_->begin(run, run->row->input_json);
   return id;
 }
 
@@ -1104,16 +1136,18 @@ Result<std::string> Engine::enqueue(const std::string& hash, const std::string& 
   RunPtr run = prepared.value();
   Transition t;
   t.create = true;
-  t.instance = run->record;
+  t.instance = std::move(*run->row);
+  t.instance.id = run->id;
   t.instance.status = InstanceStatus::kPending;
-  t.instance.updated_ms = t.instance.created_ms;
+  t.instance.owner.clear();  // Pending: any engine may claim it.
+  t.instance.created_ms = t.instance.updated_ms = run->created_ms;
   t.events.push_back(HistoryEvent{impl_->now(), "recorded", {}, 0, {}, {}, {}});
   std::promise<Status> done;
   auto future = done.get_future();
   impl_->store->submit(std::move(t), [&done](Status s) { done.set_value(std::move(s)); });
   Status s = future.get();
   if (!s.ok()) return s;
-  return run->record.id;
+  return run->id;
 }
 
 Result<size_t> Engine::resume(const std::string& only) {
@@ -1166,12 +1200,14 @@ Result<size_t> Engine::resume(const std::string& only) {
       run->state = std::move(state).value();
     }
     bool cancel = rec.cancel_requested;
-    run->record = std::move(rec);
+    run->id = rec.id;
+    run->status = rec.status;
+    run->created_ms = rec.created_ms;
     impl_->track(run);
     ++taken;
     std::lock_guard lock(run->mu);
     if (pending) {
-      impl_->begin(run);
+      impl_->begin(run, rec.input_json);
       if (cancel) impl_->interrupt(run, "cancelled", "cancelled by request", true);
       continue;
     }

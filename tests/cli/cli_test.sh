@@ -83,5 +83,43 @@ contains "$tmp/out" "INVOKE" "opcode doc"
 expect 0 "doc stdlib" -- "$ctl" doc stdlib
 contains "$tmp/out" "len(value)" "stdlib doc"
 
+# The runtime commands, on a database of their own.
+db="$tmp/sagas.db"
+expect 0 "run hello" -- "$ctl" run "$src/samples/hello.saga" --db "$db" --input '{"name": "ada", "times": 2}'
+contains "$tmp/out" '"greeting": "hello ADA"' "run prints the output"
+contains "$tmp/err" "nap step_completed" "run shows the steps live"
+expect 0 "run --quiet with --input-file" -- sh -c "echo '{\"name\": \"bo\", \"times\": 1}' > '$tmp/in.json' && '$ctl' run '$src/samples/hello.saga' --db '$db' --input-file '$tmp/in.json' --durability normal -q"
+contains "$tmp/out" '"greeting": "hello BO"' "input file read"
+expect 3 "run that compensates" -- "$ctl" run "$src/tests/cli/fails.saga" --db "$db" --input '{"x": "q"}'
+contains "$tmp/err" "compensated: rejected: refused q" "final status printed"
+contains "$tmp/err" "note undo_completed" "the undo ran"
+expect 2 "input that is not JSON" -- "$ctl" run "$src/samples/hello.saga" --db "$db" --input '{name:'
+contains "$tmp/err" "not valid JSON" "bad JSON message"
+expect 2 "input that misses a parameter" -- "$ctl" run "$src/samples/hello.saga" --db "$db" --input '{"name": "x"}'
+contains "$tmp/err" "missing 'times' (number)" "missing parameter message"
+expect 2 "input of the wrong type" -- "$ctl" run "$src/samples/hello.saga" --db "$db" --input '{"name": 1, "times": 1}'
+expect 2 "no such saga" -- "$ctl" run "$src/samples/hello.saga" --db "$db" --saga nope --input '{}'
+expect 0 "ls" -- "$ctl" ls --db "$db"
+[ "$(grep -c completed "$tmp/out")" -eq 2 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: ls should list 2 completed instances"; cat "$tmp/out"; }
+expect 0 "start records a pending instance" -- "$ctl" start "$src/samples/hello.saga" --db "$db" --input '{"name": "cy", "times": 1}'
+pending=$(cat "$tmp/out")
+expect 0 "ls --status pending --json" -- "$ctl" ls --db "$db" --status pending --json
+contains "$tmp/out" "$pending" "pending instance listed"
+expect 0 "resume runs it" -- "$ctl" resume --db "$db"
+contains "$tmp/err" "resumed 1 instance" "resume count"
+expect 0 "show" -- "$ctl" show "$pending" --db "$db"
+contains "$tmp/out" "status    completed" "show status"
+contains "$tmp/out" "greeting" "show variables"
+expect 0 "show --json" -- "$ctl" show "$pending" --db "$db" --json
+contains "$tmp/out" '"kind": "completed"' "show history as JSON"
+expect 1 "show of an unknown id" -- "$ctl" show nope --db "$db"
+expect 2 "ls with an unknown status" -- "$ctl" ls --db "$db" --status sleeping
+echo "not a database" >"$tmp/text.db"
+expect 1 "a file that is not a saga database" -- "$ctl" ls --db "$tmp/text.db"
+contains "$tmp/err" "not a Saga database" "not-a-database message"
+cmp -s "$tmp/text.db" <(echo "not a database") && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: the foreign file was modified"; }
+SAGA_DB="$db" expect 0 "SAGA_DB selects the database" -- "$ctl" ls
+contains "$tmp/out" "$pending" "SAGA_DB listing"
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -571,7 +571,7 @@ TEST_F(EngineTest, HistoryRecordsEveryTransition) {
   // One stored event per transition at least; "step_started"/"undo_started"
   // ride with the event before them and are only reported live.
   EXPECT_EQ(kinds, (std::vector<std::string>{"started", "step_completed:a", "step_failed:b",
-                                             "failed", "undo_completed:a", "compensated"}));
+                                             "compensating", "undo_completed:a", "compensated"}));
   EXPECT_EQ(log_.count("step_started"), 2u);
   EXPECT_EQ(log_.count("undo_started"), 1u);
   auto failed = std::find_if(history->begin(), history->end(),

@@ -74,12 +74,11 @@ TEST(SqliteStore, CreateUpdateReadRoundTripsEveryField) {
   ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
   expect_same(get(*store, "i-1"), r);
 
-  // Every mutable field changes, including to and from empty values.
+  // Every mutable field changes, including to and from empty values. What
+  // an instance is (program, saga, input) is fixed at creation: an update
+  // that says otherwise does not change it.
   InstanceRecord u = r;
-  u.program_hash = "fedcba9876543210fedcba9876543210";
-  u.saga = "Refund";
   u.status = InstanceStatus::kCompensated;
-  u.input_json = "";
   u.output_json = R"({"result":[1,2,3]})";
   u.error_class = "rejected";
   u.error_message = "card declined: \xc3\xa9t\xc3\xa9";
@@ -90,6 +89,12 @@ TEST(SqliteStore, CreateUpdateReadRoundTripsEveryField) {
   Transition t;
   t.instance = u;
   ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  expect_same(get(*store, "i-1"), u);
+  Transition other = t;
+  other.instance.program_hash = "fedcba9876543210fedcba9876543210";
+  other.instance.saga = "Refund";
+  other.instance.input_json = "";
+  ASSERT_TRUE(submit_and_wait(*store, other).ok());
   expect_same(get(*store, "i-1"), u);
 
   // An empty checkpoint is stored as an empty blob and read back empty.

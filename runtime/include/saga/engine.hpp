@@ -222,9 +222,9 @@ class Engine {
 
   // Starts an instance without waiting for anything: returns its id at once
   // (the input is validated first) and calls `done` once, on an engine
-  // thread, when the instance ends (terminal or stuck), or with status
-  // kPending and the error message if its start could not be recorded. For
-  // hosts that serve many requests at once.
+  // thread, when the instance ends (terminal or stuck; `input` is left null),
+  // or with status kPending and the error message if its start could not be
+  // recorded. For hosts that serve many requests at once.
   using DoneCallback = std::function<void(const InstanceInfo&)>;
   Result<std::string> start_async(const std::string& program_hash, const std::string& saga,
                                   const nlohmann::json& input, DoneCallback done);
