@@ -1,9 +1,13 @@
 // Checkpoints: the compact binary snapshot of an InstanceState that the store
 // keeps for every instance and that resume starts from.
 //
-// Layout (docs/checkpoint.md has the field list): a version byte, an XXH3-64
-// checksum of the rest, then varints, bytes and Values in the binary Value
-// encoding (saga/value.hpp). A checkpoint refers to its program by position
+// Layout: a version byte, an XXH3-64 checksum (8 bytes, little-endian) of the
+// rest, then in order: saga, phase, pc, the operand stack (count, Values),
+// the slots (count, Values), the compensation stack (count, then step and
+// in-doubt byte each), wait, step + 1 (0 = none), args, attempt, wake_at,
+// started, deadline (zig-zag varints), cancelled and had_effects bytes, error
+// class and message (length-prefixed), output. Integers are LEB128 varints;
+// Values use the binary Value encoding (saga/value.hpp). A checkpoint refers to its program by position
 // (saga index, pc, step indexes), which is safe because an instance is pinned
 // to the program hash it started with. decode() checks the checksum and every
 // index against the program, and that pc and stack depth match a yield point
