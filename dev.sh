@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dev.sh: the one entry point for building and trying Saga on Debian 12.
 #
-#   ./dev.sh demo    install what is missing, build, run the main sample
+#   ./dev.sh demo    install what is missing, build, run the main sample (samples/shop)
 #   ./dev.sh test    install what is missing, build, run every test (CI runs this)
 #   ./dev.sh bench   install what is missing, build, run the benchmarks
 #   ./dev.sh build   install what is missing and build only
@@ -40,16 +40,19 @@ build() {
 
 demo() {
   build
-  local ctl="$BUILD_DIR/sagactl/sagactl" out
+  local ctl="$BUILD_DIR/sagactl/sagactl" shop="$BUILD_DIR/samples/shop/shop" out
   out=$(mktemp -d)
-  echo "==> sagactl check samples/order.saga"
+  echo "==> sagactl check + compile samples/order.saga (the compiler, then the first lines of the listing)"
   "$ctl" check samples/order.saga
-  echo "==> sagactl compile samples/order.saga -o $out/order.sagac"
   "$ctl" compile samples/order.saga -o "$out/order.sagac"
-  echo "==> sagactl disasm $out/order.sagac"
-  "$ctl" disasm "$out/order.sagac"
-  echo "==> sagactl compile samples/travel.saga"
-  "$ctl" compile samples/travel.saga -o "$out/travel.sagac"
+  "$ctl" disasm "$out/order.sagac" | head -n 24
+  echo
+  echo "==> samples/shop: 20 orders of samples/order.saga, 10% of calls failing (retries, compensation)"
+  "$shop" --program "$out/order.sagac" --orders 20 --fail-rate 0.1 --slow 20 --seed 7 --db "$out/shop.db"
+  echo
+  echo "==> samples/shop: SIGKILL after 10 finished orders, then the same command with --resume"
+  "$shop" --orders 30 --slow 50 --seed 8 --db "$out/crash.db" --crash-after 10 || echo "(killed, exit $?)"
+  "$shop" --orders 30 --slow 50 --seed 8 --db "$out/crash.db" --resume
   rm -rf "$out"
 }
 

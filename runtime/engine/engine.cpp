@@ -200,18 +200,21 @@ std::string format_ms(int64_t ms) {
   return fmt::format("{}ms", ms);
 }
 
-// The start time of a process in clock ticks since boot (field 22 of
-// /proc/PID/stat), or -1 when there is no such process.
+// The start time of a running process in clock ticks since boot (field 22
+// of /proc/PID/stat), or -1 when there is no such process or it has exited
+// but not been reaped yet (state Z or X: a killed engine whose parent has not
+// waited for it is as dead as one that is gone).
 int64_t process_start_ticks(long pid) {
   std::ifstream stat(fmt::format("/proc/{}/stat", pid));
   std::string text;
   if (!std::getline(stat, text)) return -1;
   // The command name (field 2) may hold spaces; fields resume after its ')'.
   auto close = text.rfind(')');
-  if (close == std::string::npos) return -1;
+  if (close == std::string::npos || close + 2 >= text.size()) return -1;
   std::istringstream rest(text.substr(close + 2));
   std::string field;
   for (int i = 3; i <= 22 && rest >> field; ++i) {
+    if (i == 3 && (field == "Z" || field == "X")) return -1;
     if (i == 22) return std::stoll(field);
   }
   return -1;
@@ -325,6 +328,9 @@ InstanceInfo info_of(const Run& run) {
   info.error_class = run.state.error_class;
   info.error_message = run.state.error_message;
   info.created_ms = run.created_ms;
+  info.updated_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
   return info;
 }
 
@@ -688,12 +694,7 @@ struct Engine::Impl {
       // effect, so the step is in doubt).
       ActionCall call;
       call.action = action.name;
-      call.args = s.args.to_json();
-      call.instance_id = run->id;
-      call.step = step.name;
-      call.idempotency_key = run->id + "/" + step.name + (undo ? "/undo" : "");
-      call.attempt = s.attempt;
-      call.compensation = undo;
+      describe_call(call, *run, step, undo);
       int64_t started = now();
       bool ok = false;
       Value result;
@@ -725,12 +726,7 @@ struct Engine::Impl {
 
     auto call = std::make_shared<ActionCall>();
     call->action = action.name;
-    call->args = s.args.to_json();
-    call->instance_id = run->id;
-    call->step = step.name;
-    call->idempotency_key = run->id + "/" + step.name + (undo ? "/undo" : "");
-    call->attempt = s.attempt;
-    call->compensation = undo;
+    describe_call(*call, *run, step, undo);
 
     auto state = std::make_shared<Completion::State>();
     state->deliver = [this, run, g](bool ok, nlohmann::json result, std::string cls,
@@ -759,6 +755,20 @@ struct Engine::Impl {
     });
   }
 
+  // Fills what every action and service call carries. The idempotency key is
+  // "<instance>/<step>" for a do and "<instance>/<step>/undo" for its undo:
+  // the same for every attempt and after a crash (step names are unique in a
+  // saga; loops will add an index).
+  template <class Call>
+  static void describe_call(Call& call, const Run& run, const bytecode::Step& step, bool undo) {
+    call.args = run.state.args.to_json();
+    call.instance_id = run.id;
+    call.step = step.name;
+    call.idempotency_key = run.id + "/" + step.name + (undo ? "/undo" : "");
+    call.attempt = run.state.attempt;
+    call.compensation = undo;
+  }
+
   // Hands a url service's call to the transport. Called with run->mu held.
   void call_service(const RunPtr& run, uint64_t g, const bytecode::Step& step,
                     const bytecode::Action& action, bool undo) {
@@ -774,12 +784,7 @@ struct Engine::Impl {
         call.path = r.path;
       }
     }
-    call.args = s.args.to_json();
-    call.instance_id = run->id;
-    call.step = step.name;
-    call.idempotency_key = run->id + "/" + step.name + (undo ? "/undo" : "");
-    call.attempt = s.attempt;
-    call.compensation = undo;
+    describe_call(call, *run, step, undo);
     call.timeout_ms = step.timeout_ms ? static_cast<int64_t>(step.timeout_ms)
                                       : static_cast<int64_t>(svc.timeout_ms);
     call.breaker_failures = svc.breaker_failures;

@@ -119,7 +119,9 @@ struct ParticipantOptions {
   std::string ledger_path;
   // Each call waits a delay drawn in [0, slow_ms] before it is answered.
   int slow_ms = 0;
-  // Seeds the delays and the ids the participants hand out.
+  // Seeds the delays (a function of the key and attempt). The ids handed out
+  // (reservations, receipts, shipments) are random in every process, so an
+  // effect applied twice would show as two different ids.
   uint64_t seed = 1;
   // Null: every call succeeds.
   Planner planner;
