@@ -341,7 +341,10 @@ struct Action {
 
 }  // namespace
 
-struct Engine::Impl {
+// Owned by a shared_ptr: callbacks that may arrive after the engine is gone
+// (an asynchronous action completing late, a service call answering after
+// shutdown) hold it weakly and do nothing once it has expired.
+struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   EngineOptions options;
   std::shared_ptr<Clock> clock;
   std::unique_ptr<Store> store;
@@ -729,20 +732,23 @@ struct Engine::Impl {
     describe_call(*call, *run, step, undo);
 
     auto state = std::make_shared<Completion::State>();
-    state->deliver = [this, run, g](bool ok, nlohmann::json result, std::string cls,
+    std::weak_ptr<Impl> self = weak_from_this();
+    state->deliver = [self, run, g](bool ok, nlohmann::json result, std::string cls,
                                     std::string msg) {
+      std::shared_ptr<Impl> impl = self.lock();
+      if (!impl) return;  // The engine is gone; the instance resumes next time.
       auto converted = ok ? Value::from_json(result) : Result<Value>(Value());
-      boost::asio::post(io, [this, run, g, ok, converted = std::move(converted),
-                             cls = std::move(cls), msg = std::move(msg)]() mutable {
+      boost::asio::post(impl->io, [impl = impl.get(), run, g, ok, converted = std::move(converted),
+                                   cls = std::move(cls), msg = std::move(msg)]() mutable {
         std::lock_guard lock(run->mu);
         if (run->generation != g) return;
         if (ok && !converted.ok()) {
-          return finish_attempt(run, g, false, Value(), "error",
-                                "the action returned a result that is not a JSON value: " +
-                                    converted.status().message());
+          return impl->finish_attempt(run, g, false, Value(), "error",
+                                      "the action returned a result that is not a JSON value: " +
+                                          converted.status().message());
         }
-        finish_attempt(run, g, ok, ok ? std::move(converted).value() : Value(), std::move(cls),
-                       std::move(msg));
+        impl->finish_attempt(run, g, ok, ok ? std::move(converted).value() : Value(),
+                             std::move(cls), std::move(msg));
       });
     };
     Completion completion(state);
@@ -792,23 +798,26 @@ struct Engine::Impl {
     call.breaker_probes = svc.breaker_probes;
     call.bulkhead = svc.bulkhead;
     std::weak_ptr<Run> weak = run;
-    boost::asio::post(io, [this, call = std::move(call), weak, g] {
-      options.service_transport(call, [this, weak, g](ServiceOutcome out) {
+    std::weak_ptr<Impl> self = weak_from_this();
+    boost::asio::post(io, [this, self, call = std::move(call), weak, g] {
+      options.service_transport(call, [self, weak, g](ServiceOutcome out) {
+        std::shared_ptr<Impl> impl = self.lock();
+        if (!impl) return;  // The engine is gone; the instance resumes next time.
         auto converted = out.ok ? Value::from_json(out.result) : Result<Value>(Value());
-        boost::asio::post(io, [this, weak, g, out = std::move(out),
-                               converted = std::move(converted)]() mutable {
+        boost::asio::post(impl->io, [impl = impl.get(), weak, g, out = std::move(out),
+                                     converted = std::move(converted)]() mutable {
           RunPtr run = weak.lock();
           if (!run) return;
           std::lock_guard lock(run->mu);
           if (run->generation != g) return;
           run->retry_after_ms = out.retry_after_ms;
           if (out.ok && !converted.ok()) {
-            return finish_attempt(run, g, false, Value(), "error",
-                                  "the service returned a result that is not a JSON value: " +
-                                      converted.status().message());
+            return impl->finish_attempt(run, g, false, Value(), "error",
+                                        "the service returned a result that is not a JSON value: " +
+                                            converted.status().message());
           }
-          finish_attempt(run, g, out.ok, out.ok ? std::move(converted).value() : Value(),
-                         std::move(out.error_class), std::move(out.message));
+          impl->finish_attempt(run, g, out.ok, out.ok ? std::move(converted).value() : Value(),
+                               std::move(out.error_class), std::move(out.message));
         });
       });
     });
@@ -1040,14 +1049,14 @@ struct Engine::Impl {
   }
 };
 
-Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::Engine(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Engine::~Engine() {
   impl_->shutdown();
 }
 
 Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_shared<Impl>();
   impl->clock = options.clock ? options.clock : std::make_shared<SystemClock>();
   StoreOptions store_options = options.store;
   store_options.durability = options.durability;

@@ -581,3 +581,41 @@ TEST_F(EngineTest, HistoryRecordsEveryTransition) {
 }
 
 }  // namespace
+
+namespace {
+
+// An asynchronous action may complete after the engine is gone (a host that
+// shuts down while calls are out): the completion is ignored, and the
+// instance resumes from its last checkpoint next time.
+TEST_F(EngineTest, LateCompletionAfterTheEngineIsGoneIsIgnored) {
+  std::vector<saga::Completion> parked;
+  std::mutex mu;
+  std::string id;
+  {
+    auto& e = open();
+    std::string hash = load(R"(
+service s { }
+saga late() { step wait { do s.slow() -> r undo s.undo() } output r }
+)");
+    e.register_async_action("s.slow", [&](const saga::ActionCall&, saga::Completion c) {
+      std::lock_guard lock(mu);
+      parked.push_back(c);
+    });
+    auto started = e.start(hash, "late", json::object());
+    ASSERT_TRUE(started.ok());
+    id = started.value();
+    ASSERT_TRUE(log_.wait_for("step_started", "wait"));
+    engine_.reset();
+  }
+  std::lock_guard lock(mu);
+  ASSERT_EQ(parked.size(), 1u);
+  parked[0].succeed(json{{"too", "late"}});  // Must not touch the destroyed engine.
+  auto& e = open();
+  e.register_action("s.slow", [](const saga::ActionCall&) -> json { return "on time"; });
+  ASSERT_TRUE(e.resume().ok());
+  auto info = e.wait(id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->output, "on time");
+}
+
+}  // namespace
