@@ -33,6 +33,13 @@ int check(const std::string& input, const std::string& format);
 int disasm(const std::string& input);
 int doc(const std::string& topic);
 
+// What a run may reach beyond its declared services: HTTP hosts (empty =
+// any) and the exec action.
+struct Access {
+  std::vector<std::string> allow_hosts;
+  bool allow_exec = false;
+};
+
 struct RunArgs {
   std::string program;  // .saga or .sagac
   std::string saga;     // Empty: the program's only saga.
@@ -41,6 +48,7 @@ struct RunArgs {
   std::string db;
   std::string durability = "full";
   bool quiet = false;
+  Access access;
 };
 int run(const RunArgs& args);
 int start(const RunArgs& args);
@@ -49,6 +57,7 @@ struct DbArgs {
   std::string db;
   std::string durability = "full";
   bool json = false;
+  Access access;
 };
 int resume(const DbArgs& args);
 int worker(const DbArgs& args, int poll_ms);

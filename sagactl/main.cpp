@@ -43,8 +43,17 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"opcodes", "stdlib"}));
 
+  // --allow-host and --allow-exec, for every command that runs sagas.
+  auto add_access = [](CLI::App* cmd, Access& access) {
+    cmd->add_option("--allow-host", access.allow_hosts,
+                    "Only call these HTTP hosts (host:port, comma-separated or repeated; "
+                    "default: any)")
+        ->delimiter(',');
+    cmd->add_flag("--allow-exec", access.allow_exec, "Let sagas run programs with the exec action");
+  };
+
   RunArgs r;
-  auto add_run_options = [&r](CLI::App* cmd) {
+  auto add_run_options = [&r, &add_access](CLI::App* cmd) {
     cmd->add_option("program", r.program, "A .saga (compiled in memory) or .sagac file")
         ->required();
     cmd->add_option("--saga", r.saga, "Which saga to run (default: the program's only saga)");
@@ -55,6 +64,7 @@ int main(int argc, char** argv) {
     cmd->add_option("--durability", r.durability,
                     "full: fsync every commit; normal: survives a process crash")
         ->check(CLI::IsMember({"full", "normal"}));
+    add_access(cmd, r.access);
   };
   auto* run_cmd = app.add_subcommand(
       "run", "Start one instance and run it to the end, showing each step; prints the output JSON");
@@ -72,12 +82,14 @@ int main(int argc, char** argv) {
   auto* resume_cmd =
       app.add_subcommand("resume", "Run every unfinished instance to the end, then exit");
   add_db(resume_cmd, false);
+  add_access(resume_cmd, d.access);
   resume_cmd->add_option("--durability", d.durability, "full or normal")
       ->check(CLI::IsMember({"full", "normal"}));
   int poll_ms = 500;
   auto* worker_cmd = app.add_subcommand(
       "worker", "Keep running: resume unfinished instances and pick up new ones");
   add_db(worker_cmd, false);
+  add_access(worker_cmd, d.access);
   worker_cmd->add_option("--durability", d.durability, "full or normal")
       ->check(CLI::IsMember({"full", "normal"}));
   worker_cmd
@@ -98,6 +110,7 @@ int main(int argc, char** argv) {
   auto* cancel_cmd =
       app.add_subcommand("cancel", "Cancel an instance: compensate its completed steps");
   add_db(cancel_cmd, false);
+  add_access(cancel_cmd, d.access);
   cancel_cmd->add_option("id", id, "Instance id")->required();
 
   try {

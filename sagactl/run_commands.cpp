@@ -11,6 +11,7 @@
 
 #include "runtime/bytecode/format.hpp"
 #include "saga/engine.hpp"
+#include "saga/http.hpp"
 #include "sagactl/commands.hpp"
 #include "sagactl/program_file.hpp"
 
@@ -23,19 +24,41 @@ std::optional<Durability> durability_of(const std::string& name) {
   return std::nullopt;
 }
 
-std::unique_ptr<Engine> open_engine(
-    const std::string& db, const std::string& durability,
+// An engine with the HTTP client that performs its service calls and its
+// http.* actions. The client is shut down before the engine is destroyed
+// (saga/http.hpp says why).
+struct Runtime {
+  std::shared_ptr<HttpClient> http;
+  std::unique_ptr<Engine> engine;
+  ~Runtime() {
+    if (http) http->shutdown();
+    engine.reset();
+  }
+};
+
+std::unique_ptr<Runtime> open_engine(
+    const std::string& db, const std::string& durability, const Access& access,
     std::function<void(const std::string&, const HistoryEvent&)> on_event = {}) {
+  auto rt = std::make_unique<Runtime>();
+  HttpOptions http;
+  http.allow_hosts = access.allow_hosts;
+  // Breaker transitions and other client events go to the process log.
+  http.log = [](std::string line) { std::cerr << "sagactl: " << line << "\n"; };
+  rt->http = HttpClient::create(std::move(http));
   EngineOptions options;
   options.database = database_path(db);
   options.durability = durability_of(durability).value_or(Durability::kFull);
   options.on_event = std::move(on_event);
+  options.service_transport = rt->http->transport();
   auto engine = Engine::open(std::move(options));
   if (!engine.ok()) {
     print_error(engine.status().message());
     return nullptr;
   }
-  return std::move(engine).value();
+  rt->engine = std::move(engine).value();
+  rt->http->register_stdlib_actions(*rt->engine);
+  register_exec_action(*rt->engine, access.allow_exec);
+  return rt;
 }
 
 // Loads the program file into the engine (and its database); returns the
@@ -113,8 +136,8 @@ int run(const RunArgs& args) {
   std::string watched;
   int64_t t0 = 0;
   bool color = stderr_is_terminal();
-  auto engine =
-      open_engine(args.db, args.durability, [&](const std::string& id, const HistoryEvent& e) {
+  auto rt =
+      open_engine(args.db, args.durability, args.access, [&](const std::string& id, const HistoryEvent& e) {
         if (args.quiet) return;
         std::lock_guard lock(print_mu);
         if (t0 == 0) {
@@ -123,10 +146,11 @@ int run(const RunArgs& args) {
         }
         if (watched.empty() || id == watched) print_event(e, t0, color);
       });
-  if (!engine) return kExitError;
-  auto loaded = load_into(*engine, args);
+  if (!rt) return kExitError;
+  Engine& engine = *rt->engine;
+  auto loaded = load_into(engine, args);
   if (!loaded) return kExitError;
-  auto id = engine->start(loaded->first, loaded->second, *input);
+  auto id = engine.start(loaded->first, loaded->second, *input);
   if (!id.ok()) {
     print_error(id.status().message());
     return id.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitError;
@@ -135,7 +159,7 @@ int run(const RunArgs& args) {
     std::lock_guard lock(print_mu);
     watched = id.value();
   }
-  auto info = engine->wait(id.value());
+  auto info = engine.wait(id.value());
   if (!info.ok()) {
     print_error(info.status().message());
     return kExitError;
@@ -153,11 +177,12 @@ int run(const RunArgs& args) {
 int start(const RunArgs& args) {
   auto input = read_input(args);
   if (!input) return kExitUsage;
-  auto engine = open_engine(args.db, args.durability);
-  if (!engine) return kExitError;
-  auto loaded = load_into(*engine, args);
+  auto rt = open_engine(args.db, args.durability, args.access);
+  if (!rt) return kExitError;
+  Engine& engine = *rt->engine;
+  auto loaded = load_into(engine, args);
   if (!loaded) return kExitError;
-  auto id = engine->enqueue(loaded->first, loaded->second, *input);
+  auto id = engine.enqueue(loaded->first, loaded->second, *input);
   if (!id.ok()) {
     print_error(id.status().message());
     return id.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitError;
@@ -167,14 +192,15 @@ int start(const RunArgs& args) {
 }
 
 int resume(const DbArgs& args) {
-  auto engine = open_engine(args.db, args.durability);
-  if (!engine) return kExitError;
-  auto taken = engine->resume();
+  auto rt = open_engine(args.db, args.durability, args.access);
+  if (!rt) return kExitError;
+  Engine& engine = *rt->engine;
+  auto taken = engine.resume();
   if (!taken.ok()) {
     print_error(taken.status().message());
     return kExitError;
   }
-  engine->wait_idle();
+  engine.wait_idle();
   std::cerr << fmt::format("resumed {} instance{}\n", taken.value(), taken.value() == 1 ? "" : "s");
   return kExitOk;
 }
@@ -187,14 +213,15 @@ void on_signal(int) {
 }  // namespace
 
 int worker(const DbArgs& args, int poll_ms) {
-  auto engine = open_engine(args.db, args.durability);
-  if (!engine) return kExitError;
+  auto rt = open_engine(args.db, args.durability, args.access);
+  if (!rt) return kExitError;
+  Engine& engine = *rt->engine;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   std::cerr << fmt::format("worker on {} (polling every {} ms; Ctrl-C stops)\n",
                            database_path(args.db), poll_ms);
   while (!g_stop) {
-    auto taken = engine->resume();
+    auto taken = engine.resume();
     if (!taken.ok()) print_error(taken.status().message());
     for (int waited = 0; waited < poll_ms && !g_stop; waited += 10) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -248,9 +275,10 @@ int ls(const DbArgs& args, const std::string& status, size_t limit) {
 }
 
 int show(const DbArgs& args, const std::string& id) {
-  auto engine = open_engine(args.db, "normal");
-  if (!engine) return kExitError;
-  auto view = engine->inspect(id);
+  auto rt = open_engine(args.db, "normal", args.access);
+  if (!rt) return kExitError;
+  Engine& engine = *rt->engine;
+  auto view = engine.inspect(id);
   if (!view.ok()) {
     print_error(view.status().message());
     return kExitError;
@@ -306,20 +334,21 @@ int show(const DbArgs& args, const std::string& id) {
 }
 
 int cancel(const DbArgs& args, const std::string& id) {
-  auto engine = open_engine(args.db, "full");
-  if (!engine) return kExitError;
-  Status s = engine->cancel(id);
+  auto rt = open_engine(args.db, "full", args.access);
+  if (!rt) return kExitError;
+  Engine& engine = *rt->engine;
+  Status s = engine.cancel(id);
   if (!s.ok()) {
     print_error(s.message());
     return kExitError;
   }
   // If no other process runs the instance, compensate it here.
-  auto taken = engine->resume(id);
+  auto taken = engine.resume(id);
   if (!taken.ok()) {
     print_error(taken.status().message());
     return kExitError;
   }
-  auto info = engine->wait(id, std::chrono::seconds(taken.value() > 0 ? 3600 : 5));
+  auto info = engine.wait(id, std::chrono::seconds(taken.value() > 0 ? 3600 : 5));
   if (!info.ok()) {
     print_error(info.status().message());
     return kExitError;

@@ -46,9 +46,10 @@ std::optional<Url> parse_url(std::string_view url, std::string* error) {
     return std::nullopt;
   };
   if (iequals_prefix(url, "https://")) {
-    return fail(fmt::format("https is not supported yet: '{}' (use http://; TLS termination "
-                            "belongs in a proxy for now)",
-                            url));
+    return fail(
+        fmt::format("https is not supported yet: '{}' (use http://; TLS termination "
+                    "belongs in a proxy for now)",
+                    url));
   }
   if (!iequals_prefix(url, "http://")) {
     return fail(fmt::format("'{}' is not an http:// url", url));
@@ -96,7 +97,8 @@ std::optional<Url> parse_url(std::string_view url, std::string* error) {
     out.query = std::string(path.substr(q + 1));
     path = path.substr(0, q);
   }
-  out.base_path = std::string(path);
+  out.path = std::string(path);
+  out.base_path = out.path;
   while (!out.base_path.empty() && out.base_path.back() == '/') out.base_path.pop_back();
   return out;
 }
@@ -148,7 +150,7 @@ std::optional<Target> build_target(const ServiceCall& call, const Url& url, std:
       std::string name(tpl.substr(open + 2, close - open - 2));
       auto it = args.find(name);
       if (it == args.end() && call.args.is_object() && call.args.contains(name)) {
-        it = args.end();  // Used twice: take it from the original arguments.
+        // A placeholder used twice: the first use took it out of args.
         path += url_encode(arg_text(call.args[name]));
       } else if (it == args.end()) {
         if (error) {
@@ -178,8 +180,8 @@ std::optional<Target> build_target(const ServiceCall& call, const Url& url, std:
   return t;
 }
 
-std::string traceparent(const std::string& instance_id, const std::string& step,
-                        uint32_t attempt, bool compensation) {
+std::string traceparent(const std::string& instance_id, const std::string& step, uint32_t attempt,
+                        bool compensation) {
   std::string trace;
   for (char c : instance_id) {
     if (std::isxdigit(static_cast<unsigned char>(c))) {
@@ -192,8 +194,7 @@ std::string traceparent(const std::string& instance_id, const std::string& step,
   if (trace.size() != 32 || trace.find_first_not_of('0') == std::string::npos) {
     trace = fmt::format("{:016x}{:016x}", fnv1a(instance_id, 1), fnv1a(instance_id, 2));
   }
-  uint64_t span =
-      fnv1a(fmt::format("{}#{}#{}", step, attempt, compensation ? "undo" : "do"), 3);
+  uint64_t span = fnv1a(fmt::format("{}#{}#{}", step, attempt, compensation ? "undo" : "do"), 3);
   if (span == 0) span = 1;
   return fmt::format("00-{}-{:016x}-01", trace, span);
 }
@@ -257,8 +258,8 @@ ServiceOutcome classify_response(int status, std::string_view reason, std::strin
     auto parsed = nlohmann::json::parse(body, nullptr, false);
     if (parsed.is_discarded()) {
       out.error_class = "error";
-      out.message = fmt::format("{}: service returned a non-JSON body: {}", what,
-                                quote_body(body, 200));
+      out.message =
+          fmt::format("{}: service returned a non-JSON body: {}", what, quote_body(body, 200));
       return out;
     }
     out.ok = true;
@@ -285,10 +286,9 @@ ServiceOutcome classify_response(int status, std::string_view reason, std::strin
     return out;
   }
   out.error_class = "error";
-  out.message = with_body(fmt::format("{}: unexpected {}{}", what, status_text(),
-                                      status >= 300 && status < 400
-                                          ? " (redirects are not followed)"
-                                          : ""));
+  out.message =
+      with_body(fmt::format("{}: unexpected {}{}", what, status_text(),
+                            status >= 300 && status < 400 ? " (redirects are not followed)" : ""));
   return out;
 }
 

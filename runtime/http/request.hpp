@@ -23,6 +23,7 @@ struct Url {
   std::string host;
   uint16_t port = 80;
   std::string base_path;
+  std::string path;  // The path as written ("" when none), for ad-hoc urls.
   std::string query;
   // "host:port" as the allowlist spells it (IPv6 in brackets: "[::1]:80").
   std::string authority() const;
@@ -61,8 +62,8 @@ std::optional<Target> build_target(const ServiceCall& call, const Url& url, std:
 // hash of it, so every call of an instance shares it; the span id (16 hex
 // digits) is a hash of step, attempt and whether it is an undo. Neither is
 // ever all zeros.
-std::string traceparent(const std::string& instance_id, const std::string& step,
-                        uint32_t attempt, bool compensation);
+std::string traceparent(const std::string& instance_id, const std::string& step, uint32_t attempt,
+                        bool compensation);
 
 // Parses a Retry-After value: delay-seconds ("120") or an HTTP-date
 // ("Wed, 21 Oct 2015 07:28:00 GMT", also the obsolete RFC 850 and asctime

@@ -147,19 +147,19 @@ nlohmann::json CircuitBreaker::snapshot() {
   std::lock_guard lock(mu_);
   int64_t now = now_();
   tick(now);
-  return {{"state", name(state_)},
-          {"failures", failures_},
-          {"opened_at_ms", opened_at_},
-          {"retry_after_ms",
-           state_ == State::kOpen ? std::max<int64_t>(0, opened_at_ + settings_.reset_ms - now)
-                                  : 0},
-          {"probes_in_flight", probes_in_flight_},
-          {"probe_successes", probe_successes_},
-          {"rejected", rejected_},
-          {"settings",
-           {{"failures", settings_.failures},
-            {"reset_ms", settings_.reset_ms},
-            {"probes", settings_.probes}}}};
+  return {
+      {"state", name(state_)},
+      {"failures", failures_},
+      {"opened_at_ms", opened_at_},
+      {"retry_after_ms",
+       state_ == State::kOpen ? std::max<int64_t>(0, opened_at_ + settings_.reset_ms - now) : 0},
+      {"probes_in_flight", probes_in_flight_},
+      {"probe_successes", probe_successes_},
+      {"rejected", rejected_},
+      {"settings",
+       {{"failures", settings_.failures},
+        {"reset_ms", settings_.reset_ms},
+        {"probes", settings_.probes}}}};
 }
 
 // ---- Bulkhead -------------------------------------------------------------------

@@ -8,7 +8,7 @@
 //   http->register_stdlib_actions(*engine);      // http.get/post/put/delete
 //   saga::register_exec_action(*engine, false);  // exec, disabled
 //   ...
-//   http->shutdown();  // before the engine is destroyed (see shutdown())
+//   http->shutdown();  // no more requests, then stop the engine
 //   engine.reset();
 //
 // A call of `service payment { url "http://..." }` becomes one HTTP/1.1
@@ -67,7 +67,7 @@ struct HttpOptions {
   std::function<int64_t()> now_ms;
 };
 
-class HttpClient {
+class HttpClient : public std::enable_shared_from_this<HttpClient> {
  public:
   // Starts the client's threads.
   static std::shared_ptr<HttpClient> create(HttpOptions options = {});
@@ -102,18 +102,19 @@ class HttpClient {
   nlohmann::json stats() const;
 
   // Stops the threads and closes every connection. Calls still in flight
-  // are dropped WITHOUT calling their completion: call this before
-  // destroying an engine that uses the transport (an engine does not
-  // survive a completion arriving after its destruction), and after it no
-  // longer needs answers. Later calls of the transport fail at once with
-  // class `unavailable`. Idempotent; must not be called from a callback.
+  // are dropped WITHOUT calling their completion (their instances resume in
+  // the next process, like after a crash). Call it when the engines using
+  // the client need no more answers, best just before destroying them: then
+  // no request goes out while an engine shuts down. Later calls of the
+  // transport fail at once with class `unavailable`. Idempotent; the
+  // destructor calls it too.
   void shutdown();
 
   struct Impl;
 
  private:
-  explicit HttpClient(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit HttpClient(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
 };
 
 // Registers the `exec` action: exec(cmd: "/usr/bin/tr", args: ["a-z", "A-Z"],

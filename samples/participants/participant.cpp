@@ -1,0 +1,613 @@
+// A sample participant service for sagas: one small HTTP/1.1 server that
+// plays inventory, payment or shipping for samples/order.saga, and the
+// server that tests/http and bench/http_bench start on 127.0.0.1. It follows
+// the participant contract of docs/http.md:
+//
+//   * effects are stored in its own SQLite file, keyed by Idempotency-Key; a
+//     repeated key returns the first response and has no new effect;
+//   * undo operations (release, refund, cancel) of unknown ids succeed with
+//     {"undone": false, "note": "nothing to undo"}; an undo whose key is
+//     "<forward key>/undo" (the engine's form) also finds the effect of an
+//     in-doubt step whose result the saga never saw, and when that forward
+//     request has not arrived yet it leaves a tombstone, so the late request
+//     is refused (409) instead of taking effect after its compensation.
+//
+// Failures, latency and Retry-After can be injected from the command line,
+// per request (X-Test-Fail, X-Test-Latency) and at run time (POST /control);
+// README.md in this folder lists them. The server is synchronous, one thread
+// per connection: simple, and enough for the benchmark's 256 connections.
+#include <fmt/format.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/http/beast.hpp"
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+using json = nlohmann::json;
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// ---- Configuration ------------------------------------------------------------------
+
+// What the participant does; the command line sets it, POST /control changes it.
+struct Behaviour {
+  double fail_rate = 0;                        // Probability that an operation fails.
+  int fail_status = 503;                       // The status of an injected failure.
+  int64_t latency_ms = 0;                      // Added to every operation, failures included.
+  std::map<std::string, int64_t> latency_ops;  // Per operation, instead of latency_ms.
+  int64_t retry_after_s = -1;                  // >= 0: Retry-After on injected failures.
+  // The n-th call with one Idempotency-Key answers fail_sequence[n-1] (200
+  // or any 2xx: handle normally); beyond its end, calls are handled normally.
+  std::vector<int> fail_sequence;
+};
+
+struct Role {
+  std::string name;
+  std::string prefix;                       // Of the ids it hands out.
+  std::vector<std::string> forward;         // Operations with an effect.
+  std::map<std::string, std::string> undo;  // Undo op -> the argument naming the effect's id.
+};
+
+const std::map<std::string, Role>& roles() {
+  static const std::map<std::string, Role> table = {
+      {"inventory", {"inventory", "R", {"reserve"}, {{"release", "reservation"}}}},
+      {"payment", {"payment", "P", {"charge"}, {{"refund", "payment"}}}},
+      {"shipping", {"shipping", "S", {"express", "standard"}, {{"cancel", "id"}}}},
+  };
+  return table;
+}
+
+// ---- The store --------------------------------------------------------------------
+
+// One table: a row per effect (kind "do"), per undo ("undo") and per
+// tombstone ("tombstone": an undo that came before its forward request).
+class Effects {
+ public:
+  bool open(const std::string& path) {
+    if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) return false;
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    exec("PRAGMA busy_timeout=5000");
+    exec(
+        "CREATE TABLE IF NOT EXISTS effects ("
+        " key TEXT PRIMARY KEY, op TEXT NOT NULL, kind TEXT NOT NULL, id TEXT,"
+        " request TEXT, status INTEGER, response TEXT, undone INTEGER NOT NULL DEFAULT 0,"
+        " at_ms INTEGER NOT NULL)");
+    exec("CREATE INDEX IF NOT EXISTS effects_id ON effects(id)");
+    sqlite3_stmt* s = prepare("SELECT coalesce(max(rowid), 0) FROM effects");
+    if (sqlite3_step(s) == SQLITE_ROW) next_id_ = sqlite3_column_int64(s, 0) + 1;
+    sqlite3_finalize(s);
+    return true;
+  }
+  void close() {
+    if (db_) sqlite3_close(db_);
+    db_ = nullptr;
+  }
+  bool is_open() const { return db_ != nullptr; }
+
+  struct Row {
+    std::string key, op, kind, id, response;
+    int status = 0;
+    bool undone = false;
+  };
+
+  std::optional<Row> by_key(const std::string& key) {
+    return one("SELECT key, op, kind, id, response, status, undone FROM effects WHERE key = ?",
+               key);
+  }
+  std::optional<Row> forward_by_id(const std::string& id) {
+    return one(
+        "SELECT key, op, kind, id, response, status, undone FROM effects "
+        "WHERE id = ? AND kind = 'do'",
+        id);
+  }
+  void insert(const std::string& key, const std::string& op, const std::string& kind,
+              const std::string& id, const std::string& request, int status,
+              const std::string& response) {
+    sqlite3_stmt* s = prepare(
+        "INSERT OR REPLACE INTO effects (key, op, kind, id, request, status, response, at_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    sqlite3_bind_text(s, 1, key.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, op.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, kind.c_str(), -1, SQLITE_TRANSIENT);
+    if (id.empty()) {
+      sqlite3_bind_null(s, 4);
+    } else {
+      sqlite3_bind_text(s, 4, id.c_str(), -1, SQLITE_TRANSIENT);
+    }
+    sqlite3_bind_text(s, 5, request.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(s, 6, status);
+    sqlite3_bind_text(s, 7, response.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 8, now_ms());
+    sqlite3_step(s);
+    sqlite3_finalize(s);
+  }
+  void mark_undone(const std::string& key) {
+    sqlite3_stmt* s = prepare("UPDATE effects SET undone = 1 WHERE key = ?");
+    sqlite3_bind_text(s, 1, key.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_step(s);
+    sqlite3_finalize(s);
+  }
+  int64_t count(const std::string& where) {
+    sqlite3_stmt* s = prepare("SELECT count(*) FROM effects WHERE " + where);
+    int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_finalize(s);
+    return n;
+  }
+  json list() {
+    json out = json::array();
+    sqlite3_stmt* s =
+        prepare("SELECT key, op, kind, id, status, undone, response FROM effects ORDER BY rowid");
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      auto text = [&](int i) {
+        auto p = sqlite3_column_text(s, i);
+        return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
+      };
+      out.push_back({{"key", text(0)},
+                     {"op", text(1)},
+                     {"kind", text(2)},
+                     {"id", text(3)},
+                     {"status", sqlite3_column_int(s, 4)},
+                     {"undone", sqlite3_column_int(s, 5) != 0},
+                     {"response", json::parse(text(6), nullptr, false)}});
+    }
+    sqlite3_finalize(s);
+    return out;
+  }
+  int64_t next_id() { return next_id_++; }
+
+ private:
+  void exec(const std::string& sql) { sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr); }
+  sqlite3_stmt* prepare(const std::string& sql) {
+    sqlite3_stmt* s = nullptr;
+    sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr);
+    return s;
+  }
+  std::optional<Row> one(const char* sql, const std::string& arg) {
+    sqlite3_stmt* s = prepare(sql);
+    sqlite3_bind_text(s, 1, arg.c_str(), -1, SQLITE_TRANSIENT);
+    std::optional<Row> row;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+      auto text = [&](int i) {
+        auto p = sqlite3_column_text(s, i);
+        return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
+      };
+      row = Row{text(0),
+                text(1),
+                text(2),
+                text(3),
+                text(4),
+                sqlite3_column_int(s, 5),
+                sqlite3_column_int(s, 6) != 0};
+    }
+    sqlite3_finalize(s);
+    return row;
+  }
+
+  sqlite3* db_ = nullptr;
+  int64_t next_id_ = 1;
+};
+
+// ---- The server -------------------------------------------------------------------
+
+using Request = bhttp::request<bhttp::string_body>;
+using Response = bhttp::response<bhttp::string_body>;
+
+class Participant {
+ public:
+  Participant(Role role, Behaviour behaviour, uint64_t seed)
+      : role_(std::move(role)), behaviour_(std::move(behaviour)), rng_(seed) {}
+
+  Effects& effects() { return effects_; }
+  std::mutex& db_mutex() { return db_mu_; }
+
+  Response handle(const Request& req) {
+    int64_t started = now_us();
+    Response res = route(req);
+    res.version(req.version());
+    res.keep_alive(req.keep_alive());
+    res.set(bhttp::field::server, "saga-participant");
+    if (res.find(bhttp::field::content_type) == res.end()) {
+      res.set(bhttp::field::content_type, "application/json");
+    }
+    int64_t handled = now_us() - started;
+    res.set("X-Handled-Us", std::to_string(handled));
+    if (req.target() != "/stats") handled_us_ += handled;
+    res.prepare_payload();
+    return res;
+  }
+
+  int64_t in_flight() const { return in_flight_; }
+
+ private:
+  static Response reply(int status, const json& body) {
+    Response res;
+    res.result(static_cast<unsigned>(status));
+    res.body() = body.dump();
+    return res;
+  }
+
+  Response route(const Request& req) {
+    std::string target(req.target());
+    std::string path = target.substr(0, target.find('?'));
+    if (req.method() == bhttp::verb::get && path == "/stats") return reply(200, stats());
+    if (req.method() == bhttp::verb::get && path == "/health") return reply(200, {{"ok", true}});
+    if (req.method() == bhttp::verb::get && path == "/effects") {
+      std::lock_guard lock(db_mu_);
+      return reply(200, effects_.list());
+    }
+    if (req.method() == bhttp::verb::post && path == "/control") return control(req);
+    if (req.method() == bhttp::verb::get && path == "/text") {
+      Response res;
+      res.result(bhttp::status::ok);
+      res.set(bhttp::field::content_type, "text/plain");
+      res.body() = "plain text, not JSON";
+      return res;
+    }
+    if (path == "/echo" || path.rfind("/echo/", 0) == 0) return echo(req);
+
+    // Operations: POST /op, and for the route tests DELETE /reservations/ID
+    // (inventory's release) and GET /reservations/ID (look one up).
+    std::string op;
+    json args = json::object();
+    if (!req.body().empty()) {
+      args = json::parse(req.body(), nullptr, false);
+      if (args.is_discarded() || !args.is_object()) {
+        return reply(400, {{"error", "the body must be a JSON object"}});
+      }
+    }
+    if (path.rfind("/reservations/", 0) == 0 && role_.name == "inventory") {
+      std::string id = path.substr(14);
+      if (req.method() == bhttp::verb::get) {
+        std::lock_guard lock(db_mu_);
+        auto row = effects_.forward_by_id(id);
+        if (!row) return reply(404, {{"error", "no reservation " + id}});
+        return reply(200, {{"id", id}, {"undone", row->undone}});
+      }
+      if (req.method() != bhttp::verb::delete_) return reply(405, {{"error", "method"}});
+      op = "release";
+      args["reservation"] = id;
+    } else if (req.method() == bhttp::verb::post && path.size() > 1) {
+      op = path.substr(1);
+    } else {
+      return reply(
+          404, {{"error", fmt::format("no route {} {}", std::string(req.method_string()), path)}});
+    }
+    bool forward = std::find(role_.forward.begin(), role_.forward.end(), op) != role_.forward.end();
+    if (!forward && !role_.undo.count(op)) {
+      return reply(
+          404, {{"error", fmt::format("the {} service has no operation '{}'", role_.name, op)}});
+    }
+    return operation(req, op, forward, args);
+  }
+
+  Response operation(const Request& req, const std::string& op, bool forward, const json& args) {
+    std::string key;
+    if (auto it = req.find("Idempotency-Key"); it != req.end()) key = std::string(it->value());
+    int64_t current = ++in_flight_;
+    for (int64_t seen = in_flight_max_; current > seen;) {
+      if (in_flight_max_.compare_exchange_weak(seen, current)) break;
+    }
+    struct Leave {
+      std::atomic<int64_t>& n;
+      ~Leave() { --n; }
+    } leave{in_flight_};
+
+    Behaviour b;
+    int64_t nth;
+    {
+      std::lock_guard lock(mu_);
+      b = behaviour_;
+      ++calls_;
+      nth = key.empty() ? 1 : ++calls_by_key_[key];
+      if (!key.empty()) times_by_key_[key].push_back(now_ms());
+    }
+    int64_t latency = b.latency_ops.count(op) ? b.latency_ops.at(op) : b.latency_ms;
+    if (auto it = req.find("X-Test-Latency"); it != req.end()) {
+      latency = std::atoll(std::string(it->value()).c_str());
+    }
+    if (latency > 0) std::this_thread::sleep_for(std::chrono::milliseconds(latency));
+
+    // Injected failures: the header, else the sequence, else the rate.
+    int fail = 0;
+    if (auto it = req.find("X-Test-Fail"); it != req.end()) {
+      fail = std::atoi(std::string(it->value()).c_str());
+    } else if (!b.fail_sequence.empty() && nth <= static_cast<int64_t>(b.fail_sequence.size())) {
+      fail = b.fail_sequence[static_cast<size_t>(nth - 1)];
+    } else if (b.fail_rate > 0) {
+      std::lock_guard lock(mu_);
+      if (std::uniform_real_distribution<double>(0, 1)(rng_) < b.fail_rate) fail = b.fail_status;
+    }
+    if (fail >= 300) {
+      Response res = reply(fail, {{"error", fmt::format("injected failure {}", fail)}, {"op", op}});
+      if (b.retry_after_s >= 0) res.set(bhttp::field::retry_after, std::to_string(b.retry_after_s));
+      return res;
+    }
+
+    std::lock_guard lock(db_mu_);
+    if (!effects_.is_open()) return reply(503, {{"error", "shutting down"}});
+    if (key.empty()) key = fmt::format("anonymous-{}", effects_.next_id());
+    if (auto row = effects_.by_key(key)) {
+      if (row->kind == "tombstone") {
+        return reply(409, {{"error", "this request was compensated before it arrived"}});
+      }
+      Response res = reply(row->status, json::parse(row->response, nullptr, false));
+      res.set("X-Dedup", "true");
+      return res;
+    }
+    if (forward) {
+      std::string id = fmt::format("{}-{}", role_.prefix, effects_.next_id());
+      json result = {{"id", id}};
+      if (role_.name == "inventory") {
+        result["order"] = args.value("order", json());
+        result["items"] = args.value("items", json::array());
+      } else if (role_.name == "payment") {
+        result["amount"] = args.value("amount", json());
+        result["currency"] = args.value("currency", json("EUR"));
+        result["status"] = "charged";
+      } else {
+        result["status"] = "ok";
+        result["tracking"] = fmt::format("TRK-{}", id.substr(2));
+        result["method"] = op;
+      }
+      effects_.insert(key, op, "do", id, args.dump(), 200, result.dump());
+      return reply(200, result);
+    }
+    // An undo: by the id in its argument, else by the forward key.
+    json id_arg = args.value(role_.undo.at(op), json());
+    std::optional<Effects::Row> target;
+    if (id_arg.is_string()) target = effects_.forward_by_id(id_arg.get<std::string>());
+    std::string forward_key;
+    if (key.size() > 5 && key.compare(key.size() - 5, 5, "/undo") == 0) {
+      forward_key = key.substr(0, key.size() - 5);
+    }
+    if (!target && !forward_key.empty()) {
+      target = effects_.by_key(forward_key);
+      if (target && target->kind != "do") target.reset();
+    }
+    json result;
+    if (target && !target->undone) {
+      effects_.mark_undone(target->key);
+      result = {{"undone", true}, {"id", target->id}};
+    } else if (target) {
+      result = {{"undone", false}, {"id", target->id}, {"note", "already undone"}};
+    } else {
+      if (!forward_key.empty() && !effects_.by_key(forward_key)) {
+        effects_.insert(forward_key, op, "tombstone", "", args.dump(), 409, "{}");
+      }
+      result = {{"undone", false}, {"note", "nothing to undo"}};
+    }
+    effects_.insert(key, op, "undo", "", args.dump(), 200, result.dump());
+    return reply(200, result);
+  }
+
+  Response control(const Request& req) {
+    json c = json::parse(req.body(), nullptr, false);
+    if (!c.is_object()) return reply(400, {{"error", "the body must be a JSON object"}});
+    std::lock_guard lock(mu_);
+    if (c.contains("fail_rate")) behaviour_.fail_rate = c["fail_rate"].get<double>();
+    if (c.contains("fail_status")) behaviour_.fail_status = c["fail_status"].get<int>();
+    if (c.contains("latency_ms")) behaviour_.latency_ms = c["latency_ms"].get<int64_t>();
+    if (c.contains("latency_ops")) {
+      behaviour_.latency_ops = c["latency_ops"].get<std::map<std::string, int64_t>>();
+    }
+    if (c.contains("retry_after")) behaviour_.retry_after_s = c["retry_after"].get<int64_t>();
+    if (c.contains("fail_sequence")) {
+      behaviour_.fail_sequence = c["fail_sequence"].get<std::vector<int>>();
+    }
+    if (c.value("reset_stats", false)) {
+      calls_ = 0;
+      calls_by_key_.clear();
+      times_by_key_.clear();
+      in_flight_max_ = 0;
+    }
+    return reply(200, {{"ok", true}});
+  }
+
+  Response echo(const Request& req) {
+    json headers = json::object();
+    for (const auto& field : req) {
+      headers[std::string(field.name_string())] = std::string(field.value());
+    }
+    json body = req.body().empty() ? json() : json::parse(req.body(), nullptr, false);
+    if (body.is_discarded()) body = req.body();
+    {
+      std::lock_guard lock(mu_);
+      ++calls_;
+    }
+    return reply(200, {{"method", std::string(req.method_string())},
+                       {"target", std::string(req.target())},
+                       {"headers", headers},
+                       {"body", body}});
+  }
+
+  json stats() {
+    json out;
+    {
+      std::lock_guard lock(mu_);
+      out["calls"] = calls_;
+      out["calls_by_key"] = calls_by_key_;
+      out["times_by_key"] = times_by_key_;
+    }
+    out["in_flight_max"] = in_flight_max_.load();
+    out["handled_us"] = handled_us_.load();
+    out["in_flight"] = in_flight_.load();
+    std::lock_guard lock(db_mu_);
+    if (effects_.is_open()) {
+      out["effects"] = effects_.count("kind = 'do'");
+      out["undone"] = effects_.count("kind = 'do' AND undone = 1");
+      out["undos"] = effects_.count("kind = 'undo'");
+      out["tombstones"] = effects_.count("kind = 'tombstone'");
+    }
+    return out;
+  }
+
+  Role role_;
+  std::mutex mu_;  // Guards behaviour_, rng_ and the counters below.
+  Behaviour behaviour_;
+  std::mt19937_64 rng_;
+  int64_t calls_ = 0;
+  std::map<std::string, int64_t> calls_by_key_;
+  std::map<std::string, std::vector<int64_t>> times_by_key_;
+  std::atomic<int64_t> in_flight_{0};
+  std::atomic<int64_t> in_flight_max_{0};
+  std::atomic<int64_t> handled_us_{0};  // Time spent handling requests, /stats excluded.
+  std::mutex db_mu_;                    // Guards effects_: one writer keeps the dedup check atomic.
+  Effects effects_;
+};
+
+// Serves one connection: requests in order, until the client closes it or
+// asks to.
+void serve(tcp::socket socket, Participant& participant) {
+  beast::flat_buffer buffer;
+  beast::error_code ec;
+  for (;;) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.body_limit(1u << 20);
+    bhttp::read(socket, buffer, parser, ec);
+    if (ec) break;
+    Response res = participant.handle(parser.get());
+    bhttp::write(socket, res, ec);
+    if (ec || !res.keep_alive()) break;
+  }
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"A sample saga participant: inventory, payment or shipping over HTTP"};
+  std::string role_name, host = "127.0.0.1", db, sequence;
+  int port = 0;
+  Behaviour b;
+  uint64_t seed = 0;
+  app.add_option("--role", role_name, "inventory | payment | shipping")
+      ->required()
+      ->check(CLI::IsMember({"inventory", "payment", "shipping"}));
+  app.add_option("--port", port, "TCP port (0: any free port)")->check(CLI::Range(0, 65535));
+  app.add_option("--host", host, "Address to listen on");
+  app.add_option("--db", db, "SQLite file of effects (default: participant-ROLE.db)");
+  app.add_option("--fail-rate", b.fail_rate, "Probability that an operation fails")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--fail-status", b.fail_status, "HTTP status of injected failures");
+  app.add_option("--latency", b.latency_ms, "Milliseconds added to every operation");
+  std::vector<std::string> latency_ops;
+  app.add_option("--latency-op", latency_ops, "OP=MS: latency of one operation (repeatable)");
+  app.add_option("--retry-after", b.retry_after_s, "Retry-After seconds on injected failures");
+  app.add_option("--fail-sequence", sequence,
+                 "Statuses of the 1st, 2nd, ... call with one Idempotency-Key, e.g. 503,503,200");
+  app.add_option("--seed", seed, "Seed of --fail-rate's generator (0: random)");
+  CLI11_PARSE(app, argc, argv);
+  for (size_t i = 0; i < sequence.size();) {
+    size_t comma = sequence.find(',', i);
+    b.fail_sequence.push_back(std::atoi(sequence.substr(i, comma - i).c_str()));
+    i = comma == std::string::npos ? sequence.size() : comma + 1;
+  }
+  for (const std::string& spec : latency_ops) {
+    size_t eq = spec.find('=');
+    if (eq == std::string::npos) {
+      std::fprintf(stderr, "participant: --latency-op wants OP=MS, not %s\n", spec.c_str());
+      return 2;
+    }
+    b.latency_ops[spec.substr(0, eq)] = std::atoll(spec.c_str() + eq + 1);
+  }
+  if (db.empty()) db = "participant-" + role_name + ".db";
+
+  // SIGTERM and SIGINT are taken by a thread of their own (sigwait), so
+  // every thread created after this line has them blocked.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Participant participant(roles().at(role_name), b, seed ? seed : std::random_device{}());
+  if (!participant.effects().open(db)) {
+    std::fprintf(stderr, "participant: cannot open %s\n", db.c_str());
+    return 1;
+  }
+  net::io_context io;
+  tcp::acceptor acceptor(io);
+  beast::error_code ec;
+  tcp::endpoint endpoint(net::ip::make_address(host, ec), static_cast<uint16_t>(port));
+  if (ec) {
+    std::fprintf(stderr, "participant: bad --host %s\n", host.c_str());
+    return 2;
+  }
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(1024, ec);
+  if (ec) {
+    std::fprintf(stderr, "participant: cannot listen on %s:%d: %s\n", host.c_str(), port,
+                 ec.message().c_str());
+    return 1;
+  }
+  std::printf("listening on %s:%u\n", host.c_str(), acceptor.local_endpoint().port());
+  std::fflush(stdout);
+
+  std::atomic<bool> stopping{false};
+  int listen_fd = acceptor.native_handle();
+  std::thread([&stopping, stop_signals, listen_fd] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    stopping = true;
+    ::shutdown(listen_fd, SHUT_RDWR);  // Wakes accept().
+  }).detach();
+
+  while (!stopping) {
+    tcp::socket socket(io);
+    acceptor.accept(socket, ec);
+    if (ec) {
+      if (stopping) break;
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    std::thread([s = std::move(socket), &participant]() mutable {
+      serve(std::move(s), participant);
+    }).detach();
+  }
+  // Graceful stop: let operations in progress finish (up to 5 s), close the
+  // database, and leave without running destructors under the threads that
+  // may still wait on idle connections.
+  for (int i = 0; i < 500 && participant.in_flight() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  {
+    std::lock_guard lock(participant.db_mutex());
+    participant.effects().close();
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+  _exit(0);
+}
