@@ -136,16 +136,16 @@ int run(const RunArgs& args) {
   std::string watched;
   int64_t t0 = 0;
   bool color = stderr_is_terminal();
-  auto rt =
-      open_engine(args.db, args.durability, args.access, [&](const std::string& id, const HistoryEvent& e) {
-        if (args.quiet) return;
-        std::lock_guard lock(print_mu);
-        if (t0 == 0) {
-          t0 = e.time_ms;
-          std::cerr << fmt::format("instance {}\n", id);
-        }
-        if (watched.empty() || id == watched) print_event(e, t0, color);
-      });
+  auto rt = open_engine(args.db, args.durability, args.access,
+                        [&](const std::string& id, const HistoryEvent& e) {
+                          if (args.quiet) return;
+                          std::lock_guard lock(print_mu);
+                          if (t0 == 0) {
+                            t0 = e.time_ms;
+                            std::cerr << fmt::format("instance {}\n", id);
+                          }
+                          if (watched.empty() || id == watched) print_event(e, t0, color);
+                        });
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
   auto loaded = load_into(engine, args);

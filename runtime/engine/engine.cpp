@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -32,7 +33,6 @@
 #include <random>
 #include <sstream>
 #include <thread>
-#include <unistd.h>
 #include <unordered_map>
 
 #include "runtime/asio.hpp"
@@ -473,7 +473,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     t.instance.wake_at_ms = r.state.wait != Wait::kNone ? r.state.wake_at_ms : 0;
     t.instance.error_class = r.state.error_class;
     t.instance.error_message = r.state.error_message;
-    if (status == InstanceStatus::kCompleted) t.instance.output_json = r.state.output.to_json_text();
+    if (status == InstanceStatus::kCompleted)
+      t.instance.output_json = r.state.output.to_json_text();
     // The checkpoint lives only in the transition: a waiting instance keeps
     // its state once, as InstanceState, not twice.
     runtime::encode_checkpoint(r.state, t.instance.checkpoint);
@@ -524,8 +525,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         }
         // The store refused (disk full, locked): keep the state in memory and
         // try the same transition again; nothing was acknowledged.
-        fmt::print(stderr, "saga: instance {}: cannot commit: {} (retrying in 1s)\n",
-                   run->id, s.message());
+        fmt::print(stderr, "saga: instance {}: cannot commit: {} (retrying in 1s)\n", run->id,
+                   s.message());
         if (seq != run->commit_seq) return;
         uint64_t g = run->generation;
         timers->schedule(now() + 1000, [this, run, g] {
@@ -909,7 +910,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // The compensation is exhausted: never dropped, the instance is stuck.
     event(*run, "stuck", step.name, s.attempt, cls,
           fmt::format("undo failed {} times: {}", s.attempt, msg));
-    run->dead_letter = std::make_unique<DeadLetter>(DeadLetter{run->id, step.name, now(), cls, msg});
+    run->dead_letter =
+        std::make_unique<DeadLetter>(DeadLetter{run->id, step.name, now(), cls, msg});
     s.phase = Phase::kDone;
     commit(run, InstanceStatus::kStuck);
   }
@@ -981,7 +983,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                        "cannot compute the undo's arguments: " + s.error_message});
         s.phase = Phase::kDone;
         s.wait = Wait::kNone;
-            return commit(run, InstanceStatus::kStuck);
+        return commit(run, InstanceStatus::kStuck);
       }
       s.wake_at_ms = 0;
       live_event(*run, "undo_started", step.name, 1, c.in_doubt ? "step was in doubt" : "");

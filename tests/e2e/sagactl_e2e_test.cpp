@@ -1,0 +1,272 @@
+// End-to-end tests of `sagactl` against real participant services: every
+// process here is real (three `participant` servers on 127.0.0.1 with
+// ephemeral ports, and sagactl itself), started and stopped by the test.
+// The participants record their effects in SQLite files keyed by
+// Idempotency-Key, which the test reads to check exactly-once effects,
+// including after a `kill -9` of `sagactl worker` in the middle of HTTP calls.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// A child process with its stdout (and stderr) in a file.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const fs::path& log) : log_(log) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
+  }
+  ~Process() { kill(SIGKILL); }
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void kill(int sig) {
+    if (pid_ <= 0) return;
+    ::kill(pid_, sig);
+    int status;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  // Waits for the process to exit (up to `limit`; then kills it) and
+  // returns its exit code, or -1 when it had to be killed.
+  int wait(std::chrono::milliseconds limit) {
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < until) {
+      int status;
+      pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    kill(SIGKILL);
+    return -1;
+  }
+  std::string output() const {
+    std::ifstream in(log_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+ private:
+  pid_t pid_ = -1;
+  fs::path log_;
+};
+
+// Polls `condition` every few milliseconds until it holds or `limit` passes.
+template <class F>
+bool eventually(F condition, std::chrono::milliseconds limit = 10s) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+// Effects a participant recorded: rows of its `effects` table.
+struct Effects {
+  std::map<std::string, int> by_op;  // op -> effects
+  int total = 0;
+  int undone = 0;
+};
+
+Effects read_effects(const fs::path& db) {
+  Effects out;
+  sqlite3* h = nullptr;
+  if (sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(h);
+    return out;
+  }
+  sqlite3_busy_timeout(h, 2000);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(h, "SELECT op, undone FROM effects WHERE kind = 'do'", -1, &st, nullptr) ==
+      SQLITE_OK) {
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      out.by_op[reinterpret_cast<const char*>(sqlite3_column_text(st, 0))]++;
+      out.total++;
+      out.undone += sqlite3_column_int(st, 1);
+    }
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return out;
+}
+
+class SagactlE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("saga-e2e-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    servers_.clear();
+    fs::remove_all(dir_);
+  }
+
+  // Starts a participant and returns its port.
+  int serve(const std::string& role, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {
+        SAGA_PARTICIPANT, "--role", role, "--port", "0", "--db", (dir_ / (role + ".db")).string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    servers_.push_back(std::make_unique<Process>(argv, dir_ / (role + ".log")));
+    Process& p = *servers_.back();
+    int port = 0;
+    EXPECT_TRUE(eventually([&] {
+      std::string out = p.output();
+      auto at = out.find("listening on 127.0.0.1:");
+      if (at == std::string::npos) return false;
+      port = std::stoi(out.substr(at + 23));
+      return true;
+    })) << p.output();
+    return port;
+  }
+
+  // Writes the order saga with the participants' ports.
+  fs::path order_saga(int inventory, int payment, int shipping) {
+    fs::path path = dir_ / "order.saga";
+    std::ofstream(path) << "service inventory { url \"http://127.0.0.1:" << inventory
+                        << "\" timeout 2s }\n"
+                        << "service payment { url \"http://127.0.0.1:" << payment
+                        << "\" timeout 3s }\n"
+                        << "service shipping { url \"http://127.0.0.1:" << shipping
+                        << "\" timeout 2s }\n"
+                        << R"(
+retry quick { attempts: 5, backoff: fixed(50ms), on: [timeout, unavailable] }
+saga order(order_id: string) {
+  step reserve { do inventory.reserve(order: order_id, items: ["book"]) -> r  undo inventory.release(reservation: r.id)  retry quick }
+  step charge  { do payment.charge(customer: "c-1", amount: 42, currency: "EUR") -> p  undo payment.refund(payment: p.id)  retry quick }
+  step ship    { do shipping.standard(order: order_id) -> s  undo shipping.cancel(id: s.id)  retry quick }
+  output { order: order_id, tracking: s.tracking }
+}
+)";
+    return path;
+  }
+
+  // Runs sagactl to the end and returns its exit code; output in *out.
+  int sagactl(const std::vector<std::string>& args, std::string* out = nullptr) {
+    std::vector<std::string> argv = {SAGACTL};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Process p(argv, dir_ / "sagactl.log");
+    int code = p.wait(60s);
+    if (out) *out = p.output();
+    return code;
+  }
+
+  fs::path dir_;
+  std::vector<std::unique_ptr<Process>> servers_;
+};
+
+TEST_F(SagactlE2E, RunCompletesOverHttp) {
+  fs::path saga = order_saga(serve("inventory"), serve("payment"), serve("shipping"));
+  std::string out;
+  int code = sagactl(
+      {"run", saga.string(), "--db", (dir_ / "s.db").string(), "--input", R"({"order_id": "o-1"})"},
+      &out);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("\"tracking\""), std::string::npos) << out;
+  EXPECT_EQ(read_effects(dir_ / "inventory.db").total, 1);
+  EXPECT_EQ(read_effects(dir_ / "payment.db").total, 1);
+  EXPECT_EQ(read_effects(dir_ / "shipping.db").total, 1);
+}
+
+TEST_F(SagactlE2E, RunCompensatesWhenPaymentRejects) {
+  int inventory = serve("inventory");
+  int payment = serve("payment", {"--fail-rate", "1", "--fail-status", "402"});
+  fs::path saga = order_saga(inventory, payment, serve("shipping"));
+  std::string out;
+  int code = sagactl(
+      {"run", saga.string(), "--db", (dir_ / "s.db").string(), "--input", R"({"order_id": "o-2"})"},
+      &out);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find("compensated: rejected"), std::string::npos) << out;
+  Effects inv = read_effects(dir_ / "inventory.db");
+  EXPECT_EQ(inv.total, 1);
+  EXPECT_EQ(inv.undone, 1) << "the reservation was released";
+  EXPECT_EQ(read_effects(dir_ / "payment.db").total, 0);
+}
+
+TEST_F(SagactlE2E, AllowHostRejectsOtherHosts) {
+  fs::path saga = order_saga(serve("inventory"), serve("payment"), serve("shipping"));
+  std::string out;
+  int code = sagactl({"run", saga.string(), "--db", (dir_ / "s.db").string(), "--allow-host",
+                      "127.0.0.1:1", "--input", R"({"order_id": "o-3"})"},
+                     &out);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find("is not allowed (--allow-host)"), std::string::npos) << out;
+  EXPECT_EQ(read_effects(dir_ / "inventory.db").total, 0);
+}
+
+// The worker is killed with SIGKILL while HTTP calls are in flight; `sagactl
+// resume` finishes every instance. Each order has exactly one effect per
+// service (participants deduplicate repeated keys), none is undone.
+TEST_F(SagactlE2E, KillWorkerMidFlightThenResumeHasNoDuplicateEffects) {
+  const int kOrders = 24;
+  std::vector<std::string> slow = {"--latency", "40"};
+  fs::path saga =
+      order_saga(serve("inventory", slow), serve("payment", slow), serve("shipping", slow));
+  std::string db = (dir_ / "w.db").string();
+  for (int i = 0; i < kOrders; ++i) {
+    ASSERT_EQ(sagactl({"start", saga.string(), "--db", db, "--input",
+                       "{\"order_id\": \"w-" + std::to_string(i) + "\"}"}),
+              0);
+  }
+  {
+    Process worker({SAGACTL, "worker", "--db", db, "--poll-ms", "50"}, dir_ / "worker.log");
+    // The orders move through the services together (40 ms a call): kill
+    // the worker as soon as the first charge lands, while the other charges
+    // are in flight and no shipment has been made.
+    ASSERT_TRUE(eventually([&] { return read_effects(dir_ / "payment.db").total >= 1; }))
+        << worker.output();
+    worker.kill(SIGKILL);
+    EXPECT_LT(read_effects(dir_ / "shipping.db").total, kOrders) << "the kill landed mid-flight";
+  }
+  std::string out;
+  ASSERT_EQ(sagactl({"resume", "--db", db}, &out), 0) << out;
+  ASSERT_EQ(sagactl({"ls", "--db", db, "--json", "--limit", "1000"}, &out), 0);
+  auto list = nlohmann::json::parse(out.substr(out.find('[')), nullptr, false);
+  ASSERT_TRUE(list.is_array()) << out;
+  ASSERT_EQ(list.size(), static_cast<size_t>(kOrders));
+  for (const auto& item : list) EXPECT_EQ(item["status"], "completed") << item.dump();
+  for (const char* role : {"inventory", "payment", "shipping"}) {
+    Effects e = read_effects(dir_ / (std::string(role) + ".db"));
+    EXPECT_EQ(e.total, kOrders) << role << ": one effect per order, none duplicated";
+    EXPECT_EQ(e.undone, 0) << role;
+  }
+}
+
+}  // namespace
