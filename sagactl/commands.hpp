@@ -38,6 +38,7 @@ int doc(const std::string& topic);
 struct Access {
   std::vector<std::string> allow_hosts;
   bool allow_exec = false;
+  std::vector<std::string> service_urls;  // "name=http://host:port" (--service).
 };
 
 struct RunArgs {

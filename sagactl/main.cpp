@@ -50,6 +50,19 @@ int main(int argc, char** argv) {
                     "default: any)")
         ->delimiter(',');
     cmd->add_flag("--allow-exec", access.allow_exec, "Let sagas run programs with the exec action");
+    cmd->add_option("--service", access.service_urls,
+                    "Bind a service to a url: NAME=http://host:port (repeatable); replaces the "
+                    "program's url, or gives one to a service declared without")
+        ->check(CLI::Validator(
+            [](std::string& binding) -> std::string {
+              auto eq = binding.find('=');
+              if (eq == std::string::npos || eq == 0 ||
+                  binding.compare(eq + 1, 7, "http://") != 0) {
+                return "expected NAME=http://host:port, got '" + binding + "'";
+              }
+              return {};
+            },
+            "NAME=URL"));
   };
 
   RunArgs r;

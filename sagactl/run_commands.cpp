@@ -50,6 +50,14 @@ std::unique_ptr<Runtime> open_engine(
   options.durability = durability_of(durability).value_or(Durability::kFull);
   options.on_event = std::move(on_event);
   options.service_transport = rt->http->transport();
+  for (const std::string& binding : access.service_urls) {
+    auto eq = binding.find('=');
+    if (eq == std::string::npos || eq == 0 || binding.compare(eq + 1, 7, "http://") != 0) {
+      print_error(fmt::format("--service wants NAME=http://host:port, not '{}'", binding));
+      return nullptr;
+    }
+    options.service_urls[binding.substr(0, eq)] = binding.substr(eq + 1);
+  }
   auto engine = Engine::open(std::move(options));
   if (!engine.ok()) {
     print_error(engine.status().message());

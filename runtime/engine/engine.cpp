@@ -653,21 +653,21 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       auto it = actions.find(action.name);
       if (it != actions.end()) impl = it->second;
     }
-    if (!impl.sync && !impl.async && action.service != bytecode::kNoService &&
-        !p.services[action.service].url.empty() && options.service_transport) {
-      return call_service(run, g, step, action, undo);
+    std::string url =
+        action.service == bytecode::kNoService ? std::string() : url_of(p.services[action.service]);
+    if (!impl.sync && !impl.async && !url.empty() && options.service_transport) {
+      return call_service(run, g, step, action, undo, url);
     }
     if (!impl.sync && !impl.async) {
       std::string why =
           action.service != bytecode::kNoService
               ? fmt::format(
-                    "no action '{}' is registered: the host application must provide it "
-                    "(Engine::register_action){}",
-                    action.name,
-                    p.services[action.service].url.empty()
-                        ? ""
-                        : "; calling services over HTTP is not in this build yet")
-              : fmt::format("the standard action '{}' is not available in this build", action.name);
+                    "no action '{}' is registered and service '{}' has no url: the host "
+                    "application must provide it (Engine::register_action), or give the service "
+                    "a url (sagactl --service {}=http://host:port)",
+                    action.name, p.services[action.service].name, p.services[action.service].name)
+              : fmt::format("the standard action '{}' is not available in this process",
+                            action.name);
       return finish_attempt(run, g, false, Value(), "unsupported", why);
     }
 
@@ -776,14 +776,23 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     call.compensation = undo;
   }
 
+  // The url of a service: the deployment's binding (EngineOptions::
+  // service_urls), else the program's.
+  std::string url_of(const bytecode::Service& svc) const {
+    auto it = options.service_urls.find(svc.name);
+    std::string url = it != options.service_urls.end() ? it->second : svc.url;
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    return url;
+  }
+
   // Hands a url service's call to the transport. Called with run->mu held.
   void call_service(const RunPtr& run, uint64_t g, const bytecode::Step& step,
-                    const bytecode::Action& action, bool undo) {
+                    const bytecode::Action& action, bool undo, const std::string& url) {
     InstanceState& s = run->state;
     const bytecode::Service& svc = run->program->program.services[action.service];
     ServiceCall call;
     call.service = svc.name;
-    call.url = svc.url;
+    call.url = url;
     call.op = action.name.substr(svc.name.size() + 1);
     for (const bytecode::Route& r : svc.routes) {
       if (r.op == call.op) {

@@ -204,6 +204,26 @@ TEST_F(SagactlE2E, RunCompletesOverHttp) {
   EXPECT_EQ(read_effects(dir_ / "shipping.db").total, 1);
 }
 
+// The README's walk-through: samples/order.saga as it is, its services bound
+// to the participants' ephemeral ports with --service.
+TEST_F(SagactlE2E, SampleOrderRunsWithServicesBoundOnTheCommandLine) {
+  int inventory = serve("inventory"), payment = serve("payment"), shipping = serve("shipping");
+  auto url = [](int port) { return "http://127.0.0.1:" + std::to_string(port); };
+  std::string out;
+  int code =
+      sagactl({"run", std::string(SAGA_SOURCE_DIR) + "/samples/order.saga", "--db",
+               (dir_ / "s.db").string(), "--service", "inventory=" + url(inventory), "--service",
+               "payment=" + url(payment), "--service", "shipping=" + url(shipping), "--input",
+               R"({"order_id": "o-9", "customer": "c-1", "amount": 250, "items": ["a"]})"},
+              &out);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_EQ(read_effects(dir_ / "shipping.db").by_op["express"], 1) << "amount > 100: express";
+  EXPECT_EQ(sagactl({"run", std::string(SAGA_SOURCE_DIR) + "/samples/order.saga", "--service",
+                     "shipping", "--input", "{}"}),
+            2)
+      << "a malformed --service is a usage error";
+}
+
 TEST_F(SagactlE2E, RunCompensatesWhenPaymentRejects) {
   int inventory = serve("inventory");
   int payment = serve("payment", {"--fail-rate", "1", "--fail-status", "402"});

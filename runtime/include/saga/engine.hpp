@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -173,6 +174,10 @@ struct EngineOptions {
   // Performs calls to url services (see ServiceCall). Null: such calls fail
   // with class `unsupported` unless the host registered the action.
   ServiceTransport service_transport;
+  // Deployment-time urls by service name: they replace the url a program
+  // declares, or give one to a service declared without (sagactl --service
+  // shipping=http://127.0.0.1:8083). Registered actions still win.
+  std::map<std::string, std::string> service_urls;
 };
 
 struct InstanceInfo {
