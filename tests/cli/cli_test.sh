@@ -69,7 +69,10 @@ contains "$tmp/err" "cannot read" "missing file message"
 # A damaged .sagac: one flipped byte, then a truncation, then not a .sagac at all.
 cp "$tmp/order.sagac" "$tmp/flip.sagac"
 size=$(stat -c %s "$tmp/flip.sagac")
-printf '\x00' | dd of="$tmp/flip.sagac" bs=1 seek=$((size / 2)) conv=notrunc status=none
+# Invert the middle byte (whatever it was, it changes).
+byte=$(od -An -tu1 -j $((size / 2)) -N1 "$tmp/flip.sagac" | tr -d ' ')
+printf "\\$(printf '%03o' $((255 - byte)))" | dd of="$tmp/flip.sagac" bs=1 seek=$((size / 2)) conv=notrunc status=none
+cmp -s "$tmp/flip.sagac" "$tmp/order.sagac" && { failed=$((failed + 1)); echo "FAIL: the byte flip changed nothing"; }
 expect 1 "corrupted sagac" -- "$ctl" disasm "$tmp/flip.sagac"
 contains "$tmp/err" "error:" "corruption message"
 head -c $((size / 3)) "$tmp/order.sagac" >"$tmp/short.sagac"
