@@ -788,7 +788,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // Hands a url service's call to the transport. Called with run->mu held.
   void call_service(const RunPtr& run, uint64_t g, const bytecode::Step& step,
                     const bytecode::Action& action, bool undo, const std::string& url) {
-    InstanceState& s = run->state;
     const bytecode::Service& svc = run->program->program.services[action.service];
     ServiceCall call;
     call.service = svc.name;
@@ -909,7 +908,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       policy.initial_ms = static_cast<uint64_t>(cp.initial_ms);
       policy.factor = cp.factor;
       policy.max_ms = static_cast<uint64_t>(cp.max_ms);
-      int64_t delay = backoff(policy, s.attempt);
+      // A Retry-After (or an open circuit's remaining time) is the least delay.
+      int64_t delay = std::max(backoff(policy, s.attempt), run->retry_after_ms);
       event(*run, "undo_failed", step.name, s.attempt, cls,
             fmt::format("{} (retrying in {})", msg, format_ms(delay)));
       s.attempt += 1;

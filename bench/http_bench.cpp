@@ -1,0 +1,317 @@
+// HTTP benchmark: durable sagas per second for the order saga
+// (samples/order.saga, every service bound to a url) against three local
+// `participant` processes (samples/participants, latency 0) over loopback,
+// at concurrency 1 and 256 and both durability levels; and the runtime's own
+// overhead per HTTP step:
+//
+//   overhead/step = (mean saga latency - mean server handling time per saga)
+//                   / HTTP steps per saga
+//
+// where server handling time is what the participants report in
+// GET /stats "handled_us" (from a parsed request to its response, SQLite
+// included). The rest is the engine (interpreter, checkpoints, commits),
+// the HTTP client, loopback and both sides' HTTP parsing. At concurrency 1
+// this is the cost of one step; at 256 it also holds queueing. Every figure
+// is the median of --runs runs, each on a fresh engine database.
+//
+//   build/bench/http_bench [--n 2000] [--n1 200] [--conc 1,256]
+//                          [--durability normal,full] [--runs 3]
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "compiler/compile.hpp"
+#include "runtime/bytecode/format.hpp"
+#include "runtime/http/beast.hpp"
+#include "saga/engine.hpp"
+#include "saga/http.hpp"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+namespace bhttp = boost::beast::http;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Options {
+  int n = 2000;  // Sagas per run at concurrency > 1.
+  int n1 = 200;  // Sagas per run at concurrency 1.
+  std::vector<int> conc = {1, 256};
+  std::vector<std::string> durability = {"normal", "full"};
+  int runs = 3;
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+  return out;
+}
+
+// A participant process; see tests/http/e2e_test.cpp for the same helper.
+class Participant {
+ public:
+  Participant(const std::string& role, const fs::path& dir) {
+    std::vector<std::string> args = {
+        SAGA_PARTICIPANT, "--role", role, "--port", "0", "--db", (dir / (role + ".db")).string()};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    int rc = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(out[1]);
+    if (rc != 0) throw std::runtime_error(std::string("cannot start ") + argv[0]);
+    std::string line;
+    char c;
+    while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
+    ::close(out[0]);
+    if (line.rfind("listening on 127.0.0.1:", 0) != 0) {
+      throw std::runtime_error("participant did not start: " + line);
+    }
+    port_ = std::atoi(line.c_str() + line.rfind(':') + 1);
+  }
+  ~Participant() {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  std::string url() const { return fmt::format("http://127.0.0.1:{}", port_); }
+  json stats() {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket socket(io);
+    socket.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port_)});
+    bhttp::request<bhttp::empty_body> req{bhttp::verb::get, "/stats", 11};
+    req.set(bhttp::field::host, "127.0.0.1");
+    bhttp::write(socket, req);
+    boost::beast::flat_buffer buffer;
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(socket, buffer, res);
+    return json::parse(res.body());
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// samples/order.saga with shipping bound to a url too (three HTTP steps per
+// saga for this input: reserve, charge, ship).
+const char* kOrder = R"(
+service inventory { url "@INV@"  timeout 2s }
+service payment   { url "@PAY@"  timeout 3s  breaker { failures: 5, reset: 30s, probes: 2 }  bulkhead 16 }
+service shipping  { url "@SHIP@" timeout 2s }
+
+retry standard { attempts: 4, backoff: exponential(200ms, 2.0, 5s), jitter: full, on: [timeout, unavailable] }
+
+saga order_fulfillment(order_id: string, customer: string, amount: number, items: list) {
+  deadline 10m
+  step reserve {
+    do      inventory.reserve(order: order_id, items: items) -> reservation
+    undo    inventory.release(reservation: reservation.id)
+    timeout 2s
+    retry   standard
+  }
+  step charge {
+    do      payment.charge(customer: customer, amount: amount, currency: "EUR") -> receipt
+    undo    payment.refund(payment: receipt.id, reason: "order ${order_id} cancelled")
+    retry   { attempts: 3, backoff: fixed(1s), on: [unavailable] }
+  }
+  let express = amount > 100 and len(items) <= 3
+  if express {
+    step ship { do shipping.express(order: order_id) -> shipment  undo shipping.cancel(id: shipment.id) }
+  } else {
+    step ship_standard { do shipping.standard(order: order_id) -> shipment  undo shipping.cancel(id: shipment.id) }
+  }
+  if shipment.status == "refused" { fail rejected "carrier refused order ${order_id}" }
+  output { order: order_id, receipt: receipt.id, tracking: shipment.tracking }
+}
+)";
+constexpr int kSteps = 3;
+
+std::string replace_all(std::string text, const std::string& key, const std::string& value) {
+  for (size_t i = text.find(key); i != std::string::npos; i = text.find(key, i)) {
+    text.replace(i, key.size(), value);
+  }
+  return text;
+}
+
+struct Figures {
+  double per_second = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+  double overhead_us = 0;
+  double server_us = 0;  // Server handling time per HTTP step.
+  int failed = 0;
+};
+
+int64_t handled_us(std::vector<std::unique_ptr<Participant>>& servers) {
+  int64_t sum = 0;
+  for (auto& s : servers) sum += s->stats()["handled_us"].get<int64_t>();
+  return sum;
+}
+
+Figures run_once(std::vector<std::unique_ptr<Participant>>& servers, const fs::path& dir,
+                 saga::Durability durability, int conc, int n) {
+  fs::remove_all(dir / "sagas.db");
+  fs::remove_all(dir / "sagas.db-wal");
+  fs::remove_all(dir / "sagas.db-shm");
+  auto http = saga::HttpClient::create({});
+  saga::EngineOptions options;
+  options.database = (dir / "sagas.db").string();
+  options.durability = durability;
+  options.service_transport = http->transport();
+  auto engine = std::move(saga::Engine::open(options)).value();
+  std::string text = replace_all(
+      replace_all(replace_all(kOrder, "@INV@", servers[0]->url()), "@PAY@", servers[1]->url()),
+      "@SHIP@", servers[2]->url());
+  saga::SourceFile source("order.saga", text);
+  saga::Diagnostics diags(source);
+  auto program = saga::compiler::compile(source, diags);
+  if (!program) throw std::runtime_error(diags.render_text());
+  std::string hash = engine->load_program(saga::bytecode::serialize(*program)).value();
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<double> latencies;
+  latencies.reserve(static_cast<size_t>(n));
+  int started = 0, finished = 0, failed = 0;
+  std::function<void()> start_one;
+  start_one = [&] {
+    int i;
+    {
+      std::lock_guard lock(mu);
+      if (started >= n) return;
+      i = started++;
+    }
+    json input = {{"order_id", fmt::format("o-{}", i)},
+                  {"customer", "c-1"},
+                  {"amount", 150},
+                  {"items", {"a", "b"}}};
+    auto t0 = Clock::now();
+    auto id = engine->start_async(
+        hash, "order_fulfillment", input, [&, t0](const saga::InstanceInfo& info) {
+          double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+          // The next saga starts first: once this
+          // one is counted, run_once may return.
+          start_one();
+          std::lock_guard lock(mu);
+          latencies.push_back(ms);
+          ++finished;
+          failed += info.status != saga::InstanceStatus::kCompleted;
+          cv.notify_all();
+        });
+    if (!id.ok()) throw std::runtime_error(id.status().message());
+  };
+  int64_t server_before = handled_us(servers);
+  auto begin = Clock::now();
+  for (int k = 0; k < conc; ++k) start_one();
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return finished == n; });
+  }
+  double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  int64_t server_us = handled_us(servers) - server_before;
+  http->shutdown();
+  engine.reset();
+
+  Figures f;
+  f.failed = failed;
+  f.per_second = n / seconds;
+  std::sort(latencies.begin(), latencies.end());
+  f.p50_ms = latencies[latencies.size() / 2];
+  f.p99_ms = latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
+  double mean_ms = 0;
+  for (double l : latencies) mean_ms += l;
+  mean_ms /= static_cast<double>(latencies.size());
+  double server_per_saga_us = static_cast<double>(server_us) / n;
+  f.server_us = server_per_saga_us / kSteps;
+  f.overhead_us = (mean_ms * 1000 - server_per_saga_us) / kSteps;
+  return f;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--n") {
+      o.n = std::stoi(value);
+    } else if (flag == "--n1") {
+      o.n1 = std::stoi(value);
+    } else if (flag == "--conc") {
+      o.conc.clear();
+      for (auto& c : split(value)) o.conc.push_back(std::stoi(c));
+    } else if (flag == "--durability") {
+      o.durability = split(value);
+    } else if (flag == "--runs") {
+      o.runs = std::stoi(value);
+    } else {
+      std::fprintf(stderr, "unknown option %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  fs::path dir = fs::temp_directory_path() / fmt::format("saga-http-bench-{}", ::getpid());
+  fs::create_directories(dir);
+  std::vector<std::unique_ptr<Participant>> servers;
+  for (const char* role : {"inventory", "payment", "shipping"}) {
+    servers.push_back(std::make_unique<Participant>(role, dir));
+  }
+  fmt::print(
+      "http_bench: order saga over HTTP, 3 participants on 127.0.0.1 (latency 0), {} HTTP steps "
+      "per saga, median of {} runs\n",
+      kSteps, o.runs);
+  fmt::print("{:<11} {:>5} {:>6} {:>9} {:>8} {:>8} {:>16} {:>15}\n", "durability", "conc", "sagas",
+             "sagas/s", "p50 ms", "p99 ms", "overhead/step us", "server/step us");
+  for (const std::string& d : o.durability) {
+    saga::Durability durability = d == "full" ? saga::Durability::kFull : saga::Durability::kNormal;
+    for (int conc : o.conc) {
+      int n = conc == 1 ? o.n1 : o.n;
+      std::vector<double> rate, p50, p99, overhead, server;
+      int failed = 0;
+      for (int r = 0; r < o.runs; ++r) {
+        Figures f = run_once(servers, dir, durability, conc, n);
+        rate.push_back(f.per_second);
+        p50.push_back(f.p50_ms);
+        p99.push_back(f.p99_ms);
+        overhead.push_back(f.overhead_us);
+        server.push_back(f.server_us);
+        failed += f.failed;
+      }
+      fmt::print("{:<11} {:>5} {:>6} {:>9.0f} {:>8.2f} {:>8.2f} {:>16.0f} {:>15.0f}{}\n", d, conc,
+                 n, median(rate), median(p50), median(p99), median(overhead), median(server),
+                 failed ? fmt::format("  ({} sagas did not complete)", failed) : "");
+      std::fflush(stdout);
+    }
+  }
+  servers.clear();
+  fs::remove_all(dir);
+  return 0;
+}
