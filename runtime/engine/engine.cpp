@@ -363,6 +363,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::mutex rng_mu;
   std::mt19937_64 rng;
 
+  std::atomic<int64_t> in_flight_commits{0};  // Transitions handed to the store, not yet done.
+  std::atomic<bool> stopping{false};
+
   // Ownership (Store::claim): instances this engine runs carry its owner id
   // and a lease it renews every kLeaseMs / 3.
   static constexpr int64_t kLeaseMs = 30'000;
@@ -376,6 +379,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   ~Impl() { shutdown(); }
 
   void shutdown() {
+    stopping.store(true, std::memory_order_release);
     if (timers) timers->stop();
     work.reset();
     io.stop();
@@ -494,8 +498,21 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     r.dead_letter.reset();
     uint64_t seq = ++r.commit_seq;
     bool final = is_terminal(status) || status == InstanceStatus::kStuck;
+    in_flight_commits.fetch_add(1, std::memory_order_relaxed);
     store->submit(std::move(t), [this, run, seq, final,
                                  echoed = std::move(echoed)](Status s) mutable {
+      // When this was the only transition in flight (an instance running
+      // alone), continue right here on the store's writer thread: the next
+      // transition is then submitted from the thread that commits it, with no
+      // hand-off in either direction, which at low load is most of a step's
+      // latency besides the fsync. Under load, and during shutdown, the
+      // continuation goes to the engine's threads as usual, so the writer
+      // keeps committing.
+      bool alone = in_flight_commits.fetch_sub(1, std::memory_order_acq_rel) == 1;
+      if (alone && !stopping.load(std::memory_order_acquire)) {
+        committed(run, seq, final, s, echoed);
+        return;
+      }
       boost::asio::post(io, [this, run, seq, final, s = std::move(s), echoed = std::move(echoed)] {
         committed(run, seq, final, s, echoed);
       });

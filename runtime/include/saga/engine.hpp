@@ -76,6 +76,9 @@ class Completion {
   std::shared_ptr<State> state_;
 };
 
+// A synchronous action runs on an engine thread (or the store's writer thread
+// when its instance runs alone): keep it short, and make anything that waits
+// on the network or a disk an AsyncAction.
 using SyncAction = std::function<nlohmann::json(const ActionCall&)>;
 using AsyncAction = std::function<void(const ActionCall&, Completion)>;
 
@@ -166,7 +169,9 @@ struct EngineOptions {
   std::shared_ptr<Clock> clock;  // Null: the system clock.
   CompensationPolicy compensation;
   // Called for every history event once it is committed (live progress, logs).
-  // Runs on an engine thread; must not block.
+  // Runs on an engine thread, or on the store's writer thread when an
+  // instance runs alone; must not block, and in particular must not call
+  // Engine::start(), enqueue() or wait().
   std::function<void(const std::string& instance_id, const HistoryEvent& event)> on_event;
   // Seed of the jitter generator; 0 = random.
   uint64_t seed = 0;
@@ -227,7 +232,8 @@ class Engine {
 
   // Starts an instance without waiting for anything: returns its id at once
   // (the input is validated first) and calls `done` once, on an engine
-  // thread, when the instance ends (terminal or stuck; `input` is left null),
+  // thread (the same rules as EngineOptions::on_event: it must not block),
+  // when the instance ends (terminal or stuck; `input` is left null),
   // or with status kPending and the error message if its start could not be
   // recorded. For hosts that serve many requests at once.
   using DoneCallback = std::function<void(const InstanceInfo&)>;
