@@ -962,7 +962,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       }
       case Stop::kComplete:
         s.phase = Phase::kDone;
-        event(*run, "completed", {}, 0, {}, {}, s.output.to_json_text());
+        // The output is in the instance row; the history does not repeat it.
+        event(*run, "completed");
         return commit(run, InstanceStatus::kCompleted);
       case Stop::kFail:
         return begin_compensation(run, s.error_class, s.error_message);
@@ -1062,12 +1063,13 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   // Begins a run whose state is fresh (started or picked up pending).
-  void begin(const RunPtr& run, std::string input_json) {
+  void begin(const RunPtr& run) {
     InstanceState& s = run->state;
     const bytecode::Saga& saga = run->program->program.sagas[s.saga];
     s.started_ms = now();
     if (saga.deadline_ms) s.deadline_ms = s.started_ms + static_cast<int64_t>(saga.deadline_ms);
-    event(*run, "started", {}, 0, {}, {}, std::move(input_json));
+    // The input is in the instance row; the history does not repeat it.
+    event(*run, "started");
     forward(run);
   }
 
@@ -1150,7 +1152,7 @@ Result<std::string> Engine::start(const std::string& hash, const std::string& sa
   impl_->track(run);
   {
     std::lock_guard lock(run->mu);
-    impl_->begin(run, run->row->input_json);
+    impl_->begin(run);
   }
   // Return once the start is durable (or refused).
   Status s = outcome.get();
@@ -1167,7 +1169,7 @@ Result<std::string> Engine::start_async(const std::string& hash, const std::stri
   std::string id = run->id;
   impl_->track(run);
   std::lock_guard lock(run->mu);
-  impl_->begin(run, run->row->input_json);
+  impl_->begin(run);
   return id;
 }
 
@@ -1249,7 +1251,7 @@ Result<size_t> Engine::resume(const std::string& only) {
     ++taken;
     std::lock_guard lock(run->mu);
     if (pending) {
-      impl_->begin(run, rec.input_json);
+      impl_->begin(run);
       if (cancel) impl_->interrupt(run, "cancelled", "cancelled by request", true);
       continue;
     }
