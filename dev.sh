@@ -45,7 +45,8 @@ demo() {
   echo "==> sagactl check + compile samples/order.saga (the compiler, then the first lines of the listing)"
   "$ctl" check samples/order.saga
   "$ctl" compile samples/order.saga -o "$out/order.sagac"
-  "$ctl" disasm "$out/order.sagac" | head -n 24
+  "$ctl" disasm "$out/order.sagac" >"$out/order.lst"
+  head -n 24 "$out/order.lst"
   echo
   echo "==> samples/shop: 20 orders of samples/order.saga, 10% of calls failing (retries, compensation)"
   "$shop" --program "$out/order.sagac" --orders 20 --fail-rate 0.1 --slow 20 --seed 7 --db "$out/shop.db"
