@@ -221,39 +221,50 @@ bool Value::is_unique() const {
 // ---------------------------------------------------------------------------
 // Copy-on-write mutation.
 
-ListRep* Value::unique_list() {
-  assert(kind_ == Kind::List);
-  auto* rep = static_cast<ListRep*>(u_.rep);
-  if (rep == nullptr) {
-    rep = new ListRep;
-  } else if (rep->refs.load(std::memory_order_acquire) != 1) {
-    auto* copy = new ListRep;
-    copy->depth = rep->depth;
-    copy->items = rep->items;
-    release();
-    rep = copy;
-  } else {
+namespace {
+
+// Makes `rep` (the heap block of a list or object Value) safe to change in
+// place: allocates an empty one, or clones it when other Values share it.
+// Returns the block to use; the caller stores it back when it differs.
+template <class Rep, class Copy>
+Rep* unique_rep(Rep* rep, Copy&& copy_contents, bool& replaced) {
+  replaced = true;
+  if (rep == nullptr) return new Rep;
+  if (rep->refs.load(std::memory_order_acquire) == 1) {
+    replaced = false;
     return rep;
   }
-  u_.rep = rep;
+  auto* copy = new Rep;
+  copy->depth = rep->depth;
+  copy_contents(*copy, *rep);
+  return copy;
+}
+
+}  // namespace
+
+ListRep* Value::unique_list() {
+  assert(kind_ == Kind::List);
+  bool replaced;
+  auto* rep = unique_rep(
+      static_cast<ListRep*>(u_.rep),
+      [](ListRep& to, const ListRep& from) { to.items = from.items; }, replaced);
+  if (replaced) {
+    release();
+    u_.rep = rep;
+  }
   return rep;
 }
 
 ObjectRep* Value::unique_object() {
   assert(kind_ == Kind::Object);
-  auto* rep = static_cast<ObjectRep*>(u_.rep);
-  if (rep == nullptr) {
-    rep = new ObjectRep;
-  } else if (rep->refs.load(std::memory_order_acquire) != 1) {
-    auto* copy = new ObjectRep;
-    copy->depth = rep->depth;
-    copy->members = rep->members;
+  bool replaced;
+  auto* rep = unique_rep(
+      static_cast<ObjectRep*>(u_.rep),
+      [](ObjectRep& to, const ObjectRep& from) { to.members = from.members; }, replaced);
+  if (replaced) {
     release();
-    rep = copy;
-  } else {
-    return rep;
+    u_.rep = rep;
   }
-  u_.rep = rep;
   return rep;
 }
 

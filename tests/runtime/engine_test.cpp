@@ -108,6 +108,18 @@ class EngineTest : public ::testing::Test {
     return hash.ok() ? hash.value() : "";
   }
 
+  // Starts an instance of `saga` and waits for its end. When starting or
+  // waiting fails, the failure is recorded and an empty info returned.
+  saga::InstanceInfo run_to_end(const std::string& hash, const std::string& saga,
+                                const json& input) {
+    auto id = engine_->start(hash, saga, input);
+    EXPECT_TRUE(id.ok()) << id.status().message();
+    if (!id.ok()) return {};
+    auto info = engine_->wait(id.value());
+    EXPECT_TRUE(info.ok()) << info.status().message();
+    return info.ok() ? info.value() : saga::InstanceInfo{};
+  }
+
   fs::path dir_;
   std::shared_ptr<saga::ManualClock> clock_;
   std::unique_ptr<saga::Engine> engine_;
@@ -161,14 +173,11 @@ TEST_F(EngineTest, CompletesAndReturnsOutput) {
   std::string hash = load(kThreeSteps);
   Recorder rec;
   register_shop(e, rec);
-  auto id = e.start(hash, "order", {{"id", "42"}, {"fail_at", ""}});
-  ASSERT_TRUE(id.ok()) << id.status().message();
-  auto info = e.wait(id.value());
-  ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
-  EXPECT_EQ(info->output, (json{{"a", "a-42"}, {"b", "b-42"}, {"c", "c-42"}}));
+  auto info = run_to_end(hash, "order", {{"id", "42"}, {"fail_at", ""}});
+  EXPECT_EQ(info.status, InstanceStatus::kCompleted) << info.error_message;
+  EXPECT_EQ(info.output, (json{{"a", "a-42"}, {"b", "b-42"}, {"c", "c-42"}}));
   EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "b", "c"}));
-  EXPECT_EQ(saga::exit_code_for(info->status), 0);
+  EXPECT_EQ(saga::exit_code_for(info.status), 0);
 }
 
 TEST_F(EngineTest, CompensatesCompletedStepsInReverseOrder) {
@@ -176,15 +185,12 @@ TEST_F(EngineTest, CompensatesCompletedStepsInReverseOrder) {
   std::string hash = load(kThreeSteps);
   Recorder rec;
   register_shop(e, rec, "c", "rejected");
-  auto id = e.start(hash, "order", {{"id", "7"}, {"fail_at", "c"}});
-  ASSERT_TRUE(id.ok());
-  auto info = e.wait(id.value());
-  ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->status, InstanceStatus::kCompensated);
-  EXPECT_EQ(info->error_class, "rejected");
+  auto info = run_to_end(hash, "order", {{"id", "7"}, {"fail_at", "c"}});
+  EXPECT_EQ(info.status, InstanceStatus::kCompensated);
+  EXPECT_EQ(info.error_class, "rejected");
   // c was rejected (no effect): not compensated; b then a are.
   EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "b", "c", "undo_b", "undo_a"}));
-  EXPECT_EQ(saga::exit_code_for(info->status), 3);
+  EXPECT_EQ(saga::exit_code_for(info.status), 3);
 }
 
 TEST_F(EngineTest, CompensatesAStepThatEndedInDoubt) {
@@ -192,11 +198,8 @@ TEST_F(EngineTest, CompensatesAStepThatEndedInDoubt) {
   std::string hash = load(kThreeSteps);
   Recorder rec;
   register_shop(e, rec, "c", "unavailable");
-  auto id = e.start(hash, "order", {{"id", "7"}, {"fail_at", "c"}});
-  ASSERT_TRUE(id.ok());
-  auto info = e.wait(id.value());
-  ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->status, InstanceStatus::kCompensated);
+  auto info = run_to_end(hash, "order", {{"id", "7"}, {"fail_at", "c"}});
+  EXPECT_EQ(info.status, InstanceStatus::kCompensated);
   // c may have had an effect: its undo runs first (its result is unknown, so
   // rc.ref is null in the undo's arguments).
   EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "b", "c", "undo_c", "undo_b", "undo_a"}));
@@ -207,11 +210,8 @@ TEST_F(EngineTest, FailsWithoutCompensationWhenNothingHadAnEffect) {
   std::string hash = load(kThreeSteps);
   Recorder rec;
   register_shop(e, rec, "a", "rejected");
-  auto id = e.start(hash, "order", {{"id", "1"}, {"fail_at", "a"}});
-  ASSERT_TRUE(id.ok());
-  auto info = e.wait(id.value());
-  ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->status, InstanceStatus::kFailed);
+  auto info = run_to_end(hash, "order", {{"id", "1"}, {"fail_at", "a"}});
+  EXPECT_EQ(info.status, InstanceStatus::kFailed);
   EXPECT_EQ(rec.get(), (std::vector<std::string>{"a"}));
 }
 
