@@ -33,13 +33,7 @@ constexpr uint64_t kDefaultInitialMs = 100;
 constexpr double kDefaultFactor = 2.0;
 constexpr uint64_t kDefaultMaxMs = 10'000;
 
-std::string format_ms(uint64_t ms) {
-  if (ms % 86'400'000 == 0) return fmt::format("{}d", ms / 86'400'000);
-  if (ms % 3'600'000 == 0) return fmt::format("{}h", ms / 3'600'000);
-  if (ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
-  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
-  return fmt::format("{}ms", ms);
-}
+using bytecode::format_duration;
 
 // Where a variable gets bound in a saga, for "bound later" and "only on some
 // paths" explanations.
@@ -302,7 +296,7 @@ class Checker {
       const Expr* at = f.count("max") ? f["max"] : f["backoff"];
       diags_.error(at ? at->span : body.span,
                    fmt::format("the maximum delay ({}) is less than the initial delay ({})",
-                               format_ms(policy.max_ms), format_ms(policy.initial_ms)));
+                               format_duration(policy.max_ms), format_duration(policy.initial_ms)));
     }
     if (f.count("jitter")) {
       const Expr& j = *f["jitter"];

@@ -21,18 +21,6 @@ namespace {
 // Value formatting
 
 // A duration in the unit the language would use to write it: 10m, 2s, 200ms.
-std::string duration(uint64_t ms) {
-  if (ms == 0) return "0ms";
-  constexpr struct {
-    uint64_t ms;
-    const char* suffix;
-  } kUnits[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
-  for (const auto& unit : kUnits) {
-    if (ms % unit.ms == 0) return fmt::format("{}{}", ms / unit.ms, unit.suffix);
-  }
-  return fmt::format("{}ms", ms);
-}
-
 // A JSON string literal: quoted, with quotes, backslashes and control
 // characters escaped. Other bytes (UTF-8 included) are copied as they are.
 std::string quoted(std::string_view s) {
@@ -108,10 +96,10 @@ const char* jitter_name(Jitter j) {
 
 // "exponential(200ms, x2, max 5s)", "linear(1s, +500ms)", "fixed(1s)".
 std::string backoff_text(const RetryPolicy& r) {
-  std::string args = duration(r.initial_ms);
+  std::string args = format_duration(r.initial_ms);
   if (r.backoff == Backoff::Exponential) args += fmt::format(", x{}", r.factor);
-  if (r.backoff == Backoff::Linear) args += fmt::format(", +{}", duration(r.step_ms));
-  if (r.max_ms != 0) args += fmt::format(", max {}", duration(r.max_ms));
+  if (r.backoff == Backoff::Linear) args += fmt::format(", +{}", format_duration(r.step_ms));
+  if (r.max_ms != 0) args += fmt::format(", max {}", format_duration(r.max_ms));
   return fmt::format("{}({})", backoff_name(r.backoff), args);
 }
 
@@ -263,11 +251,11 @@ class Listing {
       for (const Service& s : p_.services) {
         std::string breaker = "-";
         if (s.breaker_failures != 0) {
-          breaker = fmt::format("{}/{}/{}", s.breaker_failures, duration(s.breaker_reset_ms),
+          breaker = fmt::format("{}/{}/{}", s.breaker_failures, format_duration(s.breaker_reset_ms),
                                 s.breaker_probes);
         }
         rows.push_back({s.name, s.url.empty() ? "(host)" : s.url,
-                        s.timeout_ms ? duration(s.timeout_ms) : "-", breaker,
+                        s.timeout_ms ? format_duration(s.timeout_ms) : "-", breaker,
                         s.bulkhead ? std::to_string(s.bulkhead) : "-"});
       }
       out_ += "\n" + render_table(rows, "; ");
@@ -296,7 +284,7 @@ class Listing {
         rows.push_back({s.name, std::to_string(i), saga_name(s.saga), action_name(s.action),
                         action_name(s.undo_action),
                         s.result_slot == kNone ? "-" : slot_name(s.saga, s.result_slot),
-                        s.timeout_ms ? duration(s.timeout_ms) : "-", policy_name(s.retry),
+                        s.timeout_ms ? format_duration(s.timeout_ms) : "-", policy_name(s.retry),
                         fmt::format("{}:{}", s.line, s.column)});
       }
       out_ += "\n" + render_table(rows, "; ");
@@ -340,7 +328,7 @@ class Listing {
       }
     }
     out_ += fmt::format("\nsaga {}({})", s.name, join(params, ", "));
-    if (s.deadline_ms) out_ += fmt::format("  deadline={}", duration(s.deadline_ms));
+    if (s.deadline_ms) out_ += fmt::format("  deadline={}", format_duration(s.deadline_ms));
     out_ += fmt::format("  slots={}  entry={:04}\n", s.slot_names.size(), s.entry_pc);
     if (!s.slot_names.empty()) {
       std::vector<std::string> slots;

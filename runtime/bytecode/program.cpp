@@ -9,14 +9,32 @@ namespace saga::bytecode {
 
 const char* to_string(Type t) {
   switch (t) {
-    case Type::Any: return "any";
-    case Type::String: return "string";
-    case Type::Number: return "number";
-    case Type::Bool: return "bool";
-    case Type::List: return "list";
-    case Type::Object: return "object";
+    case Type::Any:
+      return "any";
+    case Type::String:
+      return "string";
+    case Type::Number:
+      return "number";
+    case Type::Bool:
+      return "bool";
+    case Type::List:
+      return "list";
+    case Type::Object:
+      return "object";
   }
   return "?";
+}
+
+std::string format_duration(uint64_t ms) {
+  if (ms == 0) return "0ms";
+  constexpr struct {
+    uint64_t ms;
+    const char* suffix;
+  } kUnits[] = {{86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}};
+  for (const auto& unit : kUnits) {
+    if (ms % unit.ms == 0) return fmt::format("{}{}", ms / unit.ms, unit.suffix);
+  }
+  return fmt::format("{}ms", ms);
 }
 
 std::string Program::hash_hex() const {

@@ -19,9 +19,9 @@ namespace saga::bytecode {
 inline constexpr uint16_t kFormatVersion = 1;
 
 // Limits, with the reason for each. Operand widths come from opcodes.def.
-inline constexpr uint32_t kMaxSlots = 65535;        // Slot operands are u16.
-inline constexpr uint32_t kMaxCount = 65535;        // Count operands are u16.
-inline constexpr uint32_t kMaxStackDepth = 1024;    // Bounds an instance's checkpoint size.
+inline constexpr uint32_t kMaxSlots = 65535;         // Slot operands are u16.
+inline constexpr uint32_t kMaxCount = 65535;         // Count operands are u16.
+inline constexpr uint32_t kMaxStackDepth = 1024;     // Bounds an instance's checkpoint size.
 inline constexpr uint32_t kMaxCodeBytes = 1u << 26;  // 64 MiB: far above any real program.
 
 // What an operand refers to; decides its width and how the verifier checks it.
@@ -64,15 +64,20 @@ inline constexpr OpInfo kOpInfo[] = {
 
 inline constexpr uint32_t kOpCount = sizeof(kOpInfo) / sizeof(kOpInfo[0]);
 
-inline const OpInfo& op_info(Op op) { return kOpInfo[static_cast<uint8_t>(op)]; }
+inline const OpInfo& op_info(Op op) {
+  return kOpInfo[static_cast<uint8_t>(op)];
+}
 
 // Encoded width of an operand in bytes.
 constexpr uint32_t operand_width(Operand k) {
   switch (k) {
-    case Operand::None: return 0;
+    case Operand::None:
+      return 0;
     case Operand::Slot:
-    case Operand::Count: return 2;
-    default: return 4;
+    case Operand::Count:
+      return 2;
+    default:
+      return 4;
   }
 }
 
@@ -104,8 +109,8 @@ enum class Jitter : uint8_t { None, Full, Equal };
 //   Exponential:  initial * factor^(n - 1)
 // then capped at max_ms (0 = no cap) and jittered.
 struct RetryPolicy {
-  std::string name;      // Empty for inline policies.
-  uint32_t attempts = 1; // Total attempts including the first; >= 1.
+  std::string name;       // Empty for inline policies.
+  uint32_t attempts = 1;  // Total attempts including the first; >= 1.
   Backoff backoff = Backoff::Fixed;
   uint64_t initial_ms = 0;
   double factor = 2.0;   // Exponential only.
@@ -124,12 +129,12 @@ struct Route {
 
 struct Service {
   std::string name;
-  std::string url;             // Empty: the host application provides the actions.
-  uint64_t timeout_ms = 0;     // Default per-call timeout; 0 = none.
+  std::string url;                // Empty: the host application provides the actions.
+  uint64_t timeout_ms = 0;        // Default per-call timeout; 0 = none.
   uint32_t breaker_failures = 0;  // 0 = no circuit breaker.
   uint64_t breaker_reset_ms = 0;
   uint32_t breaker_probes = 0;
-  uint32_t bulkhead = 0;       // Max concurrent calls; 0 = unlimited.
+  uint32_t bulkhead = 0;  // Max concurrent calls; 0 = unlimited.
   std::vector<Route> routes;
 };
 
@@ -145,15 +150,20 @@ inline constexpr uint32_t kNone = 0xFFFFFFFF;
 
 struct Step {
   std::string name;
-  uint32_t saga = 0;           // Index of the saga the step belongs to.
-  uint32_t action = 0;         // `do` action (index into actions).
-  uint32_t undo_action = kNone;  // `undo` action, or kNone.
-  uint32_t undo_pc = kNone;      // Start of the undo block, or kNone.
-  uint32_t result_slot = kNone;  // Slot bound by `-> name`, or kNone.
-  uint64_t timeout_ms = 0;       // Per-attempt timeout; 0 = the service's, else none.
-  uint32_t retry = kNone;        // Policy index, or kNone for a single attempt.
-  uint32_t line = 0, column = 0; // Where `step` is written.
+  uint32_t saga = 0;              // Index of the saga the step belongs to.
+  uint32_t action = 0;            // `do` action (index into actions).
+  uint32_t undo_action = kNone;   // `undo` action, or kNone.
+  uint32_t undo_pc = kNone;       // Start of the undo block, or kNone.
+  uint32_t result_slot = kNone;   // Slot bound by `-> name`, or kNone.
+  uint64_t timeout_ms = 0;        // Per-attempt timeout; 0 = the service's, else none.
+  uint32_t retry = kNone;         // Policy index, or kNone for a single attempt.
+  uint32_t line = 0, column = 0;  // Where `step` is written.
 };
+
+// A duration as the language spells it, in the largest unit that divides it:
+// 600000 -> "10m", 1500 -> "1500ms", 0 -> "0ms". Used by the disassembler,
+// the compiler's messages and the runtime's history, so they agree.
+std::string format_duration(uint64_t ms);
 
 enum class Type : uint8_t { Any, String, Number, Bool, List, Object };
 const char* to_string(Type t);
@@ -165,10 +175,10 @@ struct Param {
 
 struct Saga {
   std::string name;
-  std::vector<Param> params;          // Occupy slots 0..params.size()-1.
+  std::vector<Param> params;            // Occupy slots 0..params.size()-1.
   std::vector<std::string> slot_names;  // One per slot, parameters first.
   uint32_t entry_pc = 0;
-  uint64_t deadline_ms = 0;            // 0 = no deadline.
+  uint64_t deadline_ms = 0;  // 0 = no deadline.
   uint32_t line = 0, column = 0;
 };
 
@@ -180,8 +190,8 @@ struct LineEntry {
 };
 
 struct Program {
-  std::string source_name;   // File name as given to the compiler.
-  std::string source_text;   // The source itself (debug section; may be empty).
+  std::string source_name;  // File name as given to the compiler.
+  std::string source_text;  // The source itself (debug section; may be empty).
   std::vector<Constant> constants;
   std::vector<std::string> functions;  // Pure functions CALL refers to, by name.
   std::vector<Action> actions;

@@ -194,10 +194,7 @@ bool had_no_effect(std::string_view error_class) {
 }
 
 std::string format_ms(int64_t ms) {
-  if (ms % 3'600'000 == 0 && ms) return fmt::format("{}h", ms / 3'600'000);
-  if (ms % 60'000 == 0 && ms) return fmt::format("{}m", ms / 60'000);
-  if (ms % 1000 == 0 && ms) return fmt::format("{}s", ms / 1000);
-  return fmt::format("{}ms", ms);
+  return bytecode::format_duration(static_cast<uint64_t>(std::max<int64_t>(ms, 0)));
 }
 
 // The start time of a running process in clock ticks since boot (field 22
