@@ -518,9 +518,13 @@ std::string format_iso8601_ms(int64_t ms) {
                      min, sec, msec);
 }
 
-std::string format_uuid_v4(std::array<uint8_t, 16> b) {
-  b[6] = static_cast<uint8_t>((b[6] & 0x0F) | 0x40);  // Version 4.
-  b[8] = static_cast<uint8_t>((b[8] & 0x3F) | 0x80);  // Variant 10xx (RFC 4122).
+namespace {
+
+// Sets the version and the RFC 9562 variant bits and spells the 16 bytes in
+// the canonical 8-4-4-4-12 form.
+std::string format_uuid(std::array<uint8_t, 16> b, uint8_t version) {
+  b[6] = static_cast<uint8_t>((b[6] & 0x0F) | (version << 4));
+  b[8] = static_cast<uint8_t>((b[8] & 0x3F) | 0x80);  // Variant 10xx.
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(36);
@@ -530,6 +534,18 @@ std::string format_uuid_v4(std::array<uint8_t, 16> b) {
     out.push_back(kHex[b[i] & 15]);
   }
   return out;
+}
+
+}  // namespace
+
+std::string format_uuid_v4(std::array<uint8_t, 16> bytes) {
+  return format_uuid(bytes, 4);
+}
+
+std::string format_uuid_v7(int64_t unix_ms, std::array<uint8_t, 16> bytes) {
+  const auto ms = static_cast<uint64_t>(std::max<int64_t>(unix_ms, 0));
+  for (int i = 0; i < 6; ++i) bytes[i] = static_cast<uint8_t>(ms >> (8 * (5 - i)));
+  return format_uuid(bytes, 7);
 }
 
 SystemFunctionContext::SystemFunctionContext() {

@@ -1022,10 +1022,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   // ---- Starting and resuming ---------------------------------------------------
 
+  // Time-ordered (UUID version 7), see stdlib::format_uuid_v7.
   std::string new_id() {
     std::array<uint8_t, 16> bytes;
     fctx->random_bytes(bytes);
-    return stdlib::format_uuid_v4(bytes);
+    return stdlib::format_uuid_v7(now(), bytes);
   }
 
   Result<RunPtr> prepare(const std::string& hash, const std::string& saga_name,

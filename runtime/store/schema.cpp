@@ -16,7 +16,8 @@ namespace {
 //   NULL; the store writes '' for "none".
 // * instances.num is the rowid: a number given in creation order. history and
 //   dead_letters refer to an instance by num, not by its text id, because ids
-//   are random UUIDs: keyed by id, the history of the instances running at
+//   may be random (the engine's are time-ordered, but the store does not rely
+//   on it): keyed by a random id, the history of the instances running at
 //   any moment would be spread over the whole history b-tree, and each group
 //   commit would rewrite one page per instance. Keyed by num, the running
 //   (recent) instances share the last pages of every tree, and rows are

@@ -329,6 +329,33 @@ saga s() {
   parked.at(0).succeed(json{{"late", true}});
 }
 
+// Instance ids are UUID version 7: the creation time in their first 48 bits,
+// so ids sort by creation time (across milliseconds).
+TEST_F(EngineTest, InstanceIdsAreTimeOrderedUuids) {
+  auto& e = open();
+  std::string hash = load(R"(
+saga nap() {
+  step a { do sleep(for: 1h) }
+}
+)");
+  clock_->advance(std::chrono::milliseconds(0x0123456789AB) - std::chrono::milliseconds(clock_->now_ms()));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto id = e.enqueue(hash, "nap", json::object());
+    ASSERT_TRUE(id.ok()) << id.status().message();
+    ids.push_back(id.value());
+    clock_->advance(1ms);
+  }
+  EXPECT_EQ(ids[0].substr(0, 13), "01234567-89ab");
+  for (const std::string& id : ids) {
+    ASSERT_EQ(id.size(), 36u);
+    EXPECT_EQ(id[14], '7') << id;
+    EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos) << id;
+  }
+  EXPECT_LT(ids[0], ids[1]);
+  EXPECT_LT(ids[1], ids[2]);
+}
+
 TEST_F(EngineTest, DeadlineFailsAndCompensates) {
   auto& e = open();
   std::string hash = load(R"(

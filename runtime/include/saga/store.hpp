@@ -45,7 +45,7 @@ bool is_terminal(InstanceStatus s);
 // compact binary snapshot (pc, stack, variables, compensation stack, retry
 // state). Times are milliseconds since the Unix epoch.
 struct InstanceRecord {
-  std::string id;            // Unique, chosen by the engine (a UUID).
+  std::string id;            // Unique, chosen by the engine (a UUIDv7).
   std::string program_hash;  // 32 hex digits; the instance is pinned to it.
   std::string saga;          // Saga name inside the program.
   InstanceStatus status = InstanceStatus::kPending;
