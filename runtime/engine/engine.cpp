@@ -29,7 +29,6 @@
 #include <future>
 #include <map>
 #include <mutex>
-#include <queue>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -108,9 +107,20 @@ class EngineFunctionContext final : public stdlib::FunctionContext {
   stdlib::SystemFunctionContext system_;
 };
 
-// Timers: one thread and one heap for all instances, so 100,000 instances
-// waiting in backoffs cost a heap entry each, not a thread or an OS timer.
-// Due callbacks are posted to the io_context.
+// Timers: one thread and one ordered map for all instances, so 100,000
+// instances waiting in backoffs cost a map entry each, not a thread or an OS
+// timer. Due callbacks are posted to the io_context.
+//
+// A timer that is no longer needed is cancelled, not left to fire as a
+// no-op: a saga's deadline (often minutes) outlives the saga by far, and at
+// tens of thousands of sagas per second the abandoned entries, and the
+// instances they hold, would grow without bound.
+struct TimerId {
+  int64_t due = 0;
+  uint64_t seq = 0;  // 0: no timer.
+  explicit operator bool() const { return seq != 0; }
+};
+
 class TimerQueue {
  public:
   TimerQueue(Clock& clock, boost::asio::io_context& io) : clock_(clock), io_(io) {
@@ -134,44 +144,54 @@ class TimerQueue {
     waker_.reset();
   }
 
-  void schedule(int64_t due_ms, std::function<void()> fn) {
+  TimerId schedule(int64_t due_ms, std::function<void()> fn) {
     std::lock_guard lock(mu_);
     // The thread sleeps until the earliest due time; only an entry that
     // becomes the earliest needs to wake it (most attempt timeouts do not).
-    bool earliest = heap_.empty() || due_ms < heap_.top().due;
-    heap_.push(Entry{due_ms, next_seq_++, std::move(fn)});
+    bool earliest = entries_.empty() || due_ms < entries_.begin()->first.first;
+    TimerId id{due_ms, ++last_seq_};
+    entries_.emplace_hint(entries_.end(), Key{due_ms, id.seq}, std::move(fn));
     if (earliest) cv_.notify_all();
+    return id;
+  }
+
+  // Drops a timer that has not fired yet; harmless for one that has (its
+  // callback may already be queued: callers still check their generation).
+  void cancel(TimerId id) {
+    if (!id) return;
+    std::function<void()> dropped;  // Destroyed outside the lock.
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(Key{id.due, id.seq});
+    if (it == entries_.end()) return;
+    dropped = std::move(it->second);
+    entries_.erase(it);
   }
 
   size_t size() {
     std::lock_guard lock(mu_);
-    return heap_.size();
+    return entries_.size();
   }
 
  private:
-  struct Entry {
-    int64_t due;
-    uint64_t seq;
-    std::function<void()> fn;
-    bool operator>(const Entry& o) const { return due != o.due ? due > o.due : seq > o.seq; }
-  };
+  using Key = std::pair<int64_t, uint64_t>;  // Due time, then scheduling order.
 
   void loop() {
     std::unique_lock lock(mu_);
     while (!stopped_) {
-      if (heap_.empty()) {
+      if (entries_.empty()) {
         cv_.wait(lock);
         continue;
       }
       int64_t now = clock_.now_ms();
-      if (heap_.top().due <= now) {
-        auto fn = std::move(const_cast<Entry&>(heap_.top()).fn);
-        heap_.pop();
+      auto first = entries_.begin();
+      if (first->first.first <= now) {
+        auto fn = std::move(first->second);
+        entries_.erase(first);
         boost::asio::post(io_, std::move(fn));
         continue;
       }
       // A manual clock wakes us through on_advance; a real one by the timeout.
-      cv_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(heap_.top().due - now, 1000)));
+      cv_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(first->first.first - now, 1000)));
     }
   }
 
@@ -179,8 +199,8 @@ class TimerQueue {
   boost::asio::io_context& io_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;
-  uint64_t next_seq_ = 0;
+  std::map<Key, std::function<void()>> entries_;
+  uint64_t last_seq_ = 0;
   bool stopped_ = false;
   std::thread thread_;
   std::shared_ptr<const std::function<void()>> waker_;  // Held weakly by the clock.
@@ -303,6 +323,10 @@ struct Run {
   std::vector<bool> live_only;       // Parallel to events (Impl::live_event).
   std::unique_ptr<DeadLetter> dead_letter;
   bool deadline_armed = false;
+  // Timers armed for this instance (TimerQueue::cancel): the wait (backoff,
+  // sleep) or attempt timeout of the current generation, and the deadline.
+  TimerId wait_timer;
+  TimerId deadline_timer;
   bool finished = false;
   bool started = false;  // The first commit succeeded (the row exists).
   // start() waits on it for the first commit's outcome.
@@ -559,6 +583,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         if (final) {
           run->finished = true;
           finished = true;
+          timers->cancel(std::exchange(run->deadline_timer, {}));
+          timers->cancel(std::exchange(run->wait_timer, {}));
         } else {
           advance(run);
         }
@@ -586,16 +612,23 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   // ---- Moving an instance ------------------------------------------------------
 
+  // Moves the instance to a new generation: events of the old one are
+  // ignored from now on, and its timer is dropped. Called with run->mu held.
+  uint64_t next_generation(Run& run) {
+    timers->cancel(std::exchange(run.wait_timer, {}));
+    return ++run.generation;
+  }
+
   // Looks at the committed state and starts whatever it waits for. Called
   // with run->mu held.
   void advance(const RunPtr& run) {
     InstanceState& s = run->state;
     arm_deadline(run);
     if (s.wait == Wait::kNone) return;
-    uint64_t g = ++run->generation;
+    uint64_t g = next_generation(*run);
     int64_t due = s.wake_at_ms;
     if (due > now()) {
-      timers->schedule(due, [this, run, g] {
+      run->wait_timer = timers->schedule(due, [this, run, g] {
         std::lock_guard lock(run->mu);
         if (run->generation == g) dispatch(run);
       });
@@ -608,7 +641,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     InstanceState& s = run->state;
     if (run->deadline_armed || s.deadline_ms == 0 || s.phase != Phase::kForward) return;
     run->deadline_armed = true;
-    timers->schedule(s.deadline_ms, [this, run] {
+    std::weak_ptr<Run> weak = run;
+    run->deadline_timer = timers->schedule(s.deadline_ms, [this, weak] {
+      RunPtr run = weak.lock();
+      if (!run) return;
       std::lock_guard lock(run->mu);
       if (run->state.phase != Phase::kForward || run->finished) return;
       const bytecode::Saga& saga = run->program->program.sagas[run->state.saga];
@@ -620,7 +656,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // Abandons the forward path (deadline or cancel) and compensates.
   void interrupt(const RunPtr& run, std::string error_class, std::string message, bool cancel) {
     InstanceState& s = run->state;
-    ++run->generation;  // Late results of the abandoned attempt are ignored.
+    next_generation(*run);  // Late results of the abandoned attempt are ignored.
     if (s.wait == Wait::kAction) {
       const bytecode::Step& step = run->program->program.steps[s.step];
       event(*run, "step_abandoned", step.name, s.attempt, error_class, message);
@@ -644,7 +680,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     const bytecode::Program& p = run->program->program;
     const bytecode::Step& step = p.steps[s.step];
     const bytecode::Action& action = action_of(*run);
-    uint64_t g = ++run->generation;
+    uint64_t g = next_generation(*run);
     bool undo = s.wait == Wait::kUndo;
     run->retry_after_ms = 0;
 
@@ -694,7 +730,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       // Held weakly: a finished instance must not stay in memory until its
       // abandoned timeouts come due.
       std::weak_ptr<Run> weak = run;
-      timers->schedule(now() + timeout, [this, weak, g, timeout] {
+      run->wait_timer = timers->schedule(now() + timeout, [this, weak, g, timeout] {
         RunPtr run = weak.lock();
         if (!run) return;
         std::lock_guard lock(run->mu);
@@ -873,7 +909,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void finish_attempt(const RunPtr& run, uint64_t g, bool ok, Value result, std::string cls,
                       std::string msg) {
     if (run->generation != g) return;
-    ++run->generation;
+    next_generation(*run);
     InstanceState& s = run->state;
     const bytecode::Program& p = run->program->program;
     const bytecode::Step& step = p.steps[s.step];
@@ -1403,6 +1439,10 @@ Status Engine::cancel(const std::string& id) {
 size_t Engine::active() const {
   std::lock_guard lock(impl_->mu);
   return impl_->runs.size();
+}
+
+size_t Engine::armed_timers() const {
+  return impl_->timers->size();
 }
 
 Store& Engine::store() {

@@ -329,6 +329,34 @@ saga s() {
   parked.at(0).succeed(json{{"late", true}});
 }
 
+// A saga's deadline (10 minutes here) outlives the saga: a finished instance
+// must drop its deadline and attempt-timeout timers, or a busy worker would
+// hold every instance it ran in the last 10 minutes.
+TEST_F(EngineTest, FinishedInstancesHoldNoTimers) {
+  auto& e = open();
+  std::string hash = load(R"(
+service s { timeout 5s }
+saga quick(n: number) {
+  deadline 10m
+  step a { do s.a(n: n) undo s.undo_a() }
+  step b { do s.b(n: n) }
+  output n
+}
+)");
+  ASSERT_EQ(e.armed_timers(), 1u) << "only the lease renewal";
+  e.register_action("s.a", [](const saga::ActionCall& c) -> json { return c.args["n"]; });
+  e.register_action("s.undo_a", [](const saga::ActionCall&) -> json { return nullptr; });
+  // Asynchronous, so that each attempt arms a timeout.
+  e.register_async_action("s.b", [](const saga::ActionCall& c, saga::Completion done) {
+    done.succeed(c.args["n"]);
+  });
+  for (int i = 0; i < 50; ++i) {
+    saga::InstanceInfo info = run_to_end(hash, "quick", json{{"n", i}});
+    ASSERT_EQ(info.status, InstanceStatus::kCompleted) << info.error_message;
+  }
+  EXPECT_EQ(e.armed_timers(), 1u);
+}
+
 // Instance ids are UUID version 7: the creation time in their first 48 bits,
 // so ids sort by creation time (across milliseconds).
 TEST_F(EngineTest, InstanceIdsAreTimeOrderedUuids) {

@@ -277,6 +277,12 @@ class Engine {
   // How many instances this engine is running now (waiting ones included).
   size_t active() const;
 
+  // How many timers are armed: one per instance waiting in a backoff or
+  // sleep, per running attempt with a timeout, per running saga with a
+  // deadline, plus the engine's own lease renewal. Finished instances hold
+  // none, so with nothing running this is 1. For monitoring.
+  size_t armed_timers() const;
+
   Store& store();
 
   struct Impl;
