@@ -385,6 +385,18 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::mt19937_64 rng;
 
   std::atomic<int64_t> in_flight_commits{0};  // Transitions handed to the store, not yet done.
+
+  // Committed transitions waiting for an engine thread (see commit()).
+  struct Committed {
+    RunPtr run;
+    uint64_t seq;
+    bool final;
+    Status status;
+    std::vector<HistoryEvent> echoed;
+  };
+  std::mutex committed_mu;
+  std::vector<Committed> committed_queue;  // Guarded by committed_mu.
+  bool drain_posted = false;               // Guarded by committed_mu.
   std::atomic<bool> stopping{false};
 
   // Ownership (Store::claim): instances this engine runs carry its owner id
@@ -534,10 +546,31 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         committed(run, seq, final, s, echoed);
         return;
       }
-      boost::asio::post(io, [this, run, seq, final, s = std::move(s), echoed = std::move(echoed)] {
-        committed(run, seq, final, s, echoed);
-      });
+      // Under load a group commit ends with a hundred or more of these in a
+      // row. Each is queued, and one job drains the queue: a post (and
+      // perhaps a thread wake-up) per group instead of per transition keeps
+      // the writer, the engine's serial part, writing.
+      bool post = false;
+      {
+        std::lock_guard lock(committed_mu);
+        committed_queue.push_back(Committed{run, seq, final, std::move(s), std::move(echoed)});
+        post = !std::exchange(drain_posted, true);
+      }
+      if (post) boost::asio::post(io, [this] { drain_committed(); });
     });
+  }
+
+  // Runs on an engine thread. Takes everything queued so far; what arrives
+  // meanwhile posts another drain, which the other engine threads pick up,
+  // so a group's continuations spread over all threads.
+  void drain_committed() {
+    std::vector<Committed> ready;
+    {
+      std::lock_guard lock(committed_mu);
+      ready.swap(committed_queue);
+      drain_posted = false;
+    }
+    for (Committed& c : ready) committed(c.run, c.seq, c.final, c.status, c.echoed);
   }
 
   void committed(const RunPtr& run, uint64_t seq, bool final, const Status& s,
