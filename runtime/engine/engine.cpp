@@ -191,7 +191,8 @@ class TimerQueue {
         continue;
       }
       // A manual clock wakes us through on_advance; a real one by the timeout.
-      cv_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(first->first.first - now, 1000)));
+      cv_.wait_for(lock,
+                   std::chrono::milliseconds(std::min<int64_t>(first->first.first - now, 1000)));
     }
   }
 
@@ -532,32 +533,39 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     uint64_t seq = ++r.commit_seq;
     bool final = is_terminal(status) || status == InstanceStatus::kStuck;
     in_flight_commits.fetch_add(1, std::memory_order_relaxed);
-    store->submit(std::move(t), [this, run, seq, final,
-                                 echoed = std::move(echoed)](Status s) mutable {
-      // When this was the only transition in flight (an instance running
-      // alone), continue right here on the store's writer thread: the next
-      // transition is then submitted from the thread that commits it, with no
-      // hand-off in either direction, which at low load is most of a step's
-      // latency besides the fsync. Under load, and during shutdown, the
-      // continuation goes to the engine's threads as usual, so the writer
-      // keeps committing.
-      bool alone = in_flight_commits.fetch_sub(1, std::memory_order_acq_rel) == 1;
-      if (alone && !stopping.load(std::memory_order_acquire)) {
-        committed(run, seq, final, s, echoed);
-        return;
-      }
-      // Under load a group commit ends with a hundred or more of these in a
-      // row. Each is queued, and one job drains the queue: a post (and
-      // perhaps a thread wake-up) per group instead of per transition keeps
-      // the writer, the engine's serial part, writing.
-      bool post = false;
-      {
-        std::lock_guard lock(committed_mu);
-        committed_queue.push_back(Committed{run, seq, final, std::move(s), std::move(echoed)});
-        post = !std::exchange(drain_posted, true);
-      }
-      if (post) boost::asio::post(io, [this] { drain_committed(); });
-    });
+    store->submit(std::move(t),
+                  [this, run, seq, final, echoed = std::move(echoed)](Status s) mutable {
+                    on_commit_done(run, seq, final, std::move(s), std::move(echoed));
+                  });
+  }
+
+  // Runs on the store's writer thread for each transition it committed or
+  // failed.
+  void on_commit_done(const RunPtr& run, uint64_t seq, bool final, Status s,
+                      std::vector<HistoryEvent> echoed) {
+    // When this was the only transition in flight (an instance running
+    // alone), continue right here on the store's writer thread: the next
+    // transition is then submitted from the thread that commits it, with no
+    // hand-off in either direction, which at low load is most of a step's
+    // latency besides the fsync. Under load, and during shutdown, the
+    // continuation goes to the engine's threads as usual, so the writer
+    // keeps committing.
+    bool alone = in_flight_commits.fetch_sub(1, std::memory_order_acq_rel) == 1;
+    if (alone && !stopping.load(std::memory_order_acquire)) {
+      committed(run, seq, final, s, echoed);
+      return;
+    }
+    // Under load a group commit ends with a hundred or more of these in a
+    // row. Each is queued, and one job drains the queue: a post (and perhaps
+    // a thread wake-up) per group instead of per transition keeps the
+    // writer, the engine's serial part, writing.
+    bool post = false;
+    {
+      std::lock_guard lock(committed_mu);
+      committed_queue.push_back(Committed{run, seq, final, std::move(s), std::move(echoed)});
+      post = !std::exchange(drain_posted, true);
+    }
+    if (post) boost::asio::post(io, [this] { drain_committed(); });
   }
 
   // Runs on an engine thread. Takes everything queued so far; what arrives

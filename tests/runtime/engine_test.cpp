@@ -347,9 +347,8 @@ saga quick(n: number) {
   e.register_action("s.a", [](const saga::ActionCall& c) -> json { return c.args["n"]; });
   e.register_action("s.undo_a", [](const saga::ActionCall&) -> json { return nullptr; });
   // Asynchronous, so that each attempt arms a timeout.
-  e.register_async_action("s.b", [](const saga::ActionCall& c, saga::Completion done) {
-    done.succeed(c.args["n"]);
-  });
+  e.register_async_action(
+      "s.b", [](const saga::ActionCall& c, saga::Completion done) { done.succeed(c.args["n"]); });
   for (int i = 0; i < 50; ++i) {
     saga::InstanceInfo info = run_to_end(hash, "quick", json{{"n", i}});
     ASSERT_EQ(info.status, InstanceStatus::kCompleted) << info.error_message;
@@ -366,7 +365,8 @@ saga nap() {
   step a { do sleep(for: 1h) }
 }
 )");
-  clock_->advance(std::chrono::milliseconds(0x0123456789AB) - std::chrono::milliseconds(clock_->now_ms()));
+  clock_->advance(std::chrono::milliseconds(0x0123456789AB) -
+                  std::chrono::milliseconds(clock_->now_ms()));
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i) {
     auto id = e.enqueue(hash, "nap", json::object());
