@@ -388,12 +388,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::atomic<int64_t> in_flight_commits{0};  // Transitions handed to the store, not yet done.
 
   // Committed transitions waiting for an engine thread (see commit()).
+  // The outcome of one transition, as the engine threads get it.
   struct Committed {
     RunPtr run;
     uint64_t seq;
     bool final;
     Status status;
-    std::vector<HistoryEvent> echoed;
+    std::vector<HistoryEvent> echoed;  // For on_event.
+    // When the commit failed: what the transition would have stored besides
+    // the checkpoint, to be submitted again with the next try.
+    std::vector<HistoryEvent> unsaved_events;
+    std::optional<DeadLetter> unsaved_dead_letter;
   };
   std::mutex committed_mu;
   std::vector<Committed> committed_queue;  // Guarded by committed_mu.
@@ -533,16 +538,20 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     uint64_t seq = ++r.commit_seq;
     bool final = is_terminal(status) || status == InstanceStatus::kStuck;
     in_flight_commits.fetch_add(1, std::memory_order_relaxed);
-    store->submit(std::move(t),
-                  [this, run, seq, final, echoed = std::move(echoed)](Status s) mutable {
-                    on_commit_done(run, seq, final, std::move(s), std::move(echoed));
-                  });
+    store->submit(std::move(t), [this, c = Committed{run, seq, final, {}, std::move(echoed)}](
+                                    Status s, Transition& done) mutable {
+      c.status = std::move(s);
+      if (!c.status.ok()) {
+        c.unsaved_events = std::move(done.events);
+        c.unsaved_dead_letter = std::move(done.dead_letter);
+      }
+      on_commit_done(std::move(c));
+    });
   }
 
   // Runs on the store's writer thread for each transition it committed or
   // failed.
-  void on_commit_done(const RunPtr& run, uint64_t seq, bool final, Status s,
-                      std::vector<HistoryEvent> echoed) {
+  void on_commit_done(Committed c) {
     // When this was the only transition in flight (an instance running
     // alone), continue right here on the store's writer thread: the next
     // transition is then submitted from the thread that commits it, with no
@@ -552,7 +561,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // keeps committing.
     bool alone = in_flight_commits.fetch_sub(1, std::memory_order_acq_rel) == 1;
     if (alone && !stopping.load(std::memory_order_acquire)) {
-      committed(run, seq, final, s, echoed);
+      committed(c);
       return;
     }
     // Under load a group commit ends with a hundred or more of these in a
@@ -562,7 +571,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     bool post = false;
     {
       std::lock_guard lock(committed_mu);
-      committed_queue.push_back(Committed{run, seq, final, std::move(s), std::move(echoed)});
+      committed_queue.push_back(std::move(c));
       post = !std::exchange(drain_posted, true);
     }
     if (post) boost::asio::post(io, [this] { drain_committed(); });
@@ -578,11 +587,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       ready.swap(committed_queue);
       drain_posted = false;
     }
-    for (Committed& c : ready) committed(c.run, c.seq, c.final, c.status, c.echoed);
+    for (Committed& c : ready) committed(c);
   }
 
-  void committed(const RunPtr& run, uint64_t seq, bool final, const Status& s,
-                 const std::vector<HistoryEvent>& echoed) {
+  void committed(Committed& c) {
+    const RunPtr& run = c.run;
+    const uint64_t seq = c.seq;
+    const bool final = c.final;
+    const Status& s = c.status;
     bool finished = false;
     {
       std::unique_lock lock(run->mu);
@@ -603,9 +615,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           return;
         }
         // The store refused (disk full, locked): keep the state in memory and
-        // try the same transition again; nothing was acknowledged.
+        // try the same transition again; nothing was acknowledged. Its events
+        // and dead letter go with the next transition of the instance: this
+        // retry, or a newer one already on its way.
         fmt::print(stderr, "saga: instance {}: cannot commit: {} (retrying in 1s)\n", run->id,
                    s.message());
+        run->events.insert(run->events.begin(), std::make_move_iterator(c.unsaved_events.begin()),
+                           std::make_move_iterator(c.unsaved_events.end()));
+        run->live_only.insert(run->live_only.begin(), c.unsaved_events.size(), false);
+        if (c.unsaved_dead_letter && !run->dead_letter) {
+          run->dead_letter = std::make_unique<DeadLetter>(std::move(*c.unsaved_dead_letter));
+        }
         if (seq != run->commit_seq) return;
         uint64_t g = run->generation;
         timers->schedule(now() + 1000, [this, run, g] {
@@ -621,7 +641,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         run->started_promise.reset();
       }
       if (seq == run->commit_seq) {  // Else a newer transition is on its way.
-        if (final) {
+        if (final && (!run->events.empty() || run->dead_letter)) {
+          // Events of an earlier transition that failed while this one was
+          // on its way: store them too before the instance is let go.
+          commit(run, run->status);
+        } else if (final) {
           run->finished = true;
           finished = true;
           timers->cancel(std::exchange(run->deadline_timer, {}));
@@ -634,7 +658,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // Events are reported after the timers they imply are armed, so a test
     // that moves a ManualClock on seeing an event never races the engine.
     if (options.on_event) {
-      for (const HistoryEvent& e : echoed) options.on_event(run->id, e);
+      for (const HistoryEvent& e : c.echoed) options.on_event(run->id, e);
     }
     if (finished) {
       forget(run);

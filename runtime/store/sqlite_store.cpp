@@ -220,7 +220,8 @@ class SqliteStore final : public Store {
   Status put_program(const std::string& hash, const std::string& name,
                      const std::vector<uint8_t>& image) override;
   Result<std::vector<uint8_t>> get_program(const std::string& hash) override;
-  void submit(Transition transition, std::function<void(Status)> done) override;
+  using Store::submit;
+  void submit(Transition transition, CommitDone done) override;
   void flush() override;
   Result<std::optional<InstanceRecord>> get_instance(const std::string& id) override;
   Result<std::vector<InstanceRecord>> list_instances(std::optional<InstanceStatus> status,
@@ -251,7 +252,7 @@ class SqliteStore final : public Store {
   // A queued transition and its completion.
   struct Item {
     Transition transition;
-    std::function<void(Status)> done;
+    CommitDone done;
   };
 
   Status configure(Connection& conn, bool writer);
@@ -436,7 +437,7 @@ Status SqliteStore::prepare_statements() {
 
 // Thread-safe; never blocks on I/O. The transition is moved into the queue:
 // its strings are not copied again until the writer binds them.
-void SqliteStore::submit(Transition transition, std::function<void(Status)> done) {
+void SqliteStore::submit(Transition transition, CommitDone done) {
   bool wake = false;
   {
     std::lock_guard lock(mu_);
@@ -506,12 +507,12 @@ void SqliteStore::writer_loop() {
       }
       for (size_t i = 0; i < n; ++i) {
         if (outcome[i].ok()) ++ok_count;
-        batch[i].done(std::move(outcome[i]));
+        batch[i].done(std::move(outcome[i]), batch[i].transition);
       }
     } else {
       known_.clear();
       failed_commits_.fetch_add(1, std::memory_order_relaxed);
-      for (Item& item : batch) item.done(batch_status);
+      for (Item& item : batch) item.done(batch_status, item.transition);
     }
     transitions_committed_.fetch_add(ok_count, std::memory_order_relaxed);
     transitions_failed_.fetch_add(n - ok_count, std::memory_order_relaxed);

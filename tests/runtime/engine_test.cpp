@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "compiler/compile.hpp"
 #include "runtime/bytecode/format.hpp"
+#include "runtime/store/sqlite_store.hpp"
 #include "saga/engine.hpp"
 
 namespace {
@@ -327,6 +329,75 @@ saga s() {
   EXPECT_EQ(undos, (std::vector<std::string>{"slow.undo_hang", "slow.undo"}));
   // A late answer of the abandoned attempt is ignored.
   parked.at(0).succeed(json{{"late", true}});
+}
+
+// Polls a condition that another thread makes true (up to 10 s of real time,
+// a failure guard, not a timing assumption).
+template <class Pred>
+bool eventually(Pred pred) {
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// A transition the store cannot commit (disk full) is tried again every
+// second with the same state, and what it would have written to the history
+// is written by the retry: nothing is lost, nothing is written twice.
+TEST_F(EngineTest, FailedCommitIsRetriedWithItsHistory) {
+  auto& e = open();
+  std::string hash = load(R"(
+service s { }
+saga big() {
+  step a { do s.a() -> r }
+  step b { do s.b() }
+  output len(r.blob)
+}
+)");
+  std::mutex mu;
+  std::vector<saga::Completion> parked;
+  e.register_async_action("s.a", [&](const saga::ActionCall&, saga::Completion c) {
+    std::lock_guard lock(mu);
+    parked.push_back(c);
+  });
+  e.register_action("s.b", [](const saga::ActionCall&) -> json { return 1; });
+  auto id = e.start(hash, "big", json::object());
+  ASSERT_TRUE(id.ok()) << id.status().message();
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mu);
+    return !parked.empty();
+  }));
+
+  // The disk is full: the step's 32 KiB result needs new pages.
+  auto pages = saga::store::sqlite_store_writer_pragma(e.store(), "page_count");
+  ASSERT_TRUE(pages.ok()) << pages.status().message();
+  ASSERT_TRUE(saga::store::sqlite_store_set_max_page_count(e.store(), *pages).ok());
+  const size_t timers_before = e.armed_timers();
+  parked[0].succeed(json{{"blob", std::string(32768, 'x')}});
+  // The failure arms the retry timer.
+  ASSERT_TRUE(eventually([&] { return e.armed_timers() == timers_before + 1; }));
+  EXPECT_EQ(saga::store::sqlite_store_stats(e.store())->failed_commits, 1u);
+  EXPECT_EQ(log_.count("step_completed", "a"), 0u) << "reported only once committed";
+
+  // Room again; the retry comes a second later.
+  ASSERT_TRUE(saga::store::sqlite_store_set_max_page_count(e.store(), 1 << 30).ok());
+  clock_->advance(1s);
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  EXPECT_EQ(info->output, 32768);
+
+  auto history = e.store().history(id.value());
+  ASSERT_TRUE(history.ok()) << history.status().message();
+  std::vector<std::string> kinds;
+  for (const saga::HistoryEvent& h : history.value()) kinds.push_back(h.kind + " " + h.step);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"started ", "step_completed a", "step_completed b",
+                                             "completed "}));
+  ASSERT_EQ(history->size(), 4u);
+  EXPECT_NE(history->at(1).data_json.find(std::string(100, 'x')), std::string::npos);
+  EXPECT_EQ(log_.count("step_completed", "a"), 1u);
 }
 
 // A saga's deadline (10 minutes here) outlives the saga: a finished instance

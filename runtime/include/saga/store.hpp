@@ -118,8 +118,16 @@ class Store {
 
   // Queues a transition for the next group commit. `done` runs exactly once,
   // on the store's writer thread, after the commit is durable (Ok) or failed
-  // (the error; nothing of the batch was written). It must not block.
-  virtual void submit(Transition transition, std::function<void(Status)> done) = 0;
+  // (the error; nothing of the batch was written). It must not block. It gets
+  // the transition back and may take from it: after a failure, the caller
+  // submits its events and dead letter again rather than lose them.
+  using CommitDone = std::function<void(Status status, Transition& transition)>;
+  virtual void submit(Transition transition, CommitDone done) = 0;
+  // The same, for callers that need only the outcome.
+  void submit(Transition transition, std::function<void(Status)> done) {
+    submit(std::move(transition),
+           [done = std::move(done)](Status status, Transition&) { done(std::move(status)); });
+  }
 
   // Blocks until every transition submitted so far is committed or failed.
   virtual void flush() = 0;
