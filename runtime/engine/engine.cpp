@@ -397,8 +397,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     std::vector<HistoryEvent> echoed;  // For on_event.
     // When the commit failed: what the transition would have stored besides
     // the checkpoint, to be submitted again with the next try.
-    std::vector<HistoryEvent> unsaved_events;
-    std::optional<DeadLetter> unsaved_dead_letter;
+    struct Unsaved {
+      std::vector<HistoryEvent> events;
+      std::optional<DeadLetter> dead_letter;
+    };
+    std::unique_ptr<Unsaved> unsaved;  // Null after a successful commit.
   };
   std::mutex committed_mu;
   std::vector<Committed> committed_queue;  // Guarded by committed_mu.
@@ -538,12 +541,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     uint64_t seq = ++r.commit_seq;
     bool final = is_terminal(status) || status == InstanceStatus::kStuck;
     in_flight_commits.fetch_add(1, std::memory_order_relaxed);
-    store->submit(std::move(t), [this, c = Committed{run, seq, final, {}, std::move(echoed)}](
+    store->submit(std::move(t), [this, run, seq, final, echoed = std::move(echoed)](
                                     Status s, Transition& done) mutable {
-      c.status = std::move(s);
+      Committed c{std::move(run), seq, final, std::move(s), std::move(echoed), nullptr};
       if (!c.status.ok()) {
-        c.unsaved_events = std::move(done.events);
-        c.unsaved_dead_letter = std::move(done.dead_letter);
+        c.unsaved = std::make_unique<Committed::Unsaved>(
+            Committed::Unsaved{std::move(done.events), std::move(done.dead_letter)});
       }
       on_commit_done(std::move(c));
     });
@@ -620,11 +623,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         // retry, or a newer one already on its way.
         fmt::print(stderr, "saga: instance {}: cannot commit: {} (retrying in 1s)\n", run->id,
                    s.message());
-        run->events.insert(run->events.begin(), std::make_move_iterator(c.unsaved_events.begin()),
-                           std::make_move_iterator(c.unsaved_events.end()));
-        run->live_only.insert(run->live_only.begin(), c.unsaved_events.size(), false);
-        if (c.unsaved_dead_letter && !run->dead_letter) {
-          run->dead_letter = std::make_unique<DeadLetter>(std::move(*c.unsaved_dead_letter));
+        std::vector<HistoryEvent>& unsaved = c.unsaved->events;
+        run->events.insert(run->events.begin(), std::make_move_iterator(unsaved.begin()),
+                           std::make_move_iterator(unsaved.end()));
+        run->live_only.insert(run->live_only.begin(), unsaved.size(), false);
+        if (c.unsaved->dead_letter && !run->dead_letter) {
+          run->dead_letter = std::make_unique<DeadLetter>(std::move(*c.unsaved->dead_letter));
         }
         if (seq != run->commit_seq) return;
         uint64_t g = run->generation;
