@@ -23,6 +23,7 @@ struct SqliteStoreStats {
   uint64_t transitions_committed = 0;  // Transitions whose done got Ok.
   uint64_t transitions_failed = 0;     // Transitions whose done got an error.
   uint64_t largest_batch = 0;          // Most transitions in one commit so far.
+  uint64_t wal_syncs = 0;              // fdatasyncs of the WAL by the store (kFull only).
 };
 
 // The counters of a SQLite store; nullopt for another kind of store.
@@ -40,5 +41,10 @@ Result<int64_t> sqlite_store_writer_pragma(Store& store, std::string_view name);
 // open_sqlite_store(), sets the same limit from the start (for end-to-end
 // tests of sagactl); it is not meant for production.
 Result<int64_t> sqlite_store_set_max_page_count(Store& store, int64_t pages);
+
+// Test hook: the store's next fdatasync of the WAL (kFull, pipelined sync)
+// fails with errno `error`, as a failing disk would. Returns false for
+// another kind of store.
+bool sqlite_store_fail_next_sync(Store& store, int error);
 
 }  // namespace saga::store

@@ -2,14 +2,15 @@
 // Store interface: every field round trips, history keeps its order and its
 // per-instance seq across reopen, listings, group commit (many transitions per
 // commit, done only after the data is visible to a new connection), the
-// durability setting, a cancel request that an engine update must not undo,
-// transitions that cannot apply, and a full disk.
+// durability setting and who syncs, a cancel request that an engine update
+// must not undo, transitions that cannot apply, a full disk and a failed
+// fsync.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-
 #include <stdlib.h>
 
 #include <atomic>
+#include <cerrno>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -345,20 +346,108 @@ TEST(SqliteStore, FlushWithNothingQueuedReturns) {
   store->flush();
 }
 
-TEST(SqliteStore, DurabilityOptionSetsSynchronous) {
+// Who makes a group commit durable (docs/store.md, "Pipelined sync"): under
+// kFull, a commit with nothing else queued is synced by SQLite inside COMMIT
+// (synchronous=FULL); commits with more work waiting are made with
+// synchronous=NORMAL and synced by the store's syncer before their dones
+// run. Under kNormal nothing is synced at commit.
+TEST(SqliteStore, DurabilityOptionDecidesWhoSyncs) {
   TempDir dir;
-  for (auto [durability, expected] : {std::pair{Durability::kFull, 2}, {Durability::kNormal, 1}}) {
+  int n = 0;
+  for (Durability durability : {Durability::kFull, Durability::kNormal}) {
+    const bool full = durability == Durability::kFull;
     StoreOptions options;
     options.durability = durability;
+    options.max_batch = 50;
+    options.busy_timeout_ms = 60'000;
     auto store = open_or_die(dir.file("x.db"), options);
     ASSERT_TRUE(store);
+
+    // One at a time.
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(
+          submit_and_wait(*store, create_transition(make_record(fmt::format("i{}", n++)))).ok());
+    }
     Result<int64_t> sync = sqlite_store_writer_pragma(*store, "synchronous");
     ASSERT_TRUE(sync.ok()) << sync.status().message();
-    EXPECT_EQ(*sync, expected);
+    EXPECT_EQ(*sync, full ? 2 : 1) << "FULL : NORMAL";
+    EXPECT_EQ(sqlite_store_stats(*store)->wal_syncs, 0u);
+
+    // A backlog: another connection holds the write lock while 500
+    // transitions queue up; then batches of 50 commit with more waiting.
+    RawDb other(dir.file("x.db"));
+    ASSERT_EQ(other.exec("BEGIN IMMEDIATE"), SQLITE_OK);
+    std::atomic<int> ok{0};
+    for (int i = 0; i < 500; ++i) {
+      store->submit(create_transition(make_record(fmt::format("i{}", n++))),
+                    [&](Status s) { ok.fetch_add(s.ok() ? 1 : 0); });
+    }
+    ASSERT_EQ(other.exec("COMMIT"), SQLITE_OK);
+    store->flush();
+    EXPECT_EQ(ok.load(), 500);
+    std::optional<SqliteStoreStats> stats = sqlite_store_stats(*store);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_GE(stats->commits, 3u + 10u);
+    if (full) {
+      EXPECT_GE(stats->wal_syncs, 1u);
+      EXPECT_LT(stats->wal_syncs, stats->commits) << "one sync covers several commits or none";
+    } else {
+      EXPECT_EQ(stats->wal_syncs, 0u);
+    }
   }
   RawDb raw(dir.file("x.db"));
   EXPECT_EQ(raw.query("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(raw.query("PRAGMA application_id"), std::to_string(0x53414741));
+  EXPECT_EQ(raw.query("SELECT count(*) FROM instances"), std::to_string(n));
+}
+
+// A failed fdatasync of the WAL: the transitions it should have made durable
+// fail, and so does everything after (the page cache can no longer be
+// trusted), until the store is opened again; the reopened store works and
+// holds every transition acknowledged before the failure.
+TEST(SqliteStore, FailedSyncFailsItsBatchesAndEveryLaterOne) {
+  TempDir dir;
+  const std::string path = dir.file("x.db");
+  StoreOptions options;
+  options.max_batch = 50;
+  options.busy_timeout_ms = 60'000;
+  {
+    auto store = open_or_die(path, options);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(submit_and_wait(*store, create_transition(make_record("before"))).ok());
+
+    ASSERT_TRUE(sqlite_store_fail_next_sync(*store, EIO));
+    RawDb other(path);  // A backlog, so that the syncer (not SQLite) syncs.
+    ASSERT_EQ(other.exec("BEGIN IMMEDIATE"), SQLITE_OK);
+    std::mutex mu;
+    std::vector<Status> results;
+    for (int i = 0; i < 200; ++i) {
+      store->submit(create_transition(make_record(fmt::format("i{}", i))), [&](Status s) {
+        std::lock_guard lock(mu);
+        results.push_back(std::move(s));
+      });
+    }
+    ASSERT_EQ(other.exec("COMMIT"), SQLITE_OK);
+    store->flush();
+    size_t failed = 0;
+    for (const Status& s : results) {
+      if (s.ok()) continue;
+      ++failed;
+      EXPECT_EQ(s.code(), StatusCode::kIoError);
+      EXPECT_TRUE(contains(
+          s.message(), "cannot make the database durable: fdatasync of " + path + "-wal failed"))
+          << s.message();
+      EXPECT_TRUE(contains(s.message(), "restart the process")) << s.message();
+    }
+    EXPECT_GE(failed, 50u) << "at least the synced batches";
+
+    Status later = submit_and_wait(*store, create_transition(make_record("later")));
+    EXPECT_EQ(later.code(), StatusCode::kIoError) << later.message();
+  }
+  auto store = open_or_die(path, options);
+  ASSERT_TRUE(store);
+  expect_same(get(*store, "before"), make_record("before"));
+  EXPECT_TRUE(submit_and_wait(*store, create_transition(make_record("after"))).ok());
 }
 
 TEST(SqliteStore, CancelRequestSurvivesALaterEngineUpdate) {

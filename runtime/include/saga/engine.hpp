@@ -76,9 +76,9 @@ class Completion {
   std::shared_ptr<State> state_;
 };
 
-// A synchronous action runs on an engine thread (or the store's writer thread
-// when its instance runs alone): keep it short, and make anything that waits
-// on the network or a disk an AsyncAction.
+// A synchronous action runs on an engine thread (or one of the store's
+// threads when its instance runs alone): keep it short, and make anything
+// that waits on the network or a disk an AsyncAction.
 using SyncAction = std::function<nlohmann::json(const ActionCall&)>;
 using AsyncAction = std::function<void(const ActionCall&, Completion)>;
 
@@ -169,7 +169,7 @@ struct EngineOptions {
   std::shared_ptr<Clock> clock;  // Null: the system clock.
   CompensationPolicy compensation;
   // Called for every history event once it is committed (live progress, logs).
-  // Runs on an engine thread, or on the store's writer thread when an
+  // Runs on an engine thread, or on one of the store's threads when an
   // instance runs alone; must not block, and in particular must not call
   // Engine::start(), enqueue() or wait().
   std::function<void(const std::string& instance_id, const HistoryEvent& event)> on_event;

@@ -117,7 +117,8 @@ class Store {
   virtual Result<std::vector<uint8_t>> get_program(const std::string& hash) = 0;
 
   // Queues a transition for the next group commit. `done` runs exactly once,
-  // on the store's writer thread, after the commit is durable (Ok) or failed
+  // on one of the store's threads (never two dones at once, always in
+  // submission order), after the commit is durable (Ok) or failed
   // (the error; nothing of the batch was written). It must not block. It gets
   // the transition back and may take from it: after a failure, the caller
   // submits its events and dead letter again rather than lose them.
