@@ -730,7 +730,11 @@ saga late() { step wait { do s.slow() -> r undo s.undo() } output r }
     auto started = e.start(hash, "late", json::object());
     ASSERT_TRUE(started.ok());
     id = started.value();
-    ASSERT_TRUE(log_.wait_for("step_started", "wait"));
+    // The action has been called (step_started is reported a moment before).
+    ASSERT_TRUE(eventually([&] {
+      std::lock_guard lock(mu);
+      return !parked.empty();
+    }));
     engine_.reset();
   }
   std::lock_guard lock(mu);
