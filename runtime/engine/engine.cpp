@@ -323,6 +323,7 @@ struct Run {
   std::vector<HistoryEvent> events;  // For the next transition.
   std::vector<bool> live_only;       // Parallel to events (Impl::live_event).
   std::unique_ptr<DeadLetter> dead_letter;
+  uint32_t checkpoint_bytes = 256;  // Room to reserve for the next checkpoint.
   bool deadline_armed = false;
   // Timers armed for this instance (TimerQueue::cancel): the wait (backoff,
   // sleep) or attempt timeout of the current generation, and the deadline.
@@ -379,7 +380,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::mutex mu;                    // Guards programs, actions, runs.
   std::condition_variable changed;  // A run finished or started.
   std::unordered_map<std::string, std::shared_ptr<const LinkedProgram>> programs;
-  std::unordered_map<std::string, Action> actions;
+  // Shared, so that a dispatch takes one without copying its callables.
+  std::unordered_map<std::string, std::shared_ptr<const Action>> actions;
   std::unordered_map<std::string, RunPtr> runs;
 
   std::mutex rng_mu;
@@ -523,7 +525,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       t.instance.output_json = r.state.output.to_json_text();
     // The checkpoint lives only in the transition: a waiting instance keeps
     // its state once, as InstanceState, not twice.
+    // Reserved at the last checkpoint's size: encoding grows it only rarely.
+    t.instance.checkpoint.reserve(r.checkpoint_bytes);
     runtime::encode_checkpoint(r.state, t.instance.checkpoint);
+    r.checkpoint_bytes = static_cast<uint32_t>(t.instance.checkpoint.size()) + 64;
     // Moved out, not cleared: a waiting instance keeps no spare capacity.
     std::vector<HistoryEvent> events = std::move(r.events);
     std::vector<bool> live_only = std::move(r.live_only);
@@ -766,16 +771,18 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         return finish_attempt(run, g, true, Value(), {}, {});
       }
     }
-    Action impl;
+    std::shared_ptr<const Action> registered;
     {
       std::lock_guard lock(mu);
       auto it = actions.find(action.name);
-      if (it != actions.end()) impl = it->second;
+      if (it != actions.end()) registered = it->second;
     }
-    std::string url =
-        action.service == bytecode::kNoService ? std::string() : url_of(p.services[action.service]);
-    if (!impl.sync && !impl.async && !url.empty() && options.service_transport) {
-      return call_service(run, g, step, action, undo, url);
+    static const Action kNone;
+    const Action& impl = registered ? *registered : kNone;
+    if (!impl.sync && !impl.async && action.service != bytecode::kNoService &&
+        options.service_transport) {
+      std::string url = url_of(p.services[action.service]);
+      if (!url.empty()) return call_service(run, g, step, action, undo, url);
     }
     if (!impl.sync && !impl.async) {
       std::string why =
@@ -872,9 +879,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       });
     };
     Completion completion(state);
-    boost::asio::post(io, [impl = std::move(impl), call, completion] {
+    boost::asio::post(io, [registered = std::move(registered), call, completion] {
       try {
-        impl.async(*call, completion);
+        registered->async(*call, completion);
       } catch (const std::exception& e) {
         completion.fail("error", e.what());
       }
@@ -1235,12 +1242,12 @@ Result<std::string> Engine::load_program_file(const std::string& path) {
 
 void Engine::register_action(const std::string& name, SyncAction action) {
   std::lock_guard lock(impl_->mu);
-  impl_->actions[name] = Action{std::move(action), nullptr};
+  impl_->actions[name] = std::make_shared<const Action>(Action{std::move(action), nullptr});
 }
 
 void Engine::register_async_action(const std::string& name, AsyncAction action) {
   std::lock_guard lock(impl_->mu);
-  impl_->actions[name] = Action{nullptr, std::move(action)};
+  impl_->actions[name] = std::make_shared<const Action>(Action{nullptr, std::move(action)});
 }
 
 Result<std::string> Engine::start(const std::string& hash, const std::string& saga,
