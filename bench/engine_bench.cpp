@@ -26,6 +26,7 @@
 
 #include <fmt/format.h>
 
+#include "bench/allocator.hpp"
 #include "compiler/compile.hpp"
 #include "runtime/bytecode/format.hpp"
 #include "runtime/store/sqlite_store.hpp"
@@ -290,8 +291,8 @@ int main(int argc, char** argv) {
     }
   }
   auto peers = read_peers(o.peers);
-  fmt::print("engine_bench: order saga (3 steps, no-op in-process actions), n={} per run, median of {} runs, {} % fail\n",
-             o.n, o.runs, o.fail_pct);
+  fmt::print("engine_bench: order saga (3 steps, no-op in-process actions), n={} per run, median of {} runs, {} % fail; {}\n",
+             o.n, o.runs, o.fail_pct, saga::bench::allocator_name());
   double best_peer = 0, dbos_p50 = 0;
   for (const Peer& p : peers) {
     best_peer = std::max(best_peer, p.sagas_per_s);

@@ -37,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/allocator.hpp"
 #include "compiler/compile.hpp"
 #include "runtime/bytecode/format.hpp"
 #include "runtime/http/beast.hpp"
@@ -255,8 +256,8 @@ int main(int argc, char** argv) {
   }
   fmt::print(
       "http_bench: order saga over HTTP, 3 participants on 127.0.0.1 (latency 0), {} HTTP steps "
-      "per saga, median of {} runs\n",
-      kSteps, o.runs);
+      "per saga, median of {} runs; {}\n",
+      kSteps, o.runs, saga::bench::allocator_name());
   fmt::print("{:<11} {:>5} {:>6} {:>9} {:>8} {:>8} {:>16} {:>15}\n", "durability", "conc", "sagas",
              "sagas/s", "p50 ms", "p99 ms", "overhead/step us", "server/step us");
   for (const std::string& d : o.durability) {

@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/allocator.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "saga/store.hpp"
 
@@ -345,8 +346,8 @@ int main(int argc, char** argv) {
 
   fmt::print(
       "store_bench: transition = 1 instance update (100-byte checkpoint) + 2 history events; {} "
-      "ids; median of {} runs; database in {}\n",
-      o.ordered_ids ? "time-ordered" : "random", o.runs, tmpl);
+      "ids; median of {} runs; database in {}; {}\n",
+      o.ordered_ids ? "time-ordered" : "random", o.runs, tmpl, saga::bench::allocator_name());
   // The machine's fsync cost varies over time (shared disks): measure it
   // before and after, to tell a slow store from a slow disk.
   fmt::print("fdatasync of 4 KiB in that directory, before: p50 {:.0f} us\n",
