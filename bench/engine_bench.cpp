@@ -58,7 +58,8 @@ std::vector<std::string> split(const std::string& s) {
 double cpu_seconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6;
+  return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec +
+         u.ru_stime.tv_usec / 1e6;
 }
 
 double peak_rss_mb() {
@@ -121,10 +122,17 @@ Sample run_once(const Options& o, int conc, saga::Durability durability) {
   options.durability = durability;
   options.threads = 2;
   auto engine = std::move(saga::Engine::open(options)).value();
-  std::string hash = engine->load_program(compile_file(std::string(SAGA_SOURCE_DIR) + "/samples/order.saga")).value();
-  engine->register_action("inventory.reserve", [](const saga::ActionCall&) { return json{{"id", "R-1"}}; });
-  engine->register_action("inventory.release", [](const saga::ActionCall&) { return json(nullptr); });
-  engine->register_action("payment.charge", [](const saga::ActionCall&) { return json{{"id", "P-1"}}; });
+  std::string hash =
+      engine->load_program(compile_file(std::string(SAGA_SOURCE_DIR) + "/samples/order.saga"))
+          .value();
+  engine->register_action("inventory.reserve", [](const saga::ActionCall&) {
+    return json{{"id", "R-1"}};
+  });
+  engine->register_action("inventory.release",
+                          [](const saga::ActionCall&) { return json(nullptr); });
+  engine->register_action("payment.charge", [](const saga::ActionCall&) {
+    return json{{"id", "P-1"}};
+  });
   engine->register_action("payment.refund", [](const saga::ActionCall&) { return json(nullptr); });
   auto ship = [&o](const saga::ActionCall& c) {
     if (o.fail_pct > 0 && c.args["order"].get<std::string>().back() == 'F') {
@@ -150,15 +158,16 @@ Sample run_once(const Options& o, int conc, saga::Durability durability) {
   };
   auto launch = [&](int i) {
     auto t0 = Clock::now();
-    auto id = engine->start_async(hash, "order_fulfillment", input(i), [&, t0](const saga::InstanceInfo& info) {
-      double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-      std::lock_guard lock(mu);
-      latencies.push_back(ms);
-      compensated += info.status == saga::InstanceStatus::kCompensated;
-      --in_flight;
-      ++done;
-      cv.notify_all();
-    });
+    auto id = engine->start_async(
+        hash, "order_fulfillment", input(i), [&, t0](const saga::InstanceInfo& info) {
+          double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+          std::lock_guard lock(mu);
+          latencies.push_back(ms);
+          compensated += info.status == saga::InstanceStatus::kCompensated;
+          --in_flight;
+          ++done;
+          cv.notify_all();
+        });
     if (!id.ok()) {
       fmt::print(stderr, "start failed: {}\n", id.status().message());
       std::exit(1);
@@ -211,7 +220,8 @@ struct Peer {
 
 std::vector<Peer> read_peers(const std::string& dir) {
   std::vector<Peer> out;
-  for (auto [file, name] : {std::pair{"dbos-throughput.json", "DBOS"}, {"restate-throughput.json", "Restate"}}) {
+  for (auto [file, name] :
+       {std::pair{"dbos-throughput.json", "DBOS"}, {"restate-throughput.json", "Restate"}}) {
     std::ifstream in(fs::path(dir) / file);
     if (!in) continue;
     auto doc = json::parse(in, nullptr, false);
@@ -241,20 +251,23 @@ void waiting_memory(const Options& o) {
       if (e.kind == "step_started" && e.step == "nap") ++waiting;
     };
     auto engine = std::move(saga::Engine::open(options)).value();
-    std::string hash = engine->load_program(compile_text(R"(
+    std::string hash = engine
+                           ->load_program(compile_text(R"(
 service orders { }
 saga waits(order: string) {
   step reserve { do orders.reserve(order: order) -> r  undo orders.release(id: r.id) }
   step nap { do sleep(for: 1h) }
   output r
 }
-)")).value();
+)"))
+                           .value();
     engine->register_action("orders.reserve", [](const saga::ActionCall& c) {
       return json{{"id", c.idempotency_key}};
     });
     auto t0 = Clock::now();
     for (int i = 0; i < o.waiting; ++i) {
-      auto id = engine->start_async(hash, "waits", json{{"order", fmt::format("o-{}", i)}}, nullptr);
+      auto id =
+          engine->start_async(hash, "waits", json{{"order", fmt::format("o-{}", i)}}, nullptr);
       if (!id.ok()) std::exit(1);
       if (i % 1000 == 999) {
         while (waiting.load() < i - 5000) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -263,9 +276,10 @@ saga waits(order: string) {
     while (waiting.load() < o.waiting) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     double rss = current_rss_mb();
-    fmt::print("waiting: {} instances asleep in a durable 1h timer: RSS {:.0f} MB ({:.0f} MB above the "
-               "empty process, {:.2f} KB each; goal: < 200 MB); set up in {:.1f} s\n",
-               o.waiting, rss, rss - before, (rss - before) * 1024 / o.waiting, secs);
+    fmt::print(
+        "waiting: {} instances asleep in a durable 1h timer: RSS {:.0f} MB ({:.0f} MB above the "
+        "empty process, {:.2f} KB each; goal: < 200 MB); set up in {:.1f} s\n",
+        o.waiting, rss, rss - before, (rss - before) * 1024 / o.waiting, secs);
   }
   fs::remove_all(dir);
 }
@@ -276,12 +290,18 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--n") o.n = std::stoi(v);
-    else if (k == "--runs") o.runs = std::stoi(v);
-    else if (k == "--fail-pct") o.fail_pct = std::stoi(v);
-    else if (k == "--waiting") o.waiting = std::stoi(v);
-    else if (k == "--peers") o.peers = v;
-    else if (k == "--durability") o.durability = split(v);
+    if (k == "--n")
+      o.n = std::stoi(v);
+    else if (k == "--runs")
+      o.runs = std::stoi(v);
+    else if (k == "--fail-pct")
+      o.fail_pct = std::stoi(v);
+    else if (k == "--waiting")
+      o.waiting = std::stoi(v);
+    else if (k == "--peers")
+      o.peers = v;
+    else if (k == "--durability")
+      o.durability = split(v);
     else if (k == "--conc") {
       o.conc.clear();
       for (auto& c : split(v)) o.conc.push_back(std::stoi(c));
@@ -291,8 +311,10 @@ int main(int argc, char** argv) {
     }
   }
   auto peers = read_peers(o.peers);
-  fmt::print("engine_bench: order saga (3 steps, no-op in-process actions), n={} per run, median of {} runs, {} % fail; {}\n",
-             o.n, o.runs, o.fail_pct, saga::bench::allocator_name());
+  fmt::print(
+      "engine_bench: order saga (3 steps, no-op in-process actions), n={} per run, median of {} "
+      "runs, {} % fail; {}\n",
+      o.n, o.runs, o.fail_pct, saga::bench::allocator_name());
   double best_peer = 0, dbos_p50 = 0;
   for (const Peer& p : peers) {
     best_peer = std::max(best_peer, p.sagas_per_s);
@@ -312,12 +334,16 @@ int main(int argc, char** argv) {
         per_saga.push_back(s.transitions_per_saga);
       }
       std::string ratio;
-      if (best_peer > 0) ratio += fmt::format("  {:.0f}x best peer ({:.0f}/s)", median(rate) / best_peer, best_peer);
-      if (dbos_p50 > 0 && conc == 1) ratio += fmt::format("  p50 = 1/{:.1f} of DBOS's {} ms", dbos_p50 / median(p50), dbos_p50);
-      fmt::print("{:<6} conc {:>4}: {:>8.0f} sagas/s (min {:.0f}, max {:.0f})  p50 {:.3f} ms  p99 {:.3f} ms  cpu {:.3f} ms/saga  {:.1f} commits/saga, {:.0f} per commit{}\n",
-                 d, conc, median(rate), *std::min_element(rate.begin(), rate.end()),
-                 *std::max_element(rate.begin(), rate.end()), median(p50), median(p99), median(cpu),
-                 median(per_saga), median(batch), ratio);
+      if (best_peer > 0)
+        ratio += fmt::format("  {:.0f}x best peer ({:.0f}/s)", median(rate) / best_peer, best_peer);
+      if (dbos_p50 > 0 && conc == 1)
+        ratio += fmt::format("  p50 = 1/{:.1f} of DBOS's {} ms", dbos_p50 / median(p50), dbos_p50);
+      fmt::print(
+          "{:<6} conc {:>4}: {:>8.0f} sagas/s (min {:.0f}, max {:.0f})  p50 {:.3f} ms  p99 {:.3f} "
+          "ms  cpu {:.3f} ms/saga  {:.1f} commits/saga, {:.0f} per commit{}\n",
+          d, conc, median(rate), *std::min_element(rate.begin(), rate.end()),
+          *std::max_element(rate.begin(), rate.end()), median(p50), median(p99), median(cpu),
+          median(per_saga), median(batch), ratio);
     }
   }
   fmt::print("peak RSS so far: {:.0f} MB\n", peak_rss_mb());
