@@ -797,12 +797,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       return finish_attempt(run, g, false, Value(), "unsupported", why);
     }
 
-    // Per-attempt timeout: the step's, else its service's.
+    // Per-attempt timeout: the step's, else its service's; for the undo as
+    // for the do (an undo that never answers must not hold its instance in
+    // `compensating` forever: it times out, is retried, and ends stuck).
     int64_t timeout = static_cast<int64_t>(step.timeout_ms);
     if (timeout == 0 && action.service != bytecode::kNoService) {
       timeout = static_cast<int64_t>(p.services[action.service].timeout_ms);
     }
-    if (timeout > 0 && !undo && impl.async) {
+    if (timeout > 0 && impl.async) {
       // Held weakly: a finished instance must not stay in memory until its
       // abandoned timeouts come due.
       std::weak_ptr<Run> weak = run;
@@ -846,7 +848,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         cls = "error";
         msg = e.what();
       }
-      if (timeout > 0 && !undo && now() - started > timeout) {
+      if (timeout > 0 && now() - started > timeout) {
         ok = false;
         cls = "timeout";
         msg = fmt::format("no answer within {}", format_ms(timeout));

@@ -521,6 +521,55 @@ saga x() {
   EXPECT_EQ(letters->at(0).error_class, "unavailable");
 }
 
+// An undo that never answers is held to the same per-attempt timeout as its
+// do (here the service's 2 s): it times out, is retried by the compensation
+// policy, and the instance ends stuck with a dead letter instead of waiting
+// in `compensating` forever.
+TEST_F(EngineTest, HangingUndoTimesOutAndEndsStuck) {
+  auto& e = open();
+  std::string hash = load(R"(
+service s { timeout 2s }
+saga x() {
+  step a { do s.a() undo s.undo_a() }
+  fail rejected "stop here"
+}
+)");
+  std::mutex mu;
+  std::vector<saga::Completion> parked;  // Never completed.
+  auto calls = [&] {
+    std::lock_guard lock(mu);
+    return parked.size();
+  };
+  e.register_action("s.a", [](const saga::ActionCall&) -> json { return 1; });
+  e.register_async_action("s.undo_a", [&](const saga::ActionCall&, saga::Completion c) {
+    std::lock_guard lock(mu);
+    parked.push_back(c);
+  });
+  auto id = e.start(hash, "x", json::object());
+  ASSERT_TRUE(id.ok());
+  // attempts = 3 (set in open()), backoffs of 100 ms and 200 ms between.
+  ASSERT_TRUE(eventually([&] { return calls() == 1; }));
+  clock_->advance(2s);
+  ASSERT_TRUE(log_.wait_for("undo_failed", "a", 1));
+  clock_->advance(100ms);
+  ASSERT_TRUE(eventually([&] { return calls() == 2; }));
+  clock_->advance(2s);
+  ASSERT_TRUE(log_.wait_for("undo_failed", "a", 2));
+  clock_->advance(200ms);
+  ASSERT_TRUE(eventually([&] { return calls() == 3; }));
+  clock_->advance(2s);
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kStuck);
+  auto letters = e.store().dead_letters(id.value());
+  ASSERT_TRUE(letters.ok());
+  ASSERT_EQ(letters->size(), 1u);
+  EXPECT_EQ(letters->at(0).error_class, "timeout");
+  EXPECT_NE(letters->at(0).message.find("no answer within 2s"), std::string::npos)
+      << letters->at(0).message;
+  EXPECT_EQ(calls(), 3u);
+}
+
 TEST_F(EngineTest, InputIsValidatedBeforeAnythingIsRecorded) {
   auto& e = open();
   std::string hash = load(kThreeSteps);

@@ -221,6 +221,10 @@ class Engine {
   // Registers the implementation of an action ("payment.charge"). Register
   // before starting or resuming instances that use it. An action nobody
   // provides fails its step with class `unsupported`, naming the action.
+  // Every attempt, of a do or of an undo, has the step's timeout (else its
+  // service's): an asynchronous action that has not completed by then fails
+  // the attempt with class `timeout`; a synchronous one that returns late
+  // has its result discarded the same way.
   void register_action(const std::string& name, SyncAction action);
   void register_async_action(const std::string& name, AsyncAction action);
 
