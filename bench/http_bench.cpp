@@ -16,11 +16,7 @@
 //
 //   build/bench/http_bench [--n 2000] [--n1 200] [--conc 1,256]
 //                          [--durability normal,full] [--runs 3]
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,15 +36,13 @@
 #include "bench/allocator.hpp"
 #include "compiler/compile.hpp"
 #include "runtime/bytecode/format.hpp"
-#include "runtime/http/beast.hpp"
 #include "saga/engine.hpp"
 #include "saga/http.hpp"
-
-extern char** environ;
+#include "samples/participants/participant_process.hpp"
 
 namespace fs = std::filesystem;
-namespace bhttp = boost::beast::http;
 using json = nlohmann::json;
+using Participant = saga::samples::ParticipantProcess;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -67,56 +61,6 @@ std::vector<std::string> split(const std::string& s) {
   for (std::string item; std::getline(in, item, ',');) out.push_back(item);
   return out;
 }
-
-// A participant process; see tests/http/e2e_test.cpp for the same helper.
-class Participant {
- public:
-  Participant(const std::string& role, const fs::path& dir) {
-    std::vector<std::string> args = {
-        SAGA_PARTICIPANT, "--role", role, "--port", "0", "--db", (dir / (role + ".db")).string()};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    int rc = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(out[1]);
-    if (rc != 0) throw std::runtime_error(std::string("cannot start ") + argv[0]);
-    std::string line;
-    char c;
-    while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    ::close(out[0]);
-    if (line.rfind("listening on 127.0.0.1:", 0) != 0) {
-      throw std::runtime_error("participant did not start: " + line);
-    }
-    port_ = std::atoi(line.c_str() + line.rfind(':') + 1);
-  }
-  ~Participant() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  std::string url() const { return fmt::format("http://127.0.0.1:{}", port_); }
-  json stats() {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::socket socket(io);
-    socket.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port_)});
-    bhttp::request<bhttp::empty_body> req{bhttp::verb::get, "/stats", 11};
-    req.set(bhttp::field::host, "127.0.0.1");
-    bhttp::write(socket, req);
-    boost::beast::flat_buffer buffer;
-    bhttp::response<bhttp::string_body> res;
-    bhttp::read(socket, buffer, res);
-    return json::parse(res.body());
-  }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
 
 // The saga is samples/order.saga as it is; its three services are bound to
 // the participants with EngineOptions::service_urls (shipping, declared

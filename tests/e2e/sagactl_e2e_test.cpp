@@ -4,12 +4,8 @@
 // The participants record their effects in SQLite files keyed by
 // Idempotency-Key, which the test reads to check exactly-once effects,
 // including after a `kill -9` of `sagactl worker` in the middle of HTTP calls.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sqlite3.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,82 +14,21 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
-extern char** environ;
+#include "samples/participants/participant_process.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// A child process with its stdout (and stderr) in a file.
-class Process {
- public:
-  Process(const std::vector<std::string>& argv, const fs::path& log) : log_(log) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Process() { kill(SIGKILL); }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  pid_t pid() const { return pid_; }
-  void kill(int sig) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, sig);
-    int status;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-  // Waits for the process to exit (up to `limit`; then kills it) and
-  // returns its exit code, or -1 when it had to be killed.
-  int wait(std::chrono::milliseconds limit) {
-    auto until = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < until) {
-      int status;
-      pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(5ms);
-    }
-    kill(SIGKILL);
-    return -1;
-  }
-  std::string output() const {
-    std::ifstream in(log_);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-
- private:
-  pid_t pid_ = -1;
-  fs::path log_;
-};
-
-// Polls `condition` every few milliseconds until it holds or `limit` passes.
-template <class F>
-bool eventually(F condition, std::chrono::milliseconds limit = 10s) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
+// sagactl runs as a ChildProcess with its stdout and stderr in a log file;
+// the participants are started as tests/http starts them.
+using saga::samples::ChildProcess;
+using saga::samples::eventually;
+using saga::samples::ParticipantProcess;
 
 // Effects a participant recorded: rows of its `effects` table.
 struct Effects {
@@ -140,20 +75,8 @@ class SagactlE2E : public ::testing::Test {
 
   // Starts a participant and returns its port.
   int serve(const std::string& role, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {
-        SAGA_PARTICIPANT, "--role", role, "--port", "0", "--db", (dir_ / (role + ".db")).string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    servers_.push_back(std::make_unique<Process>(argv, dir_ / (role + ".log")));
-    Process& p = *servers_.back();
-    int port = 0;
-    EXPECT_TRUE(eventually([&] {
-      std::string out = p.output();
-      auto at = out.find("listening on 127.0.0.1:");
-      if (at == std::string::npos) return false;
-      port = std::stoi(out.substr(at + 23));
-      return true;
-    })) << p.output();
-    return port;
+    servers_.push_back(std::make_unique<ParticipantProcess>(role, dir_, extra));
+    return servers_.back()->port();
   }
 
   // Writes the order saga with the participants' ports.
@@ -181,14 +104,14 @@ saga order(order_id: string) {
   int sagactl(const std::vector<std::string>& args, std::string* out = nullptr) {
     std::vector<std::string> argv = {SAGACTL};
     argv.insert(argv.end(), args.begin(), args.end());
-    Process p(argv, dir_ / "sagactl.log");
+    ChildProcess p(argv, dir_ / "sagactl.log");
     int code = p.wait(60s);
     if (out) *out = p.output();
     return code;
   }
 
   fs::path dir_;
-  std::vector<std::unique_ptr<Process>> servers_;
+  std::vector<std::unique_ptr<ParticipantProcess>> servers_;
 };
 
 TEST_F(SagactlE2E, RunCompletesOverHttp) {
@@ -266,13 +189,13 @@ TEST_F(SagactlE2E, KillWorkerMidFlightThenResumeHasNoDuplicateEffects) {
               0);
   }
   {
-    Process worker({SAGACTL, "worker", "--db", db, "--poll-ms", "50"}, dir_ / "worker.log");
+    ChildProcess worker({SAGACTL, "worker", "--db", db, "--poll-ms", "50"}, dir_ / "worker.log");
     // The orders move through the services together (40 ms a call): kill
     // the worker as soon as the first charge lands, while the other charges
     // are in flight and no shipment has been made.
-    ASSERT_TRUE(eventually([&] { return read_effects(dir_ / "payment.db").total >= 1; }))
+    ASSERT_TRUE(eventually([&] { return read_effects(dir_ / "payment.db").total >= 1; }, 10s))
         << worker.output();
-    worker.kill(SIGKILL);
+    worker.kill();
     EXPECT_LT(read_effects(dir_ / "shipping.db").total, kOrders) << "the kill landed mid-flight";
   }
   std::string out;

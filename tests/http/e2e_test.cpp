@@ -5,11 +5,7 @@
 // calls per Idempotency-Key, effects, request times, peak concurrency) and
 // about the instances' final state. Nothing sleeps and hopes: where time
 // must pass (a breaker's reset) the test polls with a deadline.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,105 +15,22 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
-#include <thread>
 
 #include "compiler/compile.hpp"
 #include "runtime/bytecode/format.hpp"
-#include "runtime/http/beast.hpp"
 #include "saga/engine.hpp"
 #include "saga/http.hpp"
-
-extern char** environ;
+#include "samples/participants/participant_process.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
-namespace bhttp = boost::beast::http;
 using json = nlohmann::json;
 using saga::InstanceStatus;
+using saga::samples::eventually;
+// A participant server in a child process (samples/participants).
+using Server = saga::samples::ParticipantProcess;
 using namespace std::chrono_literals;
-
-// A participant server in a child process. The constructor returns once the
-// server printed "listening on 127.0.0.1:PORT"; the destructor stops it with
-// SIGTERM (SIGKILL after 5 s).
-class Server {
- public:
-  Server(const std::string& role, const fs::path& dir, std::vector<std::string> extra = {},
-         int port = 0) {
-    std::vector<std::string> args = {SAGA_PARTICIPANT,
-                                     "--role",
-                                     role,
-                                     "--port",
-                                     std::to_string(port),
-                                     "--db",
-                                     (dir / (role + ".db")).string(),
-                                     "--seed",
-                                     "7"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int out[2];
-    EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    int rc = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(out[1]);
-    EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
-    std::string line;
-    char c;
-    while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    ::close(out[0]);
-    auto colon = line.rfind(':');
-    EXPECT_EQ(line.rfind("listening on 127.0.0.1:", 0), 0u) << line;
-    if (colon != std::string::npos) port_ = std::atoi(line.c_str() + colon + 1);
-  }
-  ~Server() { stop(); }
-
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 500; ++i) {
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        return;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-  int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::string authority() const { return "127.0.0.1:" + std::to_string(port_); }
-
-  // A blocking request from the test itself (not through the client under test).
-  json request(bhttp::verb verb, const std::string& target, const json& body = nullptr) {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::socket socket(io);
-    socket.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port_)});
-    bhttp::request<bhttp::string_body> req{verb, target, 11};
-    req.set(bhttp::field::host, authority());
-    if (!body.is_null()) req.body() = body.dump();
-    req.prepare_payload();
-    bhttp::write(socket, req);
-    boost::beast::flat_buffer buffer;
-    bhttp::response<bhttp::string_body> res;
-    bhttp::read(socket, buffer, res);
-    return json::parse(res.body(), nullptr, false);
-  }
-  json stats() { return request(bhttp::verb::get, "/stats"); }
-  void control(const json& c) { request(bhttp::verb::post, "/control", c); }
-  int64_t calls() { return stats()["calls"].get<int64_t>(); }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
 
 std::vector<uint8_t> compile(const std::string& text) {
   saga::SourceFile source("test.saga", text);
@@ -139,17 +52,6 @@ std::string fill(std::string text, const std::map<std::string, std::string>& val
   return text;
 }
 
-// Polls `condition` every 10 ms until it holds or `limit` passes.
-template <class F>
-bool eventually(F condition, std::chrono::milliseconds limit = 5s) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
-
 class HttpE2E : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -168,8 +70,10 @@ class HttpE2E : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
+  // Starts a participant (samples/participants) with --seed 7 and `extra`.
   Server& server(const std::string& role, std::vector<std::string> extra = {}, int port = 0) {
-    servers_.push_back(std::make_unique<Server>(role, dir_, std::move(extra), port));
+    extra.insert(extra.begin(), {"--seed", "7"});
+    servers_.push_back(std::make_unique<Server>(role, dir_, extra, port));
     return *servers_.back();
   }
 

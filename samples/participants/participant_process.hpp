@@ -1,0 +1,119 @@
+// Starting the sample `participant` server (participant.cpp) as a child
+// process and talking to it, for the programs that need real servers on
+// 127.0.0.1: the HTTP tests (tests/http), the sagactl end-to-end tests
+// (tests/e2e) and the HTTP benchmark (bench/http_bench). ChildProcess is the
+// generic part (spawn, first line of stdout, stop, wait); ParticipantProcess
+// adds the participant's command line and its GET /stats and POST /control.
+// The library (saga_participant_process) knows where the participant binary
+// was built. Beast stays in participant_process.cpp, out of this header.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace saga::samples {
+
+// A child process started with posix_spawn. argv[0] is the program's path
+// (PATH is not searched). With an empty `log`, the child's stdout is a pipe
+// that first_line() reads and its stderr is ours; otherwise its stdout and
+// stderr both go to the file `log`, which output() reads. The destructor
+// stops the child if it still runs.
+class ChildProcess {
+ public:
+  // Throws std::runtime_error when the program cannot be started.
+  explicit ChildProcess(const std::vector<std::string>& argv,
+                        const std::filesystem::path& log = {});
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+
+  // Reads stdout up to its first newline (without it), blocking until the
+  // child writes it or closes its stdout, then closes our end of the pipe.
+  // Empty when stdout goes to a log file or was read already.
+  std::string first_line();
+
+  // What the child wrote to its log file so far.
+  std::string output() const;
+
+  // Sends SIGTERM, waits up to `grace` for the child to exit, then sends
+  // SIGKILL. Does nothing once the child is stopped.
+  void stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+
+  // Sends SIGKILL at once and reaps the child: a crash, as far as the child
+  // can tell.
+  void kill();
+
+  // Waits up to `limit` for the child to exit and returns its exit code
+  // (128 + the signal when a signal ended it), or -1 when it was still
+  // running and had to be killed.
+  int wait(std::chrono::milliseconds limit);
+
+ private:
+  pid_t pid_ = -1;
+  int stdout_ = -1;  // Our end of the stdout pipe, or -1.
+  std::filesystem::path log_;
+};
+
+// A `participant` server in a child process:
+//
+//   participant --role ROLE --port PORT --db DIR/ROLE.db EXTRA...
+//
+// The constructor returns once the server printed "listening on
+// 127.0.0.1:PORT" (so port 0 gives an ephemeral port, which port() then
+// returns) and throws std::runtime_error when it printed something else. The
+// destructor stops it as ChildProcess::stop() does.
+class ParticipantProcess {
+ public:
+  ParticipantProcess(const std::string& role, const std::filesystem::path& dir,
+                     const std::vector<std::string>& extra = {}, int port = 0);
+
+  // Stops the server (SIGTERM, then SIGKILL after 5 s); its port is free
+  // afterwards, so another server may listen on it.
+  void stop() { process_.stop(); }
+
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string authority() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  // A blocking request on a connection of its own, outside any client under
+  // test. `method` is "GET", "POST", ...; a null `body` sends none. Returns
+  // the parsed response body, or a discarded value when it is not JSON.
+  nlohmann::json request(std::string_view method, const std::string& target,
+                         const nlohmann::json& body = nullptr);
+
+  // GET /stats: calls, effects, calls_by_key, in_flight, handled_us, ...
+  nlohmann::json stats() { return request("GET", "/stats"); }
+  // POST /control: changes the injected failures and latency at run time.
+  void control(const nlohmann::json& change) { request("POST", "/control", change); }
+  // The number of calls the server received (GET /stats "calls").
+  int64_t calls() { return stats()["calls"].get<int64_t>(); }
+
+ private:
+  ChildProcess process_;
+  int port_ = 0;
+};
+
+// Polls `condition` every 10 ms until it holds or `limit` passes, and
+// returns whether it held: waiting for what a child process does without
+// sleeping for a guessed time.
+template <class F>
+bool eventually(F condition, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return condition();
+}
+
+}  // namespace saga::samples
