@@ -288,18 +288,25 @@ int exit_code_for(InstanceStatus status) {
 // ---- The engine ---------------------------------------------------------------
 
 struct Completion::State {
-  std::function<void(bool ok, nlohmann::json result, std::string error_class, std::string message)>
+  std::function<void(bool ok, nlohmann::json result, std::string error_class, std::string message,
+                     int64_t retry_after_ms)>
       deliver;
   std::atomic<bool> done{false};
 };
 
 void Completion::succeed(nlohmann::json result) const {
-  if (state_ && !state_->done.exchange(true)) state_->deliver(true, std::move(result), {}, {});
+  if (state_ && !state_->done.exchange(true)) state_->deliver(true, std::move(result), {}, {}, 0);
 }
 
 void Completion::fail(std::string error_class, std::string message) const {
+  fail(std::move(error_class), std::move(message), std::chrono::milliseconds(0));
+}
+
+void Completion::fail(std::string error_class, std::string message,
+                      std::chrono::milliseconds retry_after) const {
   if (state_ && !state_->done.exchange(true)) {
-    state_->deliver(false, nullptr, std::move(error_class), std::move(message));
+    state_->deliver(false, nullptr, std::move(error_class), std::move(message),
+                    std::max<int64_t>(retry_after.count(), 0));
   }
 }
 
@@ -827,6 +834,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       ActionCall call;
       call.action = action.name;
       describe_call(call, *run, step, undo);
+      call.timeout_ms = timeout;
       int64_t started = now();
       bool ok = false;
       Value result;
@@ -859,18 +867,21 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     auto call = std::make_shared<ActionCall>();
     call->action = action.name;
     describe_call(*call, *run, step, undo);
+    call->timeout_ms = timeout;
 
     auto state = std::make_shared<Completion::State>();
     std::weak_ptr<Impl> self = weak_from_this();
     state->deliver = [self, run, g](bool ok, nlohmann::json result, std::string cls,
-                                    std::string msg) {
+                                    std::string msg, int64_t retry_after_ms) {
       std::shared_ptr<Impl> impl = self.lock();
       if (!impl) return;  // The engine is gone; the instance resumes next time.
       auto converted = ok ? Value::from_json(result) : Result<Value>(Value());
       boost::asio::post(impl->io, [impl = impl.get(), run, g, ok, converted = std::move(converted),
-                                   cls = std::move(cls), msg = std::move(msg)]() mutable {
+                                   cls = std::move(cls), msg = std::move(msg),
+                                   retry_after_ms]() mutable {
         std::lock_guard lock(run->mu);
         if (run->generation != g) return;
+        run->retry_after_ms = retry_after_ms;
         if (ok && !converted.ok()) {
           return impl->finish_attempt(run, g, false, Value(), "error",
                                       "the action returned a result that is not a JSON value: " +

@@ -749,7 +749,8 @@ void HttpClient::Impl::call_action(const std::string& method, const ActionCall& 
     if (out.ok) {
       completion.succeed(std::move(out.result));
     } else {
-      completion.fail(std::move(out.error_class), std::move(out.message));
+      completion.fail(std::move(out.error_class), std::move(out.message),
+                      std::chrono::milliseconds(out.retry_after_ms));
     }
   };
   const nlohmann::json& args = call.args;
@@ -803,7 +804,9 @@ void HttpClient::Impl::call_action(const std::string& method, const ActionCall& 
       r.headers.emplace_back(name, std::move(text));
     }
   }
-  r.timeout_ms = options.default_timeout_ms;
+  // The attempt's timeout, so that the request gives up when the engine
+  // does; without one, the client's default.
+  r.timeout_ms = call.timeout_ms > 0 ? call.timeout_ms : options.default_timeout_ms;
   r.done = std::move(done);
   start(std::move(r));
 }

@@ -449,10 +449,13 @@ saga quick(n: number) { step charge { do payment.charge(amount: n) -> r  timeout
   EXPECT_EQ(pay.calls(), 1);  // The queued call never reached the server.
 }
 
+// A 503 with Retry-After: 1 raises the retry policy's 10 ms backoff to 1 s,
+// for a service call and for the stdlib http.* actions alike. (The server
+// fails the first call of each idempotency key.)
 TEST_F(HttpE2E, RetryAfterIsHonoured) {
   Server& inv = server("inventory", {"--fail-sequence", "503", "--retry-after", "1"});
   open();
-  std::string hash = load(fill(R"(
+  std::string via_service = load(fill(R"(
 service inventory { url "@INV@" timeout 2s }
 saga s(order: string) {
   step reserve {
@@ -462,15 +465,31 @@ saga s(order: string) {
   output r
 }
 )",
-                               {{"INV", inv.url()}}));
-  auto info = run(hash, "s", {{"order", "o-1"}});
-  ASSERT_EQ(info.status, InstanceStatus::kCompleted) << info.error_message;
-  json times = inv.stats()["times_by_key"][info.id + "/reserve"];
-  ASSERT_EQ(times.size(), 2u) << times.dump();
-  EXPECT_GE(times[1].get<int64_t>() - times[0].get<int64_t>(), 1000) << times.dump();
-  auto failed = events("attempt_failed");
-  ASSERT_EQ(failed.size(), 1u);
-  EXPECT_NE(failed[0].message.find("retrying in 1s"), std::string::npos) << failed[0].message;
+                                      {{"INV", inv.url()}}));
+  std::string via_stdlib = load(fill(R"(
+saga s(order: string) {
+  step reserve {
+    do http.post(url: "@INV@/reserve", body: {order: order}) -> r
+    timeout 2s
+    retry { attempts: 3, backoff: fixed(10ms), on: [unavailable] }
+  }
+  output r
+}
+)",
+                                     {{"INV", inv.url()}}));
+  size_t n = 0;
+  for (const std::string& hash : {via_service, via_stdlib}) {
+    SCOPED_TRACE(hash == via_service ? "service call" : "http.post");
+    auto info = run(hash, "s", {{"order", "o-" + std::to_string(++n)}});
+    ASSERT_EQ(info.status, InstanceStatus::kCompleted) << info.error_message;
+    json times = inv.stats()["times_by_key"][info.id + "/reserve"];
+    ASSERT_EQ(times.size(), 2u) << times.dump();
+    EXPECT_GE(times[1].get<int64_t>() - times[0].get<int64_t>(), 1000) << times.dump();
+    auto failed = events("attempt_failed");
+    ASSERT_EQ(failed.size(), n);
+    EXPECT_NE(failed.back().message.find("retrying in 1s"), std::string::npos)
+        << failed.back().message;
+  }
 }
 
 TEST_F(HttpE2E, HostsOutsideTheAllowlistAreRejected) {

@@ -570,6 +570,56 @@ saga x() {
   EXPECT_EQ(calls(), 3u);
 }
 
+// An action sees its attempt's timeout (ActionCall::timeout_ms), and an
+// asynchronous action can ask for a least delay before the retry
+// (Completion::fail with retry_after, as an HTTP Retry-After does).
+TEST_F(EngineTest, ActionsSeeTheirTimeoutAndCanDelayTheRetry) {
+  auto& e = open();
+  std::string hash = load(R"(
+service s { timeout 3s }
+saga x() {
+  step a { do s.a() timeout 2s retry { attempts: 2, backoff: fixed(100ms), on: [unavailable] } }
+  step b { do s.b() }
+}
+)");
+  std::mutex mu;
+  std::vector<int64_t> timeouts;
+  std::vector<int64_t> call_times;
+  e.register_async_action("s.a", [&](const saga::ActionCall& c, saga::Completion done) {
+    {
+      std::lock_guard lock(mu);
+      timeouts.push_back(c.timeout_ms);
+      call_times.push_back(clock_->now_ms());
+    }
+    if (c.attempt == 1) {
+      done.fail("unavailable", "busy", std::chrono::milliseconds(5000));
+    } else {
+      done.succeed(1);
+    }
+  });
+  e.register_action("s.b", [&](const saga::ActionCall& c) -> json {
+    std::lock_guard lock(mu);
+    timeouts.push_back(c.timeout_ms);
+    return 2;
+  });
+  auto id = e.start(hash, "x", json::object());
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(log_.wait_for("attempt_failed", "a"));
+  // The policy's 100 ms backoff is raised to the 5 s asked for.
+  EXPECT_NE(log_.of("attempt_failed")[0].message.find("retrying in 5s"), std::string::npos)
+      << log_.of("attempt_failed")[0].message;
+  clock_->advance(4999ms);
+  clock_->advance(1ms);
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  std::lock_guard lock(mu);
+  ASSERT_EQ(call_times.size(), 2u);
+  EXPECT_EQ(call_times[1] - call_times[0], 5000);
+  // Step a's own timeout, then the service's for step b.
+  EXPECT_EQ(timeouts, (std::vector<int64_t>{2000, 2000, 3000}));
+}
+
 TEST_F(EngineTest, InputIsValidatedBeforeAnythingIsRecorded) {
   auto& e = open();
   std::string hash = load(kThreeSteps);

@@ -46,6 +46,10 @@ struct ActionCall {
   std::string idempotency_key;
   uint32_t attempt = 1;
   bool compensation = false;
+  // This attempt's timeout (the step's, else its service's); 0 = none. The
+  // engine ends the attempt then whatever the action does; an action that
+  // waits on the network should give up on the wire at the same time.
+  int64_t timeout_ms = 0;
 };
 
 // Thrown by a synchronous action to fail the attempt with an error class:
@@ -71,6 +75,10 @@ class Completion {
   explicit Completion(std::shared_ptr<State> state) : state_(std::move(state)) {}
   void succeed(nlohmann::json result) const;
   void fail(std::string error_class, std::string message) const;
+  // The same, with the least delay before a retry of this step (an HTTP
+  // Retry-After, say): the retry policy's backoff is raised to it.
+  void fail(std::string error_class, std::string message,
+            std::chrono::milliseconds retry_after) const;
 
  private:
   std::shared_ptr<State> state_;
