@@ -721,8 +721,8 @@ Status SqliteStore::sync_wal() {
     if (!sync_failure_.ok()) return sync_failure_;
   }
   // Should SQLite ever replace the WAL file, sync the new one.
-  struct stat open_file {
-  }, on_disk{};
+  struct stat open_file;  // Read only when fstat() filled it.
+  struct stat on_disk;    // Read only when stat() filled it.
   if (::fstat(wal_fd_, &open_file) != 0 || ::stat(wal_path_.c_str(), &on_disk) != 0 ||
       open_file.st_ino != on_disk.st_ino || open_file.st_dev != on_disk.st_dev) {
     int fd = ::open(wal_path_.c_str(), O_RDWR | O_CLOEXEC);
