@@ -340,8 +340,9 @@ struct Run {
   bool started = false;  // The first commit succeeded (the row exists).
   // start() waits on it for the first commit's outcome.
   std::shared_ptr<std::promise<Status>> started_promise;
-  Engine::DoneCallback on_done;  // start_async()'s callback.
-  int64_t retry_after_ms = 0;    // Of the last service call (Retry-After).
+  Engine::DoneCallback on_done;   // start_async()'s callback.
+  int64_t retry_after_ms = 0;     // Of the last service call (Retry-After).
+  bool attempt_not_sent = false;  // The last service call never reached the service.
 };
 
 using RunPtr = std::shared_ptr<Run>;
@@ -764,6 +765,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     uint64_t g = next_generation(*run);
     bool undo = s.wait == Wait::kUndo;
     run->retry_after_ms = 0;
+    run->attempt_not_sent = false;
 
     // Built-in actions the engine performs itself.
     if (action.service == bytecode::kNoService) {
@@ -959,6 +961,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           std::lock_guard lock(run->mu);
           if (run->generation != g) return;
           run->retry_after_ms = out.retry_after_ms;
+          run->attempt_not_sent = out.not_sent;
           if (out.ok && !converted.ok()) {
             return impl->finish_attempt(run, g, false, Value(), "error",
                                         "the service returned a result that is not a JSON value: " +
@@ -1016,6 +1019,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       bool retryable = policy && s.attempt < policy->attempts &&
                        std::find(policy->retry_on.begin(), policy->retry_on.end(), cls) !=
                            policy->retry_on.end();
+      // An attempt refused before its request was sent (open circuit, no
+      // connection) certainly had no effect; one that ended otherwise, short
+      // of a definite `rejected`, may have.
+      const bool not_sent = run->attempt_not_sent;
       if (retryable) {
         // A Retry-After from the service is the least delay.
         int64_t delay = std::max(backoff(*policy, s.attempt), run->retry_after_ms);
@@ -1023,13 +1030,20 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         if (s.deadline_ms == 0 || at < s.deadline_ms) {
           event(*run, "attempt_failed", step.name, s.attempt, cls,
                 fmt::format("{} (retrying in {})", msg, format_ms(delay)));
+          if (!not_sent && !had_no_effect(cls)) s.earlier_attempt_in_doubt = true;
           s.attempt += 1;
           s.wake_at_ms = at;
           return commit(run, InstanceStatus::kRunning);
         }
       }
-      event(*run, "step_failed", step.name, s.attempt, cls, msg);
-      if (!had_no_effect(cls)) s.completed.push_back({s.step, true});
+      // The last attempt decides, unless it was never sent: then the step is
+      // in doubt only if an earlier attempt was.
+      bool in_doubt = !had_no_effect(cls) && (!not_sent || s.earlier_attempt_in_doubt);
+      event(*run, "step_failed", step.name, s.attempt, cls,
+            in_doubt || had_no_effect(cls)
+                ? msg
+                : msg + " (never sent: the step had no effect and is not compensated)");
+      if (in_doubt) s.completed.push_back({s.step, true});
       s.wait = Wait::kNone;
       return begin_compensation(run, cls, fmt::format("step '{}': {}", step.name, msg));
     }
@@ -1365,6 +1379,9 @@ Result<size_t> Engine::resume(const std::string& only) {
         continue;
       }
       run->state = std::move(state).value();
+      // The process may have died with an attempt in flight: it may have had
+      // an effect, whatever the checkpoint says of the attempts before it.
+      if (run->state.wait == Wait::kAction) run->state.earlier_attempt_in_doubt = true;
     }
     bool cancel = rec.cancel_requested;
     run->id = rec.id;

@@ -58,6 +58,13 @@ ServiceOutcome failure(std::string error_class, std::string message) {
   return out;
 }
 
+// A failure before any byte of the request left: the attempt had no effect.
+ServiceOutcome not_sent(std::string error_class, std::string message) {
+  ServiceOutcome out = failure(std::move(error_class), std::move(message));
+  out.not_sent = true;
+  return out;
+}
+
 // A keep-alive connection. Only the exchange that holds it touches it; the
 // pool hands it from one exchange to the next under the pool's lock.
 struct Connection {
@@ -403,8 +410,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     if (ec) {
       impl_.pool_release(key_, std::move(conn_), false);
       if (connect_timed_out_) return connect_timeout();
-      return finish(failure("unavailable", fmt::format("{}: cannot resolve {}: {}", req_.what,
-                                                       req_.url.host, ec.message())));
+      return finish(not_sent("unavailable", fmt::format("{}: cannot resolve {}: {}", req_.what,
+                                                        req_.url.host, ec.message())));
     }
     phase_ = Phase::kConnect;
     net::async_connect(
@@ -419,8 +426,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     if (ec) {
       impl_.pool_release(key_, std::move(conn_), false);
       if (connect_timed_out_) return connect_timeout();
-      return finish(failure("unavailable", fmt::format("{}: cannot connect to {}: {}", req_.what,
-                                                       key_, ec.message())));
+      return finish(not_sent("unavailable", fmt::format("{}: cannot connect to {}: {}", req_.what,
+                                                        key_, ec.message())));
     }
     beast::error_code ignored;
     conn_->socket.set_option(tcp::no_delay(true), ignored);
@@ -428,8 +435,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void connect_timeout() {
-    finish(failure("unavailable", fmt::format("{}: cannot connect to {} within {}ms", req_.what,
-                                              key_, impl_.options.connect_timeout_ms)));
+    finish(not_sent("unavailable", fmt::format("{}: cannot connect to {} within {}ms", req_.what,
+                                               key_, impl_.options.connect_timeout_ms)));
   }
 
   void send() {
@@ -561,11 +568,14 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
         impl_.pool_release(key_, std::move(conn_), false);
         break;
     }
-    finish(
+    ServiceOutcome out =
         failure("timeout", fmt::format("{}: no answer within {}ms{}", req_.what, req_.timeout_ms,
                                        phase_ == Phase::kQueued ? " (waiting in the bulkhead queue)"
                                        : phase_ == Phase::kPool ? " (waiting for a connection)"
-                                                                : "")));
+                                                                : ""));
+    // Before the exchange began, nothing of the request was written.
+    out.not_sent = phase_ != Phase::kExchange;
+    finish(std::move(out));
   }
 
   // Ends the attempt: frees the bulkhead slot, tells the breaker, calls done.
@@ -616,7 +626,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
 void HttpClient::Impl::start(Request request) {
   if (stopped) {
-    return request.done(failure("unavailable", "the HTTP client is shut down"));
+    return request.done(not_sent("unavailable", "the HTTP client is shut down"));
   }
   ++in_flight;
   std::make_shared<Exchange>(*this, std::move(request))->start();
@@ -728,12 +738,12 @@ void HttpClient::Impl::call_service(const ServiceCall& call,
     http::CircuitBreaker::Permit permit = r.state->breaker->acquire();
     if (!permit.allowed) {
       ServiceOutcome out =
-          failure("unavailable",
-                  permit.retry_after_ms > 0
-                      ? fmt::format("circuit open for service {} (retry after {})", call.service,
-                                    format_seconds(permit.retry_after_ms))
-                      : fmt::format("circuit open for service {} (half-open: probes in progress)",
-                                    call.service));
+          not_sent("unavailable",
+                   permit.retry_after_ms > 0
+                       ? fmt::format("circuit open for service {} (retry after {})", call.service,
+                                     format_seconds(permit.retry_after_ms))
+                       : fmt::format("circuit open for service {} (half-open: probes in progress)",
+                                     call.service));
       out.retry_after_ms = permit.retry_after_ms;
       return done(std::move(out));
     }

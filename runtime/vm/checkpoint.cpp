@@ -110,6 +110,7 @@ void encode_checkpoint(const InstanceState& s, std::string& out) {
   put_varint(out, s.step == bytecode::kNone ? 0 : uint64_t(s.step) + 1);
   encode(s.args, out);
   put_varint(out, s.attempt);
+  out.push_back(static_cast<char>(s.earlier_attempt_in_doubt));
   put_svarint(out, s.wake_at_ms);
   put_svarint(out, s.started_ms);
   put_svarint(out, s.deadline_ms);
@@ -125,11 +126,12 @@ void encode_checkpoint(const InstanceState& s, std::string& out) {
 Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_view bytes) {
   const bytecode::Program& p = lp.program;
   if (bytes.size() < 9) return corrupt("too short");
-  if (static_cast<uint8_t>(bytes[0]) != kCheckpointVersion) {
-    return Status(
-        StatusCode::kUnsupported,
-        fmt::format("checkpoint version {} is not supported by this runtime (it reads {})",
-                    static_cast<int>(static_cast<uint8_t>(bytes[0])), kCheckpointVersion));
+  const auto version = static_cast<uint8_t>(bytes[0]);
+  if (version != kCheckpointVersion && version != 1) {
+    return Status(StatusCode::kUnsupported,
+                  fmt::format("checkpoint version {} is not supported by this runtime (it reads 1 "
+                              "to {})",
+                              static_cast<int>(version), kCheckpointVersion));
   }
   uint64_t stored = 0;
   for (int i = 0; i < 8; ++i) stored |= uint64_t(static_cast<uint8_t>(bytes[1 + i])) << (8 * i);
@@ -163,6 +165,9 @@ Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_vie
   s.step = step == 0 ? bytecode::kNone : static_cast<uint32_t>(step - 1);
   s.args = r.value("arguments");
   s.attempt = static_cast<uint32_t>(r.varint("attempt"));
+  // Version 1 did not say: assume the worst while an action is awaited.
+  s.earlier_attempt_in_doubt =
+      version >= 2 ? r.byte("earlier attempt in doubt") != 0 : wait == uint8_t(Wait::kAction);
   s.wake_at_ms = r.svarint("wake time");
   s.started_ms = r.svarint("start time");
   s.deadline_ms = r.svarint("deadline");

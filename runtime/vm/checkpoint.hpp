@@ -7,12 +7,11 @@
 // in-doubt byte each), wait, step + 1 (0 = none), args, attempt, wake_at,
 // started, deadline (zig-zag varints), cancelled and had_effects bytes, error
 // class and message (length-prefixed), output. Integers are LEB128 varints;
-// Values use the binary Value encoding (saga/value.hpp). A checkpoint refers to its program by position
-// (saga index, pc, step indexes), which is safe because an instance is pinned
-// to the program hash it started with. decode() checks the checksum and every
-// index against the program, and that pc and stack depth match a yield point
-// of the verified code, so a damaged checkpoint is refused (kCorrupt) instead of
-// steering the interpreter somewhere unverified.
+// Values use the binary Value encoding (saga/value.hpp). A checkpoint refers to its program by
+// position (saga index, pc, step indexes), which is safe because an instance is pinned to the
+// program hash it started with. decode() checks the checksum and every index against the program,
+// and that pc and stack depth match a yield point of the verified code, so a damaged checkpoint is
+// refused (kCorrupt) instead of steering the interpreter somewhere unverified.
 #pragma once
 
 #include <string>
@@ -23,7 +22,9 @@
 
 namespace saga::runtime {
 
-inline constexpr uint8_t kCheckpointVersion = 1;
+// Version 2 added InstanceState::earlier_attempt_in_doubt. Version 1 is still
+// read (the field is then assumed true while an action is awaited).
+inline constexpr uint8_t kCheckpointVersion = 2;
 
 // Appends the checkpoint of `state` to `out`.
 void encode_checkpoint(const InstanceState& state, std::string& out);

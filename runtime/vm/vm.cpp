@@ -292,6 +292,7 @@ Stop run(const LinkedProgram& lp, InstanceState& state, stdlib::FunctionContext&
         state.step = read_u32(p + 1);
         state.wait = op == Op::INVOKE ? Wait::kAction : Wait::kUndo;
         state.attempt = 1;
+        state.earlier_attempt_in_doubt = false;
         state.pc = pc;
         return op == Op::INVOKE ? Stop::kInvoke : Stop::kUndo;
       case Op::RETURN:

@@ -72,6 +72,10 @@ struct InstanceState {
   Value args;
   uint32_t attempt = 0;    // Number of the attempt to run or running (1-based).
   int64_t wake_at_ms = 0;  // Run the attempt no earlier than this (backoff, sleep()).
+  // An earlier attempt of this step may have had an effect (it ended in
+  // doubt after its request was sent). Decides whether the step is
+  // compensated when its last attempt was refused without being sent.
+  bool earlier_attempt_in_doubt = false;
 
   int64_t started_ms = 0;
   int64_t deadline_ms = 0;   // Absolute; 0 = none.

@@ -349,10 +349,11 @@ TEST_F(HttpE2E, BreakerOpensAndRecovers) {
   }
   ASSERT_EQ(pay.calls(), 3);
   EXPECT_EQ(client_->breaker_states()["payment"]["breaker"]["state"], "open");
-  // Open: calls fail at once and never reach the server.
+  // Open: calls fail at once and never reach the server, so the step had no
+  // effect and the saga simply failed (nothing to compensate).
   for (int i = 0; i < 5; ++i) {
     auto info = run(hash, "pay", {{"n", 10 + i}});
-    ASSERT_EQ(info.status, InstanceStatus::kCompensated);
+    ASSERT_EQ(info.status, InstanceStatus::kFailed);
     EXPECT_EQ(info.error_class, "unavailable");
     EXPECT_NE(info.error_message.find("circuit open for service payment (retry after"),
               std::string::npos)
@@ -375,6 +376,45 @@ TEST_F(HttpE2E, BreakerOpensAndRecovers) {
   for (const auto& l : log_) all += l + "\n";
   EXPECT_NE(all.find("circuit of service payment: closed -> open"), std::string::npos) << all;
   EXPECT_NE(all.find("circuit of service payment: half-open -> closed"), std::string::npos) << all;
+}
+
+// A do refused by an open circuit never reached the service: its step is not
+// compensated, so no undo is sent to a service that is down (and the saga
+// does not end stuck retrying it). A do that reached the service and failed
+// with 503 is in doubt and is compensated.
+TEST_F(HttpE2E, StepsRefusedBeforeSendingAreNotCompensated) {
+  Server& pay = server("payment", {"--fail-rate", "1", "--fail-status", "503"});
+  open();
+  std::string hash = load(fill(R"(
+service payment { url "@PAY@" timeout 5s breaker { failures: 1, reset: 30s, probes: 1 } }
+saga pay(n: number) {
+  step charge { do payment.charge(amount: n) -> r  undo payment.refund(payment: r.id) }
+  output r
+}
+)",
+                               {{"PAY", pay.url()}}));
+  // The first call reaches the server (503): in doubt, compensated; its
+  // refund is refused by the circuit that call opened, so it waits in the
+  // compensation policy's backoff: leave it there.
+  auto first = engine_->start(hash, "pay", {{"n", 1}});
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  ASSERT_TRUE(eventually([&] { return !events("undo_failed").empty(); }));
+  EXPECT_EQ(pay.calls(), 1);
+
+  // The second is refused before sending: not compensated, no refund.
+  auto second = run(hash, "pay", {{"n", 2}});
+  EXPECT_EQ(second.status, InstanceStatus::kFailed);
+  EXPECT_EQ(second.error_class, "unavailable");
+  EXPECT_NE(second.error_message.find("circuit open for service payment"), std::string::npos)
+      << second.error_message;
+  auto history = engine_->store().history(second.id);
+  ASSERT_TRUE(history.ok());
+  std::vector<std::string> kinds;
+  for (const saga::HistoryEvent& e : history.value()) kinds.push_back(e.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"started", "step_failed", "failed"}));
+  EXPECT_NE(history->at(1).message.find("never sent"), std::string::npos) << history->at(1).message;
+  EXPECT_EQ(pay.calls(), 1);
+  EXPECT_TRUE(pay.stats()["calls_by_key"][second.id + "/charge/undo"].is_null());
 }
 
 TEST_F(HttpE2E, BreakerReopensWhenTheProbeFails) {
@@ -515,7 +555,8 @@ TEST_F(HttpE2E, ConnectionRefusedIsUnavailable) {
   open();
   std::string hash = load(fill(kPay, {{"PAY", url}, {"EXTRA", ""}}));
   auto info = run(hash, "pay", {{"n", 1}});
-  EXPECT_EQ(info.status, InstanceStatus::kCompensated);  // In doubt, so "compensated".
+  // Nothing was sent: no effect, so "failed" (not compensated).
+  EXPECT_EQ(info.status, InstanceStatus::kFailed);
   EXPECT_EQ(info.error_class, "unavailable");
   EXPECT_NE(info.error_message.find("cannot connect"), std::string::npos) << info.error_message;
 }

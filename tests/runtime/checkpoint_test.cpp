@@ -1,6 +1,7 @@
 // Interpreter and checkpoint tests: run a program to its yield points, encode
 // the state, decode it against the program, and refuse damaged checkpoints.
 #include <gtest/gtest.h>
+#include <xxhash.h>
 
 #include "compiler/compile.hpp"
 #include "runtime/bytecode/verify.hpp"
@@ -43,6 +44,15 @@ saga p(n: number, tags: list) {
   if r.ok { output { r: r, label: label } } else { fail rejected "not ok: ${r}" }
 }
 )";
+
+// kSource's instance stopped at step "a", awaiting its action.
+saga::runtime::InstanceState at_first_step(const saga::runtime::LinkedProgram& lp,
+                                           FixedContext& ctx) {
+  auto state =
+      saga::runtime::start_state(lp, 0, Value::object({{"n", 21}, {"tags", Value::list({"x"})}}));
+  EXPECT_EQ(saga::runtime::run(lp, state, ctx), Stop::kInvoke);
+  return state;
+}
 
 TEST(Interpreter, RunsToYieldPointsAndFinishes) {
   auto lp = link(kSource);
@@ -104,10 +114,9 @@ TEST(InputValidation, NamesTheParameter) {
 TEST(Checkpoint, RoundTripsAtAYieldPoint) {
   auto lp = link(kSource);
   FixedContext ctx;
-  auto state =
-      saga::runtime::start_state(lp, 0, Value::object({{"n", 21}, {"tags", Value::list({"x"})}}));
-  ASSERT_EQ(saga::runtime::run(lp, state, ctx), Stop::kInvoke);
+  auto state = at_first_step(lp, ctx);
   state.attempt = 3;
+  state.earlier_attempt_in_doubt = true;
   state.wake_at_ms = 1234;
   state.deadline_ms = -5;
   state.completed.push_back({0, true});
@@ -118,12 +127,42 @@ TEST(Checkpoint, RoundTripsAtAYieldPoint) {
   EXPECT_TRUE(back.value() == state);
 }
 
+// Checkpoints written by the previous format (version 1, before
+// earlier_attempt_in_doubt) still load; the missing flag is taken as true
+// while an action is awaited, the safe side (the step is compensated).
+TEST(Checkpoint, ReadsVersion1) {
+  auto lp = link(kSource);
+  FixedContext ctx;
+  auto state = at_first_step(lp, ctx);
+  state.attempt = 2;
+  std::string without, with;
+  saga::runtime::encode_checkpoint(state, without);
+  auto flagged = state;
+  flagged.earlier_attempt_in_doubt = true;
+  saga::runtime::encode_checkpoint(flagged, with);
+  ASSERT_EQ(without.size(), with.size());
+  size_t at = 9;  // After the version byte and the checksum.
+  while (at < with.size() && with[at] == without[at]) ++at;
+  ASSERT_LT(at, with.size());
+  std::string v1 = without;
+  v1.erase(at, 1);
+  v1[0] = 1;
+  uint64_t sum = XXH3_64bits(v1.data() + 9, v1.size() - 9);
+  for (int i = 0; i < 8; ++i) v1[1 + i] = static_cast<char>(sum >> (8 * i));
+  auto back = saga::runtime::decode_checkpoint(lp, v1);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back.value() == flagged);
+  v1[0] = 3;
+  auto newer = saga::runtime::decode_checkpoint(lp, v1);
+  ASSERT_FALSE(newer.ok());
+  EXPECT_EQ(newer.status().message(),
+            "checkpoint version 3 is not supported by this runtime (it reads 1 to 2)");
+}
+
 TEST(Checkpoint, RefusesEveryDamagedByteAndTruncation) {
   auto lp = link(kSource);
   FixedContext ctx;
-  auto state =
-      saga::runtime::start_state(lp, 0, Value::object({{"n", 21}, {"tags", Value::list({"x"})}}));
-  ASSERT_EQ(saga::runtime::run(lp, state, ctx), Stop::kInvoke);
+  auto state = at_first_step(lp, ctx);
   std::string bytes;
   saga::runtime::encode_checkpoint(state, bytes);
   for (size_t i = 0; i < bytes.size(); ++i) {
@@ -140,9 +179,7 @@ TEST(Checkpoint, RefusesEveryDamagedByteAndTruncation) {
 TEST(Checkpoint, RefusesAResumePointTheVerifierDidNotProve) {
   auto lp = link(kSource);
   FixedContext ctx;
-  auto state =
-      saga::runtime::start_state(lp, 0, Value::object({{"n", 21}, {"tags", Value::list({"x"})}}));
-  ASSERT_EQ(saga::runtime::run(lp, state, ctx), Stop::kInvoke);
+  auto state = at_first_step(lp, ctx);
   auto wrong_pc = state;
   wrong_pc.pc += 1;  // Inside an instruction.
   std::string bytes;

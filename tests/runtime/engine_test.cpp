@@ -4,9 +4,11 @@
 // instances to finish (Engine::wait), and time moves only when a test says so.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -81,9 +83,11 @@ class EngineTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  saga::Engine& open(saga::Durability durability = saga::Durability::kNormal) {
+  saga::Engine& open(saga::Durability durability = saga::Durability::kNormal,
+                     saga::ServiceTransport transport = nullptr) {
     engine_.reset();
     saga::EngineOptions options;
+    options.service_transport = std::move(transport);
     options.database = (dir_ / "sagas.db").string();
     options.durability = durability;
     options.clock = clock_;
@@ -618,6 +622,73 @@ saga x() {
   EXPECT_EQ(call_times[1] - call_times[0], 5000);
   // Step a's own timeout, then the service's for step b.
   EXPECT_EQ(timeouts, (std::vector<int64_t>{2000, 2000, 3000}));
+}
+
+// How a step ends when some attempts were refused before being sent
+// (ServiceOutcome::not_sent): with a scripted transport (tests/http runs the
+// real one), each saga's step "a" fails after two attempts, and only a step
+// with an attempt that may have reached the service is compensated.
+TEST_F(EngineTest, OnlyStepsThatMayHaveReachedTheServiceAreCompensated) {
+  std::mutex mu;
+  std::map<std::string, std::vector<saga::ServiceOutcome>> script;  // By input "case".
+  std::vector<std::string> undone;
+  auto refused = [] {
+    saga::ServiceOutcome o;
+    o.error_class = "unavailable";
+    o.message = "circuit open";
+    o.not_sent = true;
+    return o;
+  };
+  auto lost = [] {
+    saga::ServiceOutcome o;
+    o.error_class = "unavailable";
+    o.message = "connection reset";
+    return o;
+  };
+  script["sent_then_refused"] = {lost(), refused()};
+  script["refused_twice"] = {refused(), refused()};
+  script["refused_then_sent"] = {refused(), lost()};
+  auto transport = [&](const saga::ServiceCall& call,
+                       std::function<void(saga::ServiceOutcome)> done) {
+    std::lock_guard lock(mu);
+    const std::string which = call.args.value("case", "");
+    if (call.compensation) {
+      undone.push_back(which);
+      saga::ServiceOutcome ok;
+      ok.ok = true;
+      return done(ok);
+    }
+    done(script.at(which).at(call.attempt - 1));
+  };
+  auto& e = open(saga::Durability::kNormal, transport);
+  std::string hash = load(R"(
+service s { url "http://127.0.0.1:9" }
+saga x(c: string) {
+  step a {
+    do s.a(case: c)
+    undo s.undo(case: c)
+    retry { attempts: 2, backoff: fixed(100ms), on: [unavailable] }
+  }
+}
+)");
+  std::map<std::string, InstanceStatus> expected = {
+      {"sent_then_refused", InstanceStatus::kCompensated},
+      {"refused_twice", InstanceStatus::kFailed},
+      {"refused_then_sent", InstanceStatus::kCompensated}};
+  for (const auto& [which, status] : expected) {
+    SCOPED_TRACE(which);
+    const size_t failed_before = log_.count("attempt_failed");
+    auto id = e.start(hash, "x", json{{"c", which}});
+    ASSERT_TRUE(id.ok()) << id.status().message();
+    ASSERT_TRUE(log_.wait_for("attempt_failed", "a", failed_before + 1));
+    clock_->advance(100ms);
+    auto info = e.wait(id.value());
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->status, status) << info->error_message;
+  }
+  std::lock_guard lock(mu);
+  std::sort(undone.begin(), undone.end());
+  EXPECT_EQ(undone, (std::vector<std::string>{"refused_then_sent", "sent_then_refused"}));
 }
 
 TEST_F(EngineTest, InputIsValidatedBeforeAnythingIsRecorded) {

@@ -152,6 +152,11 @@ struct ServiceOutcome {
   std::string error_class;
   std::string message;
   int64_t retry_after_ms = 0;
+  // The request certainly never reached the service (an open circuit, a
+  // bulkhead wait that timed out, no connection): the attempt had no effect,
+  // whatever its class. A step whose attempts all ended so is not
+  // compensated.
+  bool not_sent = false;
 };
 
 // Performs a service call asynchronously and calls `done` exactly once, from
