@@ -288,14 +288,19 @@ int exit_code_for(InstanceStatus status) {
 // ---- The engine ---------------------------------------------------------------
 
 struct Completion::State {
-  std::function<void(bool ok, nlohmann::json result, std::string error_class, std::string message,
-                     int64_t retry_after_ms)>
-      deliver;
+  std::function<void(ServiceOutcome)> deliver;
   std::atomic<bool> done{false};
 };
 
+void Completion::finish(ServiceOutcome outcome) const {
+  if (state_ && !state_->done.exchange(true)) state_->deliver(std::move(outcome));
+}
+
 void Completion::succeed(nlohmann::json result) const {
-  if (state_ && !state_->done.exchange(true)) state_->deliver(true, std::move(result), {}, {}, 0);
+  ServiceOutcome out;
+  out.ok = true;
+  out.result = std::move(result);
+  finish(std::move(out));
 }
 
 void Completion::fail(std::string error_class, std::string message) const {
@@ -304,10 +309,11 @@ void Completion::fail(std::string error_class, std::string message) const {
 
 void Completion::fail(std::string error_class, std::string message,
                       std::chrono::milliseconds retry_after) const {
-  if (state_ && !state_->done.exchange(true)) {
-    state_->deliver(false, nullptr, std::move(error_class), std::move(message),
-                    std::max<int64_t>(retry_after.count(), 0));
-  }
+  ServiceOutcome out;
+  out.error_class = std::move(error_class);
+  out.message = std::move(message);
+  out.retry_after_ms = std::max<int64_t>(retry_after.count(), 0);
+  finish(std::move(out));
 }
 
 InstanceInfo info_of(const InstanceRecord& r);
@@ -872,27 +878,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     call->timeout_ms = timeout;
 
     auto state = std::make_shared<Completion::State>();
-    std::weak_ptr<Impl> self = weak_from_this();
-    state->deliver = [self, run, g](bool ok, nlohmann::json result, std::string cls,
-                                    std::string msg, int64_t retry_after_ms) {
-      std::shared_ptr<Impl> impl = self.lock();
-      if (!impl) return;  // The engine is gone; the instance resumes next time.
-      auto converted = ok ? Value::from_json(result) : Result<Value>(Value());
-      boost::asio::post(impl->io, [impl = impl.get(), run, g, ok, converted = std::move(converted),
-                                   cls = std::move(cls), msg = std::move(msg),
-                                   retry_after_ms]() mutable {
-        std::lock_guard lock(run->mu);
-        if (run->generation != g) return;
-        run->retry_after_ms = retry_after_ms;
-        if (ok && !converted.ok()) {
-          return impl->finish_attempt(run, g, false, Value(), "error",
-                                      "the action returned a result that is not a JSON value: " +
-                                          converted.status().message());
-        }
-        impl->finish_attempt(run, g, ok, ok ? std::move(converted).value() : Value(),
-                             std::move(cls), std::move(msg));
-      });
-    };
+    state->deliver = outcome_handler(run, g, "action");
     Completion completion(state);
     boost::asio::post(io, [registered = std::move(registered), call, completion] {
       try {
@@ -947,31 +933,43 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     call.breaker_reset_ms = static_cast<int64_t>(svc.breaker_reset_ms);
     call.breaker_probes = svc.breaker_probes;
     call.bulkhead = svc.bulkhead;
-    std::weak_ptr<Run> weak = run;
+    boost::asio::post(io,
+                      [this, call = std::move(call), done = outcome_handler(run, g, "service")] {
+                        options.service_transport(call, done);
+                      });
+  }
+
+  // What receives the outcome of an attempt (a Completion's, or a service
+  // transport's), from any thread: it converts the result and ends the
+  // attempt on an engine thread, unless the attempt was abandoned meanwhile
+  // (another generation), the instance is gone, or the engine is. `what`
+  // names the callee in an error ("the service returned ...").
+  std::function<void(ServiceOutcome)> outcome_handler(const RunPtr& run, uint64_t g,
+                                                      const char* what) {
     std::weak_ptr<Impl> self = weak_from_this();
-    boost::asio::post(io, [this, self, call = std::move(call), weak, g] {
-      options.service_transport(call, [self, weak, g](ServiceOutcome out) {
-        std::shared_ptr<Impl> impl = self.lock();
-        if (!impl) return;  // The engine is gone; the instance resumes next time.
-        auto converted = out.ok ? Value::from_json(out.result) : Result<Value>(Value());
-        boost::asio::post(impl->io, [impl = impl.get(), weak, g, out = std::move(out),
-                                     converted = std::move(converted)]() mutable {
-          RunPtr run = weak.lock();
-          if (!run) return;
-          std::lock_guard lock(run->mu);
-          if (run->generation != g) return;
-          run->retry_after_ms = out.retry_after_ms;
-          run->attempt_not_sent = out.not_sent;
-          if (out.ok && !converted.ok()) {
-            return impl->finish_attempt(run, g, false, Value(), "error",
-                                        "the service returned a result that is not a JSON value: " +
-                                            converted.status().message());
-          }
-          impl->finish_attempt(run, g, out.ok, out.ok ? std::move(converted).value() : Value(),
-                               std::move(out.error_class), std::move(out.message));
-        });
+    std::weak_ptr<Run> weak = run;
+    return [self, weak, g, what](ServiceOutcome out) {
+      std::shared_ptr<Impl> impl = self.lock();
+      if (!impl) return;  // The engine is gone; the instance resumes next time.
+      auto converted = out.ok ? Value::from_json(out.result) : Result<Value>(Value());
+      boost::asio::post(impl->io, [impl = impl.get(), weak, g, what, out = std::move(out),
+                                   converted = std::move(converted)]() mutable {
+        RunPtr run = weak.lock();
+        if (!run) return;
+        std::lock_guard lock(run->mu);
+        if (run->generation != g) return;
+        run->retry_after_ms = out.retry_after_ms;
+        run->attempt_not_sent = out.not_sent;
+        if (out.ok && !converted.ok()) {
+          return impl->finish_attempt(run, g, false, Value(), "error",
+                                      fmt::format("the {} returned a result that is not a JSON "
+                                                  "value: {}",
+                                                  what, converted.status().message()));
+        }
+        impl->finish_attempt(run, g, out.ok, out.ok ? std::move(converted).value() : Value(),
+                             std::move(out.error_class), std::move(out.message));
       });
-    });
+    };
   }
 
   int64_t backoff(const bytecode::RetryPolicy& p, uint32_t retry) {

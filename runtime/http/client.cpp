@@ -755,14 +755,7 @@ void HttpClient::Impl::call_service(const ServiceCall& call,
 
 void HttpClient::Impl::call_action(const std::string& method, const ActionCall& call,
                                    Completion completion) {
-  auto done = [completion](ServiceOutcome out) {
-    if (out.ok) {
-      completion.succeed(std::move(out.result));
-    } else {
-      completion.fail(std::move(out.error_class), std::move(out.message),
-                      std::chrono::milliseconds(out.retry_after_ms));
-    }
-  };
+  auto done = [completion](ServiceOutcome out) { completion.finish(std::move(out)); };
   const nlohmann::json& args = call.args;
   if (!args.is_object() || !args.contains("url") || !args["url"].is_string()) {
     return done(failure("rejected", fmt::format("{}: 'url' must be a string", call.action)));

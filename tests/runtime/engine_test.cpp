@@ -691,6 +691,34 @@ saga x(c: string) {
   EXPECT_EQ(undone, (std::vector<std::string>{"refused_then_sent", "sent_then_refused"}));
 }
 
+// An asynchronous action that knows its request never left says so with
+// Completion::finish (not_sent): its step is not compensated.
+TEST_F(EngineTest, AnActionCanReportThatItsRequestNeverLeft) {
+  auto& e = open();
+  std::string hash = load(R"(
+service s { }
+saga x() {
+  step a { do s.a() undo s.undo_a() }
+}
+)");
+  std::atomic<int> undos{0};
+  e.register_async_action("s.a", [](const saga::ActionCall&, saga::Completion done) {
+    saga::ServiceOutcome out;
+    out.error_class = "unavailable";
+    out.message = "no route to the payment gateway";
+    out.not_sent = true;
+    done.finish(out);
+  });
+  e.register_action("s.undo_a", [&](const saga::ActionCall&) -> json {
+    ++undos;
+    return nullptr;
+  });
+  saga::InstanceInfo info = run_to_end(hash, "x", json::object());
+  EXPECT_EQ(info.status, InstanceStatus::kFailed);
+  EXPECT_EQ(info.error_class, "unavailable");
+  EXPECT_EQ(undos.load(), 0);
+}
+
 TEST_F(EngineTest, InputIsValidatedBeforeAnythingIsRecorded) {
   auto& e = open();
   std::string hash = load(kThreeSteps);

@@ -67,8 +67,11 @@ class ActionError : public std::runtime_error {
   std::string error_class_;
 };
 
-// Completes an asynchronous action. Call succeed() or fail() once, from any
-// thread; later calls, and calls after the attempt timed out, are ignored.
+struct ServiceOutcome;
+
+// Completes an asynchronous action. Call succeed(), fail() or finish() once,
+// from any thread; later calls, and calls after the attempt timed out, are
+// ignored.
 class Completion {
  public:
   struct State;
@@ -79,6 +82,10 @@ class Completion {
   // Retry-After, say): the retry policy's backoff is raised to it.
   void fail(std::string error_class, std::string message,
             std::chrono::milliseconds retry_after) const;
+  // Everything at once, as a service transport reports it: an action that
+  // knows its request never left (ServiceOutcome::not_sent) says so here, and
+  // its step is then not compensated for this attempt.
+  void finish(ServiceOutcome outcome) const;
 
  private:
   std::shared_ptr<State> state_;
