@@ -28,7 +28,6 @@
 
 #include "bench/allocator.hpp"
 #include "compiler/compile.hpp"
-#include "runtime/bytecode/format.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "saga/engine.hpp"
 
@@ -76,26 +75,14 @@ double current_rss_mb() {
   return 0;
 }
 
-std::vector<uint8_t> compile_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  saga::SourceFile source(path, text.str());
-  saga::Diagnostics diags(source);
-  auto program = saga::compiler::compile(source, diags);
-  if (!program) {
-    fmt::print(stderr, "{}", diags.render_text());
+// The image of a compiled program; exits with the diagnostics if it does not
+// compile.
+std::vector<uint8_t> or_exit(saga::Result<std::vector<uint8_t>> image) {
+  if (!image.ok()) {
+    fmt::print(stderr, "{}\n", image.status().message());
     std::exit(1);
   }
-  return saga::bytecode::serialize(*program);
-}
-
-std::vector<uint8_t> compile_text(const std::string& text) {
-  saga::SourceFile source("bench.saga", text);
-  saga::Diagnostics diags(source);
-  auto program = saga::compiler::compile(source, diags);
-  if (!program) std::exit(1);
-  return saga::bytecode::serialize(*program);
+  return std::move(image).value();
 }
 
 struct Sample {
@@ -122,9 +109,10 @@ Sample run_once(const Options& o, int conc, saga::Durability durability) {
   options.durability = durability;
   options.threads = 2;
   auto engine = std::move(saga::Engine::open(options)).value();
-  std::string hash =
-      engine->load_program(compile_file(std::string(SAGA_SOURCE_DIR) + "/samples/order.saga"))
-          .value();
+  std::string hash = engine
+                         ->load_program(or_exit(saga::compiler::compile_file_to_image(
+                             std::string(SAGA_SOURCE_DIR) + "/samples/order.saga")))
+                         .value();
   engine->register_action("inventory.reserve", [](const saga::ActionCall&) {
     return json{{"id", "R-1"}};
   });
@@ -251,16 +239,17 @@ void waiting_memory(const Options& o) {
       if (e.kind == "step_started" && e.step == "nap") ++waiting;
     };
     auto engine = std::move(saga::Engine::open(options)).value();
-    std::string hash = engine
-                           ->load_program(compile_text(R"(
+    constexpr const char* kWaits = R"(
 service orders { }
 saga waits(order: string) {
   step reserve { do orders.reserve(order: order) -> r  undo orders.release(id: r.id) }
   step nap { do sleep(for: 1h) }
   output r
 }
-)"))
-                           .value();
+)";
+    std::string hash =
+        engine->load_program(or_exit(saga::compiler::compile_to_image("bench.saga", kWaits)))
+            .value();
     engine->register_action("orders.reserve", [](const saga::ActionCall& c) {
       return json{{"id", c.idempotency_key}};
     });

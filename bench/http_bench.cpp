@@ -26,7 +26,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -35,7 +34,6 @@
 
 #include "bench/allocator.hpp"
 #include "compiler/compile.hpp"
-#include "runtime/bytecode/format.hpp"
 #include "saga/engine.hpp"
 #include "saga/http.hpp"
 #include "samples/participants/participant_process.hpp"
@@ -97,14 +95,10 @@ Figures run_once(std::vector<std::unique_ptr<Participant>>& servers, const fs::p
                           {"payment", servers[1]->url()},
                           {"shipping", servers[2]->url()}};
   auto engine = std::move(saga::Engine::open(options)).value();
-  std::ifstream sample(std::string(SAGA_SOURCE_DIR) + "/samples/order.saga");
-  std::stringstream text;
-  text << sample.rdbuf();
-  saga::SourceFile source("samples/order.saga", text.str());
-  saga::Diagnostics diags(source);
-  auto program = saga::compiler::compile(source, diags);
-  if (!program) throw std::runtime_error(diags.render_text());
-  std::string hash = engine->load_program(saga::bytecode::serialize(*program)).value();
+  auto image =
+      saga::compiler::compile_file_to_image(std::string(SAGA_SOURCE_DIR) + "/samples/order.saga");
+  if (!image.ok()) throw std::runtime_error(image.status().message());
+  std::string hash = engine->load_program(image.value()).value();
 
   std::mutex mu;
   std::condition_variable cv;

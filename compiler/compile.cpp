@@ -1,8 +1,12 @@
 // The compiler driver: parse, check, generate, verify.
 #include "compiler/compile.hpp"
 
+#include <fstream>
+#include <sstream>
+
 #include "compiler/analysis.hpp"
 #include "grammar/parse.hpp"
+#include "runtime/bytecode/format.hpp"
 #include "runtime/bytecode/verify.hpp"
 
 namespace saga::compiler {
@@ -33,6 +37,22 @@ std::optional<bytecode::Program> compile(const SourceFile& source, Diagnostics& 
     return std::nullopt;
   }
   return program;
+}
+
+Result<std::vector<uint8_t>> compile_to_image(const std::string& name, std::string_view text) {
+  SourceFile source(name, std::string(text));
+  Diagnostics diags(source);
+  auto program = compile(source, diags);
+  if (!program) return Status(StatusCode::kInvalidArgument, diags.render_text());
+  return bytecode::serialize(*program);
+}
+
+Result<std::vector<uint8_t>> compile_file_to_image(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status(StatusCode::kIoError, "cannot read '" + path + "'");
+  std::stringstream text;
+  text << in.rdbuf();
+  return compile_to_image(path, text.str());
 }
 
 }  // namespace saga::compiler

@@ -7,11 +7,16 @@
 // after an error so that one run reports all of them.
 #pragma once
 
+#include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "grammar/diagnostic.hpp"
 #include "grammar/source.hpp"
 #include "runtime/bytecode/program.hpp"
+#include "saga/status.hpp"
 
 namespace saga::compiler {
 
@@ -26,5 +31,13 @@ struct Options {
 // bytecode verifier, and its hash is computed when it is serialized.
 std::optional<bytecode::Program> compile(const SourceFile& source, Diagnostics& diags,
                                          const Options& options = {});
+
+// For hosts, tests and benchmarks that compile in memory what they load into
+// an engine: the .sagac image of `text` (named `name` in diagnostics), or
+// kInvalidArgument with the rendered diagnostics as the message.
+Result<std::vector<uint8_t>> compile_to_image(const std::string& name, std::string_view text);
+
+// The same for a .saga file; kIoError when it cannot be read.
+Result<std::vector<uint8_t>> compile_file_to_image(const std::string& path);
 
 }  // namespace saga::compiler

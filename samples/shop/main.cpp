@@ -21,15 +21,12 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
 #include <set>
-#include <sstream>
 
 #include "compiler/compile.hpp"
-#include "runtime/bytecode/format.hpp"
 #include "saga/engine.hpp"
 #include "samples/shop/participants.hpp"
 
@@ -59,15 +56,9 @@ saga::Result<std::string> load_program(saga::Engine& engine, const std::string& 
   if (path.size() < 5 || path.substr(path.size() - 5) != ".saga") {
     return engine.load_program_file(path);
   }
-  std::ifstream in(path);
-  if (!in) return saga::Status(saga::StatusCode::kIoError, "cannot read '" + path + "'");
-  std::stringstream text;
-  text << in.rdbuf();
-  saga::SourceFile source(path, text.str());
-  saga::Diagnostics diags(source);
-  auto program = saga::compiler::compile(source, diags);
-  if (!program) return saga::Status(saga::StatusCode::kInvalidArgument, diags.render_text());
-  return engine.load_program(saga::bytecode::serialize(*program));
+  auto image = saga::compiler::compile_file_to_image(path);
+  if (!image.ok()) return image.status();
+  return engine.load_program(image.value());
 }
 
 // The input of order number n (1-based). Amounts and item counts vary, so

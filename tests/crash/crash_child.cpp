@@ -19,15 +19,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <fstream>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <vector>
 
 #include "compiler/compile.hpp"
-#include "runtime/bytecode/format.hpp"
 #include "saga/engine.hpp"
 #include "samples/shop/participants.hpp"
 #include "tests/crash/scenario.hpp"
@@ -37,15 +34,9 @@ namespace {
 using json = nlohmann::json;
 
 saga::Result<std::string> load_order_saga(saga::Engine& engine) {
-  std::string path = SAGA_SOURCE_DIR "/samples/order.saga";
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  saga::SourceFile source(path, text.str());
-  saga::Diagnostics diags(source);
-  auto program = saga::compiler::compile(source, diags);
-  if (!program) return saga::Status(saga::StatusCode::kInvalidArgument, diags.render_text());
-  return engine.load_program(saga::bytecode::serialize(*program));
+  auto image = saga::compiler::compile_file_to_image(SAGA_SOURCE_DIR "/samples/order.saga");
+  if (!image.ok()) return image.status();
+  return engine.load_program(image.value());
 }
 
 int run(const std::string& db, const std::string& ledger, int orders, int concurrency,

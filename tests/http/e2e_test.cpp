@@ -17,7 +17,6 @@
 #include <mutex>
 
 #include "compiler/compile.hpp"
-#include "runtime/bytecode/format.hpp"
 #include "saga/engine.hpp"
 #include "saga/http.hpp"
 #include "samples/participants/participant_process.hpp"
@@ -33,12 +32,9 @@ using Server = saga::samples::ParticipantProcess;
 using namespace std::chrono_literals;
 
 std::vector<uint8_t> compile(const std::string& text) {
-  saga::SourceFile source("test.saga", text);
-  saga::Diagnostics diags(source);
-  auto program = saga::compiler::compile(source, diags);
-  EXPECT_TRUE(program) << diags.render_text();
-  if (!program) return {};
-  return saga::bytecode::serialize(*program);
+  auto image = saga::compiler::compile_to_image("test.saga", text);
+  EXPECT_TRUE(image.ok()) << image.status().message();
+  return image.ok() ? std::move(image).value() : std::vector<uint8_t>{};
 }
 
 // Replaces every @NAME@ in text.

@@ -14,7 +14,6 @@
 #include <thread>
 
 #include "compiler/compile.hpp"
-#include "runtime/bytecode/format.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "saga/engine.hpp"
 
@@ -26,12 +25,9 @@ using saga::InstanceStatus;
 using namespace std::chrono_literals;
 
 std::vector<uint8_t> compile(const std::string& text) {
-  saga::SourceFile source("test.saga", text);
-  saga::Diagnostics diags(source);
-  auto program = saga::compiler::compile(source, diags);
-  EXPECT_TRUE(program) << diags.render_text();
-  if (!program) return {};
-  return saga::bytecode::serialize(*program);
+  auto image = saga::compiler::compile_to_image("test.saga", text);
+  EXPECT_TRUE(image.ok()) << image.status().message();
+  return image.ok() ? std::move(image).value() : std::vector<uint8_t>{};
 }
 
 // Collects committed history events and lets a test wait for one.
