@@ -16,7 +16,6 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 namespace saga::samples {
@@ -102,18 +101,5 @@ class ParticipantProcess {
   ChildProcess process_;
   int port_ = 0;
 };
-
-// Polls `condition` every 10 ms until it holds or `limit` passes, and
-// returns whether it held: waiting for what a child process does without
-// sleeping for a guessed time.
-template <class F>
-bool eventually(F condition, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return condition();
-}
 
 }  // namespace saga::samples

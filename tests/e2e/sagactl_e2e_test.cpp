@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "samples/participants/participant_process.hpp"
+#include "tests/support/eventually.hpp"
 
 namespace {
 
@@ -27,8 +28,8 @@ using namespace std::chrono_literals;
 // sagactl runs as a ChildProcess with its stdout and stderr in a log file;
 // the participants are started as tests/http starts them.
 using saga::samples::ChildProcess;
-using saga::samples::eventually;
 using saga::samples::ParticipantProcess;
+using saga::test::eventually;
 
 // Effects a participant recorded: rows of its `effects` table.
 struct Effects {

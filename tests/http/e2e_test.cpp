@@ -20,13 +20,14 @@
 #include "saga/engine.hpp"
 #include "saga/http.hpp"
 #include "samples/participants/participant_process.hpp"
+#include "tests/support/eventually.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using saga::InstanceStatus;
-using saga::samples::eventually;
+using saga::test::eventually;
 // A participant server in a child process (samples/participants).
 using Server = saga::samples::ParticipantProcess;
 using namespace std::chrono_literals;

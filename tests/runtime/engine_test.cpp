@@ -16,12 +16,14 @@
 #include "compiler/compile.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "saga/engine.hpp"
+#include "tests/support/eventually.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using saga::InstanceStatus;
+using saga::test::eventually;
 using namespace std::chrono_literals;
 
 std::vector<uint8_t> compile(const std::string& text) {
@@ -329,18 +331,6 @@ saga s() {
   EXPECT_EQ(undos, (std::vector<std::string>{"slow.undo_hang", "slow.undo"}));
   // A late answer of the abandoned attempt is ignored.
   parked.at(0).succeed(json{{"late", true}});
-}
-
-// Polls a condition that another thread makes true (up to 10 s of real time,
-// a failure guard, not a timing assumption).
-template <class Pred>
-bool eventually(Pred pred) {
-  auto until = std::chrono::steady_clock::now() + 10s;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
 }
 
 // A transition the store cannot commit (disk full) is tried again every
