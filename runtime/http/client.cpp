@@ -281,6 +281,9 @@ struct HttpClient::Impl {
 
   void call_service(const ServiceCall& call, std::function<void(ServiceOutcome)> done);
   void call_action(const std::string& method, const ActionCall& call, Completion completion);
+  // Gives `r` the JSON text of `body`; the failure to report instead when it
+  // exceeds options.max_request_bytes.
+  std::optional<ServiceOutcome> set_body(Request& r, const nlohmann::json& body) const;
   void start(Request request);
   void shutdown();
 };
@@ -704,6 +707,15 @@ std::string json_text(const nlohmann::json& value) {
 
 }  // namespace
 
+std::optional<ServiceOutcome> HttpClient::Impl::set_body(Request& r,
+                                                         const nlohmann::json& body) const {
+  r.body = json_text(body);
+  if (r.body->size() <= options.max_request_bytes) return std::nullopt;
+  return failure("rejected",
+                 fmt::format("{}: the request body of {} bytes exceeds the limit of {} bytes",
+                             r.what, r.body->size(), options.max_request_bytes));
+}
+
 void HttpClient::Impl::call_service(const ServiceCall& call,
                                     std::function<void(ServiceOutcome)> done) {
   std::string error;
@@ -722,13 +734,7 @@ void HttpClient::Impl::call_service(const ServiceCall& call,
   r.target = target->target;
   r.what = fmt::format("{} http://{}{}", r.method, url->authority(), r.target);
   if (!target->body.is_null()) {
-    r.body = json_text(target->body);
-    if (r.body->size() > options.max_request_bytes) {
-      return done(failure("rejected",
-                          fmt::format("{}: the request body of {} bytes exceeds the limit of {} "
-                                      "bytes",
-                                      r.what, r.body->size(), options.max_request_bytes)));
-    }
+    if (auto refused = set_body(r, target->body)) return done(std::move(*refused));
   }
   add_saga_headers(r.headers, call.idempotency_key, call.instance_id, call.step, call.attempt,
                    call.compensation);
@@ -774,13 +780,7 @@ void HttpClient::Impl::call_action(const std::string& method, const ActionCall& 
   if (!url->query.empty()) r.target += "?" + url->query;
   r.what = fmt::format("{} http://{}{}", method, url->authority(), r.target);
   if ((method == "POST" || method == "PUT") && args.contains("body") && !args["body"].is_null()) {
-    r.body = json_text(args["body"]);
-    if (r.body->size() > options.max_request_bytes) {
-      return done(failure("rejected",
-                          fmt::format("{}: the request body of {} bytes exceeds the limit of {} "
-                                      "bytes",
-                                      r.what, r.body->size(), options.max_request_bytes)));
-    }
+    if (auto refused = set_body(r, args["body"])) return done(std::move(*refused));
   }
   add_saga_headers(r.headers, call.idempotency_key, call.instance_id, call.step, call.attempt,
                    call.compensation);
