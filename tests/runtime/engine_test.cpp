@@ -154,6 +154,15 @@ struct Recorder {
     std::lock_guard lock(mu);
     return calls;
   }
+  // Registers `actions`, each recording its calls here and answering 1.
+  void answer(saga::Engine& e, std::initializer_list<const char*> actions) {
+    for (const char* name : actions) {
+      e.register_action(name, [this](const saga::ActionCall& c) -> json {
+        add(c);
+        return 1;
+      });
+    }
+  }
 };
 
 // Registers shop.a/b/c and their undos; step `fail_step` fails with `cls`.
@@ -457,14 +466,7 @@ saga slow() {
 }
 )");
   Recorder rec;
-  e.register_action("s.a", [&](const saga::ActionCall& c) -> json {
-    rec.add(c);
-    return 1;
-  });
-  e.register_action("s.undo_a", [&](const saga::ActionCall& c) -> json {
-    rec.add(c);
-    return 1;
-  });
+  rec.answer(e, {"s.a", "s.undo_a"});
   auto id = e.start(hash, "slow", json::object());
   ASSERT_TRUE(id.ok());
   ASSERT_TRUE(log_.wait_for("step_started", "nap"));
@@ -821,14 +823,7 @@ saga c() {
 }
 )");
   Recorder rec;
-  e.register_action("s.a", [&](const saga::ActionCall& c) -> json {
-    rec.add(c);
-    return 1;
-  });
-  e.register_action("s.undo_a", [&](const saga::ActionCall& c) -> json {
-    rec.add(c);
-    return 1;
-  });
+  rec.answer(e, {"s.a", "s.undo_a"});
   auto id = e.start(hash, "c", json::object());
   ASSERT_TRUE(id.ok());
   ASSERT_TRUE(log_.wait_for("step_started", "nap"));
