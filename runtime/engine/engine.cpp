@@ -337,9 +337,9 @@ struct Run {
   std::vector<bool> live_only;       // Parallel to events (Impl::live_event).
   std::unique_ptr<DeadLetter> dead_letter;
   uint32_t checkpoint_bytes = 256;  // Room to reserve for the next checkpoint.
-  bool deadline_armed = false;
   // Timers armed for this instance (TimerQueue::cancel): the wait (backoff,
-  // sleep) or attempt timeout of the current generation, and the deadline.
+  // sleep) or attempt timeout of the current generation, and the deadline
+  // (its id stays set once armed, so it is armed once).
   TimerId wait_timer;
   TimerId deadline_timer;
   bool finished = false;
@@ -727,8 +727,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   void arm_deadline(const RunPtr& run) {
     InstanceState& s = run->state;
-    if (run->deadline_armed || s.deadline_ms == 0 || s.phase != Phase::kForward) return;
-    run->deadline_armed = true;
+    if (run->deadline_timer || s.deadline_ms == 0 || s.phase != Phase::kForward) return;
     std::weak_ptr<Run> weak = run;
     run->deadline_timer = timers->schedule(s.deadline_ms, [this, weak] {
       RunPtr run = weak.lock();
