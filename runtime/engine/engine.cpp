@@ -346,12 +346,16 @@ struct Run {
   bool started = false;  // The first commit succeeded (the row exists).
   // start() waits on it for the first commit's outcome.
   std::shared_ptr<std::promise<Status>> started_promise;
-  Engine::DoneCallback on_done;   // start_async()'s callback.
-  int64_t retry_after_ms = 0;     // Of the last service call (Retry-After).
-  bool attempt_not_sent = false;  // The last service call never reached the service.
+  Engine::DoneCallback on_done;  // start_async()'s callback.
 };
 
 using RunPtr = std::shared_ptr<Run>;
+
+// What a failed attempt's callee said besides its class and message.
+struct FailureNotes {
+  int64_t retry_after_ms = 0;  // The least delay before a retry (Retry-After).
+  bool not_sent = false;       // The request never reached the service.
+};
 
 // What start_async()'s callback gets: the final state, without the input
 // (call Engine::get() for the whole record).
@@ -769,8 +773,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     const bytecode::Action& action = action_of(*run);
     uint64_t g = next_generation(*run);
     bool undo = s.wait == Wait::kUndo;
-    run->retry_after_ms = 0;
-    run->attempt_not_sent = false;
 
     // Built-in actions the engine performs itself.
     if (action.service == bytecode::kNoService) {
@@ -957,8 +959,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         if (!run) return;
         std::lock_guard lock(run->mu);
         if (run->generation != g) return;
-        run->retry_after_ms = out.retry_after_ms;
-        run->attempt_not_sent = out.not_sent;
         if (out.ok && !converted.ok()) {
           return impl->finish_attempt(run, g, false, Value(), "error",
                                       fmt::format("the {} returned a result that is not a JSON "
@@ -966,7 +966,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                                                   what, converted.status().message()));
         }
         impl->finish_attempt(run, g, out.ok, out.ok ? std::move(converted).value() : Value(),
-                             std::move(out.error_class), std::move(out.message));
+                             std::move(out.error_class), std::move(out.message),
+                             {out.retry_after_ms, out.not_sent});
       });
     };
   }
@@ -996,7 +997,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   // An attempt ended. Called with run->mu held and generation == g.
   void finish_attempt(const RunPtr& run, uint64_t g, bool ok, Value result, std::string cls,
-                      std::string msg) {
+                      std::string msg, FailureNotes notes = {}) {
     if (run->generation != g) return;
     next_generation(*run);
     InstanceState& s = run->state;
@@ -1019,10 +1020,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       // An attempt refused before its request was sent (open circuit, no
       // connection) certainly had no effect; one that ended otherwise, short
       // of a definite `rejected`, may have.
-      const bool not_sent = run->attempt_not_sent;
+      const bool not_sent = notes.not_sent;
       if (retryable) {
         // A Retry-After from the service is the least delay.
-        int64_t delay = std::max(backoff(*policy, s.attempt), run->retry_after_ms);
+        int64_t delay = std::max(backoff(*policy, s.attempt), notes.retry_after_ms);
         int64_t at = now() + delay;
         if (s.deadline_ms == 0 || at < s.deadline_ms) {
           event(*run, "attempt_failed", step.name, s.attempt, cls,
@@ -1059,7 +1060,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       policy.factor = cp.factor;
       policy.max_ms = static_cast<uint64_t>(cp.max_ms);
       // A Retry-After (or an open circuit's remaining time) is the least delay.
-      int64_t delay = std::max(backoff(policy, s.attempt), run->retry_after_ms);
+      int64_t delay = std::max(backoff(policy, s.attempt), notes.retry_after_ms);
       event(*run, "undo_failed", step.name, s.attempt, cls,
             fmt::format("{} (retrying in {})", msg, format_ms(delay)));
       s.attempt += 1;
