@@ -167,6 +167,11 @@ saga order_fulfillment(order_id: string, customer: string, amount: number, items
 }
 )";
 
+// kOrder bound to the three participants.
+std::string order_text(const Server& inv, const Server& pay, const Server& ship) {
+  return fill(kOrder, {{"INV", inv.url()}, {"PAY", pay.url()}, {"SHIP", ship.url()}});
+}
+
 const json kInput = {
     {"order_id", "o-1"}, {"customer", "c-9"}, {"amount", 150}, {"items", {"a", "b"}}};
 
@@ -175,8 +180,7 @@ TEST_F(HttpE2E, SuccessPath) {
   Server& pay = server("payment");
   Server& ship = server("shipping");
   open();
-  std::string hash =
-      load(fill(kOrder, {{"INV", inv.url()}, {"PAY", pay.url()}, {"SHIP", ship.url()}}));
+  std::string hash = load(order_text(inv, pay, ship));
   auto info = run(hash, "order_fulfillment", kInput);
   ASSERT_EQ(info.status, InstanceStatus::kCompleted) << info.error_message;
   EXPECT_EQ(info.output["order"], "o-1");
@@ -208,7 +212,7 @@ TEST_F(HttpE2E, ConcurrentSagasKeepEffectsExactlyOnce) {
   saga::HttpOptions options;
   options.threads = 3;  // Exchanges on several threads: strands, pool and bulkhead locks.
   open(options);
-  std::string text = fill(kOrder, {{"INV", inv.url()}, {"PAY", pay.url()}, {"SHIP", ship.url()}});
+  std::string text = order_text(inv, pay, ship);
   text.insert(text.rfind("  output"), "  if amount > 1000 { fail rejected \"too expensive\" }\n");
   std::string hash = load(text);
   constexpr int kSagas = 64;
@@ -256,8 +260,7 @@ TEST_F(HttpE2E, CompensationWhenPaymentRejects) {
   Server& pay = server("payment", {"--fail-rate", "1", "--fail-status", "400"});
   Server& ship = server("shipping");
   open();
-  std::string hash =
-      load(fill(kOrder, {{"INV", inv.url()}, {"PAY", pay.url()}, {"SHIP", ship.url()}}));
+  std::string hash = load(order_text(inv, pay, ship));
   auto info = run(hash, "order_fulfillment", kInput);
   ASSERT_EQ(info.status, InstanceStatus::kCompensated);
   EXPECT_EQ(info.error_class, "rejected");
@@ -278,8 +281,7 @@ TEST_F(HttpE2E, RetriesOfUnavailableHaveOneEffect) {
   Server& pay = server("payment");
   Server& ship = server("shipping");
   open();
-  std::string hash =
-      load(fill(kOrder, {{"INV", inv.url()}, {"PAY", pay.url()}, {"SHIP", ship.url()}}));
+  std::string hash = load(order_text(inv, pay, ship));
   auto info = run(hash, "order_fulfillment", kInput);
   ASSERT_EQ(info.status, InstanceStatus::kCompleted) << info.error_message;
   json st = inv.stats();
