@@ -74,7 +74,9 @@ class HttpE2E : public ::testing::Test {
     return *servers_.back();
   }
 
-  saga::Engine& open(saga::HttpOptions http = {}) {
+  // `clock`: the engine's (null: the system clock); the HTTP client always
+  // runs on real time.
+  saga::Engine& open(saga::HttpOptions http = {}, std::shared_ptr<saga::Clock> clock = nullptr) {
     http.log = [this](std::string line) {
       std::lock_guard lock(mu_);
       log_.push_back(std::move(line));
@@ -83,6 +85,7 @@ class HttpE2E : public ::testing::Test {
     saga::EngineOptions options;
     options.database = (dir_ / "sagas.db").string();
     options.durability = saga::Durability::kNormal;
+    options.clock = std::move(clock);
     options.seed = 1;
     options.compensation.initial_ms = 20;
     options.compensation.max_ms = 200;
@@ -731,6 +734,29 @@ saga s(base: string) {
   EXPECT_EQ(info.output["put"]["body"], (json{1, 2}));
   EXPECT_EQ(info.output["del"]["method"], "DELETE");
   EXPECT_EQ(info.output["stats"]["calls"], 4);
+}
+
+// The stdlib http.* actions give up on the wire at the step's timeout. The
+// engine's clock is stopped here, so its own timeout cannot fire: the attempt
+// ends at 300 ms by the client, not at the client's default (5 s).
+TEST_F(HttpE2E, StdlibHttpGivesUpAtTheStepTimeout) {
+  Server& inv = server("inventory", {"--latency", "3000"});
+  saga::HttpOptions http;
+  http.default_timeout_ms = 5000;
+  open(http, std::make_shared<saga::ManualClock>());
+  std::string hash = load(R"(
+saga s(base: string) {
+  step reserve { do http.post(url: "${base}/reserve", body: {order: "o-1"}) -> r  timeout 300ms }
+  output r
+}
+)");
+  auto info = run(hash, "s", {{"base", inv.url()}});
+  EXPECT_EQ(info.error_class, "timeout");
+  EXPECT_NE(info.error_message.find("POST http://" + inv.authority() +
+                                    "/reserve: no answer "
+                                    "within 300ms"),
+            std::string::npos)
+      << info.error_message;
 }
 
 TEST_F(HttpE2E, StdlibHttpFailures) {
