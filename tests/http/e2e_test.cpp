@@ -740,7 +740,7 @@ saga s(base: string) {
 // engine's clock is stopped here, so its own timeout cannot fire: the attempt
 // ends at 300 ms by the client, not at the client's default (5 s).
 TEST_F(HttpE2E, StdlibHttpGivesUpAtTheStepTimeout) {
-  Server& inv = server("inventory", {"--latency", "3000"});
+  Server& inv = server("inventory", {"--latency", "1500"});
   saga::HttpOptions http;
   http.default_timeout_ms = 5000;
   open(http, std::make_shared<saga::ManualClock>());
