@@ -14,43 +14,18 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/value/json_quote.hpp"
+
 namespace saga::bytecode {
 namespace {
 
 // ---------------------------------------------------------------------------
 // Value formatting
 
-// A duration in the unit the language would use to write it: 10m, 2s, 200ms.
-// A JSON string literal: quoted, with quotes, backslashes and control
-// characters escaped. Other bytes (UTF-8 included) are copied as they are.
+// A JSON string literal (runtime/value/json_quote.hpp).
 std::string quoted(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned char>(ch));
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
+  std::string out;
+  append_json_quoted(out, s, /*escape_del=*/true);
   return out;
 }
 

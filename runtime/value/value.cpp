@@ -3,6 +3,7 @@
 // CONCAT text. Parsing lives in json.cpp and the checkpoint encoding in
 // encoding.cpp; the opcode semantics in ops.cpp build on this file.
 #include <fmt/format.h>
+
 #include <algorithm>
 #include <cassert>
 #include <charconv>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <new>
 
+#include "runtime/value/json_quote.hpp"
 #include "runtime/value/rep.hpp"
 #include "saga/value.hpp"
 
@@ -338,47 +340,6 @@ void append_number(std::string& out, double d) {
   fmt::format_to(std::back_inserter(out), "{}", d);
 }
 
-void append_quoted(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  size_t run = 0;  // Start of the current run of bytes copied as they are.
-  for (size_t i = 0; i < s.size(); ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        out += "\\u00";
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 15]);
-    }
-  }
-  out.append(s.data() + run, s.size() - run);
-  out.push_back('"');
-}
-
 }  // namespace
 
 void Value::append_json_text(std::string& out) const {
@@ -393,7 +354,7 @@ void Value::append_json_text(std::string& out) const {
       append_number(out, u_.number);
       return;
     case Kind::String:
-      append_quoted(out, as_string());
+      append_json_quoted(out, as_string());
       return;
     case Kind::List: {
       out.push_back('[');
@@ -412,7 +373,7 @@ void Value::append_json_text(std::string& out) const {
       for (const auto& [name, v] : object_members()) {
         if (!first) out.push_back(',');
         first = false;
-        append_quoted(out, name);
+        append_json_quoted(out, name);
         out.push_back(':');
         v.append_json_text(out);
       }
