@@ -13,6 +13,7 @@
 
 #include "compiler/analysis.hpp"
 #include "compiler/suggest.hpp"
+#include "saga/error_classes.hpp"
 #include "stdlib/table.hpp"
 
 namespace saga::compiler {
@@ -21,10 +22,14 @@ namespace {
 using ast::Expr;
 using ast::ExprKind;
 
-// The error classes the runtime produces itself; `on: [...]` may also name
-// custom classes raised by `fail`.
-const std::vector<std::string> kBuiltinClasses = {"timeout", "unavailable", "rejected",
-                                                  "cancelled"};
+// The error classes the runtime produces itself (saga/error_classes.def);
+// `on: [...]` may also name custom classes raised by `fail`.
+std::vector<std::string> builtin_classes() {
+  std::vector<std::string> names;
+  for (const ErrorClassInfo& c : kErrorClasses) names.emplace_back(c.name);
+  return names;
+}
+const std::vector<std::string> kBuiltinClasses = builtin_classes();
 const std::vector<std::string> kTypes = {"string", "number", "bool", "list", "object", "any"};
 const std::vector<std::string> kMethods = {"GET", "POST", "PUT", "PATCH", "DELETE"};
 
@@ -280,7 +285,9 @@ class Checker {
     policy.initial_ms = kDefaultInitialMs;
     policy.factor = kDefaultFactor;
     policy.max_ms = kDefaultMaxMs;
-    policy.retry_on = {"timeout", "unavailable"};
+    for (const ErrorClassInfo& c : kErrorClasses) {
+      if (c.retried_by_default) policy.retry_on.emplace_back(c.name);
+    }
     auto f = fields(body, {"attempts", "backoff", "max", "jitter", "on"}, what);
     if (f.count("attempts")) {
       if (auto n = count(*f["attempts"], "attempts", 1)) policy.attempts = *n;

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include "saga/error_classes.hpp"
+
 namespace saga::stdlib {
 
 const FunctionInfo* find_function(std::string_view name) {
@@ -73,6 +75,18 @@ std::string reference_markdown() {
   for (const ActionInfo& a : kActions) {
     out += fmt::format("| `{}` | {} | {} | {} | `{}` |\n", a.name, arg_list(a.required, a.optional),
                        a.idempotent ? "yes" : "no", a.doc, a.example);
+  }
+  out +=
+      "\n## Error classes\n\n"
+      "How an attempt, a step or a saga failed (`error_class` in `sagactl show`), as the "
+      "runtime raises them; retry policies choose which to retry (`on: [...]`). Generated "
+      "from `runtime/include/saga/error_classes.def`. Any other name is a custom class "
+      "(`fail NAME \"...\"`, or a host action's saga::ActionError) and leaves a step in "
+      "doubt.\n\n"
+      "| class | had no effect | retried by default | meaning |\n|---|---|---|---|\n";
+  for (const ErrorClassInfo& c : kErrorClasses) {
+    out += fmt::format("| `{}` | {} | {} | {} |\n", c.name, c.no_effect ? "yes" : "no",
+                       c.retried_by_default ? "yes" : "no", c.doc);
   }
   return out;
 }

@@ -39,6 +39,7 @@
 #include "runtime/bytecode/verify.hpp"
 #include "runtime/vm/checkpoint.hpp"
 #include "runtime/vm/vm.hpp"
+#include "saga/error_classes.hpp"
 #include "stdlib/functions.hpp"
 
 namespace saga {
@@ -206,13 +207,6 @@ class TimerQueue {
   std::thread thread_;
   std::shared_ptr<const std::function<void()>> waker_;  // Held weakly by the clock.
 };
-
-// Error classes that say the attempt certainly had no effect: a step that
-// ends with one of them is not compensated. Every other class leaves it in
-// doubt.
-bool had_no_effect(std::string_view error_class) {
-  return error_class == "rejected" || error_class == "unsupported";
-}
 
 std::string format_ms(int64_t ms) {
   return bytecode::format_duration(static_cast<uint64_t>(std::max<int64_t>(ms, 0)));
