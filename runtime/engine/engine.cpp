@@ -208,6 +208,12 @@ class TimerQueue {
   std::shared_ptr<const std::function<void()>> waker_;  // Held weakly by the clock.
 };
 
+// The built-in actions the engine performs itself, without a call: they
+// have no effect outside the instance.
+bool engine_performed(const bytecode::Action& action) {
+  return action.service == bytecode::kNoService && (action.name == "sleep" || action.name == "log");
+}
+
 std::string format_ms(int64_t ms) {
   return bytecode::format_duration(static_cast<uint64_t>(std::max<int64_t>(ms, 0)));
 }
@@ -338,6 +344,9 @@ struct Run {
   TimerId deadline_timer;
   bool finished = false;
   bool started = false;  // The first commit succeeded (the row exists).
+  // The current attempt was handed to its action or transport: it may reach
+  // the service. Cleared when the attempt ends.
+  bool attempt_out = false;
   // start() waits on it for the first commit's outcome.
   std::shared_ptr<std::promise<Status>> started_promise;
   Engine::DoneCallback on_done;  // start_async()'s callback.
@@ -744,11 +753,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     next_generation(*run);  // Late results of the abandoned attempt are ignored.
     if (s.wait == Wait::kAction) {
       const bytecode::Step& step = run->program->program.steps[s.step];
-      event(*run, "step_abandoned", step.name, s.attempt, error_class, message);
-      s.completed.push_back({s.step, true});  // The attempt may have had an effect.
+      // In doubt when the abandoned attempt was out, or an earlier one may
+      // have had an effect; a step still waiting for its first attempt, or
+      // in the backoff after attempts that never left, had none.
+      const bool in_doubt = run->attempt_out || s.earlier_attempt_in_doubt;
+      event(*run, "step_abandoned", step.name, s.attempt, error_class,
+            in_doubt ? message : message + " (nothing was sent: the step is not compensated)");
+      if (in_doubt) s.completed.push_back({s.step, true});
       s.wait = Wait::kNone;
       s.wake_at_ms = 0;
     }
+    run->attempt_out = false;
     s.cancelled = cancel;
     begin_compensation(run, std::move(error_class), std::move(message));
   }
@@ -769,7 +784,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     bool undo = s.wait == Wait::kUndo;
 
     // Built-in actions the engine performs itself.
-    if (action.service == bytecode::kNoService) {
+    if (engine_performed(action)) {
       if (action.name == "sleep") {
         // The timer already ran: advance() waited until wake_at_ms.
         return finish_attempt(run, g, true, Value(), {}, {});
@@ -838,6 +853,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       call.action = action.name;
       describe_call(call, *run, step, undo);
       call.timeout_ms = timeout;
+      run->attempt_out = true;
       int64_t started = now();
       bool ok = false;
       Value result;
@@ -875,6 +891,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     auto state = std::make_shared<Completion::State>();
     state->deliver = outcome_handler(run, g, "action");
     Completion completion(state);
+    run->attempt_out = true;
     boost::asio::post(io, [registered = std::move(registered), call, completion] {
       try {
         registered->async(*call, completion);
@@ -928,6 +945,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     call.breaker_reset_ms = static_cast<int64_t>(svc.breaker_reset_ms);
     call.breaker_probes = svc.breaker_probes;
     call.bulkhead = svc.bulkhead;
+    run->attempt_out = true;
     boost::asio::post(io,
                       [this, call = std::move(call), done = outcome_handler(run, g, "service")] {
                         options.service_transport(call, done);
@@ -994,6 +1012,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                       std::string msg, FailureNotes notes = {}) {
     if (run->generation != g) return;
     next_generation(*run);
+    run->attempt_out = false;
     InstanceState& s = run->state;
     const bytecode::Program& p = run->program->program;
     const bytecode::Step& step = p.steps[s.step];
@@ -1028,13 +1047,21 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           return commit(run, InstanceStatus::kRunning);
         }
       }
-      // The last attempt decides, unless it was never sent: then the step is
-      // in doubt only if an earlier attempt was.
-      bool in_doubt = !had_no_effect(cls) && (!not_sent || s.earlier_attempt_in_doubt);
-      event(*run, "step_failed", step.name, s.attempt, cls,
-            in_doubt || had_no_effect(cls)
-                ? msg
-                : msg + " (never sent: the step had no effect and is not compensated)");
+      // Once any attempt may have reached the service, the step stays in
+      // doubt: a later answer, even a definite `rejected` (a participant
+      // that lost the first request's outcome, or answers a repeated key
+      // with an error), cannot prove that the earlier one had no effect.
+      // Otherwise the last attempt decides: in doubt unless it had no effect
+      // by its class or was never sent.
+      const bool this_in_doubt = !had_no_effect(cls) && !not_sent;
+      const bool in_doubt = s.earlier_attempt_in_doubt || this_in_doubt;
+      std::string note;
+      if (in_doubt && !this_in_doubt) {
+        note = " (an earlier attempt may have had an effect: the step is compensated)";
+      } else if (!in_doubt && !had_no_effect(cls)) {
+        note = " (never sent: the step had no effect and is not compensated)";
+      }
+      event(*run, "step_failed", step.name, s.attempt, cls, msg + note);
       if (in_doubt) s.completed.push_back({s.step, true});
       s.wait = Wait::kNone;
       return begin_compensation(run, cls, fmt::format("step '{}': {}", step.name, msg));
@@ -1373,7 +1400,15 @@ Result<size_t> Engine::resume(const std::string& only) {
       run->state = std::move(state).value();
       // The process may have died with an attempt in flight: it may have had
       // an effect, whatever the checkpoint says of the attempts before it.
-      if (run->state.wait == Wait::kAction) run->state.earlier_attempt_in_doubt = true;
+      // An attempt is dispatched no earlier than its wake time, so one whose
+      // wake time is still ahead (a backoff, judged by this machine's wall
+      // clock) was not out yet; neither is a call of sleep or log.
+      InstanceState& s = run->state;
+      if (s.wait == Wait::kAction && now >= s.wake_at_ms &&
+          !engine_performed(run->program->program.actions[
+              run->program->program.steps[s.step].action])) {
+        s.earlier_attempt_in_doubt = true;
+      }
     }
     bool cancel = rec.cancel_requested;
     run->id = rec.id;

@@ -633,9 +633,19 @@ TEST_F(EngineTest, OnlyStepsThatMayHaveReachedTheServiceAreCompensated) {
     o.message = "connection reset";
     return o;
   };
+  auto declined = [] {
+    saga::ServiceOutcome o;
+    o.error_class = "rejected";
+    o.message = "HTTP 402: payment declined";
+    return o;
+  };
   script["sent_then_refused"] = {lost(), refused()};
   script["refused_twice"] = {refused(), refused()};
   script["refused_then_sent"] = {refused(), lost()};
+  // A definite answer after an attempt in doubt does not clear the doubt:
+  // the first request may have been applied (README, "Delivery contract").
+  script["sent_then_rejected"] = {lost(), declined()};
+  script["refused_then_rejected"] = {refused(), declined()};
   auto transport = [&](const saga::ServiceCall& call,
                        std::function<void(saga::ServiceOutcome)> done) {
     std::lock_guard lock(mu);
@@ -662,7 +672,9 @@ saga x(c: string) {
   std::map<std::string, InstanceStatus> expected = {
       {"sent_then_refused", InstanceStatus::kCompensated},
       {"refused_twice", InstanceStatus::kFailed},
-      {"refused_then_sent", InstanceStatus::kCompensated}};
+      {"refused_then_sent", InstanceStatus::kCompensated},
+      {"sent_then_rejected", InstanceStatus::kCompensated},
+      {"refused_then_rejected", InstanceStatus::kFailed}};
   for (const auto& [which, status] : expected) {
     SCOPED_TRACE(which);
     const size_t failed_before = log_.count("attempt_failed");
@@ -676,7 +688,151 @@ saga x(c: string) {
   }
   std::lock_guard lock(mu);
   std::sort(undone.begin(), undone.end());
-  EXPECT_EQ(undone, (std::vector<std::string>{"refused_then_sent", "sent_then_refused"}));
+  EXPECT_EQ(undone, (std::vector<std::string>{"refused_then_sent", "sent_then_refused",
+                                               "sent_then_rejected"}));
+}
+
+// The torture a new user ran (issue 8): the process dies while a call is out
+// (the participant applied it), the resumed attempt repeats the call with the
+// same key and is answered 402. The step is in doubt and is compensated.
+TEST_F(EngineTest, CallInterruptedByACrashThenRejectedIsCompensated) {
+  const char* source = R"(
+service pay { }
+saga order() {
+  step reserve { do pay.reserve() undo pay.release() }
+  step charge { do pay.charge() undo pay.refund() }
+}
+)";
+  std::mutex mu;
+  std::vector<saga::Completion> parked;
+  std::string id, hash;
+  {
+    auto& e = open();
+    hash = load(source);
+    e.register_action("pay.reserve", [](const saga::ActionCall&) -> json { return 1; });
+    e.register_async_action("pay.charge", [&](const saga::ActionCall&, saga::Completion c) {
+      std::lock_guard lock(mu);
+      parked.push_back(c);  // Applied at the participant; the answer never comes back.
+    });
+    auto started = e.start(hash, "order", json::object());
+    ASSERT_TRUE(started.ok());
+    id = started.value();
+    ASSERT_TRUE(eventually([&] {
+      std::lock_guard lock(mu);
+      return !parked.empty();
+    }));
+    engine_.reset();  // The crash.
+  }
+  auto& e = open();
+  Recorder rec;
+  std::vector<std::string> charge_keys;
+  e.register_action("pay.charge", [&](const saga::ActionCall& c) -> json {
+    rec.add(c);
+    throw saga::ActionError("rejected", "HTTP 402: card declined");
+  });
+  rec.answer(e, {"pay.release", "pay.refund"});
+  ASSERT_TRUE(e.resume().ok());
+  auto info = e.wait(id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompensated) << info->error_message;
+  EXPECT_EQ(info->error_class, "rejected");
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"charge", "refund", "release"}));
+  EXPECT_EQ(rec.keys[0], id + "/charge") << "the repeated call carries the same key";
+  auto failed = log_.of("step_failed");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_NE(failed[0].message.find("an earlier attempt may have had an effect"),
+            std::string::npos)
+      << failed[0].message;
+}
+
+// Cancelling an instance that never ran (recorded by `sagactl start`) sends
+// nothing: not its first step, not that step's undo.
+TEST_F(EngineTest, CancelOfAPendingInstanceSendsNothing) {
+  auto& e = open();
+  std::string hash = load(kThreeSteps);
+  Recorder rec;
+  register_shop(e, rec);
+  auto id = e.enqueue(hash, "order", {{"id", "7"}, {"fail_at", ""}});
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(e.cancel(id.value()).ok());
+  ASSERT_TRUE(e.resume(id.value()).ok());
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCancelled) << info->error_message;
+  EXPECT_TRUE(rec.get().empty()) << rec.get().size() << " calls, first " << rec.get()[0];
+}
+
+// A scripted transport whose every call is refused before it is sent (an
+// open circuit), for the tests of steps that never reached their service.
+saga::ServiceTransport refusing_transport(std::atomic<int>& calls, std::atomic<int>& undos,
+                                          std::string last_answer = "unavailable") {
+  return [&calls, &undos, last_answer](const saga::ServiceCall& call,
+                                       std::function<void(saga::ServiceOutcome)> done) {
+    saga::ServiceOutcome o;
+    if (call.compensation) {
+      ++undos;
+      o.ok = true;
+      return done(o);
+    }
+    ++calls;
+    o.error_class = call.attempt > 1 ? last_answer : "unavailable";
+    o.message = call.attempt > 1 ? "answered" : "circuit open";
+    o.not_sent = call.attempt == 1;
+    done(o);
+  };
+}
+
+const char* kOneRetriedStep = R"(
+service s { url "http://127.0.0.1:9" }
+saga x() {
+  step a {
+    do s.a()
+    undo s.undo()
+    retry { attempts: 2, backoff: fixed(10s), on: [unavailable] }
+  }
+}
+)";
+
+// Cancelling during the backoff after an attempt that never left: the step
+// had no effect, and its undo is not run.
+TEST_F(EngineTest, CancelDuringTheBackoffOfUnsentAttemptsRunsNoUndo) {
+  std::atomic<int> calls{0}, undos{0};
+  auto& e = open(saga::Durability::kNormal, refusing_transport(calls, undos));
+  std::string hash = load(kOneRetriedStep);
+  auto id = e.start(hash, "x", json::object());
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(log_.wait_for("attempt_failed", "a"));
+  ASSERT_TRUE(e.cancel(id.value()).ok());
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCancelled);
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_EQ(undos.load(), 0);
+}
+
+// After a restart during the backoff of an attempt that never left, the next
+// attempt had not been sent either (its wake time was still ahead): a
+// `rejected` answer then means the step had no effect.
+TEST_F(EngineTest, RestartDuringTheBackoffOfUnsentAttemptsKeepsTheStepOutOfDoubt) {
+  std::atomic<int> calls{0}, undos{0};
+  std::string id;
+  {
+    auto& e = open(saga::Durability::kNormal, refusing_transport(calls, undos, "rejected"));
+    std::string hash = load(kOneRetriedStep);
+    auto started = e.start(hash, "x", json::object());
+    ASSERT_TRUE(started.ok());
+    id = started.value();
+    ASSERT_TRUE(log_.wait_for("attempt_failed", "a"));
+    engine_.reset();
+  }
+  auto& e = open(saga::Durability::kNormal, refusing_transport(calls, undos, "rejected"));
+  ASSERT_TRUE(e.resume().ok());
+  clock_->advance(10s);
+  auto info = e.wait(id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kFailed) << info->error_message;
+  EXPECT_EQ(calls.load(), 2);
+  EXPECT_EQ(undos.load(), 0);
 }
 
 // An asynchronous action that knows its request never left says so with
