@@ -337,6 +337,13 @@ class Participant {
     }
     if (latency > 0) std::this_thread::sleep_for(std::chrono::milliseconds(latency));
 
+    // A repeated key gets the first response (docs/http.md), whatever is
+    // injected: failures are injected only into requests that would apply.
+    if (!key.empty()) {
+      std::lock_guard lock(db_mu_);
+      if (auto res = stored_response(key)) return std::move(*res);
+    }
+
     // Injected failures: the header, else the sequence, else the rate.
     int fail = 0;
     if (auto it = req.find("X-Test-Fail"); it != req.end()) {
@@ -356,14 +363,9 @@ class Participant {
     std::lock_guard lock(db_mu_);
     if (!effects_.is_open()) return reply(503, {{"error", "shutting down"}});
     if (key.empty()) key = fmt::format("anonymous-{}", effects_.next_id());
-    if (auto row = effects_.by_key(key)) {
-      if (row->kind == "tombstone") {
-        return reply(409, {{"error", "this request was compensated before it arrived"}});
-      }
-      Response res = reply(row->status, json::parse(row->response, nullptr, false));
-      res.set("X-Dedup", "true");
-      return res;
-    }
+    // Again under this lock: a request with the same key may have applied
+    // since the look-up above.
+    if (auto res = stored_response(key)) return std::move(*res);
     if (forward) {
       std::string id = fmt::format("{}-{}", role_.prefix, effects_.next_id());
       json result = {{"id", id}};
@@ -408,6 +410,20 @@ class Participant {
     }
     effects_.insert(key, op, "undo", "", args.dump(), 200, result.dump());
     return reply(200, result);
+  }
+
+  // The response stored for `key` (its first one), or the refusal of a
+  // request whose compensation arrived first. Called with db_mu_ held.
+  std::optional<Response> stored_response(const std::string& key) {
+    if (!effects_.is_open()) return std::nullopt;
+    auto row = effects_.by_key(key);
+    if (!row) return std::nullopt;
+    if (row->kind == "tombstone") {
+      return reply(409, {{"error", "this request was compensated before it arrived"}});
+    }
+    Response res = reply(row->status, json::parse(row->response, nullptr, false));
+    res.set("X-Dedup", "true");
+    return res;
   }
 
   Response control(const Request& req) {

@@ -640,6 +640,32 @@ TEST_F(HttpE2E, EngineStopsWhileACallIsInFlight) {
   EXPECT_EQ(st["effects"], 1);
 }
 
+// The new user's torture (issue 8): the process dies while the charge is
+// out, the participant applies it, and from then on it injects 402 into
+// every request. The resumed attempt repeats the key and must get the first
+// response, not an injected failure (docs/http.md): the saga completes with
+// one charge.
+TEST_F(HttpE2E, ARepeatedKeyGetsItsFirstResponseWhateverIsInjected) {
+  Server& pay = server("payment", {"--latency", "300"});
+  open();
+  std::string hash = load(fill(kPay, {{"PAY", pay.url()}, {"EXTRA", ""}}));
+  auto id = engine_->start(hash, "pay", {{"n", 1}});
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(eventually([&] { return pay.stats()["in_flight"] == 1; }));
+  engine_.reset();
+  ASSERT_TRUE(eventually([&] { return pay.stats()["effects"] == 1; }));
+  client_->shutdown();
+  pay.control({{"fail_rate", 1}, {"fail_status", 402}, {"latency_ms", 0}});
+  open();
+  ASSERT_TRUE(engine_->resume().ok());
+  auto info = engine_->wait(id.value(), 10s);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  json st = pay.stats();
+  EXPECT_EQ(st["calls_by_key"][id.value() + "/charge"], 2);
+  EXPECT_EQ(st["effects"], 1);
+}
+
 TEST_F(HttpE2E, HeadersAndRoutes) {
   Server& echo = server("inventory");
   open();
