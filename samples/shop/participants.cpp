@@ -179,7 +179,7 @@ std::string Ledger::order_of(const std::string& instance_id) {
 
 Ledger::Answer Ledger::apply(const saga::ActionCall& call, const std::string& order_id,
                              const std::function<json()>& make_response,
-                             const std::string& fail_after) {
+                             const std::string& fail_after, bool reject_repeats) {
   std::lock_guard lock(mu_);
   Transaction tx(db_);
   Answer answer;
@@ -187,7 +187,14 @@ Ledger::Answer Ledger::apply(const saga::ActionCall& call, const std::string& or
   existing.bind(1, call.idempotency_key);
   Stmt undone(db_, "SELECT 1 FROM effects WHERE key = ?1 || '/undo'");
   undone.bind(1, call.idempotency_key);
-  if (existing.step()) {
+  const bool applied = existing.step();
+  if (applied && reject_repeats) {
+    // Applied before, and this participant forgets it: a fresh refusal.
+    count_delivery(call, false);
+    tx.commit();
+    return {false, nullptr, "rejected", call.action + ": HTTP 402 (a repeated key, declined)"};
+  }
+  if (applied) {
     // Applied before: the first answer again, and nothing else.
     count_delivery(call, true);
     answer.response = json::parse(existing.text(0));
@@ -393,7 +400,8 @@ struct Participants::State {
         }
       } else {
         a = ledger.apply(
-            call, order_id, [&] { return make_response(call, plan); }, fail_after);
+            call, order_id, [&] { return make_response(call, plan); }, fail_after,
+            plan.reject_repeats);
       }
       if (a.ok) {
         job.completion.succeed(a.response);

@@ -43,6 +43,11 @@ struct Plan {
   // shipping.express/standard only: answer status "refused" (the carrier
   // declined; the saga then fails with `rejected` and compensates).
   bool refuse_shipment = false;
+  // A careless participant (the defect docs/http.md warns against): a call
+  // whose key was applied before is answered `rejected` instead of with its
+  // first response. For the crash test, which checks that such a step is
+  // still compensated.
+  bool reject_repeats = false;
 };
 
 // Decides the plan of a call. `order_id` is the order the call belongs to:
@@ -90,9 +95,11 @@ class Ledger {
   // deduplicated delivery). When the key's undo already ran (a late attempt
   // of an abandoned step), applies nothing and answers `rejected`.
   // `make_response` builds the response of a first application; `fail_after`
-  // non-empty records the effect but answers with that error class.
+  // non-empty records the effect but answers with that error class;
+  // `reject_repeats` answers a repeated key `rejected` (Plan::reject_repeats).
   Answer apply(const saga::ActionCall& call, const std::string& order_id,
-               const std::function<nlohmann::json()>& make_response, const std::string& fail_after);
+               const std::function<nlohmann::json()>& make_response, const std::string& fail_after,
+               bool reject_repeats = false);
 
   // Records an undo ("<instance>/<step>/undo") once per key: marks the effect
   // "<instance>/<step>" undone, or, when there is no such effect, succeeds
