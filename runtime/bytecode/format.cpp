@@ -24,6 +24,7 @@
 #include <string_view>
 
 #include "runtime/bytecode/verify.hpp"
+#include "runtime/value/utf8.hpp"
 
 namespace saga::bytecode {
 namespace {
@@ -325,10 +326,17 @@ class Reader {
     std::memcpy(&v, &bits, sizeof v);
     return v;
   }
+  // Every string of a program is UTF-8 (the compiler refuses other
+  // sources): names and messages reach JSON text and the database.
   std::string str() {
     uint32_t n = u32();
     if (!need(n)) return {};
     std::string s(reinterpret_cast<const char*>(data_ + pos_), n);
+    if (size_t bad = first_invalid_utf8(s); bad != std::string::npos) {
+      fail(fmt::format("the string at offset {} is not UTF-8 (byte {:#04x} at offset {})", pos_,
+                       static_cast<unsigned char>(s[bad]), pos_ + bad));
+      return {};
+    }
     pos_ += n;
     return s;
   }

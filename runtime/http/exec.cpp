@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/value/utf8.hpp"
 #include "saga/http.hpp"
 
 extern char** environ;
@@ -28,36 +29,6 @@ namespace {
 
 // Output kept per stream; the rest is read and dropped so the child can finish.
 constexpr size_t kMaxOutput = 8u << 20;
-
-// Replaces bytes that are not valid UTF-8 with U+FFFD: results are JSON text.
-std::string valid_utf8(const std::string& in) {
-  std::string out;
-  out.reserve(in.size());
-  size_t i = 0;
-  while (i < in.size()) {
-    auto c = static_cast<unsigned char>(in[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    bool ok = len > 0 && i + len <= in.size();
-    for (size_t k = 1; ok && k < len; ++k) {
-      ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
-    }
-    if (ok && len > 1) {
-      // Reject overlong forms, surrogates and code points beyond U+10FFFF.
-      uint32_t cp = c & (0xFF >> (len + 1));
-      for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (in[i + k] & 0x3F);
-      ok = !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) &&
-           !(len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) && !(cp >= 0xD800 && cp <= 0xDFFF);
-    }
-    if (ok) {
-      out.append(in, i, len);
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  return out;
-}
 
 struct Pipe {
   int fd[2] = {-1, -1};
@@ -151,8 +122,8 @@ nlohmann::json run_child(const std::string& cmd, const std::vector<std::string>&
                   : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
                                         : -1;
   return {{"exit", exit_code},
-          {"stdout", valid_utf8(captured[0])},
-          {"stderr", valid_utf8(captured[1])}};
+          {"stdout", scrub_utf8(captured[0])},
+          {"stderr", scrub_utf8(captured[1])}};
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <cctype>
 #include <ctime>
 
+#include "runtime/value/utf8.hpp"
+
 namespace saga::http {
 namespace {
 
@@ -227,12 +229,14 @@ std::optional<int64_t> parse_retry_after(std::string_view value, int64_t now_uni
   return std::nullopt;
 }
 
+// The body goes into an error message, which is stored and printed: bytes
+// that are not UTF-8 (any participant can send them) become U+FFFD.
 std::string quote_body(std::string_view body, size_t max) {
-  if (body.size() <= max) return std::string(body);
+  if (body.size() <= max) return scrub_utf8(body);
   size_t cut = max;
   // Do not split a UTF-8 sequence: back up over continuation bytes.
   while (cut > 0 && (static_cast<unsigned char>(body[cut]) & 0xC0) == 0x80) --cut;
-  return fmt::format("{}... ({} bytes)", body.substr(0, cut), body.size());
+  return fmt::format("{}... ({} bytes)", scrub_utf8(body.substr(0, cut)), body.size());
 }
 
 ServiceOutcome classify_response(int status, std::string_view reason, std::string_view body,

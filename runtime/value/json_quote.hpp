@@ -7,18 +7,33 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/value/utf8.hpp"
+
 namespace saga {
 
 // Appends `s` quoted: `"` and `\` escaped, control characters as \b \f \n
-// \r \t or \u00XX; other bytes, UTF-8 included, are copied as they are, a
-// run at a time. With `escape_del`, DEL (0x7f) is written \u007f too, for
-// text read on a terminal, where it would vanish (JSON allows it raw).
+// \r \t or \u00XX; well-formed UTF-8 is copied as it is, a run at a time,
+// and a byte that is not part of well-formed UTF-8 is written \ufffd (the
+// replacement character), so the text is always valid JSON. With
+// `escape_del`, DEL (0x7f) is written \u007f too, for text read on a
+// terminal, where it would vanish (JSON allows it raw).
 inline void append_json_quoted(std::string& out, std::string_view s, bool escape_del = false) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   size_t run = 0;  // Start of the current run of bytes copied as they are.
   for (size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      size_t len = utf8_sequence_length(s, i);
+      if (len > 0) {
+        i += len - 1;
+        continue;
+      }
+      out.append(s.data() + run, i - run);
+      run = i + 1;
+      out += "\\ufffd";
+      continue;
+    }
     if (c >= 0x20 && c != '"' && c != '\\' && (c != 0x7f || !escape_del)) continue;
     out.append(s.data() + run, i - run);
     run = i + 1;

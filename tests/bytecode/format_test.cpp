@@ -388,6 +388,27 @@ TEST(Format, EnumOutOfRange) {
   EXPECT_TRUE(contains(r.status().message(), "unknown constant kind 9")) << r.status().message();
 }
 
+// Strings of a program reach JSON text and the database: a file whose
+// checksum is right but whose strings are not UTF-8 is refused.
+TEST(Format, StringsThatAreNotUtf8AreCorrupt) {
+  Program p = order_program();
+  bool changed = false;
+  for (Constant& c : p.constants) {
+    if (c.kind == Constant::Kind::String && !changed) {
+      c.string += "\xff";
+      changed = true;
+    }
+  }
+  ASSERT_TRUE(changed) << "the test program has no string constant";
+  Result<Program> r = load(serialize(p));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCorrupt);
+  EXPECT_TRUE(contains(r.status().message(), "is not UTF-8 (byte 0xff")) << r.status().message();
+  Program q = order_program();
+  q.steps[0].name = "r\xc3";  // A truncated sequence in a name.
+  EXPECT_FALSE(load(serialize(q)).ok());
+}
+
 TEST(Format, BytesAfterTheLastSection) {
   Program p = order_program();
   std::vector<uint8_t> image = serialize(p);

@@ -165,4 +165,18 @@ TEST(Classify, TheTable) {
   EXPECT_EQ(c(101).error_class, "error");
 }
 
+// A participant may send bytes that are not UTF-8; its body goes into the
+// error message, which is stored and printed as JSON: they become U+FFFD.
+// A body cut at the size limit is not cut inside a character either.
+TEST(Classify, BodiesThatAreNotUtf8AreRepaired) {
+  auto rejected = classify_response(402, "", "declined \xff\xfe!", "", 0, "POST http://h:1/op");
+  EXPECT_EQ(rejected.error_class, "rejected");
+  EXPECT_NE(rejected.message.find("declined \xEF\xBF\xBD\xEF\xBF\xBD!"), std::string::npos)
+      << rejected.message;
+  EXPECT_NO_THROW((void)json(rejected.message).dump());
+  std::string long_body = std::string(1023, 'x') + "\xc3\xa9" + std::string(100, 'y');
+  auto big = classify_response(400, "", long_body, "", 0, "POST http://h:1/op");
+  EXPECT_NO_THROW((void)json(big.message).dump()) << big.message;
+}
+
 }  // namespace

@@ -79,6 +79,29 @@ TEST(JsonText, InvalidUtf8IsRejected) {
   EXPECT_FALSE(Value::from_json_text("\"\xc3\"").ok());
 }
 
+// A string holding bytes that are not UTF-8 (from a host action, a program's
+// output) is still written as valid JSON: each such byte as \ufffd. Before,
+// the bytes went out raw and every reader of the stored text failed.
+TEST(JsonText, InvalidUtf8IsWrittenAsReplacementCharacters) {
+  struct Case {
+    std::string in, out;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"a\xff"
+            "b",
+            "\"a\\ufffdb\""},
+           {"\xc3", "\"\\ufffd\""},                                   // Truncated sequence.
+           {"\xc0\xaf", "\"\\ufffd\\ufffd\""},                        // Overlong '/'.
+           {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},             // A surrogate.
+           {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},  // Beyond U+10FFFF.
+           {"ok é € 😀", "\"ok é € 😀\""},
+       }) {
+    std::string text = Value(c.in).to_json_text();
+    EXPECT_EQ(text, c.out);
+    EXPECT_FALSE(nlohmann::json::parse(text, nullptr, false).is_discarded()) << text;
+  }
+}
+
 TEST(JsonText, BigNumbers) {
   EXPECT_EQ(parse("12345678901234567890").as_number(), 12345678901234567890.0);
   EXPECT_EQ(parse("-9223372036854775808").as_number(), -9223372036854775808.0);
