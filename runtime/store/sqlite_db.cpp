@@ -6,16 +6,27 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
+
 namespace saga::store {
 
 // Conditions a user can act on (locked, read-only, full, not a database) get
 // a fixed sentence and no SQLite detail, so that tools and tests can match
 // them; the rest carry SQLite's own message and code for a bug report.
 Status sqlite_error(int rc, sqlite3* db, std::string_view path, std::string_view doing) {
-  const int primary = rc & 0xff;
   // The connection's message is only about `rc` when it is the latest error.
-  std::string detail = (db != nullptr && sqlite3_extended_errcode(db) == rc) ? sqlite3_errmsg(db)
-                                                                             : sqlite3_errstr(rc);
+  bool latest = db != nullptr && sqlite3_extended_errcode(db) == rc;
+  std::string detail = latest ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  return describe_sqlite_error(rc, latest ? sqlite3_system_errno(db) : 0, detail, path, doing);
+}
+
+Status describe_sqlite_error(int rc, int system_errno, std::string_view detail,
+                             std::string_view path, std::string_view doing) {
+  const int primary = rc & 0xff;
+  if ((primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN) &&
+      (system_errno == ENOSPC || system_errno == EDQUOT)) {
+    return {StatusCode::kIoError, fmt::format("database is full (disk or quota): {}", path)};
+  }
   switch (primary) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -57,11 +68,12 @@ Status sqlite_error(int rc, sqlite3* db, std::string_view path, std::string_view
 
 // SQLite opens files lazily: a file that is not a database, or one that is
 // locked, is only reported by the first statement, not here.
-Status Connection::open(const std::string& path, bool create, int busy_timeout_ms) {
+Status Connection::open(const std::string& path, bool create, int busy_timeout_ms, bool read_only) {
   close();
   path_ = path;
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
-  if (create) flags |= SQLITE_OPEN_CREATE;
+  int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX |
+              SQLITE_OPEN_EXRESCODE;
+  if (create && !read_only) flags |= SQLITE_OPEN_CREATE;
   int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
   if (rc != SQLITE_OK) {
     Status s = sqlite_error(rc, db_, path_, "opening the database");

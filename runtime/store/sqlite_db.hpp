@@ -28,6 +28,13 @@ namespace saga::store {
 // detail for unexpected codes.
 Status sqlite_error(int rc, sqlite3* db, std::string_view path, std::string_view doing);
 
+// The same, with the operating system's errno of the failed call given
+// (sqlite3_system_errno), as a pure function for tests: a full disk can
+// surface as an I/O error (creating the -shm file, SQLite code 4874), which
+// is reported as a full disk.
+Status describe_sqlite_error(int rc, int system_errno, std::string_view detail,
+                             std::string_view path, std::string_view doing);
+
 // One prepared statement. Text and blob parameters are bound without copying
 // (SQLITE_STATIC): the bound bytes must stay alive and unchanged until the
 // statement is reset, which Reset below does at the end of each use.
@@ -109,10 +116,11 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Opens `path` (creating it when `create` is set) with extended result
-  // codes, in SQLite's multi-thread mode (the store serialises each
-  // connection itself), and installs the busy timeout.
-  Status open(const std::string& path, bool create, int busy_timeout_ms);
+  // Opens `path` (creating it when `create` is set; read-only when
+  // `read_only` is) with extended result codes, in SQLite's multi-thread
+  // mode (the store serialises each connection itself), and installs the
+  // busy timeout.
+  Status open(const std::string& path, bool create, int busy_timeout_ms, bool read_only = false);
   void close() {
     if (db_ != nullptr) sqlite3_close_v2(db_);
     db_ = nullptr;

@@ -150,7 +150,9 @@ constexpr const char* kHasProgramSql = "SELECT 1 FROM programs WHERE hash = ?1";
 constexpr const char* kPutProgramSql =
     "INSERT INTO programs (hash, name, image, created_ms) VALUES (?1, ?2, ?3, ?4) "
     "ON CONFLICT (hash) DO NOTHING";
-constexpr const char* kRequestCancelSql = "UPDATE instances SET cancel_requested = 1 WHERE id = ?1";
+constexpr const char* kRequestCancelSql =
+    "UPDATE instances SET cancel_requested = 1 WHERE id = ?1 AND status IN (0, 1)";
+constexpr const char* kStatusOfSql = "SELECT status FROM instances WHERE id = ?1";
 constexpr const char* kClaimSql =
     "UPDATE instances SET owner = ?2, lease_until = ?3 WHERE id = ?1 AND status IN (0, 1, 2)";
 constexpr const char* kRenewSql =
@@ -290,7 +292,14 @@ class SqliteStore final : public Store {
   };
 
   Status configure(Connection& conn, bool writer);
-  Status prepare_statements();
+  // The writer's statements too when `with_writer` (not for a reader's store).
+  Status prepare_statements(bool with_writer);
+  Status open_read_only();
+  // Fails a write on a read-only store.
+  Status refuse_write(const char* what) const {
+    return {StatusCode::kInvalidArgument,
+            fmt::format("the store was opened read-only and cannot {}: {}", what, path_)};
+  }
   Result<std::vector<InstanceRecord>> read_instances(Statement& st);
 
   void writer_loop();
@@ -357,7 +366,7 @@ class SqliteStore final : public Store {
   Connection rdb_;
   struct {
     Statement get_instance, list_all, list_by_status, list_unfinished, history, dead_letters;
-    Statement get_program, has_program, put_program, request_cancel, claim, renew;
+    Statement get_program, has_program, put_program, request_cancel, status_of, claim, renew;
   } r_;
 
   // The queue. submitted_ and finished_ count transitions; flush() waits for
@@ -420,12 +429,63 @@ Status SqliteStore::configure(Connection& conn, bool writer) {
   return Status::Ok();
 }
 
+// Names what is wrong with the path itself before SQLite does ("unable to
+// open database file"): a directory that does not exist, a directory where
+// the file should be, and, for a reader, a file that does not exist.
+Status check_path(const std::string& path, bool must_exist) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) {
+      return {StatusCode::kInvalidArgument,
+              fmt::format("the database path is a directory, not a file: {}", path)};
+    }
+    return Status::Ok();
+  }
+  if (errno != ENOENT) return Status::Ok();  // SQLite names the condition (permissions, ...).
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return {
+        StatusCode::kNotFound,
+        fmt::format("the directory of the database does not exist: {} (database {})", dir, path)};
+  }
+  if (must_exist) return {StatusCode::kNotFound, fmt::format("no such database: {}", path)};
+  return Status::Ok();
+}
+
+// A reader's open: one read-only connection, the identity checked, the
+// reader's statements prepared, no threads. The schema must be this build's
+// exactly: an older one is migrated by the next writer, never by a reader.
+Status SqliteStore::open_read_only() {
+  Status s = rdb_.open(path_, /*create=*/false, options_.busy_timeout_ms, /*read_only=*/true);
+  if (!s.ok()) return s;
+  Result<Identity> identity = read_identity(rdb_);
+  if (!identity.ok()) return identity.status();
+  s = check_identity(*identity, latest_schema_version(), path_);
+  if (!s.ok()) return s;
+  if (identity->application_id != kApplicationId) {
+    return {StatusCode::kCorrupt, fmt::format("not a Saga database: it is empty: {}", path_)};
+  }
+  if (identity->user_version != latest_schema_version()) {
+    return {StatusCode::kUnsupported,
+            fmt::format("database has schema {}, this build reads {}: a command that writes "
+                        "(sagactl resume, run, start) migrates it first: {}",
+                        identity->user_version, latest_schema_version(), path_)};
+  }
+  s = configure(rdb_, /*writer=*/false);
+  if (!s.ok()) return s;
+  return prepare_statements(/*writer=*/false);
+}
+
 Status SqliteStore::open() {
   if (options_.busy_timeout_ms < 0) {
     return {StatusCode::kInvalidArgument,
             fmt::format("busy_timeout_ms must not be negative, got {}", options_.busy_timeout_ms)};
   }
-  Status s = wdb_.open(path_, /*create=*/true, options_.busy_timeout_ms);
+  Status s = check_path(path_, options_.read_only);
+  if (!s.ok()) return s;
+  if (options_.read_only) return open_read_only();
+  s = wdb_.open(path_, /*create=*/true, options_.busy_timeout_ms);
   if (!s.ok()) return s;
 
   // Look before changing anything: a file of another application must not
@@ -459,7 +519,7 @@ Status SqliteStore::open() {
   if (!s.ok()) return s;
   s = configure(rdb_, /*writer=*/false);
   if (!s.ok()) return s;
-  s = prepare_statements();
+  s = prepare_statements(/*writer=*/true);
   if (!s.ok()) return s;
   if (options_.durability == Durability::kFull) {
     s = start_syncer();
@@ -472,7 +532,7 @@ Status SqliteStore::open() {
   return Status::Ok();
 }
 
-Status SqliteStore::prepare_statements() {
+Status SqliteStore::prepare_statements(bool with_writer) {
   const std::pair<Statement*, const char*> writer[] = {
       {&w_.begin, "BEGIN IMMEDIATE"},
       {&w_.commit, "COMMIT"},
@@ -486,6 +546,7 @@ Status SqliteStore::prepare_statements() {
       {&w_.insert_dead_letter, kInsertDeadLetterSql},
   };
   for (const auto& [stmt, sql] : writer) {
+    if (!with_writer) break;
     Status s = wdb_.prepare(*stmt, sql);
     if (!s.ok()) return s;
   }
@@ -500,6 +561,7 @@ Status SqliteStore::prepare_statements() {
       {&r_.has_program, kHasProgramSql},
       {&r_.put_program, kPutProgramSql},
       {&r_.request_cancel, kRequestCancelSql},
+      {&r_.status_of, kStatusOfSql},
       {&r_.claim, kClaimSql},
       {&r_.renew, kRenewSql},
   };
@@ -516,6 +578,10 @@ Status SqliteStore::prepare_statements() {
 // Thread-safe; never blocks on I/O. The transition is moved into the queue:
 // its strings are not copied again until the writer binds them.
 void SqliteStore::submit(Transition transition, CommitDone done) {
+  if (options_.read_only) {
+    done(refuse_write("commit a transition"), transition);
+    return;
+  }
   bool wake = false;
   {
     std::lock_guard lock(mu_);
@@ -1104,15 +1170,27 @@ Result<std::vector<DeadLetter>> SqliteStore::dead_letters(const std::string& id)
 // A direct write like put_program. It only ever sets the flag; the engine's
 // updates keep it set (see kUpdateInstanceSql), and the engine acts on it.
 Status SqliteStore::request_cancel(const std::string& id) {
+  if (options_.read_only) return refuse_write("request a cancellation");
   std::lock_guard lock(rdb_mu_);
   Statement::Reset reset(r_.request_cancel);
   r_.request_cancel.bind_text(1, id);
   int rc = r_.request_cancel.step();
   if (rc != SQLITE_DONE) return rdb_.error(rc, "requesting cancellation");
-  if (sqlite3_changes(rdb_.get()) == 0) {
+  if (sqlite3_changes(rdb_.get()) > 0) return Status::Ok();
+  Statement::Reset reset_status(r_.status_of);
+  r_.status_of.bind_text(1, id);
+  rc = r_.status_of.step();
+  if (rc == SQLITE_DONE) {
     return {StatusCode::kNotFound, fmt::format("no instance {} in {}", id, path_)};
   }
-  return Status::Ok();
+  if (rc != SQLITE_ROW) return rdb_.error(rc, "requesting cancellation");
+  int64_t status = r_.status_of.column_int(0);
+  const char* name = status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kCancelled)
+                         ? to_string(static_cast<InstanceStatus>(status))
+                         : "of an unknown status";
+  return {StatusCode::kFailedPrecondition,
+          fmt::format("instance {} is {}: only a pending or running instance can be cancelled", id,
+                      name)};
 }
 
 // Reads the unfinished instances and claims the free ones in one IMMEDIATE
@@ -1121,6 +1199,7 @@ Status SqliteStore::request_cancel(const std::string& id) {
 Result<std::vector<InstanceRecord>> SqliteStore::claim(
     const std::string& owner, int64_t now_ms, int64_t lease_until_ms,
     const std::function<bool(const std::string& other)>& owner_dead, const std::string& only) {
+  if (options_.read_only) return refuse_write("claim instances");
   std::lock_guard lock(rdb_mu_);
   Status s = rdb_.exec("BEGIN IMMEDIATE", "claiming instances");
   if (!s.ok()) return s;
@@ -1162,6 +1241,7 @@ Result<std::vector<InstanceRecord>> SqliteStore::claim(
 }
 
 Status SqliteStore::renew(const std::string& owner, int64_t lease_until_ms) {
+  if (options_.read_only) return refuse_write("renew leases");
   std::lock_guard lock(rdb_mu_);
   Statement::Reset reset(r_.renew);
   r_.renew.bind_text(1, owner);
@@ -1181,11 +1261,13 @@ Result<int64_t> SqliteStore::writer_pragma(std::string_view name) {
       })) {
     return Status(StatusCode::kInvalidArgument, fmt::format("not a pragma name: '{}'", name));
   }
+  if (options_.read_only) return refuse_write("read the writer's settings");
   std::lock_guard lock(wdb_mu_);
   return wdb_.query_int(fmt::format("PRAGMA {}", name).c_str(), "reading a pragma");
 }
 
 Result<int64_t> SqliteStore::set_max_page_count(int64_t pages) {
+  if (options_.read_only) return refuse_write("limit its size");
   std::lock_guard lock(wdb_mu_);
   return wdb_.query_int(fmt::format("PRAGMA max_page_count = {}", pages).c_str(),
                         "setting max_page_count");

@@ -6,14 +6,19 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 
 #include "runtime/store/schema.hpp"
+#include "runtime/store/sqlite_db.hpp"
 #include "tests/store/store_test_util.hpp"
 
 namespace saga::store {
@@ -242,6 +247,167 @@ TEST(SqliteStoreOpen, ReadOnlyDirectoryIsAnIoError) {
   EXPECT_TRUE(contains(s.message(), "cannot open database")) << s.message();
   EXPECT_TRUE(contains(s.message(), fresh)) << s.message();
   chmod(sub.c_str(), 0755);
+}
+
+// ---- Readers (StoreOptions::read_only): sagactl ls and show ---------------
+
+StoreOptions reader() {
+  StoreOptions o;
+  o.read_only = true;
+  return o;
+}
+
+TEST(SqliteStoreReader, NeverCreatesADatabase) {
+  TempDir dir;
+  const std::string path = dir.file("missing.db");
+  Status s = open_status(path, reader());
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_EQ(s.message(), "no such database: " + path);
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST(SqliteStoreReader, AMissingDirectoryIsNamed) {
+  TempDir dir;
+  const std::string path = dir.file("no/such") + "/x.db";
+  for (const StoreOptions& options : {reader(), StoreOptions{}}) {
+    Status s = open_status(path, options);
+    EXPECT_EQ(s.code(), StatusCode::kNotFound);
+    EXPECT_EQ(s.message(), "the directory of the database does not exist: " + dir.file("no/such") +
+                               " (database " + path + ")");
+  }
+}
+
+TEST(SqliteStoreReader, ReadsAFileItMayNotWriteAndRefusesWrites) {
+  TempDir dir;
+  open_up(dir.path());
+  const std::string path = dir.file("x.db");
+  make_saga_db(path);
+  chmod(dir.path().c_str(), 0777);
+  chmod(path.c_str(), 0444);
+  Status s = without_privileges([&]() -> Status {
+    auto store = open_sqlite_store(path, reader());
+    if (!store.ok()) return store.status();
+    auto list = store.value()->list_instances(std::nullopt, 10);
+    if (!list.ok()) return list.status();
+    if (list->size() != 1) return {StatusCode::kInternal, "expected one instance"};
+    Status refused;
+    store.value()->submit(create_transition(make_record("b")),
+                          [&](Status st) { refused = std::move(st); });
+    if (refused.code() != StatusCode::kInvalidArgument) {
+      return {StatusCode::kInternal, "a read-only store took a transition: " + refused.message()};
+    }
+    return store.value()->request_cancel("a");
+  });
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.message();
+  EXPECT_TRUE(contains(s.message(), "opened read-only and cannot request a cancellation"))
+      << s.message();
+  chmod(path.c_str(), 0644);
+}
+
+TEST(SqliteStoreReader, DoesNotWaitForAWriter) {
+  TempDir dir;
+  const std::string path = dir.file("x.db");
+  make_saga_db(path);
+  RawDb other(path);
+  ASSERT_EQ(other.exec("BEGIN IMMEDIATE"), SQLITE_OK);
+  ASSERT_EQ(other.exec("UPDATE instances SET updated_ms = 1"), SQLITE_OK);
+  StoreOptions options = reader();
+  options.busy_timeout_ms = 60'000;  // A reader that waited would hang the test.
+  auto store = open_sqlite_store(path, options);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  auto list = store.value()->list_instances(std::nullopt, 10);
+  ASSERT_TRUE(list.ok()) << list.status().message();
+  EXPECT_EQ(list->size(), 1u);
+  EXPECT_EQ(other.exec("ROLLBACK"), SQLITE_OK);
+}
+
+TEST(SqliteStoreReader, NeverMigratesAnOlderSchema) {
+  TempDir dir;
+  const std::string path = dir.file("x.db");
+  make_saga_db(path);
+  const int older = latest_schema_version() - 1;
+  {
+    RawDb raw(path);
+    ASSERT_EQ(raw.exec("PRAGMA user_version = " + std::to_string(older)), SQLITE_OK);
+  }
+  Status s = open_status(path, reader());
+  EXPECT_EQ(s.code(), StatusCode::kUnsupported);
+  EXPECT_TRUE(contains(s.message(), "a command that writes")) << s.message();
+  RawDb raw(path);
+  EXPECT_EQ(raw.query("PRAGMA user_version"), std::to_string(older));
+}
+
+TEST(SqliteStoreReader, NotASagaDatabaseIsRefused) {
+  TempDir dir;
+  const std::string path = dir.file("empty.db");
+  std::ofstream(path).close();
+  Status s = open_status(path, reader());
+  EXPECT_EQ(s.code(), StatusCode::kCorrupt) << s.message();
+  EXPECT_EQ(std::filesystem::file_size(path), 0u);
+}
+
+// A full disk may surface as an I/O error (SQLite extending the -shm file at
+// open: code 4874); it is reported as a full disk.
+TEST(SqliteStoreErrors, AFullDiskIsNamedWhateverTheCode) {
+  for (int rc : {SQLITE_IOERR_SHMSIZE, SQLITE_IOERR_WRITE, SQLITE_CANTOPEN, SQLITE_FULL}) {
+    Status s = describe_sqlite_error(rc, ENOSPC, "disk I/O error", "/x.db", "opening");
+    EXPECT_EQ(s.code(), StatusCode::kIoError);
+    EXPECT_EQ(s.message(), "database is full (disk or quota): /x.db") << rc;
+  }
+  Status other =
+      describe_sqlite_error(SQLITE_IOERR_READ, EIO, "disk I/O error", "/x.db", "reading");
+  EXPECT_TRUE(contains(other.message(), "I/O error while reading")) << other.message();
+}
+
+// The same on a real full file system: a small tmpfs, mounted in a mount
+// namespace of a child process of its own (root only; skipped otherwise).
+TEST(SqliteStoreErrors, OpeningOnAFullDiskSaysTheDiskIsFull) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a small file system";
+  TempDir dir;
+  const std::string mnt = dir.file("small");
+  std::filesystem::create_directory(mnt);
+  const std::string path = mnt + "/x.db";
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    std::string out = "skip";
+    if (unshare(CLONE_NEWNS) == 0 &&
+        mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
+        mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64k") == 0) {
+      {
+        // A database from before, then the disk fills up.
+        auto store = open_sqlite_store(path);
+        if (store.ok()) store.value().reset();
+      }
+      std::filesystem::remove(path + "-wal");
+      std::filesystem::remove(path + "-shm");
+      std::ofstream fill(mnt + "/fill", std::ios::binary);
+      std::string block(4096, 'x');
+      while (fill.write(block.data(), block.size())) {
+      }
+      fill.close();
+      for (const StoreOptions& options : {StoreOptions{}, reader()}) {
+        Status s = open_status(path, options);
+        out = std::to_string(static_cast<int>(s.code())) + "|" + s.message() + "\n";
+        (void)!write(fds[1], out.data(), out.size());
+      }
+      _exit(0);
+    }
+    (void)!write(fds[1], out.data(), out.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string in;
+  char buf[512];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) in.append(buf, n);
+  close(fds[0]);
+  waitpid(pid, nullptr, 0);
+  if (in == "skip") GTEST_SKIP() << "cannot mount a tmpfs here";
+  const std::string full = std::to_string(static_cast<int>(StatusCode::kIoError)) +
+                           "|database is full (disk or quota): " + path;
+  EXPECT_EQ(in, full + "\n" + full + "\n");
 }
 
 // A database of schema 1 with data, opened with a raw connection.

@@ -105,6 +105,12 @@ struct StoreOptions {
   int busy_timeout_ms = 5000;
   // Upper bound of transitions in one group commit.
   size_t max_batch = 4096;
+  // Open for reading only (sagactl ls, show): the file must exist and be a
+  // Saga database of this build's schema; nothing is created, migrated or
+  // locked, so a reader never waits for a writer (WAL) and works on a file
+  // it may not write. Writes (submit, put_program of a new program, claim,
+  // renew, request_cancel) fail with kInvalidArgument.
+  bool read_only = false;
 };
 
 class Store {
@@ -160,16 +166,21 @@ class Store {
   virtual Status renew(const std::string& owner, int64_t lease_until_ms) = 0;
 
   // Marks an instance for cancellation (from another process, e.g. `sagactl
-  // cancel`); the engine running it notices and compensates. kNotFound when
-  // there is no such instance.
+  // cancel`); the engine running it notices and compensates. Only a pending
+  // or running instance can be cancelled: kNotFound when there is no such
+  // instance, kFailedPrecondition naming its status when it is compensating,
+  // stuck or finished (then nothing is marked).
   virtual Status request_cancel(const std::string& id) = 0;
 };
 
 // Opens (creating if needed) a SQLite database in WAL mode and migrates its
 // schema. Errors name the problem and the path: kBusy when another process
 // holds the lock past busy_timeout, kIoError for a read-only or unreadable
-// file or a full disk, kCorrupt for a file that is not a Saga database,
-// kUnsupported for a schema newer than this build knows.
+// file, a full disk or a directory that does not exist, kCorrupt for a file
+// that is not a Saga database, kUnsupported for a schema newer than this
+// build knows. With StoreOptions::read_only: kNotFound for a file that does
+// not exist, kUnsupported for an older schema (a writing command migrates
+// it) as for a newer one.
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path,
                                                  const StoreOptions& options = {});
 
