@@ -4,6 +4,7 @@
 // Exit codes (README.md, "Exit codes"):
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +17,17 @@ inline constexpr int kExitUsage = 2;  // Unknown command/option, missing argumen
 inline constexpr int kExitCompensated =
     3;                                // The saga did not complete (compensated, failed, cancelled).
 inline constexpr int kExitStuck = 4;  // A compensation gave up: the instance needs an operator.
+inline constexpr int kExitNotFound = 5;  // No such instance (show, cancel).
+// The instance is in a state the command cannot act on (cancel of a finished
+// or stuck instance); nothing was changed.
+inline constexpr int kExitWrongState = 6;
+
+// JSON text for printing: indented by `indent` (-1: one line), with any
+// string that is not UTF-8 written with U+FFFD instead of aborting (what
+// nlohmann::json does by default).
+inline std::string json_text(const nlohmann::json& j, int indent = 2) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 // Prints "sagactl: error: MESSAGE" to stderr (in colour on a terminal).
 void print_error(const std::string& message);

@@ -1,6 +1,8 @@
 // sagactl: the command-line front of Saga. This file only declares the
 // command line (CLI11) and calls the command functions in commands.hpp;
 // every behaviour lives in compiler/ and runtime/.
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
 #include <string>
 
@@ -14,7 +16,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 success, 1 error, 2 usage error, 3 saga compensated/failed/cancelled, "
-      "4 saga stuck.\nDatabase: --db, else $SAGA_DB, else ./sagas.db.");
+      "4 saga stuck, 5 no such instance, 6 the instance's state does not allow it.\n"
+      "Database: --db, else $SAGA_DB, else ./sagas.db.");
 
   CompileArgs c;
   auto* compile_cmd =
@@ -125,6 +128,18 @@ int main(int argc, char** argv) {
   add_db(cancel_cmd, false);
   add_access(cancel_cmd, d.access);
   cancel_cmd->add_option("id", id, "Instance id")->required();
+
+  // CLI11 takes an unknown first word for a missing subcommand ("A
+  // subcommand is required"); name it instead.
+  if (argc > 1 && argv[1][0] != '-' &&
+      app.get_subcommands([&](CLI::App* sub) { return sub->check_name(argv[1]); }).empty()) {
+    std::string names;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    print_error(fmt::format("unknown command '{}' (commands: {}; sagactl --help)", argv[1], names));
+    return kExitUsage;
+  }
 
   try {
     app.parse(argc, argv);

@@ -2,6 +2,7 @@
 // commands, thin wrappers over saga::Engine.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -9,7 +10,9 @@
 #include <mutex>
 #include <thread>
 
+#include "compiler/suggest.hpp"
 #include "runtime/bytecode/format.hpp"
+#include "runtime/value/utf8.hpp"
 #include "saga/engine.hpp"
 #include "saga/http.hpp"
 #include "sagactl/commands.hpp"
@@ -69,46 +72,145 @@ std::unique_ptr<Runtime> open_engine(
   return rt;
 }
 
-// Loads the program file into the engine (and its database); returns the
-// hash and the saga to run.
-std::optional<std::pair<std::string, std::string>> load_into(Engine& engine, const RunArgs& args) {
-  auto program = load_program(args.program);
-  if (!program) return std::nullopt;
-  std::string saga = args.saga;
-  if (saga.empty()) {
-    if (program->sagas.size() != 1) {
-      std::string names;
-      for (const auto& s : program->sagas) names += (names.empty() ? "" : ", ") + s.name;
-      print_error(fmt::format("{} has {} sagas ({}): choose one with --saga", args.program,
-                              program->sagas.size(), names));
-      return std::nullopt;
-    }
-    saga = program->sagas[0].name;
+// For a stuck instance: which undo gave up, and which compensations are
+// still to run; empty for any other instance. What an operator needs to know
+// when `cancel` or `resume` leaves it as it is.
+std::string stuck_explanation(Store& store, const std::string& id) {
+  auto view = inspect_instance(store, id);
+  if (!view.ok() || view.value()["status"] != "stuck") return {};
+  const nlohmann::json& v = view.value();
+  std::string out;
+  if (!v["dead_letters"].empty()) {
+    const nlohmann::json& d = v["dead_letters"].back();
+    out += fmt::format(": the undo of step '{}' gave up ({}: {})", d["step"].get<std::string>(),
+                       d["error_class"].get<std::string>(), d["message"].get<std::string>());
   }
-  auto image = bytecode::serialize(*program);
-  auto hash = engine.load_program(image);
+  std::string rest;
+  if (v.contains("compensation_stack")) {
+    for (const auto& c : v["compensation_stack"]) {
+      rest += (rest.empty() ? "" : ", ") + c["step"].get<std::string>();
+    }
+  }
+  out += rest.empty() ? "; no other compensation is left"
+                      : "; the compensations after it have not run: " + rest;
+  out += fmt::format(
+      ". A stuck instance waits for an operator: neither cancel nor resume changes it (see "
+      "sagactl show {})",
+      id);
+  return scrub_utf8(out);
+}
+
+// What resume leaves alone: every stuck instance, named (the first ten).
+void report_stuck(Store& store) {
+  constexpr size_t kNamed = 10;
+  auto stuck = store.list_instances(InstanceStatus::kStuck, kNamed + 1);
+  if (!stuck.ok() || stuck->empty()) return;
+  std::string ids;
+  for (size_t i = 0; i < stuck->size() && i < kNamed; ++i) {
+    ids += (ids.empty() ? "" : ", ") + (*stuck)[i].id;
+  }
+  if (stuck->size() > kNamed) ids += ", ...";
+  std::cerr << fmt::format(
+      "not resumed: {}{} stuck instance{} (a compensation gave up; each waits for an operator, "
+      "see sagactl show ID): {}\n",
+      stuck->size() > kNamed ? "more than " : "", std::min(stuck->size(), kNamed),
+      stuck->size() == 1 ? "" : "s", ids);
+}
+
+// The store of the database, opened for reading only: a reading command
+// never creates, migrates or locks the database (docs/store.md).
+std::unique_ptr<Store> open_reader(const std::string& db) {
+  StoreOptions options;
+  options.read_only = true;
+  auto store = open_sqlite_store(database_path(db), options);
+  if (!store.ok()) {
+    print_error(store.status().message());
+    return nullptr;
+  }
+  return std::move(store).value();
+}
+
+// What `run` and `start` need before they open the database: the program,
+// the saga to run and the input, each checked. `exit` is kExitOk, or the
+// exit code of what was wrong (already printed).
+struct Prepared {
+  int exit = kExitOk;
+  bytecode::Program program;
+  std::string saga;
+  nlohmann::json input;
+};
+
+// Checks --service bindings against the services the program declares.
+std::string check_service_bindings(const bytecode::Program& program, const Access& access) {
+  std::vector<std::string> declared;
+  for (const bytecode::Service& svc : program.services) declared.push_back(svc.name);
+  for (const std::string& binding : access.service_urls) {
+    std::string name = binding.substr(0, binding.find('='));
+    if (std::find(declared.begin(), declared.end(), name) != declared.end()) continue;
+    std::string help = compiler::did_you_mean(name, declared);
+    std::string list;
+    for (const std::string& d : declared) list += (list.empty() ? "" : ", ") + d;
+    return fmt::format("--service {}: {} declares no service '{}'{}{}", binding,
+                       program.source_name, name, help.empty() ? "" : " (" + help + ")",
+                       list.empty() ? " (it declares none)" : " (it declares: " + list + ")");
+  }
+  return {};
+}
+
+// Reads the program, chooses the saga and reads the input, in that order.
+Prepared prepare_run(const RunArgs& args) {
+  Prepared out;
+  auto program = load_program(args.program);
+  if (!program) {
+    out.exit = kExitError;
+    return out;
+  }
+  out.program = std::move(*program);
+  out.saga = args.saga;
+  if (out.saga.empty()) {
+    if (out.program.sagas.size() != 1) {
+      std::string names;
+      for (const auto& s : out.program.sagas) names += (names.empty() ? "" : ", ") + s.name;
+      print_error(fmt::format("{} has {} sagas ({}): choose one with --saga", args.program,
+                              out.program.sagas.size(), names));
+      out.exit = kExitUsage;
+      return out;
+    }
+    out.saga = out.program.sagas[0].name;
+  }
+  if (std::string bad = check_service_bindings(out.program, args.access); !bad.empty()) {
+    print_error(bad);
+    out.exit = kExitUsage;
+    return out;
+  }
+  std::string text = args.input;
+  if (!args.input_file.empty()) {
+    auto file = read_text_file(args.input_file);
+    if (!file) {
+      out.exit = kExitError;
+      return out;
+    }
+    text = *file;
+  }
+  if (text.empty()) text = "{}";
+  out.input = nlohmann::json::parse(text, nullptr, false);
+  if (out.input.is_discarded()) {
+    print_error(scrub_utf8(fmt::format("the input is not valid JSON: {}",
+                                       text.size() > 60 ? text.substr(0, 60) + "..." : text)));
+    out.exit = kExitUsage;
+  }
+  return out;
+}
+
+// Stores the prepared program in the engine's database; its hash, or
+// nullopt (printed).
+std::optional<std::string> load_into(Engine& engine, Prepared& prepared) {
+  auto hash = engine.load_program(bytecode::serialize(prepared.program));
   if (!hash.ok()) {
     print_error(hash.status().message());
     return std::nullopt;
   }
-  return std::make_pair(hash.value(), saga);
-}
-
-std::optional<nlohmann::json> read_input(const RunArgs& args) {
-  std::string text = args.input;
-  if (!args.input_file.empty()) {
-    auto file = read_text_file(args.input_file);
-    if (!file) return std::nullopt;
-    text = *file;
-  }
-  if (text.empty()) text = "{}";
-  auto json = nlohmann::json::parse(text, nullptr, false);
-  if (json.is_discarded()) {
-    print_error(fmt::format("the input is not valid JSON: {}",
-                            text.size() > 60 ? text.substr(0, 60) + "..." : text));
-    return std::nullopt;
-  }
-  return json;
+  return hash.value();
 }
 
 // One line per committed history event, for people watching a run.
@@ -138,8 +240,8 @@ void print_event(const HistoryEvent& e, int64_t t0, bool color) {
 }  // namespace
 
 int run(const RunArgs& args) {
-  auto input = read_input(args);
-  if (!input) return kExitUsage;
+  Prepared prepared = prepare_run(args);
+  if (prepared.exit != kExitOk) return prepared.exit;
   std::mutex print_mu;
   std::string watched;
   int64_t t0 = 0;
@@ -156,9 +258,9 @@ int run(const RunArgs& args) {
                         });
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
-  auto loaded = load_into(engine, args);
-  if (!loaded) return kExitError;
-  auto id = engine.start(loaded->first, loaded->second, *input);
+  auto hash = load_into(engine, prepared);
+  if (!hash) return kExitError;
+  auto id = engine.start(*hash, prepared.saga, prepared.input);
   if (!id.ok()) {
     print_error(id.status().message());
     return id.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitError;
@@ -174,7 +276,7 @@ int run(const RunArgs& args) {
   }
   std::lock_guard lock(print_mu);
   if (info->status == InstanceStatus::kCompleted) {
-    std::cout << info->output.dump(2) << "\n";
+    std::cout << json_text(info->output) << "\n";
   } else {
     std::cerr << fmt::format("{}: {}{}\n", to_string(info->status), info->error_class,
                              info->error_message.empty() ? "" : ": " + info->error_message);
@@ -183,14 +285,27 @@ int run(const RunArgs& args) {
 }
 
 int start(const RunArgs& args) {
-  auto input = read_input(args);
-  if (!input) return kExitUsage;
+  // What a run may reach is the business of the process that runs it: a
+  // binding given here would not be seen by the worker (README, "Running
+  // sagas").
+  const Access& a = args.access;
+  if (!a.service_urls.empty() || !a.allow_hosts.empty() || a.allow_exec) {
+    print_error(
+        fmt::format("{} is not recorded with the instance: give it to the process that runs it "
+                    "(sagactl worker or resume), which decides what instances may reach",
+                    !a.service_urls.empty()  ? "--service"
+                    : !a.allow_hosts.empty() ? "--allow-host"
+                                             : "--allow-exec"));
+    return kExitUsage;
+  }
+  Prepared prepared = prepare_run(args);
+  if (prepared.exit != kExitOk) return prepared.exit;
   auto rt = open_engine(args.db, args.durability, args.access);
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
-  auto loaded = load_into(engine, args);
-  if (!loaded) return kExitError;
-  auto id = engine.enqueue(loaded->first, loaded->second, *input);
+  auto hash = load_into(engine, prepared);
+  if (!hash) return kExitError;
+  auto id = engine.enqueue(*hash, prepared.saga, prepared.input);
   if (!id.ok()) {
     print_error(id.status().message());
     return id.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitError;
@@ -210,6 +325,7 @@ int resume(const DbArgs& args) {
   }
   engine.wait_idle();
   std::cerr << fmt::format("resumed {} instance{}\n", taken.value(), taken.value() == 1 ? "" : "s");
+  report_stuck(engine.store());
   return kExitOk;
 }
 
@@ -248,13 +364,9 @@ int ls(const DbArgs& args, const std::string& status, size_t limit) {
       return kExitUsage;
     }
   }
-  StoreOptions options;
-  auto store = open_sqlite_store(database_path(args.db), options);
-  if (!store.ok()) {
-    print_error(store.status().message());
-    return kExitError;
-  }
-  auto list = store.value()->list_instances(filter, limit);
+  auto store = open_reader(args.db);
+  if (!store) return kExitError;
+  auto list = store->list_instances(filter, limit);
   if (!list.ok()) {
     print_error(list.status().message());
     return kExitError;
@@ -271,29 +383,29 @@ int ls(const DbArgs& args, const std::string& status, size_t limit) {
                      {"error_class", r.error_class},
                      {"error_message", r.error_message}});
     }
-    std::cout << out.dump(2) << "\n";
+    std::cout << json_text(out) << "\n";
     return kExitOk;
   }
   std::cout << fmt::format("{:<36}  {:<12}  {:<24}  {}\n", "ID", "STATUS", "SAGA", "ERROR");
   for (const InstanceRecord& r : list.value()) {
-    std::cout << fmt::format("{:<36}  {:<12}  {:<24}  {}\n", r.id, to_string(r.status), r.saga,
-                             r.error_class.empty() ? "" : r.error_class + ": " + r.error_message);
+    std::cout << scrub_utf8(
+        fmt::format("{:<36}  {:<12}  {:<24}  {}\n", r.id, to_string(r.status), r.saga,
+                    r.error_class.empty() ? "" : r.error_class + ": " + r.error_message));
   }
   return kExitOk;
 }
 
 int show(const DbArgs& args, const std::string& id) {
-  auto rt = open_engine(args.db, "normal", args.access);
-  if (!rt) return kExitError;
-  Engine& engine = *rt->engine;
-  auto view = engine.inspect(id);
+  auto store = open_reader(args.db);
+  if (!store) return kExitError;
+  auto view = inspect_instance(*store, id);
   if (!view.ok()) {
     print_error(view.status().message());
-    return kExitError;
+    return view.status().code() == StatusCode::kNotFound ? kExitNotFound : kExitError;
   }
   const nlohmann::json& v = view.value();
   if (args.json) {
-    std::cout << v.dump(2) << "\n";
+    std::cout << json_text(v) << "\n";
     return kExitOk;
   }
   std::cout << fmt::format("instance  {}\nsaga      {}  (program {})\nstatus    {}\n",
@@ -304,13 +416,13 @@ int show(const DbArgs& args, const std::string& id) {
     std::cout << fmt::format("error     {}: {}\n", v["error_class"].get<std::string>(),
                              v["error_message"].get<std::string>());
   }
-  std::cout << "input     " << v["input"].dump() << "\n";
-  if (!v["output"].is_null()) std::cout << "output    " << v["output"].dump() << "\n";
-  if (v.contains("waiting")) std::cout << "waiting   " << v["waiting"].dump() << "\n";
+  std::cout << "input     " << json_text(v["input"], -1) << "\n";
+  if (!v["output"].is_null()) std::cout << "output    " << json_text(v["output"], -1) << "\n";
+  if (v.contains("waiting")) std::cout << "waiting   " << json_text(v["waiting"], -1) << "\n";
   if (v.contains("variables")) {
     std::cout << "\nvariables\n";
     for (const auto& [name, value] : v["variables"].items()) {
-      std::string text = value.dump();
+      std::string text = json_text(value, -1);
       if (text.size() > 100) text = text.substr(0, 97) + "...";
       std::cout << fmt::format("  {:<20} {}\n", name, text);
     }
@@ -346,6 +458,14 @@ int cancel(const DbArgs& args, const std::string& id) {
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
   Status s = engine.cancel(id);
+  if (s.code() == StatusCode::kNotFound) {
+    print_error(s.message());
+    return kExitNotFound;
+  }
+  if (s.code() == StatusCode::kFailedPrecondition) {
+    print_error(s.message() + stuck_explanation(engine.store(), id));
+    return kExitWrongState;
+  }
   if (!s.ok()) {
     print_error(s.message());
     return kExitError;
@@ -362,6 +482,14 @@ int cancel(const DbArgs& args, const std::string& id) {
     return kExitError;
   }
   std::cout << fmt::format("{}: {}\n", id, to_string(info->status));
+  if (!is_terminal(info->status) && info->status != InstanceStatus::kStuck) {
+    std::cerr << "cancel requested: the worker that runs the instance compensates it when it "
+                 "next looks (sagactl worker --poll-ms)\n";
+  } else if (info->status == InstanceStatus::kStuck) {
+    std::cerr << "cancelled, but a compensation gave up" << stuck_explanation(engine.store(), id)
+              << "\n";
+    return kExitStuck;
+  }
   return kExitOk;
 }
 

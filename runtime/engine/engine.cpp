@@ -37,6 +37,8 @@
 #include "runtime/asio.hpp"
 #include "runtime/bytecode/format.hpp"
 #include "runtime/bytecode/verify.hpp"
+#include "runtime/engine/inspect.hpp"
+#include "runtime/value/utf8.hpp"
 #include "runtime/vm/checkpoint.hpp"
 #include "runtime/vm/vm.hpp"
 #include "saga/error_classes.hpp"
@@ -473,12 +475,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   Result<std::shared_ptr<const LinkedProgram>> add_program(bytecode::Program p) {
-    std::vector<int32_t> depths;
-    Status verified = bytecode::verify(p, &depths);
-    if (!verified.ok()) return verified;
-    auto linked = runtime::link(std::move(p));
+    auto linked = runtime::verify_and_link(std::move(p));
     if (!linked.ok()) return linked.status();
-    linked->depth_at = std::move(depths);
     auto shared = std::make_shared<const LinkedProgram>(std::move(linked).value());
     std::lock_guard lock(mu);
     auto [it, added] = programs.emplace(shared->hash, shared);
@@ -522,6 +520,18 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return InstanceStatus::kRunning;
   }
 
+  // Text that reaches the store comes from outside too (an action's error
+  // message, a participant's body, a log line built from a result): bytes
+  // that are not UTF-8 become U+FFFD here, once for every store, so that
+  // every reader (sagactl --json, PostgreSQL's text columns) gets valid
+  // text. Values are valid already (json_quote.hpp); this only scans.
+  // (commit() applies it to the instance's error and dead letter too.)
+  static void scrub_text(HistoryEvent& e) {
+    scrub_utf8_in_place(e.error_class);
+    scrub_utf8_in_place(e.message);
+    scrub_utf8_in_place(e.data_json);
+  }
+
   // Hands the run's current state to the store. When it is durable, the
   // run advances (unless a newer transition superseded this one).
   void commit(const RunPtr& run, InstanceStatus status) {
@@ -555,6 +565,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     std::vector<bool> live_only = std::move(r.live_only);
     r.events = {};
     r.live_only = {};
+    for (HistoryEvent& e : events) scrub_text(e);
     std::vector<HistoryEvent> echoed;
     if (options.on_event) echoed = events;
     bool all_live = std::all_of(live_only.begin(), live_only.end(), [](bool b) { return b; });
@@ -564,6 +575,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
     if (r.dead_letter) t.dead_letter = std::move(*r.dead_letter);
     r.dead_letter.reset();
+    scrub_utf8_in_place(t.instance.error_class);
+    scrub_utf8_in_place(t.instance.error_message);
+    if (t.dead_letter) {
+      scrub_utf8_in_place(t.dead_letter->error_class);
+      scrub_utf8_in_place(t.dead_letter->message);
+    }
     uint64_t seq = ++r.commit_seq;
     bool final = is_terminal(status) || status == InstanceStatus::kStuck;
     in_flight_commits.fetch_add(1, std::memory_order_relaxed);
@@ -1405,8 +1422,8 @@ Result<size_t> Engine::resume(const std::string& only) {
       // clock) was not out yet; neither is a call of sleep or log.
       InstanceState& s = run->state;
       if (s.wait == Wait::kAction && now >= s.wake_at_ms &&
-          !engine_performed(run->program->program.actions[
-              run->program->program.steps[s.step].action])) {
+          !engine_performed(
+              run->program->program.actions[run->program->program.steps[s.step].action])) {
         s.earlier_attempt_in_doubt = true;
       }
     }
@@ -1438,10 +1455,10 @@ InstanceInfo info_of(const InstanceRecord& r) {
   info.saga = r.saga;
   info.program_hash = r.program_hash;
   info.status = r.status;
-  info.input = nlohmann::json::parse(r.input_json, nullptr, false);
-  if (!r.output_json.empty()) info.output = nlohmann::json::parse(r.output_json, nullptr, false);
-  info.error_class = r.error_class;
-  info.error_message = r.error_message;
+  info.input = runtime::json_or_text(r.input_json);
+  info.output = runtime::json_or_text(r.output_json);
+  info.error_class = scrub_utf8(r.error_class);
+  info.error_message = scrub_utf8(r.error_message);
   info.created_ms = r.created_ms;
   info.updated_ms = r.updated_ms;
   return info;
@@ -1455,75 +1472,13 @@ Result<InstanceInfo> Engine::get(const std::string& id) {
 }
 
 Result<nlohmann::json> Engine::inspect(const std::string& id) {
-  auto rec = impl_->store->get_instance(id);
-  if (!rec.ok()) return rec.status();
-  if (!rec.value()) return Status(StatusCode::kNotFound, fmt::format("no instance '{}'", id));
-  const InstanceRecord& r = *rec.value();
-  InstanceInfo info = info_of(r);
-  nlohmann::json out = {{"id", info.id},
-                        {"saga", info.saga},
-                        {"program", info.program_hash},
-                        {"status", to_string(info.status)},
-                        {"input", info.input},
-                        {"output", info.output},
-                        {"error_class", info.error_class},
-                        {"error_message", info.error_message},
-                        {"created", stdlib::format_iso8601_ms(info.created_ms)},
-                        {"updated", stdlib::format_iso8601_ms(info.updated_ms)}};
-  auto prog = impl_->program(r.program_hash);
-  if (prog.ok() && !r.checkpoint.empty()) {
-    const bytecode::Program& p = prog.value()->program;
-    auto state = runtime::decode_checkpoint(*prog.value(), r.checkpoint);
-    if (!state.ok()) {
-      out["checkpoint_error"] = state.status().message();
-    } else {
-      const InstanceState& s = state.value();
-      nlohmann::json vars = nlohmann::json::object();
-      const auto& names = p.sagas[s.saga].slot_names;
-      for (size_t i = 0; i < names.size() && i < s.slots.size(); ++i)
-        vars[names[i]] = s.slots[i].to_json();
-      out["variables"] = vars;
-      nlohmann::json stack = nlohmann::json::array();
-      for (auto it = s.completed.rbegin(); it != s.completed.rend(); ++it) {
-        stack.push_back({{"step", p.steps[it->step].name}, {"in_doubt", it->in_doubt}});
-      }
-      out["compensation_stack"] = stack;
-      if (s.wait != Wait::kNone && info.status != InstanceStatus::kStuck) {
-        const bytecode::Step& step = p.steps[s.step];
-        bool undo = s.wait == Wait::kUndo;
-        int64_t due = s.wake_at_ms;
-        out["waiting"] = {{"kind", undo ? "undo" : "action"},
-                          {"step", step.name},
-                          {"action", p.actions[undo ? step.undo_action : step.action].name},
-                          {"attempt", s.attempt},
-                          {"wake_at", due ? stdlib::format_iso8601_ms(due) : ""}};
-      }
-    }
-  }
-  nlohmann::json history = nlohmann::json::array();
-  auto events = impl_->store->history(id);
-  if (!events.ok()) return events.status();
-  for (const HistoryEvent& e : events.value()) {
-    history.push_back({{"time", stdlib::format_iso8601_ms(e.time_ms)},
-                       {"kind", e.kind},
-                       {"step", e.step},
-                       {"attempt", e.attempt},
-                       {"error_class", e.error_class},
-                       {"message", e.message},
-                       {"data", e.data_json}});
-  }
-  out["history"] = history;
-  nlohmann::json dead = nlohmann::json::array();
-  auto letters = impl_->store->dead_letters(id);
-  if (!letters.ok()) return letters.status();
-  for (const DeadLetter& d : letters.value()) {
-    dead.push_back({{"step", d.step},
-                    {"time", stdlib::format_iso8601_ms(d.time_ms)},
-                    {"error_class", d.error_class},
-                    {"message", d.message}});
-  }
-  out["dead_letters"] = dead;
-  return out;
+  return runtime::inspect(*impl_->store, id, [impl = impl_.get()](const std::string& hash) {
+    return impl->program(hash);
+  });
+}
+
+Result<nlohmann::json> inspect_instance(Store& store, const std::string& id) {
+  return runtime::inspect(store, id, runtime::programs_of(store));
 }
 
 Result<InstanceInfo> Engine::wait(const std::string& id, std::chrono::milliseconds timeout) {

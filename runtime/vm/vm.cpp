@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/bytecode/verify.hpp"
 #include "runtime/value/ops.hpp"
 
 namespace saga::runtime {
@@ -43,6 +44,16 @@ Result<LinkedProgram> link(bytecode::Program program) {
   out.hash = program.hash_hex();
   out.program = std::move(program);
   return out;
+}
+
+Result<LinkedProgram> verify_and_link(bytecode::Program program) {
+  std::vector<int32_t> depths;
+  Status verified = bytecode::verify(program, &depths);
+  if (!verified.ok()) return verified;
+  auto linked = link(std::move(program));
+  if (!linked.ok()) return linked.status();
+  linked->depth_at = std::move(depths);
+  return linked;
 }
 
 InstanceState start_state(const LinkedProgram& program, uint32_t saga, const Value& input) {

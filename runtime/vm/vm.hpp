@@ -36,6 +36,10 @@ struct LinkedProgram {
 // runtime lacks it) and converts constants. `program` must be verified.
 Result<LinkedProgram> link(bytecode::Program program);
 
+// Verifies a loaded program (bytecode::verify, which also gives depth_at)
+// and links it: what every runner of instances does with a program it read.
+Result<LinkedProgram> verify_and_link(bytecode::Program program);
+
 // An entry of the compensation stack: a step that completed, or whose last
 // attempt ended in doubt (it may have had an effect).
 struct Completed {

@@ -42,6 +42,7 @@ contains "$tmp/out" "compile" "help lists compile"
 expect 0 "compile --help" -- "$ctl" compile --help
 expect 2 "no subcommand" -- "$ctl"
 expect 2 "unknown subcommand" -- "$ctl" frobnicate
+contains "$tmp/err" "unknown command 'frobnicate'" "unknown command named"
 expect 2 "unknown option" -- "$ctl" compile --frob "$src/samples/order.saga"
 expect 2 "missing file argument" -- "$ctl" compile
 
@@ -115,7 +116,7 @@ contains "$tmp/out" "status    completed" "show status"
 contains "$tmp/out" "greeting" "show variables"
 expect 0 "show --json" -- "$ctl" show "$pending" --db "$db" --json
 contains "$tmp/out" '"kind": "completed"' "show history as JSON"
-expect 1 "show of an unknown id" -- "$ctl" show nope --db "$db"
+expect 5 "show of an unknown id" -- "$ctl" show nope --db "$db"
 expect 2 "ls with an unknown status" -- "$ctl" ls --db "$db" --status sleeping
 echo "not a database" >"$tmp/text.db"
 expect 1 "a file that is not a saga database" -- "$ctl" ls --db "$tmp/text.db"
@@ -123,6 +124,75 @@ contains "$tmp/err" "not a Saga database" "not-a-database message"
 cmp -s "$tmp/text.db" <(echo "not a database") && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: the foreign file was modified"; }
 SAGA_DB="$db" expect 0 "SAGA_DB selects the database" -- "$ctl" ls
 contains "$tmp/out" "$pending" "SAGA_DB listing"
+
+# Reading commands open the database read-only: never create, never wait
+# for a writer, never migrate (issue 8).
+expect 1 "ls of a database that does not exist" -- "$ctl" ls --db "$tmp/missing.db"
+contains "$tmp/err" "no such database: $tmp/missing.db" "missing database named"
+[ ! -e "$tmp/missing.db" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: ls created the database"; }
+expect 1 "show in a database that does not exist" -- "$ctl" show nope --db "$tmp/missing.db"
+[ ! -e "$tmp/missing.db" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: show created the database"; }
+SAGA_DB="$tmp/no/such/dir/x.db" expect 1 "SAGA_DB in a missing directory" -- "$ctl" ls
+contains "$tmp/err" "the directory of the database does not exist: $tmp/no/such/dir" "missing directory named"
+# Another process holds the write lock: a reader does not wait for it.
+lockfifo="$tmp/lock.fifo"
+mkfifo "$lockfifo"
+sqlite3 "$db" <"$lockfifo" >/dev/null 2>&1 &
+lockpid=$!
+exec 9>"$lockfifo"
+echo "BEGIN IMMEDIATE; UPDATE instances SET updated_ms = updated_ms;" >&9
+# Wait until the lock is really held (a writer with no busy timeout fails).
+for _ in $(seq 1 500); do
+  sqlite3 -cmd ".timeout 0" "$db" "BEGIN IMMEDIATE; ROLLBACK;" >/dev/null 2>&1 || break
+done
+expect 0 "ls while another process holds the write lock" -- "$ctl" ls --db "$db"
+contains "$tmp/out" "$pending" "ls reads through the lock"
+expect 0 "show while another process holds the write lock" -- "$ctl" show "$pending" --db "$db"
+exec 9>&-
+wait "$lockpid"
+
+# Text that is not UTF-8 in the database (as an older build could store it)
+# does not break the readers: JSON with U+FFFD, exit 0.
+sqlite3 "$db" "UPDATE instances SET error_class = 'rejected', error_message = CAST(X'6261642062797465203a20ff21' AS TEXT) WHERE id = '$pending';"
+expect 0 "ls --json with a non-UTF-8 message" -- "$ctl" ls --db "$db" --json
+contains "$tmp/out" "bad byte : �!" "replacement character in ls --json"
+expect 0 "show --json with a non-UTF-8 message" -- "$ctl" show "$pending" --db "$db" --json
+contains "$tmp/out" "bad byte : �!" "replacement character in show --json"
+expect 0 "show with a non-UTF-8 message" -- "$ctl" show "$pending" --db "$db"
+contains "$tmp/out" "bad byte : �!" "replacement character in show"
+
+# start does not take options it could not keep; run checks its bindings.
+expect 2 "start --service is refused" -- "$ctl" start "$src/samples/hello.saga" --db "$db" --service x=http://127.0.0.1:1 --input '{"name": "a", "times": 1}'
+contains "$tmp/err" "--service is not recorded with the instance" "start --service message"
+expect 2 "start --allow-exec is refused" -- "$ctl" start "$src/samples/hello.saga" --db "$db" --allow-exec --input '{"name": "a", "times": 1}'
+expect 2 "run --service naming no declared service" -- "$ctl" run "$src/samples/order.saga" --db "$db" --service shiping=http://127.0.0.1:1 --input '{}'
+contains "$tmp/err" "declares no service 'shiping' (did you mean 'shipping'?)" "unknown service binding named"
+expect 2 "two sagas without --saga" -- "$ctl" run "$src/tests/cli/two_sagas.saga" --db "$db"
+contains "$tmp/err" "choose one with --saga" "two sagas message"
+expect 0 "two sagas with --saga" -- "$ctl" run "$src/tests/cli/two_sagas.saga" --db "$db" --saga two -q
+[ ! -e "$tmp/fresh.db" ] && expect 1 "a program that does not compile opens no database" -- "$ctl" run "$src/tests/compiler/cases/unknown_service.saga" --db "$tmp/fresh.db"
+[ ! -e "$tmp/fresh.db" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: run created a database for a program that does not compile"; }
+
+# cancel says what it did, and what it did not.
+expect 5 "cancel of an unknown instance" -- "$ctl" cancel nope --db "$db"
+contains "$tmp/err" "no instance nope" "unknown instance named"
+expect 6 "cancel of a completed instance" -- "$ctl" cancel "$pending" --db "$db"
+contains "$tmp/err" "is completed: only a pending or running instance can be cancelled" "finished instance named"
+expect 4 "a saga whose undo cannot run is stuck" -- "$ctl" run "$src/tests/cli/stuck.saga" --db "$db" --input '{"n": 1}'
+stuck=$("$ctl" ls --db "$db" --status stuck --json | sed -n 's/.*"id": "\(.*\)".*/\1/p' | head -1)
+expect 6 "cancel of a stuck instance" -- "$ctl" cancel "$stuck" --db "$db"
+contains "$tmp/err" "is stuck" "stuck named"
+contains "$tmp/err" "the undo of step 'second' gave up" "the undo that gave up"
+contains "$tmp/err" "the compensations after it have not run: first" "what is left"
+expect 0 "resume names the stuck instances it leaves" -- "$ctl" resume --db "$db"
+contains "$tmp/err" "not resumed: 1 stuck instance" "resume reports stuck"
+contains "$tmp/err" "$stuck" "resume names the stuck id"
+expect 0 "a pending instance to cancel" -- "$ctl" start "$src/tests/cli/fails.saga" --db "$db" --input '{"x": "p"}'
+pending2=$(cat "$tmp/out")
+expect 0 "cancel of a pending instance" -- "$ctl" cancel "$pending2" --db "$db"
+contains "$tmp/out" "$pending2: cancelled" "pending instance cancelled"
+expect 0 "show the cancelled instance" -- "$ctl" show "$pending2" --db "$db" --json
+if grep -q '"kind": "undo_' "$tmp/out"; then failed=$((failed + 1)); echo "FAIL: cancelling a pending instance ran an undo"; else passed=$((passed + 1)); fi
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -689,7 +689,7 @@ saga x(c: string) {
   std::lock_guard lock(mu);
   std::sort(undone.begin(), undone.end());
   EXPECT_EQ(undone, (std::vector<std::string>{"refused_then_sent", "sent_then_refused",
-                                               "sent_then_rejected"}));
+                                              "sent_then_rejected"}));
 }
 
 // The torture a new user ran (issue 8): the process dies while a call is out
@@ -740,9 +740,38 @@ saga order() {
   EXPECT_EQ(rec.keys[0], id + "/charge") << "the repeated call carries the same key";
   auto failed = log_.of("step_failed");
   ASSERT_EQ(failed.size(), 1u);
-  EXPECT_NE(failed[0].message.find("an earlier attempt may have had an effect"),
-            std::string::npos)
+  EXPECT_NE(failed[0].message.find("an earlier attempt may have had an effect"), std::string::npos)
       << failed[0].message;
+}
+
+// An action's error message with bytes that are not UTF-8 (any host or
+// participant can produce one) is stored and reported with U+FFFD: the
+// history, the instance's error and its JSON views stay readable.
+TEST_F(EngineTest, ErrorTextThatIsNotUtf8IsRepairedBeforeItIsStored) {
+  auto& e = open();
+  std::string hash = load(R"(
+service s { }
+saga x() { step a { do s.a() } }
+)");
+  e.register_action("s.a", [](const saga::ActionCall&) -> json {
+    throw saga::ActionError("rejected", "HTTP 402: \xff\xfe declined");
+  });
+  saga::InstanceInfo info = run_to_end(hash, "x", json::object());
+  EXPECT_EQ(info.status, InstanceStatus::kFailed);
+  const std::string repaired = "HTTP 402: \xEF\xBF\xBD\xEF\xBF\xBD declined";
+  EXPECT_NE(info.error_message.find(repaired), std::string::npos) << info.error_message;
+  auto rec = e.store().get_instance(info.id);
+  ASSERT_TRUE(rec.ok() && rec.value());
+  EXPECT_NE(rec.value()->error_message.find(repaired), std::string::npos);
+  auto history = e.store().history(info.id);
+  ASSERT_TRUE(history.ok());
+  for (const auto& h : history.value()) EXPECT_NO_THROW((void)json(h.message).dump()) << h.kind;
+  auto failed = log_.of("step_failed");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_NE(failed[0].message.find(repaired), std::string::npos) << "as reported live too";
+  auto view = e.inspect(info.id);
+  ASSERT_TRUE(view.ok());
+  EXPECT_NO_THROW((void)view.value().dump());
 }
 
 // Cancelling an instance that never ran (recorded by `sagactl start`) sends

@@ -218,6 +218,10 @@ struct InstanceInfo {
   int64_t updated_ms = 0;
 };
 
+// Engine::inspect's view of an instance, from a store alone (for example
+// one opened read-only): the program is read from the store.
+Result<nlohmann::json> inspect_instance(Store& store, const std::string& id);
+
 // The exit code `sagactl run` uses for a final status: 0 completed, 3
 // compensated (or failed/cancelled: the saga did not complete), 4 stuck.
 int exit_code_for(InstanceStatus status);
@@ -290,7 +294,10 @@ class Engine {
   // Everything known about an instance, for `sagactl show`: the fields of
   // InstanceInfo plus "variables" (name -> value), "compensation_stack" (top
   // first: {step, in_doubt}), "waiting" ({kind, step, action, attempt,
-  // wake_at}), "history" and "dead_letters".
+  // wake_at}), "history" and "dead_letters"; "checkpoint_error" instead of
+  // the decoded fields when the checkpoint or its program cannot be read.
+  // Text that is not UTF-8 (from a database an older build wrote) is shown
+  // with U+FFFD. inspect_instance() below gives the same without an engine.
   Result<nlohmann::json> inspect(const std::string& id);
 
   // Cancels an instance: its in-flight attempt is abandoned and its completed

@@ -20,6 +20,9 @@ enum class StatusCode : int {
   kIoError,  // The operating system said no (open, read, write, fsync).
   kBusy,     // Another process holds a lock we need.
   kInternal,
+  // The request is valid but the thing it names is in a state where it cannot
+  // apply (cancelling a finished instance); nothing was changed.
+  kFailedPrecondition,
 };
 
 class Status {

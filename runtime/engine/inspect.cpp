@@ -1,0 +1,121 @@
+// The inspect view (inspect.hpp). Every text read from the store passes
+// through scrub_utf8: a database written by an older build may hold bytes
+// that are not UTF-8 in an error message, and one such byte must not make
+// the whole view (or `sagactl ls --json` of the whole database) unprintable.
+#include "runtime/engine/inspect.hpp"
+
+#include <fmt/format.h>
+
+#include "runtime/bytecode/format.hpp"
+#include "runtime/value/utf8.hpp"
+#include "runtime/vm/checkpoint.hpp"
+#include "stdlib/functions.hpp"
+
+namespace saga::runtime {
+
+nlohmann::json json_or_text(const std::string& text) {
+  if (text.empty()) return nullptr;
+  auto parsed = nlohmann::json::parse(text, nullptr, false);
+  if (parsed.is_discarded()) return scrub_utf8(text);
+  return parsed;
+}
+
+ProgramLookup programs_of(Store& store) {
+  return [&store](const std::string& hash) -> Result<std::shared_ptr<const LinkedProgram>> {
+    auto image = store.get_program(hash);
+    if (!image.ok()) return image.status();
+    auto loaded = bytecode::load(image.value());
+    if (!loaded.ok()) return loaded.status();
+    auto linked = verify_and_link(std::move(loaded).value());
+    if (!linked.ok()) return linked.status();
+    return std::make_shared<const LinkedProgram>(std::move(linked).value());
+  };
+}
+
+namespace {
+
+// The fields decoded from the checkpoint: variables, compensation stack (top
+// first) and what the instance waits for.
+void add_checkpoint(nlohmann::json& out, const LinkedProgram& linked, const InstanceRecord& r) {
+  const bytecode::Program& p = linked.program;
+  auto state = decode_checkpoint(linked, r.checkpoint);
+  if (!state.ok()) {
+    out["checkpoint_error"] = scrub_utf8(state.status().message());
+    return;
+  }
+  const InstanceState& s = state.value();
+  nlohmann::json vars = nlohmann::json::object();
+  const auto& names = p.sagas[s.saga].slot_names;
+  for (size_t i = 0; i < names.size() && i < s.slots.size(); ++i) {
+    vars[names[i]] = json_or_text(s.slots[i].to_json_text());
+  }
+  out["variables"] = vars;
+  nlohmann::json stack = nlohmann::json::array();
+  for (auto it = s.completed.rbegin(); it != s.completed.rend(); ++it) {
+    stack.push_back({{"step", p.steps[it->step].name}, {"in_doubt", it->in_doubt}});
+  }
+  out["compensation_stack"] = stack;
+  if (s.wait != Wait::kNone && r.status != InstanceStatus::kStuck) {
+    const bytecode::Step& step = p.steps[s.step];
+    bool undo = s.wait == Wait::kUndo;
+    int64_t due = s.wake_at_ms;
+    out["waiting"] = {{"kind", undo ? "undo" : "action"},
+                      {"step", step.name},
+                      {"action", p.actions[undo ? step.undo_action : step.action].name},
+                      {"attempt", s.attempt},
+                      {"wake_at", due ? stdlib::format_iso8601_ms(due) : ""}};
+  }
+}
+
+}  // namespace
+
+Result<nlohmann::json> inspect(Store& store, const std::string& id, const ProgramLookup& program) {
+  auto rec = store.get_instance(id);
+  if (!rec.ok()) return rec.status();
+  if (!rec.value()) return Status(StatusCode::kNotFound, fmt::format("no instance '{}'", id));
+  const InstanceRecord& r = *rec.value();
+  nlohmann::json out = {{"id", r.id},
+                        {"saga", scrub_utf8(r.saga)},
+                        {"program", r.program_hash},
+                        {"status", to_string(r.status)},
+                        {"input", json_or_text(r.input_json)},
+                        {"output", json_or_text(r.output_json)},
+                        {"error_class", scrub_utf8(r.error_class)},
+                        {"error_message", scrub_utf8(r.error_message)},
+                        {"created", stdlib::format_iso8601_ms(r.created_ms)},
+                        {"updated", stdlib::format_iso8601_ms(r.updated_ms)}};
+  if (!r.checkpoint.empty()) {
+    auto linked = program(r.program_hash);
+    if (linked.ok()) {
+      add_checkpoint(out, *linked.value(), r);
+    } else {
+      out["checkpoint_error"] = scrub_utf8(linked.status().message());
+    }
+  }
+  nlohmann::json history = nlohmann::json::array();
+  auto events = store.history(id);
+  if (!events.ok()) return events.status();
+  for (const HistoryEvent& e : events.value()) {
+    history.push_back({{"time", stdlib::format_iso8601_ms(e.time_ms)},
+                       {"kind", scrub_utf8(e.kind)},
+                       {"step", scrub_utf8(e.step)},
+                       {"attempt", e.attempt},
+                       {"error_class", scrub_utf8(e.error_class)},
+                       {"message", scrub_utf8(e.message)},
+                       {"data", scrub_utf8(e.data_json)}});
+  }
+  out["history"] = history;
+  nlohmann::json dead = nlohmann::json::array();
+  auto letters = store.dead_letters(id);
+  if (!letters.ok()) return letters.status();
+  for (const DeadLetter& d : letters.value()) {
+    dead.push_back({{"step", scrub_utf8(d.step)},
+                    {"time", stdlib::format_iso8601_ms(d.time_ms)},
+                    {"error_class", scrub_utf8(d.error_class)},
+                    {"message", scrub_utf8(d.message)}});
+  }
+  out["dead_letters"] = dead;
+  return out;
+}
+
+}  // namespace saga::runtime
