@@ -50,11 +50,22 @@ Value merge_objects(const Value& a, const Value& b) {
   return ValueAccess::sorted_object(std::move(out));
 }
 
+// Numbers are IEEE doubles read from JSON, so they are always finite; a
+// result that is not (1e308 * 10) has overflowed, and would turn into null
+// in the JSON of the output: an `arithmetic` error naming the operation.
+OpResult finite(std::string_view op, double x, double y, double result) {
+  if (std::isfinite(result)) return Value(result);
+  return arithmetic_error(
+      fmt::format("{} {} {} overflows: the result is beyond the largest "
+                  "number (about 1.8e308)",
+                  Value(x).to_json_text(), op, Value(y).to_json_text()));
+}
+
 // Applies a numeric binary operator, or reports a `type` error naming it.
 template <class F>
 OpResult numeric(std::string_view op, const Value& a, const Value& b, F f) {
   if (!a.is_number() || !b.is_number()) return binary_type_error(op, "two numbers", a, b);
-  return Value(f(a.as_number(), b.as_number()));
+  return finite(op, a.as_number(), b.as_number(), f(a.as_number(), b.as_number()));
 }
 
 template <class Pred>
@@ -70,7 +81,7 @@ OpResult add(Value a, const Value& b) {
   if (a.kind() == b.kind()) {
     switch (a.kind()) {
       case Kind::Number:
-        return Value(a.as_number() + b.as_number());
+        return finite("+", a.as_number(), b.as_number(), a.as_number() + b.as_number());
       case Kind::String:
         if (b.size() == 0) return a;
         if (a.size() == 0) return b;
@@ -104,7 +115,7 @@ OpResult mul(const Value& a, const Value& b) {
 OpResult div(const Value& a, const Value& b) {
   if (!a.is_number() || !b.is_number()) return binary_type_error("/", "two numbers", a, b);
   if (b.as_number() == 0) return arithmetic_error("division by zero");
-  return Value(a.as_number() / b.as_number());
+  return finite("/", a.as_number(), b.as_number(), a.as_number() / b.as_number());
 }
 
 OpResult mod(const Value& a, const Value& b) {

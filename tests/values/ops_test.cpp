@@ -28,7 +28,7 @@ Value json(std::string_view text) {
 TEST(OpsAdd, Numbers) {
   EXPECT_EQ(ok(add(1, 2)), Value(3));
   EXPECT_EQ(ok(add(0.1, 0.2)), Value(0.1 + 0.2));
-  EXPECT_EQ(ok(add(1e308, 1e308)).as_number(), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(err(add(1e308, 1e308)).error_class, "arithmetic");  // Overflow: not infinity.
 }
 
 TEST(OpsAdd, Strings) {
@@ -88,6 +88,19 @@ TEST(OpsArithmetic, SubMulDiv) {
   EXPECT_EQ(err(mul(Value(), 1)).message, "'*' expects two numbers, got null and number");
   EXPECT_EQ(err(div(1, "2")).message, "'/' expects two numbers, got number and string");
   EXPECT_EQ(err(sub(json("[]"), json("[]"))).error_class, "type");
+}
+
+// Numbers are finite (they come from JSON); a result that is not has
+// overflowed, and is an error rather than a null in the output.
+TEST(OpsArithmetic, OverflowIsAnArithmeticError) {
+  RuntimeError e = err(mul(1e308, 10));
+  EXPECT_EQ(e.error_class, "arithmetic");
+  EXPECT_EQ(e.message,
+            "1e+308 * 10 overflows: the result is beyond the largest number (about 1.8e308)");
+  EXPECT_EQ(err(add(1.7e308, 1.7e308)).error_class, "arithmetic");
+  EXPECT_EQ(err(sub(-1.7e308, 1.7e308)).error_class, "arithmetic");
+  EXPECT_EQ(err(div(1e308, 1e-10)).error_class, "arithmetic");
+  EXPECT_EQ(ok(mul(1e154, 1e154)).as_number(), 1e308);
 }
 
 TEST(OpsArithmetic, DivisionByZero) {
