@@ -143,6 +143,10 @@ ParticipantProcess::ParticipantProcess(const std::string& role, const std::files
   port_ = std::atoi(line.c_str() + prefix.size());
 }
 
+void ParticipantProcess::terminate() {
+  if (process_.pid() > 0) ::kill(process_.pid(), SIGTERM);
+}
+
 json ParticipantProcess::request(std::string_view method, const std::string& target,
                                  const json& body) {
   boost::asio::io_context io;

@@ -80,6 +80,10 @@ class ParticipantProcess {
   // afterwards, so another server may listen on it.
   void stop() { process_.stop(); }
 
+  // Sends SIGTERM and returns at once: the server stops listening, finishes
+  // the requests it serves and exits (stop() waits for that).
+  void terminate();
+
   int port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string authority() const { return "127.0.0.1:" + std::to_string(port_); }

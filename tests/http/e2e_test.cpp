@@ -6,6 +6,9 @@
 // about the instances' final state. Nothing sleeps and hopes: where time
 // must pass (a breaker's reset) the test polls with a deadline.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +18,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "compiler/compile.hpp"
 #include "saga/engine.hpp"
@@ -664,6 +668,36 @@ TEST_F(HttpE2E, ARepeatedKeyGetsItsFirstResponseWhateverIsInjected) {
   json st = pay.stats();
   EXPECT_EQ(st["calls_by_key"][id.value() + "/charge"], 2);
   EXPECT_EQ(st["effects"], 1);
+}
+
+// Whether something accepts connections on 127.0.0.1:port.
+bool accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// The README restarts payment with `kill %2; wait %2; participant ... &`:
+// on SIGTERM a participant stops listening at once, so its port is free for
+// the next one, and still finishes the requests it is serving.
+TEST_F(HttpE2E, AStoppingParticipantFreesItsPortAtOnceAndFinishesItsRequests) {
+  Server& old = server("payment", {"--latency", "800"});
+  const int port = old.port();
+  json answer;
+  std::thread call([&] { answer = old.request("POST", "/charge", {{"amount", 5}}); });
+  ASSERT_TRUE(eventually([&] { return old.stats()["in_flight"] == 1; }));
+  old.terminate();
+  ASSERT_TRUE(eventually([&] { return !accepts(port); }));
+  Server& fresh = server("payment", {}, port);  // While the old one still serves its request.
+  call.join();
+  EXPECT_EQ(answer["status"], "charged") << answer.dump();
+  EXPECT_EQ(fresh.port(), port);
+  EXPECT_EQ(fresh.calls(), 0);
 }
 
 TEST_F(HttpE2E, HeadersAndRoutes) {
