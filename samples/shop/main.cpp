@@ -72,15 +72,18 @@ json make_order(int n) {
           {"items", items}};
 }
 
-// Random failures for --fail-rate: one draw per idempotency key and attempt,
-// so a retry gets a fresh chance. `rejected` means "known to have had no
-// effect"; `unavailable` leaves the caller in doubt, and half of those calls
-// did take effect (only the reply was lost). Undos never fail in this sample.
+// Random failures for --fail-rate: one draw per order, step and attempt, so
+// a retry gets a fresh chance and one --seed gives the same failures in every
+// run (the instance ids, and so the idempotency keys, differ from run to
+// run). `rejected` means "known to have had no effect"; `unavailable` leaves
+// the caller in doubt, and half of those calls did take effect (only the
+// reply was lost). Undos never fail in this sample.
 shop::Planner random_failures(double rate, const std::string& error_class, uint64_t seed) {
-  return [=](const saga::ActionCall& call, const std::string&) {
+  return [=](const saga::ActionCall& call, const std::string& order_id) {
     shop::Plan plan;
     if (call.compensation || rate <= 0) return plan;
-    std::seed_seq seq{seed, std::hash<std::string>{}(call.idempotency_key), uint64_t{call.attempt}};
+    const std::string what = order_id.empty() ? call.idempotency_key : order_id + "/" + call.step;
+    std::seed_seq seq{seed, shop::stable_hash(what, seed), uint64_t{call.attempt}};
     std::mt19937_64 rng(seq);
     std::uniform_real_distribution<double> draw(0, 1);
     if (draw(rng) < rate) {

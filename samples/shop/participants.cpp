@@ -25,16 +25,6 @@ int64_t now_ms() {
       .count();
 }
 
-// FNV-1a: a stable hash, so the same seed gives the same delays in every run.
-uint64_t fnv1a(const std::string& text, uint64_t seed) {
-  uint64_t h = 14695981039346656037ull ^ seed;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 // A prepared statement, finalized when it goes out of scope. Errors throw.
 class Stmt {
  public:
@@ -337,7 +327,8 @@ struct Participants::State {
     // same delays, whatever the order of calls.
     int delay = 0;
     if (options.slow_ms > 0) {
-      uint64_t h = fnv1a(call.idempotency_key + "#" + std::to_string(call.attempt), options.seed);
+      uint64_t h =
+          stable_hash(call.idempotency_key + "#" + std::to_string(call.attempt), options.seed);
       delay = static_cast<int>(h % static_cast<uint64_t>(options.slow_ms + 1));
     }
     std::lock_guard lock(mu);

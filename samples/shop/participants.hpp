@@ -25,10 +25,22 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "saga/engine.hpp"
 
 namespace shop {
+
+// FNV-1a: a hash that is the same in every run and every build (unlike
+// std::hash), for draws that a seed must make repeatable.
+inline uint64_t stable_hash(std::string_view text, uint64_t seed) {
+  uint64_t h = 14695981039346656037ull ^ seed;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
 
 // What a participant does with one call. Decided per call by a Planner, after
 // the call's delay, so a planner may look at anything the call carries.
