@@ -38,6 +38,8 @@
 #include "runtime/bytecode/format.hpp"
 #include "runtime/bytecode/verify.hpp"
 #include "runtime/engine/inspect.hpp"
+#include "runtime/engine/owner.hpp"
+#include "runtime/engine/timers.hpp"
 #include "runtime/value/utf8.hpp"
 #include "runtime/vm/checkpoint.hpp"
 #include "runtime/vm/vm.hpp"
@@ -46,169 +48,17 @@
 
 namespace saga {
 
+using runtime::EngineFunctionContext;
 using runtime::InstanceState;
 using runtime::LinkedProgram;
 using runtime::Phase;
 using runtime::Stop;
+using runtime::SystemClock;
+using runtime::TimerId;
+using runtime::TimerQueue;
 using runtime::Wait;
 
-// ---- Clocks -------------------------------------------------------------------
-
-struct ManualClock::Impl {
-  std::mutex mu;
-  std::vector<std::weak_ptr<const std::function<void()>>> listeners;
-};
-
-ManualClock::ManualClock(int64_t start_ms) : impl_(std::make_shared<Impl>()), now_(start_ms) {}
-
-int64_t ManualClock::now_ms() {
-  std::lock_guard lock(impl_->mu);
-  return now_;
-}
-
-void ManualClock::on_advance(std::weak_ptr<const std::function<void()>> wake) {
-  std::lock_guard lock(impl_->mu);
-  impl_->listeners.push_back(std::move(wake));
-}
-
-void ManualClock::advance(std::chrono::milliseconds by) {
-  std::vector<std::shared_ptr<const std::function<void()>>> alive;
-  {
-    std::lock_guard lock(impl_->mu);
-    now_ += by.count();
-    auto& ls = impl_->listeners;
-    ls.erase(std::remove_if(ls.begin(), ls.end(), [](const auto& w) { return w.expired(); }),
-             ls.end());
-    for (const auto& w : ls) {
-      if (auto f = w.lock()) alive.push_back(std::move(f));
-    }
-  }
-  for (const auto& wake : alive) (*wake)();
-}
-
 namespace {
-
-class SystemClock final : public Clock {
- public:
-  int64_t now_ms() override {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
-};
-
-// Pure functions see the engine's clock (so tests control now()) and real
-// randomness.
-class EngineFunctionContext final : public stdlib::FunctionContext {
- public:
-  explicit EngineFunctionContext(Clock& clock) : clock_(clock) {}
-  int64_t now_ms() override { return clock_.now_ms(); }
-  void random_bytes(std::span<uint8_t> out) override { system_.random_bytes(out); }
-
- private:
-  Clock& clock_;
-  stdlib::SystemFunctionContext system_;
-};
-
-// Timers: one thread and one ordered map for all instances, so 100,000
-// instances waiting in backoffs cost a map entry each, not a thread or an OS
-// timer. Due callbacks are posted to the io_context.
-//
-// A timer that is no longer needed is cancelled, not left to fire as a
-// no-op: a saga's deadline (often minutes) outlives the saga by far, and at
-// tens of thousands of sagas per second the abandoned entries, and the
-// instances they hold, would grow without bound.
-struct TimerId {
-  int64_t due = 0;
-  uint64_t seq = 0;  // 0: no timer.
-  explicit operator bool() const { return seq != 0; }
-};
-
-class TimerQueue {
- public:
-  TimerQueue(Clock& clock, boost::asio::io_context& io) : clock_(clock), io_(io) {
-    waker_ = std::make_shared<const std::function<void()>>([this] {
-      std::lock_guard lock(mu_);
-      cv_.notify_all();
-    });
-    clock_.on_advance(waker_);
-    thread_ = std::thread([this] { loop(); });
-  }
-  ~TimerQueue() { stop(); }
-
-  void stop() {
-    {
-      std::lock_guard lock(mu_);
-      if (stopped_) return;
-      stopped_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-    waker_.reset();
-  }
-
-  TimerId schedule(int64_t due_ms, std::function<void()> fn) {
-    std::lock_guard lock(mu_);
-    // The thread sleeps until the earliest due time; only an entry that
-    // becomes the earliest needs to wake it (most attempt timeouts do not).
-    bool earliest = entries_.empty() || due_ms < entries_.begin()->first.first;
-    TimerId id{due_ms, ++last_seq_};
-    entries_.emplace_hint(entries_.end(), Key{due_ms, id.seq}, std::move(fn));
-    if (earliest) cv_.notify_all();
-    return id;
-  }
-
-  // Drops a timer that has not fired yet; harmless for one that has (its
-  // callback may already be queued: callers still check their generation).
-  void cancel(TimerId id) {
-    if (!id) return;
-    std::function<void()> dropped;  // Destroyed outside the lock.
-    std::lock_guard lock(mu_);
-    auto it = entries_.find(Key{id.due, id.seq});
-    if (it == entries_.end()) return;
-    dropped = std::move(it->second);
-    entries_.erase(it);
-  }
-
-  size_t size() {
-    std::lock_guard lock(mu_);
-    return entries_.size();
-  }
-
- private:
-  using Key = std::pair<int64_t, uint64_t>;  // Due time, then scheduling order.
-
-  void loop() {
-    std::unique_lock lock(mu_);
-    while (!stopped_) {
-      if (entries_.empty()) {
-        cv_.wait(lock);
-        continue;
-      }
-      int64_t now = clock_.now_ms();
-      auto first = entries_.begin();
-      if (first->first.first <= now) {
-        auto fn = std::move(first->second);
-        entries_.erase(first);
-        boost::asio::post(io_, std::move(fn));
-        continue;
-      }
-      // A manual clock wakes us through on_advance; a real one by the timeout.
-      cv_.wait_for(lock,
-                   std::chrono::milliseconds(std::min<int64_t>(first->first.first - now, 1000)));
-    }
-  }
-
-  Clock& clock_;
-  boost::asio::io_context& io_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<Key, std::function<void()>> entries_;
-  uint64_t last_seq_ = 0;
-  bool stopped_ = false;
-  std::thread thread_;
-  std::shared_ptr<const std::function<void()>> waker_;  // Held weakly by the clock.
-};
 
 // The built-in actions the engine performs itself, without a call: they
 // have no effect outside the instance.
@@ -218,56 +68,6 @@ bool engine_performed(const bytecode::Action& action) {
 
 std::string format_ms(int64_t ms) {
   return bytecode::format_duration(static_cast<uint64_t>(std::max<int64_t>(ms, 0)));
-}
-
-// The start time of a running process in clock ticks since boot (field 22
-// of /proc/PID/stat), or -1 when there is no such process or it has exited
-// but not been reaped yet (state Z or X: a killed engine whose parent has not
-// waited for it is as dead as one that is gone).
-int64_t process_start_ticks(long pid) {
-  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
-  std::string text;
-  if (!std::getline(stat, text)) return -1;
-  // The command name (field 2) may hold spaces; fields resume after its ')'.
-  auto close = text.rfind(')');
-  if (close == std::string::npos || close + 2 >= text.size()) return -1;
-  std::istringstream rest(text.substr(close + 2));
-  std::string field;
-  for (int i = 3; i <= 22 && rest >> field; ++i) {
-    if (i == 3 && (field == "Z" || field == "X")) return -1;
-    if (i == 22) return std::stoll(field);
-  }
-  return -1;
-}
-
-std::string host_name() {
-  char name[256] = {};
-  gethostname(name, sizeof name - 1);
-  return name;
-}
-
-// An engine's identity as an instance owner: "PID.START@HOST". PID and START
-// (the process start time) tell a live process from a dead one, or from a
-// new process that reuses the PID.
-std::string this_owner() {
-  long pid = static_cast<long>(getpid());
-  return fmt::format("{}.{}@{}", pid, process_start_ticks(pid), host_name());
-}
-
-// Whether the owner is a process of this machine that no longer runs. Owners
-// on other machines are judged by their lease alone.
-bool owner_dead(const std::string& owner) {
-  auto at = owner.find('@');
-  auto dot = owner.find('.');
-  if (at == std::string::npos || dot == std::string::npos || dot > at) return false;
-  if (owner.substr(at + 1) != host_name()) return false;
-  try {
-    long pid = std::stol(owner.substr(0, dot));
-    int64_t start = std::stoll(owner.substr(dot + 1, at - dot - 1));
-    return process_start_ticks(pid) != start;
-  } catch (const std::exception&) {
-    return false;
-  }
 }
 
 }  // namespace
@@ -436,7 +236,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // Ownership (Store::claim): instances this engine runs carry its owner id
   // and a lease it renews every kLeaseMs / 3.
   static constexpr int64_t kLeaseMs = 30'000;
-  std::string owner = this_owner();
+  std::string owner = runtime::this_owner();
 
   void renew_leases() {
     if (store) store->renew(owner, now() + kLeaseMs);
@@ -1270,7 +1070,9 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   impl->rng.seed(options.seed ? options.seed : std::random_device{}());
   impl->options = std::move(options);
   impl->work.emplace(impl->io.get_executor());
-  impl->timers = std::make_unique<TimerQueue>(*impl->clock, impl->io);
+  impl->timers = std::make_unique<TimerQueue>(
+      *impl->clock,
+      [io = &impl->io](std::function<void()> fn) { boost::asio::post(*io, std::move(fn)); });
   unsigned n = std::max(1u, impl->options.threads);
   for (unsigned i = 0; i < n; ++i) impl->threads.emplace_back([io = &impl->io] { io->run(); });
   impl->renew_leases();
@@ -1371,7 +1173,8 @@ Result<size_t> Engine::resume(const std::string& only) {
   // Claiming (not just listing) keeps two engines on one database from
   // running the same instance.
   int64_t now = impl_->now();
-  auto unfinished = impl_->store->claim(impl_->owner, now, now + Impl::kLeaseMs, owner_dead, only);
+  auto unfinished =
+      impl_->store->claim(impl_->owner, now, now + Impl::kLeaseMs, runtime::owner_dead, only);
   if (!unfinished.ok()) return unfinished.status();
   size_t taken = 0;
   for (InstanceRecord& rec : unfinished.value()) {
