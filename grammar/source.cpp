@@ -1,7 +1,14 @@
-// Line table construction and offset -> line:column lookup for SourceFile.
+// Line table construction and offset -> line:column lookup for SourceFile, and
+// reading files with a size limit.
 #include "grammar/source.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
 
 namespace saga {
 
@@ -29,6 +36,43 @@ std::string_view SourceFile::line_text(uint32_t line) const {
   std::string_view view(text_.data() + begin, end - begin);
   while (!view.empty() && (view.back() == '\n' || view.back() == '\r')) view.remove_suffix(1);
   return view;
+}
+
+// "16 MiB" for whole mebibytes, else the number of bytes.
+static std::string size_text(std::size_t bytes) {
+  constexpr std::size_t kMiB = std::size_t{1} << 20;
+  return bytes % kMiB == 0 ? fmt::format("{} MiB", bytes / kMiB) : fmt::format("{} bytes", bytes);
+}
+
+std::optional<std::string> read_file(const std::string& path, std::string& error,
+                                     std::size_t limit) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                       &std::fclose);
+  if (!file) {
+    error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  // Read in chunks rather than by the file's size: pipes and devices have none. One byte
+  // past the limit tells a file of exactly [limit] bytes from a larger one.
+  std::string text;
+  char chunk[1 << 16];
+  while (text.size() <= limit) {
+    const std::size_t want = std::min(sizeof chunk, limit + 1 - text.size());
+    const std::size_t got = std::fread(chunk, 1, want, file.get());
+    text.append(chunk, got);
+    if (got < want) break;
+  }
+  if (std::ferror(file.get())) {
+    error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  if (text.size() > limit) {
+    error =
+        fmt::format("cannot read '{}': it is larger than {}, the limit for source and input files",
+                    path, size_text(limit));
+    return std::nullopt;
+  }
+  return text;
 }
 
 }  // namespace saga

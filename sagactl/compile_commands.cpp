@@ -2,12 +2,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "compiler/compile.hpp"
 #include "runtime/bytecode/disasm.hpp"
@@ -34,14 +30,10 @@ std::string database_path(const std::string& flag) {
 }
 
 std::optional<std::string> read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    print_error("cannot read '" + path + "': " + std::strerror(errno));
-    return std::nullopt;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  std::string error;
+  auto text = read_file(path, error);
+  if (!text) print_error(error);
+  return text;
 }
 
 bool is_source(const std::string& path) {
