@@ -45,11 +45,14 @@ class Diagnostics {
   void sort();
 
   // Renders every diagnostic in the text format shown above; `color` adds ANSI
-  // colours for terminals.
+  // colours for terminals. Columns are bytes, as in the JSON. A long source line is
+  // shown as a window of about 100 characters around the caret, with "..." where it
+  // is cut; bytes that are not UTF-8 and control characters other than tab are
+  // printed as U+FFFD, so the output is always valid UTF-8.
   std::string render_text(bool color = false) const;
 
   // Renders a JSON array of {file, line, column, end_line, end_column,
-  // severity, message, help} objects.
+  // severity, message, help} objects. Bytes that are not UTF-8 become U+FFFD.
   std::string render_json() const;
 
  private:

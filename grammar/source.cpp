@@ -38,6 +38,32 @@ std::string_view SourceFile::line_text(uint32_t line) const {
   return view;
 }
 
+Utf8Char decode_utf8(std::string_view text) {
+  if (text.empty()) return {};
+  const auto b0 = static_cast<unsigned char>(text[0]);
+  if (b0 < 0x80) return {b0, 1};
+  // The lead byte gives the length and the smallest code point that needs it (anything
+  // below is an overlong form); 0x80-0xC1 and 0xF5-0xFF never start a character.
+  uint32_t length = 0, min = 0, cp = 0;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    length = 2, min = 0x80, cp = b0 & 0x1Fu;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    length = 3, min = 0x800, cp = b0 & 0x0Fu;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    length = 4, min = 0x10000, cp = b0 & 0x07u;
+  } else {
+    return {};
+  }
+  if (text.size() < length) return {};
+  for (uint32_t i = 1; i < length; ++i) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    if ((b & 0xC0) != 0x80) return {};
+    cp = (cp << 6) | (b & 0x3Fu);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return {};
+  return {cp, length};
+}
+
 // "16 MiB" for whole mebibytes, else the number of bytes.
 static std::string size_text(std::size_t bytes) {
   constexpr std::size_t kMiB = std::size_t{1} << 20;

@@ -47,6 +47,19 @@ class SourceFile {
   std::vector<uint32_t> line_starts_;  // Byte offset of the first character of each line.
 };
 
+// One character decoded from UTF-8: its code point and how many bytes (1 to 4) it takes;
+// length 0 when the bytes are not well-formed UTF-8 (a stray continuation byte, an
+// overlong form, a surrogate, a code point above U+10FFFF, or a sequence cut short).
+struct Utf8Char {
+  uint32_t code_point = 0;
+  uint32_t length = 0;
+};
+
+// Decodes the character at the start of [text] (length 0 when [text] is empty). The
+// parser reports bytes that do not decode (a .saga file must be UTF-8) and diagnostics
+// show them as U+FFFD, so nothing the front end prints is invalid UTF-8.
+Utf8Char decode_utf8(std::string_view text);
+
 // The largest file the tools read into memory: 16 MiB, for .saga sources and for
 // `sagactl run --input-file`. Far above any real saga (2 000 copies of the sample, 58 000
 // lines, are 2 MB) and well below the parser's 4 GiB span limit; it exists so that a
