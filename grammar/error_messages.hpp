@@ -226,6 +226,30 @@ inline constexpr const char* kUrlInterpolationHelp =
     "the url is fixed; pass the parts that vary as action arguments";
 inline constexpr const char* kKeyInterpolation = "object keys cannot interpolate";
 inline constexpr const char* kNumberOutOfRange = "number is out of range";
+// A byte that is not UTF-8, anywhere in the file (code, strings, comments), reported at
+// the first such byte of each line: kInvalidUtf8Prefix + "FF" + kInvalidUtf8Suffix.
+inline constexpr const char* kInvalidUtf8Prefix = "invalid UTF-8 byte 0x";
+inline constexpr const char* kInvalidUtf8Suffix = ": the source must be UTF-8";
+inline constexpr const char* kInvalidUtf8Help =
+    "save the file as UTF-8 (it may be in another encoding, such as Latin-1); in a string, "
+    "\\uXXXX writes any character";
+// A character beyond ASCII where the parser expected a token. In or next to a name (or
+// where a name may stand): "'é' (U+00E9)" + kNonAsciiNameSuffix.
+inline constexpr const char* kNonAsciiNameSuffix =
+    " cannot be part of a name: identifiers are ASCII (letters, digits and '_')";
+inline constexpr const char* kNonAsciiNameHelp =
+    "use only A-Z, a-z, 0-9 and '_' in names; other characters are fine in strings and "
+    "comments";
+// Elsewhere: kNonAsciiPrefix + "'→' (U+2192)" + kNonAsciiSuffix.
+inline constexpr const char* kNonAsciiPrefix = "unexpected character ";
+inline constexpr const char* kNonAsciiSuffix =
+    ": outside strings and comments, .saga source is ASCII";
+inline constexpr const char* kNonAsciiHelp =
+    "identifiers are ASCII letters, digits and '_'; other characters are fine in strings and "
+    "comments";
+// Help for typographic quotes (“ ” „ ‘ ’ « »), usually pasted from a word processor.
+inline constexpr const char* kCurlyQuoteHelp =
+    "strings are written in straight double quotes: \"...\"";
 inline constexpr const char* kFileTooLarge = "file is too large to parse (the limit is 4 GiB)";
 inline constexpr const char* kInternalError = "internal parser error";
 inline constexpr const char* kSyntaxError = "syntax error";

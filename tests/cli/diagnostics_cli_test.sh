@@ -77,5 +77,41 @@ contains "$tmp/err" "cannot read '/dev/zero': it is larger than 16 MiB" "the inp
 expect 1 "check a directory" -- "$ctl" check "$tmp"
 contains "$tmp/err" "cannot read '$tmp': Is a directory" "a directory is not read as empty"
 
+# --- Sources that are not UTF-8 -------------------------------------------------
+# utf8 FILE DESCRIPTION: FILE must be valid UTF-8.
+utf8() {
+  if iconv -f UTF-8 -t UTF-8 "$1" >/dev/null 2>&1; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $2: not valid UTF-8:"
+    od -c "$1" | head -20
+  fi
+}
+# An invalid byte in a string (which the url error message quotes), a comment and code.
+printf 'service s { url "\xff" }\n// caf\xe9\nsaga a() { let x = 1 \xfe }\n' >"$tmp/latin1.saga"
+for format in text json; do
+  expect 1 "check --format $format of a file that is not UTF-8" -- "$ctl" check --format $format "$tmp/latin1.saga"
+  expect 1 "compile --format $format of a file that is not UTF-8" -- \
+    "$ctl" compile --format $format "$tmp/latin1.saga" -o "$tmp/latin1.sagac"
+  [ "$format" = json ] && out="$tmp/out" || out="$tmp/err"
+  contains "$out" "invalid UTF-8 byte 0xFF: the source must be UTF-8" "$format: the byte in the string"
+  contains "$out" "invalid UTF-8 byte 0xE9: the source must be UTF-8" "$format: the byte in the comment"
+  contains "$out" "invalid UTF-8 byte 0xFE: the source must be UTF-8" "$format: the byte in code"
+  contains "$out" "save the file as UTF-8" "$format: help"
+  contains "$out" "service url '$(printf '\xef\xbf\xbd')' must start with http://" "$format: U+FFFD in a message"
+  utf8 "$tmp/out" "$format: stdout"
+  utf8 "$tmp/err" "$format: stderr"
+done
+contains "$tmp/out" '"line": 3' "json: line of the byte in code"
+contains "$tmp/out" '"column": 22' "json: column of the byte in code"
+[ ! -e "$tmp/latin1.sagac" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: a .sagac was written for a file that is not UTF-8"; }
+# A file name that is not UTF-8, in a valid source with an error.
+printf 'saga a() { output x }\n' >"$tmp/$(printf 'n\xe9')".saga
+expect 1 "check --format json of a file whose name is not UTF-8" -- \
+  "$ctl" check --format json "$tmp/$(printf 'n\xe9')".saga
+contains "$tmp/out" "unknown variable 'x'" "the error is reported"
+utf8 "$tmp/out" "json with a file name that is not UTF-8"
+
 echo "diagnostics cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
