@@ -213,6 +213,33 @@ inline constexpr const char* kStepClauseHelpPrefix = "'";
 inline constexpr const char* kStepClauseHelpSuffix =
     "' is a step clause; it belongs inside 'step name { ... }'";
 inline constexpr const char* kMissingLetHelp = "variables are declared with 'let name = value'";
+// Statements other languages have and .saga v1 lacks, named when one starts a
+// statement, with what to write today. They are not reserved words: `let emit = 1`
+// and a variable named `parallel` stay valid, and `parallel = 1` gets the missing
+// 'let' help instead.
+struct UnsupportedStatement {
+  const char* word;
+  const char* message;
+  const char* help;
+};
+inline constexpr const char* kLoopHelp =
+    "a step cannot run once per item yet; call an action that handles the whole list";
+inline constexpr UnsupportedStatement kUnsupportedStatements[] = {
+    {"parallel", "'parallel' blocks are not supported yet",
+     "write the steps one after another; each starts when the one before it has completed"},
+    {"foreach", "'foreach' loops are not supported yet", kLoopHelp},
+    {"for", "'for' loops are not supported yet", kLoopHelp},
+    {"while", "'while' loops are not supported yet", kLoopHelp},
+    {"await", "'await' is not supported yet",
+     "to wait for something, poll it with a step that fails until it is ready and give the "
+     "step a retry policy, or wait with sleep(for: ...)"},
+    {"try", "'try' blocks are not supported yet",
+     "give the step a retry policy for the failures it should survive, and an undo that "
+     "compensates it when the saga fails"},
+    {"emit", "'emit' is not supported yet",
+     "call an action that publishes the event, as in: step notify { do events.publish(order: "
+     "id) }"},
+};
 // Help when the input ends while a bracket is open: "the '{' at line 3, column 12 is never
 // closed" (assembled in parse.cpp).
 inline constexpr const char* kUnclosedHelpPrefix = "the '";

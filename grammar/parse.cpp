@@ -1476,6 +1476,13 @@ uint32_t report(const SourceFile& src, const Builder& b, const SyntaxError& e, D
         const uint32_t next = skip_trivia(text, at + static_cast<uint32_t>(word.size()));
         if (next < size && text[next] == '=' && (next + 1 >= size || text[next + 1] != '=')) {
           help = messages::kMissingLetHelp;
+        } else {
+          for (const messages::UnsupportedStatement& u : messages::kUnsupportedStatements) {
+            if (word == u.word) {
+              message = u.message;
+              help = u.help;
+            }
+          }
         }
       }
     }
