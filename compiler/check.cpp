@@ -40,6 +40,29 @@ constexpr uint64_t kDefaultMaxMs = 10'000;
 
 using bytecode::format_duration;
 
+// Upper limits of the settings, each far above any useful value (so that only a typo
+// reaches it) and far inside what the bytecode and the runtime represent (so that no
+// accepted value overflows or is changed later). Durations: stdlib::kMaxDurationMs.
+//
+// Attempts of one step (u32 in the bytecode). Every attempt leaves events in the
+// instance's history, which is kept as long as the instance; 10 000 attempts (more than a
+// day of them even 10 s apart) bound it.
+constexpr uint32_t kMaxAttempts = 10'000;
+// Consecutive failures that open a circuit breaker (u32): a breaker that needs more would
+// in practice never open.
+constexpr uint32_t kMaxBreakerFailures = 10'000;
+// Calls to one service at once: a bulkhead's cap, and a breaker's probes (let through
+// half-open, all of them possibly in flight). Each is an open connection to the service's
+// host and port, and a process has at most 65 535 local ports to one destination, so a
+// larger number would limit nothing.
+constexpr uint32_t kMaxConcurrentCalls = 65'535;
+// The factor of exponential backoff. Below 1 the delays would shrink. At 100 the third
+// attempt already waits 10 000 times the first delay, and delays are capped (at the
+// policy's max and at 10^12 ms), so a larger factor only means "the maximum from the
+// second retry on": a typo, or fixed(max) meant.
+constexpr double kMinBackoffFactor = 1.0;
+constexpr double kMaxBackoffFactor = 100.0;
+
 // Where a variable gets bound in a saga, for "bound later" and "only on some
 // paths" explanations.
 struct Binding {
@@ -100,14 +123,30 @@ class Checker {
 
   // ---- Constant configuration values -------------------------------------
 
-  // A positive duration such as `2s`; reports and returns nullopt otherwise.
+  // A positive duration such as `2s`, of at most stdlib::kMaxDurationMs; reports and
+  // returns nullopt otherwise.
   std::optional<uint64_t> duration(const Expr& e, std::string_view what) {
     if (e.kind == ExprKind::Duration) {
-      if (e.number <= 0 || e.number > 1e15) {
+      if (!std::isfinite(e.number)) return std::nullopt;  // The parser said "out of range".
+      if (e.number <= 0) {
         diags_.error(e.span, fmt::format("{} must be a positive duration", what));
         return std::nullopt;
       }
-      return static_cast<uint64_t>(std::llround(e.number));
+      if (e.number > static_cast<double>(stdlib::kMaxDurationMs)) {
+        constexpr uint64_t kYearMs = 31'557'600'000;  // 365.25 days.
+        diags_.error(e.span, fmt::format("{} is too large: the limit is {} (about {} years)", what,
+                                         format_duration(stdlib::kMaxDurationMs),
+                                         stdlib::kMaxDurationMs / kYearMs));
+        return std::nullopt;
+      }
+      // Checked above, so the conversion is exact and defined.
+      const auto ms = static_cast<uint64_t>(std::llround(e.number));
+      if (ms == 0) {
+        diags_.error(e.span, fmt::format("{} must be at least 1ms", what),
+                     "durations are whole milliseconds");
+        return std::nullopt;
+      }
+      return ms;
     }
     if (e.kind == ExprKind::Number ||
         (e.kind == ExprKind::Unary && !e.items.empty() && e.items[0]->kind == ExprKind::Number)) {
@@ -123,8 +162,17 @@ class Checker {
     return std::nullopt;
   }
 
-  // A whole number >= min such as `4`.
-  std::optional<uint32_t> count(const Expr& e, std::string_view what, uint32_t min) {
+  // Why a bulkhead or probe count is limited (kMaxConcurrentCalls).
+  static std::string concurrent_help() {
+    return fmt::format(
+        "each call at once is a connection, and a process has at most {} local ports for one "
+        "host and port",
+        kMaxConcurrentCalls);
+  }
+
+  // A whole number from [min] to [max] such as `4`; [why] explains the maximum.
+  std::optional<uint32_t> count(const Expr& e, std::string_view what, uint32_t min, uint32_t max,
+                                std::string_view why) {
     bool negative =
         e.kind == ExprKind::Unary && !e.items.empty() && e.items[0]->kind == ExprKind::Number;
     if (e.kind != ExprKind::Number && !negative) {
@@ -132,11 +180,17 @@ class Checker {
       return std::nullopt;
     }
     double v = negative ? -e.items[0]->number : e.number;
-    if (v != std::floor(v) || v < min || v > 1e9) {
+    if (!std::isfinite(v)) return std::nullopt;  // The parser said "out of range".
+    if (v != std::floor(v) || v < min) {
       diags_.error(e.span, fmt::format("{} must be a whole number of at least {}", what, min));
       return std::nullopt;
     }
-    return static_cast<uint32_t>(v);
+    if (v > max) {
+      diags_.error(e.span, fmt::format("{} is too large: the limit is {}", what, max),
+                   std::string(why));
+      return std::nullopt;
+    }
+    return static_cast<uint32_t>(v);  // In [min, max]: exact.
   }
 
   // Reports duplicate and unknown keys of a config body; returns the fields by
@@ -210,18 +264,26 @@ class Checker {
                      "for example: breaker { failures: 5, reset: 30s, probes: 1 }");
       }
       if (f.count("failures")) {
-        if (auto n = count(*f["failures"], "breaker failures", 1)) svc.breaker_failures = *n;
+        if (auto n = count(*f["failures"], "breaker failures", 1, kMaxBreakerFailures,
+                           "a breaker that needs more consecutive failures would never open")) {
+          svc.breaker_failures = *n;
+        }
       }
       if (f.count("reset")) {
         if (auto ms = duration(*f["reset"], "breaker reset")) svc.breaker_reset_ms = *ms;
       }
       svc.breaker_probes = 1;
       if (f.count("probes")) {
-        if (auto n = count(*f["probes"], "breaker probes", 1)) svc.breaker_probes = *n;
+        if (auto n =
+                count(*f["probes"], "breaker probes", 1, kMaxConcurrentCalls, concurrent_help())) {
+          svc.breaker_probes = *n;
+        }
       }
     }
     if (s.bulkhead) {
-      if (auto n = count(*s.bulkhead, "bulkhead", 1)) svc.bulkhead = *n;
+      if (auto n = count(*s.bulkhead, "bulkhead", 1, kMaxConcurrentCalls, concurrent_help())) {
+        svc.bulkhead = *n;
+      }
     }
     std::unordered_map<std::string, Span> ops;
     for (const ast::Route& r : s.routes) {
@@ -290,7 +352,10 @@ class Checker {
     }
     auto f = fields(body, {"attempts", "backoff", "max", "jitter", "on"}, what);
     if (f.count("attempts")) {
-      if (auto n = count(*f["attempts"], "attempts", 1)) policy.attempts = *n;
+      if (auto n = count(*f["attempts"], "attempts", 1, kMaxAttempts,
+                         "every attempt is recorded in the instance's history")) {
+        policy.attempts = *n;
+      }
     } else {
       diags_.error(body.span, fmt::format("{} needs 'attempts'", what),
                    "for example: { attempts: 3, backoff: exponential(200ms, 2.0, 5s) }");
@@ -393,9 +458,18 @@ class Checker {
       const Expr& factor = *e.items[1];
       if (factor.kind != ExprKind::Number) {
         diags_.error(factor.span, "the factor must be a number such as 2.0");
-      } else if (factor.number < 1.0 || factor.number > 100.0) {
-        diags_.error(factor.span, "the factor must be between 1.0 and 100.0",
+      } else if (!std::isfinite(factor.number)) {
+        // The parser said "out of range".
+      } else if (factor.number < kMinBackoffFactor) {
+        diags_.error(factor.span,
+                     fmt::format("the factor must be between {:.1f} and {:.1f}", kMinBackoffFactor,
+                                 kMaxBackoffFactor),
                      "a factor below 1 would shrink the delays");
+      } else if (factor.number > kMaxBackoffFactor) {
+        diags_.error(factor.span,
+                     fmt::format("the factor is too large: the limit is {:.1f}", kMaxBackoffFactor),
+                     "a larger factor reaches the maximum delay at the second retry; for one "
+                     "delay every time, write fixed(...)");
       } else {
         p.factor = factor.number;
       }

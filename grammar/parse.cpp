@@ -396,8 +396,9 @@ struct action<peg::number_literal> {
       e->text.assign(first, in.size());
     }
     if (bad || !std::isfinite(value)) {
+      // Infinite, so that later checks of the value know it is already reported.
       if (b.diags) b.diags->error(span, messages::kNumberOutOfRange);
-      value = 0;
+      value = std::numeric_limits<double>::infinity();
     }
     e->number = value;
     b.push(std::move(e));

@@ -9,6 +9,14 @@
 
 namespace saga::stdlib {
 
+// The longest duration Saga accepts anywhere: timeouts, deadlines, retry delays, breaker
+// resets and sleep(for:). 10 000 days, about 27 years. Durations are milliseconds (u64 in
+// the bytecode, numbers in the value model); the engine adds them to its clock (int64
+// milliseconds since 1970) and caps every retry delay at 10^12 ms, about 31.7 years
+// (engine.cpp, backoff()), so no duration up to this limit overflows or is silently
+// shortened. The compiler checks constants against it.
+inline constexpr uint64_t kMaxDurationMs = 10'000ull * 86'400'000;
+
 inline constexpr int kVariadic = -1;
 inline constexpr uint8_t kNondeterministic = 1;
 
