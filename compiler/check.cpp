@@ -63,6 +63,14 @@ constexpr uint32_t kMaxConcurrentCalls = 65'535;
 constexpr double kMinBackoffFactor = 1.0;
 constexpr double kMaxBackoffFactor = 100.0;
 
+// What to do instead of calling the saga [name] from a step or an expression.
+std::string saga_call_help(std::string_view name) {
+  return fmt::format(
+      "run it as its own instance (sagactl start FILE --saga {}), or write its steps in this "
+      "saga",
+      name);
+}
+
 // Where a variable gets bound in a saga, for "bound later" and "only on some
 // paths" explanations.
 struct Binding {
@@ -109,6 +117,13 @@ class Checker {
   std::unordered_map<std::string, bytecode::Type> param_types_;
   const ast::Step* current_step_ = nullptr;
   bool in_undo_ = false;
+
+  // Whether the file declares a saga called [name] (also one that failed to parse).
+  bool is_saga(std::string_view name) const {
+    return broken("saga", name) ||
+           std::any_of(file_.sagas.begin(), file_.sagas.end(),
+                       [&](const ast::Saga& saga) { return saga.name == name; });
+  }
 
   // Whether a syntax error made the parser skip an item of this kind and name.
   bool broken(std::string_view kind, std::string_view name) const {
@@ -714,6 +729,13 @@ class Checker {
         check_stdlib_args(call, *a);
         return;
       }
+      if (is_saga(call.target)) {
+        diags_.error(
+            call.target_span,
+            fmt::format("'{}' is a saga; sagas cannot be called as actions yet", call.target),
+            saga_call_help(call.target));
+        return;
+      }
       std::vector<std::string> names;
       for (const stdlib::ActionInfo& a : stdlib::kActions) names.emplace_back(a.name);
       std::string help = did_you_mean(call.target, names);
@@ -865,6 +887,10 @@ class Checker {
       std::string help = did_you_mean(e.text, names);
       if (help.empty() && stdlib::find_action(e.text)) {
         help = fmt::format("'{}' is an action: call it from a step's do or undo", e.text);
+      }
+      if (is_saga(e.text)) {
+        help = fmt::format("'{}' is a saga, and sagas cannot be called yet: {}", e.text,
+                           saga_call_help(e.text));
       }
       if (help.empty()) help = "docs/stdlib.md lists the functions";
       diags_.error(e.name_span, fmt::format("unknown function '{}'", e.text), help);
