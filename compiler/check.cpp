@@ -411,22 +411,26 @@ class Checker {
             diags_.error(item->span, "an error class is a name such as timeout or unavailable");
             continue;
           }
-          if (std::find(kBuiltinClasses.begin(), kBuiltinClasses.end(), item->text) ==
-              kBuiltinClasses.end()) {
-            std::string near = closest(item->text, kBuiltinClasses);
-            if (!near.empty()) {
-              diags_.warning(item->span,
-                             fmt::format("'{}' is not a built-in error class", item->text),
-                             fmt::format("did you mean '{}'? (custom classes raised by "
-                                         "`fail` are allowed)",
-                                         near));
-            }
-          }
+          error_class(item->text, item->span);
           policy.retry_on.push_back(item->text);
         }
       }
     }
     return policy;
+  }
+
+  // Warns when [name], used as an error class (in `on: [...]` or `fail NAME "..."`), is
+  // not one of the runtime's classes but close to one: a misspelling. Other custom
+  // classes are fine.
+  void error_class(const std::string& name, Span span) {
+    if (std::find(kBuiltinClasses.begin(), kBuiltinClasses.end(), name) != kBuiltinClasses.end()) {
+      return;
+    }
+    std::string near = closest(name, kBuiltinClasses);
+    if (near.empty()) return;
+    diags_.warning(
+        span, fmt::format("'{}' is not a built-in error class", name),
+        fmt::format("did you mean '{}'? (custom classes raised by `fail` are allowed)", near));
   }
 
   // backoff: fixed(d) | linear(initial, step[, max]) | exponential(initial, factor[, max])
@@ -640,6 +644,8 @@ class Checker {
         break;
       }
       case ast::StmtKind::Fail:
+        if (!s.name.empty()) error_class(s.name, s.name_span);
+        [[fallthrough]];
       case ast::StmtKind::Output:
         if (s.expr) expr(*s.expr, st);
         st.reachable = false;
