@@ -693,6 +693,7 @@ class Checker {
                       st.name, svc),
           fmt::format("add `undo {}.<operation>(...)` if its effect must be undone", svc));
     }
+    check_engine_clauses(st);
     if (st.timeout) {
       if (auto ms = duration(*st.timeout, "the step timeout")) info.timeout_ms = *ms;
     }
@@ -790,38 +791,106 @@ class Checker {
     service = it->second;
   }
 
+  // Checks a call of a built-in action against its row of stdlib/actions.def: unknown and
+  // missing arguments, and constant arguments of the wrong kind or out of range (the
+  // runtime checks computed ones with the same stdlib::check_action_arg()).
   void check_stdlib_args(const ast::ActionCall& call, const stdlib::ActionInfo& a) {
     std::vector<std::string> allowed;
-    auto add = [&](std::string_view list) {
-      while (!list.empty()) {
-        auto comma = list.find(',');
-        allowed.emplace_back(list.substr(0, comma));
-        if (comma == std::string_view::npos) break;
-        list.remove_prefix(comma + 1);
-      }
-    };
-    add(a.required);
-    add(a.optional);
+    for (const stdlib::ArgSpec& spec : a.args()) allowed.emplace_back(spec.name);
     for (const ast::NamedArg& arg : call.args) {
-      if (std::find(allowed.begin(), allowed.end(), arg.name) == allowed.end()) {
+      if (a.find_arg(arg.name) == nullptr) {
         std::string help = did_you_mean(arg.name, allowed);
         if (help.empty()) help = fmt::format("{}() takes: {}", a.name, fmt::join(allowed, ", "));
         diags_.error(arg.name_span, fmt::format("{}() has no argument '{}'", a.name, arg.name),
                      help);
+        continue;
+      }
+      if (!arg.value) continue;
+      if (auto value = constant_view(*arg.value)) {
+        std::string wrong = stdlib::check_action_arg(a.name, arg.name, *value);
+        if (!wrong.empty()) {
+          diags_.error(arg.value->span, std::move(wrong),
+                       fmt::format("for example: {}", a.example));
+        }
       }
     }
-    std::string_view required = a.required;
-    while (!required.empty()) {
-      auto comma = required.find(',');
-      std::string_view need = required.substr(0, comma);
+    for (const stdlib::ArgSpec& spec : a.args()) {
+      if (spec.presence != stdlib::ArgPresence::kRequired) continue;
       bool given = std::any_of(call.args.begin(), call.args.end(),
-                               [&](const ast::NamedArg& arg) { return arg.name == need; });
+                               [&](const ast::NamedArg& arg) { return arg.name == spec.name; });
       if (!given) {
-        diags_.error(call.span, fmt::format("{}() needs the argument '{}'", a.name, need),
+        diags_.error(call.span, fmt::format("{}() needs the argument '{}'", a.name, spec.name),
                      fmt::format("for example: {}", a.example));
       }
-      if (comma == std::string_view::npos) break;
-      required.remove_prefix(comma + 1);
+    }
+  }
+
+  // The value of [e] as stdlib::check_action_arg() sees it, when [e] is a constant: a
+  // literal, a negated number or duration, or a list or object literal (whose kind is
+  // all that is checked). Nullopt for anything computed, and for a number out of range
+  // (the parser reported it).
+  static std::optional<stdlib::ArgView> constant_view(const Expr& e) {
+    using Kind = stdlib::ArgView::Kind;
+    switch (e.kind) {
+      case ExprKind::Null:
+        return stdlib::ArgView{Kind::kNull};
+      case ExprKind::Bool:
+        return stdlib::ArgView{Kind::kBool};
+      case ExprKind::Number:
+      case ExprKind::Duration:
+        if (!std::isfinite(e.number)) return std::nullopt;
+        return stdlib::ArgView{Kind::kNumber, e.number};
+      case ExprKind::String:
+        return stdlib::ArgView{Kind::kString, 0, e.text};
+      case ExprKind::List:
+        return stdlib::ArgView{Kind::kList};
+      case ExprKind::Object:
+        return stdlib::ArgView{Kind::kObject};
+      case ExprKind::Unary:
+        if (e.unary_op == ast::UnaryOp::Neg && !e.items.empty() && e.items[0]) {
+          auto v = constant_view(*e.items[0]);
+          if (v && v->kind == Kind::kNumber) {
+            v->number = -v->number;
+            return v;
+          }
+        }
+        return std::nullopt;
+      default:
+        return std::nullopt;
+    }
+  }
+
+  // The row of [call]'s action when the engine performs it itself (sleep, log), else null.
+  static const stdlib::ActionInfo* engine_performed(const ast::ActionCall* call) {
+    if (call == nullptr) return nullptr;
+    const stdlib::ActionInfo* a = stdlib::find_action(call->target);
+    return a != nullptr && a->performer == stdlib::Performer::kEngine ? a : nullptr;
+  }
+
+  // A step whose `do` the engine performs itself can neither fail nor time out, so its
+  // `retry` would never run and its `timeout` would only apply to an undo that can time
+  // out. Such a clause is an error rather than a warning: it promises what the run will
+  // not do (a 100ms timeout on sleep(for: 2s) still waits 2s).
+  void check_engine_clauses(const ast::Step& st) {
+    const stdlib::ActionInfo* action = engine_performed(st.action.get());
+    if (action == nullptr) return;
+    const bool undo_can_time_out = st.undo && engine_performed(st.undo.get()) == nullptr;
+    for (const auto& [clause, span] : st.clauses) {
+      if (clause == "retry") {
+        diags_.error(span,
+                     fmt::format("'retry' has no effect on step '{}': {}() is performed by the "
+                                 "engine and cannot fail",
+                                 st.name, action->name),
+                     "remove it; retries are for actions that can fail, such as service calls "
+                     "and http.*");
+      } else if (clause == "timeout" && !undo_can_time_out) {
+        diags_.error(span,
+                     fmt::format("'timeout' has no effect on step '{}': {}() is performed by the "
+                                 "engine and cannot time out",
+                                 st.name, action->name),
+                     "remove it; timeouts are for actions that can hang, such as service calls "
+                     "and http.*");
+      }
     }
   }
 
