@@ -1426,10 +1426,17 @@ uint32_t report(const SourceFile& src, const Builder& b, const SyntaxError& e, D
   uint32_t at = raw;
   Span span;
   switch (t.anchor) {
-    case ErrorAnchor::Token:
+    case ErrorAnchor::Token: {
       at = skip_trivia(text, raw);
+      // A word that runs into a character beyond ASCII (`dö`, `söme = 1`): that
+      // character is the error.
+      const uint32_t word_end = at + static_cast<uint32_t>(word_at(text, at).size());
+      if (word_end > at && word_end < size && static_cast<unsigned char>(text[word_end]) >= 0x80) {
+        at = word_end;
+      }
       span = token_span(text, at);
       break;
+    }
     case ErrorAnchor::StringOpen: {
       const uint32_t open = b.string_opens.empty() ? raw : std::min(b.string_opens.back(), raw);
       span = {open, std::max<uint32_t>(raw - open, 1)};

@@ -246,6 +246,12 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"saga a() { step r\u00e9server { } }", 1, 18, 2,
                   "'\u00e9' (U+00E9) cannot be part of a name: identifiers are ASCII (letters, "
                   "digits and '_')"},
+        ErrorCase{"saga a() { step s { d\u00f6 x.y() } }", 1, 22, 2,
+                  "'\u00f6' (U+00F6) cannot be part of a name: identifiers are ASCII (letters, "
+                  "digits and '_')"},
+        ErrorCase{"saga a() { s\u00f6me = 1 }", 1, 13, 2,
+                  "'\u00f6' (U+00F6) cannot be part of a name: identifiers are ASCII (letters, "
+                  "digits and '_')"},
         ErrorCase{"saga a() { let \u00f1 = 1 }", 1, 16, 2,
                   "'\u00f1' (U+00F1) cannot be part of a name: identifiers are ASCII (letters, "
                   "digits and '_')"},
