@@ -56,9 +56,7 @@ static std::size_t char_length(std::string_view s, std::size_t i) {
   return std::max<std::size_t>(1, decode_utf8(s.substr(i)).length);
 }
 
-// Appends [s] as it can be printed: bytes that are not UTF-8 and control characters
-// other than tab (which could move the cursor or recolour the terminal) become U+FFFD.
-// At most [max_chars] characters; "..." marks a cut.
+// Appends printable([s], [max_chars]).
 static void append_printable(std::string& out, std::string_view s,
                              std::size_t max_chars = std::string_view::npos) {
   std::size_t chars = 0;
@@ -80,7 +78,7 @@ static void append_printable(std::string& out, std::string_view s,
   }
 }
 
-static std::string printable(std::string_view s, std::size_t max_chars) {
+std::string printable(std::string_view s, std::size_t max_chars) {
   std::string out;
   append_printable(out, s, max_chars);
   return out;

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "grammar/source.hpp"
@@ -64,5 +65,11 @@ class Diagnostics {
 // Renders one diagnostic (used by render_text and by tools that print a single
 // error, such as the .sagac loader's callers).
 std::string render_diagnostic(const SourceFile& file, const Diagnostic& d, bool color = false);
+
+// [s] as it can be printed on a terminal: bytes that are not UTF-8 and control characters
+// other than tab (which could move the cursor or recolour the terminal) become U+FFFD; at
+// most [max_chars] characters, with "..." where cut. Used for every text the diagnostics
+// print, and by sagactl for its own error lines (which may quote file names and input).
+std::string printable(std::string_view s, std::size_t max_chars = std::string_view::npos);
 
 }  // namespace saga

@@ -19,8 +19,17 @@ bool stderr_is_terminal() {
 }
 
 void print_error(const std::string& message) {
+  // Messages may quote file names and input: print them as valid UTF-8 without control
+  // characters, line by line (a message may have several).
+  std::string text;
+  std::string_view rest = message;
+  for (auto nl = rest.find('\n'); nl != std::string_view::npos; nl = rest.find('\n')) {
+    text += printable(rest.substr(0, nl)) + "\n";
+    rest.remove_prefix(nl + 1);
+  }
+  text += printable(rest);
   std::cerr << (stderr_is_terminal() ? "sagactl: \033[1;31merror:\033[0m " : "sagactl: error: ")
-            << message << "\n";
+            << text << "\n";
 }
 
 std::string database_path(const std::string& flag) {

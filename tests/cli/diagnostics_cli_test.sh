@@ -112,6 +112,9 @@ expect 1 "check --format json of a file whose name is not UTF-8" -- \
   "$ctl" check --format json "$tmp/$(printf 'n\xe9')".saga
 contains "$tmp/out" "unknown variable 'x'" "the error is reported"
 utf8 "$tmp/out" "json with a file name that is not UTF-8"
+expect 1 "check of a missing file whose name is not UTF-8" -- "$ctl" check "$tmp/$(printf 'gone\xff')".saga
+contains "$tmp/err" "cannot read" "the missing file is reported"
+utf8 "$tmp/err" "sagactl's own error line"
 
 echo "diagnostics cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -137,6 +137,15 @@ TEST(DiagnosticText, InvalidBytesAndControlCharactersArePrintedAsReplacementChar
   EXPECT_EQ(rows[3], "help: not \xEF\xBF\xBD");
 }
 
+TEST(DiagnosticText, PrintableReplacesAndCuts) {
+  EXPECT_EQ(printable("caf\xc3\xa9 \xff\x1b\x7f\t."),
+            "caf\xc3\xa9 \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\t.");
+  EXPECT_EQ(printable("\xc2\x85"), "\xEF\xBF\xBD");  // A C1 control (NEL).
+  EXPECT_EQ(printable("abcdef", 3), "abc...");
+  EXPECT_EQ(printable("\xc3\xa9\xc3\xa9\xc3\xa9", 2), "\xc3\xa9\xc3\xa9...");
+  EXPECT_EQ(printable("abc", 3), "abc");
+}
+
 TEST(DiagnosticText, TabsAreKeptInTheCaretLine) {
   const auto rows = lines_of(render("\tlet\tx", 5));
   EXPECT_EQ(rows[2], "   | \t   \t^");
