@@ -40,6 +40,37 @@ constexpr uint64_t kDefaultMaxMs = 10'000;
 
 using bytecode::format_duration;
 
+// Upper limits of the settings, each far above any useful value (so that only a typo
+// reaches it) and far inside what the bytecode and the runtime represent (so that no
+// accepted value overflows or is changed later). Durations: stdlib::kMaxDurationMs.
+//
+// Attempts of one step (u32 in the bytecode). Every attempt leaves events in the
+// instance's history, which is kept as long as the instance; 10 000 attempts (more than a
+// day of them even 10 s apart) bound it.
+constexpr uint32_t kMaxAttempts = 10'000;
+// Consecutive failures that open a circuit breaker (u32): a breaker that needs more would
+// in practice never open.
+constexpr uint32_t kMaxBreakerFailures = 10'000;
+// Calls to one service at once: a bulkhead's cap, and a breaker's probes (let through
+// half-open, all of them possibly in flight). Each is an open connection to the service's
+// host and port, and a process has at most 65 535 local ports to one destination, so a
+// larger number would limit nothing.
+constexpr uint32_t kMaxConcurrentCalls = 65'535;
+// The factor of exponential backoff. Below 1 the delays would shrink. At 100 the third
+// attempt already waits 10 000 times the first delay, and delays are capped (at the
+// policy's max and at 10^12 ms), so a larger factor only means "the maximum from the
+// second retry on": a typo, or fixed(max) meant.
+constexpr double kMinBackoffFactor = 1.0;
+constexpr double kMaxBackoffFactor = 100.0;
+
+// What to do instead of calling the saga [name] from a step or an expression.
+std::string saga_call_help(std::string_view name) {
+  return fmt::format(
+      "run it as its own instance (sagactl start FILE --saga {}), or write its steps in this "
+      "saga",
+      name);
+}
+
 // Where a variable gets bound in a saga, for "bound later" and "only on some
 // paths" explanations.
 struct Binding {
@@ -87,6 +118,13 @@ class Checker {
   const ast::Step* current_step_ = nullptr;
   bool in_undo_ = false;
 
+  // Whether the file declares a saga called [name] (also one that failed to parse).
+  bool is_saga(std::string_view name) const {
+    return broken("saga", name) ||
+           std::any_of(file_.sagas.begin(), file_.sagas.end(),
+                       [&](const ast::Saga& saga) { return saga.name == name; });
+  }
+
   // Whether a syntax error made the parser skip an item of this kind and name.
   bool broken(std::string_view kind, std::string_view name) const {
     return std::any_of(file_.broken.begin(), file_.broken.end(),
@@ -100,14 +138,30 @@ class Checker {
 
   // ---- Constant configuration values -------------------------------------
 
-  // A positive duration such as `2s`; reports and returns nullopt otherwise.
+  // A positive duration such as `2s`, of at most stdlib::kMaxDurationMs; reports and
+  // returns nullopt otherwise.
   std::optional<uint64_t> duration(const Expr& e, std::string_view what) {
     if (e.kind == ExprKind::Duration) {
-      if (e.number <= 0 || e.number > 1e15) {
+      if (!std::isfinite(e.number)) return std::nullopt;  // The parser said "out of range".
+      if (e.number <= 0) {
         diags_.error(e.span, fmt::format("{} must be a positive duration", what));
         return std::nullopt;
       }
-      return static_cast<uint64_t>(std::llround(e.number));
+      if (e.number > static_cast<double>(stdlib::kMaxDurationMs)) {
+        constexpr uint64_t kYearMs = 31'557'600'000;  // 365.25 days.
+        diags_.error(e.span, fmt::format("{} is too large: the limit is {} (about {} years)", what,
+                                         format_duration(stdlib::kMaxDurationMs),
+                                         stdlib::kMaxDurationMs / kYearMs));
+        return std::nullopt;
+      }
+      // Checked above, so the conversion is exact and defined.
+      const auto ms = static_cast<uint64_t>(std::llround(e.number));
+      if (ms == 0) {
+        diags_.error(e.span, fmt::format("{} must be at least 1ms", what),
+                     "durations are whole milliseconds");
+        return std::nullopt;
+      }
+      return ms;
     }
     if (e.kind == ExprKind::Number ||
         (e.kind == ExprKind::Unary && !e.items.empty() && e.items[0]->kind == ExprKind::Number)) {
@@ -123,8 +177,17 @@ class Checker {
     return std::nullopt;
   }
 
-  // A whole number >= min such as `4`.
-  std::optional<uint32_t> count(const Expr& e, std::string_view what, uint32_t min) {
+  // Why a bulkhead or probe count is limited (kMaxConcurrentCalls).
+  static std::string concurrent_help() {
+    return fmt::format(
+        "each call at once is a connection, and a process has at most {} local ports for one "
+        "host and port",
+        kMaxConcurrentCalls);
+  }
+
+  // A whole number from [min] to [max] such as `4`; [why] explains the maximum.
+  std::optional<uint32_t> count(const Expr& e, std::string_view what, uint32_t min, uint32_t max,
+                                std::string_view why) {
     bool negative =
         e.kind == ExprKind::Unary && !e.items.empty() && e.items[0]->kind == ExprKind::Number;
     if (e.kind != ExprKind::Number && !negative) {
@@ -132,11 +195,17 @@ class Checker {
       return std::nullopt;
     }
     double v = negative ? -e.items[0]->number : e.number;
-    if (v != std::floor(v) || v < min || v > 1e9) {
+    if (!std::isfinite(v)) return std::nullopt;  // The parser said "out of range".
+    if (v != std::floor(v) || v < min) {
       diags_.error(e.span, fmt::format("{} must be a whole number of at least {}", what, min));
       return std::nullopt;
     }
-    return static_cast<uint32_t>(v);
+    if (v > max) {
+      diags_.error(e.span, fmt::format("{} is too large: the limit is {}", what, max),
+                   std::string(why));
+      return std::nullopt;
+    }
+    return static_cast<uint32_t>(v);  // In [min, max]: exact.
   }
 
   // Reports duplicate and unknown keys of a config body; returns the fields by
@@ -210,18 +279,26 @@ class Checker {
                      "for example: breaker { failures: 5, reset: 30s, probes: 1 }");
       }
       if (f.count("failures")) {
-        if (auto n = count(*f["failures"], "breaker failures", 1)) svc.breaker_failures = *n;
+        if (auto n = count(*f["failures"], "breaker failures", 1, kMaxBreakerFailures,
+                           "a breaker that needs more consecutive failures would never open")) {
+          svc.breaker_failures = *n;
+        }
       }
       if (f.count("reset")) {
         if (auto ms = duration(*f["reset"], "breaker reset")) svc.breaker_reset_ms = *ms;
       }
       svc.breaker_probes = 1;
       if (f.count("probes")) {
-        if (auto n = count(*f["probes"], "breaker probes", 1)) svc.breaker_probes = *n;
+        if (auto n =
+                count(*f["probes"], "breaker probes", 1, kMaxConcurrentCalls, concurrent_help())) {
+          svc.breaker_probes = *n;
+        }
       }
     }
     if (s.bulkhead) {
-      if (auto n = count(*s.bulkhead, "bulkhead", 1)) svc.bulkhead = *n;
+      if (auto n = count(*s.bulkhead, "bulkhead", 1, kMaxConcurrentCalls, concurrent_help())) {
+        svc.bulkhead = *n;
+      }
     }
     std::unordered_map<std::string, Span> ops;
     for (const ast::Route& r : s.routes) {
@@ -290,7 +367,10 @@ class Checker {
     }
     auto f = fields(body, {"attempts", "backoff", "max", "jitter", "on"}, what);
     if (f.count("attempts")) {
-      if (auto n = count(*f["attempts"], "attempts", 1)) policy.attempts = *n;
+      if (auto n = count(*f["attempts"], "attempts", 1, kMaxAttempts,
+                         "every attempt is recorded in the instance's history")) {
+        policy.attempts = *n;
+      }
     } else {
       diags_.error(body.span, fmt::format("{} needs 'attempts'", what),
                    "for example: { attempts: 3, backoff: exponential(200ms, 2.0, 5s) }");
@@ -331,22 +411,26 @@ class Checker {
             diags_.error(item->span, "an error class is a name such as timeout or unavailable");
             continue;
           }
-          if (std::find(kBuiltinClasses.begin(), kBuiltinClasses.end(), item->text) ==
-              kBuiltinClasses.end()) {
-            std::string near = closest(item->text, kBuiltinClasses);
-            if (!near.empty()) {
-              diags_.warning(item->span,
-                             fmt::format("'{}' is not a built-in error class", item->text),
-                             fmt::format("did you mean '{}'? (custom classes raised by "
-                                         "`fail` are allowed)",
-                                         near));
-            }
-          }
+          error_class(item->text, item->span);
           policy.retry_on.push_back(item->text);
         }
       }
     }
     return policy;
+  }
+
+  // Warns when [name], used as an error class (in `on: [...]` or `fail NAME "..."`), is
+  // not one of the runtime's classes but close to one: a misspelling. Other custom
+  // classes are fine.
+  void error_class(const std::string& name, Span span) {
+    if (std::find(kBuiltinClasses.begin(), kBuiltinClasses.end(), name) != kBuiltinClasses.end()) {
+      return;
+    }
+    std::string near = closest(name, kBuiltinClasses);
+    if (near.empty()) return;
+    diags_.warning(
+        span, fmt::format("'{}' is not a built-in error class", name),
+        fmt::format("did you mean '{}'? (custom classes raised by `fail` are allowed)", near));
   }
 
   // backoff: fixed(d) | linear(initial, step[, max]) | exponential(initial, factor[, max])
@@ -393,9 +477,18 @@ class Checker {
       const Expr& factor = *e.items[1];
       if (factor.kind != ExprKind::Number) {
         diags_.error(factor.span, "the factor must be a number such as 2.0");
-      } else if (factor.number < 1.0 || factor.number > 100.0) {
-        diags_.error(factor.span, "the factor must be between 1.0 and 100.0",
+      } else if (!std::isfinite(factor.number)) {
+        // The parser said "out of range".
+      } else if (factor.number < kMinBackoffFactor) {
+        diags_.error(factor.span,
+                     fmt::format("the factor must be between {:.1f} and {:.1f}", kMinBackoffFactor,
+                                 kMaxBackoffFactor),
                      "a factor below 1 would shrink the delays");
+      } else if (factor.number > kMaxBackoffFactor) {
+        diags_.error(factor.span,
+                     fmt::format("the factor is too large: the limit is {:.1f}", kMaxBackoffFactor),
+                     "a larger factor reaches the maximum delay at the second retry; for one "
+                     "delay every time, write fixed(...)");
       } else {
         p.factor = factor.number;
       }
@@ -551,6 +644,8 @@ class Checker {
         break;
       }
       case ast::StmtKind::Fail:
+        if (!s.name.empty()) error_class(s.name, s.name_span);
+        [[fallthrough]];
       case ast::StmtKind::Output:
         if (s.expr) expr(*s.expr, st);
         st.reachable = false;
@@ -598,6 +693,7 @@ class Checker {
                       st.name, svc),
           fmt::format("add `undo {}.<operation>(...)` if its effect must be undone", svc));
     }
+    check_engine_clauses(st);
     if (st.timeout) {
       if (auto ms = duration(*st.timeout, "the step timeout")) info.timeout_ms = *ms;
     }
@@ -638,6 +734,13 @@ class Checker {
     if (dot == std::string::npos) {
       if (const stdlib::ActionInfo* a = stdlib::find_action(call.target)) {
         check_stdlib_args(call, *a);
+        return;
+      }
+      if (is_saga(call.target)) {
+        diags_.error(
+            call.target_span,
+            fmt::format("'{}' is a saga; sagas cannot be called as actions yet", call.target),
+            saga_call_help(call.target));
         return;
       }
       std::vector<std::string> names;
@@ -688,38 +791,106 @@ class Checker {
     service = it->second;
   }
 
+  // Checks a call of a built-in action against its row of stdlib/actions.def: unknown and
+  // missing arguments, and constant arguments of the wrong kind or out of range (the
+  // runtime checks computed ones with the same stdlib::check_action_arg()).
   void check_stdlib_args(const ast::ActionCall& call, const stdlib::ActionInfo& a) {
     std::vector<std::string> allowed;
-    auto add = [&](std::string_view list) {
-      while (!list.empty()) {
-        auto comma = list.find(',');
-        allowed.emplace_back(list.substr(0, comma));
-        if (comma == std::string_view::npos) break;
-        list.remove_prefix(comma + 1);
-      }
-    };
-    add(a.required);
-    add(a.optional);
+    for (const stdlib::ArgSpec& spec : a.args()) allowed.emplace_back(spec.name);
     for (const ast::NamedArg& arg : call.args) {
-      if (std::find(allowed.begin(), allowed.end(), arg.name) == allowed.end()) {
+      if (a.find_arg(arg.name) == nullptr) {
         std::string help = did_you_mean(arg.name, allowed);
         if (help.empty()) help = fmt::format("{}() takes: {}", a.name, fmt::join(allowed, ", "));
         diags_.error(arg.name_span, fmt::format("{}() has no argument '{}'", a.name, arg.name),
                      help);
+        continue;
+      }
+      if (!arg.value) continue;
+      if (auto value = constant_view(*arg.value)) {
+        std::string wrong = stdlib::check_action_arg(a.name, arg.name, *value);
+        if (!wrong.empty()) {
+          diags_.error(arg.value->span, std::move(wrong),
+                       fmt::format("for example: {}", a.example));
+        }
       }
     }
-    std::string_view required = a.required;
-    while (!required.empty()) {
-      auto comma = required.find(',');
-      std::string_view need = required.substr(0, comma);
+    for (const stdlib::ArgSpec& spec : a.args()) {
+      if (spec.presence != stdlib::ArgPresence::kRequired) continue;
       bool given = std::any_of(call.args.begin(), call.args.end(),
-                               [&](const ast::NamedArg& arg) { return arg.name == need; });
+                               [&](const ast::NamedArg& arg) { return arg.name == spec.name; });
       if (!given) {
-        diags_.error(call.span, fmt::format("{}() needs the argument '{}'", a.name, need),
+        diags_.error(call.span, fmt::format("{}() needs the argument '{}'", a.name, spec.name),
                      fmt::format("for example: {}", a.example));
       }
-      if (comma == std::string_view::npos) break;
-      required.remove_prefix(comma + 1);
+    }
+  }
+
+  // The value of [e] as stdlib::check_action_arg() sees it, when [e] is a constant: a
+  // literal, a negated number or duration, or a list or object literal (whose kind is
+  // all that is checked). Nullopt for anything computed, and for a number out of range
+  // (the parser reported it).
+  static std::optional<stdlib::ArgView> constant_view(const Expr& e) {
+    using Kind = stdlib::ArgView::Kind;
+    switch (e.kind) {
+      case ExprKind::Null:
+        return stdlib::ArgView{Kind::kNull};
+      case ExprKind::Bool:
+        return stdlib::ArgView{Kind::kBool};
+      case ExprKind::Number:
+      case ExprKind::Duration:
+        if (!std::isfinite(e.number)) return std::nullopt;
+        return stdlib::ArgView{Kind::kNumber, e.number};
+      case ExprKind::String:
+        return stdlib::ArgView{Kind::kString, 0, e.text};
+      case ExprKind::List:
+        return stdlib::ArgView{Kind::kList};
+      case ExprKind::Object:
+        return stdlib::ArgView{Kind::kObject};
+      case ExprKind::Unary:
+        if (e.unary_op == ast::UnaryOp::Neg && !e.items.empty() && e.items[0]) {
+          auto v = constant_view(*e.items[0]);
+          if (v && v->kind == Kind::kNumber) {
+            v->number = -v->number;
+            return v;
+          }
+        }
+        return std::nullopt;
+      default:
+        return std::nullopt;
+    }
+  }
+
+  // The row of [call]'s action when the engine performs it itself (sleep, log), else null.
+  static const stdlib::ActionInfo* engine_performed(const ast::ActionCall* call) {
+    if (call == nullptr) return nullptr;
+    const stdlib::ActionInfo* a = stdlib::find_action(call->target);
+    return a != nullptr && a->performer == stdlib::Performer::kEngine ? a : nullptr;
+  }
+
+  // A step whose `do` the engine performs itself can neither fail nor time out, so its
+  // `retry` would never run and its `timeout` would only apply to an undo that can time
+  // out. Such a clause is an error rather than a warning: it promises what the run will
+  // not do (a 100ms timeout on sleep(for: 2s) still waits 2s).
+  void check_engine_clauses(const ast::Step& st) {
+    const stdlib::ActionInfo* action = engine_performed(st.action.get());
+    if (action == nullptr) return;
+    const bool undo_can_time_out = st.undo && engine_performed(st.undo.get()) == nullptr;
+    for (const auto& [clause, span] : st.clauses) {
+      if (clause == "retry") {
+        diags_.error(span,
+                     fmt::format("'retry' has no effect on step '{}': {}() is performed by the "
+                                 "engine and cannot fail",
+                                 st.name, action->name),
+                     "remove it; retries are for actions that can fail, such as service calls "
+                     "and http.*");
+      } else if (clause == "timeout" && !undo_can_time_out) {
+        diags_.error(span,
+                     fmt::format("'timeout' has no effect on step '{}': {}() is performed by the "
+                                 "engine and cannot time out",
+                                 st.name, action->name),
+                     "remove it; timeouts are for actions that can hang, such as service calls "
+                     "and http.*");
+      }
     }
   }
 
@@ -791,6 +962,10 @@ class Checker {
       std::string help = did_you_mean(e.text, names);
       if (help.empty() && stdlib::find_action(e.text)) {
         help = fmt::format("'{}' is an action: call it from a step's do or undo", e.text);
+      }
+      if (is_saga(e.text)) {
+        help = fmt::format("'{}' is a saga, and sagas cannot be called yet: {}", e.text,
+                           saga_call_help(e.text));
       }
       if (help.empty()) help = "docs/stdlib.md lists the functions";
       diags_.error(e.name_span, fmt::format("unknown function '{}'", e.text), help);

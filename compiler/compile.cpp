@@ -1,9 +1,6 @@
 // The compiler driver: parse, check, generate, verify.
 #include "compiler/compile.hpp"
 
-#include <fstream>
-#include <sstream>
-
 #include "compiler/analysis.hpp"
 #include "grammar/parse.hpp"
 #include "runtime/bytecode/format.hpp"
@@ -48,11 +45,10 @@ Result<std::vector<uint8_t>> compile_to_image(const std::string& name, std::stri
 }
 
 Result<std::vector<uint8_t>> compile_file_to_image(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status(StatusCode::kIoError, "cannot read '" + path + "'");
-  std::stringstream text;
-  text << in.rdbuf();
-  return compile_to_image(path, text.str());
+  std::string error;
+  auto text = read_file(path, error);
+  if (!text) return Status(StatusCode::kIoError, error);
+  return compile_to_image(path, *text);
 }
 
 }  // namespace saga::compiler

@@ -37,7 +37,8 @@ std::optional<bytecode::Program> compile(const SourceFile& source, Diagnostics& 
 // kInvalidArgument with the rendered diagnostics as the message.
 Result<std::vector<uint8_t>> compile_to_image(const std::string& name, std::string_view text);
 
-// The same for a .saga file; kIoError when it cannot be read.
+// The same for a .saga file; kIoError when it cannot be read or is larger than
+// saga::kMaxFileBytes (grammar/source.hpp).
 Result<std::vector<uint8_t>> compile_file_to_image(const std::string& path);
 
 }  // namespace saga::compiler

@@ -44,7 +44,8 @@ struct Expr {
   ExprKind kind = ExprKind::Null;
   Span span;             // The whole expression.
   bool boolean = false;  // Bool.
-  double number = 0;     // Number, Duration (milliseconds).
+  double number = 0;     // Number, Duration (milliseconds); infinite when out of range
+                         // (the parser reported it).
   std::string text;      // String value, Var/Call/Field name, Duration spelling.
   Span name_span;        // Field: the field name; Call: the function name.
   UnaryOp unary_op = UnaryOp::Neg;

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "grammar/source.hpp"
@@ -45,11 +46,14 @@ class Diagnostics {
   void sort();
 
   // Renders every diagnostic in the text format shown above; `color` adds ANSI
-  // colours for terminals.
+  // colours for terminals. Columns are bytes, as in the JSON. A long source line is
+  // shown as a window of about 100 characters around the caret, with "..." where it
+  // is cut; bytes that are not UTF-8 and control characters other than tab are
+  // printed as U+FFFD, so the output is always valid UTF-8.
   std::string render_text(bool color = false) const;
 
   // Renders a JSON array of {file, line, column, end_line, end_column,
-  // severity, message, help} objects.
+  // severity, message, help} objects. Bytes that are not UTF-8 become U+FFFD.
   std::string render_json() const;
 
  private:
@@ -61,5 +65,11 @@ class Diagnostics {
 // Renders one diagnostic (used by render_text and by tools that print a single
 // error, such as the .sagac loader's callers).
 std::string render_diagnostic(const SourceFile& file, const Diagnostic& d, bool color = false);
+
+// [s] as it can be printed on a terminal: bytes that are not UTF-8 and control characters
+// other than tab (which could move the cursor or recolour the terminal) become U+FFFD; at
+// most [max_chars] characters, with "..." where cut. Used for every text the diagnostics
+// print, and by sagactl for its own error lines (which may quote file names and input).
+std::string printable(std::string_view s, std::size_t max_chars = std::string_view::npos);
 
 }  // namespace saga

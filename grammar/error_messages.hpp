@@ -213,6 +213,33 @@ inline constexpr const char* kStepClauseHelpPrefix = "'";
 inline constexpr const char* kStepClauseHelpSuffix =
     "' is a step clause; it belongs inside 'step name { ... }'";
 inline constexpr const char* kMissingLetHelp = "variables are declared with 'let name = value'";
+// Statements other languages have and .saga v1 lacks, named when one starts a
+// statement, with what to write today. They are not reserved words: `let emit = 1`
+// and a variable named `parallel` stay valid, and `parallel = 1` gets the missing
+// 'let' help instead.
+struct UnsupportedStatement {
+  const char* word;
+  const char* message;
+  const char* help;
+};
+inline constexpr const char* kLoopHelp =
+    "a step cannot run once per item yet; call an action that handles the whole list";
+inline constexpr UnsupportedStatement kUnsupportedStatements[] = {
+    {"parallel", "'parallel' blocks are not supported yet",
+     "write the steps one after another; each starts when the one before it has completed"},
+    {"foreach", "'foreach' loops are not supported yet", kLoopHelp},
+    {"for", "'for' loops are not supported yet", kLoopHelp},
+    {"while", "'while' loops are not supported yet", kLoopHelp},
+    {"await", "'await' is not supported yet",
+     "to wait for something, poll it with a step that fails until it is ready and give the "
+     "step a retry policy, or wait with sleep(for: ...)"},
+    {"try", "'try' blocks are not supported yet",
+     "give the step a retry policy for the failures it should survive, and an undo that "
+     "compensates it when the saga fails"},
+    {"emit", "'emit' is not supported yet",
+     "call an action that publishes the event, as in: step notify { do events.publish(order: "
+     "id) }"},
+};
 // Help when the input ends while a bracket is open: "the '{' at line 3, column 12 is never
 // closed" (assembled in parse.cpp).
 inline constexpr const char* kUnclosedHelpPrefix = "the '";
@@ -226,6 +253,30 @@ inline constexpr const char* kUrlInterpolationHelp =
     "the url is fixed; pass the parts that vary as action arguments";
 inline constexpr const char* kKeyInterpolation = "object keys cannot interpolate";
 inline constexpr const char* kNumberOutOfRange = "number is out of range";
+// A byte that is not UTF-8, anywhere in the file (code, strings, comments), reported at
+// the first such byte of each line: kInvalidUtf8Prefix + "FF" + kInvalidUtf8Suffix.
+inline constexpr const char* kInvalidUtf8Prefix = "invalid UTF-8 byte 0x";
+inline constexpr const char* kInvalidUtf8Suffix = ": the source must be UTF-8";
+inline constexpr const char* kInvalidUtf8Help =
+    "save the file as UTF-8 (it may be in another encoding, such as Latin-1); in a string, "
+    "\\uXXXX writes any character";
+// A character beyond ASCII where the parser expected a token. In or next to a name (or
+// where a name may stand): "'é' (U+00E9)" + kNonAsciiNameSuffix.
+inline constexpr const char* kNonAsciiNameSuffix =
+    " cannot be part of a name: identifiers are ASCII (letters, digits and '_')";
+inline constexpr const char* kNonAsciiNameHelp =
+    "use only A-Z, a-z, 0-9 and '_' in names; other characters are fine in strings and "
+    "comments";
+// Elsewhere: kNonAsciiPrefix + "'→' (U+2192)" + kNonAsciiSuffix.
+inline constexpr const char* kNonAsciiPrefix = "unexpected character ";
+inline constexpr const char* kNonAsciiSuffix =
+    ": outside strings and comments, .saga source is ASCII";
+inline constexpr const char* kNonAsciiHelp =
+    "identifiers are ASCII letters, digits and '_'; other characters are fine in strings and "
+    "comments";
+// Help for typographic quotes (“ ” „ ‘ ’ « »), usually pasted from a word processor.
+inline constexpr const char* kCurlyQuoteHelp =
+    "strings are written in straight double quotes: \"...\"";
 inline constexpr const char* kFileTooLarge = "file is too large to parse (the limit is 4 GiB)";
 inline constexpr const char* kInternalError = "internal parser error";
 inline constexpr const char* kSyntaxError = "syntax error";

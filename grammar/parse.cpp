@@ -34,9 +34,12 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include <tao/pegtl.hpp>
 
@@ -393,8 +396,9 @@ struct action<peg::number_literal> {
       e->text.assign(first, in.size());
     }
     if (bad || !std::isfinite(value)) {
+      // Infinite, so that later checks of the value know it is already reported.
       if (b.diags) b.diags->error(span, messages::kNumberOutOfRange);
-      value = 0;
+      value = std::numeric_limits<double>::infinity();
     }
     e->number = value;
     b.push(std::move(e));
@@ -1362,9 +1366,8 @@ Span token_span(std::string_view text, uint32_t at) {
     for (std::string_view p : kPairs) {
       if (p == two) end = at + 2;
     }
-    const auto u = static_cast<unsigned char>(c);
-    const uint32_t n = u >= 0xF8 ? 1 : u >= 0xF0 ? 4 : u >= 0xE0 ? 3 : u >= 0xC0 ? 2 : 1;
-    if (n > 1) end = std::min<uint32_t>(at + n, static_cast<uint32_t>(text.size()));
+    const uint32_t n = decode_utf8(text.substr(at)).length;
+    if (n > 1) end = at + n;
   }
   return {at, end - at};
 }
@@ -1385,6 +1388,33 @@ bool means_missing_expression(std::string_view word) {
   return false;
 }
 
+// The message (and help) for a character beyond ASCII at [at], where the parser
+// expected a token; [name_expected] when a name could stand there.
+std::pair<std::string, std::string> non_ascii_error(std::string_view text, uint32_t at,
+                                                    bool name_expected) {
+  const Utf8Char c = decode_utf8(text.substr(at));
+  if (c.length == 0) {
+    return {fmt::format("{}{:02X}{}", messages::kInvalidUtf8Prefix,
+                        static_cast<unsigned char>(text[at]), messages::kInvalidUtf8Suffix),
+            messages::kInvalidUtf8Help};
+  }
+  const std::string shown = fmt::format("'{}' (U+{:04X})", text.substr(at, c.length), c.code_point);
+  // Typographic quotes, as a word processor writes them.
+  static constexpr uint32_t kCurlyQuotes[] = {0x201C, 0x201D, 0x201E, 0x2018, 0x2019, 0xAB, 0xBB};
+  if (std::find(std::begin(kCurlyQuotes), std::end(kCurlyQuotes), c.code_point) !=
+      std::end(kCurlyQuotes)) {
+    return {messages::kNonAsciiPrefix + shown + messages::kNonAsciiSuffix,
+            messages::kCurlyQuoteHelp};
+  }
+  const uint32_t after = at + c.length;
+  const bool in_name = (at > 0 && peg::is_ident_char(text[at - 1])) ||
+                       (after < text.size() && peg::is_ident_char(text[after]));
+  if (in_name || name_expected) {
+    return {shown + messages::kNonAsciiNameSuffix, messages::kNonAsciiNameHelp};
+  }
+  return {messages::kNonAsciiPrefix + shown + messages::kNonAsciiSuffix, messages::kNonAsciiHelp};
+}
+
 // Reports [e] and returns the offset from which recovery searches for the next
 // item.
 uint32_t report(const SourceFile& src, const Builder& b, const SyntaxError& e, Diagnostics& diags) {
@@ -1396,10 +1426,17 @@ uint32_t report(const SourceFile& src, const Builder& b, const SyntaxError& e, D
   uint32_t at = raw;
   Span span;
   switch (t.anchor) {
-    case ErrorAnchor::Token:
+    case ErrorAnchor::Token: {
       at = skip_trivia(text, raw);
+      // A word that runs into a character beyond ASCII (`dö`, `söme = 1`): that
+      // character is the error.
+      const uint32_t word_end = at + static_cast<uint32_t>(word_at(text, at).size());
+      if (word_end > at && word_end < size && static_cast<unsigned char>(text[word_end]) >= 0x80) {
+        at = word_end;
+      }
       span = token_span(text, at);
       break;
+    }
     case ErrorAnchor::StringOpen: {
       const uint32_t open = b.string_opens.empty() ? raw : std::min(b.string_opens.back(), raw);
       span = {open, std::max<uint32_t>(raw - open, 1)};
@@ -1428,7 +1465,11 @@ uint32_t report(const SourceFile& src, const Builder& b, const SyntaxError& e, D
 
   std::string message = t.message;
   std::string help = t.help != nullptr ? t.help : "";
-  if (t.anchor == ErrorAnchor::Token) {
+  if (t.anchor == ErrorAnchor::Token && at < size && static_cast<unsigned char>(text[at]) >= 0x80) {
+    // Not the token the rule wanted, whatever the rule: a character the grammar
+    // never accepts outside strings and comments.
+    std::tie(message, help) = non_ascii_error(text, at, t.reserved_role != nullptr);
+  } else if (t.anchor == ErrorAnchor::Token) {
     const std::string_view word = word_at(text, at);
     if (t.reserved_role != nullptr && !word.empty() && peg::is_reserved_word(word) &&
         !(t.hint == ErrorHint::Expression && means_missing_expression(word))) {
@@ -1443,6 +1484,13 @@ uint32_t report(const SourceFile& src, const Builder& b, const SyntaxError& e, D
         const uint32_t next = skip_trivia(text, at + static_cast<uint32_t>(word.size()));
         if (next < size && text[next] == '=' && (next + 1 >= size || text[next + 1] != '=')) {
           help = messages::kMissingLetHelp;
+        } else {
+          for (const messages::UnsupportedStatement& u : messages::kUnsupportedStatements) {
+            if (word == u.word) {
+              message = u.message;
+              help = u.help;
+            }
+          }
         }
       }
     }
@@ -1501,7 +1549,29 @@ void record_broken_item(std::string_view text, std::size_t start, ast::File& out
   while (p < text.size() && (text[p] == ' ' || text[p] == '\t')) ++p;
   std::size_t name_start = p;
   while (p < text.size() && peg::is_ident_char(text[p])) ++p;
-  if (p > name_start) out.broken.push_back({std::move(kind), std::string(text.substr(name_start, p - name_start))});
+  if (p > name_start)
+    out.broken.push_back({std::move(kind), std::string(text.substr(name_start, p - name_start))});
+}
+
+// Reports the bytes of [text] that are not UTF-8: the first one of each line, and at
+// most kMaxSyntaxErrors in all (a file in another encoding has one on every line).
+void report_invalid_utf8(std::string_view text, Diagnostics& diags) {
+  std::size_t reported = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const uint32_t n = decode_utf8(text.substr(i)).length;
+    if (n > 0) {
+      i += n;
+      continue;
+    }
+    auto [message, help] = non_ascii_error(text, static_cast<uint32_t>(i), false);
+    diags.error({static_cast<uint32_t>(i), 1}, std::move(message), std::move(help));
+    if (++reported == kMaxSyntaxErrors) return;
+    i = text.find('\n', i);
+  }
 }
 
 }  // namespace
@@ -1514,6 +1584,11 @@ bool parse(const SourceFile& src, ast::File& out, Diagnostics& diags) {
       diags.error({0, 0}, messages::kFileTooLarge);
       return false;
     }
+    // Bytes that are not UTF-8 are reported first, wherever they are; the parser
+    // then goes on (strings and comments take any byte, and a syntax error at such a
+    // byte repeats the same diagnostic, which Diagnostics::sort() drops), so one run
+    // still reports the file's other errors.
+    report_invalid_utf8(text, diags);
     Builder b(text.data(), out);
     b.diags = &diags;
     pegtl::memory_input<pegtl::tracking_mode::lazy, pegtl::eol::lf_crlf, const char*> in(

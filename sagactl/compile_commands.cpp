@@ -2,12 +2,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "compiler/compile.hpp"
 #include "runtime/bytecode/disasm.hpp"
@@ -23,8 +19,17 @@ bool stderr_is_terminal() {
 }
 
 void print_error(const std::string& message) {
+  // Messages may quote file names and input: print them as valid UTF-8 without control
+  // characters, line by line (a message may have several).
+  std::string text;
+  std::string_view rest = message;
+  for (auto nl = rest.find('\n'); nl != std::string_view::npos; nl = rest.find('\n')) {
+    text += printable(rest.substr(0, nl)) + "\n";
+    rest.remove_prefix(nl + 1);
+  }
+  text += printable(rest);
   std::cerr << (stderr_is_terminal() ? "sagactl: \033[1;31merror:\033[0m " : "sagactl: error: ")
-            << message << "\n";
+            << text << "\n";
 }
 
 std::string database_path(const std::string& flag) {
@@ -34,14 +39,10 @@ std::string database_path(const std::string& flag) {
 }
 
 std::optional<std::string> read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    print_error("cannot read '" + path + "': " + std::strerror(errno));
-    return std::nullopt;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  std::string error;
+  auto text = read_file(path, error);
+  if (!text) print_error(error);
+  return text;
 }
 
 bool is_source(const std::string& path) {

@@ -9,6 +9,8 @@
 
 namespace saga::cli {
 
+// Reads a whole file (a .saga source, or run's --input-file) of at most
+// saga::kMaxFileBytes (16 MiB, grammar/source.hpp); prints why it cannot.
 std::optional<std::string> read_text_file(const std::string& path);
 bool is_source(const std::string& path);
 // Compiles; prints diagnostics (text to stderr, or JSON to stdout).

@@ -49,7 +49,8 @@ INSTANTIATE_TEST_SUITE_P(
         // Top level.
         ErrorCase{"foo", 1, 1, 3, "expected 'service', 'retry' or 'saga'"},
         ErrorCase{"saga a() {}\n  }", 2, 3, 1, "expected 'service', 'retry' or 'saga'"},
-        ErrorCase{"\xff\xfe", 1, 1, 1, "expected 'service', 'retry' or 'saga'"},
+        ErrorCase{"\xff\xfe", 1, 1, 1, "invalid UTF-8 byte 0xFF: the source must be UTF-8",
+                  "save the file as UTF-8"},
         ErrorCase{"sagas x() {}", 1, 1, 5, "expected 'service', 'retry' or 'saga'"},
         // Services.
         ErrorCase{"service { }", 1, 9, 1, "expected a service name after 'service'"},
@@ -105,6 +106,27 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"saga a() {\n  let x = 1\n", 3, 1, 0,
                   "expected a statement (step, let, if, fail, output, deadline) or '}'",
                   "the '{' at line 1, column 10 is never closed"},
+        // Statements of other languages: named, with what to write today.
+        ErrorCase{"saga a() { parallel { step a { do x.y() } } }", 1, 12, 8,
+                  "'parallel' blocks are not supported yet", "one after another"},
+        ErrorCase{"saga a(items) { foreach item in items { } }", 1, 17, 7,
+                  "'foreach' loops are not supported yet", "handles the whole list"},
+        ErrorCase{"saga a(items) { for item in items { } }", 1, 17, 3,
+                  "'for' loops are not supported yet", "handles the whole list"},
+        ErrorCase{"saga a() { while true { } }", 1, 12, 5, "'while' loops are not supported yet",
+                  "handles the whole list"},
+        ErrorCase{"saga a() {\n  await payment.settled(id: 1)\n}", 2, 3, 5,
+                  "'await' is not supported yet", "retry policy, or wait with sleep(for: ...)"},
+        ErrorCase{"saga a() { try { } }", 1, 12, 3, "'try' blocks are not supported yet",
+                  "retry policy"},
+        ErrorCase{"saga a() { emit order_placed(id: 1) }", 1, 12, 4, "'emit' is not supported yet",
+                  "an action that publishes the event"},
+        ErrorCase{"saga a() { let x = 1 parallel }", 1, 22, 8,
+                  "'parallel' blocks are not supported yet"},
+        // ... but an assignment to such a name is a missing 'let'.
+        ErrorCase{"saga a() { emit = 1 }", 1, 12, 4,
+                  "expected a statement (step, let, if, fail, output, deadline) or '}'",
+                  "let name = value"},
         ErrorCase{"saga a() { let = 1 }", 1, 16, 1, "expected a variable name after 'let'"},
         ErrorCase{"saga a() { let timeout = 1 }", 1, 16, 7,
                   "'timeout' is a reserved word and cannot name a variable"},
@@ -206,7 +228,44 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"/*/ saga a() {}", 1, 1, 2, "unterminated comment"},
         ErrorCase{"service s { url \"http://${host}/\" }", 1, 17, 17,
                   "service url cannot interpolate"},
-        ErrorCase{"saga a() { let x = 1e999 }", 1, 20, 5, "number is out of range"}));
+        ErrorCase{"saga a() { let x = 1e999 }", 1, 20, 5, "number is out of range"},
+        // Bytes that are not UTF-8, wherever they are (here Latin-1 text).
+        ErrorCase{"saga a() { let x = \"caf\xe9\" }", 1, 24, 1,
+                  "invalid UTF-8 byte 0xE9: the source must be UTF-8", "\\uXXXX"},
+        ErrorCase{"// caf\xe9\nsaga a() {}", 1, 7, 1,
+                  "invalid UTF-8 byte 0xE9: the source must be UTF-8"},
+        ErrorCase{"saga a() { let x = \xc3( }", 1, 20, 1,
+                  "invalid UTF-8 byte 0xC3: the source must be UTF-8"},
+        ErrorCase{"saga a() { let x = \"\xed\xa0\x80\" }", 1, 21, 1,
+                  "invalid UTF-8 byte 0xED: the source must be UTF-8"},
+        // Characters beyond ASCII outside strings and comments.
+        ErrorCase{"saga a() { let caf\u00e9 = 1 }", 1, 19, 2,
+                  "'\u00e9' (U+00E9) cannot be part of a name: identifiers are ASCII (letters, "
+                  "digits and '_')",
+                  "use only A-Z, a-z, 0-9 and '_' in names"},
+        ErrorCase{"saga a() { step r\u00e9server { } }", 1, 18, 2,
+                  "'\u00e9' (U+00E9) cannot be part of a name: identifiers are ASCII (letters, "
+                  "digits and '_')"},
+        ErrorCase{"saga a() { step s { d\u00f6 x.y() } }", 1, 22, 2,
+                  "'\u00f6' (U+00F6) cannot be part of a name: identifiers are ASCII (letters, "
+                  "digits and '_')"},
+        ErrorCase{"saga a() { s\u00f6me = 1 }", 1, 13, 2,
+                  "'\u00f6' (U+00F6) cannot be part of a name: identifiers are ASCII (letters, "
+                  "digits and '_')"},
+        ErrorCase{"saga a() { let \u00f1 = 1 }", 1, 16, 2,
+                  "'\u00f1' (U+00F1) cannot be part of a name: identifiers are ASCII (letters, "
+                  "digits and '_')"},
+        ErrorCase{"saga \u540d\u524d() { }", 1, 6, 3,
+                  "'\u540d' (U+540D) cannot be part of a name: identifiers are ASCII (letters, "
+                  "digits and '_')"},
+        ErrorCase{"saga a() { let x = 1 \u2192 2 }", 1, 22, 3,
+                  "unexpected character '\u2192' (U+2192): outside strings and comments, .saga "
+                  "source is ASCII",
+                  "identifiers are ASCII"},
+        ErrorCase{"saga a() { let x = \u201chi\u201d }", 1, 20, 3,
+                  "unexpected character '\u201c' (U+201C): outside strings and comments, .saga "
+                  "source is ASCII",
+                  "straight double quotes"}));
 
 TEST(Errors, NoInternalNamesInMessages) {
   // Whatever the input, messages come from error_messages.hpp, never from
@@ -252,6 +311,36 @@ TEST(Errors, SemanticStringErrorsKeepTheItem) {
   EXPECT_EQ(p.file.services[0].url, "http://${x}");
   EXPECT_NE(p.file.services[0].timeout, nullptr);
   EXPECT_EQ(p.file.sagas.size(), 1u);
+}
+
+TEST(Encoding, EachLineWithInvalidBytesIsReportedOnceAndParsingGoesOn) {
+  // Latin-1 bytes in a comment, a string and a name; then a syntax error further on.
+  Parsed p(
+      "// r\xe9sum\xe9\n"
+      "saga a() { let x = \"\xff\xfe\" }\n"
+      "saga b() { let y\xe9 = 1 }\n"
+      "saga c() { let = 1 }\n");
+  EXPECT_FALSE(p.ok);
+  p.diags.sort();  // As the compiler does: drops the repeat of line 3's byte.
+  EXPECT_EQ(p.errors(),
+            "1:5: invalid UTF-8 byte 0xE9: the source must be UTF-8\n"
+            "2:21: invalid UTF-8 byte 0xFF: the source must be UTF-8\n"
+            "3:17: invalid UTF-8 byte 0xE9: the source must be UTF-8\n"
+            "4:16: expected a variable name after 'let'\n");
+  ASSERT_EQ(p.file.sagas.size(), 1u);  // a parsed (its string holds the bytes); b and c did not.
+  EXPECT_EQ(p.file.sagas[0].name, "a");
+}
+
+TEST(Encoding, AFileInAnotherEncodingGivesAtMost100Errors) {
+  std::string text;
+  for (int i = 0; i < 300; ++i) text += "// \xe9\xe9\n";
+  Parsed p(text);
+  EXPECT_EQ(p.diags.error_count(), 100u);
+}
+
+TEST(Encoding, ValidUtf8IsFineInStringsAndComments) {
+  Parsed p("// caf\u00e9 \u2192 \U0001F600\nsaga a() { output \"\u540d\u524d \u00e9\" }\n");
+  EXPECT_TRUE(p.ok) << p.errors();
 }
 
 // --- Recovery -------------------------------------------------------------------

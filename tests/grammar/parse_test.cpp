@@ -427,6 +427,11 @@ INSTANTIATE_TEST_SUITE_P(
         StmtCase{"", "{}"}, StmtCase{"  // only a comment\n", "{}"},
         StmtCase{"let a = 1 let b = a", "{(let a 1) (let b a)}"},
         StmtCase{"let url = 1 let op = url", "{(let url 1) (let op url)}"},  // Context words.
+        // Words of statements .saga lacks (parallel, emit, ...) are ordinary names.
+        StmtCase{"let emit = 1 let parallel = emit output [parallel, x.await, {try: 1}]",
+                 "{(let emit 1) (let parallel emit) (output [parallel (. x await) {try:1}])}"},
+        StmtCase{"step foreach { do while.for(parallel: 1) -> await }",
+                 "{(step foreach do while.for(parallel:1) -> await)}"},
         StmtCase{"output a output {}", "{(output a) (output {})}"},
         StmtCase{"deadline 10m", "{(deadline (dur 10m 600000))}"},
         StmtCase{"deadline -5s", "{(deadline (neg (dur 5s 5000)))}"},
