@@ -231,6 +231,11 @@ void print_event(const HistoryEvent& e, int64_t t0, bool color) {
   if (e.attempt > 1) what += fmt::format(" (attempt {})", e.attempt);
   std::string detail;
   if (!e.error_class.empty()) detail = e.error_class + ": ";
+  if (e.kind == "log" && !e.data_json.empty()) {
+    // log(level:) other than info: {"level":"warn"}.
+    auto data = nlohmann::json::parse(e.data_json, nullptr, false);
+    if (data.is_object() && data.contains("level")) detail += "[" + data.value("level", "") + "] ";
+  }
   detail += e.message;
   if (detail.empty() && !e.data_json.empty() && e.data_json.size() < 120) detail = e.data_json;
   std::cerr << fmt::format("{}{:>+9.3f}s{}  {}{:<28}{}  {}\n", dim, (e.time_ms - t0) / 1000.0,

@@ -44,7 +44,9 @@
 #include "runtime/vm/checkpoint.hpp"
 #include "runtime/vm/vm.hpp"
 #include "saga/error_classes.hpp"
+#include "saga/errors.hpp"
 #include "stdlib/functions.hpp"
+#include "stdlib/table.hpp"
 
 namespace saga {
 
@@ -60,10 +62,52 @@ using runtime::Wait;
 
 namespace {
 
-// The built-in actions the engine performs itself, without a call: they
-// have no effect outside the instance.
-bool engine_performed(const bytecode::Action& action) {
-  return action.service == bytecode::kNoService && (action.name == "sleep" || action.name == "log");
+// The built-in actions the engine performs itself, without a call
+// (stdlib/actions.def, performer kEngine: sleep, log): they have no effect
+// outside the instance.
+const stdlib::ActionInfo* engine_performed(const bytecode::Action& action) {
+  if (action.service != bytecode::kNoService) return nullptr;
+  const stdlib::ActionInfo* info = stdlib::find_action(action.name);
+  return info && info->performer == stdlib::Performer::kEngine ? info : nullptr;
+}
+
+// A Value as the stdlib table's argument checker sees it.
+stdlib::ArgView arg_view(const Value& v) {
+  using K = stdlib::ArgView::Kind;
+  switch (v.kind()) {
+    case saga::Kind::Null:
+      return {K::kNull};
+    case saga::Kind::Bool:
+      return {K::kBool};
+    case saga::Kind::Number:
+      return {K::kNumber, v.as_number()};
+    case saga::Kind::String:
+      return {K::kString, 0, v.as_string()};
+    case saga::Kind::List:
+      return {K::kList};
+    case saga::Kind::Object:
+      return {K::kObject};
+  }
+  return {K::kNull};
+}
+
+// Checks the computed arguments of an action the engine performs against its
+// row of actions.def (the compiler checked the constant ones): empty when they
+// are fine, else what is wrong ("sleep(for:) must be a duration ...").
+std::string check_engine_args(const stdlib::ActionInfo& info, const Value& args) {
+  for (const stdlib::ArgSpec& spec : info.args()) {
+    const Value* v = args.find(spec.name);
+    std::string why = stdlib::check_action_arg(
+        info.name, spec.name, v ? arg_view(*v) : stdlib::ArgView{stdlib::ArgView::Kind::kNull});
+    if (!why.empty()) return why;
+  }
+  return {};
+}
+
+// When a sleep with these (checked) arguments wakes up.
+int64_t sleep_until(int64_t now, const Value& args) {
+  const Value* d = args.find("for");
+  return now + static_cast<int64_t>(d && d->is_number() ? d->as_number() : 0);
 }
 
 std::string format_ms(int64_t ms) {
@@ -608,8 +652,15 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       }
       if (action.name == "log") {
         const Value* m = s.args.find("message");
+        const Value* level = s.args.find("level");
         std::string text = m ? m->to_text() : std::string();
-        event(*run, "log", step.name, s.attempt, {}, text);
+        // The level (checked against actions.def) rides in the event's data;
+        // info, the default, is left out.
+        std::string data;
+        if (level && level->is_string() && level->as_string() != "info") {
+          data = fmt::format(R"({{"level":"{}"}})", level->as_string());
+        }
+        event(*run, "log", step.name, s.attempt, {}, text, std::move(data));
         return finish_attempt(run, g, true, Value(), {}, {});
       }
     }
@@ -923,11 +974,18 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       case Stop::kInvoke: {
         const bytecode::Step& step = p.steps[s.step];
         s.wake_at_ms = 0;
-        const bytecode::Action& action = p.actions[step.action];
-        if (action.service == bytecode::kNoService && action.name == "sleep") {
-          const Value* d = s.args.find("for");
-          double ms = d && d->is_number() ? d->as_number() : 0;
-          s.wake_at_ms = now() + static_cast<int64_t>(std::max(0.0, ms));
+        if (const stdlib::ActionInfo* builtin = engine_performed(p.actions[step.action])) {
+          // A computed argument out of kind or range is an error of the
+          // saga's code, found before anything runs: the step never started.
+          if (std::string why = check_engine_args(*builtin, s.args); !why.empty()) {
+            s.wait = Wait::kNone;
+            bytecode::LineEntry at = p.line_at(s.pc);
+            return begin_compensation(run, std::string(kTypeError),
+                                      at.line ? fmt::format("{}:{}: step '{}': {}", p.source_name,
+                                                            at.line, step.name, why)
+                                              : fmt::format("step '{}': {}", step.name, why));
+          }
+          if (builtin->name == "sleep") s.wake_at_ms = sleep_until(now(), s.args);
         }
         live_event(*run, "step_started", step.name, 1);
         return commit(run, InstanceStatus::kRunning);
@@ -985,6 +1043,20 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         return commit(run, InstanceStatus::kStuck);
       }
       s.wake_at_ms = 0;
+      if (const stdlib::ActionInfo* builtin = engine_performed(p.actions[step.undo_action])) {
+        if (std::string why = check_engine_args(*builtin, s.args); !why.empty()) {
+          // As for arguments that cannot be computed: an operator must look.
+          event(*run, "stuck", step.name, 0, std::string(kTypeError), why);
+          run->dead_letter = std::make_unique<DeadLetter>(
+              DeadLetter{run->id, step.name, now(), std::string(kTypeError),
+                         "the undo's arguments are invalid: " + why});
+          s.phase = Phase::kDone;
+          s.wait = Wait::kNone;
+          return commit(run, InstanceStatus::kStuck);
+        }
+        // An undo that sleeps waits like a step that does.
+        if (builtin->name == "sleep") s.wake_at_ms = sleep_until(now(), s.args);
+      }
       live_event(*run, "undo_started", step.name, 1, c.in_doubt ? "step was in doubt" : "");
       return commit(run, InstanceStatus::kCompensating);
     }

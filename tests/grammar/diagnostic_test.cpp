@@ -185,7 +185,9 @@ TEST_P(Utf8Test, Decodes) {
   const Utf8Case& c = GetParam();
   const Utf8Char got = decode_utf8(c.bytes);
   EXPECT_EQ(got.length, c.length) << c.bytes;
-  if (c.length != 0) EXPECT_EQ(got.code_point, c.code_point) << c.bytes;
+  if (c.length != 0) {
+    EXPECT_EQ(got.code_point, c.code_point) << c.bytes;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, Utf8Test,

@@ -16,6 +16,7 @@
 #include "compiler/compile.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "saga/engine.hpp"
+#include "stdlib/functions.hpp"
 #include "tests/support/eventually.hpp"
 
 namespace {
@@ -772,6 +773,73 @@ saga x() { step a { do s.a() } }
   auto view = e.inspect(info.id);
   ASSERT_TRUE(view.ok());
   EXPECT_NO_THROW((void)view.value().dump());
+}
+
+// Arguments of the actions the engine performs (sleep, log) that are
+// computed at run time are checked against stdlib/actions.def like the
+// compiler checks constant ones: out of kind or range, the saga fails with a
+// `type` error before the step starts. (A sleep of "abc" or -1 s used to end
+// at once, and a log of level "fatal" to log.)
+TEST_F(EngineTest, ComputedArgumentsOfBuiltInActionsAreChecked) {
+  open();
+  std::string hash = load(R"(
+saga s(d: any, level: any) {
+  step nap { do sleep(for: d) }
+  step note { do log(message: "hi", level: level) }
+}
+)");
+  struct Case {
+    json d, level;
+    InstanceStatus status;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"abc", "info", InstanceStatus::kFailed, "sleep(for:) must be a duration"},
+           {-1000, "info", InstanceStatus::kFailed, "sleep(for:) must be a duration"},
+           {0, "fatal", InstanceStatus::kCompensated, "log(level:) must be one of debug, info"},
+           {0, "warn", InstanceStatus::kCompleted, ""},
+       }) {
+    SCOPED_TRACE(c.d.dump() + " " + c.level.dump());
+    saga::InstanceInfo info = run_to_end(hash, "s", {{"d", c.d}, {"level", c.level}});
+    EXPECT_EQ(info.status, c.status) << info.error_message;
+    if (c.message.empty()) continue;
+    EXPECT_EQ(info.error_class, "type");
+    EXPECT_NE(info.error_message.find(c.message), std::string::npos) << info.error_message;
+    EXPECT_NE(info.error_message.find("test.saga:"), std::string::npos) << info.error_message;
+  }
+  auto logs = log_.of("log");
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_EQ(logs[0].data_json, R"({"level":"warn"})");
+}
+
+// An undo that sleeps waits for its duration, like a step that sleeps (it
+// used to end at once).
+TEST_F(EngineTest, AnUndoThatSleepsWaits) {
+  auto& e = open();
+  std::string hash = load(R"(
+service s { }
+saga u() {
+  step a { do s.a() undo sleep(for: 5s) }
+  fail rejected "no"
+}
+)");
+  Recorder rec;
+  rec.answer(e, {"s.a"});
+  auto id = e.start(hash, "u", json::object());
+  ASSERT_TRUE(id.ok());
+  const int64_t started = clock_->now_ms();
+  ASSERT_TRUE(log_.wait_for("undo_started", "a"));
+  // Time stands still: the undo waits for its timer, due in 5 s.
+  EXPECT_EQ(e.get(id.value())->status, InstanceStatus::kCompensating);
+  auto view = e.inspect(id.value());
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(view.value()["waiting"]["wake_at"], saga::stdlib::format_iso8601_ms(started + 5000))
+      << view.value().dump();
+  EXPECT_EQ(log_.count("undo_completed"), 0u);
+  clock_->advance(5s);
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompensated);
 }
 
 // Cancelling an instance that never ran (recorded by `sagactl start`) sends
