@@ -1118,6 +1118,32 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     forward(run);
   }
 
+  // An instance this runtime cannot read (a damaged checkpoint, a program it
+  // cannot load) becomes `stuck` with a dead letter naming the problem,
+  // instead of staying claimed, and skipped, forever. Its checkpoint is kept
+  // as it is, for an operator (or a newer runtime) to look at.
+  void set_unreadable(const InstanceRecord& rec, const Status& why, const char* what) {
+    const std::string cls = why.code() == StatusCode::kUnsupported ? "unsupported" : "corrupt";
+    const std::string message = scrub_utf8(fmt::format("{}: {}", what, why.message()));
+    fmt::print(stderr, "saga: instance {}: {}; it is stuck\n", rec.id, message);
+    Transition t;
+    t.instance = rec;
+    t.instance.status = InstanceStatus::kStuck;
+    t.instance.error_class = cls;
+    t.instance.error_message = message;
+    t.instance.updated_ms = now();
+    t.events.push_back(HistoryEvent{now(), "stuck", {}, 0, cls, message, {}});
+    t.dead_letter = DeadLetter{rec.id, {}, now(), cls, message};
+    std::promise<Status> done;
+    auto future = done.get_future();
+    store->submit(std::move(t), [&done](Status s) { done.set_value(std::move(s)); });
+    Status s = future.get();
+    if (!s.ok()) {
+      fmt::print(stderr, "saga: instance {}: cannot record that it is stuck: {}\n", rec.id,
+                 s.message());
+    }
+  }
+
   void track(const RunPtr& run) {
     std::lock_guard lock(mu);
     runs[run->id] = run;
@@ -1268,7 +1294,7 @@ Result<size_t> Engine::resume(const std::string& only) {
     }
     auto prog = impl_->program(rec.program_hash);
     if (!prog.ok()) {
-      fmt::print(stderr, "saga: instance {}: {}\n", rec.id, prog.status().message());
+      impl_->set_unreadable(rec, prog.status(), "its program cannot be loaded");
       continue;
     }
     auto run = std::make_shared<Run>();
@@ -1279,14 +1305,19 @@ Result<size_t> Engine::resume(const std::string& only) {
       uint32_t saga = run->program->program.find_saga(rec.saga);
       auto input = Value::from_json_text(rec.input_json);
       if (saga == bytecode::kNone || !input.ok()) {
-        fmt::print(stderr, "saga: instance {}: cannot start: bad saga or input\n", rec.id);
+        impl_->set_unreadable(
+            rec,
+            Status(StatusCode::kCorrupt, saga == bytecode::kNone
+                                             ? fmt::format("its program has no saga '{}'", rec.saga)
+                                             : "its input: " + input.status().message()),
+            "it cannot be started");
         continue;
       }
       run->state = runtime::start_state(*run->program, saga, input.value());
     } else {
       auto state = runtime::decode_checkpoint(*run->program, rec.checkpoint);
       if (!state.ok()) {
-        fmt::print(stderr, "saga: instance {}: {}\n", rec.id, state.status().message());
+        impl_->set_unreadable(rec, state.status(), "its checkpoint cannot be decoded");
         continue;
       }
       run->state = std::move(state).value();

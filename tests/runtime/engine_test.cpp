@@ -3,6 +3,7 @@
 // here sleeps and hopes: tests wait for committed events (EventLog) or for
 // instances to finish (Engine::wait), and time moves only when a test says so.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -840,6 +841,50 @@ saga u() {
   auto info = e.wait(id.value());
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->status, InstanceStatus::kCompensated);
+}
+
+// An instance whose checkpoint cannot be decoded becomes stuck with a dead
+// letter naming the problem (it used to be skipped with a log line and stay
+// claimed, its lease renewed forever); its checkpoint is kept.
+TEST_F(EngineTest, AnInstanceWhoseCheckpointCannotBeDecodedIsStuck) {
+  std::string id;
+  {
+    auto& e = open();
+    std::string hash = load(R"(saga p() { step nap { do sleep(for: 1h) } })");
+    auto started = e.start(hash, "p", json::object());
+    ASSERT_TRUE(started.ok());
+    id = started.value();
+    ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+    engine_.reset();
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / "sagas.db").c_str(), &db), SQLITE_OK);
+    std::string sql = "UPDATE instances SET checkpoint = x'02ff00' WHERE id = '" + id + "'";
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto& e = open();
+  auto taken = e.resume();
+  ASSERT_TRUE(taken.ok());
+  EXPECT_EQ(taken.value(), 0u);
+  auto info = e.get(id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kStuck);
+  EXPECT_EQ(info->error_class, "corrupt");
+  EXPECT_NE(info->error_message.find("its checkpoint cannot be decoded: corrupted checkpoint"),
+            std::string::npos)
+      << info->error_message;
+  auto letters = e.store().dead_letters(id);
+  ASSERT_TRUE(letters.ok());
+  ASSERT_EQ(letters->size(), 1u);
+  EXPECT_EQ(letters.value()[0].error_class, "corrupt");
+  auto rec = e.store().get_instance(id);
+  ASSERT_TRUE(rec.ok() && rec.value());
+  EXPECT_EQ(rec.value()->checkpoint, std::string("\x02\xff\x00", 3)) << "kept as it was";
+  auto unfinished = e.store().list_unfinished();
+  ASSERT_TRUE(unfinished.ok());
+  EXPECT_TRUE(unfinished->empty()) << "no longer claimed by resume";
 }
 
 // Cancelling an instance that never ran (recorded by `sagactl start`) sends
