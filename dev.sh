@@ -15,7 +15,8 @@ BUILD_DIR=${BUILD_DIR:-build}
 PACKAGES=(
   g++ cmake ninja-build pkg-config ccache
   tao-pegtl-dev libfmt-dev libboost-dev libsqlite3-dev libcli11-dev
-  nlohmann-json3-dev libspdlog-dev libxxhash-dev libjemalloc-dev libgtest-dev libgmock-dev
+  nlohmann-json3-dev libxxhash-dev libjemalloc-dev libgtest-dev libgmock-dev
+  sqlite3
 )
 
 install_packages() {
