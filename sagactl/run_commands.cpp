@@ -88,7 +88,7 @@ std::string stuck_explanation(Store& store, const std::string& id) {
   std::string rest;
   if (v.contains("compensation_stack")) {
     for (const auto& c : v["compensation_stack"]) {
-      rest += (rest.empty() ? "" : ", ") + c["step"].get<std::string>();
+      rest += (rest.empty() ? "" : ", ") + c.value("step", std::string("a parallel block"));
     }
   }
   out += rest.empty() ? "; no other compensation is left"
@@ -400,6 +400,24 @@ int ls(const DbArgs& args, const std::string& status, size_t limit) {
   return kExitOk;
 }
 
+// A compensation log as inspect shows it (newest first; a parallel group as
+// its branches' logs), indented by depth.
+void print_log(const nlohmann::json& log, int depth) {
+  const std::string indent(static_cast<size_t>(depth) * 2, ' ');
+  for (const auto& c : log) {
+    if (c.contains("parallel")) {
+      std::cout << indent << "parallel:\n";
+      for (const auto& branch : c["parallel"]) {
+        std::cout << indent << "  -\n";
+        print_log(branch, depth + 2);
+      }
+      continue;
+    }
+    std::cout << fmt::format("{}{}{}\n", indent, scrub_utf8(c.value("step", "")),
+                             c.value("in_doubt", false) ? "  (in doubt)" : "");
+  }
+}
+
 int show(const DbArgs& args, const std::string& id) {
   auto store = open_reader(args.db);
   if (!store) return kExitError;
@@ -423,7 +441,18 @@ int show(const DbArgs& args, const std::string& id) {
   }
   std::cout << "input     " << json_text(v["input"], -1) << "\n";
   if (!v["output"].is_null()) std::cout << "output    " << json_text(v["output"], -1) << "\n";
-  if (v.contains("waiting")) std::cout << "waiting   " << json_text(v["waiting"], -1) << "\n";
+  if (v.contains("waiting")) {
+    for (const auto& w : v["waiting"]) {
+      std::string what =
+          w.value("kind", "") == "join"
+              ? "its fibers"
+              : fmt::format("{} {} (attempt {}){}", w.value("kind", ""), w.value("action", ""),
+                            w.value("attempt", 0),
+                            w.value("wake_at", "").empty() ? "" : " at " + w.value("wake_at", ""));
+      std::cout << fmt::format("waiting   {}{}\n",
+                               w.value("step", "").empty() ? "" : w.value("step", "") + ": ", what);
+    }
+  }
   if (v.contains("variables")) {
     std::cout << "\nvariables\n";
     for (const auto& [name, value] : v["variables"].items()) {
@@ -433,11 +462,8 @@ int show(const DbArgs& args, const std::string& id) {
     }
   }
   if (v.contains("compensation_stack")) {
-    std::cout << "\ncompensation stack (undone last to first)\n";
-    for (const auto& c : v["compensation_stack"]) {
-      std::cout << fmt::format("  {}{}\n", c["step"].get<std::string>(),
-                               c["in_doubt"].get<bool>() ? "  (in doubt)" : "");
-    }
+    std::cout << "\ncompensation stack (undone top first)\n";
+    print_log(v["compensation_stack"], 1);
   }
   for (const auto& d : v["dead_letters"]) {
     std::cout << fmt::format("\ndead letter: step {}: {}: {}\n", d["step"].get<std::string>(),

@@ -12,9 +12,12 @@ static void put(std::vector<uint8_t>& code, uint32_t value, uint32_t width) {
 
 uint32_t Assembler::constant(const Constant& value) {
   switch (value.kind) {
-    case Constant::Kind::String: return string(value.string);
-    case Constant::Kind::Number: return number(value.number);
-    default: break;
+    case Constant::Kind::String:
+      return string(value.string);
+    case Constant::Kind::Number:
+      return number(value.number);
+    default:
+      break;
   }
   for (uint32_t i = 0; i < program_.constants.size(); ++i) {
     if (program_.constants[i] == value) return i;
@@ -89,7 +92,9 @@ Assembler::Label Assembler::make_label() {
   return {static_cast<uint32_t>(label_pcs_.size() - 1)};
 }
 
-void Assembler::bind(Label label) { label_pcs_[label.id] = pc(); }
+void Assembler::bind(Label label) {
+  label_pcs_[label.id] = pc();
+}
 
 void Assembler::emit_jump(Op op, Label target) {
   const OpInfo& info = op_info(op);
@@ -109,7 +114,8 @@ void Assembler::finish() {
     int64_t target = label_pcs_[f.label];
     if (target < 0) std::abort();  // A label was used but never bound.
     auto offset = static_cast<uint32_t>(static_cast<int32_t>(target - f.next_pc));
-    for (uint32_t i = 0; i < 4; ++i) program_.code[f.operand_pc + i] = static_cast<uint8_t>(offset >> (8 * i));
+    for (uint32_t i = 0; i < 4; ++i)
+      program_.code[f.operand_pc + i] = static_cast<uint8_t>(offset >> (8 * i));
   }
   fixups_.clear();
 }

@@ -135,6 +135,9 @@ class Listing {
     listed_.assign(instructions_.size(), 0);
     for (uint32_t i = 0; i < p_.sagas.size(); ++i) {
       saga_code(i);
+      for (uint32_t b = 0; b < p_.blocks.size(); ++b) {
+        if (p_.blocks[b].saga == i) branch_code(b);
+      }
       for (uint32_t s = 0; s < p_.steps.size(); ++s) {
         if (p_.steps[s].saga == i && p_.steps[s].undo_pc != kNone) undo_code(s);
       }
@@ -210,7 +213,7 @@ class Listing {
   void header() {
     out_ += fmt::format("; program {}  hash {}  format {}\n",
                         p_.source_name.empty() ? "<unnamed>" : p_.source_name, p_.hash_hex(),
-                        kFormatVersion);
+                        p_.blocks.empty() ? 1 : kFormatVersion);
     out_ += fmt::format("; {} sagas, {} steps, {} constants, {} bytes of code\n", p_.sagas.size(),
                         p_.steps.size(), p_.constants.size(), p_.code.size());
     if (!p_.functions.empty()) out_ += fmt::format("; functions: {}\n", join(p_.functions, ", "));
@@ -263,6 +266,42 @@ class Listing {
                         fmt::format("{}:{}", s.line, s.column)});
       }
       out_ += "\n" + render_table(rows, "; ");
+    }
+  }
+
+  // "block 0  parallel  branches flight@0031, hotel@0042" or "block 1
+  // foreach item  max 4  body@0050  collect r -> r", per block.
+  std::string block_text(uint32_t b) const {
+    if (b >= p_.blocks.size()) return fmt::format("<block {}?>", b);
+    const Block& block = p_.blocks[b];
+    std::vector<std::string> entries;
+    for (const Branch& br : block.branches) {
+      entries.push_back(fmt::format("{}@{:04}", br.name, br.entry_pc));
+    }
+    if (block.kind == Block::Kind::Parallel) {
+      return fmt::format("parallel: branches {}", join(entries, ", "));
+    }
+    std::vector<std::string> collect;
+    for (const Block::Collect& c : block.collect) {
+      collect.push_back(slot_name(block.saga, c.body) + " -> " + slot_name(block.saga, c.list));
+    }
+    return fmt::format("foreach {}  max {}  body@{:04}{}", slot_name(block.saga, block.item_slot),
+                       block.max == 0 ? std::string("-") : std::to_string(block.max),
+                       block.branches.empty() ? 0 : block.branches[0].entry_pc,
+                       collect.empty() ? "" : "  collect " + join(collect, ", "));
+  }
+
+  // The code of each branch (or loop body) of a block, after its saga.
+  void branch_code(uint32_t b) {
+    const Block& block = p_.blocks[b];
+    for (const Branch& br : block.branches) {
+      out_ += fmt::format("\n{} {} of block {}\n",
+                          block.kind == Block::Kind::Parallel ? "branch" : "loop body", br.name, b);
+      if (index_at(br.entry_pc) < 0) {
+        out_ += fmt::format("  ; entry pc {} is not an instruction\n", br.entry_pc);
+        continue;
+      }
+      code(reachable(br.entry_pc), block.saga);
     }
   }
 
@@ -419,6 +458,8 @@ class Listing {
       case Operand::Func:
         if (v >= p_.functions.size()) return fmt::format("<function {}?>", v);
         return p_.functions[v] + "()";
+      case Operand::Block:
+        return fmt::format("block {}: {}", v, block_text(v));
       case Operand::Step: {
         if (v >= p_.steps.size()) return fmt::format("<step {}?>", v);
         const Step& step = p_.steps[v];
@@ -465,6 +506,10 @@ OperandDoc operand_doc(Operand kind) {
       return {"Func", "index into the program's function table: F[a]"};
     case Operand::Step:
       return {"Step", "index into the step table, a step of the current saga: S[a]"};
+    case Operand::Block:
+      return {"Block",
+              "index into the block table, a `parallel` block or `foreach` loop of the current "
+              "saga: B[a]"};
   }
   return {"?", "?"};
 }
@@ -505,7 +550,9 @@ constexpr struct {
     {kYields, "yields",
      "a yield point, where the instance is checkpointed and hands an effect to the scheduler"},
     {kUndoOnly, "undo-only", "only valid inside an undo block"},
-    {kSagaOnly, "saga-only", "only valid in a saga's main code"},
+    {kSagaOnly, "saga-only",
+     "only valid in a saga's main code or in its branches, not in an undo block"},
+    {kBranchOnly, "branch-only", "only valid in a branch or loop body, which runs as a fiber"},
 };
 
 std::string flags_text(uint8_t flags) {
@@ -559,7 +606,7 @@ std::string opcode_reference_markdown() {
       "change. The first operand is called `a`, the second `b`.\n\n";
   out += "| operand | encoding | meaning |\n|---|---|---|\n";
   for (Operand kind : {Operand::Const, Operand::Str, Operand::Slot, Operand::Count, Operand::Jump,
-                       Operand::Func, Operand::Step}) {
+                       Operand::Func, Operand::Step, Operand::Block}) {
     OperandDoc d = operand_doc(kind);
     out += fmt::format("| {} | {} | {} |\n", d.name, width_text(kind), d.meaning);
   }

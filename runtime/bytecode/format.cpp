@@ -155,6 +155,12 @@ class Writer {
 // Writes one complete section record. The comment on each case is the
 // payload's encoding in the notation of docs/sagac-format.md; read_section()
 // mirrors it field by field.
+// The format version a program is written with: 1 unless it has blocks, so
+// that runtimes from before version 2 keep reading what they can run.
+uint16_t version_of(const Program& p) {
+  return p.blocks.empty() ? 1 : kFormatVersion;
+}
+
 void write_section(Writer& w, SectionKind kind, const Program& p) {
   size_t start = w.begin_section(kind);
   switch (kind) {
@@ -267,6 +273,30 @@ void write_section(Writer& w, SectionKind kind, const Program& p) {
         w.u64(s.deadline_ms);
         w.u32(s.line);
         w.u32(s.column);
+      }
+      // Version 2: vec<block>; block = u8 kind, u32 saga, vec<branch>, u32
+      // item_slot, u32 max, vec<collect>, u32 line, u32 column; branch = str
+      // name, u32 entry_pc; collect = u32 body, u32 list.
+      if (version_of(p) >= 2) {
+        w.count(p.blocks.size());
+        for (const Block& b : p.blocks) {
+          w.u8(static_cast<uint8_t>(b.kind));
+          w.u32(b.saga);
+          w.count(b.branches.size());
+          for (const Branch& br : b.branches) {
+            w.str(br.name);
+            w.u32(br.entry_pc);
+          }
+          w.u32(b.item_slot);
+          w.u32(b.max);
+          w.count(b.collect.size());
+          for (const Block::Collect& c : b.collect) {
+            w.u32(c.body);
+            w.u32(c.list);
+          }
+          w.u32(b.line);
+          w.u32(b.column);
+        }
       }
       break;
     case SectionKind::kCode:
@@ -409,7 +439,11 @@ constexpr size_t kMinLine = 4 * 3;
 // an enum value outside its type; indexes between tables are left to verify().
 // Each loop also stops at the first error, and every payload must be consumed
 // exactly.
-void read_section(Reader& r, uint32_t kind, Program& p) {
+constexpr size_t kMinBlock = 1 + 4 + 4 + 4 + 4 + 4 + 4 + 4;
+constexpr size_t kMinBranch = 4 + 4;
+constexpr size_t kMinCollect = 4 + 4;
+
+void read_section(Reader& r, uint32_t kind, Program& p, uint16_t version) {
   switch (static_cast<SectionKind>(kind)) {
     case SectionKind::kConstants: {
       uint32_t n = r.count(kMinConstant, "constants");
@@ -542,6 +576,35 @@ void read_section(Reader& r, uint32_t kind, Program& p) {
         s.column = r.u32();
         p.sagas.push_back(std::move(s));
       }
+      if (version < 2) break;
+      uint32_t blocks = r.count(kMinBlock, "blocks");
+      p.blocks.reserve(blocks);
+      for (uint32_t i = 0; i < blocks && r.ok(); ++i) {
+        Block b;
+        b.kind = r.enum8(Block::Kind::Foreach, "block kind", i);
+        b.saga = r.u32();
+        uint32_t branches = r.count(kMinBranch, "branches");
+        b.branches.reserve(branches);
+        for (uint32_t j = 0; j < branches && r.ok(); ++j) {
+          Branch br;
+          br.name = r.str();
+          br.entry_pc = r.u32();
+          b.branches.push_back(std::move(br));
+        }
+        b.item_slot = r.u32();
+        b.max = r.u32();
+        uint32_t collect = r.count(kMinCollect, "collected slots");
+        b.collect.reserve(collect);
+        for (uint32_t j = 0; j < collect && r.ok(); ++j) {
+          Block::Collect c;
+          c.body = r.u32();
+          c.list = r.u32();
+          b.collect.push_back(c);
+        }
+        b.line = r.u32();
+        b.column = r.u32();
+        p.blocks.push_back(std::move(b));
+      }
       break;
     }
     case SectionKind::kCode:
@@ -649,7 +712,7 @@ Result<Program> load_image(std::span<const uint8_t> image) {
                                  length, section_name(kind), body - pos));
     }
     Reader reader(data + pos, length, kind);
-    read_section(reader, kind, program);
+    read_section(reader, kind, program, version);
     if (!reader.ok()) return corrupt(reader.error());
     pos += length;
     if (kind <= kLastRequiredKind) hashed_end = pos;
@@ -701,8 +764,9 @@ std::vector<uint8_t> serialize(Program& program) {
   out.reserve(kHeaderSize + program.code.size() + program.source_text.size() + 1024);
   Writer w(out);
 
+  const uint16_t version = version_of(program);
   for (uint8_t byte : kMagic) w.u8(byte);
-  w.u16(kFormatVersion);
+  w.u16(version);
   w.u16(0);  // Flags: none are defined.
   w.u32(kOpCount);
   w.u32(kLastKind - kFirstKind + 1);
@@ -714,7 +778,7 @@ std::vector<uint8_t> serialize(Program& program) {
     if (kind == kLastRequiredKind) hashed_end = out.size();
   }
 
-  program.hash = program_hash(out.data() + kHeaderSize, hashed_end - kHeaderSize, kFormatVersion);
+  program.hash = program_hash(out.data() + kHeaderSize, hashed_end - kHeaderSize, version);
   std::memcpy(out.data() + kHashOffset, program.hash.data(), program.hash.size());
   w.u64(XXH3_64bits(out.data(), out.size()));
   return out;

@@ -32,8 +32,8 @@ enum class SectionKind : uint32_t {
   kSteps = 6,
   kSagas = 7,
   kCode = 8,
-  kLines = 9,   // Debug: pc -> line:column.
-  kSource = 10, // Debug: source file name and text.
+  kLines = 9,    // Debug: pc -> line:column.
+  kSource = 10,  // Debug: source file name and text.
 };
 
 // Computes the program hash (over the non-debug sections), stores it in

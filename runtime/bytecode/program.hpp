@@ -16,28 +16,35 @@ namespace saga::bytecode {
 // Version of the .sagac layout and of the instruction semantics. A loader
 // refuses files with a newer version; bump it when a section's layout or an
 // existing opcode's meaning changes (appending opcodes does not need a bump).
-inline constexpr uint16_t kFormatVersion = 1;
+// Version 2 added the blocks of `parallel` and `foreach` (Program::blocks,
+// written after the sagas in their section); a program without blocks is
+// still written as version 1, so older runtimes keep reading it.
+inline constexpr uint16_t kFormatVersion = 2;
 
 // Limits, with the reason for each. Operand widths come from opcodes.def.
 inline constexpr uint32_t kMaxSlots = 65535;         // Slot operands are u16.
 inline constexpr uint32_t kMaxCount = 65535;         // Count operands are u16.
 inline constexpr uint32_t kMaxStackDepth = 1024;     // Bounds an instance's checkpoint size.
 inline constexpr uint32_t kMaxCodeBytes = 1u << 26;  // 64 MiB: far above any real program.
+// Fibers one `parallel foreach` may run at once (its `max`), and branches of
+// one `parallel` block: each is a fiber of the instance, checkpointed.
+inline constexpr uint32_t kMaxBranches = 10000;
 
 // What an operand refers to; decides its width and how the verifier checks it.
-enum class Operand : uint8_t { None, Const, Str, Slot, Count, Jump, Func, Step };
+enum class Operand : uint8_t { None, Const, Str, Slot, Count, Jump, Func, Step, Block };
 
 // Stack-effect placeholders used in the pops column of opcodes.def.
 inline constexpr int kPopA = -1;  // Pops as many values as operand a says.
 inline constexpr int kPopB = -2;  // Pops as many values as operand b says.
 
 // Flags column of opcodes.def.
-inline constexpr uint8_t kJumps = 1;      // Operand a is a relative jump target.
-inline constexpr uint8_t kBranches = 2;   // Conditional: also falls through.
-inline constexpr uint8_t kEnds = 4;       // Never falls through to the next instruction.
-inline constexpr uint8_t kYields = 8;     // A yield point (checkpoint + effect).
-inline constexpr uint8_t kUndoOnly = 16;  // Only valid in an undo block.
-inline constexpr uint8_t kSagaOnly = 32;  // Only valid in a saga's main code.
+inline constexpr uint8_t kJumps = 1;        // Operand a is a relative jump target.
+inline constexpr uint8_t kBranches = 2;     // Conditional: also falls through.
+inline constexpr uint8_t kEnds = 4;         // Never falls through to the next instruction.
+inline constexpr uint8_t kYields = 8;       // A yield point (checkpoint + effect).
+inline constexpr uint8_t kUndoOnly = 16;    // Only valid in an undo block.
+inline constexpr uint8_t kSagaOnly = 32;    // Only valid in a saga's main code (or a branch of it).
+inline constexpr uint8_t kBranchOnly = 64;  // Only valid in a branch or loop body (a fiber).
 
 enum class Op : uint8_t {
 #define OP(name, a, b, pops, pushes, flags, synopsis, doc) name,
@@ -82,9 +89,16 @@ constexpr uint32_t operand_width(Operand k) {
 }
 
 // Encoded size of a whole instruction: one opcode byte plus its operands.
-inline uint32_t instruction_size(Op op) {
-  const OpInfo& i = op_info(op);
+constexpr uint32_t instruction_size(Op op) {
+  const OpInfo& i = kOpInfo[static_cast<uint8_t>(op)];
   return 1 + operand_width(i.a) + operand_width(i.b);
+}
+
+// Where operand b of `op` starts, counted from the opcode byte (operand a
+// always starts at 1). Derived from the table, so the interpreter never
+// hard-codes an operand layout.
+constexpr uint32_t operand_b_offset(Op op) {
+  return 1 + operand_width(kOpInfo[static_cast<uint8_t>(op)].a);
 }
 
 // A constant-pool entry. Constants are scalars; lists and objects are built by
@@ -173,6 +187,36 @@ struct Param {
   Type type = Type::Any;
 };
 
+// A `parallel` block or a `foreach` loop: the fibers FORK starts and JOIN
+// waits for. Each branch (or the loop body) is code of its own, entered with
+// an empty stack and ended by END; a fiber sees the slots of the fiber that
+// forked it and keeps the ones it binds to itself until the join.
+struct Branch {
+  std::string name;  // `branch NAME`, or the loop variable of a foreach.
+  uint32_t entry_pc = 0;
+};
+
+struct Block {
+  enum class Kind : uint8_t { Parallel, Foreach };
+  Kind kind = Kind::Parallel;
+  uint32_t saga = 0;
+  // Parallel: one or more branches, all started at once; at the join every
+  // slot a branch bound is the parent's. Foreach: exactly one, the body, run
+  // once per item of the list FORK pops.
+  std::vector<Branch> branches;
+  uint32_t item_slot = kNone;  // Foreach: the loop variable's slot.
+  uint32_t max = 1;            // Foreach: iterations in flight at most; 0 = no limit.
+  // Foreach: after the loop, slot `list` holds the list of the values slot
+  // `body` had at the end of each iteration, in the order of the items.
+  struct Collect {
+    uint32_t body = 0;
+    uint32_t list = 0;
+    bool operator==(const Collect&) const = default;
+  };
+  std::vector<Collect> collect;
+  uint32_t line = 0, column = 0;
+};
+
 struct Saga {
   std::string name;
   std::vector<Param> params;            // Occupy slots 0..params.size()-1.
@@ -199,6 +243,7 @@ struct Program {
   std::vector<Service> services;
   std::vector<Step> steps;
   std::vector<Saga> sagas;
+  std::vector<Block> blocks;  // Of every saga; FORK, JOIN and END refer to them by index.
   std::vector<uint8_t> code;
   std::vector<LineEntry> lines;
   // Identity of the program: XXH3-128 of everything that affects execution

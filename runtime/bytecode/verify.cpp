@@ -10,9 +10,13 @@
 //      step, saga and line tables points inside its target table;
 //   2. decoding: the code splits into whole instructions from pc 0 to its end,
 //      which gives the set of instruction boundaries;
-//   3. abstract interpretation: from each saga's entry pc and from each undo
-//      block's first pc, follow every path, computing the operand stack depth
-//      before each instruction and checking operands and placement rules.
+//   3. abstract interpretation: from each saga's entry pc, from each branch
+//      (or loop body) of each block and from each undo block's first pc,
+//      follow every path, computing the operand stack depth before each
+//      instruction and checking operands and placement rules (FORK is
+//      followed by its JOIN, a branch ends with END of its own block and never
+//      completes the saga, fibers fork, join and end with an empty stack, and
+//      no code is shared between a branch and other code).
 // Code that no saga or undo block can reach is only decoded: it never runs.
 #include "runtime/bytecode/verify.hpp"
 
@@ -56,14 +60,16 @@ std::string policy_label(const RetryPolicy& policy, size_t index) {
   return fmt::format("policy '{}'", policy.name);
 }
 
-// What a piece of code is verified as: a saga's main code or one step's undo
-// block. `where` starts every message about it.
+// What a piece of code is verified as: a saga's main code, one branch (or
+// loop body) of a block, or one step's undo block. `where` starts every
+// message about it.
 struct Context {
-  std::string where;      // "saga 'order'" or "undo of step 'reserve'".
-  uint32_t saga = 0;      // Whose slots the code may use.
-  bool undo = false;      // An undo block (else a saga's main code).
-  uint32_t step = kNone;  // For undo blocks: the step they belong to.
-  uint32_t start = 0;     // Entry pc.
+  std::string where;       // "saga 'order'", "branch 'hotel' of block 2", "undo of step 'reserve'".
+  uint32_t saga = 0;       // Whose slots the code may use.
+  bool undo = false;       // An undo block (else main code or a branch).
+  uint32_t step = kNone;   // For undo blocks: the step they belong to.
+  uint32_t start = 0;      // Entry pc.
+  uint32_t block = kNone;  // For branches: the block whose fiber runs this code.
 };
 
 // One verification of one program. The passes share the boundary table
@@ -83,11 +89,27 @@ class Verifier {
     if (Status s = decode_all(); !s.ok()) return s;
     if (Status s = check_tables(); !s.ok()) return s;
     depth_.assign(p_.code.size(), -1);
+    owner_.assign(p_.code.size(), 0);
+    branch_owned_.assign(p_.code.size(), 0);
     if (depths_) depths_->assign(p_.code.size(), -1);
     for (uint32_t i = 0; i < p_.sagas.size(); ++i) {
       const Saga& saga = p_.sagas[i];
       Context c{fmt::format("saga '{}'", saga.name), i, false, kNone, saga.entry_pc};
       if (Status s = interpret(c); !s.ok()) return s;
+    }
+    for (uint32_t i = 0; i < p_.blocks.size(); ++i) {
+      const Block& block = p_.blocks[i];
+      for (const Branch& br : block.branches) {
+        Context c{
+            fmt::format("{} '{}' of block {}",
+                        block.kind == Block::Kind::Parallel ? "branch" : "loop body", br.name, i),
+            block.saga,
+            false,
+            kNone,
+            br.entry_pc,
+            i};
+        if (Status s = interpret(c); !s.ok()) return s;
+      }
     }
     for (uint32_t i = 0; i < p_.steps.size(); ++i) {
       const Step& step = p_.steps[i];
@@ -229,6 +251,53 @@ class Verifier {
       }
     }
 
+    for (size_t i = 0; i < p_.blocks.size(); ++i) {
+      const Block& b = p_.blocks[i];
+      auto fail = [&](const std::string& rule) {
+        return corrupt(fmt::format("block {}: {}", i, rule));
+      };
+      if (b.kind > Block::Kind::Foreach) {
+        return fail(fmt::format("unknown kind {}", static_cast<int>(b.kind)));
+      }
+      if (b.saga >= p_.sagas.size()) {
+        return fail(fmt::format("saga {} is out of range ({} sagas)", b.saga, p_.sagas.size()));
+      }
+      const size_t slots = p_.sagas[b.saga].slot_names.size();
+      if (b.branches.empty()) return fail("has no branch");
+      if (b.branches.size() > kMaxBranches) {
+        return fail(
+            fmt::format("{} branches exceed the limit of {}", b.branches.size(), kMaxBranches));
+      }
+      for (const Branch& br : b.branches) {
+        if (!is_boundary(br.entry_pc)) {
+          return fail(
+              fmt::format("branch '{}': entry pc {} is not an instruction", br.name, br.entry_pc));
+        }
+      }
+      if (b.kind == Block::Kind::Parallel) {
+        if (b.item_slot != kNone || !b.collect.empty()) {
+          return fail("a parallel block has no loop variable and collects nothing");
+        }
+        continue;
+      }
+      if (b.branches.size() != 1) {
+        return fail(fmt::format("a foreach has one body, not {}", b.branches.size()));
+      }
+      if (b.item_slot >= slots) {
+        return fail(fmt::format("loop variable slot {} is out of range (saga '{}' has {} slots)",
+                                b.item_slot, p_.sagas[b.saga].name, slots));
+      }
+      if (b.max > kMaxBranches) {
+        return fail(fmt::format("max {} exceeds the limit of {}", b.max, kMaxBranches));
+      }
+      for (const Block::Collect& c : b.collect) {
+        if (c.body >= slots || c.list >= slots) {
+          return fail(fmt::format("collected slot {} -> {} is out of range ({} slots)", c.body,
+                                  c.list, slots));
+        }
+      }
+    }
+
     for (size_t i = 1; i < p_.lines.size(); ++i) {
       if (p_.lines[i].pc < p_.lines[i - 1].pc) {
         return corrupt(fmt::format(
@@ -277,6 +346,16 @@ class Verifier {
           return fmt::format("function {} is out of range ({} functions)", v, p_.functions.size());
         }
         return {};
+      case Operand::Block: {
+        if (v >= p_.blocks.size()) {
+          return fmt::format("block {} is out of range ({} blocks)", v, p_.blocks.size());
+        }
+        if (p_.blocks[v].saga != c.saga) {
+          return fmt::format("block {} belongs to saga '{}', not to this saga", v,
+                             p_.sagas[p_.blocks[v].saga].name);
+        }
+        return {};
+      }
       case Operand::Step: {
         if (v >= p_.steps.size()) {
           return fmt::format("step {} is out of range ({} steps)", v, p_.steps.size());
@@ -323,8 +402,27 @@ class Verifier {
       if (!c.undo && (info.flags & kUndoOnly)) {
         return fail("only allowed in an undo block, not in a saga's main code");
       }
+      if (c.block == kNone && (info.flags & kBranchOnly)) {
+        return fail("only allowed in a branch or loop body");
+      }
       if (std::string rule = check_operand(c, info.a, in.a); !rule.empty()) return fail(rule);
       if (std::string rule = check_operand(c, info.b, in.b); !rule.empty()) return fail(rule);
+      // A fiber ends its own block's branch; only the root completes the saga
+      // (an `output` inside a branch would leave the others half-joined).
+      if (in.op == Op::END && in.a != c.block) {
+        return fail(
+            fmt::format("ends block {}, but this code is a branch of block {}", in.a, c.block));
+      }
+      if (in.op == Op::COMPLETE && c.block != kNone) {
+        return fail("a branch or loop body cannot complete the saga");
+      }
+      // FORK and JOIN come in pairs: the fiber that forks waits right there.
+      if (in.op == Op::FORK) {
+        Instruction next;
+        if (!decode(p_.code, pc + in.size, next) || next.op != Op::JOIN || next.a != in.a) {
+          return fail(fmt::format("is not followed by the JOIN of block {}", in.a));
+        }
+      }
 
       // Stack effect, with variadic pops taken from the operand's value.
       // Computed in 64 bits: operand values can be up to 2^32 - 1.
@@ -345,6 +443,13 @@ class Verifier {
       if (c.undo && (info.flags & kEnds) && !(info.flags & kJumps) && after != 0) {
         return fail(
             fmt::format("undo block ends with {} on the stack (it must end with an empty stack)",
+                        values(after)));
+      }
+      // Fibers start, wait and end with an empty stack: statements only.
+      if ((in.op == Op::FORK || in.op == Op::JOIN || in.op == Op::END) && after != 0) {
+        return fail(
+            fmt::format("leaves {} on the stack (fibers fork, join and end with an empty "
+                        "stack)",
                         values(after)));
       }
 
@@ -385,6 +490,21 @@ class Verifier {
         if (std::string rule = flow(static_cast<uint32_t>(next)); !rule.empty()) return fail(rule);
       }
     }
+    // A branch's code is its own: a jump between a branch and other code
+    // would let a fiber run code whose slots and ending it does not own.
+    ++contexts_;
+    for (uint32_t pc : touched_) {
+      int32_t& owner = owner_[pc];
+      if (owner == 0) {
+        owner = contexts_;
+        branch_owned_[pc] = c.block != kNone;
+      } else if (owner != contexts_ && (branch_owned_[pc] || c.block != kNone)) {
+        return corrupt(
+            fmt::format("{}: pc {} is also the code of another branch or of the "
+                        "saga's main code",
+                        c.where, pc));
+      }
+    }
     // Publish this block's depths; an instruction shared by blocks at
     // different depths is marked -2 (no checkpoint may resume there).
     if (depths_) {
@@ -397,10 +517,13 @@ class Verifier {
   }
 
   const Program& p_;
-  std::vector<int32_t>* depths_;   // Optional output (see verify.hpp).
-  std::vector<uint8_t> boundary_;  // 1 where an instruction starts.
-  std::vector<int32_t> depth_;     // Stack depth before each pc; -1 = not reached.
-  std::vector<uint32_t> touched_;  // The pcs whose depth_ the last pass set.
+  std::vector<int32_t>* depths_;       // Optional output (see verify.hpp).
+  std::vector<uint8_t> boundary_;      // 1 where an instruction starts.
+  std::vector<int32_t> depth_;         // Stack depth before each pc; -1 = not reached.
+  std::vector<uint32_t> touched_;      // The pcs whose depth_ the last pass set.
+  std::vector<int32_t> owner_;         // The context that first reached each pc; 0 = none.
+  std::vector<uint8_t> branch_owned_;  // Whether that context was a branch.
+  int32_t contexts_ = 0;
 };
 
 }  // namespace

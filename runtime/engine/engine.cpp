@@ -1,28 +1,30 @@
-// The engine: drives instances from yield point to yield point.
+// The engine: applies the saga machine's decisions and talks to the store.
 //
-// An instance (a Run) is always in one of these situations:
-//   committing  a transition was handed to the store; nothing else happens
-//               until the store says it is durable (the delivery contract);
-//   waiting     for an action attempt, a backoff or sleep timer, or the store;
-//   running     the interpreter, briefly, on an engine thread.
-// Every event that can move an instance (an action's completion, an attempt
-// timeout, a timer, the deadline, a cancel) is stamped with the run's
-// generation when it is armed; the handler locks the run and ignores the event
-// if the generation has moved on. That settles every race (a late result
-// after a timeout, a deadline during a backoff) in one place.
+// The machine (machine.hpp) decides what an instance does next; the engine
+// owns everything that is not a rule: the runs in memory and their locks,
+// the threads, the timers, the commit pipeline, the calls of actions and
+// services. Every machine decision is committed before anything it implies
+// happens: a fiber's next action is dispatched only once the transition that
+// records it is durable (the delivery contract).
 //
-// After each commit, advance() looks only at the committed InstanceState to
-// decide what to do next, which is exactly what resume() does after a crash:
-// the same code path runs in both cases, so crash-resume is not a special mode.
+// Every event that can move a fiber (an action's completion, an attempt
+// timeout, a timer, a commit) is stamped with the fiber's generation when it
+// is armed; the handler locks the run and ignores the event if the
+// generation has moved on. That settles every race (a late result after a
+// timeout, a deadline during a backoff, a branch abandoned while its call is
+// out) in one place.
+//
+// After each commit the engine starts the waits of the fibers the decision
+// made ready, reading only the state; resume() after a crash decodes the
+// committed state and starts the same waits (machine::resumed), so
+// crash-resume is not a special mode.
 #include "saga/engine.hpp"
 
 #include <fmt/format.h>
 
-#include <unistd.h>
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
@@ -30,85 +32,36 @@
 #include <map>
 #include <mutex>
 #include <random>
-#include <sstream>
 #include <thread>
 #include <unordered_map>
 
 #include "runtime/asio.hpp"
 #include "runtime/bytecode/format.hpp"
-#include "runtime/bytecode/verify.hpp"
 #include "runtime/engine/inspect.hpp"
+#include "runtime/engine/machine.hpp"
 #include "runtime/engine/owner.hpp"
 #include "runtime/engine/timers.hpp"
 #include "runtime/value/utf8.hpp"
 #include "runtime/vm/checkpoint.hpp"
 #include "runtime/vm/vm.hpp"
 #include "saga/error_classes.hpp"
-#include "saga/errors.hpp"
 #include "stdlib/functions.hpp"
-#include "stdlib/table.hpp"
 
 namespace saga {
 
+using runtime::Decision;
 using runtime::EngineFunctionContext;
+using runtime::Fiber;
 using runtime::InstanceState;
 using runtime::LinkedProgram;
+using runtime::Outcome;
 using runtime::Phase;
-using runtime::Stop;
 using runtime::SystemClock;
 using runtime::TimerId;
 using runtime::TimerQueue;
 using runtime::Wait;
 
 namespace {
-
-// The built-in actions the engine performs itself, without a call
-// (stdlib/actions.def, performer kEngine: sleep, log): they have no effect
-// outside the instance.
-const stdlib::ActionInfo* engine_performed(const bytecode::Action& action) {
-  if (action.service != bytecode::kNoService) return nullptr;
-  const stdlib::ActionInfo* info = stdlib::find_action(action.name);
-  return info && info->performer == stdlib::Performer::kEngine ? info : nullptr;
-}
-
-// A Value as the stdlib table's argument checker sees it.
-stdlib::ArgView arg_view(const Value& v) {
-  using K = stdlib::ArgView::Kind;
-  switch (v.kind()) {
-    case saga::Kind::Null:
-      return {K::kNull};
-    case saga::Kind::Bool:
-      return {K::kBool};
-    case saga::Kind::Number:
-      return {K::kNumber, v.as_number()};
-    case saga::Kind::String:
-      return {K::kString, 0, v.as_string()};
-    case saga::Kind::List:
-      return {K::kList};
-    case saga::Kind::Object:
-      return {K::kObject};
-  }
-  return {K::kNull};
-}
-
-// Checks the computed arguments of an action the engine performs against its
-// row of actions.def (the compiler checked the constant ones): empty when they
-// are fine, else what is wrong ("sleep(for:) must be a duration ...").
-std::string check_engine_args(const stdlib::ActionInfo& info, const Value& args) {
-  for (const stdlib::ArgSpec& spec : info.args()) {
-    const Value* v = args.find(spec.name);
-    std::string why = stdlib::check_action_arg(
-        info.name, spec.name, v ? arg_view(*v) : stdlib::ArgView{stdlib::ArgView::Kind::kNull});
-    if (!why.empty()) return why;
-  }
-  return {};
-}
-
-// When a sleep with these (checked) arguments wakes up.
-int64_t sleep_until(int64_t now, const Value& args) {
-  const Value* d = args.find("for");
-  return now + static_cast<int64_t>(d && d->is_number() ? d->as_number() : 0);
-}
 
 std::string format_ms(int64_t ms) {
   return bytecode::format_duration(static_cast<uint64_t>(std::max<int64_t>(ms, 0)));
@@ -168,6 +121,22 @@ namespace {
 struct Run;
 InstanceInfo info_of(const Run& run);
 
+// What the engine keeps per fiber besides the fiber's state: the generation
+// that stamps its events, and the timer armed for its wait (backoff, sleep,
+// attempt timeout).
+struct FiberRun {
+  uint32_t id = 0;
+  uint64_t generation = 0;
+  TimerId timer;
+};
+
+// A fiber made ready by a decision, with the generation it had then: its
+// wait starts when the commit is durable, unless it moved on meanwhile.
+struct Ready {
+  uint32_t fiber;
+  uint64_t generation;
+};
+
 struct Run {
   std::mutex mu;
   std::shared_ptr<const LinkedProgram> program;
@@ -177,34 +146,41 @@ struct Run {
   int64_t created_ms = 0;
   std::unique_ptr<InstanceRecord> row;  // The full row until the first commit creates it.
   InstanceState state;
-  uint64_t generation = 0;           // Bumped whenever what the instance waits for changes.
+  std::vector<FiberRun> fibers;      // By fiber id, in id order.
   uint64_t commit_seq = 0;           // The latest transition handed to the store.
   std::vector<HistoryEvent> events;  // For the next transition.
-  std::vector<bool> live_only;       // Parallel to events (Impl::live_event).
+  std::vector<bool> live_only;       // Parallel to events (EventStorage::kLive).
   std::unique_ptr<DeadLetter> dead_letter;
+  // What the next transition writes besides events: child fibers changed
+  // and removed, whether the instance's own checkpoint changed, and the
+  // fibers to start once it is durable (a failed commit puts its own back).
+  std::vector<uint32_t> dirty, removed;
+  bool instance_dirty = false;
+  std::vector<Ready> ready;
   uint32_t checkpoint_bytes = 256;  // Room to reserve for the next checkpoint.
-  // Timers armed for this instance (TimerQueue::cancel): the wait (backoff,
-  // sleep) or attempt timeout of the current generation, and the deadline
-  // (its id stays set once armed, so it is armed once).
-  TimerId wait_timer;
+  // The deadline's timer (its id stays set once armed, so it is armed once).
   TimerId deadline_timer;
   bool finished = false;
   bool started = false;  // The first commit succeeded (the row exists).
-  // The current attempt was handed to its action or transport: it may reach
-  // the service. Cleared when the attempt ends.
-  bool attempt_out = false;
   // start() waits on it for the first commit's outcome.
   std::shared_ptr<std::promise<Status>> started_promise;
   Engine::DoneCallback on_done;  // start_async()'s callback.
+
+  FiberRun* fiber_run(uint32_t fid) {
+    auto it = std::lower_bound(fibers.begin(), fibers.end(), fid,
+                               [](const FiberRun& f, uint32_t i) { return f.id < i; });
+    return it != fibers.end() && it->id == fid ? &*it : nullptr;
+  }
+  // The engine's record of a fiber, created the first time it is asked for.
+  FiberRun& fiber_run_or_add(uint32_t fid) {
+    auto it = std::lower_bound(fibers.begin(), fibers.end(), fid,
+                               [](const FiberRun& f, uint32_t i) { return f.id < i; });
+    if (it != fibers.end() && it->id == fid) return *it;
+    return *fibers.insert(it, FiberRun{fid, 0, {}});
+  }
 };
 
 using RunPtr = std::shared_ptr<Run>;
-
-// What a failed attempt's callee said besides its class and message.
-struct FailureNotes {
-  int64_t retry_after_ms = 0;  // The least delay before a retry (Retry-After).
-  bool not_sent = false;       // The request never reached the service.
-};
 
 // What start_async()'s callback gets: the final state, without the input
 // (call Engine::get() for the whole record).
@@ -256,7 +232,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   std::atomic<int64_t> in_flight_commits{0};  // Transitions handed to the store, not yet done.
 
-  // Committed transitions waiting for an engine thread (see commit()).
   // The outcome of one transition, as the engine threads get it.
   struct Committed {
     RunPtr run;
@@ -264,13 +239,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     bool final;
     Status status;
     std::vector<HistoryEvent> echoed;  // For on_event.
+    std::vector<Ready> ready;          // The waits to start now.
     // When the commit failed: what the transition would have stored besides
-    // the checkpoint, to be submitted again with the next try.
+    // the checkpoints, to be submitted again with the next try, and which
+    // checkpoints it carried.
     struct Unsaved {
       std::vector<HistoryEvent> events;
       std::optional<DeadLetter> dead_letter;
+      std::vector<uint32_t> fibers, removed;
+      bool instance = false;
     };
-    std::unique_ptr<Unsaved> unsaved;  // Null after a successful commit.
+    std::shared_ptr<Unsaved> unsaved;  // Null after a successful commit.
   };
   std::mutex committed_mu;
   std::vector<Committed> committed_queue;  // Guarded by committed_mu.
@@ -303,6 +282,19 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   int64_t now() { return clock->now_ms(); }
 
+  // What the machine is given besides the state.
+  runtime::Env env() {
+    runtime::Env e;
+    e.now_ms = now();
+    e.functions = fctx.get();
+    e.compensation = options.compensation;
+    e.random = [this](int64_t n) {
+      std::lock_guard lock(rng_mu);
+      return std::uniform_int_distribution<int64_t>(0, n)(rng);
+    };
+    return e;
+  }
+
   // ---- Programs --------------------------------------------------------------
 
   Result<std::shared_ptr<const LinkedProgram>> program(const std::string& hash) {
@@ -327,57 +319,63 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return it->second;
   }
 
+  // ---- Applying decisions ----------------------------------------------------
+
+  // Takes in what the machine decided: events and a dead letter for the next
+  // transition, fibers abandoned (their timers and late results dropped),
+  // checkpoints to write; then commits, and starts the ready fibers' waits
+  // once that is durable. Called with run->mu held.
+  void apply(const RunPtr& run, Decision d) {
+    Run& r = *run;
+    for (Decision::Event& e : d.events) {
+      r.events.push_back(std::move(e.event));
+      r.live_only.push_back(e.live_only);
+    }
+    if (d.dead_letter) {
+      d.dead_letter->instance_id = r.id;
+      r.dead_letter = std::make_unique<DeadLetter>(std::move(*d.dead_letter));
+    }
+    for (uint32_t id : d.stopped) stop_fiber(r, id);
+    for (uint32_t id : d.removed) {
+      r.dirty.erase(std::remove(r.dirty.begin(), r.dirty.end(), id), r.dirty.end());
+      if (std::find(r.removed.begin(), r.removed.end(), id) == r.removed.end()) {
+        r.removed.push_back(id);
+      }
+      r.fibers.erase(std::remove_if(r.fibers.begin(), r.fibers.end(),
+                                    [id](const FiberRun& f) { return f.id == id; }),
+                     r.fibers.end());
+    }
+    for (uint32_t id : d.changed) {
+      if (std::find(r.dirty.begin(), r.dirty.end(), id) == r.dirty.end()) r.dirty.push_back(id);
+    }
+    r.instance_dirty = r.instance_dirty || d.instance_changed;
+    for (uint32_t id : d.ready) {
+      FiberRun& f = r.fiber_run_or_add(id);
+      cancel_timer(f);
+      r.ready.push_back({id, ++f.generation});
+    }
+    if (d.commit) return commit(run, d.status);
+    // Nothing to commit first (a resume): start the waits now.
+    std::vector<Ready> ready = std::move(r.ready);
+    r.ready = {};
+    arm_deadline(run);
+    for (const Ready& w : ready) advance(run, w);
+  }
+
+  // A fiber's wait is given up: its late results and timers no longer count.
+  void stop_fiber(Run& r, uint32_t id) {
+    if (FiberRun* f = r.fiber_run(id)) {
+      cancel_timer(*f);
+      ++f->generation;
+    }
+  }
+
+  void cancel_timer(FiberRun& f) { timers->cancel(std::exchange(f.timer, {})); }
+
   // ---- Transitions -------------------------------------------------------------
 
-  void event(Run& run, std::string kind, std::string step = {}, uint32_t attempt = 0,
-             std::string error_class = {}, std::string message = {}, std::string data = {}) {
-    run.events.push_back(HistoryEvent{now(), std::move(kind), std::move(step), attempt,
-                                      std::move(error_class), std::move(message), std::move(data)});
-    run.live_only.push_back(false);
-  }
-
-  // An event that is reported to on_event but stored in the history only when
-  // it is the sole event of its transition. "step b started" always rides
-  // with "step a completed" (or "started"), so storing it would double the
-  // history rows, the biggest part of the store's work, for no information:
-  // `sagactl show` shows the step an instance waits for.
-  void live_event(Run& run, std::string kind, std::string step, uint32_t attempt,
-                  std::string message = {}) {
-    event(run, std::move(kind), std::move(step), attempt, {}, std::move(message));
-    run.live_only.back() = true;
-  }
-
-  static InstanceStatus status_of(const InstanceState& s, bool stuck) {
-    if (stuck) return InstanceStatus::kStuck;
-    switch (s.phase) {
-      case Phase::kForward:
-        return InstanceStatus::kRunning;
-      case Phase::kCompensating:
-        return InstanceStatus::kCompensating;
-      case Phase::kDone:
-        if (s.cancelled) return InstanceStatus::kCancelled;
-        if (!s.error_class.empty()) {
-          return s.had_effects ? InstanceStatus::kCompensated : InstanceStatus::kFailed;
-        }
-        return InstanceStatus::kCompleted;
-    }
-    return InstanceStatus::kRunning;
-  }
-
-  // Text that reaches the store comes from outside too (an action's error
-  // message, a participant's body, a log line built from a result): bytes
-  // that are not UTF-8 become U+FFFD here, once for every store, so that
-  // every reader (sagactl --json, PostgreSQL's text columns) gets valid
-  // text. Values are valid already (json_quote.hpp); this only scans.
-  // (commit() applies it to the instance's error and dead letter too.)
-  static void scrub_text(HistoryEvent& e) {
-    scrub_utf8_in_place(e.error_class);
-    scrub_utf8_in_place(e.message);
-    scrub_utf8_in_place(e.data_json);
-  }
-
   // Hands the run's current state to the store. When it is durable, the
-  // run advances (unless a newer transition superseded this one).
+  // ready fibers start their waits (unless a newer decision moved them on).
   void commit(const RunPtr& run, InstanceStatus status) {
     Run& r = *run;
     Transition t;
@@ -388,22 +386,45 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       t.instance = std::move(*r.row);
       r.row.reset();
     }
+    const bool write_instance = t.create || r.instance_dirty || status != r.status;
     r.status = status;
     t.instance.id = r.id;
-    t.instance.status = status;
-    t.instance.created_ms = r.created_ms;
-    t.instance.updated_ms = now();
-    t.instance.wake_at_ms = r.state.wait != Wait::kNone ? r.state.wake_at_ms : 0;
-    t.instance.error_class = r.state.error_class;
-    t.instance.error_message = r.state.error_message;
-    if (status == InstanceStatus::kCompleted)
-      t.instance.output_json = r.state.output.to_json_text();
-    // The checkpoint lives only in the transition: a waiting instance keeps
-    // its state once, as InstanceState, not twice.
-    // Reserved at the last checkpoint's size: encoding grows it only rarely.
-    t.instance.checkpoint.reserve(r.checkpoint_bytes);
-    runtime::encode_checkpoint(r.state, t.instance.checkpoint);
-    r.checkpoint_bytes = static_cast<uint32_t>(t.instance.checkpoint.size()) + 64;
+    t.write_instance = write_instance;
+    if (write_instance) {
+      t.instance.status = status;
+      t.instance.created_ms = r.created_ms;
+      t.instance.updated_ms = now();
+      t.instance.wake_at_ms = earliest_wake(r.state);
+      t.instance.error_class = scrub_utf8(r.state.error_class);
+      t.instance.error_message = scrub_utf8(r.state.error_message);
+      if (status == InstanceStatus::kCompleted) {
+        t.instance.output_json = r.state.output.to_json_text();
+      }
+      // The checkpoint lives only in the transition: a waiting instance keeps
+      // its state once, as InstanceState, not twice. Reserved at the last
+      // checkpoint's size: encoding grows it only rarely.
+      t.instance.checkpoint.reserve(r.checkpoint_bytes);
+      runtime::encode_checkpoint(r.state, t.instance.checkpoint);
+      r.checkpoint_bytes = static_cast<uint32_t>(t.instance.checkpoint.size()) + 64;
+    }
+    // Shared: the store's callback is a std::function, which must copy.
+    auto unsaved = std::make_shared<Committed::Unsaved>();
+    unsaved->instance = write_instance;
+    for (uint32_t id : r.dirty) {
+      if (const Fiber* f = r.state.fiber(id)) {
+        FiberRow row{id, {}};
+        runtime::encode_fiber(*f, row.state);
+        t.fibers.push_back(std::move(row));
+        unsaved->fibers.push_back(id);
+      }
+    }
+    for (uint32_t id : r.removed) {
+      t.fibers.push_back(FiberRow{id, {}});
+      unsaved->removed.push_back(id);
+    }
+    r.dirty.clear();
+    r.removed.clear();
+    r.instance_dirty = false;
     // Moved out, not cleared: a waiting instance keeps no spare capacity.
     std::vector<HistoryEvent> events = std::move(r.events);
     std::vector<bool> live_only = std::move(r.live_only);
@@ -417,26 +438,52 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     for (size_t i = 0; i < events.size(); ++i) {
       if (!live_only[i] || all_live) t.events.push_back(std::move(events[i]));
     }
-    if (r.dead_letter) t.dead_letter = std::move(*r.dead_letter);
-    r.dead_letter.reset();
-    scrub_utf8_in_place(t.instance.error_class);
-    scrub_utf8_in_place(t.instance.error_message);
-    if (t.dead_letter) {
+    if (r.dead_letter) {
+      t.dead_letter = std::move(*r.dead_letter);
       scrub_utf8_in_place(t.dead_letter->error_class);
       scrub_utf8_in_place(t.dead_letter->message);
     }
+    r.dead_letter.reset();
+    std::vector<Ready> ready = std::move(r.ready);
+    r.ready = {};
     uint64_t seq = ++r.commit_seq;
     bool final = is_terminal(status) || status == InstanceStatus::kStuck;
     in_flight_commits.fetch_add(1, std::memory_order_relaxed);
-    store->submit(std::move(t), [this, run, seq, final, echoed = std::move(echoed)](
-                                    Status s, Transition& done) mutable {
-      Committed c{std::move(run), seq, final, std::move(s), std::move(echoed), nullptr};
-      if (!c.status.ok()) {
-        c.unsaved = std::make_unique<Committed::Unsaved>(
-            Committed::Unsaved{std::move(done.events), std::move(done.dead_letter)});
+    store->submit(std::move(t),
+                  [this, run, seq, final, echoed = std::move(echoed), ready = std::move(ready),
+                   unsaved = std::move(unsaved)](Status s, Transition& done) mutable {
+                    Committed c{std::move(run),   seq,    final, std::move(s), std::move(echoed),
+                                std::move(ready), nullptr};
+                    if (!c.status.ok()) {
+                      unsaved->events = std::move(done.events);
+                      unsaved->dead_letter = std::move(done.dead_letter);
+                      c.unsaved = unsaved;
+                    }
+                    on_commit_done(std::move(c));
+                  });
+  }
+
+  // The instance row's wake_at: the earliest due time of a waiting fiber.
+  static int64_t earliest_wake(const InstanceState& s) {
+    int64_t at = 0;
+    for (const Fiber& f : s.fibers) {
+      if ((f.wait == Wait::kAction || f.wait == Wait::kUndo) && f.wake_at_ms > 0) {
+        at = at == 0 ? f.wake_at_ms : std::min(at, f.wake_at_ms);
       }
-      on_commit_done(std::move(c));
-    });
+    }
+    return at;
+  }
+
+  // Text that reaches the store comes from outside too (an action's error
+  // message, a participant's body, a log line built from a result): bytes
+  // that are not UTF-8 become U+FFFD here, once for every store, so that
+  // every reader (sagactl --json, PostgreSQL's text columns) gets valid
+  // text. Values are valid already (json_quote.hpp); this only scans.
+  // (commit() applies it to the instance's error and dead letter too.)
+  static void scrub_text(HistoryEvent& e) {
+    scrub_utf8_in_place(e.error_class);
+    scrub_utf8_in_place(e.message);
+    scrub_utf8_in_place(e.data_json);
   }
 
   // Runs on the store's writer thread for each transition it committed or
@@ -482,48 +529,33 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   void committed(Committed& c) {
     const RunPtr& run = c.run;
-    const uint64_t seq = c.seq;
-    const bool final = c.final;
-    const Status& s = c.status;
     bool finished = false;
     {
       std::unique_lock lock(run->mu);
-      if (!s.ok()) {
+      if (!c.status.ok()) {
         if (!run->started) {
           // The instance was never recorded: start() reports the error.
           run->finished = true;
-          if (run->started_promise) run->started_promise->set_value(s);
+          if (run->started_promise) run->started_promise->set_value(c.status);
           run->started_promise.reset();
           lock.unlock();
           forget(run);
           if (run->on_done) {
             InstanceInfo info = info_of(*run);
             info.status = InstanceStatus::kPending;
-            info.error_message = s.message();
+            info.error_message = c.status.message();
             run->on_done(info);
           }
           return;
         }
-        // The store refused (disk full, locked): keep the state in memory and
-        // try the same transition again; nothing was acknowledged. Its events
-        // and dead letter go with the next transition of the instance: this
-        // retry, or a newer one already on its way.
-        fmt::print(stderr, "saga: instance {}: cannot commit: {} (retrying in 1s)\n", run->id,
-                   s.message());
-        std::vector<HistoryEvent>& unsaved = c.unsaved->events;
-        run->events.insert(run->events.begin(), std::make_move_iterator(unsaved.begin()),
-                           std::make_move_iterator(unsaved.end()));
-        run->live_only.insert(run->live_only.begin(), unsaved.size(), false);
-        if (c.unsaved->dead_letter && !run->dead_letter) {
-          run->dead_letter = std::make_unique<DeadLetter>(std::move(*c.unsaved->dead_letter));
-        }
-        if (seq != run->commit_seq) return;
-        uint64_t g = run->generation;
-        timers->schedule(now() + 1000, [this, run, g] {
+        restore_unsaved(*run, c);
+        if (c.seq != run->commit_seq) return;  // A newer transition carries it all.
+        TimerId retry = timers->schedule(now() + 1000, [this, run, seq = c.seq] {
           std::lock_guard l(run->mu);
-          if (run->generation != g || run->finished) return;
+          if (run->finished || seq != run->commit_seq) return;
           commit(run, run->status);
         });
+        (void)retry;
         return;
       }
       if (!run->started) {
@@ -531,19 +563,20 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         if (run->started_promise) run->started_promise->set_value(Status::Ok());
         run->started_promise.reset();
       }
-      if (seq == run->commit_seq) {  // Else a newer transition is on its way.
-        if (final && (!run->events.empty() || run->dead_letter)) {
+      if (c.final && c.seq == run->commit_seq) {
+        if (!run->events.empty() || run->dead_letter) {
           // Events of an earlier transition that failed while this one was
           // on its way: store them too before the instance is let go.
           commit(run, run->status);
-        } else if (final) {
+        } else {
           run->finished = true;
           finished = true;
           timers->cancel(std::exchange(run->deadline_timer, {}));
-          timers->cancel(std::exchange(run->wait_timer, {}));
-        } else {
-          advance(run);
+          for (FiberRun& f : run->fibers) cancel_timer(f);
         }
+      } else if (!c.final) {
+        arm_deadline(run);
+        for (const Ready& w : c.ready) advance(run, w);
       }
     }
     // Events are reported after the timers they imply are armed, so a test
@@ -557,6 +590,34 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
   }
 
+  // A failed commit (disk full, locked) acknowledged nothing: what it would
+  // have stored goes with the next transition of the instance (the retry, or
+  // a newer one already on its way), and its ready fibers wait for that one.
+  // Called with run->mu held.
+  void restore_unsaved(Run& r, Committed& c) {
+    fmt::print(stderr, "saga: instance {}: cannot commit: {} (retrying in 1s)\n", r.id,
+               c.status.message());
+    Committed::Unsaved& u = *c.unsaved;
+    r.events.insert(r.events.begin(), std::make_move_iterator(u.events.begin()),
+                    std::make_move_iterator(u.events.end()));
+    r.live_only.insert(r.live_only.begin(), u.events.size(), false);
+    if (u.dead_letter && !r.dead_letter) {
+      r.dead_letter = std::make_unique<DeadLetter>(std::move(*u.dead_letter));
+    }
+    for (uint32_t id : u.fibers) {
+      if (r.state.fiber(id) && std::find(r.dirty.begin(), r.dirty.end(), id) == r.dirty.end()) {
+        r.dirty.push_back(id);
+      }
+    }
+    for (uint32_t id : u.removed) {
+      if (std::find(r.removed.begin(), r.removed.end(), id) == r.removed.end()) {
+        r.removed.push_back(id);
+      }
+    }
+    r.instance_dirty = r.instance_dirty || u.instance;
+    r.ready.insert(r.ready.end(), c.ready.begin(), c.ready.end());
+  }
+
   void forget(const RunPtr& run) {
     {
       std::lock_guard lock(mu);
@@ -566,31 +627,31 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     changed.notify_all();
   }
 
-  // ---- Moving an instance ------------------------------------------------------
+  // ---- Waits ---------------------------------------------------------------------
 
-  // Moves the instance to a new generation: events of the old one are
-  // ignored from now on, and its timer is dropped. Called with run->mu held.
-  uint64_t next_generation(Run& run) {
-    timers->cancel(std::exchange(run.wait_timer, {}));
-    return ++run.generation;
-  }
-
-  // Looks at the committed state and starts whatever it waits for. Called
-  // with run->mu held.
-  void advance(const RunPtr& run) {
-    InstanceState& s = run->state;
-    arm_deadline(run);
-    if (s.wait == Wait::kNone) return;
-    uint64_t g = next_generation(*run);
-    int64_t due = s.wake_at_ms;
+  // Starts what fiber w.fiber waits for (now, or at its wake time), unless it
+  // moved on since it was made ready. Called with run->mu held.
+  void advance(const RunPtr& run, const Ready& w) {
+    FiberRun* fr = run->fiber_run(w.fiber);
+    const Fiber* f = run->state.fiber(w.fiber);
+    if (!fr || !f || fr->generation != w.generation || run->finished) return;
+    if (f->wait != Wait::kAction && f->wait != Wait::kUndo) return;
+    const int64_t due = f->wake_at_ms;
     if (due > now()) {
-      run->wait_timer = timers->schedule(due, [this, run, g] {
+      std::weak_ptr<Run> weak = run;
+      fr->timer = timers->schedule(due, [this, weak, w] {
+        RunPtr run = weak.lock();
+        if (!run) return;
         std::lock_guard lock(run->mu);
-        if (run->generation == g) dispatch(run);
+        FiberRun* fr = run->fiber_run(w.fiber);
+        if (fr && fr->generation == w.generation) {
+          fr->timer = {};
+          dispatch(run, w);
+        }
       });
       return;
     }
-    dispatch(run);
+    dispatch(run, w);
   }
 
   void arm_deadline(const RunPtr& run) {
@@ -608,61 +669,45 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     });
   }
 
-  // Abandons the forward path (deadline or cancel) and compensates.
+  // Gives up the forward path (deadline or cancel). Called with run->mu held.
   void interrupt(const RunPtr& run, std::string error_class, std::string message, bool cancel) {
-    InstanceState& s = run->state;
-    next_generation(*run);  // Late results of the abandoned attempt are ignored.
-    if (s.wait == Wait::kAction) {
-      const bytecode::Step& step = run->program->program.steps[s.step];
-      // In doubt when the abandoned attempt was out, or an earlier one may
-      // have had an effect; a step still waiting for its first attempt, or
-      // in the backoff after attempts that never left, had none.
-      const bool in_doubt = run->attempt_out || s.earlier_attempt_in_doubt;
-      event(*run, "step_abandoned", step.name, s.attempt, error_class,
-            in_doubt ? message : message + " (nothing was sent: the step is not compensated)");
-      if (in_doubt) s.completed.push_back({s.step, true});
-      s.wait = Wait::kNone;
-      s.wake_at_ms = 0;
-    }
-    run->attempt_out = false;
-    s.cancelled = cancel;
-    begin_compensation(run, std::move(error_class), std::move(message));
+    runtime::Env e = env();
+    apply(run, runtime::interrupt(*run->program, run->state, std::move(error_class),
+                                  std::move(message), cancel, e));
   }
 
-  const bytecode::Action& action_of(const Run& run) {
-    const bytecode::Program& p = run.program->program;
-    const bytecode::Step& step = p.steps[run.state.step];
-    return p.actions[run.state.wait == Wait::kUndo ? step.undo_action : step.action];
+  // An attempt of fiber w.fiber ended. Called with run->mu held; ignored when
+  // the fiber moved on since the attempt began.
+  void attempt_ended(const RunPtr& run, const Ready& w, Outcome out) {
+    FiberRun* fr = run->fiber_run(w.fiber);
+    if (!fr || fr->generation != w.generation || run->finished) return;
+    cancel_timer(*fr);
+    ++fr->generation;
+    runtime::Env e = env();
+    apply(run, runtime::attempt_ended(*run->program, run->state, w.fiber, out, e));
   }
 
-  // Starts the attempt the state waits for. Called with run->mu held.
-  void dispatch(const RunPtr& run) {
-    InstanceState& s = run->state;
+  Outcome failed(std::string error_class, std::string message) {
+    Outcome o;
+    o.error_class = std::move(error_class);
+    o.message = std::move(message);
+    return o;
+  }
+
+  // Starts the attempt fiber w.fiber waits for. Called with run->mu held.
+  void dispatch(const RunPtr& run, const Ready& w) {
+    Fiber& f = *run->state.fiber(w.fiber);
     const bytecode::Program& p = run->program->program;
-    const bytecode::Step& step = p.steps[s.step];
-    const bytecode::Action& action = action_of(*run);
-    uint64_t g = next_generation(*run);
-    bool undo = s.wait == Wait::kUndo;
+    const bytecode::Step& step = p.steps[f.step];
+    const bool undo = f.wait == Wait::kUndo;
+    const bytecode::Action& action = p.actions[undo ? step.undo_action : step.action];
 
-    // Built-in actions the engine performs itself.
-    if (engine_performed(action)) {
-      if (action.name == "sleep") {
-        // The timer already ran: advance() waited until wake_at_ms.
-        return finish_attempt(run, g, true, Value(), {}, {});
-      }
-      if (action.name == "log") {
-        const Value* m = s.args.find("message");
-        const Value* level = s.args.find("level");
-        std::string text = m ? m->to_text() : std::string();
-        // The level (checked against actions.def) rides in the event's data;
-        // info, the default, is left out.
-        std::string data;
-        if (level && level->is_string() && level->as_string() != "info") {
-          data = fmt::format(R"({{"level":"{}"}})", level->as_string());
-        }
-        event(*run, "log", step.name, s.attempt, {}, text, std::move(data));
-        return finish_attempt(run, g, true, Value(), {}, {});
-      }
+    // Built-in actions the engine performs itself: the machine does what
+    // they mean (a sleep's timer already ran; a log line is an event).
+    if (runtime::engine_performed(action)) {
+      Outcome ok;
+      ok.ok = true;
+      return attempt_ended(run, w, std::move(ok));
     }
     std::shared_ptr<const Action> registered;
     {
@@ -675,7 +720,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (!impl.sync && !impl.async && action.service != bytecode::kNoService &&
         options.service_transport) {
       std::string url = url_of(p.services[action.service]);
-      if (!url.empty()) return call_service(run, g, step, action, undo, url);
+      if (!url.empty()) return call_service(run, w, f, step, action, undo, url);
     }
     if (!impl.sync && !impl.async) {
       std::string why =
@@ -687,7 +732,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                     action.name, p.services[action.service].name, p.services[action.service].name)
               : fmt::format("the standard action '{}' is not available in this process",
                             action.name);
-      return finish_attempt(run, g, false, Value(), "unsupported", why);
+      return attempt_ended(run, w, failed("unsupported", why));
     }
 
     // Per-attempt timeout: the step's, else its service's; for the undo as
@@ -697,17 +742,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (timeout == 0 && action.service != bytecode::kNoService) {
       timeout = static_cast<int64_t>(p.services[action.service].timeout_ms);
     }
+    FiberRun& fr = *run->fiber_run(w.fiber);
     if (timeout > 0 && impl.async) {
       // Held weakly: a finished instance must not stay in memory until its
       // abandoned timeouts come due.
       std::weak_ptr<Run> weak = run;
-      run->wait_timer = timers->schedule(now() + timeout, [this, weak, g, timeout] {
+      fr.timer = timers->schedule(now() + timeout, [this, weak, w, timeout] {
         RunPtr run = weak.lock();
         if (!run) return;
         std::lock_guard lock(run->mu);
-        if (run->generation != g) return;
-        finish_attempt(run, g, false, Value(), "timeout",
-                       fmt::format("no answer within {}", format_ms(timeout)));
+        attempt_ended(run, w,
+                      failed("timeout", fmt::format("no answer within {}", format_ms(timeout))));
       });
     }
 
@@ -719,47 +764,40 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       // effect, so the step is in doubt).
       ActionCall call;
       call.action = action.name;
-      describe_call(call, *run, step, undo);
+      describe_call(call, *run, f, undo);
       call.timeout_ms = timeout;
-      run->attempt_out = true;
+      f.attempt_out = true;
       int64_t started = now();
-      bool ok = false;
-      Value result;
-      std::string cls, msg;
+      Outcome out;
       try {
         auto converted = Value::from_json(impl.sync(call));
         if (converted.ok()) {
-          ok = true;
-          result = std::move(converted).value();
+          out.ok = true;
+          out.result = std::move(converted).value();
         } else {
-          cls = "error";
-          msg = "the action returned a result that is not a JSON value: " +
-                converted.status().message();
+          out = failed("error", "the action returned a result that is not a JSON value: " +
+                                    converted.status().message());
         }
       } catch (const ActionError& e) {
-        cls = e.error_class();
-        msg = e.what();
+        out = failed(e.error_class(), e.what());
       } catch (const std::exception& e) {
-        cls = "error";
-        msg = e.what();
+        out = failed("error", e.what());
       }
       if (timeout > 0 && now() - started > timeout) {
-        ok = false;
-        cls = "timeout";
-        msg = fmt::format("no answer within {}", format_ms(timeout));
+        out = failed("timeout", fmt::format("no answer within {}", format_ms(timeout)));
       }
-      return finish_attempt(run, g, ok, std::move(result), std::move(cls), std::move(msg));
+      return attempt_ended(run, w, std::move(out));
     }
 
     auto call = std::make_shared<ActionCall>();
     call->action = action.name;
-    describe_call(*call, *run, step, undo);
+    describe_call(*call, *run, f, undo);
     call->timeout_ms = timeout;
 
     auto state = std::make_shared<Completion::State>();
-    state->deliver = outcome_handler(run, g, "action");
+    state->deliver = outcome_handler(run, w, "action");
     Completion completion(state);
-    run->attempt_out = true;
+    f.attempt_out = true;
     boost::asio::post(io, [registered = std::move(registered), call, completion] {
       try {
         registered->async(*call, completion);
@@ -770,16 +808,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   // Fills what every action and service call carries. The idempotency key is
-  // "<instance>/<step>" for a do and "<instance>/<step>/undo" for its undo:
-  // the same for every attempt and after a crash (step names are unique in a
-  // saga; loops will add an index).
+  // "<instance>/<step>" for a do and "<instance>/<step>/undo" for its undo,
+  // the step named with its branch and item ("flight/book", "reserve[3]"):
+  // the same for every attempt and after a crash.
   template <class Call>
-  static void describe_call(Call& call, const Run& run, const bytecode::Step& step, bool undo) {
-    call.args = run.state.args.to_json();
+  static void describe_call(Call& call, const Run& run, const Fiber& f, bool undo) {
+    const std::string name = runtime::step_name(*run.program, f);
+    call.args = f.args.to_json();
     call.instance_id = run.id;
-    call.step = step.name;
-    call.idempotency_key = run.id + "/" + step.name + (undo ? "/undo" : "");
-    call.attempt = run.state.attempt;
+    call.step = name;
+    call.idempotency_key = run.id + "/" + name + (undo ? "/undo" : "");
+    call.attempt = f.attempt;
     call.compensation = undo;
   }
 
@@ -793,7 +832,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   // Hands a url service's call to the transport. Called with run->mu held.
-  void call_service(const RunPtr& run, uint64_t g, const bytecode::Step& step,
+  void call_service(const RunPtr& run, const Ready& w, Fiber& f, const bytecode::Step& step,
                     const bytecode::Action& action, bool undo, const std::string& url) {
     const bytecode::Service& svc = run->program->program.services[action.service];
     ServiceCall call;
@@ -806,16 +845,16 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         call.path = r.path;
       }
     }
-    describe_call(call, *run, step, undo);
+    describe_call(call, *run, f, undo);
     call.timeout_ms = step.timeout_ms ? static_cast<int64_t>(step.timeout_ms)
                                       : static_cast<int64_t>(svc.timeout_ms);
     call.breaker_failures = svc.breaker_failures;
     call.breaker_reset_ms = static_cast<int64_t>(svc.breaker_reset_ms);
     call.breaker_probes = svc.breaker_probes;
     call.bulkhead = svc.bulkhead;
-    run->attempt_out = true;
+    f.attempt_out = true;
     boost::asio::post(io,
-                      [this, call = std::move(call), done = outcome_handler(run, g, "service")] {
+                      [this, call = std::move(call), done = outcome_handler(run, w, "service")] {
                         options.service_transport(call, done);
                       });
   }
@@ -825,246 +864,35 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // attempt on an engine thread, unless the attempt was abandoned meanwhile
   // (another generation), the instance is gone, or the engine is. `what`
   // names the callee in an error ("the service returned ...").
-  std::function<void(ServiceOutcome)> outcome_handler(const RunPtr& run, uint64_t g,
+  std::function<void(ServiceOutcome)> outcome_handler(const RunPtr& run, const Ready& w,
                                                       const char* what) {
     std::weak_ptr<Impl> self = weak_from_this();
     std::weak_ptr<Run> weak = run;
-    return [self, weak, g, what](ServiceOutcome out) {
+    return [self, weak, w, what](ServiceOutcome out) {
       std::shared_ptr<Impl> impl = self.lock();
       if (!impl) return;  // The engine is gone; the instance resumes next time.
       auto converted = out.ok ? Value::from_json(out.result) : Result<Value>(Value());
-      boost::asio::post(impl->io, [impl = impl.get(), weak, g, what, out = std::move(out),
+      boost::asio::post(impl->io, [impl = impl.get(), weak, w, what, out = std::move(out),
                                    converted = std::move(converted)]() mutable {
         RunPtr run = weak.lock();
         if (!run) return;
         std::lock_guard lock(run->mu);
-        if (run->generation != g) return;
+        Outcome o;
         if (out.ok && !converted.ok()) {
-          return impl->finish_attempt(run, g, false, Value(), "error",
-                                      fmt::format("the {} returned a result that is not a JSON "
-                                                  "value: {}",
-                                                  what, converted.status().message()));
+          o = impl->failed("error", fmt::format("the {} returned a result that is not a JSON "
+                                                "value: {}",
+                                                what, converted.status().message()));
+        } else {
+          o.ok = out.ok;
+          if (out.ok) o.result = std::move(converted).value();
+          o.error_class = std::move(out.error_class);
+          o.message = std::move(out.message);
+          o.retry_after_ms = out.retry_after_ms;
+          o.not_sent = out.not_sent;
         }
-        impl->finish_attempt(run, g, out.ok, out.ok ? std::move(converted).value() : Value(),
-                             std::move(out.error_class), std::move(out.message),
-                             {out.retry_after_ms, out.not_sent});
+        impl->attempt_ended(run, w, std::move(o));
       });
     };
-  }
-
-  int64_t backoff(const bytecode::RetryPolicy& p, uint32_t retry) {
-    double d = static_cast<double>(p.initial_ms);
-    switch (p.backoff) {
-      case bytecode::Backoff::Fixed:
-        break;
-      case bytecode::Backoff::Linear:
-        d += static_cast<double>(retry - 1) * static_cast<double>(p.step_ms);
-        break;
-      case bytecode::Backoff::Exponential:
-        d *= std::pow(p.factor, retry - 1);
-        break;
-    }
-    if (p.max_ms > 0) d = std::min(d, static_cast<double>(p.max_ms));
-    d = std::min(d, 1e12);
-    auto ms = static_cast<int64_t>(d);
-    if (p.jitter == bytecode::Jitter::None || ms == 0) return ms;
-    std::lock_guard lock(rng_mu);
-    if (p.jitter == bytecode::Jitter::Full) {
-      return std::uniform_int_distribution<int64_t>(0, ms)(rng);
-    }
-    return ms / 2 + std::uniform_int_distribution<int64_t>(0, ms - ms / 2)(rng);
-  }
-
-  // An attempt ended. Called with run->mu held and generation == g.
-  void finish_attempt(const RunPtr& run, uint64_t g, bool ok, Value result, std::string cls,
-                      std::string msg, FailureNotes notes = {}) {
-    if (run->generation != g) return;
-    next_generation(*run);
-    run->attempt_out = false;
-    InstanceState& s = run->state;
-    const bytecode::Program& p = run->program->program;
-    const bytecode::Step& step = p.steps[s.step];
-    if (s.wait == Wait::kAction) {
-      if (ok) {
-        event(*run, "step_completed", step.name, s.attempt, {}, {}, result.to_json_text());
-        s.completed.push_back({s.step, false});
-        s.stack.push_back(std::move(result));
-        s.wait = Wait::kNone;
-        s.wake_at_ms = 0;
-        return forward(run);
-      }
-      const bytecode::RetryPolicy* policy =
-          step.retry == bytecode::kNone ? nullptr : &p.policies[step.retry];
-      bool retryable = policy && s.attempt < policy->attempts &&
-                       std::find(policy->retry_on.begin(), policy->retry_on.end(), cls) !=
-                           policy->retry_on.end();
-      // An attempt refused before its request was sent (open circuit, no
-      // connection) certainly had no effect; one that ended otherwise, short
-      // of a definite `rejected`, may have.
-      const bool not_sent = notes.not_sent;
-      if (retryable) {
-        // A Retry-After from the service is the least delay.
-        int64_t delay = std::max(backoff(*policy, s.attempt), notes.retry_after_ms);
-        int64_t at = now() + delay;
-        if (s.deadline_ms == 0 || at < s.deadline_ms) {
-          event(*run, "attempt_failed", step.name, s.attempt, cls,
-                fmt::format("{} (retrying in {})", msg, format_ms(delay)));
-          if (!not_sent && !had_no_effect(cls)) s.earlier_attempt_in_doubt = true;
-          s.attempt += 1;
-          s.wake_at_ms = at;
-          return commit(run, InstanceStatus::kRunning);
-        }
-      }
-      // Once any attempt may have reached the service, the step stays in
-      // doubt: a later answer, even a definite `rejected` (a participant
-      // that lost the first request's outcome, or answers a repeated key
-      // with an error), cannot prove that the earlier one had no effect.
-      // Otherwise the last attempt decides: in doubt unless it had no effect
-      // by its class or was never sent.
-      const bool this_in_doubt = !had_no_effect(cls) && !not_sent;
-      const bool in_doubt = s.earlier_attempt_in_doubt || this_in_doubt;
-      std::string note;
-      if (in_doubt && !this_in_doubt) {
-        note = " (an earlier attempt may have had an effect: the step is compensated)";
-      } else if (!in_doubt && !had_no_effect(cls)) {
-        note = " (never sent: the step had no effect and is not compensated)";
-      }
-      event(*run, "step_failed", step.name, s.attempt, cls, msg + note);
-      if (in_doubt) s.completed.push_back({s.step, true});
-      s.wait = Wait::kNone;
-      return begin_compensation(run, cls, fmt::format("step '{}': {}", step.name, msg));
-    }
-    // An undo.
-    if (ok) {
-      event(*run, "undo_completed", step.name, s.attempt);
-      s.wait = Wait::kNone;
-      s.wake_at_ms = 0;
-      return next_undo(run);
-    }
-    const CompensationPolicy& cp = options.compensation;
-    if (s.attempt < cp.attempts) {
-      bytecode::RetryPolicy policy;
-      policy.backoff = bytecode::Backoff::Exponential;
-      policy.initial_ms = static_cast<uint64_t>(cp.initial_ms);
-      policy.factor = cp.factor;
-      policy.max_ms = static_cast<uint64_t>(cp.max_ms);
-      // A Retry-After (or an open circuit's remaining time) is the least delay.
-      int64_t delay = std::max(backoff(policy, s.attempt), notes.retry_after_ms);
-      event(*run, "undo_failed", step.name, s.attempt, cls,
-            fmt::format("{} (retrying in {})", msg, format_ms(delay)));
-      s.attempt += 1;
-      s.wake_at_ms = now() + delay;
-      return commit(run, InstanceStatus::kCompensating);
-    }
-    // The compensation is exhausted: never dropped, the instance is stuck.
-    event(*run, "stuck", step.name, s.attempt, cls,
-          fmt::format("undo failed {} times: {}", s.attempt, msg));
-    run->dead_letter =
-        std::make_unique<DeadLetter>(DeadLetter{run->id, step.name, now(), cls, msg});
-    s.phase = Phase::kDone;
-    commit(run, InstanceStatus::kStuck);
-  }
-
-  // Runs main code to the next yield point and commits. Called with run->mu held.
-  void forward(const RunPtr& run) {
-    InstanceState& s = run->state;
-    const bytecode::Program& p = run->program->program;
-    Stop stop = runtime::run(*run->program, s, *fctx);
-    switch (stop) {
-      case Stop::kInvoke: {
-        const bytecode::Step& step = p.steps[s.step];
-        s.wake_at_ms = 0;
-        if (const stdlib::ActionInfo* builtin = engine_performed(p.actions[step.action])) {
-          // A computed argument out of kind or range is an error of the
-          // saga's code, found before anything runs: the step never started.
-          if (std::string why = check_engine_args(*builtin, s.args); !why.empty()) {
-            s.wait = Wait::kNone;
-            bytecode::LineEntry at = p.line_at(s.pc);
-            return begin_compensation(run, std::string(kTypeError),
-                                      at.line ? fmt::format("{}:{}: step '{}': {}", p.source_name,
-                                                            at.line, step.name, why)
-                                              : fmt::format("step '{}': {}", step.name, why));
-          }
-          if (builtin->name == "sleep") s.wake_at_ms = sleep_until(now(), s.args);
-        }
-        live_event(*run, "step_started", step.name, 1);
-        return commit(run, InstanceStatus::kRunning);
-      }
-      case Stop::kComplete:
-        s.phase = Phase::kDone;
-        // The output is in the instance row; the history does not repeat it.
-        event(*run, "completed");
-        return commit(run, InstanceStatus::kCompleted);
-      case Stop::kFail:
-        return begin_compensation(run, s.error_class, s.error_message);
-      case Stop::kUndo:
-      case Stop::kReturned:
-        break;  // The verifier keeps these out of main code.
-    }
-    begin_compensation(run, "error", "internal error: unexpected stop in main code");
-  }
-
-  void begin_compensation(const RunPtr& run, std::string cls, std::string msg) {
-    InstanceState& s = run->state;
-    s.error_class = std::move(cls);
-    s.error_message = std::move(msg);
-    s.phase = Phase::kCompensating;
-    // Decides between `compensated` and `failed` at the end.
-    s.had_effects = !s.completed.empty();
-    // Without effects there is nothing to compensate: next_undo() records
-    // the final `failed` or `cancelled` at once.
-    if (s.had_effects) event(*run, "compensating", {}, 0, s.error_class, s.error_message);
-    next_undo(run);
-  }
-
-  // Pops the compensation stack until an undo must run, or finishes.
-  void next_undo(const RunPtr& run) {
-    InstanceState& s = run->state;
-    const bytecode::Program& p = run->program->program;
-    while (!s.completed.empty()) {
-      runtime::Completed c = s.completed.back();
-      s.completed.pop_back();
-      const bytecode::Step& step = p.steps[c.step];
-      if (step.undo_pc == bytecode::kNone) {
-        event(*run, "undo_skipped", step.name, 0, {}, "the step has no undo");
-        continue;
-      }
-      s.pc = step.undo_pc;
-      s.stack.clear();
-      Stop stop = runtime::run(*run->program, s, *fctx);
-      if (stop != Stop::kUndo) {
-        // The undo's arguments could not be computed: an operator must look.
-        event(*run, "stuck", step.name, 0, s.error_class, s.error_message);
-        run->dead_letter = std::make_unique<DeadLetter>(
-            DeadLetter{run->id, step.name, now(), s.error_class,
-                       "cannot compute the undo's arguments: " + s.error_message});
-        s.phase = Phase::kDone;
-        s.wait = Wait::kNone;
-        return commit(run, InstanceStatus::kStuck);
-      }
-      s.wake_at_ms = 0;
-      if (const stdlib::ActionInfo* builtin = engine_performed(p.actions[step.undo_action])) {
-        if (std::string why = check_engine_args(*builtin, s.args); !why.empty()) {
-          // As for arguments that cannot be computed: an operator must look.
-          event(*run, "stuck", step.name, 0, std::string(kTypeError), why);
-          run->dead_letter = std::make_unique<DeadLetter>(
-              DeadLetter{run->id, step.name, now(), std::string(kTypeError),
-                         "the undo's arguments are invalid: " + why});
-          s.phase = Phase::kDone;
-          s.wait = Wait::kNone;
-          return commit(run, InstanceStatus::kStuck);
-        }
-        // An undo that sleeps waits like a step that does.
-        if (builtin->name == "sleep") s.wake_at_ms = sleep_until(now(), s.args);
-      }
-      live_event(*run, "undo_started", step.name, 1, c.in_doubt ? "step was in doubt" : "");
-      return commit(run, InstanceStatus::kCompensating);
-    }
-    s.phase = Phase::kDone;
-    s.wait = Wait::kNone;
-    InstanceStatus final = status_of(s, false);
-    event(*run, std::string(to_string(final)), {}, 0, s.error_class, s.error_message);
-    commit(run, final);
   }
 
   // ---- Starting and resuming ---------------------------------------------------
@@ -1108,14 +936,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   // Begins a run whose state is fresh (started or picked up pending).
+  // Called with run->mu held.
   void begin(const RunPtr& run) {
-    InstanceState& s = run->state;
-    const bytecode::Saga& saga = run->program->program.sagas[s.saga];
-    s.started_ms = now();
-    if (saga.deadline_ms) s.deadline_ms = s.started_ms + static_cast<int64_t>(saga.deadline_ms);
-    // The input is in the instance row; the history does not repeat it.
-    event(*run, "started");
-    forward(run);
+    runtime::Env e = env();
+    apply(run, runtime::begin(*run->program, run->state, e));
   }
 
   // An instance this runtime cannot read (a damaged checkpoint, a program it
@@ -1128,11 +952,13 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     fmt::print(stderr, "saga: instance {}: {}; it is stuck\n", rec.id, message);
     Transition t;
     t.instance = rec;
+    t.instance.fibers.clear();
     t.instance.status = InstanceStatus::kStuck;
     t.instance.error_class = cls;
     t.instance.error_message = message;
     t.instance.updated_ms = now();
-    t.events.push_back(HistoryEvent{now(), "stuck", {}, 0, cls, message, {}});
+    t.events.push_back(
+        HistoryEvent{now(), std::string(event_name(EventKind::stuck)), {}, 0, cls, message, {}});
     t.dead_letter = DeadLetter{rec.id, {}, now(), cls, message};
     std::promise<Status> done;
     auto future = done.get_future();
@@ -1180,7 +1006,6 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
 Result<std::string> Engine::load_program(std::span<const uint8_t> image) {
   auto loaded = bytecode::load(image);
   if (!loaded.ok()) return loaded.status();
-  std::string name = loaded->sagas.empty() ? loaded->source_name : loaded->sagas[0].name;
   auto linked = impl_->add_program(std::move(loaded).value());
   if (!linked.ok()) return linked.status();
   const std::string& hash = linked.value()->hash;
@@ -1258,7 +1083,8 @@ Result<std::string> Engine::enqueue(const std::string& hash, const std::string& 
   t.instance.status = InstanceStatus::kPending;
   t.instance.owner.clear();  // Pending: any engine may claim it.
   t.instance.created_ms = t.instance.updated_ms = run->created_ms;
-  t.events.push_back(HistoryEvent{impl_->now(), "recorded", {}, 0, {}, {}, {}});
+  t.events.push_back(
+      HistoryEvent{impl_->now(), std::string(event_name(EventKind::recorded)), {}, 0, {}, {}, {}});
   std::promise<Status> done;
   auto future = done.get_future();
   impl_->store->submit(std::move(t), [&done](Status s) { done.set_value(std::move(s)); });
@@ -1315,41 +1141,35 @@ Result<size_t> Engine::resume(const std::string& only) {
       }
       run->state = runtime::start_state(*run->program, saga, input.value());
     } else {
-      auto state = runtime::decode_checkpoint(*run->program, rec.checkpoint);
+      std::vector<std::string> fibers;
+      fibers.reserve(rec.fibers.size());
+      for (FiberRow& f : rec.fibers) fibers.push_back(std::move(f.state));
+      auto state = runtime::decode_checkpoint(*run->program, rec.checkpoint, fibers);
       if (!state.ok()) {
         impl_->set_unreadable(rec, state.status(), "its checkpoint cannot be decoded");
         continue;
       }
       run->state = std::move(state).value();
-      // The process may have died with an attempt in flight: it may have had
-      // an effect, whatever the checkpoint says of the attempts before it.
-      // An attempt is dispatched no earlier than its wake time, so one whose
-      // wake time is still ahead (a backoff, judged by this machine's wall
-      // clock) was not out yet; neither is a call of sleep or log.
-      InstanceState& s = run->state;
-      if (s.wait == Wait::kAction && now >= s.wake_at_ms &&
-          !engine_performed(
-              run->program->program.actions[run->program->program.steps[s.step].action])) {
-        s.earlier_attempt_in_doubt = true;
-      }
     }
     bool cancel = rec.cancel_requested;
     run->id = rec.id;
     run->status = rec.status;
     run->created_ms = rec.created_ms;
+    for (const Fiber& f : run->state.fibers) run->fibers.push_back(FiberRun{f.id, 0, {}});
     impl_->track(run);
     ++taken;
     std::lock_guard lock(run->mu);
     if (pending) {
       impl_->begin(run);
-      if (cancel) impl_->interrupt(run, "cancelled", "cancelled by request", true);
+      if (cancel && run->state.phase == Phase::kForward) {
+        impl_->interrupt(run, "cancelled", "cancelled by request", true);
+      }
       continue;
     }
-    impl_->event(*run, "resumed", {}, 0, {}, {});
+    runtime::Env e = impl_->env();
+    impl_->apply(run, runtime::resumed(*run->program, run->state, e));
     if (cancel && run->state.phase == Phase::kForward) {
       impl_->interrupt(run, "cancelled", "cancelled by request", true);
-    } else {
-      impl_->advance(run);
     }
   }
   return taken;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "runtime/bytecode/format.hpp"
+#include "runtime/engine/machine.hpp"
 #include "runtime/value/utf8.hpp"
 #include "runtime/vm/checkpoint.hpp"
 #include "stdlib/functions.hpp"
@@ -34,11 +35,56 @@ ProgramLookup programs_of(Store& store) {
 
 namespace {
 
+// A compensation log, newest entry first: {step, in_doubt} for a step, and
+// {parallel: [log, ...]} for a group (each log newest first too).
+nlohmann::json log_json(const bytecode::Program& p, const std::vector<Completed>& log) {
+  nlohmann::json out = nlohmann::json::array();
+  for (auto it = log.rbegin(); it != log.rend(); ++it) {
+    if (it->step == bytecode::kNone) {
+      nlohmann::json branches = nlohmann::json::array();
+      for (const std::vector<Completed>& branch : it->group)
+        branches.push_back(log_json(p, branch));
+      out.push_back({{"parallel", branches}});
+    } else {
+      out.push_back({{"step", it->name.empty() ? p.steps[it->step].name : it->name},
+                     {"in_doubt", it->in_doubt}});
+    }
+  }
+  return out;
+}
+
+// What each fiber waits for: an action, an undo, or the fibers of a block.
+nlohmann::json waits_json(const LinkedProgram& lp, const InstanceState& s) {
+  const bytecode::Program& p = lp.program;
+  nlohmann::json out = nlohmann::json::array();
+  for (const Fiber& f : s.fibers) {
+    if (f.wait == Wait::kNone) continue;
+    nlohmann::json w = {{"fiber", f.id}};
+    if (f.wait == Wait::kJoin) {
+      w["kind"] = "join";
+      w["block"] = f.join_block;
+      w["step"] = f.prefix + f.suffix;
+    } else {
+      const bytecode::Step& step = p.steps[f.step];
+      const bool undo = f.wait == Wait::kUndo;
+      w["kind"] = undo ? "undo" : "action";
+      w["step"] = step_name(lp, f);
+      w["action"] = p.actions[undo ? step.undo_action : step.action].name;
+      w["attempt"] = f.attempt;
+      w["wake_at"] = f.wake_at_ms ? stdlib::format_iso8601_ms(f.wake_at_ms) : "";
+    }
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
 // The fields decoded from the checkpoint: variables, compensation stack (top
-// first) and what the instance waits for.
+// first) and what the instance's fibers wait for.
 void add_checkpoint(nlohmann::json& out, const LinkedProgram& linked, const InstanceRecord& r) {
   const bytecode::Program& p = linked.program;
-  auto state = decode_checkpoint(linked, r.checkpoint);
+  std::vector<std::string> fibers;
+  for (const FiberRow& f : r.fibers) fibers.push_back(f.state);
+  auto state = decode_checkpoint(linked, r.checkpoint, fibers);
   if (!state.ok()) {
     out["checkpoint_error"] = scrub_utf8(state.status().message());
     return;
@@ -50,21 +96,8 @@ void add_checkpoint(nlohmann::json& out, const LinkedProgram& linked, const Inst
     vars[names[i]] = json_or_text(s.slots[i].to_json_text());
   }
   out["variables"] = vars;
-  nlohmann::json stack = nlohmann::json::array();
-  for (auto it = s.completed.rbegin(); it != s.completed.rend(); ++it) {
-    stack.push_back({{"step", p.steps[it->step].name}, {"in_doubt", it->in_doubt}});
-  }
-  out["compensation_stack"] = stack;
-  if (s.wait != Wait::kNone && r.status != InstanceStatus::kStuck) {
-    const bytecode::Step& step = p.steps[s.step];
-    bool undo = s.wait == Wait::kUndo;
-    int64_t due = s.wake_at_ms;
-    out["waiting"] = {{"kind", undo ? "undo" : "action"},
-                      {"step", step.name},
-                      {"action", p.actions[undo ? step.undo_action : step.action].name},
-                      {"attempt", s.attempt},
-                      {"wake_at", due ? stdlib::format_iso8601_ms(due) : ""}};
-  }
+  out["compensation_stack"] = log_json(p, s.root().completed);
+  out["waiting"] = waits_json(linked, s);
 }
 
 }  // namespace

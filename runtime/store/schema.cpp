@@ -81,9 +81,24 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_by_instance ON dead_letters(instance, id);
 )sql";
 
-// Append new migrations here (version 2, 3, ...); never edit a shipped one.
+// Version 2: the child fibers of running instances (the branches of a
+// `parallel` block, the iterations of a `foreach`), one row each, so that a
+// transition of one fiber rewrites that fiber's checkpoint and not the whole
+// instance's. Keyed like history by the instance's num; the rows of an
+// instance go when it joins its fibers or ends.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE fibers (
+  instance INTEGER NOT NULL,
+  fiber INTEGER NOT NULL,
+  state BLOB NOT NULL,
+  PRIMARY KEY (instance, fiber)
+) WITHOUT ROWID;
+)sql";
+
+// Append new migrations here (version 3, 4, ...); never edit a shipped one.
 constexpr Migration kMigrations[] = {
     {1, "initial schema: programs, instances, history, dead_letters", kSchemaV1},
+    {2, "fibers: the checkpoints of running branches and loop iterations", kSchemaV2},
 };
 
 }  // namespace

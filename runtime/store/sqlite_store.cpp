@@ -83,7 +83,7 @@ constexpr const char* kJournalSizeLimitSql = "PRAGMA journal_size_limit = 671088
 // Columns of an instance row, in the order read_instance() expects.
 #define SAGA_INSTANCE_COLUMNS                                                          \
   "id, program, saga, status, input, output, error_class, error_message, checkpoint, " \
-  "wake_at, cancel_requested, created_ms, updated_ms, owner, lease_until"
+  "wake_at, cancel_requested, created_ms, updated_ms, owner, lease_until, num"
 
 // Both instance writes use the same parameter numbers (see bind_instance()).
 // An update never changes what an instance is (id, program, saga, input,
@@ -101,8 +101,20 @@ constexpr const char* kJournalSizeLimitSql = "PRAGMA journal_size_limit = 671088
 // Most transitions keep the status; kUpdateSameStatusSql leaves the column
 // out so that SQLite does not rewrite the instances_by_status entry (1 us).
 constexpr const char* kInsertInstanceSql =
-    "INSERT INTO instances (" SAGA_INSTANCE_COLUMNS
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?16, ?17)";
+    "INSERT INTO instances (id, program, saga, status, input, output, error_class, "
+    "error_message, checkpoint, wake_at, cancel_requested, created_ms, updated_ms, owner, "
+    "lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?16, ?17)";
+// Child fibers (schema version 2): written and deleted one by one with their
+// transitions, all deleted when the instance ends, read with the instance.
+constexpr const char* kUpsertFiberSql =
+    "INSERT INTO fibers (instance, fiber, state) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (instance, fiber) DO UPDATE SET state = excluded.state";
+constexpr const char* kDeleteFiberSql = "DELETE FROM fibers WHERE instance = ?1 AND fiber = ?2";
+constexpr const char* kDeleteFibersSql = "DELETE FROM fibers WHERE instance = ?1";
+constexpr const char* kFibersOfSql =
+    "SELECT fiber, state FROM fibers WHERE instance = ?1 ORDER BY fiber";
+// The schema version from which the fibers table exists.
+constexpr int kFibersSchema = 2;
 constexpr const char* kUpdateInstanceSql =
     "UPDATE instances SET status = ?4, output = ?6, "
     "error_class = ?7, error_message = ?8, checkpoint = ?9, wake_at = ?10, "
@@ -186,11 +198,12 @@ void bind_instance(Statement& st, const InstanceRecord& r) {
   st.bind(13, r.updated_ms);
 }
 
-// Reads a row selected with SAGA_INSTANCE_COLUMNS. Fails (kCorrupt) only on a
-// status number this build does not know.
+// Reads a row selected with SAGA_INSTANCE_COLUMNS (its num into *num, when
+// given). Fails (kCorrupt) only on a status number this build does not know.
 // Text and blob columns are copied out of SQLite's buffers, which are valid
 // only until the next step.
-Result<InstanceRecord> read_instance(const Statement& st, const std::string& path) {
+Result<InstanceRecord> read_instance(const Statement& st, const std::string& path,
+                                     int64_t* num = nullptr) {
   InstanceRecord r;
   r.id = st.column_text(0);
   r.program_hash = st.column_text(1);
@@ -212,6 +225,7 @@ Result<InstanceRecord> read_instance(const Statement& st, const std::string& pat
   r.updated_ms = st.column_int(12);
   r.owner = st.column_text(13);
   r.lease_until_ms = st.column_int(14);
+  if (num != nullptr) *num = st.column_int(15);
   return r;
 }
 
@@ -300,7 +314,12 @@ class SqliteStore final : public Store {
     return {StatusCode::kInvalidArgument,
             fmt::format("the store was opened read-only and cannot {}: {}", what, path_)};
   }
-  Result<std::vector<InstanceRecord>> read_instances(Statement& st);
+  // Reads the rows `st` selects; with `with_fibers`, each with its fibers.
+  Result<std::vector<InstanceRecord>> read_instances(Statement& st, bool with_fibers);
+  // Appends the fibers of the instance at `num`. Called with rdb_mu_ held.
+  Status read_fibers(int64_t num, std::vector<FiberRow>& out);
+  // Writes and deletes the fibers of transition `t` of the instance at `num`.
+  Status write_fibers(const Transition& t, int64_t num);
 
   void writer_loop();
   // Under kFull: opens the WAL file for the syncer and starts it.
@@ -358,6 +377,7 @@ class SqliteStore final : public Store {
     Statement insert_instance, update_instance, update_same_status, find_instance, last_seq;
     Statement insert_history;
     Statement insert_dead_letter;
+    Statement upsert_fiber, delete_fiber, delete_fibers;
   } w_;
   bool writer_sync_full_ = false;  // Under kFull, the writer's synchronous setting now.
 
@@ -367,7 +387,9 @@ class SqliteStore final : public Store {
   struct {
     Statement get_instance, list_all, list_by_status, list_unfinished, history, dead_letters;
     Statement get_program, has_program, put_program, request_cancel, status_of, claim, renew;
+    Statement fibers_of;  // Prepared only when the schema has the fibers table.
   } r_;
+  bool has_fibers_ = false;  // The schema has the fibers table (version 2 and later).
 
   // The queue. submitted_ and finished_ count transitions; flush() waits for
   // finished_ to reach the submitted_ it saw.
@@ -466,12 +488,15 @@ Status SqliteStore::open_read_only() {
   if (identity->application_id != kApplicationId) {
     return {StatusCode::kCorrupt, fmt::format("not a Saga database: it is empty: {}", path_)};
   }
-  if (identity->user_version != latest_schema_version()) {
+  // Older schemas are read as they are (a schema before version 2 has no
+  // fibers); one without any (a stamped, empty file) has nothing to read.
+  if (identity->user_version < 1) {
     return {StatusCode::kUnsupported,
-            fmt::format("database has schema {}, this build reads {}: a command that writes "
-                        "(sagactl resume, run, start) migrates it first: {}",
+            fmt::format("database has schema {}, this build reads 1 to {}: a command that "
+                        "writes (sagactl resume, run, start) migrates it first: {}",
                         identity->user_version, latest_schema_version(), path_)};
   }
+  has_fibers_ = identity->user_version >= kFibersSchema;
   s = configure(rdb_, /*writer=*/false);
   if (!s.ok()) return s;
   return prepare_statements(/*writer=*/false);
@@ -509,6 +534,7 @@ Status SqliteStore::open() {
   if (!s.ok()) return s;
   s = migrate(wdb_, migrations());
   if (!s.ok()) return s;
+  has_fibers_ = true;
 
   if (const char* pages = std::getenv("SAGA_TEST_MAX_PAGES"); pages != nullptr && *pages != 0) {
     Result<int64_t> limit = set_max_page_count(std::strtoll(pages, nullptr, 10));
@@ -544,6 +570,9 @@ Status SqliteStore::prepare_statements(bool with_writer) {
       {&w_.last_seq, kLastSeqSql},
       {&w_.insert_history, kInsertHistorySql},
       {&w_.insert_dead_letter, kInsertDeadLetterSql},
+      {&w_.upsert_fiber, kUpsertFiberSql},
+      {&w_.delete_fiber, kDeleteFiberSql},
+      {&w_.delete_fibers, kDeleteFibersSql},
   };
   for (const auto& [stmt, sql] : writer) {
     if (!with_writer) break;
@@ -569,6 +598,7 @@ Status SqliteStore::prepare_statements(bool with_writer) {
     Status s = rdb_.prepare(*stmt, sql);
     if (!s.ok()) return s;
   }
+  if (has_fibers_) return rdb_.prepare(r_.fibers_of, kFibersOfSql);
   return Status::Ok();
 }
 
@@ -909,6 +939,29 @@ Status SqliteStore::apply(const Transition& t, Status* rejected) {
     num = sqlite3_last_insert_rowid(wdb_.get());
     // A new num has no history, unless rows were deleted by hand without
     // their history; append_history() copes with that.
+  } else if (!t.write_instance) {
+    // Only fibers and history: the row is found, not written.
+    if (auto it = known_.find(r.id); it != known_.end()) {
+      num = it->second.num;
+      seq = it->second.last_seq;
+    } else {
+      Statement& st = w_.find_instance;
+      Statement::Reset reset(st);
+      st.bind_text(1, r.id);
+      int rc = st.step();
+      if (rc == SQLITE_DONE) {
+        *rejected = Status(StatusCode::kNotFound,
+                           fmt::format("no instance {} to update (a transition must create it "
+                                       "first): {}",
+                                       r.id, path_));
+        return Status::Ok();
+      }
+      if (rc != SQLITE_ROW) return wdb_.error(rc, "finding an instance");
+      num = st.column_int(0);
+      seq = st.column_int(2);
+      if (known_.size() >= kMaxKnown) known_.clear();
+      known_.insert_or_assign(r.id, Known{num, st.column_int(1), seq});
+    }
   } else {
     bool updated = false;
     if (auto it = known_.find(r.id); it != known_.end()) {
@@ -950,6 +1003,8 @@ Status SqliteStore::apply(const Transition& t, Status* rejected) {
     }
   }
 
+  if (Status s = write_fibers(t, num); !s.ok()) return s;
+
   if (!t.events.empty()) {
     Status s = append_history(num, t.events, &seq);
     if (!s.ok()) return s;
@@ -969,11 +1024,33 @@ Status SqliteStore::apply(const Transition& t, Status* rejected) {
     if (rc != SQLITE_DONE) return wdb_.error(rc, "writing a dead letter");
   }
 
-  if (is_terminal(r.status)) {
+  if (!t.write_instance) {
+    if (auto it = known_.find(r.id); it != known_.end()) it->second.last_seq = seq;
+  } else if (is_terminal(r.status)) {
     known_.erase(r.id);
   } else {
     if (known_.size() >= kMaxKnown) known_.clear();
     known_.insert_or_assign(r.id, Known{num, static_cast<int64_t>(r.status), seq});
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::write_fibers(const Transition& t, int64_t num) {
+  for (const FiberRow& f : t.fibers) {
+    Statement& st = f.state.empty() ? w_.delete_fiber : w_.upsert_fiber;
+    Statement::Reset reset(st);
+    st.bind(1, num);
+    st.bind(2, static_cast<int64_t>(f.fiber));
+    if (!f.state.empty()) st.bind_blob(3, f.state.data(), f.state.size());
+    int rc = st.step();
+    if (rc != SQLITE_DONE) return wdb_.error(rc, "writing a fiber");
+  }
+  // An instance that ends keeps no fibers, whatever the transition listed.
+  if (t.write_instance && is_terminal(t.instance.status) && !t.create) {
+    Statement::Reset reset(w_.delete_fibers);
+    w_.delete_fibers.bind(1, num);
+    int rc = w_.delete_fibers.step();
+    if (rc != SQLITE_DONE) return wdb_.error(rc, "deleting fibers");
   }
   return Status::Ok();
 }
@@ -1088,19 +1165,41 @@ Result<std::optional<InstanceRecord>> SqliteStore::get_instance(const std::strin
   int rc = r_.get_instance.step();
   if (rc == SQLITE_DONE) return std::optional<InstanceRecord>();
   if (rc != SQLITE_ROW) return rdb_.error(rc, "reading an instance");
-  Result<InstanceRecord> r = read_instance(r_.get_instance, path_);
+  int64_t num = 0;
+  Result<InstanceRecord> r = read_instance(r_.get_instance, path_, &num);
   if (!r.ok()) return r.status();
+  Status s = read_fibers(num, r->fibers);
+  if (!s.ok()) return s;
   return std::optional<InstanceRecord>(std::move(r).value());
 }
 
-Result<std::vector<InstanceRecord>> SqliteStore::read_instances(Statement& st) {
+Status SqliteStore::read_fibers(int64_t num, std::vector<FiberRow>& out) {
+  if (!has_fibers_) return Status::Ok();
+  Statement& st = r_.fibers_of;
+  Statement::Reset reset(st);
+  st.bind(1, num);
+  for (;;) {
+    int rc = st.step();
+    if (rc == SQLITE_DONE) return Status::Ok();
+    if (rc != SQLITE_ROW) return rdb_.error(rc, "reading an instance's fibers");
+    out.push_back(
+        FiberRow{static_cast<uint32_t>(st.column_int(0)), std::string(st.column_blob(1))});
+  }
+}
+
+Result<std::vector<InstanceRecord>> SqliteStore::read_instances(Statement& st, bool with_fibers) {
   std::vector<InstanceRecord> out;
   for (;;) {
     int rc = st.step();
     if (rc == SQLITE_DONE) return out;
     if (rc != SQLITE_ROW) return rdb_.error(rc, "listing instances");
-    Result<InstanceRecord> r = read_instance(st, path_);
+    int64_t num = 0;
+    Result<InstanceRecord> r = read_instance(st, path_, &num);
     if (!r.ok()) return r.status();
+    if (with_fibers) {
+      Status s = read_fibers(num, r->fibers);
+      if (!s.ok()) return s;
+    }
     out.push_back(std::move(r).value());
   }
 }
@@ -1114,17 +1213,17 @@ Result<std::vector<InstanceRecord>> SqliteStore::list_instances(
     Statement::Reset reset(r_.list_by_status);
     r_.list_by_status.bind(1, static_cast<int64_t>(*status));
     r_.list_by_status.bind(2, max);
-    return read_instances(r_.list_by_status);
+    return read_instances(r_.list_by_status, false);
   }
   Statement::Reset reset(r_.list_all);
   r_.list_all.bind(1, max);
-  return read_instances(r_.list_all);
+  return read_instances(r_.list_all, false);
 }
 
 Result<std::vector<InstanceRecord>> SqliteStore::list_unfinished() {
   std::lock_guard lock(rdb_mu_);
   Statement::Reset reset(r_.list_unfinished);
-  return read_instances(r_.list_unfinished);
+  return read_instances(r_.list_unfinished, true);
 }
 
 Result<std::vector<HistoryEvent>> SqliteStore::history(const std::string& id) {
@@ -1206,7 +1305,7 @@ Result<std::vector<InstanceRecord>> SqliteStore::claim(
   auto rollback = [&] { rdb_.exec("ROLLBACK", "claiming instances"); };
   Result<std::vector<InstanceRecord>> all = [&]() -> Result<std::vector<InstanceRecord>> {
     Statement::Reset reset(r_.list_unfinished);
-    return read_instances(r_.list_unfinished);
+    return read_instances(r_.list_unfinished, true);
   }();
   if (!all.ok()) {
     rollback();

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace saga::runtime {
@@ -33,6 +34,7 @@ class Reader {
   bool ok() const { return ok_; }
   const std::string& error() const { return error_; }
   bool done() const { return in_.empty(); }
+  size_t left() const { return in_.size(); }
 
   uint64_t varint(const char* what) {
     uint64_t v = 0;
@@ -88,64 +90,195 @@ Status corrupt(const std::string& why) {
   return Status(StatusCode::kCorrupt, "corrupted checkpoint: " + why);
 }
 
+// Fills in the checksum of the checkpoint that starts at `start`.
+void seal(std::string& out, size_t start) {
+  uint64_t sum = XXH3_64bits(out.data() + start + 9, out.size() - start - 9);
+  for (int i = 0; i < 8; ++i) out[start + 1 + i] = static_cast<char>(sum >> (8 * i));
+}
+
+// kNone is written as 0, any other index as index + 1.
+void put_index(std::string& out, uint32_t index) {
+  put_varint(out, index == bytecode::kNone ? 0 : uint64_t(index) + 1);
+}
+
+void put_log(std::string& out, const std::vector<Completed>& log) {
+  put_varint(out, log.size());
+  for (const Completed& c : log) {
+    put_index(out, c.step);
+    out.push_back(static_cast<char>(c.in_doubt));
+    put_bytes(out, c.name);
+    out.push_back(static_cast<char>(c.args_ready));
+    encode(c.args, out);
+    put_bytes(out, c.args_error_class);
+    put_bytes(out, c.args_error);
+    put_varint(out, c.group.size());
+    for (const std::vector<Completed>& branch : c.group) put_log(out, branch);
+  }
+}
+
+// The fields of one fiber, for the instance's checkpoint (the root) or a
+// child's own.
+void put_fiber(std::string& out, const Fiber& f) {
+  put_varint(out, f.id);
+  put_varint(out, f.parent);
+  put_index(out, f.block);
+  put_varint(out, f.index);
+  put_bytes(out, f.prefix);
+  put_bytes(out, f.suffix);
+  put_varint(out, f.pc);
+  put_varint(out, f.stack.size());
+  for (const Value& v : f.stack) encode(v, out);
+  put_varint(out, f.locals.size());
+  for (const auto& [slot, v] : f.locals) {
+    put_varint(out, slot);
+    encode(v, out);
+  }
+  out.push_back(static_cast<char>(f.wait));
+  put_index(out, f.step);
+  encode(f.args, out);
+  put_varint(out, f.attempt);
+  out.push_back(static_cast<char>(f.earlier_attempt_in_doubt));
+  put_svarint(out, f.wake_at_ms);
+  put_bytes(out, f.undo_name);
+  out.push_back(static_cast<char>(f.ended));
+  put_log(out, f.completed);
+  put_index(out, f.join_block);
+  encode(f.items, out);
+  put_varint(out, f.started);
+}
+
 }  // namespace
 
 void encode_checkpoint(const InstanceState& s, std::string& out) {
   size_t start = out.size();
   out.push_back(static_cast<char>(kCheckpointVersion));
-  out.append(8, '\0');  // Checksum, filled in below.
+  out.append(8, '\0');  // Checksum, filled in by seal().
   put_varint(out, s.saga);
   out.push_back(static_cast<char>(s.phase));
-  put_varint(out, s.pc);
-  put_varint(out, s.stack.size());
-  for (const Value& v : s.stack) encode(v, out);
   put_varint(out, s.slots.size());
   for (const Value& v : s.slots) encode(v, out);
-  put_varint(out, s.completed.size());
-  for (const Completed& c : s.completed) {
-    put_varint(out, c.step);
-    out.push_back(static_cast<char>(c.in_doubt));
-  }
-  out.push_back(static_cast<char>(s.wait));
-  put_varint(out, s.step == bytecode::kNone ? 0 : uint64_t(s.step) + 1);
-  encode(s.args, out);
-  put_varint(out, s.attempt);
-  out.push_back(static_cast<char>(s.earlier_attempt_in_doubt));
-  put_svarint(out, s.wake_at_ms);
+  put_varint(out, s.next_fiber);
   put_svarint(out, s.started_ms);
   put_svarint(out, s.deadline_ms);
   out.push_back(static_cast<char>(s.cancelled));
   out.push_back(static_cast<char>(s.had_effects));
+  out.push_back(static_cast<char>(s.stuck));
   put_bytes(out, s.error_class);
   put_bytes(out, s.error_message);
   encode(s.output, out);
-  uint64_t sum = XXH3_64bits(out.data() + start + 9, out.size() - start - 9);
-  for (int i = 0; i < 8; ++i) out[start + 1 + i] = static_cast<char>(sum >> (8 * i));
+  put_fiber(out, s.root());
+  seal(out, start);
 }
 
-Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_view bytes) {
-  const bytecode::Program& p = lp.program;
+void encode_fiber(const Fiber& f, std::string& out) {
+  size_t start = out.size();
+  out.push_back(static_cast<char>(kCheckpointVersion));
+  out.append(8, '\0');
+  put_fiber(out, f);
+  seal(out, start);
+}
+
+namespace {
+
+// Checks the version byte and the checksum; the reader of the rest.
+Result<Reader> open_checkpoint(std::string_view bytes, uint8_t* version) {
   if (bytes.size() < 9) return corrupt("too short");
-  const auto version = static_cast<uint8_t>(bytes[0]);
-  if (version != kCheckpointVersion && version != 1) {
+  *version = static_cast<uint8_t>(bytes[0]);
+  if (*version < 1 || *version > kCheckpointVersion) {
     return Status(StatusCode::kUnsupported,
                   fmt::format("checkpoint version {} is not supported by this runtime (it reads 1 "
                               "to {})",
-                              static_cast<int>(version), kCheckpointVersion));
+                              static_cast<int>(*version), kCheckpointVersion));
   }
   uint64_t stored = 0;
   for (int i = 0; i < 8; ++i) stored |= uint64_t(static_cast<uint8_t>(bytes[1 + i])) << (8 * i);
-  if (XXH3_64bits(bytes.data() + 9, bytes.size() - 9) != stored)
+  if (XXH3_64bits(bytes.data() + 9, bytes.size() - 9) != stored) {
     return corrupt("checksum mismatch");
+  }
+  return Reader(bytes.substr(9));
+}
 
-  Reader r(bytes.substr(9));
-  InstanceState s;
-  s.saga = static_cast<uint32_t>(r.varint("saga"));
-  uint8_t phase = r.byte("phase");
-  s.pc = static_cast<uint32_t>(r.varint("pc"));
+// Reads a step index written with put_index, checking it against the program.
+uint32_t get_index(Reader& r, const char* what, size_t limit) {
+  uint64_t v = r.varint(what);
+  if (v == 0) return bytecode::kNone;
+  if (v - 1 >= limit) r.fail(what, "out of range");
+  return static_cast<uint32_t>(v - 1);
+}
+
+// The deepest a log's groups nest: nested blocks, bounded by the code.
+constexpr int kMaxGroupDepth = 64;
+
+void get_log(Reader& r, const bytecode::Program& p, std::vector<Completed>& log, int depth) {
+  uint64_t n = r.varint("compensation log size");
+  if (n > r.left()) r.fail("compensation log", "implausibly large");
+  for (uint64_t i = 0; r.ok() && i < n; ++i) {
+    Completed c;
+    c.step = get_index(r, "completed step", p.steps.size());
+    c.in_doubt = r.byte("in doubt") != 0;
+    c.name = r.bytes("step name");
+    c.args_ready = r.byte("undo arguments ready") != 0;
+    c.args = r.value("undo arguments");
+    c.args_error_class = r.bytes("undo arguments error class");
+    c.args_error = r.bytes("undo arguments error");
+    uint64_t groups = r.varint("group size");
+    if (groups > 0 && (c.step != bytecode::kNone || depth >= kMaxGroupDepth)) {
+      r.fail("compensation log", "a group entry that is also a step, or nested too deep");
+    }
+    if (groups > r.left()) r.fail("compensation log", "implausibly large group");
+    for (uint64_t g = 0; r.ok() && g < groups; ++g) {
+      c.group.emplace_back();
+      get_log(r, p, c.group.back(), depth + 1);
+    }
+    if (c.step == bytecode::kNone && groups == 0) r.fail("compensation log", "an empty entry");
+    log.push_back(std::move(c));
+  }
+}
+
+void get_fiber(Reader& r, const bytecode::Program& p, size_t slots, Fiber& f) {
+  f.id = static_cast<uint32_t>(r.varint("fiber id"));
+  f.parent = static_cast<uint32_t>(r.varint("fiber parent"));
+  f.block = get_index(r, "fiber block", p.blocks.size());
+  f.index = static_cast<uint32_t>(r.varint("fiber index"));
+  f.prefix = r.bytes("fiber prefix");
+  f.suffix = r.bytes("fiber suffix");
+  f.pc = static_cast<uint32_t>(r.varint("pc"));
   uint64_t n = r.varint("stack size");
   if (n > bytecode::kMaxStackDepth) r.fail("stack", "deeper than the verifier allows");
-  for (uint64_t i = 0; r.ok() && i < n; ++i) s.stack.push_back(r.value("stack value"));
+  for (uint64_t i = 0; r.ok() && i < n; ++i) f.stack.push_back(r.value("stack value"));
+  n = r.varint("local count");
+  if (n > slots) r.fail("locals", "more than the saga has slots");
+  for (uint64_t i = 0; r.ok() && i < n; ++i) {
+    uint64_t slot = r.varint("local slot");
+    if (slot >= slots) r.fail("locals", "slot out of range");
+    f.locals.emplace_back(static_cast<uint32_t>(slot), r.value("local value"));
+  }
+  uint8_t wait = r.byte("wait");
+  if (wait > static_cast<uint8_t>(Wait::kJoin)) r.fail("wait", "unknown");
+  f.wait = static_cast<Wait>(wait);
+  f.step = get_index(r, "step", p.steps.size());
+  f.args = r.value("arguments");
+  f.attempt = static_cast<uint32_t>(r.varint("attempt"));
+  f.earlier_attempt_in_doubt = r.byte("earlier attempt in doubt") != 0;
+  f.wake_at_ms = r.svarint("wake time");
+  f.undo_name = r.bytes("undo name");
+  f.ended = r.byte("ended") != 0;
+  get_log(r, p, f.completed, 0);
+  f.join_block = get_index(r, "join block", p.blocks.size());
+  f.items = r.value("items");
+  f.started = static_cast<uint32_t>(r.varint("started"));
+}
+
+// The v1 and v2 layout: one fiber, a flat compensation stack without the
+// undo's arguments (computed from the slots when the undo runs).
+Status decode_v2(Reader& r, uint8_t version, const bytecode::Program& p, InstanceState& s) {
+  s.saga = static_cast<uint32_t>(r.varint("saga"));
+  uint8_t phase = r.byte("phase");
+  Fiber f;
+  f.pc = static_cast<uint32_t>(r.varint("pc"));
+  uint64_t n = r.varint("stack size");
+  if (n > bytecode::kMaxStackDepth) r.fail("stack", "deeper than the verifier allows");
+  for (uint64_t i = 0; r.ok() && i < n; ++i) f.stack.push_back(r.value("stack value"));
   n = r.varint("slot count");
   if (s.saga < p.sagas.size() && n != p.sagas[s.saga].slot_names.size()) {
     r.fail("slots", "count does not match the saga");
@@ -158,17 +291,17 @@ Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_vie
     c.step = static_cast<uint32_t>(r.varint("completed step"));
     c.in_doubt = r.byte("in doubt") != 0;
     if (c.step >= p.steps.size()) r.fail("compensation stack", "step out of range");
-    s.completed.push_back(c);
+    f.completed.push_back(c);
   }
   uint8_t wait = r.byte("wait");
   uint64_t step = r.varint("step");
-  s.step = step == 0 ? bytecode::kNone : static_cast<uint32_t>(step - 1);
-  s.args = r.value("arguments");
-  s.attempt = static_cast<uint32_t>(r.varint("attempt"));
+  f.step = step == 0 ? bytecode::kNone : static_cast<uint32_t>(step - 1);
+  f.args = r.value("arguments");
+  f.attempt = static_cast<uint32_t>(r.varint("attempt"));
   // Version 1 did not say: assume the worst while an action is awaited.
-  s.earlier_attempt_in_doubt =
+  f.earlier_attempt_in_doubt =
       version >= 2 ? r.byte("earlier attempt in doubt") != 0 : wait == uint8_t(Wait::kAction);
-  s.wake_at_ms = r.svarint("wake time");
+  f.wake_at_ms = r.svarint("wake time");
   s.started_ms = r.svarint("start time");
   s.deadline_ms = r.svarint("deadline");
   s.cancelled = r.byte("cancelled") != 0;
@@ -178,24 +311,151 @@ Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_vie
   s.output = r.value("output");
   if (!r.ok()) return corrupt(r.error());
   if (!r.done()) return corrupt("trailing bytes");
-
-  // Indexes and the resume point must fit the verified program.
-  if (s.saga >= p.sagas.size()) return corrupt("saga out of range");
   if (phase > static_cast<uint8_t>(Phase::kDone)) return corrupt("unknown phase");
   if (wait > static_cast<uint8_t>(Wait::kUndo)) return corrupt("unknown wait");
+  if (f.step != bytecode::kNone && f.step >= p.steps.size()) return corrupt("step out of range");
   s.phase = static_cast<Phase>(phase);
-  s.wait = static_cast<Wait>(wait);
-  if (s.wait == Wait::kNone && s.phase != Phase::kDone) return corrupt("not at a yield point");
-  if (s.wait != Wait::kNone) {
-    if (s.step >= p.steps.size() || p.steps[s.step].saga != s.saga) {
-      return corrupt("step out of range");
-    }
-    if (s.pc >= lp.depth_at.size() || lp.depth_at[s.pc] < 0)
-      return corrupt("pc is not a resume point");
-    // INVOKE's result is pushed when the action completes; UNDO pushes nothing.
-    size_t expected = static_cast<size_t>(lp.depth_at[s.pc]) - (s.wait == Wait::kAction ? 1 : 0);
-    if (s.stack.size() != expected) return corrupt("stack depth does not match the program");
+  f.wait = static_cast<Wait>(wait);
+  // Before version 3 a stuck instance was done with its undo's wait kept.
+  if (s.phase == Phase::kDone && f.wait == Wait::kUndo) {
+    s.phase = Phase::kCompensating;
+    s.stuck = true;
   }
+  // The undo being run had its arguments computed already (they are in
+  // args): its pc is past the UNDO of its undo block.
+  s.fibers.push_back(std::move(f));
+  return Status::Ok();
+}
+
+// A waiting fiber must stand at a yield point the verifier proved, with the
+// stack depth the code has there.
+Status check_resume_point(const LinkedProgram& lp, const InstanceState& s, const Fiber& f) {
+  const bytecode::Program& p = lp.program;
+  if (f.wait == Wait::kNone) return Status::Ok();
+  if (f.wait == Wait::kJoin) {
+    if (f.join_block == bytecode::kNone || p.blocks[f.join_block].saga != s.saga) {
+      return corrupt("a fiber waits at a JOIN of no block of its saga");
+    }
+    bytecode::Instruction in;
+    if (f.pc >= p.code.size() || f.pc >= lp.depth_at.size() || lp.depth_at[f.pc] != 0 ||
+        !bytecode::decode(p.code, f.pc, in) || in.op != bytecode::Op::JOIN ||
+        in.a != f.join_block) {
+      return corrupt("a fiber's pc is not the JOIN it waits at");
+    }
+    if (!f.stack.empty()) return corrupt("stack depth does not match the program");
+    return Status::Ok();
+  }
+  if (f.step == bytecode::kNone || p.steps[f.step].saga != s.saga) {
+    return corrupt("step out of range");
+  }
+  // An undo awaited in compensation runs from the arguments in the fiber;
+  // its pc is not used.
+  if (f.wait == Wait::kUndo) return Status::Ok();
+  if (f.pc >= lp.depth_at.size() || lp.depth_at[f.pc] < 0) {
+    return corrupt("pc is not a resume point");
+  }
+  // INVOKE's result is pushed when the action completes.
+  size_t expected = static_cast<size_t>(lp.depth_at[f.pc]) - 1;
+  if (lp.depth_at[f.pc] < 1 || f.stack.size() != expected) {
+    return corrupt("stack depth does not match the program");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_view bytes,
+                                        std::span<const std::string> children) {
+  const bytecode::Program& p = lp.program;
+  uint8_t version = 0;
+  auto opened = open_checkpoint(bytes, &version);
+  if (!opened.ok()) return opened.status();
+  Reader& r = opened.value();
+  InstanceState s;
+  if (version < 3) {
+    if (!children.empty()) return corrupt("fibers with a checkpoint of version 1 or 2");
+    Status st = decode_v2(r, version, p, s);
+    if (!st.ok()) return st;
+  } else {
+    s.saga = static_cast<uint32_t>(r.varint("saga"));
+    uint8_t phase = r.byte("phase");
+    uint64_t n = r.varint("slot count");
+    if (s.saga >= p.sagas.size()) r.fail("saga", "out of range");
+    if (r.ok() && n != p.sagas[s.saga].slot_names.size()) {
+      r.fail("slots", "count does not match the saga");
+    }
+    for (uint64_t i = 0; r.ok() && i < n; ++i) s.slots.push_back(r.value("slot value"));
+    s.next_fiber = static_cast<uint32_t>(r.varint("next fiber"));
+    s.started_ms = r.svarint("start time");
+    s.deadline_ms = r.svarint("deadline");
+    s.cancelled = r.byte("cancelled") != 0;
+    s.had_effects = r.byte("had effects") != 0;
+    s.stuck = r.byte("stuck") != 0;
+    s.error_class = r.bytes("error class");
+    s.error_message = r.bytes("error message");
+    s.output = r.value("output");
+    if (phase > static_cast<uint8_t>(Phase::kDone)) r.fail("phase", "unknown");
+    s.phase = static_cast<Phase>(phase);
+    Fiber root;
+    if (r.ok()) get_fiber(r, p, s.slots.size(), root);
+    if (!r.ok()) return corrupt(r.error());
+    if (!r.done()) return corrupt("trailing bytes");
+    if (root.id != 0 || root.parent != 0 || root.block != bytecode::kNone || !root.locals.empty()) {
+      return corrupt("the root fiber is not a root");
+    }
+    s.fibers.push_back(std::move(root));
+    for (const std::string& child : children) {
+      uint8_t v = 0;
+      auto cr = open_checkpoint(child, &v);
+      if (!cr.ok()) return cr.status();
+      if (v < 3) return corrupt("a fiber checkpoint of version 1 or 2");
+      Fiber f;
+      get_fiber(cr.value(), p, s.slots.size(), f);
+      if (!cr.value().ok()) return corrupt(cr.value().error());
+      if (!cr.value().done()) return corrupt("trailing bytes in a fiber");
+      s.fibers.push_back(std::move(f));
+    }
+  }
+  if (s.saga >= p.sagas.size()) return corrupt("saga out of range");
+
+  // The fiber tree: ids unique and below next_fiber, every child's parent
+  // present and waiting at the JOIN of the child's block, in the saga.
+  std::sort(s.fibers.begin() + 1, s.fibers.end(),
+            [](const Fiber& a, const Fiber& b) { return a.id < b.id; });
+  for (size_t i = 1; i < s.fibers.size(); ++i) {
+    const Fiber& f = s.fibers[i];
+    if (f.id == 0 || f.id >= s.next_fiber || f.id == s.fibers[i - 1].id) {
+      return corrupt("fiber ids are not unique or out of range");
+    }
+    const Fiber* parent = s.fiber(f.parent);
+    if (parent == nullptr || f.block == bytecode::kNone || parent->wait != Wait::kJoin ||
+        parent->join_block != f.block || f.parent >= f.id) {
+      return corrupt("a fiber whose parent does not wait for it");
+    }
+    const bytecode::Block& block = p.blocks[f.block];
+    const size_t count = block.kind == bytecode::Block::Kind::Parallel ? block.branches.size()
+                                                                       : parent->items.size();
+    if (f.index >= count) return corrupt("a fiber's branch or item is out of range");
+    if (s.phase != Phase::kForward) return corrupt("fibers of an instance that is not running");
+  }
+  for (const Fiber& f : s.fibers) {
+    if (f.wait == Wait::kJoin && p.blocks[f.join_block].kind == bytecode::Block::Kind::Foreach &&
+        (!f.items.is_list() || f.started > f.items.size())) {
+      return corrupt("a foreach's items are not a list");
+    }
+    if (f.ended && f.wait != Wait::kNone) return corrupt("an ended fiber that waits");
+    if (!f.ended && f.id != 0 && f.wait == Wait::kNone) {
+      return corrupt("a running fiber that waits for nothing");
+    }
+    Status ok = check_resume_point(lp, s, f);
+    if (!ok.ok()) return ok;
+  }
+  const Fiber& root = s.root();
+  if (root.wait == Wait::kNone && s.phase != Phase::kDone) return corrupt("not at a yield point");
+  if (s.phase == Phase::kCompensating && root.wait != Wait::kUndo) {
+    return corrupt("compensating without an undo to wait for");
+  }
+  if (s.stuck && s.phase != Phase::kCompensating) return corrupt("stuck but not compensating");
   return s;
 }
 

@@ -1,19 +1,23 @@
-// Checkpoints: the compact binary snapshot of an InstanceState that the store
-// keeps for every instance and that resume starts from.
+// Checkpoints: the compact binary snapshots of an InstanceState that the
+// store keeps for every instance and that resume starts from.
 //
-// Layout: a version byte, an XXH3-64 checksum (8 bytes, little-endian) of the
-// rest, then in order: saga, phase, pc, the operand stack (count, Values),
-// the slots (count, Values), the compensation stack (count, then step and
-// in-doubt byte each), wait, step + 1 (0 = none), args, attempt, wake_at,
-// started, deadline (zig-zag varints), cancelled and had_effects bytes, error
-// class and message (length-prefixed), output. Integers are LEB128 varints;
-// Values use the binary Value encoding (saga/value.hpp). A checkpoint refers to its program by
-// position (saga index, pc, step indexes), which is safe because an instance is pinned to the
-// program hash it started with. decode() checks the checksum and every index against the program,
-// and that pc and stack depth match a yield point of the verified code, so a damaged checkpoint is
-// refused (kCorrupt) instead of steering the interpreter somewhere unverified.
+// An instance's checkpoint holds the instance and its root fiber; each child
+// fiber (a branch or loop iteration that runs now) has a checkpoint of its
+// own, so that a transition rewrites only the fibers that changed (the
+// store's fibers table). Both start with a version byte and an XXH3-64
+// checksum (8 bytes, little-endian) of the rest; integers are LEB128 varints
+// (times zig-zag), strings length-prefixed, Values in the binary Value
+// encoding (saga/value.hpp). docs/store.md, "Checkpoints", lists the fields.
+// A checkpoint refers to its program by position (saga index, pc, step and
+// block indexes), which is safe because an instance is pinned to the program
+// hash it started with. decode() checks the checksums, every index against
+// the program, the shape of the fiber tree, and that each waiting fiber's pc
+// and stack depth match a yield point of the verified code, so a damaged
+// checkpoint is refused (kCorrupt) instead of steering the interpreter
+// somewhere unverified.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -22,14 +26,19 @@
 
 namespace saga::runtime {
 
-// Version 2 added InstanceState::earlier_attempt_in_doubt. Version 1 is still
-// read (the field is then assumed true while an action is awaited).
-inline constexpr uint8_t kCheckpointVersion = 2;
+// Version 3: fibers, a compensation log with groups and the undo's arguments,
+// the stuck flag. Versions 1 and 2 (one fiber, no groups) are still read.
+inline constexpr uint8_t kCheckpointVersion = 3;
 
-// Appends the checkpoint of `state` to `out`.
+// Appends the checkpoint of the instance and its root fiber to `out`.
 void encode_checkpoint(const InstanceState& state, std::string& out);
 
-// Decodes and validates a checkpoint against the program it was taken with.
-Result<InstanceState> decode_checkpoint(const LinkedProgram& program, std::string_view bytes);
+// Appends the checkpoint of one child fiber to `out`.
+void encode_fiber(const Fiber& fiber, std::string& out);
+
+// Decodes and validates an instance from its checkpoint and the checkpoints
+// of its child fibers (any order), against the program it was taken with.
+Result<InstanceState> decode_checkpoint(const LinkedProgram& program, std::string_view bytes,
+                                        std::span<const std::string> fibers = {});
 
 }  // namespace saga::runtime

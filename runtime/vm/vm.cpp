@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "runtime/bytecode/verify.hpp"
 #include "runtime/value/ops.hpp"
 
@@ -56,11 +58,49 @@ Result<LinkedProgram> verify_and_link(bytecode::Program program) {
   return linked;
 }
 
+Fiber* InstanceState::fiber(uint32_t id) {
+  return const_cast<Fiber*>(static_cast<const InstanceState&>(*this).fiber(id));
+}
+
+// Fibers are kept in id order (children are appended with growing ids and
+// removed without reordering), so a lookup is a binary search.
+const Fiber* InstanceState::fiber(uint32_t id) const {
+  auto it = std::lower_bound(fibers.begin(), fibers.end(), id,
+                             [](const Fiber& f, uint32_t i) { return f.id < i; });
+  return it != fibers.end() && it->id == id ? &*it : nullptr;
+}
+
+const Value& load_slot(const InstanceState& state, const Fiber& fiber, uint32_t slot) {
+  for (const Fiber* f = &fiber; f->id != 0;) {
+    for (const auto& [s, v] : f->locals) {
+      if (s == slot) return v;
+    }
+    f = state.fiber(f->parent);
+    if (f == nullptr) break;  // A checkpoint's structure was validated; unreachable.
+  }
+  return state.slots[slot];
+}
+
+void store_slot(InstanceState& state, Fiber& fiber, uint32_t slot, Value v) {
+  if (fiber.id == 0) {
+    state.slots[slot] = std::move(v);
+    return;
+  }
+  for (auto& [s, old] : fiber.locals) {
+    if (s == slot) {
+      old = std::move(v);
+      return;
+    }
+  }
+  fiber.locals.emplace_back(slot, std::move(v));
+}
+
 InstanceState start_state(const LinkedProgram& program, uint32_t saga, const Value& input) {
   const bytecode::Saga& s = program.program.sagas[saga];
   InstanceState state;
   state.saga = saga;
-  state.pc = s.entry_pc;
+  state.fibers.emplace_back();
+  state.root().pc = s.entry_pc;
   state.slots.resize(s.slot_names.size());
   for (size_t i = 0; i < s.params.size(); ++i) {
     if (const Value* v = input.find(s.params[i].name)) state.slots[i] = *v;
@@ -143,12 +183,13 @@ Stop runtime_error(const LinkedProgram& lp, InstanceState& state, uint32_t pc, R
 #pragma GCC diagnostic push
 #pragma GCC diagnostic error "-Wswitch"
 
-Stop run(const LinkedProgram& lp, InstanceState& state, stdlib::FunctionContext& ctx) {
+Stop run(const LinkedProgram& lp, InstanceState& state, Fiber& fiber,
+         stdlib::FunctionContext& ctx) {
   const std::vector<uint8_t>& code = lp.program.code;
   const std::vector<Value>& constants = lp.constants;
-  std::vector<Value>& stack = state.stack;
-  std::vector<Value>& slots = state.slots;
-  uint32_t pc = state.pc;
+  std::vector<Value>& stack = fiber.stack;
+  const bool root = fiber.id == 0;
+  uint32_t pc = fiber.pc;
 
   // The verifier proved every operand in range, every jump on a boundary,
   // the stack depth right on every path and that code never falls off the
@@ -159,7 +200,7 @@ Stop run(const LinkedProgram& lp, InstanceState& state, stdlib::FunctionContext&
     uint32_t at = pc;
     pc += bytecode::instruction_size(op);
     auto fail_with = [&](OpResult&& r) {
-      state.pc = at;
+      fiber.pc = at;
       return runtime_error(lp, state, at, std::move(r).take_error());
     };
     switch (op) {
@@ -178,10 +219,11 @@ Stop run(const LinkedProgram& lp, InstanceState& state, stdlib::FunctionContext&
         stack.emplace_back(false);
         break;
       case Op::LOAD:
-        stack.push_back(slots[read_u16(p + 1)]);
+        stack.push_back(root ? state.slots[read_u16(p + 1)]
+                             : load_slot(state, fiber, read_u16(p + 1)));
         break;
       case Op::STORE:
-        slots[read_u16(p + 1)] = std::move(stack.back());
+        store_slot(state, fiber, read_u16(p + 1), std::move(stack.back()));
         stack.pop_back();
         break;
       case Op::POP:
@@ -278,7 +320,7 @@ Stop run(const LinkedProgram& lp, InstanceState& state, stdlib::FunctionContext&
       }
       case Op::CALL: {
         const stdlib::FunctionImpl& f = *lp.functions[read_u32(p + 1)];
-        uint32_t n = read_u16(p + 5);
+        uint32_t n = read_u16(p + bytecode::operand_b_offset(Op::CALL));
         OpResult r = stdlib::call_function(
             f, std::span<const Value>(stack.data() + stack.size() - n, n), ctx);
         if (!r.ok()) return fail_with(std::move(r));
@@ -298,28 +340,51 @@ Stop run(const LinkedProgram& lp, InstanceState& state, stdlib::FunctionContext&
       }
       case Op::INVOKE:
       case Op::UNDO:
-        state.args = std::move(stack.back());
+        fiber.args = std::move(stack.back());
         stack.pop_back();
-        state.step = read_u32(p + 1);
-        state.wait = op == Op::INVOKE ? Wait::kAction : Wait::kUndo;
-        state.attempt = 1;
-        state.earlier_attempt_in_doubt = false;
-        state.pc = pc;
+        fiber.step = read_u32(p + 1);
+        fiber.wait = op == Op::INVOKE ? Wait::kAction : Wait::kUndo;
+        fiber.attempt = 1;
+        fiber.earlier_attempt_in_doubt = false;
+        fiber.pc = pc;
         return op == Op::INVOKE ? Stop::kInvoke : Stop::kUndo;
       case Op::RETURN:
-        state.pc = pc;
+        fiber.pc = pc;
         return Stop::kReturned;
       case Op::COMPLETE:
         state.output = std::move(stack.back());
         stack.pop_back();
-        state.pc = pc;
+        fiber.pc = pc;
         return Stop::kComplete;
       case Op::FAIL:
         state.error_class = std::string(constants[read_u32(p + 1)].as_string());
         state.error_message = stack.back().to_text();
         stack.pop_back();
-        state.pc = pc;
+        fiber.pc = pc;
         return Stop::kFail;
+      case Op::FORK: {
+        const uint32_t b = read_u32(p + 1);
+        Value items = std::move(stack.back());
+        stack.pop_back();
+        if (lp.program.blocks[b].kind == bytecode::Block::Kind::Foreach && !items.is_list()) {
+          return fail_with(OpResult(
+              type_error(fmt::format("foreach needs a list, got {}", kind_name(items.kind())))));
+        }
+        fiber.join_block = b;
+        fiber.items = std::move(items);
+        fiber.started = 0;
+        fiber.pc = pc;  // At the JOIN.
+        return Stop::kFork;
+      }
+      case Op::JOIN:
+        // The machine moves a fiber past its JOIN when the block is done; a
+        // fiber never runs into one.
+        fiber.pc = at;
+        return runtime_error(lp, state, at,
+                             RuntimeError{"error", "internal error: ran into a JOIN"});
+      case Op::END:
+        fiber.pc = pc;
+        return Stop::kEnd;
     }
   }
 }

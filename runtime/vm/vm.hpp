@@ -1,8 +1,9 @@
-// The bytecode interpreter: runs an instance's pure code from its current pc
-// to the next yield point (INVOKE, UNDO, RETURN, COMPLETE, FAIL) and reports
-// which one it reached. It never blocks and has no effects: the engine
-// (runtime/engine) performs the effect a yield point asks for, checkpoints,
-// and calls run() again. Because the whole InstanceState is checkpointed at
+// The bytecode interpreter: runs one fiber of an instance's pure code from
+// its current pc to the next yield point (INVOKE, UNDO, RETURN, COMPLETE,
+// FAIL, FORK, END) and reports which one it reached. It never blocks and has
+// no effects: the saga machine (runtime/engine/machine.hpp) decides what the
+// yield point means, the engine performs the effect, checkpoints, and the
+// machine calls run() again. Because the whole InstanceState is checkpointed at
 // every yield point, values computed by nondeterministic functions (now(),
 // uuid()) are stable across a crash once a checkpoint that holds them is
 // committed; nothing computed after the last checkpoint was observed by anyone.
@@ -40,37 +41,65 @@ Result<LinkedProgram> link(bytecode::Program program);
 // and links it: what every runner of instances does with a program it read.
 Result<LinkedProgram> verify_and_link(bytecode::Program program);
 
-// An entry of the compensation stack: a step that completed, or whose last
-// attempt ended in doubt (it may have had an effect).
+// An entry of a compensation log: a step that completed, or whose last
+// attempt ended in doubt (it may have had an effect), or a parallel group.
+//
+// The undo's arguments are computed when the entry is made, in the fiber of
+// the step, from the values bound then (the compiler proves an undo uses
+// nothing bound later): compensation needs no fiber's slots, and a group's
+// entries carry everything their undos need. Entries of checkpoints before
+// version 3 have args_ready false; their arguments are computed from the
+// root's slots when the undo runs, as they were then.
 struct Completed {
-  uint32_t step = 0;
+  uint32_t step = bytecode::kNone;  // kNone for a group.
   bool in_doubt = false;
+  // The step as history, keys and undo name it: "flight/book[2]"; empty for
+  // a step of the root fiber, which is its plain name.
+  std::string name;
+  bool args_ready = false;
+  Value args;  // The undo's arguments (when args_ready and the step has an undo).
+  // Set when computing them failed (the undo cannot run: the instance is
+  // stuck when it comes to it): the error's class and message.
+  std::string args_error_class, args_error;
+  // A parallel block or loop: the logs of its fibers (each oldest first), in
+  // branch or item order. Undone as a parallel composition: each log newest
+  // first, the whole group before the entries before it.
+  std::vector<std::vector<Completed>> group;
   bool operator==(const Completed&) const = default;
 };
 
 enum class Phase : uint8_t {
-  kForward = 0,       // Running the saga's main code.
-  kCompensating = 1,  // Running undo blocks, newest completed step first.
-  kDone = 2,          // Finished: completed, compensated, failed, cancelled or stuck.
+  kForward = 0,       // Running the saga's main code (and its fibers).
+  kCompensating = 1,  // Running undos, newest completed step first.
+  kDone = 2,          // Finished: completed, compensated, failed or cancelled.
 };
 
-// What the instance waits for at its current yield point.
+// What a fiber waits for at its current yield point.
 enum class Wait : uint8_t {
   kNone = 0,
   kAction = 1,  // The `do` action of `step`, with `args`.
   kUndo = 2,    // The `undo` action of `step`, with `args`.
+  kJoin = 3,    // The fibers of block `join_block` (pc is at the JOIN).
 };
 
-// Everything an instance is; checkpoint.hpp encodes it. The engine owns the
-// fields about effects and time; the interpreter owns pc, stack and slots.
-struct InstanceState {
-  uint32_t saga = 0;
-  Phase phase = Phase::kForward;
+// A fiber: one thread of a saga's code. The root fiber (id 0) runs the
+// saga's main code and, when compensating, its undos; FORK starts one fiber
+// per branch of a `parallel` block, or per item of a `foreach`, and the
+// forking fiber waits at the JOIN until they have all ended. A fiber reads
+// the slots of the fibers it descends from, which do not change while it
+// runs (they wait at a JOIN), and keeps the slots it binds in `locals` until
+// the join hands them to its parent.
+struct Fiber {
+  uint32_t id = 0;                   // Unique in its instance; 0 is the root.
+  uint32_t parent = 0;               // The fiber that forked it (the root: 0).
+  uint32_t block = bytecode::kNone;  // The block it is a branch or iteration of.
+  uint32_t index = 0;                // Its branch, or its item.
+  // How its steps are named in keys and history: prefix + step + suffix
+  // ("flight/" "book" "" or "" "reserve" "[3]"), inherited by its children.
+  std::string prefix, suffix;
   uint32_t pc = 0;
   std::vector<Value> stack;
-  std::vector<Value> slots;
-  std::vector<Completed> completed;  // Compensation stack; back() is the newest.
-
+  std::vector<std::pair<uint32_t, Value>> locals;  // Children only: the slots it bound.
   Wait wait = Wait::kNone;
   uint32_t step = bytecode::kNone;
   Value args;
@@ -80,31 +109,83 @@ struct InstanceState {
   // doubt after its request was sent). Decides whether the step is
   // compensated when its last attempt was refused without being sent.
   bool earlier_attempt_in_doubt = false;
+  // The undo being run (kUndo): its step's name as Completed::name says.
+  std::string undo_name;
+  bool ended = false;                // A child that reached END: it waits for its siblings.
+  std::vector<Completed> completed;  // The log of its own steps; the root's is the instance's.
+  // While waiting at a JOIN (kJoin): the block, and for a foreach its items
+  // and how many iterations were started.
+  uint32_t join_block = bytecode::kNone;
+  Value items;
+  uint32_t started = 0;
+
+  // Not checkpointed. The current attempt was handed to its action or
+  // transport: it may reach the service. Set by the engine, cleared when the
+  // attempt ends; after a restart, derived from the wake time.
+  bool attempt_out = false;
+
+  bool operator==(const Fiber& o) const {
+    return id == o.id && parent == o.parent && block == o.block && index == o.index &&
+           prefix == o.prefix && suffix == o.suffix && pc == o.pc && stack == o.stack &&
+           locals == o.locals && wait == o.wait && step == o.step && args == o.args &&
+           attempt == o.attempt && wake_at_ms == o.wake_at_ms &&
+           earlier_attempt_in_doubt == o.earlier_attempt_in_doubt && undo_name == o.undo_name &&
+           ended == o.ended && completed == o.completed && join_block == o.join_block &&
+           items == o.items && started == o.started;
+  }
+};
+
+// Everything an instance is; checkpoint.hpp encodes it.
+struct InstanceState {
+  uint32_t saga = 0;
+  Phase phase = Phase::kForward;
+  std::vector<Value> slots;   // The root fiber's slots (parameters first).
+  std::vector<Fiber> fibers;  // fibers[0] is the root; children in id order.
+  uint32_t next_fiber = 1;    // The id of the next fiber FORK starts.
 
   int64_t started_ms = 0;
   int64_t deadline_ms = 0;   // Absolute; 0 = none.
   bool cancelled = false;    // Compensating because the instance was cancelled.
   bool had_effects = false;  // Some step had (or may have had) an effect when compensation began.
-  std::string error_class;   // Why it failed (set when compensation begins).
+  // A compensation gave up: the root waits (kUndo) on the undo that failed,
+  // for an operator; the status is `stuck`.
+  bool stuck = false;
+  std::string error_class;  // Why it failed (set when compensation begins).
   std::string error_message;
   Value output;
+
+  Fiber& root() { return fibers[0]; }
+  const Fiber& root() const { return fibers[0]; }
+  // The fiber with this id, or null.
+  Fiber* fiber(uint32_t id);
+  const Fiber* fiber(uint32_t id) const;
 
   bool operator==(const InstanceState&) const = default;
 };
 
 // Where run() stopped.
 enum class Stop : uint8_t {
-  kInvoke,    // INVOKE: state.wait = kAction, state.step/args set; push the result to continue.
-  kUndo,      // UNDO: state.wait = kUndo, state.step/args set; continue when it succeeded.
+  kInvoke,    // INVOKE: fiber.wait = kAction, step/args set; push the result to continue.
+  kUndo,      // UNDO: fiber.wait = kUndo, step/args set (an undo block's arguments).
   kReturned,  // RETURN: an undo block finished.
   kComplete,  // COMPLETE: state.output holds the output.
   kFail,      // FAIL, or a runtime error: state.error_class/error_message say why.
+  kFork,      // FORK: fiber.join_block (and items) set, pc at the JOIN.
+  kEnd,       // END: the fiber's branch or iteration is done.
 };
 
-// Runs from state.pc until a yield point. A runtime error (a `type` error, a
-// division by zero) stops with kFail and the error's class and message,
-// prefixed with the source position ("order.saga:12: ...").
-Stop run(const LinkedProgram& program, InstanceState& state, stdlib::FunctionContext& ctx);
+// Runs `fiber` from its pc until a yield point. A runtime error (a `type`
+// error, a division by zero) stops with kFail and the error's class and
+// message, prefixed with the source position ("order.saga:12: ...").
+Stop run(const LinkedProgram& program, InstanceState& state, Fiber& fiber,
+         stdlib::FunctionContext& ctx);
+
+// The value of slot `slot` as `fiber` sees it: its own binding, else its
+// parent's, up to the root's slots.
+const Value& load_slot(const InstanceState& state, const Fiber& fiber, uint32_t slot);
+
+// Binds slot `slot` of `fiber`: the root's slots, or the child's own.
+void store_slot(InstanceState& state, Fiber& fiber, uint32_t slot, Value value);
 
 // Prepares a new instance of saga `saga` with its parameters bound from
 // `input` (an object; validate_input() has checked it).

@@ -3,6 +3,7 @@
 // refused with a clean status. Many tests edit a valid image and then reseal it
 // (recompute hash and checksum) so that the edit reaches the checks behind the
 // checksum, as a buggy or hostile writer would.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -232,7 +233,8 @@ TEST(Format, NewerFormatVersionIsUnsupported) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnsupported);
   EXPECT_EQ(r.status().message(),
-            "compiled by a newer Saga (format 2, this runtime reads up to 1)");
+            fmt::format("compiled by a newer Saga (format {}, this runtime reads up to {})",
+                        kFormatVersion + 1, kFormatVersion));
 }
 
 TEST(Format, VersionZeroIsCorrupt) {

@@ -1,7 +1,11 @@
-// Interpreter and checkpoint tests: run a program to its yield points, encode
-// the state, decode it against the program, and refuse damaged checkpoints.
+// Interpreter and checkpoint tests: run a program's fibers to their yield
+// points, encode the state, decode it against the program, read the layouts
+// of earlier versions, and refuse damaged checkpoints, by checksum and, with
+// the checksum recomputed, by their structure.
 #include <gtest/gtest.h>
 #include <xxhash.h>
+
+#include <functional>
 
 #include "compiler/compile.hpp"
 #include "runtime/bytecode/verify.hpp"
@@ -11,6 +15,10 @@
 namespace {
 
 using saga::Value;
+using saga::runtime::Completed;
+using saga::runtime::Fiber;
+using saga::runtime::InstanceState;
+using saga::runtime::Phase;
 using saga::runtime::Stop;
 using saga::runtime::Wait;
 
@@ -27,11 +35,8 @@ saga::runtime::LinkedProgram link(const std::string& text) {
   saga::Diagnostics diags(source);
   auto program = saga::compiler::compile(source, diags);
   EXPECT_TRUE(program) << diags.render_text();
-  std::vector<int32_t> depths;
-  EXPECT_TRUE(saga::bytecode::verify(*program, &depths).ok());
-  auto linked = saga::runtime::link(std::move(*program));
-  EXPECT_TRUE(linked.ok());
-  linked->depth_at = std::move(depths);
+  auto linked = saga::runtime::verify_and_link(std::move(*program));
+  EXPECT_TRUE(linked.ok()) << (linked.ok() ? "" : linked.status().message());
   return std::move(linked).value();
 }
 
@@ -46,36 +51,32 @@ saga p(n: number, tags: list) {
 )";
 
 // kSource's instance stopped at step "a", awaiting its action.
-saga::runtime::InstanceState at_first_step(const saga::runtime::LinkedProgram& lp,
-                                           FixedContext& ctx) {
+InstanceState at_first_step(const saga::runtime::LinkedProgram& lp, FixedContext& ctx) {
   auto state =
       saga::runtime::start_state(lp, 0, Value::object({{"n", 21}, {"tags", Value::list({"x"})}}));
-  EXPECT_EQ(saga::runtime::run(lp, state, ctx), Stop::kInvoke);
+  EXPECT_EQ(saga::runtime::run(lp, state, state.root(), ctx), Stop::kInvoke);
   return state;
 }
 
 TEST(Interpreter, RunsToYieldPointsAndFinishes) {
   auto lp = link(kSource);
   FixedContext ctx;
-  auto state =
-      saga::runtime::start_state(lp, 0, Value::object({{"n", 21}, {"tags", Value::list({"x"})}}));
-  ASSERT_EQ(saga::runtime::run(lp, state, ctx), Stop::kInvoke);
-  EXPECT_EQ(state.wait, Wait::kAction);
-  EXPECT_EQ(lp.program.steps[state.step].name, "a");
-  EXPECT_EQ(state.args, Value::object({{"n", 42}, {"label", "n=21 X"}}));
-  state.stack.push_back(Value::object({{"ok", true}, {"id", "R1"}}));
-  ASSERT_EQ(saga::runtime::run(lp, state, ctx), Stop::kComplete);
+  auto state = at_first_step(lp, ctx);
+  Fiber& root = state.root();
+  EXPECT_EQ(root.wait, Wait::kAction);
+  EXPECT_EQ(lp.program.steps[root.step].name, "a");
+  EXPECT_EQ(root.args, Value::object({{"n", 42}, {"label", "n=21 X"}}));
+  root.stack.push_back(Value::object({{"ok", true}, {"id", "R1"}}));
+  ASSERT_EQ(saga::runtime::run(lp, state, root, ctx), Stop::kComplete);
   EXPECT_EQ(state.output.to_json_text(), R"({"label":"n=21 X","r":{"id":"R1","ok":true}})");
 }
 
 TEST(Interpreter, FailStopsWithClassAndMessage) {
   auto lp = link(kSource);
   FixedContext ctx;
-  auto state =
-      saga::runtime::start_state(lp, 0, Value::object({{"n", 1}, {"tags", Value::list({"y"})}}));
-  ASSERT_EQ(saga::runtime::run(lp, state, ctx), Stop::kInvoke);
-  state.stack.push_back(Value::object({{"ok", false}}));
-  ASSERT_EQ(saga::runtime::run(lp, state, ctx), Stop::kFail);
+  auto state = at_first_step(lp, ctx);
+  state.root().stack.push_back(Value::object({{"ok", false}}));
+  ASSERT_EQ(saga::runtime::run(lp, state, state.root(), ctx), Stop::kFail);
   EXPECT_EQ(state.error_class, "rejected");
   EXPECT_EQ(state.error_message, R"(not ok: {"ok":false})");
 }
@@ -83,17 +84,32 @@ TEST(Interpreter, FailStopsWithClassAndMessage) {
 TEST(Interpreter, UndoBlockComputesArgumentsFromBoundValues) {
   auto lp = link(kSource);
   FixedContext ctx;
-  auto state =
-      saga::runtime::start_state(lp, 0, Value::object({{"n", 1}, {"tags", Value::list({"y"})}}));
-  ASSERT_EQ(saga::runtime::run(lp, state, ctx), Stop::kInvoke);
-  state.stack.push_back(Value::object({{"ok", false}, {"id", "R9"}}));
-  ASSERT_EQ(saga::runtime::run(lp, state, ctx), Stop::kFail);
-  state.pc = lp.program.steps[0].undo_pc;
-  state.stack.clear();
-  ASSERT_EQ(saga::runtime::run(lp, state, ctx), Stop::kUndo);
-  EXPECT_EQ(state.args.find("id")->as_string(), "R9");
-  EXPECT_EQ(state.args.find("who")->as_string(), "07070707-0707-4707-8707-070707070707");
-  ASSERT_EQ(saga::runtime::run(lp, state, ctx), Stop::kReturned);
+  auto state = at_first_step(lp, ctx);
+  state.root().stack.push_back(Value::object({{"ok", false}, {"id", "R9"}}));
+  ASSERT_EQ(saga::runtime::run(lp, state, state.root(), ctx), Stop::kFail);
+  Fiber undo;
+  undo.pc = lp.program.steps[0].undo_pc;
+  ASSERT_EQ(saga::runtime::run(lp, state, undo, ctx), Stop::kUndo);
+  EXPECT_EQ(undo.args.find("id")->as_string(), "R9");
+  EXPECT_EQ(undo.args.find("who")->as_string(), "07070707-0707-4707-8707-070707070707");
+  ASSERT_EQ(saga::runtime::run(lp, state, undo, ctx), Stop::kReturned);
+}
+
+// A child fiber reads its ancestors' slots, keeps what it binds to itself,
+// and its parent does not see that before the join.
+TEST(Interpreter, ChildFibersSeeTheirParentsSlotsAndKeepTheirOwn) {
+  auto lp = link(kSource);
+  FixedContext ctx;
+  auto state = at_first_step(lp, ctx);
+  const uint32_t n = 0, label = 3;  // Slots: n, tags, id, label, r.
+  ASSERT_EQ(lp.program.sagas[0].slot_names[label], "label");
+  Fiber child;
+  child.id = 1;
+  child.parent = 0;
+  EXPECT_EQ(saga::runtime::load_slot(state, child, n), Value(21));
+  saga::runtime::store_slot(state, child, label, Value("mine"));
+  EXPECT_EQ(saga::runtime::load_slot(state, child, label), Value("mine"));
+  EXPECT_EQ(state.slots[label], Value("n=21 X"));
 }
 
 TEST(InputValidation, NamesTheParameter) {
@@ -111,89 +127,291 @@ TEST(InputValidation, NamesTheParameter) {
   EXPECT_EQ(s.message(), "saga 'p' has no parameter 'x' (parameters: n, tags)");
 }
 
+// A program with a parallel block, for checkpoints with child fibers.
+const char* kParallel = R"(
+service s { }
+saga q(items: list) {
+  step first { do s.a() -> f  undo s.undo(id: f) }
+  parallel {
+    branch left { step l { do s.l() -> x  undo s.undo(id: x) } }
+    branch right { step r { do s.r() -> y } }
+  }
+  output [x, y]
+}
+)";
+
+// kParallel stopped with both branches waiting for their actions.
+InstanceState forked(const saga::runtime::LinkedProgram& lp, FixedContext& ctx) {
+  auto state = saga::runtime::start_state(lp, 0, Value::object({{"items", Value::list()}}));
+  EXPECT_EQ(saga::runtime::run(lp, state, state.root(), ctx), Stop::kInvoke);
+  state.root().stack.push_back(Value("F"));
+  state.root().wait = Wait::kNone;
+  state.root().completed.push_back(
+      Completed{0, false, "", true, Value::object({{"id", "F"}}), "", "", {}});
+  EXPECT_EQ(saga::runtime::run(lp, state, state.root(), ctx), Stop::kFork);
+  state.root().wait = Wait::kJoin;
+  const auto& block = lp.program.blocks[state.root().join_block];
+  for (uint32_t i = 0; i < block.branches.size(); ++i) {
+    Fiber c;
+    c.id = state.next_fiber++;
+    c.parent = 0;
+    c.block = state.root().join_block;
+    c.index = i;
+    c.prefix = block.branches[i].name + "/";
+    c.pc = block.branches[i].entry_pc;
+    state.fibers.push_back(std::move(c));
+    EXPECT_EQ(saga::runtime::run(lp, state, state.fibers.back(), ctx), Stop::kInvoke);
+  }
+  return state;
+}
+
+// Encodes an instance as the store keeps it: its own checkpoint, and one per
+// child fiber.
+struct Encoded {
+  std::string instance;
+  std::vector<std::string> fibers;
+};
+Encoded encode(const InstanceState& s) {
+  Encoded e;
+  saga::runtime::encode_checkpoint(s, e.instance);
+  for (size_t i = 1; i < s.fibers.size(); ++i) {
+    saga::runtime::encode_fiber(s.fibers[i], e.fibers.emplace_back());
+  }
+  return e;
+}
+
 TEST(Checkpoint, RoundTripsAtAYieldPoint) {
   auto lp = link(kSource);
   FixedContext ctx;
   auto state = at_first_step(lp, ctx);
-  state.attempt = 3;
-  state.earlier_attempt_in_doubt = true;
-  state.wake_at_ms = 1234;
+  state.root().attempt = 3;
+  state.root().earlier_attempt_in_doubt = true;
+  state.root().wake_at_ms = 1234;
   state.deadline_ms = -5;
-  state.completed.push_back({0, true});
-  std::string bytes;
-  saga::runtime::encode_checkpoint(state, bytes);
-  auto back = saga::runtime::decode_checkpoint(lp, bytes);
+  state.root().completed.push_back(Completed{0, true, "x/a[2]", true, Value(1), "", "", {}});
+  state.root().completed.push_back(Completed{0,
+                                             false,
+                                             "",
+                                             false,
+                                             Value(),
+                                             "type",
+                                             "bad",
+                                             {{Completed{0, true, "", true, {}, "", "", {}}}}});
+  state.root().completed.back().step = saga::bytecode::kNone;
+  Encoded e = encode(state);
+  auto back = saga::runtime::decode_checkpoint(lp, e.instance);
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_TRUE(back.value() == state);
 }
 
-// Checkpoints written by the previous format (version 1, before
-// earlier_attempt_in_doubt) still load; the missing flag is taken as true
-// while an action is awaited, the safe side (the step is compensated).
-TEST(Checkpoint, ReadsVersion1) {
+TEST(Checkpoint, RoundTripsFibersInTheirOwnCheckpoints) {
+  auto lp = link(kParallel);
+  FixedContext ctx;
+  auto state = forked(lp, ctx);
+  ASSERT_EQ(state.fibers.size(), 3u);
+  state.fibers[1].locals.emplace_back(2, Value("kept"));
+  Encoded e = encode(state);
+  ASSERT_EQ(e.fibers.size(), 2u);
+  // In any order.
+  std::swap(e.fibers[0], e.fibers[1]);
+  auto back = saga::runtime::decode_checkpoint(lp, e.instance, e.fibers);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back.value() == state);
+  // A child without its parent's join is refused.
+  std::vector<std::string> one = {e.fibers[0]};
+  auto lonely = saga::runtime::decode_checkpoint(lp, encode(at_first_step(lp, ctx)).instance, one);
+  EXPECT_FALSE(lonely.ok());
+}
+
+// The version 2 writer, frozen: one fiber, a flat compensation stack.
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+void put_svarint(std::string& out, int64_t v) {
+  put_varint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+}
+void put_bytes(std::string& out, std::string_view s) {
+  put_varint(out, s.size());
+  out.append(s);
+}
+std::string encode_v2(const InstanceState& s, uint8_t version) {
+  const Fiber& f = s.root();
+  std::string out;
+  out.push_back(static_cast<char>(version));
+  out.append(8, '\0');
+  put_varint(out, s.saga);
+  out.push_back(static_cast<char>(s.phase));
+  put_varint(out, f.pc);
+  put_varint(out, f.stack.size());
+  for (const Value& v : f.stack) saga::encode(v, out);
+  put_varint(out, s.slots.size());
+  for (const Value& v : s.slots) saga::encode(v, out);
+  put_varint(out, f.completed.size());
+  for (const Completed& c : f.completed) {
+    put_varint(out, c.step);
+    out.push_back(static_cast<char>(c.in_doubt));
+  }
+  out.push_back(static_cast<char>(f.wait));
+  put_varint(out, f.step == saga::bytecode::kNone ? 0 : uint64_t(f.step) + 1);
+  saga::encode(f.args, out);
+  put_varint(out, f.attempt);
+  if (version >= 2) out.push_back(static_cast<char>(f.earlier_attempt_in_doubt));
+  put_svarint(out, f.wake_at_ms);
+  put_svarint(out, s.started_ms);
+  put_svarint(out, s.deadline_ms);
+  out.push_back(static_cast<char>(s.cancelled));
+  out.push_back(static_cast<char>(s.had_effects));
+  put_bytes(out, s.error_class);
+  put_bytes(out, s.error_message);
+  saga::encode(s.output, out);
+  uint64_t sum = XXH3_64bits(out.data() + 9, out.size() - 9);
+  for (int i = 0; i < 8; ++i) out[1 + i] = static_cast<char>(sum >> (8 * i));
+  return out;
+}
+
+// Checkpoints of versions 1 and 2 (one fiber, no undo arguments in the
+// compensation stack) still load; version 1's missing earlier-attempt flag
+// is taken as true while an action is awaited, the safe side.
+TEST(Checkpoint, ReadsVersions1And2) {
   auto lp = link(kSource);
   FixedContext ctx;
   auto state = at_first_step(lp, ctx);
-  state.attempt = 2;
-  std::string without, with;
-  saga::runtime::encode_checkpoint(state, without);
+  state.root().attempt = 2;
+  state.root().completed.push_back(Completed{0, true, "", false, Value(), "", "", {}});
+  auto v2 = saga::runtime::decode_checkpoint(lp, encode_v2(state, 2));
+  ASSERT_TRUE(v2.ok()) << v2.status().message();
+  EXPECT_TRUE(v2.value() == state);
+  auto v1 = saga::runtime::decode_checkpoint(lp, encode_v2(state, 1));
+  ASSERT_TRUE(v1.ok()) << v1.status().message();
   auto flagged = state;
-  flagged.earlier_attempt_in_doubt = true;
-  saga::runtime::encode_checkpoint(flagged, with);
-  ASSERT_EQ(without.size(), with.size());
-  size_t at = 9;  // After the version byte and the checksum.
-  while (at < with.size() && with[at] == without[at]) ++at;
-  ASSERT_LT(at, with.size());
-  std::string v1 = without;
-  v1.erase(at, 1);
-  v1[0] = 1;
-  uint64_t sum = XXH3_64bits(v1.data() + 9, v1.size() - 9);
-  for (int i = 0; i < 8; ++i) v1[1 + i] = static_cast<char>(sum >> (8 * i));
-  auto back = saga::runtime::decode_checkpoint(lp, v1);
+  flagged.root().earlier_attempt_in_doubt = true;
+  EXPECT_TRUE(v1.value() == flagged);
+  std::string newer = encode_v2(state, 2);
+  newer[0] = 4;
+  auto r = saga::runtime::decode_checkpoint(lp, newer);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "checkpoint version 4 is not supported by this runtime (it reads 1 to 3)");
+}
+
+// A version 2 instance that was stuck (done, its undo's wait kept) is
+// compensating and stuck now, so an operator can act on that undo.
+TEST(Checkpoint, AStuckVersion2InstanceIsCompensatingAndStuck) {
+  auto lp = link(kSource);
+  FixedContext ctx;
+  auto state = at_first_step(lp, ctx);
+  state.phase = Phase::kDone;
+  state.root().wait = Wait::kUndo;
+  state.root().attempt = 20;
+  auto back = saga::runtime::decode_checkpoint(lp, encode_v2(state, 2));
   ASSERT_TRUE(back.ok()) << back.status().message();
-  EXPECT_TRUE(back.value() == flagged);
-  v1[0] = 3;
-  auto newer = saga::runtime::decode_checkpoint(lp, v1);
-  ASSERT_FALSE(newer.ok());
-  EXPECT_EQ(newer.status().message(),
-            "checkpoint version 3 is not supported by this runtime (it reads 1 to 2)");
+  EXPECT_EQ(back->phase, Phase::kCompensating);
+  EXPECT_TRUE(back->stuck);
+  EXPECT_EQ(back->root().wait, Wait::kUndo);
 }
 
 TEST(Checkpoint, RefusesEveryDamagedByteAndTruncation) {
-  auto lp = link(kSource);
+  auto lp = link(kParallel);
   FixedContext ctx;
-  auto state = at_first_step(lp, ctx);
-  std::string bytes;
-  saga::runtime::encode_checkpoint(state, bytes);
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    std::string damaged = bytes;
+  auto state = forked(lp, ctx);
+  Encoded e = encode(state);
+  for (size_t i = 0; i < e.instance.size(); ++i) {
+    std::string damaged = e.instance;
     damaged[i] ^= 0x20;
-    auto r = saga::runtime::decode_checkpoint(lp, damaged);
-    EXPECT_FALSE(r.ok()) << "byte " << i;
+    EXPECT_FALSE(saga::runtime::decode_checkpoint(lp, damaged, e.fibers).ok()) << "byte " << i;
   }
-  for (size_t n = 0; n < bytes.size(); ++n) {
-    EXPECT_FALSE(saga::runtime::decode_checkpoint(lp, bytes.substr(0, n)).ok()) << n;
+  for (size_t n = 0; n < e.instance.size(); ++n) {
+    EXPECT_FALSE(saga::runtime::decode_checkpoint(lp, e.instance.substr(0, n), e.fibers).ok()) << n;
+  }
+  for (size_t i = 0; i < e.fibers[0].size(); ++i) {
+    std::vector<std::string> fibers = e.fibers;
+    fibers[0][i] ^= 0x20;
+    EXPECT_FALSE(saga::runtime::decode_checkpoint(lp, e.instance, fibers).ok()) << "byte " << i;
   }
 }
 
-TEST(Checkpoint, RefusesAResumePointTheVerifierDidNotProve) {
-  auto lp = link(kSource);
+// Recomputes the checksum of a damaged checkpoint, so that only the checks
+// of its structure stand between it and the interpreter.
+std::string reseal(std::string bytes) {
+  uint64_t sum = XXH3_64bits(bytes.data() + 9, bytes.size() - 9);
+  for (int i = 0; i < 8; ++i) bytes[1 + i] = static_cast<char>(sum >> (8 * i));
+  return bytes;
+}
+
+// Every single-byte damage with a valid checksum either is refused or
+// decodes to a state that passes every check (and so is safe to run):
+// decoding never crashes, and most damage is caught by structure alone.
+TEST(Checkpoint, ResealedDamageIsRefusedByStructure) {
+  auto lp = link(kParallel);
   FixedContext ctx;
-  auto state = at_first_step(lp, ctx);
-  auto wrong_pc = state;
-  wrong_pc.pc += 1;  // Inside an instruction.
-  std::string bytes;
-  saga::runtime::encode_checkpoint(wrong_pc, bytes);
-  auto r = saga::runtime::decode_checkpoint(lp, bytes);
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("resume point"), std::string::npos) << r.status().message();
-  auto wrong_depth = state;
-  wrong_depth.stack.push_back(Value(1));
-  bytes.clear();
-  saga::runtime::encode_checkpoint(wrong_depth, bytes);
-  r = saga::runtime::decode_checkpoint(lp, bytes);
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("stack depth"), std::string::npos) << r.status().message();
+  auto state = forked(lp, ctx);
+  Encoded e = encode(state);
+  size_t refused = 0, total = 0;
+  for (size_t i = 9; i < e.instance.size(); ++i) {
+    for (uint8_t flip : {0x01, 0x20, 0x80}) {
+      std::string damaged = e.instance;
+      damaged[i] = static_cast<char>(damaged[i] ^ flip);
+      auto r = saga::runtime::decode_checkpoint(lp, reseal(damaged), e.fibers);
+      refused += !r.ok();
+      ++total;
+    }
+  }
+  for (size_t i = 9; i < e.fibers[1].size(); ++i) {
+    std::vector<std::string> fibers = e.fibers;
+    fibers[1][i] = static_cast<char>(fibers[1][i] ^ 0x01);
+    fibers[1] = reseal(fibers[1]);
+    refused += !saga::runtime::decode_checkpoint(lp, e.instance, fibers).ok();
+    ++total;
+  }
+  // Values and times may change into other valid values; indexes, counts,
+  // tags and the fiber tree may not.
+  EXPECT_GT(refused, total / 3) << refused << " of " << total;
+}
+
+// The structure checks, one by one, each on an otherwise valid checkpoint.
+TEST(Checkpoint, RefusesStatesTheProgramCannotBeIn) {
+  auto lp = link(kParallel);
+  FixedContext ctx;
+  struct Case {
+    const char* what;
+    std::function<void(InstanceState&)> damage;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"pc inside an instruction", [](InstanceState& s) { s.fibers[1].pc += 1; }, "resume point"},
+      {"stack depth", [](InstanceState& s) { s.fibers[1].stack.push_back(Value(1)); },
+       "stack depth"},
+      {"root not at its join", [](InstanceState& s) { s.root().pc -= 1; }, "JOIN"},
+      {"parent does not wait", [](InstanceState& s) { s.fibers[1].parent = 2; },
+       "parent does not wait"},
+      {"branch out of range", [](InstanceState& s) { s.fibers[2].index = 5; }, "out of range"},
+      {"duplicate fiber id", [](InstanceState& s) { s.fibers[2].id = 1; }, "not unique"},
+      {"id beyond next_fiber", [](InstanceState& s) { s.next_fiber = 2; }, "out of range"},
+      {"running child that waits for nothing",
+       [](InstanceState& s) { s.fibers[1].wait = Wait::kNone; }, "waits for nothing"},
+      {"fibers while compensating",
+       [](InstanceState& s) {
+         s.phase = Phase::kCompensating;
+         s.root().wait = Wait::kUndo;
+         s.root().step = 0;
+       },
+       "not running"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    auto state = forked(lp, ctx);
+    ASSERT_TRUE(
+        saga::runtime::decode_checkpoint(lp, encode(state).instance, encode(state).fibers).ok());
+    c.damage(state);
+    Encoded e = encode(state);
+    auto r = saga::runtime::decode_checkpoint(lp, e.instance, e.fibers);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find(c.message), std::string::npos) << r.status().message();
+  }
 }
 
 }  // namespace

@@ -834,7 +834,9 @@ saga u() {
   EXPECT_EQ(e.get(id.value())->status, InstanceStatus::kCompensating);
   auto view = e.inspect(id.value());
   ASSERT_TRUE(view.ok());
-  EXPECT_EQ(view.value()["waiting"]["wake_at"], saga::stdlib::format_iso8601_ms(started + 5000))
+  ASSERT_EQ(view.value()["waiting"].size(), 1u) << view.value().dump();
+  EXPECT_EQ(view.value()["waiting"][0]["kind"], "undo");
+  EXPECT_EQ(view.value()["waiting"][0]["wake_at"], saga::stdlib::format_iso8601_ms(started + 5000))
       << view.value().dump();
   EXPECT_EQ(log_.count("undo_completed"), 0u);
   clock_->advance(5s);

@@ -41,9 +41,19 @@ const char* to_string(InstanceStatus s);
 std::optional<InstanceStatus> parse_status(std::string_view text);
 bool is_terminal(InstanceStatus s);
 
+// The checkpoint of one child fiber of an instance (a branch or loop
+// iteration that runs now), opaque to the store like the instance's own. In
+// a Transition an empty `state` deletes the fiber.
+struct FiberRow {
+  uint32_t fiber = 0;
+  std::string state;
+  bool operator==(const FiberRow&) const = default;
+};
+
 // The row of one instance. `checkpoint` is opaque to the store: the engine's
 // compact binary snapshot (pc, stack, variables, compensation stack, retry
-// state). Times are milliseconds since the Unix epoch.
+// state) of the instance and its root fiber; `fibers` those of its other
+// fibers. Times are milliseconds since the Unix epoch.
 struct InstanceRecord {
   std::string id;            // Unique, chosen by the engine (a UUIDv7).
   std::string program_hash;  // 32 hex digits; the instance is pinned to it.
@@ -63,6 +73,9 @@ struct InstanceRecord {
   // and renew(); transitions never change them.
   std::string owner;
   int64_t lease_until_ms = 0;
+  // Read with the row (get_instance, list_unfinished, claim); written only
+  // through Transition::fibers.
+  std::vector<FiberRow> fibers;
 };
 
 // One line of an instance's history: what happened, when, at which step.
@@ -90,6 +103,13 @@ struct DeadLetter {
 struct Transition {
   InstanceRecord instance;  // The new row (all fields); created when `create` is set.
   bool create = false;
+  // False when only fibers, history and a dead letter change (a branch's
+  // step): the instance's row is then left as it is, and only
+  // `instance.id` is read.
+  bool write_instance = true;
+  // Child fibers written (state set) or deleted (state empty); any fiber rows
+  // of an instance that reaches a terminal status are deleted too.
+  std::vector<FiberRow> fibers;
   std::vector<HistoryEvent> events;  // Appended in order, after the existing ones.
   std::optional<DeadLetter> dead_letter;
 };

@@ -1,0 +1,722 @@
+// The saga machine (machine.hpp): forward progress, retries, the in-doubt
+// rule, fibers (fork, end, join), abandonment and compensation.
+//
+// Every function here works on the state it is given and writes what the
+// world must see into the Decision; nothing reads a clock (Env::now_ms is
+// the time) or touches a store. Fibers are looked up by id after anything
+// that may add fibers, because adding one may move the others in memory.
+#include "runtime/engine/machine.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <functional>
+
+#include "runtime/bytecode/program.hpp"
+#include "saga/error_classes.hpp"
+#include "saga/errors.hpp"
+#include "stdlib/table.hpp"
+
+namespace saga::runtime {
+
+bool engine_performed(const bytecode::Action& action) {
+  if (action.service != bytecode::kNoService) return false;
+  const stdlib::ActionInfo* info = stdlib::find_action(action.name);
+  return info != nullptr && info->performer == stdlib::Performer::kEngine;
+}
+
+std::string step_name(const LinkedProgram& lp, const Fiber& f) {
+  if (f.wait == Wait::kUndo && !f.undo_name.empty()) return f.undo_name;
+  const std::string& plain = lp.program.steps[f.step].name;
+  if (f.prefix.empty() && f.suffix.empty()) return plain;
+  return f.prefix + plain + f.suffix;
+}
+
+InstanceStatus status_of(const InstanceState& s) {
+  if (s.stuck) return InstanceStatus::kStuck;
+  switch (s.phase) {
+    case Phase::kForward:
+      return InstanceStatus::kRunning;
+    case Phase::kCompensating:
+      return InstanceStatus::kCompensating;
+    case Phase::kDone:
+      if (s.cancelled) return InstanceStatus::kCancelled;
+      if (!s.error_class.empty()) {
+        return s.had_effects ? InstanceStatus::kCompensated : InstanceStatus::kFailed;
+      }
+      return InstanceStatus::kCompleted;
+  }
+  return InstanceStatus::kRunning;
+}
+
+namespace {
+
+std::string format_ms(int64_t ms) {
+  return bytecode::format_duration(static_cast<uint64_t>(std::max<int64_t>(ms, 0)));
+}
+
+// A Value as the stdlib table's argument checker sees it.
+stdlib::ArgView arg_view(const Value& v) {
+  using K = stdlib::ArgView::Kind;
+  switch (v.kind()) {
+    case saga::Kind::Null:
+      return {K::kNull};
+    case saga::Kind::Bool:
+      return {K::kBool};
+    case saga::Kind::Number:
+      return {K::kNumber, v.as_number()};
+    case saga::Kind::String:
+      return {K::kString, 0, v.as_string()};
+    case saga::Kind::List:
+      return {K::kList};
+    case saga::Kind::Object:
+      return {K::kObject};
+  }
+  return {K::kNull};
+}
+
+// Checks the computed arguments of an action the engine performs against its
+// row of actions.def (the compiler checked the constant ones): empty when they
+// are fine, else what is wrong ("sleep(for:) must be a duration ...").
+std::string check_engine_args(const bytecode::Action& action, const Value& args) {
+  const stdlib::ActionInfo* info = stdlib::find_action(action.name);
+  if (info == nullptr) return {};
+  for (const stdlib::ArgSpec& spec : info->args()) {
+    const Value* v = args.find(spec.name);
+    std::string why = stdlib::check_action_arg(
+        info->name, spec.name, v ? arg_view(*v) : stdlib::ArgView{stdlib::ArgView::Kind::kNull});
+    if (!why.empty()) return why;
+  }
+  return {};
+}
+
+// When a sleep with these (checked) arguments wakes up.
+int64_t sleep_until(int64_t now, const Value& args) {
+  const Value* d = args.find("for");
+  return now + static_cast<int64_t>(d && d->is_number() ? d->as_number() : 0);
+}
+
+void add_unique(std::vector<uint32_t>& ids, uint32_t id) {
+  if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+}
+
+class Machine {
+ public:
+  Machine(const LinkedProgram& lp, InstanceState& s, const Env& env)
+      : lp_(lp), p_(lp.program), s_(s), env_(env) {
+    d_.instance_changed = false;
+  }
+
+  // Runs the fibers made runnable so far, then says what was decided.
+  Decision finish() {
+    drain();
+    d_.status = status_of(s_);
+    return std::move(d_);
+  }
+
+  // ---- Starting and resuming ---------------------------------------------------
+
+  void begin() {
+    const bytecode::Saga& saga = p_.sagas[s_.saga];
+    s_.started_ms = env_.now_ms;
+    if (saga.deadline_ms) s_.deadline_ms = s_.started_ms + static_cast<int64_t>(saga.deadline_ms);
+    // The input is in the instance row; the history does not repeat it.
+    event(EventKind::started);
+    touch(0);
+    forward(0);
+  }
+
+  void resumed() {
+    event(EventKind::resumed);
+    for (Fiber& f : s_.fibers) {
+      if (f.wait == Wait::kAction && env_.now_ms >= f.wake_at_ms &&
+          !engine_performed(p_.actions[p_.steps[f.step].action])) {
+        f.earlier_attempt_in_doubt = true;
+      }
+      if (f.wait == Wait::kAction || (f.wait == Wait::kUndo && !s_.stuck)) {
+        add_unique(d_.ready, f.id);
+      }
+    }
+  }
+
+  // ---- Attempts -----------------------------------------------------------------
+
+  void attempt_ended(uint32_t id, const Outcome& out) {
+    Fiber& f = fiber(id);
+    f.attempt_out = false;
+    const bytecode::Step& step = p_.steps[f.step];
+    const std::string name = step_name(lp_, f);
+    if (f.wait == Wait::kUndo) return undo_ended(id, out);
+    if (out.ok) {
+      if (p_.actions[step.action].service == bytecode::kNoService &&
+          p_.actions[step.action].name == "log") {
+        log_line(f, name);
+      }
+      event(EventKind::step_completed, name, f.attempt, {}, {}, out.result.to_json_text());
+      // The result is the step's before the undo's arguments are computed
+      // from it; the STORE after INVOKE binds the same value again.
+      if (step.result_slot != bytecode::kNone) store_slot(s_, f, step.result_slot, out.result);
+      record(f, f.step, false);
+      f.stack.push_back(out.result);
+      f.wait = Wait::kNone;
+      f.wake_at_ms = 0;
+      touch(id);
+      return forward(id);
+    }
+    const std::string& cls = out.error_class;
+    const bytecode::RetryPolicy* policy =
+        step.retry == bytecode::kNone ? nullptr : &p_.policies[step.retry];
+    const bool retryable =
+        policy && f.attempt < policy->attempts &&
+        std::find(policy->retry_on.begin(), policy->retry_on.end(), cls) != policy->retry_on.end();
+    // An attempt refused before its request was sent (open circuit, no
+    // connection) certainly had no effect; one that ended otherwise, short
+    // of a definite `rejected`, may have.
+    const bool this_in_doubt = !had_no_effect(cls) && !out.not_sent;
+    if (retryable) {
+      // A Retry-After from the service is the least delay.
+      const int64_t delay = std::max(backoff(*policy, f.attempt), out.retry_after_ms);
+      const int64_t at = env_.now_ms + delay;
+      if (s_.deadline_ms == 0 || at < s_.deadline_ms) {
+        event(EventKind::attempt_failed, name, f.attempt, cls,
+              fmt::format("{} (retrying in {})", out.message, format_ms(delay)));
+        if (this_in_doubt) f.earlier_attempt_in_doubt = true;
+        f.attempt += 1;
+        f.wake_at_ms = at;
+        return ready(id);
+      }
+    }
+    // Once any attempt may have reached the service, the step stays in
+    // doubt: a later answer, even a definite `rejected` (a participant that
+    // lost the first request's outcome, or answers a repeated key with an
+    // error), cannot prove that the earlier one had no effect. Otherwise the
+    // last attempt decides: in doubt unless it had no effect by its class or
+    // was never sent.
+    const bool in_doubt = f.earlier_attempt_in_doubt || this_in_doubt;
+    std::string note;
+    if (in_doubt && !this_in_doubt) {
+      note = " (an earlier attempt may have had an effect: the step is compensated)";
+    } else if (!in_doubt && !had_no_effect(cls)) {
+      note = " (never sent: the step had no effect and is not compensated)";
+    }
+    event(EventKind::step_failed, name, f.attempt, cls, out.message + note);
+    if (in_doubt) record(f, f.step, true);
+    f.wait = Wait::kNone;
+    touch(id);
+    begin_compensation(cls, fmt::format("step '{}': {}", name, out.message));
+  }
+
+  void undo_ended(uint32_t id, const Outcome& out) {
+    Fiber& f = fiber(id);
+    const std::string name = step_name(lp_, f);
+    touch(id);
+    if (out.ok) {
+      event(EventKind::undo_completed, name, f.attempt);
+      f.wait = Wait::kNone;
+      f.wake_at_ms = 0;
+      f.undo_name.clear();
+      return next_undo();
+    }
+    const CompensationPolicy& cp = env_.compensation;
+    if (f.attempt < cp.attempts) {
+      bytecode::RetryPolicy policy;
+      policy.backoff = bytecode::Backoff::Exponential;
+      policy.initial_ms = static_cast<uint64_t>(cp.initial_ms);
+      policy.factor = cp.factor;
+      policy.max_ms = static_cast<uint64_t>(cp.max_ms);
+      // A Retry-After (or an open circuit's remaining time) is the least delay.
+      const int64_t delay = std::max(backoff(policy, f.attempt), out.retry_after_ms);
+      event(EventKind::undo_failed, name, f.attempt, out.error_class,
+            fmt::format("{} (retrying in {})", out.message, format_ms(delay)));
+      f.attempt += 1;
+      f.wake_at_ms = env_.now_ms + delay;
+      return ready(id);
+    }
+    // The compensation is exhausted: never dropped, the instance is stuck at
+    // this undo, for an operator to retry or skip.
+    stuck(name, out.error_class, fmt::format("undo failed {} times: {}", f.attempt, out.message),
+          out.message);
+  }
+
+  // ---- Forward progress ----------------------------------------------------------
+
+  // Makes fiber `id` runnable: it runs to its next yield point when the
+  // queue gets to it. A queue rather than a call, so that a foreach over a
+  // million items whose body yields nothing does not recurse a million deep.
+  void forward(uint32_t id) { queue_.push_back(id); }
+
+  void drain() {
+    while (!queue_.empty()) {
+      const uint32_t id = queue_.front();
+      queue_.pop_front();
+      // A fiber removed meanwhile, or a saga that failed, runs no further.
+      if (s_.phase != Phase::kForward || s_.fiber(id) == nullptr) continue;
+      advance(id);
+    }
+  }
+
+  // Runs fiber `id` to its next yield point and decides what it means.
+  void advance(uint32_t id) {
+    Fiber& f = fiber(id);
+    const Stop stop = run(lp_, s_, f, *env_.functions);
+    touch(id);
+    switch (stop) {
+      case Stop::kInvoke:
+        return invoked(id);
+      case Stop::kComplete:
+        s_.phase = Phase::kDone;
+        // The output is in the instance row; the history does not repeat it.
+        event(EventKind::completed);
+        return;
+      case Stop::kFail:
+        return begin_compensation(s_.error_class, s_.error_message);
+      case Stop::kFork:
+        return fork(id);
+      case Stop::kEnd:
+        return ended(id);
+      case Stop::kUndo:
+      case Stop::kReturned:
+        break;  // The verifier keeps these out of main code.
+    }
+    begin_compensation("error", "internal error: unexpected stop in main code");
+  }
+
+  void invoked(uint32_t id) {
+    Fiber& f = fiber(id);
+    const bytecode::Step& step = p_.steps[f.step];
+    const bytecode::Action& action = p_.actions[step.action];
+    f.wake_at_ms = 0;
+    if (engine_performed(action)) {
+      // A computed argument out of kind or range is an error of the saga's
+      // code, found before anything runs: the step never started.
+      if (std::string why = check_engine_args(action, f.args); !why.empty()) {
+        f.wait = Wait::kNone;
+        const uint32_t at = f.pc - bytecode::instruction_size(bytecode::Op::INVOKE);
+        const bytecode::LineEntry line = p_.line_at(at);
+        const std::string name = step_name(lp_, f);
+        return begin_compensation(
+            std::string(kTypeError),
+            line.line ? fmt::format("{}:{}: step '{}': {}", p_.source_name, line.line, name, why)
+                      : fmt::format("step '{}': {}", name, why));
+      }
+      if (action.name == "sleep") f.wake_at_ms = sleep_until(env_.now_ms, f.args);
+    }
+    event(EventKind::step_started, step_name(lp_, f), 1);
+    ready(id);
+  }
+
+  // `log` writes its line to the history; its level (checked against
+  // actions.def) rides in the event's data, info, the default, left out.
+  void log_line(const Fiber& f, const std::string& name) {
+    const Value* m = f.args.find("message");
+    const Value* level = f.args.find("level");
+    std::string data;
+    if (level && level->is_string() && level->as_string() != "info") {
+      data = fmt::format(R"({{"level":"{}"}})", level->as_string());
+    }
+    event(EventKind::log, name, f.attempt, {}, m ? m->to_text() : std::string(), std::move(data));
+  }
+
+  // ---- Fibers ----------------------------------------------------------------------
+
+  // FORK: the fiber waits at the JOIN; its block's fibers start (all
+  // branches, or the first `max` items) and run to their first yield point.
+  void fork(uint32_t id) {
+    Fiber& f = fiber(id);
+    const bytecode::Block& block = p_.blocks[f.join_block];
+    f.wait = Wait::kJoin;
+    const bool parallel = block.kind == bytecode::Block::Kind::Parallel;
+    const size_t n = parallel ? block.branches.size() : f.items.size();
+    const size_t first = parallel || block.max == 0 ? n : std::min<size_t>(block.max, n);
+    std::string what;
+    if (parallel) {
+      for (const bytecode::Branch& b : block.branches) what += (what.empty() ? "" : ", ") + b.name;
+      what = fmt::format("parallel: {}", what);
+    } else {
+      what =
+          fmt::format("foreach {}: {} item{}{}", block.branches[0].name, n, n == 1 ? "" : "s",
+                      block.max == 0 || block.max >= n ? std::string()
+                                                       : fmt::format(", {} at a time", block.max));
+    }
+    event(EventKind::forked, f.prefix + (f.suffix.empty() ? "" : f.suffix), 0, {}, what);
+    if (n == 0) return join(id);
+    // All are created before any runs: a branch that fails at once must find
+    // its siblings to abandon.
+    for (size_t i = 0; i < first; ++i) forward(spawn(id, static_cast<uint32_t>(i)));
+  }
+
+  // Creates the fiber of branch or item `index` of the block fiber `parent`
+  // waits for; returns its id.
+  uint32_t spawn(uint32_t parent_id, uint32_t index) {
+    const Fiber& parent = fiber(parent_id);
+    const bytecode::Block& block = p_.blocks[parent.join_block];
+    Fiber c;
+    c.id = s_.next_fiber++;
+    c.parent = parent_id;
+    c.block = parent.join_block;
+    c.index = index;
+    c.prefix = parent.prefix;
+    c.suffix = parent.suffix;
+    if (block.kind == bytecode::Block::Kind::Parallel) {
+      c.prefix += block.branches[index].name + "/";
+      c.pc = block.branches[index].entry_pc;
+    } else {
+      c.suffix += fmt::format("[{}]", index);
+      c.pc = block.branches[0].entry_pc;
+      c.locals.emplace_back(block.item_slot, parent.items.list_items()[index]);
+    }
+    const uint32_t id = c.id;
+    s_.fibers.push_back(std::move(c));  // Ids grow: the vector stays in id order.
+    touch(id);
+    touch(0);  // next_fiber.
+    return id;
+  }
+
+  // The ids of the fibers `parent` forked, in branch or item order.
+  std::vector<uint32_t> children_of(uint32_t parent) const {
+    std::vector<uint32_t> ids;
+    for (const Fiber& f : s_.fibers) {
+      if (f.id != 0 && f.parent == parent) ids.push_back(f.id);
+    }
+    return ids;
+  }
+
+  // END: the fiber is done; the next item starts, or the block joins.
+  void ended(uint32_t id) {
+    Fiber& f = fiber(id);
+    f.ended = true;
+    f.wait = Wait::kNone;
+    const uint32_t parent_id = f.parent;
+    const Fiber& parent = fiber(parent_id);
+    const bytecode::Block& block = p_.blocks[parent.join_block];
+    const std::vector<uint32_t> children = children_of(parent_id);
+    const size_t total =
+        block.kind == bytecode::Block::Kind::Parallel ? block.branches.size() : parent.items.size();
+    if (children.size() < total) {
+      // A foreach with items left: the next one takes this one's place.
+      const uint32_t next = spawn(parent_id, static_cast<uint32_t>(children.size()));
+      return forward(next);
+    }
+    for (uint32_t c : children) {
+      if (!fiber(c).ended) return;  // Others still run.
+    }
+    join(parent_id);
+  }
+
+  // Every fiber of the block ended: their bindings become the parent's (a
+  // foreach's collected as lists), their logs one parallel group of the
+  // parent's log, and the parent goes on after its JOIN.
+  void join(uint32_t parent_id) {
+    const std::vector<uint32_t> children = children_of(parent_id);
+    const bytecode::Block& block = p_.blocks[fiber(parent_id).join_block];
+    Completed group;
+    std::vector<std::vector<Value>> collected(block.collect.size());
+    for (uint32_t c : children) {
+      Fiber& child = fiber(c);
+      if (block.kind == bytecode::Block::Kind::Parallel) {
+        for (auto& [slot, value] : child.locals) store_slot(s_, fiber(parent_id), slot, value);
+      } else {
+        for (size_t i = 0; i < block.collect.size(); ++i) {
+          collected[i].push_back(load_own(child, block.collect[i].body));
+        }
+      }
+      if (!child.completed.empty()) group.group.push_back(std::move(child.completed));
+    }
+    for (size_t i = 0; i < block.collect.size(); ++i) {
+      store_slot(s_, fiber(parent_id), block.collect[i].list, Value::list(std::move(collected[i])));
+    }
+    remove(children);
+    Fiber& parent = fiber(parent_id);
+    if (!group.group.empty()) parent.completed.push_back(std::move(group));
+    event(EventKind::joined, parent.prefix + parent.suffix, 0, {},
+          fmt::format("{} fiber{}", children.size(), children.size() == 1 ? "" : "s"));
+    parent.wait = Wait::kNone;
+    parent.join_block = bytecode::kNone;
+    parent.items = Value();
+    parent.pc += bytecode::instruction_size(bytecode::Op::JOIN);
+    touch(parent_id);
+    forward(parent_id);
+  }
+
+  // The value a fiber bound itself (null when it did not bind the slot).
+  static Value load_own(const Fiber& f, uint32_t slot) {
+    for (const auto& [s, v] : f.locals) {
+      if (s == slot) return v;
+    }
+    return Value();
+  }
+
+  void remove(const std::vector<uint32_t>& ids) {
+    for (uint32_t id : ids) {
+      add_unique(d_.removed, id);
+      add_unique(d_.stopped, id);
+      d_.changed.erase(std::remove(d_.changed.begin(), d_.changed.end(), id), d_.changed.end());
+      d_.ready.erase(std::remove(d_.ready.begin(), d_.ready.end(), id), d_.ready.end());
+    }
+    s_.fibers.erase(std::remove_if(s_.fibers.begin() + 1, s_.fibers.end(),
+                                   [&](const Fiber& f) {
+                                     return std::find(ids.begin(), ids.end(), f.id) != ids.end();
+                                   }),
+                    s_.fibers.end());
+  }
+
+  // ---- The compensation log ----------------------------------------------------------
+
+  // Records a step on `f`'s log (completed, or in doubt), with its undo's
+  // arguments computed now from what the fiber sees: the compiler proves an
+  // undo uses only values bound by the time its step ends.
+  void record(Fiber& f, uint32_t step_index, bool in_doubt) {
+    const bytecode::Step& step = p_.steps[step_index];
+    Completed c;
+    c.step = step_index;
+    c.in_doubt = in_doubt;
+    if (!f.prefix.empty() || !f.suffix.empty()) c.name = f.prefix + step.name + f.suffix;
+    c.args_ready = true;
+    if (step.undo_pc != bytecode::kNone) {
+      Fiber scratch;
+      scratch.id = f.id;
+      scratch.parent = f.parent;
+      scratch.locals = f.locals;
+      scratch.pc = step.undo_pc;
+      // run() reports a runtime error in the instance's error fields, which
+      // are not this one's to set.
+      std::string cls = std::move(s_.error_class), msg = std::move(s_.error_message);
+      const Stop stop = run(lp_, s_, scratch, *env_.functions);
+      if (stop == Stop::kUndo) {
+        c.args = std::move(scratch.args);
+      } else {
+        c.args_error_class = stop == Stop::kFail ? s_.error_class : "error";
+        c.args_error = stop == Stop::kFail ? s_.error_message : "the undo block did not undo";
+      }
+      s_.error_class = std::move(cls);
+      s_.error_message = std::move(msg);
+    }
+    f.completed.push_back(std::move(c));
+  }
+
+  // Gives up every waiting fiber: an attempt that was out, or after an
+  // earlier one in doubt, leaves its step in doubt; then each fiber's log
+  // joins its parent's as a parallel group (deepest first), and the children
+  // are gone.
+  void abandon_all(const std::string& cls, const std::string& msg) {
+    for (Fiber& f : s_.fibers) {
+      if (f.wait == Wait::kAction) {
+        const bool in_doubt = f.attempt_out || f.earlier_attempt_in_doubt;
+        event(EventKind::step_abandoned, step_name(lp_, f), f.attempt, cls,
+              in_doubt ? msg : msg + " (nothing was sent: the step is not compensated)");
+        if (in_doubt) record(f, f.step, true);
+        add_unique(d_.stopped, f.id);
+      }
+      f.attempt_out = false;
+      f.wait = Wait::kNone;
+      f.wake_at_ms = 0;
+    }
+    // Deepest first: a fiber gathers its children's logs before its own
+    // log is gathered by its parent.
+    std::vector<std::pair<int, uint32_t>> by_depth;
+    for (size_t i = 1; i < s_.fibers.size(); ++i) {
+      int depth = 0;
+      for (const Fiber* f = &s_.fibers[i]; f->id != 0; f = s_.fiber(f->parent)) ++depth;
+      by_depth.emplace_back(depth, s_.fibers[i].id);
+    }
+    std::sort(by_depth.begin(), by_depth.end(), std::greater<>());
+    std::vector<uint32_t> gathered;
+    for (const auto& [depth, id] : by_depth) {
+      if (std::find(gathered.begin(), gathered.end(), id) != gathered.end()) continue;
+      const uint32_t parent = fiber(id).parent;
+      Completed group;
+      for (uint32_t c : children_of(parent)) {
+        Fiber& child = fiber(c);
+        if (!child.completed.empty()) group.group.push_back(std::move(child.completed));
+        child.completed.clear();
+        gathered.push_back(c);
+      }
+      if (!group.group.empty()) fiber(parent).completed.push_back(std::move(group));
+    }
+    remove(gathered);
+    Fiber& root = fiber(0);
+    root.join_block = bytecode::kNone;
+    root.items = Value();
+    touch(0);
+  }
+
+  void begin_compensation(std::string cls, std::string msg) {
+    abandon_all(cls, msg);
+    s_.error_class = std::move(cls);
+    s_.error_message = std::move(msg);
+    s_.phase = Phase::kCompensating;
+    // Decides between `compensated` and `failed` at the end.
+    s_.had_effects = !fiber(0).completed.empty();
+    // Without effects there is nothing to compensate: next_undo() records
+    // the final `failed` or `cancelled` at once.
+    if (s_.had_effects) event(EventKind::compensating, {}, 0, s_.error_class, s_.error_message);
+    next_undo();
+  }
+
+  // Pops the root's log until an undo must run, or finishes. A parallel
+  // group is undone log by log (the last first), each newest first: a valid
+  // order of the parallel composition of the branches' compensations.
+  void next_undo() {
+    Fiber& r = fiber(0);
+    touch(0);
+    while (!r.completed.empty()) {
+      Completed c = std::move(r.completed.back());
+      r.completed.pop_back();
+      if (c.step == bytecode::kNone) {
+        for (std::vector<Completed>& log : c.group) {
+          for (Completed& e : log) r.completed.push_back(std::move(e));
+        }
+        continue;
+      }
+      const bytecode::Step& step = p_.steps[c.step];
+      const std::string name = c.name.empty() ? step.name : c.name;
+      if (step.undo_pc == bytecode::kNone) {
+        event(EventKind::undo_skipped, name, 0, {}, "the step has no undo");
+        continue;
+      }
+      Value args;
+      if (c.args_ready && c.args_error.empty()) {
+        args = std::move(c.args);
+      } else if (!c.args_ready) {
+        // A checkpoint from before version 3: computed from the root's
+        // slots now, as then.
+        Fiber scratch;
+        scratch.pc = step.undo_pc;
+        std::string cls = std::move(s_.error_class), msg = std::move(s_.error_message);
+        const Stop stop = run(lp_, s_, scratch, *env_.functions);
+        if (stop == Stop::kUndo) {
+          args = std::move(scratch.args);
+        } else {
+          c.args_error_class = s_.error_class;
+          c.args_error = s_.error_message;
+        }
+        s_.error_class = std::move(cls);
+        s_.error_message = std::move(msg);
+      }
+      r.step = c.step;
+      r.undo_name = c.name;
+      r.args = args;
+      r.attempt = 1;
+      r.wake_at_ms = 0;
+      r.wait = Wait::kUndo;
+      if (!c.args_error.empty()) {
+        // The undo's arguments could not be computed: an operator must look.
+        return stuck(name, c.args_error_class, c.args_error,
+                     "cannot compute the undo's arguments: " + c.args_error);
+      }
+      const bytecode::Action& undo = p_.actions[step.undo_action];
+      if (engine_performed(undo)) {
+        if (std::string why = check_engine_args(undo, r.args); !why.empty()) {
+          return stuck(name, std::string(kTypeError), why,
+                       "the undo's arguments are invalid: " + why);
+        }
+        // An undo that sleeps waits like a step that does.
+        if (undo.name == "sleep") r.wake_at_ms = sleep_until(env_.now_ms, r.args);
+      }
+      event(EventKind::undo_started, name, 1, {}, c.in_doubt ? "step was in doubt" : "");
+      return ready(0);
+    }
+    s_.phase = Phase::kDone;
+    r.wait = Wait::kNone;
+    const InstanceStatus final = status_of(s_);
+    d_.events.push_back(
+        {HistoryEvent{env_.now_ms, to_string(final), {}, 0, s_.error_class, s_.error_message, {}},
+         false});
+  }
+
+  // A compensation gave up: the root keeps waiting at that undo (status
+  // `stuck`) with a dead letter, for an operator. Nothing is dropped.
+  void stuck(const std::string& name, const std::string& cls, const std::string& event_message,
+             const std::string& letter) {
+    event(EventKind::stuck, name, fiber(0).attempt, cls, event_message);
+    d_.dead_letter = DeadLetter{{}, name, env_.now_ms, cls, letter};
+    s_.stuck = true;
+    touch(0);
+  }
+
+  // ---- Helpers -------------------------------------------------------------------------
+
+  int64_t backoff(const bytecode::RetryPolicy& p, uint32_t retry) const {
+    double d = static_cast<double>(p.initial_ms);
+    switch (p.backoff) {
+      case bytecode::Backoff::Fixed:
+        break;
+      case bytecode::Backoff::Linear:
+        d += static_cast<double>(retry - 1) * static_cast<double>(p.step_ms);
+        break;
+      case bytecode::Backoff::Exponential:
+        d *= std::pow(p.factor, retry - 1);
+        break;
+    }
+    if (p.max_ms > 0) d = std::min(d, static_cast<double>(p.max_ms));
+    d = std::min(d, 1e12);
+    auto ms = static_cast<int64_t>(d);
+    if (p.jitter == bytecode::Jitter::None || ms == 0) return ms;
+    if (p.jitter == bytecode::Jitter::Full) return env_.random ? env_.random(ms) : ms;
+    return ms / 2 + (env_.random ? env_.random(ms - ms / 2) : (ms - ms / 2) / 2);
+  }
+
+  Fiber& fiber(uint32_t id) { return *s_.fiber(id); }
+
+  void touch(uint32_t id) {
+    if (id == 0) {
+      d_.instance_changed = true;
+    } else {
+      add_unique(d_.changed, id);
+    }
+  }
+
+  void ready(uint32_t id) {
+    add_unique(d_.ready, id);
+    touch(id);
+  }
+
+  void event(EventKind kind, std::string step = {}, uint32_t attempt = 0, std::string cls = {},
+             std::string message = {}, std::string data = {}) {
+    d_.events.push_back({HistoryEvent{env_.now_ms, std::string(event_name(kind)), std::move(step),
+                                      attempt, std::move(cls), std::move(message), std::move(data)},
+                         event_info(kind).storage == EventStorage::kLive});
+  }
+
+  const LinkedProgram& lp_;
+  const bytecode::Program& p_;
+  InstanceState& s_;
+  const Env& env_;
+  Decision d_;
+  std::deque<uint32_t> queue_;  // Fibers to run (forward()).
+};
+
+}  // namespace
+
+Decision begin(const LinkedProgram& program, InstanceState& state, const Env& env) {
+  Machine m(program, state, env);
+  m.begin();
+  return m.finish();
+}
+
+Decision attempt_ended(const LinkedProgram& program, InstanceState& state, uint32_t fiber,
+                       const Outcome& outcome, const Env& env) {
+  Machine m(program, state, env);
+  m.attempt_ended(fiber, outcome);
+  return m.finish();
+}
+
+Decision interrupt(const LinkedProgram& program, InstanceState& state, std::string error_class,
+                   std::string message, bool cancel, const Env& env) {
+  Machine m(program, state, env);
+  state.cancelled = cancel;
+  m.begin_compensation(std::move(error_class), std::move(message));
+  return m.finish();
+}
+
+Decision resumed(const LinkedProgram& program, InstanceState& state, const Env& env) {
+  Machine m(program, state, env);
+  m.resumed();
+  Decision d = m.finish();
+  d.commit = false;
+  return d;
+}
+
+}  // namespace saga::runtime

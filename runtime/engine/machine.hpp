@@ -1,0 +1,120 @@
+// The saga machine: the rules of the delivery contract as functions.
+//
+// Invariant: the machine decides, the engine applies. Given the linked
+// program, an instance's state, what happened (the instance starts, an
+// attempt of a fiber ended, the deadline passed, a cancel arrived) and an
+// Env (the time, randomness for jitter, the compensation policy), a machine
+// function changes the state and returns a Decision: the history events, a
+// dead letter, the status to commit, and which fibers to start waiting once
+// that commit is durable. It takes no lock, reads no clock, touches no store
+// and calls no action, so every rule is a table test (tests/runtime/
+// machine_test.cpp), and `sagactl test` / `explore` can drive it with
+// virtual time. The engine (engine.cpp) owns runs, locks, generations,
+// timers and the commit pipeline: it commits the Decision, then performs the
+// waits of its `ready` fibers (an action, an undo, a timer).
+//
+// A decision is always committed before anything it implies is done: a
+// fiber's next action is dispatched only after the transition that records
+// it is durable.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/vm/vm.hpp"
+#include "saga/engine.hpp"
+#include "saga/events.hpp"
+#include "saga/store.hpp"
+#include "stdlib/functions.hpp"
+
+namespace saga::runtime {
+
+// What the machine may ask of the world besides the state.
+struct Env {
+  int64_t now_ms = 0;
+  stdlib::FunctionContext* functions = nullptr;  // For pure code: now(), uuid().
+  CompensationPolicy compensation;
+  // A uniform random integer in [0, n]: the jitter of backoffs. Null: no
+  // randomness (the midpoint for equal jitter, n for full).
+  std::function<int64_t(int64_t n)> random;
+};
+
+// How an attempt ended, as an action or a transport reports it.
+struct Outcome {
+  bool ok = false;
+  Value result;             // When ok.
+  std::string error_class;  // When not ok (error_classes.def, or a custom class).
+  std::string message;
+  int64_t retry_after_ms = 0;  // The least delay before a retry (Retry-After).
+  bool not_sent = false;       // The request certainly never reached the service.
+};
+
+struct Decision {
+  struct Event {
+    HistoryEvent event;
+    bool live_only = false;  // EventStorage::kLive.
+  };
+  std::vector<Event> events;
+  std::optional<DeadLetter> dead_letter;  // The engine fills in the instance id.
+  InstanceStatus status = InstanceStatus::kRunning;
+  // Fibers whose wait (fiber.wait, step, args, attempt, wake_at_ms) is to be
+  // started once the commit is durable.
+  std::vector<uint32_t> ready;
+  // Fibers whose wait was given up (an abandoned attempt, a finished
+  // branch) or that no longer exist: late results for them are ignored, and
+  // their timers can go.
+  std::vector<uint32_t> stopped;
+  // Child fibers whose checkpoint changed, and those that were removed (at a
+  // join, or when compensation began). The root is part of the instance.
+  std::vector<uint32_t> changed;
+  std::vector<uint32_t> removed;
+  // Whether the instance's own checkpoint (instance fields, root fiber)
+  // changed; when false, only child fibers and history are written.
+  bool instance_changed = true;
+  // False when nothing needs committing before the ready fibers start (a
+  // resume: the state is the committed one); the events go with the next
+  // transition.
+  bool commit = true;
+
+  bool final() const { return is_terminal(status) || status == InstanceStatus::kStuck; }
+};
+
+// The status a state stands for.
+InstanceStatus status_of(const InstanceState& state);
+
+// A fresh instance starts: "started", then its root runs to its first yield
+// point. state.started_ms and deadline_ms are set from env.now_ms.
+Decision begin(const LinkedProgram& program, InstanceState& state, const Env& env);
+
+// The attempt that fiber `fiber` waited for ended with `outcome` (an action,
+// an undo, or a sleep). The fiber must exist and wait for an action or undo.
+Decision attempt_ended(const LinkedProgram& program, InstanceState& state, uint32_t fiber,
+                       const Outcome& outcome, const Env& env);
+
+// The forward path is given up: the deadline passed, or a cancel arrived.
+// Every waiting fiber is abandoned (in doubt when its attempt was out or an
+// earlier one was) and compensation begins. Only for a state in the forward
+// phase.
+Decision interrupt(const LinkedProgram& program, InstanceState& state, std::string error_class,
+                   std::string message, bool cancel, const Env& env);
+
+// After a restart: an attempt whose wake time has come may have been sent
+// before the process died (it is dispatched no earlier than then), so it
+// counts as in doubt from now on; one whose wake time is ahead (a backoff)
+// was not out yet, nor is a call of sleep or log. Also lists, in `ready`,
+// every fiber to start waiting again.
+Decision resumed(const LinkedProgram& program, InstanceState& state, const Env& env);
+
+// The idempotency key and history name of the step a fiber waits for:
+// "<prefix><step><suffix>" (an undo: the name of its log entry).
+std::string step_name(const LinkedProgram& program, const Fiber& fiber);
+
+// Whether an action is one the engine performs itself (stdlib/actions.def,
+// performer kEngine: sleep, log): such a call has no effect outside the
+// instance, and never leaves in doubt.
+bool engine_performed(const bytecode::Action& action);
+
+}  // namespace saga::runtime
