@@ -58,8 +58,12 @@ class TimerQueue {
  public:
   using Post = std::function<void(std::function<void()>)>;
   TimerQueue(Clock& clock, Post post) : clock_(clock), post_(std::move(post)) {
+    // When a manual clock moves, the timers it made due are handed to `post`
+    // before advance() returns, in due order: a test that then completes an
+    // attempt knows that a timeout due by now was posted before it.
     waker_ = std::make_shared<const std::function<void()>>([this] {
       std::lock_guard lock(mu_);
+      post_due(clock_.now_ms());
       cv_.notify_all();
     });
     clock_.on_advance(waker_);
@@ -109,6 +113,19 @@ class TimerQueue {
  private:
   using Key = std::pair<int64_t, uint64_t>;  // Due time, then scheduling order.
 
+  // Hands every entry due at `now` to post_, earliest first. Called with
+  // mu_ held; returns whether there was one.
+  bool post_due(int64_t now) {
+    bool any = false;
+    while (!entries_.empty() && entries_.begin()->first.first <= now) {
+      auto fn = std::move(entries_.begin()->second);
+      entries_.erase(entries_.begin());
+      post_(std::move(fn));
+      any = true;
+    }
+    return any;
+  }
+
   void loop() {
     std::unique_lock lock(mu_);
     while (!stopped_) {
@@ -117,13 +134,8 @@ class TimerQueue {
         continue;
       }
       int64_t now = clock_.now_ms();
+      if (post_due(now)) continue;
       auto first = entries_.begin();
-      if (first->first.first <= now) {
-        auto fn = std::move(first->second);
-        entries_.erase(first);
-        post_(std::move(fn));
-        continue;
-      }
       // A manual clock wakes us through on_advance; a real one by the timeout.
       cv_.wait_for(lock,
                    std::chrono::milliseconds(std::min<int64_t>(first->first.first - now, 1000)));

@@ -112,6 +112,42 @@ TEST(Interpreter, ChildFibersSeeTheirParentsSlotsAndKeepTheirOwn) {
   EXPECT_EQ(state.slots[label], Value("n=21 X"));
 }
 
+// Every operator computes what it says, through the compiler and the VM: a
+// code generator that swapped `-` and `%`, or `<` and `>=`, fails here.
+TEST(Interpreter, OperatorsComputeWhatTheySay) {
+  auto lp = link(R"(
+saga ops(a: number, b: number, t: bool, f: bool) {
+  output {
+    add: a + b, sub: a - b, mul: a * b, div: a / b, mod: a % b, neg: -a,
+    lt: a < b, le: a <= b, gt: a > b, ge: a >= b, eq: a == b, ne: a != b,
+    and: t and f, or: t or f, not: not t
+  }
+}
+)");
+  FixedContext ctx;
+  struct Row {
+    double a, b;
+    const char* output;
+  };
+  const Row rows[] = {
+      {7, 2,
+       R"({"add":9,"and":false,"div":3.5,"eq":false,"ge":true,"gt":true,"le":false,"lt":false,)"
+       R"("mod":1,"mul":14,"ne":true,"neg":-7,"not":false,"or":true,"sub":5})"},
+      {2, 2,
+       R"({"add":4,"and":false,"div":1,"eq":true,"ge":true,"gt":false,"le":true,"lt":false,)"
+       R"("mod":0,"mul":4,"ne":false,"neg":-2,"not":false,"or":true,"sub":0})"},
+      {-3, 5,
+       R"({"add":2,"and":false,"div":-0.6,"eq":false,"ge":false,"gt":false,"le":true,"lt":true,)"
+       R"("mod":-3,"mul":-15,"ne":true,"neg":3,"not":false,"or":true,"sub":-8})"},
+  };
+  for (const Row& r : rows) {
+    auto state = saga::runtime::start_state(
+        lp, 0, Value::object({{"a", r.a}, {"b", r.b}, {"t", true}, {"f", false}}));
+    ASSERT_EQ(saga::runtime::run(lp, state, state.root(), ctx), Stop::kComplete);
+    EXPECT_EQ(state.output.to_json_text(), r.output) << r.a << " " << r.b;
+  }
+}
+
 TEST(InputValidation, NamesTheParameter) {
   auto lp = link(kSource);
   const auto& saga = lp.program.sagas[0];

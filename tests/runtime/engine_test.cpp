@@ -83,10 +83,13 @@ class EngineTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
+  // `threads` 1 makes the engine run handlers in the order they were posted
+  // (a timeout due before a completion is handled first).
   saga::Engine& open(saga::Durability durability = saga::Durability::kNormal,
-                     saga::ServiceTransport transport = nullptr) {
+                     saga::ServiceTransport transport = nullptr, unsigned threads = 2) {
     engine_.reset();
     saga::EngineOptions options;
+    options.threads = threads;
     options.service_transport = std::move(transport);
     options.database = (dir_ / "sagas.db").string();
     options.durability = durability;
@@ -342,6 +345,75 @@ saga s() {
   EXPECT_EQ(undos, (std::vector<std::string>{"slow.undo_hang", "slow.undo"}));
   // A late answer of the abandoned attempt is ignored.
   parked.at(0).succeed(json{{"late", true}});
+}
+
+// The timeout is the step's, not less: an answer at 1999 ms of a 2 s
+// timeout counts. (ManualClock::advance posts the timers it made due before
+// it returns, and one engine thread handles posts in order, so a timeout due
+// by then would be handled before the answer and the answer discarded.)
+TEST_F(EngineTest, AnAttemptAnsweredJustBeforeItsTimeoutSucceeds) {
+  auto& e = open(saga::Durability::kNormal, nullptr, 1);
+  std::string hash = load(R"(
+service slow { }
+saga s() { step hang { do slow.hang() -> r timeout 2s undo slow.undo() } output r }
+)");
+  std::mutex mu;
+  std::vector<saga::Completion> parked;
+  e.register_async_action("slow.hang", [&](const saga::ActionCall&, saga::Completion c) {
+    std::lock_guard lock(mu);
+    parked.push_back(c);
+  });
+  e.register_action("slow.undo", [](const saga::ActionCall&) -> json { return nullptr; });
+  auto id = e.start(hash, "s", json::object());
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mu);
+    return !parked.empty();
+  }));
+  clock_->advance(1999ms);
+  {
+    std::lock_guard lock(mu);
+    parked[0].succeed("in time");
+  }
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  EXPECT_EQ(info->output, "in time");
+}
+
+// A synchronous action cannot be interrupted: when it returns after its
+// step's timeout, its result is discarded and the attempt timed out (it may
+// have had an effect: the step is compensated).
+TEST_F(EngineTest, ALateSynchronousResultIsDiscarded) {
+  auto& e = open();
+  std::string hash = load(R"(
+service slow { }
+saga s() { step a { do slow.a() -> r timeout 2s undo slow.undo() } output r }
+)");
+  std::atomic<int> undos{0};
+  e.register_action("slow.a", [this](const saga::ActionCall&) -> json {
+    clock_->advance(2001ms);  // The call takes longer than its timeout.
+    return "late";
+  });
+  e.register_action("slow.undo", [&](const saga::ActionCall&) -> json {
+    ++undos;
+    return nullptr;
+  });
+  saga::InstanceInfo info = run_to_end(hash, "s", json::object());
+  EXPECT_EQ(info.status, InstanceStatus::kCompensated);
+  EXPECT_EQ(info.error_class, "timeout");
+  EXPECT_EQ(undos.load(), 1);
+  // Within its timeout, the same action's result counts.
+  auto& again = open();
+  hash = load(R"(
+service slow { }
+saga s() { step a { do slow.a() -> r timeout 2s } output r }
+)");
+  again.register_action("slow.a", [this](const saga::ActionCall&) -> json {
+    clock_->advance(2000ms);
+    return "in time";
+  });
+  EXPECT_EQ(run_to_end(hash, "s", json::object()).output, "in time");
 }
 
 // A transition the store cannot commit (disk full) is tried again every

@@ -1,0 +1,423 @@
+// The saga machine, table by table: (state, what happened) -> decision, with
+// no threads, no clock, no store and no actions. Every rule of the delivery
+// contract (README, "Delivery contract") has rows here; the engine tests and
+// the crash test then check that the engine applies the decisions.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "compiler/compile.hpp"
+#include "runtime/engine/machine.hpp"
+#include "runtime/vm/checkpoint.hpp"
+
+namespace {
+
+using saga::InstanceStatus;
+using saga::Value;
+using saga::runtime::Decision;
+using saga::runtime::Outcome;
+using saga::runtime::Wait;
+
+class FixedContext : public saga::stdlib::FunctionContext {
+ public:
+  int64_t now_ms() override { return 1'700'000'000'000; }
+  void random_bytes(std::span<uint8_t> out) override {
+    for (auto& b : out) b = 7;
+  }
+};
+
+saga::runtime::LinkedProgram link(const std::string& text) {
+  saga::SourceFile source("m.saga", text);
+  saga::Diagnostics diags(source);
+  auto program = saga::compiler::compile(source, diags);
+  EXPECT_TRUE(program) << diags.render_text();
+  auto linked = saga::runtime::verify_and_link(std::move(*program));
+  EXPECT_TRUE(linked.ok()) << (linked.ok() ? "" : linked.status().message());
+  return std::move(linked).value();
+}
+
+Outcome ok(Value result = Value()) {
+  Outcome o;
+  o.ok = true;
+  o.result = std::move(result);
+  return o;
+}
+
+Outcome failure(std::string cls, bool not_sent = false, int64_t retry_after = 0) {
+  Outcome o;
+  o.error_class = std::move(cls);
+  o.message = "it said no";
+  o.not_sent = not_sent;
+  o.retry_after_ms = retry_after;
+  return o;
+}
+
+// One instance of a program, driven by hand: the time only moves when a
+// test says so, and jitter is off (Env::random null).
+class Machine {
+ public:
+  explicit Machine(const std::string& source, Value input = Value::object()) : lp_(link(source)) {
+    env_.now_ms = 1'000'000;
+    env_.functions = &ctx_;
+    env_.compensation.attempts = 3;
+    env_.compensation.initial_ms = 100;
+    state_ = saga::runtime::start_state(lp_, 0, input);
+  }
+
+  Decision begin() { return keep(saga::runtime::begin(lp_, state_, env_)); }
+  Decision end(uint32_t fiber, const Outcome& o) {
+    return keep(saga::runtime::attempt_ended(lp_, state_, fiber, o, env_));
+  }
+  Decision interrupt(const std::string& cls, bool cancel) {
+    return keep(saga::runtime::interrupt(lp_, state_, cls, "stop", cancel, env_));
+  }
+  Decision resumed() { return keep(saga::runtime::resumed(lp_, state_, env_)); }
+  void advance(int64_t ms) { env_.now_ms += ms; }
+
+  // The event kinds of a decision, "kind:step" where there is a step.
+  static std::vector<std::string> kinds(const Decision& d) {
+    std::vector<std::string> out;
+    for (const auto& e : d.events) {
+      out.push_back(e.event.kind + (e.event.step.empty() ? "" : ":" + e.event.step));
+    }
+    return out;
+  }
+
+  // What the root waits for: "action a", "undo a", "join", "none".
+  std::string waiting(uint32_t fiber = 0) const {
+    const saga::runtime::Fiber* f = state_.fiber(fiber);
+    if (!f) return "gone";
+    switch (f->wait) {
+      case Wait::kNone:
+        return "none";
+      case Wait::kJoin:
+        return "join";
+      case Wait::kAction:
+        return "action " + saga::runtime::step_name(lp_, *f);
+      case Wait::kUndo:
+        return "undo " + saga::runtime::step_name(lp_, *f);
+    }
+    return "?";
+  }
+
+  saga::runtime::InstanceState& state() { return state_; }
+  const saga::runtime::LinkedProgram& program() const { return lp_; }
+  int64_t now() const { return env_.now_ms; }
+
+  // The state survives its checkpoints: every decision's state encodes and
+  // decodes to itself.
+  void check_round_trip() {
+    std::string bytes;
+    saga::runtime::encode_checkpoint(state_, bytes);
+    std::vector<std::string> fibers;
+    for (size_t i = 1; i < state_.fibers.size(); ++i) {
+      saga::runtime::encode_fiber(state_.fibers[i], fibers.emplace_back());
+    }
+    auto back = saga::runtime::decode_checkpoint(lp_, bytes, fibers);
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_TRUE(back.value() == state_);
+  }
+
+ private:
+  Decision keep(Decision d) {
+    check_round_trip();
+    return d;
+  }
+  FixedContext ctx_;
+  saga::runtime::LinkedProgram lp_;
+  saga::runtime::Env env_;
+  saga::runtime::InstanceState state_;
+};
+
+const char* kTwoSteps = R"(
+service s { }
+retry r { attempts: 3, backoff: fixed(1s), on: [timeout, unavailable] }
+saga t() {
+  step a { do s.a() -> ra  undo s.undo_a(ref: ra) }
+  step b { do s.b() -> rb  undo s.undo_b(ref: rb)  retry r }
+}
+)";
+
+TEST(Machine, AStepThatSucceedsIsRecordedWithItsUndoArgumentsAndTheNextStarts) {
+  Machine m(kTwoSteps);
+  Decision d = m.begin();
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"started", "step_started:a"}));
+  EXPECT_EQ(d.status, InstanceStatus::kRunning);
+  EXPECT_EQ(d.ready, std::vector<uint32_t>{0});
+  EXPECT_EQ(m.waiting(), "action a");
+  d = m.end(0, ok(Value("A-1")));
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"step_completed:a", "step_started:b"}));
+  EXPECT_EQ(d.events[0].event.data_json, R"("A-1")");
+  EXPECT_TRUE(d.events[1].live_only);
+  ASSERT_EQ(m.state().root().completed.size(), 1u);
+  const auto& entry = m.state().root().completed[0];
+  EXPECT_FALSE(entry.in_doubt);
+  EXPECT_TRUE(entry.args_ready);
+  EXPECT_EQ(entry.args, Value::object({{"ref", "A-1"}}));
+  d = m.end(0, ok(Value("B-1")));
+  EXPECT_EQ(d.status, InstanceStatus::kCompleted);
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"step_completed:b", "completed"}));
+  EXPECT_TRUE(d.ready.empty());
+}
+
+// Which attempts leave a step in doubt, and so compensated when the saga
+// fails: any that may have reached the service, and once in doubt, always.
+TEST(Machine, TheInDoubtRule) {
+  struct Row {
+    const char* what;
+    std::vector<Outcome> attempts;  // Of step b (3 attempts, retried on timeout/unavailable).
+    bool compensated;               // Whether b's undo runs.
+  };
+  const Row rows[] = {
+      {"rejected", {failure("rejected")}, false},
+      {"unsupported", {failure("unsupported")}, false},
+      {"timeout, thrice", {failure("timeout"), failure("timeout"), failure("timeout")}, true},
+      {"an error", {failure("error")}, true},
+      {"a custom class", {failure("out_of_stock")}, true},
+      {"never sent, thrice",
+       {failure("unavailable", true), failure("unavailable", true), failure("unavailable", true)},
+       false},
+      {"sent, then rejected", {failure("unavailable"), failure("rejected")}, true},
+      {"timed out, then rejected", {failure("timeout"), failure("rejected")}, true},
+      {"never sent, then rejected", {failure("unavailable", true), failure("rejected")}, false},
+      {"never sent, then timed out",
+       {failure("unavailable", true), failure("timeout"), failure("unavailable", true)},
+       true},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.what);
+    Machine m(kTwoSteps);
+    m.begin();
+    m.end(0, ok(Value("A-1")));
+    Decision d;
+    for (const Outcome& o : row.attempts) {
+      m.advance(1000);
+      d = m.end(0, o);
+    }
+    // b failed for good: the saga compensates, newest first.
+    EXPECT_EQ(d.status, InstanceStatus::kCompensating);
+    EXPECT_EQ(m.waiting(), row.compensated ? "undo b" : "undo a");
+    const std::vector<std::string> kinds = Machine::kinds(d);
+    EXPECT_EQ(kinds[0], "step_failed:b");
+    EXPECT_EQ(kinds[1], "compensating");
+  }
+}
+
+TEST(Machine, RetriesWaitTheirBackoffAndRetryAfterRaisesIt) {
+  Machine m(kTwoSteps);
+  m.begin();
+  m.end(0, ok());
+  Decision d = m.end(0, failure("unavailable"));
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"attempt_failed:b"}));
+  EXPECT_EQ(d.ready, std::vector<uint32_t>{0});
+  EXPECT_EQ(m.state().root().attempt, 2u);
+  EXPECT_EQ(m.state().root().wake_at_ms, m.now() + 1000);
+  EXPECT_TRUE(m.state().root().earlier_attempt_in_doubt);
+  d = m.end(0, failure("unavailable", false, 7000));
+  EXPECT_EQ(m.state().root().wake_at_ms, m.now() + 7000);
+  EXPECT_NE(d.events[0].event.message.find("retrying in 7s"), std::string::npos);
+  // A class outside the policy is not retried.
+  Machine other(kTwoSteps);
+  other.begin();
+  other.end(0, ok());
+  d = other.end(0, failure("rejected"));
+  EXPECT_EQ(Machine::kinds(d)[0], "step_failed:b");
+}
+
+// A retry whose next attempt would come after the deadline is not made:
+// the step fails now.
+TEST(Machine, NoRetryPastTheDeadline) {
+  Machine m(R"(
+service s { }
+saga t() {
+  deadline 1500ms
+  step b { do s.b() retry { attempts: 5, backoff: fixed(1s), on: [timeout] } }
+}
+)");
+  m.begin();
+  Decision d = m.end(0, failure("timeout"));
+  EXPECT_EQ(Machine::kinds(d)[0], "attempt_failed:b");  // At 1 s: before the deadline.
+  m.advance(1000);
+  d = m.end(0, failure("timeout"));  // The next would be at 2 s, past 1.5 s.
+  // In doubt, without an undo: skipped, and the saga is compensated.
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"step_failed:b", "compensating",
+                                                         "undo_skipped:b", "compensated"}));
+  EXPECT_EQ(d.status, InstanceStatus::kCompensated);
+}
+
+TEST(Machine, CompensationRunsNewestFirstAndEndsCompensated) {
+  Machine m(kTwoSteps);
+  m.begin();
+  m.end(0, ok(Value("A-1")));
+  m.end(0, ok(Value("B-1")));
+  // Completed: no compensation. Now the same with a failing third step.
+  Machine n(R"(
+service s { }
+saga t() {
+  step a { do s.a() -> ra  undo s.undo_a(ref: ra) }
+  step nothing { do s.n() }
+  step b { do s.b() -> rb  undo s.undo_b(ref: rb) }
+  step c { do s.c() }
+}
+)");
+  n.begin();
+  n.end(0, ok(Value("A")));
+  n.end(0, ok());
+  n.end(0, ok(Value("B")));
+  Decision d = n.end(0, failure("rejected"));
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"step_failed:c", "compensating", "undo_started:b"}));
+  EXPECT_EQ(n.state().root().args, Value::object({{"ref", "B"}}));
+  d = n.end(0, ok());
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"undo_completed:b", "undo_skipped:nothing",
+                                                         "undo_started:a"}));
+  d = n.end(0, ok());
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"undo_completed:a", "compensated"}));
+  EXPECT_EQ(d.status, InstanceStatus::kCompensated);
+}
+
+TEST(Machine, FailingBeforeAnyEffectEndsFailed) {
+  Machine m(kTwoSteps);
+  m.begin();
+  Decision d = m.end(0, failure("rejected"));
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"step_failed:a", "failed"}));
+  EXPECT_EQ(d.status, InstanceStatus::kFailed);
+}
+
+// An undo is retried with the compensation policy; when that is spent the
+// instance is stuck at that undo, with a dead letter, and nothing is dropped.
+TEST(Machine, AnUndoThatKeepsFailingLeavesTheInstanceStuckAtIt) {
+  Machine m(kTwoSteps);
+  m.begin();
+  m.end(0, ok(Value("A-1")));
+  m.end(0, failure("rejected"));  // b: compensate a.
+  ASSERT_EQ(m.waiting(), "undo a");
+  Decision d = m.end(0, failure("unavailable"));
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"undo_failed:a"}));
+  EXPECT_EQ(m.state().root().wake_at_ms, m.now() + 100);
+  d = m.end(0, failure("unavailable"));
+  EXPECT_EQ(m.state().root().wake_at_ms, m.now() + 200);  // Exponential.
+  d = m.end(0, failure("unavailable"));
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"stuck:a"}));
+  EXPECT_EQ(d.status, InstanceStatus::kStuck);
+  ASSERT_TRUE(d.dead_letter);
+  EXPECT_EQ(d.dead_letter->step, "a");
+  EXPECT_TRUE(d.ready.empty());
+  // Stuck, the instance still waits at that undo, compensating.
+  EXPECT_EQ(m.state().phase, saga::runtime::Phase::kCompensating);
+  EXPECT_EQ(m.waiting(), "undo a");
+}
+
+TEST(Machine, UndoArgumentsThatCannotBeComputedLeaveItStuck) {
+  Machine m(R"(
+service s { }
+saga t(n: number) {
+  step a { do s.a() undo s.undo(x: n / 0) }
+  fail rejected "no"
+}
+)",
+            Value::object({{"n", 1}}));
+  m.begin();
+  Decision d = m.end(0, ok());
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"step_completed:a", "compensating", "stuck:a"}));
+  EXPECT_EQ(d.status, InstanceStatus::kStuck);
+  ASSERT_TRUE(d.dead_letter);
+  EXPECT_NE(d.dead_letter->message.find("cannot compute the undo's arguments"), std::string::npos);
+  EXPECT_EQ(d.dead_letter->error_class, "arithmetic");
+}
+
+// A deadline or a cancel abandons the attempt waited for: in doubt when it
+// was out (or an earlier one was), not when it had not left.
+TEST(Machine, AnInterruptedStepIsInDoubtOnlyIfItsAttemptWasOut) {
+  struct Row {
+    const char* what;
+    bool out, earlier, cancel;
+    bool compensated;
+    InstanceStatus final;
+  };
+  const Row rows[] = {
+      {"out, deadline", true, false, false, true, InstanceStatus::kCompensating},
+      {"not out, deadline", false, false, false, false, InstanceStatus::kCompensating},
+      {"an earlier one in doubt", false, true, false, true, InstanceStatus::kCompensating},
+      {"out, cancel", true, false, true, true, InstanceStatus::kCompensating},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.what);
+    Machine m(kTwoSteps);
+    m.begin();
+    m.end(0, ok(Value("A-1")));
+    m.state().root().attempt_out = row.out;
+    m.state().root().earlier_attempt_in_doubt = row.earlier;
+    Decision d = m.interrupt(row.cancel ? "cancelled" : "timeout", row.cancel);
+    EXPECT_EQ(Machine::kinds(d)[0], "step_abandoned:b");
+    EXPECT_EQ(m.waiting(), row.compensated ? "undo b" : "undo a");
+    EXPECT_EQ(d.status, row.final);
+    EXPECT_EQ(d.stopped, std::vector<uint32_t>{0});
+    m.end(0, ok());
+    if (row.compensated) m.end(0, ok());
+    EXPECT_EQ(saga::runtime::status_of(m.state()),
+              row.cancel ? InstanceStatus::kCancelled : InstanceStatus::kCompensated);
+  }
+}
+
+// After a restart an awaited attempt whose wake time had come may have been
+// sent; one whose wake time is still ahead (a backoff) was not.
+TEST(Machine, AfterARestartOnlyAnAttemptThatWasDueCountsAsSent) {
+  Machine m(kTwoSteps);
+  m.begin();
+  m.end(0, ok());
+  m.end(0, failure("unavailable", true));  // Never sent: a backoff of 1 s.
+  ASSERT_FALSE(m.state().root().earlier_attempt_in_doubt);
+  Decision d = m.resumed();  // At once: the retry was not due.
+  EXPECT_FALSE(d.commit);
+  EXPECT_EQ(d.ready, std::vector<uint32_t>{0});
+  EXPECT_EQ(Machine::kinds(d), std::vector<std::string>{"resumed"});
+  EXPECT_FALSE(m.state().root().earlier_attempt_in_doubt);
+  m.advance(1000);
+  m.resumed();  // Now it was due: it may have gone out before the crash.
+  EXPECT_TRUE(m.state().root().earlier_attempt_in_doubt);
+  // A sleep never leaves anything in doubt.
+  Machine s(R"(saga t() { step nap { do sleep(for: 1s) } })");
+  s.begin();
+  s.advance(5000);
+  s.resumed();
+  EXPECT_FALSE(s.state().root().earlier_attempt_in_doubt);
+}
+
+TEST(Machine, BuiltInActionsAreCheckedAndPerformedByTheMachine) {
+  Machine m(R"(
+saga t(d: any) {
+  step note { do log(message: "hello", level: "warn") }
+  step nap { do sleep(for: d) }
+}
+)",
+            Value::object({{"d", 2500}}));
+  m.begin();
+  Decision d = m.end(0, ok());
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"log:note", "step_completed:note", "step_started:nap"}));
+  EXPECT_EQ(d.events[0].event.message, "hello");
+  EXPECT_EQ(d.events[0].event.data_json, R"({"level":"warn"})");
+  EXPECT_EQ(m.state().root().wake_at_ms, m.now() + 2500);
+  Machine bad(R"(saga t(d: any) { step nap { do sleep(for: d) } })",
+              Value::object({{"d", "soon"}}));
+  d = bad.begin();
+  EXPECT_EQ(d.status, InstanceStatus::kFailed);
+  EXPECT_EQ(bad.state().error_class, "type");
+  EXPECT_NE(bad.state().error_message.find("m.saga:1: step 'nap': sleep(for:)"), std::string::npos)
+      << bad.state().error_message;
+  EXPECT_TRUE(bad.state().root().completed.empty());
+}
+
+TEST(Machine, ARuntimeErrorFailsTheSagaWithItsPosition) {
+  Machine m("saga t(n: any) {\n  output n + 1\n}\n", Value::object({{"n", "x"}}));
+  Decision d = m.begin();
+  EXPECT_EQ(d.status, InstanceStatus::kFailed);
+  EXPECT_EQ(m.state().error_class, "type");
+  EXPECT_NE(m.state().error_message.find("m.saga:2"), std::string::npos);
+}
+
+}  // namespace
