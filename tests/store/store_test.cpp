@@ -570,6 +570,63 @@ TEST(SqliteStore, TransitionsThatCannotApplyFailAlone) {
   EXPECT_TRUE(store->get_instance("b").ok() && store->get_instance("b")->has_value());
 }
 
+// Child fibers have rows of their own: a transition writes the ones that
+// changed (and may leave the instance's row alone), deletes the ones that
+// ended, and an instance that ends keeps none.
+TEST(SqliteStore, FibersAreWrittenOneByOneAndGoWithTheInstance) {
+  TempDir dir;
+  auto store = open_or_die(dir.file("f.db"));
+  ASSERT_TRUE(store);
+  Transition create = create_transition(make_record("p"));
+  create.fibers = {{2, "second"}, {1, std::string("fi\0rst", 6)}};
+  ASSERT_TRUE(submit_and_wait(*store, create).ok());
+  auto read = store->get_instance("p");
+  ASSERT_TRUE(read.ok() && read.value());
+  EXPECT_EQ(read.value()->fibers,
+            (std::vector<FiberRow>{{1, std::string("fi\0rst", 6)}, {2, "second"}}));
+
+  // Only fibers and history: the row stays as it was.
+  Transition branch;
+  branch.instance.id = "p";
+  branch.write_instance = false;
+  branch.fibers = {{1, "first, later"}, {2, ""}, {3, "third"}};
+  branch.events.push_back(make_event("step_completed", "left/l", 1));
+  ASSERT_TRUE(submit_and_wait(*store, branch).ok());
+  read = store->get_instance("p");
+  ASSERT_TRUE(read.ok() && read.value());
+  EXPECT_EQ(read.value()->fibers,
+            (std::vector<FiberRow>{{1, "first, later"}, {3, "third"}}));
+  EXPECT_EQ(read.value()->checkpoint, make_record("p").checkpoint);
+  EXPECT_EQ(read.value()->updated_ms, make_record("p").updated_ms);
+  auto history = store->history("p");
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ(history.value()[1].step, "left/l");
+
+  // The fibers come with what a worker claims.
+  auto claimed = store->claim("me", 0, 1, nullptr, "p");
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ(claimed.value()[0].fibers.size(), 2u);
+
+  // An ended instance keeps no fibers.
+  Transition done;
+  done.instance = make_record("p");
+  done.instance.status = InstanceStatus::kCompleted;
+  ASSERT_TRUE(submit_and_wait(*store, done).ok());
+  read = store->get_instance("p");
+  ASSERT_TRUE(read.ok() && read.value());
+  EXPECT_TRUE(read.value()->fibers.empty());
+
+  // Fibers of an instance that does not exist are refused, alone.
+  Transition stray;
+  stray.instance.id = "nobody";
+  stray.write_instance = false;
+  stray.fibers = {{1, "x"}};
+  Status s = submit_and_wait(*store, stray);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.message();
+}
+
 TEST(SqliteStore, DeadLettersRoundTrip) {
   TempDir dir;
   auto store = open_or_die(dir.file("x.db"));
