@@ -14,6 +14,7 @@
 #include "runtime/bytecode/format.hpp"
 #include "runtime/value/utf8.hpp"
 #include "saga/engine.hpp"
+#include "saga/events.hpp"
 #include "saga/http.hpp"
 #include "sagactl/commands.hpp"
 #include "sagactl/program_file.hpp"
@@ -220,13 +221,23 @@ void print_event(const HistoryEvent& e, int64_t t0, bool color) {
   const char* green = color ? "\033[32m" : "";
   const char* yellow = color ? "\033[33m" : "";
   const char* reset = color ? "\033[0m" : "";
+  // The tone of each kind is in runtime/include/saga/events.def.
   const char* tint = "";
-  if (e.kind == "step_completed" || e.kind == "completed" || e.kind == "undo_completed")
-    tint = green;
-  if (e.kind.find("failed") != std::string::npos || e.kind == "stuck" || e.kind == "step_abandoned")
-    tint = red;
-  if (e.kind.rfind("undo", 0) == 0 || e.kind == "compensated" || e.kind == "cancelled")
-    tint = tint[0] ? tint : yellow;
+  if (const EventInfo* info = find_event(e.kind)) {
+    switch (info->tone) {
+      case EventTone::kGood:
+        tint = green;
+        break;
+      case EventTone::kBad:
+        tint = red;
+        break;
+      case EventTone::kUndo:
+        tint = yellow;
+        break;
+      case EventTone::kInfo:
+        break;
+    }
+  }
   std::string what = e.step.empty() ? e.kind : fmt::format("{} {}", e.step, e.kind);
   if (e.attempt > 1) what += fmt::format(" (attempt {})", e.attempt);
   std::string detail;

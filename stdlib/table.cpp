@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "saga/error_classes.hpp"
+#include "saga/events.hpp"
 
 namespace saga::stdlib {
 
@@ -221,6 +222,17 @@ std::string reference_markdown() {
   for (const ErrorClassInfo& c : kErrorClasses) {
     out += fmt::format("| `{}` | {} | {} | {} |\n", c.name, c.no_effect ? "yes" : "no",
                        c.retried_by_default ? "yes" : "no", c.doc);
+  }
+  out +=
+      "\n## History events\n\n"
+      "What an instance's history can say (`kind` in `sagactl show --json`, and the events "
+      "`EngineOptions::on_event` reports). Generated from `runtime/include/saga/events.def`. "
+      "A live event is reported as it happens but stored only when it is the only event of "
+      "its transition.\n\n"
+      "| kind | stored | meaning |\n|---|---|---|\n";
+  for (const EventInfo& e : kEvents) {
+    out += fmt::format("| `{}` | {} | {} |\n", e.name,
+                       e.storage == EventStorage::kStored ? "yes" : "live", e.doc);
   }
   return out;
 }
