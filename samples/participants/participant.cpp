@@ -75,13 +75,27 @@ struct Role {
   std::string prefix;                       // Of the ids it hands out.
   std::vector<std::string> forward;         // Operations with an effect.
   std::map<std::string, std::string> undo;  // Undo op -> the argument naming the effect's id.
+  // Its effects as a REST resource: GET PATH/ID looks one up and DELETE
+  // PATH/ID runs the undo `delete_op` ("" when the role has none).
+  std::string resource;
+  std::string delete_op;
+  // A field of the forward result that repeats the id under the name a saga
+  // uses ("number" of a ticket, "booking" of a room), or "".
+  std::string id_field;
 };
 
+// The roles of samples/order.saga (inventory, payment, shipping) and of
+// samples/travel.saga (airline, hotels, cars).
 const std::map<std::string, Role>& roles() {
   static const std::map<std::string, Role> table = {
-      {"inventory", {"inventory", "R", {"reserve"}, {{"release", "reservation"}}}},
+      {"inventory",
+       {"inventory", "R", {"reserve"}, {{"release", "reservation"}}, "/reservations/", "release"}},
       {"payment", {"payment", "P", {"charge"}, {{"refund", "payment"}}}},
       {"shipping", {"shipping", "S", {"express", "standard"}, {{"cancel", "id"}}}},
+      {"airline", {"airline", "T", {"book"}, {{"cancel", "ticket"}}, "", "", "number"}},
+      {"hotels",
+       {"hotels", "H", {"reserve"}, {{"cancel", "booking"}}, "/bookings/", "cancel", "booking"}},
+      {"cars", {"cars", "C", {"rent"}, {{"return", "rental"}}}},
   };
   return table;
 }
@@ -275,8 +289,8 @@ class Participant {
     }
     if (path == "/echo" || path.rfind("/echo/", 0) == 0) return echo(req);
 
-    // Operations: POST /op, and for the route tests DELETE /reservations/ID
-    // (inventory's release) and GET /reservations/ID (look one up).
+    // Operations: POST /op, and for a role with a resource DELETE PATH/ID
+    // (inventory's release, hotels' cancel) and GET PATH/ID (look one up).
     std::string op;
     json args = json::object();
     if (!req.body().empty()) {
@@ -285,17 +299,17 @@ class Participant {
         return reply(400, {{"error", "the body must be a JSON object"}});
       }
     }
-    if (path.rfind("/reservations/", 0) == 0 && role_.name == "inventory") {
-      std::string id = path.substr(14);
+    if (!role_.resource.empty() && path.rfind(role_.resource, 0) == 0) {
+      std::string id = path.substr(role_.resource.size());
       if (req.method() == bhttp::verb::get) {
         std::lock_guard lock(db_mu_);
         auto row = effects_.forward_by_id(id);
-        if (!row) return reply(404, {{"error", "no reservation " + id}});
+        if (!row) return reply(404, {{"error", "no such effect " + id}});
         return reply(200, {{"id", id}, {"undone", row->undone}});
       }
       if (req.method() != bhttp::verb::delete_) return reply(405, {{"error", "method"}});
-      op = "release";
-      args["reservation"] = id;
+      op = role_.delete_op;
+      args[role_.undo.at(op)] = id;
     } else if (req.method() == bhttp::verb::post && path.size() > 1) {
       op = path.substr(1);
     } else {
@@ -376,11 +390,15 @@ class Participant {
         result["amount"] = args.value("amount", json());
         result["currency"] = args.value("currency", json("EUR"));
         result["status"] = "charged";
-      } else {
+      } else if (role_.name == "shipping") {
         result["status"] = "ok";
         result["tracking"] = fmt::format("TRK-{}", id.substr(2));
         result["method"] = op;
+      } else {
+        result["status"] = "booked";
+        result["trip"] = args.value("trip", json());
       }
+      if (!role_.id_field.empty()) result[role_.id_field] = id;
       effects_.insert(key, op, "do", id, args.dump(), 200, result.dump());
       return reply(200, result);
     }
@@ -526,9 +544,11 @@ int main(int argc, char** argv) {
   int port = 0;
   Behaviour b;
   uint64_t seed = 0;
-  app.add_option("--role", role_name, "inventory | payment | shipping")
+  std::vector<std::string> role_names;
+  for (const auto& [name, role] : roles()) role_names.push_back(name);
+  app.add_option("--role", role_name, "What it plays: one of the roles below")
       ->required()
-      ->check(CLI::IsMember({"inventory", "payment", "shipping"}));
+      ->check(CLI::IsMember(role_names));
   app.add_option("--port", port, "TCP port (0: any free port)")->check(CLI::Range(0, 65535));
   app.add_option("--host", host, "Address to listen on");
   app.add_option("--db", db, "SQLite file of effects (default: participant-ROLE.db)");
