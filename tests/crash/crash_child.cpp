@@ -2,9 +2,10 @@
 // application like samples/shop that the test kills with SIGKILL at random
 // instants and starts again, many times, on the same files.
 //
-//   crash_child DB LEDGER ORDERS CONCURRENCY SLOW_MS
+//   crash_child DB LEDGER ORDERS CONCURRENCY SLOW_MS [SOURCE SAGA]
 //
-// Each run: opens the engine on DB, compiles samples/order.saga, registers
+// Each run: opens the engine on DB, compiles samples/order.saga (or SOURCE,
+// whose saga SAGA takes the same input and calls the same actions), registers
 // the shop participants (ledger LEDGER, failures from scenario.hpp, each call
 // answered after up to SLOW_MS ms), then
 //   1. enqueues (Engine::enqueue, durable) every order "order-0001" ...
@@ -33,14 +34,14 @@ namespace {
 
 using json = nlohmann::json;
 
-saga::Result<std::string> load_order_saga(saga::Engine& engine) {
-  auto image = saga::compiler::compile_file_to_image(SAGA_SOURCE_DIR "/samples/order.saga");
+saga::Result<std::string> load_order_saga(saga::Engine& engine, const std::string& source) {
+  auto image = saga::compiler::compile_file_to_image(source);
   if (!image.ok()) return image.status();
   return engine.load_program(image.value());
 }
 
 int run(const std::string& db, const std::string& ledger, int orders, int concurrency,
-        int slow_ms) {
+        int slow_ms, const std::string& source, const std::string& saga_name) {
   saga::EngineOptions options;
   options.database = db;
   options.durability = saga::Durability::kFull;
@@ -54,7 +55,7 @@ int run(const std::string& db, const std::string& ledger, int orders, int concur
     return 2;
   }
   std::unique_ptr<saga::Engine> engine = std::move(opened).value();
-  auto hash = load_order_saga(*engine);
+  auto hash = load_order_saga(*engine, source);
   if (!hash.ok()) {
     std::printf("child: %s\n", hash.status().message().c_str());
     return 2;
@@ -76,7 +77,7 @@ int run(const std::string& db, const std::string& ledger, int orders, int concur
   int enqueued = 0;
   for (int n = 1; n <= orders; ++n) {
     if (known.count(n)) continue;
-    auto id = engine->enqueue(hash.value(), "order_fulfillment", crash::order_input(n));
+    auto id = engine->enqueue(hash.value(), saga_name, crash::order_input(n));
     if (!id.ok()) {
       std::printf("child: cannot enqueue order %d: %s\n", n, id.status().message().c_str());
       return 2;
@@ -135,10 +136,14 @@ int run(const std::string& db, const std::string& ledger, int orders, int concur
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 6) {
-    std::fprintf(stderr, "usage: crash_child DB LEDGER ORDERS CONCURRENCY SLOW_MS\n");
+  if (argc != 6 && argc != 8) {
+    std::fprintf(stderr,
+                 "usage: crash_child DB LEDGER ORDERS CONCURRENCY SLOW_MS [SOURCE SAGA]\n");
     return 2;
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  return run(argv[1], argv[2], std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5]));
+  std::string source = argc == 8 ? argv[6] : SAGA_SOURCE_DIR "/samples/order.saga";
+  std::string saga_name = argc == 8 ? argv[7] : "order_fulfillment";
+  return run(argv[1], argv[2], std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5]), source,
+             saga_name);
 }

@@ -340,56 +340,69 @@ std::string undo_reference_arg(const std::string& action) {
   return "id";  // shipping.cancel
 }
 
-TEST(OrderCrash, KilledHostFinishesEveryOrderAndEffectsHappenOnce) {
+// How the kill rounds went.
+struct Rounds {
+  int kills = 0;
+  int kills_with_work_left = 0;
+  int64_t final_ms = 0;
+};
+
+// Runs the child with `args` on `db`, killing it after a random delay up to
+// `rounds` times (fewer when a run finishes everything before its kill), then
+// lets one last run finish by itself. Fails the test if a run fails.
+Rounds kill_rounds(const std::vector<std::string>& args, const std::string& db, int orders,
+                   int rounds, const TempDir& dir, const std::string& name) {
   uint32_t seed = 20241122;
   if (const char* s = std::getenv("SAGA_CRASH_SEED")) seed = static_cast<uint32_t>(std::stoul(s));
   std::printf("SAGA_CRASH_SEED=%u (set it to replay the kill delays)\n", seed);
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> delay_ms(kMinDelayMs, kMaxDelayMs);
+  Rounds out;
+  for (int round = 1; round <= rounds; ++round) {
+    int delay = delay_ms(rng);
+    std::string log = dir.file(name + "-round-" + std::to_string(round) + ".log");
+    ChildExit exit = run_child(args, log, delay);
+    if (!exit.killed) {
+      EXPECT_TRUE(exit.succeeded())
+          << "round " << round << ": the child " << exit.describe() << "; its log:\n"
+          << read_file(log);
+      std::printf("round %2d: the child finished everything by itself in %lld ms\n", round,
+                  static_cast<long long>(exit.ms));
+      break;
+    }
+    ++out.kills;
+    auto instances = read_instances(db);
+    size_t terminal = 0;
+    for (const auto& r : instances) terminal += saga::is_terminal(r.status);
+    bool work_left = instances.size() < static_cast<size_t>(orders) || terminal < instances.size();
+    out.kills_with_work_left += work_left;
+    std::printf("round %2d: SIGKILL after %3d ms: %3zu instances, %3zu terminal\n", round, delay,
+                instances.size(), terminal);
+  }
 
+  // The last run must finish by itself.
+  std::string log = dir.file(name + "-final.log");
+  ChildExit last = run_child(args, log, kFinalRunLimitMs);
+  EXPECT_FALSE(last.killed) << "the last run did not finish within " << kFinalRunLimitMs
+                            << " ms and was killed; its log:\n"
+                            << read_file(log);
+  EXPECT_TRUE(last.succeeded()) << "the last run " << last.describe() << "; its log:\n"
+                                << read_file(log);
+  out.final_ms = last.ms;
+  std::printf("final run: %lld ms; %s", static_cast<long long>(last.ms), read_file(log).c_str());
+  return out;
+}
+
+TEST(OrderCrash, KilledHostFinishesEveryOrderAndEffectsHappenOnce) {
   TempDir dir;
   const std::string db = dir.file("orders.db"), ledger = dir.file("orders.ledger");
   const std::vector<std::string> args = {
       SAGA_CRASH_CHILD,       db, ledger, std::to_string(kOrders), std::to_string(kConcurrency),
       std::to_string(kSlowMs)};
   auto test_start = Clock::now();
-
-  // Kill rounds: each run is killed after a random delay, unless it finished
-  // everything before (then there is nothing left to interrupt).
-  int kills = 0, kills_with_work_left = 0;
-  bool finished_early = false;
-  for (int round = 1; round <= kRounds && !finished_early; ++round) {
-    int delay = delay_ms(rng);
-    std::string log = dir.file("round-" + std::to_string(round) + ".log");
-    ChildExit exit = run_child(args, log, delay);
-    if (!exit.killed) {
-      ASSERT_TRUE(exit.succeeded())
-          << "round " << round << ": the child " << exit.describe() << "; its log:\n"
-          << read_file(log);
-      std::printf("round %2d: the child finished everything by itself in %lld ms\n", round,
-                  static_cast<long long>(exit.ms));
-      finished_early = true;
-      break;
-    }
-    ++kills;
-    auto instances = read_instances(db);
-    size_t terminal = 0;
-    for (const auto& r : instances) terminal += saga::is_terminal(r.status);
-    bool work_left = instances.size() < kOrders || terminal < instances.size();
-    kills_with_work_left += work_left;
-    std::printf("round %2d: SIGKILL after %3d ms: %3zu instances, %3zu terminal\n", round, delay,
-                instances.size(), terminal);
-  }
-
-  // The last run must finish by itself.
-  std::string log = dir.file("final.log");
-  ChildExit last = run_child(args, log, kFinalRunLimitMs);
-  ASSERT_FALSE(last.killed) << "the last run did not finish within " << kFinalRunLimitMs
-                            << " ms and was killed; its log:\n"
-                            << read_file(log);
-  ASSERT_TRUE(last.succeeded()) << "the last run " << last.describe() << "; its log:\n"
-                                << read_file(log);
-  std::printf("final run: %lld ms; %s", static_cast<long long>(last.ms), read_file(log).c_str());
+  Rounds rounds = kill_rounds(args, db, kOrders, kRounds, dir, "order");
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const int kills = rounds.kills, kills_with_work_left = rounds.kills_with_work_left;
 
   // Kills must have interrupted real work, or this test proved nothing.
   EXPECT_GE(kills_with_work_left, 5) << "too few kills landed while orders were in flight";
@@ -554,6 +567,108 @@ TEST(OrderCrash, KilledHostFinishesEveryOrderAndEffectsHappenOnce) {
       static_cast<long long>(deliveries), ledger_view.calls.size(),
       static_cast<long long>(max_count), static_cast<long long>(dedup), lost_reply_dedups,
       resumed_instances, resumed_events, doubt_after_kill, seconds);
+}
+
+// The same under kill -9 for sagas with fibers: tests/crash/parallel_order.saga
+// reserves every item in a `parallel foreach` (3 at a time) and charges and
+// ships in two `parallel` branches, against the same participants and
+// failures. Which steps a kill leaves in doubt depends on where it lands, so
+// this test checks what must hold whatever happened: one terminal instance
+// per order; every effect once per idempotency key (the ledger's primary
+// key); a completed order has every item reserved, one charge and one
+// shipment, none undone; a compensated order has every one of its effects
+// undone, each once; a failed one has none; no step took effect after its
+// own undo.
+TEST(OrderCrash, KilledHostFinishesEveryParallelOrderAndUndoesWhatItMustOnce) {
+  constexpr int kParallelOrders = 300;
+  TempDir dir;
+  const std::string db = dir.file("parallel.db"), ledger = dir.file("parallel.ledger");
+  const std::vector<std::string> args = {SAGA_CRASH_CHILD,
+                                         db,
+                                         ledger,
+                                         std::to_string(kParallelOrders),
+                                         std::to_string(kConcurrency),
+                                         std::to_string(kSlowMs),
+                                         SAGA_SOURCE_DIR "/tests/crash/parallel_order.saga",
+                                         "parallel_order"};
+  Rounds rounds = kill_rounds(args, db, kParallelOrders, 15, dir, "parallel");
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  EXPECT_GE(rounds.kills_with_work_left, 3) << "too few kills landed while orders were in flight";
+
+  auto instances = read_instances(db);
+  ASSERT_EQ(instances.size(), static_cast<size_t>(kParallelOrders)) << "orders lost or duplicated";
+  LedgerView ledger_view = read_ledger(ledger);
+  std::vector<std::string> problems;
+  std::map<std::string, int> statuses;
+  int effects = 0, undone = 0;
+  for (const saga::InstanceRecord& r : instances) {
+    const int n = crash::order_number(json::parse(r.input_json).value("order_id", ""));
+    const size_t items = crash::order_input(n)["items"].size();
+    ++statuses[saga::to_string(r.status)];
+    auto problem = [&](const std::string& what) {
+      problems.push_back(crash::order_id(n) + " (" + saga::to_string(r.status) + "): " + what);
+    };
+    std::map<std::string, const Effect*> dos;  // By the key's step part.
+    std::map<std::string, int> undo_keys;
+    auto mine = ledger_view.by_instance.find(r.id);
+    if (mine != ledger_view.by_instance.end()) {
+      for (const Effect& e : mine->second) {
+        std::string step = e.key.substr(r.id.size() + 1);
+        if (e.kind == "do") {
+          dos[step] = &e;
+        } else {
+          ++undo_keys[e.key];
+        }
+      }
+    }
+    effects += static_cast<int>(dos.size());
+    switch (r.status) {
+      case saga::InstanceStatus::kCompleted: {
+        std::set<std::string> want = {"pay/charge", "ship/ship_standard"};
+        for (size_t i = 0; i < items; ++i) want.insert("reserve[" + std::to_string(i) + "]");
+        std::set<std::string> have;
+        for (const auto& [step, e] : dos) {
+          have.insert(step);
+          if (e->undone) problem(step + " undone");
+        }
+        if (have != want) problem("effects " + json(have).dump() + ", expected " + json(want).dump());
+        if (!undo_keys.empty()) problem("undos although it completed");
+        json out = json::parse(r.output_json);
+        if (out["reserved"] != items) problem("output " + out.dump());
+        break;
+      }
+      case saga::InstanceStatus::kCompensated:
+        for (const auto& [step, e] : dos) {
+          undone += e->undone;
+          if (!e->undone) problem(step + " kept although the order was compensated");
+          if (!undo_keys.count(e->key + "/undo")) problem(step + " undone without its undo call");
+        }
+        break;
+      case saga::InstanceStatus::kFailed:
+        if (!dos.empty()) problem("effects although nothing was to compensate");
+        break;
+      default:
+        problem("not terminal");
+    }
+    for (const auto& [key, count] : undo_keys) {
+      if (count != 1) problem(key + " undone " + std::to_string(count) + " times");
+    }
+  }
+  int64_t late = 0, dedup = 0;
+  for (const auto& [key, c] : ledger_view.calls) {
+    late += c.late;
+    dedup += c.dedup;
+  }
+  EXPECT_EQ(late, 0) << "a do-step took its turn after its own undo";
+  for (size_t i = 0; i < problems.size() && i < 30; ++i) ADD_FAILURE() << problems[i];
+  EXPECT_TRUE(problems.empty()) << problems.size() << " problems";
+  EXPECT_GT(statuses["completed"], 0);
+  EXPECT_GT(statuses["compensated"], 0);
+  std::printf(
+      "parallel orders %d: %d completed, %d compensated, %d failed; %d kills (%d with work "
+      "left); %d effects, %d undone, %lld deduplicated deliveries\n",
+      kParallelOrders, statuses["completed"], statuses["compensated"], statuses["failed"],
+      rounds.kills, rounds.kills_with_work_left, effects, undone, static_cast<long long>(dedup));
 }
 
 }  // namespace

@@ -60,6 +60,11 @@ Effects read_effects(const fs::path& db) {
   return out;
 }
 
+// {"sku": "sku-3"}: an item of samples/fulfil_items.saga's input.
+std::string fmt_item(int i) {
+  return R"({"sku": "sku-)" + std::to_string(i) + R"("})";
+}
+
 class SagactlE2E : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -146,6 +151,87 @@ TEST_F(SagactlE2E, SampleOrderRunsWithServicesBoundOnTheCommandLine) {
                      "shipping", "--input", "{}"}),
             2)
       << "a malformed --service is a usage error";
+}
+
+// samples/travel.saga books flight, hotel and car in parallel; when the
+// hotel declines, every booking made is cancelled, as the participants' own
+// databases show.
+TEST_F(SagactlE2E, TravelBooksInParallelAndCancelsWhatWasBookedWhenOneFails) {
+  auto url = [](int port) { return "http://127.0.0.1:" + std::to_string(port); };
+  auto run_trip = [&](const std::string& trip, const std::vector<int>& ports, std::string* out) {
+    return sagactl({"run", std::string(SAGA_SOURCE_DIR) + "/samples/travel.saga", "--db",
+                    (dir_ / "s.db").string(), "--service", "airline=" + url(ports[0]),
+                    "--service", "hotels=" + url(ports[1]), "--service", "cars=" + url(ports[2]),
+                    "--input",
+                    R"({"trip_id": ")" + trip +
+                        R"(", "traveller": {"name": "ada"}, "from": "ZRH", "to": "LIS", "nights": 3, "car": true})"},
+                   out);
+  };
+  std::vector<int> ports = {serve("airline", {"--latency", "100"}),
+                            serve("hotels", {"--latency", "100"}),
+                            serve("cars", {"--latency", "100"})};
+  std::string out;
+  EXPECT_EQ(run_trip("t-1", ports, &out), 0) << out;
+  EXPECT_NE(out.find("\"ticket\": \"T-1\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"room\": \"H-1\""), std::string::npos) << out;
+  // All three were out at once: the run took about one latency, not three.
+  EXPECT_NE(out.find("flight/flight step_completed"), std::string::npos) << out;
+  EXPECT_NE(out.find("car/rental step_completed"), std::string::npos) << out;
+  for (const char* db : {"airline.db", "hotels.db", "cars.db"}) {
+    EXPECT_EQ(read_effects(dir_ / db).total, 1) << db;
+    EXPECT_EQ(read_effects(dir_ / db).undone, 0) << db;
+  }
+  // Fresh participants, in a directory of their own.
+  servers_.clear();
+  const fs::path second = dir_ / "second";
+  fs::create_directories(second);
+  auto serve_second = [&](const std::string& role, std::vector<std::string> extra) {
+    servers_.push_back(std::make_unique<ParticipantProcess>(role, second, extra));
+    return servers_.back()->port();
+  };
+  std::vector<int> failing = {serve_second("airline", {"--latency", "200"}),
+                              serve_second("hotels", {"--fail-rate", "1", "--fail-status", "409"}),
+                              serve_second("cars", {"--latency", "200"})};
+  EXPECT_EQ(run_trip("t-2", failing, &out), 3) << out;
+  EXPECT_NE(out.find("compensated: rejected"), std::string::npos) << out;
+  // The flight and the car were out when the hotel declined: in doubt, so
+  // cancelled, whether or not they had been booked.
+  for (const char* db : {"airline.db", "cars.db"}) {
+    Effects e = read_effects(second / db);
+    EXPECT_EQ(e.undone, e.total) << db << ": every booking made is cancelled";
+  }
+  EXPECT_EQ(read_effects(second / "hotels.db").total, 0);
+}
+
+// samples/fulfil_items.saga reserves every item, at most four at a time,
+// then charges; when the charge is declined, every reservation is released.
+TEST_F(SagactlE2E, FulfilItemsReservesEveryItemFourAtATimeAndReleasesThemAll) {
+  auto url = [](int port) { return "http://127.0.0.1:" + std::to_string(port); };
+  std::string items;
+  for (int i = 0; i < 10; ++i) items += (i ? "," : "") + fmt_item(i);
+  auto run_order = [&](const std::string& order, int inventory, int payment, std::string* out) {
+    return sagactl({"run", std::string(SAGA_SOURCE_DIR) + "/samples/fulfil_items.saga", "--db",
+                    (dir_ / "s.db").string(), "--service", "inventory=" + url(inventory),
+                    "--service", "payment=" + url(payment), "--input",
+                    R"({"order_id": ")" + order + R"(", "customer": "c-1", "items": [)" + items +
+                        "]}"},
+                   out);
+  };
+  servers_.push_back(
+      std::make_unique<ParticipantProcess>("inventory", dir_, std::vector<std::string>{"--latency", "50"}));
+  ParticipantProcess& inventory = *servers_.back();
+  int payment = serve("payment");
+  std::string out;
+  EXPECT_EQ(run_order("o-1", inventory.port(), payment, &out), 0) << out;
+  EXPECT_NE(out.find("\"reservations\": 10"), std::string::npos) << out;
+  EXPECT_EQ(read_effects(dir_ / "inventory.db").total, 10);
+  EXPECT_EQ(inventory.stats()["in_flight_max"].get<int>(), 4) << "max 4";
+  servers_.pop_back();  // payment
+  int declining = serve("payment", {"--fail-rate", "1", "--fail-status", "402"});
+  EXPECT_EQ(run_order("o-2", inventory.port(), declining, &out), 3) << out;
+  Effects e = read_effects(dir_ / "inventory.db");
+  EXPECT_EQ(e.total, 20);
+  EXPECT_EQ(e.undone, 10) << "the second order's ten reservations are released";
 }
 
 TEST_F(SagactlE2E, RunCompensatesWhenPaymentRejects) {
