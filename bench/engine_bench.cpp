@@ -1,13 +1,13 @@
 // Engine benchmark: durable sagas per second for the 3-step order saga
 // (samples/order.saga) with no-op in-process actions, at several
 // concurrencies and both durability levels, with latency percentiles, CPU per
-// saga and peak RSS; then the memory of many instances waiting in a durable
-// timer. It reads the peers' last results (../shared/peers/results, measured on
-// the same kind of machine) and prints the ratios. Every figure is the median
-// of --runs runs, each on a fresh database in a temporary directory.
-//
-//   build/bench/engine_bench [--n 5000] [--conc 1,256] [--durability full,normal]
-//                            [--runs 3] [--fail-pct 0] [--waiting 100000] [--peers DIR]
+// saga and peak RSS; then a fan-out saga (1 step, a parallel foreach of
+// --fanout items, 1 step) under full durability, with its CPU per step beside
+// the 3-step saga's; then the memory of many instances waiting in a durable
+// timer, and of many waiting fibers. It reads the peers' last results
+// (../shared/peers/results, measured on the same kind of machine) and prints
+// the ratios. Every figure is the median of --runs runs, each on a fresh
+// database in a temporary directory. `--help` lists the flags.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -22,6 +22,7 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -44,6 +45,9 @@ struct Options {
   int runs = 3;
   int fail_pct = 0;
   int waiting = 100000;
+  int fanout = 100;             // Items of the fan-out saga; 0: skip it.
+  int fanout_n = 500;           // Fan-out sagas per run.
+  int waiting_fibers = 100000;  // Fibers asleep for the memory figure; 0: skip it.
   std::string peers = std::string(SAGA_SOURCE_DIR) + "/../shared/peers/results";
 };
 
@@ -97,9 +101,29 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
 }
 
-// Runs n order sagas keeping `conc` in flight; every fail_pct-th saga fails in
-// step 3 (shipping) and compensates.
-Sample run_once(const Options& o, int conc, saga::Durability durability) {
+// The fan-out saga: one step, `items` steps in parallel, one step.
+constexpr const char* kFanOut = R"(
+service fan { }
+saga fan_out(items: list) {
+  step first { do fan.first() -> f  undo fan.undo(id: f) }
+  parallel foreach item in items {
+    step each { do fan.each(item: item) -> r  undo fan.undo(id: r) }
+  }
+  step last { do fan.last() -> l  undo fan.undo(id: l) }
+  output len(r)
+}
+)";
+
+// What one benchmark run starts: the order saga, or the fan-out saga.
+struct Workload {
+  bool fan_out = false;
+  int n = 0;      // Sagas per run.
+  int steps = 3;  // Steps per saga, for CPU per step.
+};
+
+// Runs n sagas keeping `conc` in flight; for the order saga, every
+// fail_pct-th saga fails in step 3 (shipping) and compensates.
+Sample run_once(const Options& o, const Workload& w, int conc, saga::Durability durability) {
   uint64_t s_commits = 0, s_transitions = 0;
   fs::path dir = fs::temp_directory_path() / fmt::format("saga-bench-{}", getpid());
   fs::remove_all(dir);
@@ -110,9 +134,18 @@ Sample run_once(const Options& o, int conc, saga::Durability durability) {
   options.threads = 2;
   auto engine = std::move(saga::Engine::open(options)).value();
   std::string hash = engine
-                         ->load_program(or_exit(saga::compiler::compile_file_to_image(
-                             std::string(SAGA_SOURCE_DIR) + "/samples/order.saga")))
+                         ->load_program(or_exit(
+                             w.fan_out ? saga::compiler::compile_to_image("fan_out.saga", kFanOut)
+                                       : saga::compiler::compile_file_to_image(
+                                             std::string(SAGA_SOURCE_DIR) + "/samples/order.saga")))
                          .value();
+  for (const char* name : {"fan.first", "fan.each", "fan.last"}) {
+    engine->register_action(name,
+                            [](const saga::ActionCall& c) { return json(c.idempotency_key); });
+  }
+  engine->register_action("fan.undo", [](const saga::ActionCall&) { return json(nullptr); });
+  json items = json::array();
+  for (int i = 0; i < o.fanout; ++i) items.push_back(i);
   engine->register_action("inventory.reserve", [](const saga::ActionCall&) {
     return json{{"id", "R-1"}};
   });
@@ -136,8 +169,9 @@ Sample run_once(const Options& o, int conc, saga::Durability durability) {
   std::condition_variable cv;
   int in_flight = 0, done = 0, compensated = 0;
   std::vector<double> latencies;
-  latencies.reserve(o.n);
+  latencies.reserve(w.n);
   auto input = [&](int i) {
+    if (w.fan_out) return json{{"items", items}};
     bool fail = o.fail_pct > 0 && i % (100 / o.fail_pct) == 0;
     return json{{"order_id", fmt::format("o-{}{}", i, fail ? "F" : "")},
                 {"customer", "c-1"},
@@ -147,7 +181,8 @@ Sample run_once(const Options& o, int conc, saga::Durability durability) {
   auto launch = [&](int i) {
     auto t0 = Clock::now();
     auto id = engine->start_async(
-        hash, "order_fulfillment", input(i), [&, t0](const saga::InstanceInfo& info) {
+        hash, w.fan_out ? "fan_out" : "order_fulfillment", input(i),
+        [&, t0](const saga::InstanceInfo& info) {
           double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
           std::lock_guard lock(mu);
           latencies.push_back(ms);
@@ -163,7 +198,7 @@ Sample run_once(const Options& o, int conc, saga::Durability durability) {
   };
   double cpu0 = cpu_seconds();
   auto start = Clock::now();
-  for (int i = 0; i < o.n; ++i) {
+  for (int i = 0; i < w.n; ++i) {
     {
       std::unique_lock lock(mu);
       cv.wait(lock, [&] { return in_flight < conc; });
@@ -173,7 +208,7 @@ Sample run_once(const Options& o, int conc, saga::Durability durability) {
   }
   {
     std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return done == o.n; });
+    cv.wait(lock, [&] { return done == w.n; });
   }
   double wall = std::chrono::duration<double>(Clock::now() - start).count();
   double cpu = cpu_seconds() - cpu0;
@@ -184,13 +219,13 @@ Sample run_once(const Options& o, int conc, saga::Durability durability) {
   engine.reset();
   fs::remove_all(dir);
   Sample s;
-  s.sagas_per_s = o.n / wall;
+  s.sagas_per_s = w.n / wall;
   s.p50_ms = percentile(latencies, 0.50);
   s.p99_ms = percentile(latencies, 0.99);
-  s.cpu_ms_per_saga = cpu * 1000 / o.n;
+  s.cpu_ms_per_saga = cpu * 1000 / w.n;
   s.compensated = compensated;
   s.transitions_per_commit = s_commits ? double(s_transitions) / s_commits : 0;
-  s.transitions_per_saga = double(s_transitions) / o.n;
+  s.transitions_per_saga = double(s_transitions) / w.n;
   return s;
 }
 
@@ -273,10 +308,87 @@ saga waits(order: string) {
   fs::remove_all(dir);
 }
 
+// Many fibers waiting in a durable one-hour sleep (fan-out sagas whose
+// every iteration sleeps): RSS once all wait, per fiber.
+void waiting_fibers_memory(const Options& o) {
+  constexpr int kPerSaga = 100;
+  const int sagas = std::max(1, o.waiting_fibers / kPerSaga);
+  fs::path dir = fs::temp_directory_path() / fmt::format("saga-bench-fibers-{}", getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  double before = current_rss_mb();
+  {
+    saga::EngineOptions options;
+    options.database = (dir / "fibers.db").string();
+    options.durability = saga::Durability::kNormal;
+    std::atomic<int> waiting{0};
+    options.on_event = [&](const std::string&, const saga::HistoryEvent& e) {
+      if (e.kind == "step_started" && e.step.rfind("nap[", 0) == 0) ++waiting;
+    };
+    auto engine = std::move(saga::Engine::open(options)).value();
+    constexpr const char* kSleepers = R"(
+saga sleepers(items: list) {
+  parallel foreach item in items { step nap { do sleep(for: 1h) } }
+}
+)";
+    std::string hash =
+        engine->load_program(or_exit(saga::compiler::compile_to_image("fibers.saga", kSleepers)))
+            .value();
+    json items = json::array();
+    for (int i = 0; i < kPerSaga; ++i) items.push_back(i);
+    auto t0 = Clock::now();
+    for (int i = 0; i < sagas; ++i) {
+      if (!engine->start_async(hash, "sleepers", json{{"items", items}}, nullptr).ok())
+        std::exit(1);
+      if (i % 10 == 9) {
+        while (waiting.load() < (i - 50) * kPerSaga) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+      }
+    }
+    while (waiting.load() < sagas * kPerSaga) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    double rss = current_rss_mb();
+    fmt::print(
+        "waiting fibers: {} fibers ({} sagas x {}) asleep in a durable 1h timer: RSS {:.0f} MB "
+        "({:.0f} MB above the empty process, {:.2f} KB per fiber); set up in {:.1f} s\n",
+        sagas * kPerSaga, sagas, kPerSaga, rss, rss - before,
+        (rss - before) * 1024 / (sagas * kPerSaga), secs);
+  }
+  fs::remove_all(dir);
+}
+
+void usage() {
+  fmt::print(
+      "usage: engine_bench [flags]\n"
+      "  --n N               order sagas per run (5000)\n"
+      "  --conc A,B          concurrencies of the order saga (1,256)\n"
+      "  --durability D,E    full, normal (full,normal)\n"
+      "  --runs N            runs per figure; the median is printed (3)\n"
+      "  --fail-pct P        percent of order sagas that fail and compensate (0)\n"
+      "  --fanout N          items of the fan-out saga, run under full durability; 0 skips (100)\n"
+      "  --fanout-n N        fan-out sagas per run (500)\n"
+      "  --waiting N         instances waiting in a timer for the memory figure; 0 skips (100000)\n"
+      "  --waiting-fibers N  fibers waiting in a timer for the memory figure; 0 skips (100000)\n"
+      "  --peers DIR         the peers' results to compare with (../shared/peers/results)\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Options o;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+      usage();
+      return 0;
+    }
+  }
+  if (argc % 2 == 0) {
+    usage();
+    return 2;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--n")
@@ -287,6 +399,12 @@ int main(int argc, char** argv) {
       o.fail_pct = std::stoi(v);
     else if (k == "--waiting")
       o.waiting = std::stoi(v);
+    else if (k == "--fanout")
+      o.fanout = std::stoi(v);
+    else if (k == "--fanout-n")
+      o.fanout_n = std::stoi(v);
+    else if (k == "--waiting-fibers")
+      o.waiting_fibers = std::stoi(v);
     else if (k == "--peers")
       o.peers = v;
     else if (k == "--durability")
@@ -296,6 +414,7 @@ int main(int argc, char** argv) {
       for (auto& c : split(v)) o.conc.push_back(std::stoi(c));
     } else {
       fmt::print(stderr, "unknown option {}\n", k);
+      usage();
       return 2;
     }
   }
@@ -309,12 +428,14 @@ int main(int argc, char** argv) {
     best_peer = std::max(best_peer, p.sagas_per_s);
     if (p.name == "DBOS" && p.conc == 1) dbos_p50 = p.p50_ms;
   }
+  const Workload order{false, o.n, 3};
+  double order_cpu_per_step = 0;  // Full durability, the highest concurrency.
   for (const std::string& d : o.durability) {
     auto durability = d == "full" ? saga::Durability::kFull : saga::Durability::kNormal;
     for (int conc : o.conc) {
       std::vector<double> rate, p50, p99, cpu, batch, per_saga;
       for (int r = 0; r < o.runs; ++r) {
-        Sample s = run_once(o, conc, durability);
+        Sample s = run_once(o, order, conc, durability);
         rate.push_back(s.sagas_per_s);
         p50.push_back(s.p50_ms);
         p99.push_back(s.p99_ms);
@@ -333,9 +454,33 @@ int main(int argc, char** argv) {
           d, conc, median(rate), *std::min_element(rate.begin(), rate.end()),
           *std::max_element(rate.begin(), rate.end()), median(p50), median(p99), median(cpu),
           median(per_saga), median(batch), ratio);
+      if (d == "full") order_cpu_per_step = median(cpu) / order.steps;
+    }
+  }
+  if (o.fanout > 0) {
+    const Workload fan{true, o.fanout_n, o.fanout + 2};
+    for (int conc : {1, 16}) {
+      std::vector<double> rate, p50, cpu, per_saga;
+      for (int r = 0; r < o.runs; ++r) {
+        Sample s = run_once(o, fan, conc, saga::Durability::kFull);
+        rate.push_back(s.sagas_per_s);
+        p50.push_back(s.p50_ms);
+        cpu.push_back(s.cpu_ms_per_saga);
+        per_saga.push_back(s.transitions_per_saga);
+      }
+      const double per_step = median(cpu) / fan.steps;
+      fmt::print(
+          "fan-out ({} items) full conc {:>3}: {:>7.0f} sagas/s = {:.0f} steps/s  p50 {:.3f} ms  "
+          "cpu {:.4f} ms/step{}  {:.1f} commits/saga\n",
+          o.fanout, conc, median(rate), median(rate) * fan.steps, median(p50), per_step,
+          order_cpu_per_step > 0 ? fmt::format(" ({:.2f}x the 3-step saga's {:.4f})",
+                                               per_step / order_cpu_per_step, order_cpu_per_step)
+                                 : std::string(),
+          median(per_saga));
     }
   }
   fmt::print("peak RSS so far: {:.0f} MB\n", peak_rss_mb());
   if (o.waiting > 0) waiting_memory(o);
+  if (o.waiting_fibers > 0) waiting_fibers_memory(o);
   return 0;
 }
