@@ -84,11 +84,27 @@ double median_seconds(int runs, F&& f) {
 
 int main(int argc, char** argv) {
   int sagas = 2000, runs = 7;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--sagas"))
+  auto usage = [] {
+    std::printf(
+        "usage: compile_bench [--sagas N] [--runs N]: parses and compiles N generated sagas\n"
+        "(2000), and prints the median of --runs runs (7) in source lines per second\n");
+  };
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      usage();
+      return 0;
+    }
+  }
+  for (int i = 1; i < argc; i += 2) {
+    if (i + 1 < argc && !std::strcmp(argv[i], "--sagas")) {
       sagas = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--runs"))
+    } else if (i + 1 < argc && !std::strcmp(argv[i], "--runs")) {
       runs = std::atoi(argv[i + 1]);
+    } else {
+      std::fprintf(stderr, "unknown option %s\n", argv[i]);
+      usage();
+      return 2;
+    }
   }
   std::string text = generate(sagas);
   size_t lines = std::count(text.begin(), text.end(), '\n');

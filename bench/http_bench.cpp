@@ -168,6 +168,25 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   Options o;
+  auto usage = [] {
+    std::printf(
+        "usage: http_bench [flags]: the order saga over HTTP against 3 participants on 127.0.0.1\n"
+        "  --n N            sagas per run at concurrency > 1\n"
+        "  --n1 N           sagas per run one at a time\n"
+        "  --conc A,B       concurrencies\n"
+        "  --durability D   full, normal\n"
+        "  --runs N         runs per figure; the median is printed\n");
+  };
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+      usage();
+      return 0;
+    }
+  }
+  if (argc % 2 == 0) {
+    usage();
+    return 2;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--n") {
@@ -183,6 +202,7 @@ int main(int argc, char** argv) {
       o.runs = std::stoi(value);
     } else {
       std::fprintf(stderr, "unknown option %s\n", flag.c_str());
+      usage();
       return 2;
     }
   }
