@@ -389,7 +389,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       }));
     }
     beast::error_code ec;
-    auto address = net::ip::make_address(req_.url.host, ec);
+    auto address = http::is_localhost_name(req_.url.host)
+                       ? net::ip::make_address("127.0.0.1", ec)
+                       : net::ip::make_address(req_.url.host, ec);
     if (!ec) {
       phase_ = Phase::kConnect;
       tcp::endpoint endpoint(address, req_.url.port);

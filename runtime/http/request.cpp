@@ -239,6 +239,17 @@ std::string quote_body(std::string_view body, size_t max) {
   return fmt::format("{}... ({} bytes)", scrub_utf8(body.substr(0, cut)), body.size());
 }
 
+bool is_localhost_name(std::string_view host) {
+  auto lower = [](std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  std::string h = lower(host);
+  if (!h.empty() && h.back() == '.') h.pop_back();  // The absolute form, "localhost.".
+  return h == "localhost" || (h.size() > 10 && h.compare(h.size() - 10, 10, ".localhost") == 0);
+}
+
 ServiceOutcome classify_response(int status, std::string_view reason, std::string_view body,
                                  std::string_view retry_after, int64_t now_unix_ms,
                                  const std::string& what) {

@@ -91,4 +91,10 @@ ServiceOutcome classify_response(int status, std::string_view reason, std::strin
 // followed by "... (N bytes)" when cut.
 std::string quote_body(std::string_view body, size_t max = kMaxQuotedBody);
 
+// Whether a host name is "localhost" or a name under ".localhost" (any case):
+// RFC 6761 reserves them for the loopback address, so the client connects to
+// 127.0.0.1 without asking a resolver, as curl does (a minimal system without
+// /etc/hosts cannot resolve them).
+bool is_localhost_name(std::string_view host);
+
 }  // namespace saga::http

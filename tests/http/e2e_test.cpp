@@ -584,6 +584,8 @@ TEST_F(HttpE2E, StaleKeepAliveConnectionIsReplacedOnce) {
   EXPECT_EQ(client_->stats()["connections_opened"], 2);
 }
 
+// A host name works as well as an address; "localhost" is loopback without
+// a resolver (RFC 6761), so this passes on a system without /etc/hosts.
 TEST_F(HttpE2E, DnsNamesAreResolved) {
   Server& pay = server("payment");
   saga::HttpOptions options;

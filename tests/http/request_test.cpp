@@ -179,4 +179,16 @@ TEST(Classify, BodiesThatAreNotUtf8AreRepaired) {
   EXPECT_NO_THROW((void)json(big.message).dump()) << big.message;
 }
 
+// "localhost" and names under it are the loopback address without a
+// resolver (RFC 6761), so the suite and users' sagas work on a system without
+// /etc/hosts.
+TEST(Localhost, NamesThatAreLoopbackByDefinition) {
+  for (const char* name : {"localhost", "LocalHost", "localhost.", "api.localhost"}) {
+    EXPECT_TRUE(is_localhost_name(name)) << name;
+  }
+  for (const char* name : {"localhost.example.com", "mylocalhost", "127.0.0.1", "", "localhostx"}) {
+    EXPECT_FALSE(is_localhost_name(name)) << name;
+  }
+}
+
 }  // namespace
