@@ -549,13 +549,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           return;
         }
         restore_unsaved(*run, c);
-        if (c.seq != run->commit_seq) return;  // A newer transition carries it all.
-        TimerId retry = timers->schedule(now() + 1000, [this, run, seq = c.seq] {
+        // Tried again in a second, unless a newer transition carried it all
+        // by then (a newer one already on its way did not: it left before).
+        timers->schedule(now() + 1000, [this, run] {
           std::lock_guard l(run->mu);
-          if (run->finished || seq != run->commit_seq) return;
-          commit(run, run->status);
+          if (!run->finished && has_pending(*run)) commit(run, run->status);
         });
-        (void)retry;
         return;
       }
       if (!run->started) {
@@ -564,7 +563,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         run->started_promise.reset();
       }
       if (c.final && c.seq == run->commit_seq) {
-        if (!run->events.empty() || run->dead_letter) {
+        if (has_pending(*run)) {
           // Events of an earlier transition that failed while this one was
           // on its way: store them too before the instance is let go.
           commit(run, run->status);
@@ -588,6 +587,13 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       forget(run);
       if (run->on_done) run->on_done(info_of(*run));
     }
+  }
+
+  // Whether the run holds something no transition carries yet (after a
+  // failed commit). Called with run->mu held.
+  static bool has_pending(const Run& r) {
+    return !r.events.empty() || r.dead_letter || !r.dirty.empty() || !r.removed.empty() ||
+           r.instance_dirty || !r.ready.empty();
   }
 
   // A failed commit (disk full, locked) acknowledged nothing: what it would
