@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -78,12 +79,13 @@ struct Binding {
 };
 
 // What is known at a point of a saga body: the variables bound on every path
-// to it, the variables bound on at least one path, and whether it can be
-// reached at all (not after `fail` or `output`).
+// to it, the variables bound on at least one path (each with the slot that
+// holds it there), and whether it can be reached at all (not after `fail` or
+// `output`).
 struct Flow {
   bool reachable = true;
   std::set<std::string> definite;
-  std::set<std::string> maybe;
+  std::map<std::string, uint32_t> maybe;
 };
 
 class Checker {
@@ -115,6 +117,7 @@ class Checker {
   std::unordered_map<std::string, std::vector<Binding>> bindings_;  // All binding sites.
   std::unordered_map<std::string, Span> step_names_;
   std::unordered_map<std::string, bytecode::Type> param_types_;
+  std::unordered_map<std::string, uint32_t> slots_;  // Variable name -> slot.
   const ast::Step* current_step_ = nullptr;
   bool in_undo_ = false;
 
@@ -506,6 +509,7 @@ class Checker {
     bindings_.clear();
     step_names_.clear();
     param_types_.clear();
+    slots_.clear();
 
     Flow flow;
     std::set<std::string>& bound = flow.definite;
@@ -529,19 +533,20 @@ class Checker {
         diags_.error(p.name_span, fmt::format("parameter '{}' is declared twice", p.name));
         continue;
       }
-      slot(p.name);
+      flow.maybe.emplace(p.name, slot(p.name));
       saga_->params.push_back({p.name, type});
       param_types_[p.name] = type;
       bindings_[p.name].push_back({p.name_span.offset});
     }
-    flow.maybe = flow.definite;
     collect_bindings(saga.body);
     check_deadlines(saga.body, true);
     block(saga.body, flow);
   }
 
+  // The slot of [name] in the saga. Every binding of one name shares it (the
+  // two sides of an `if` may bind the same name).
   uint32_t slot(const std::string& name) {
-    auto [it, added] = saga_->slots.emplace(name, saga_->slot_names.size());
+    auto [it, added] = slots_.emplace(name, static_cast<uint32_t>(saga_->slot_names.size()));
     if (added) saga_->slot_names.push_back(name);
     return it->second;
   }
@@ -598,24 +603,27 @@ class Checker {
     }
   }
 
-  void bind(const std::string& name, Span span, Flow& state) {
+  // Binds [name] at [span]; returns its slot, or kNone after reporting that
+  // it is bound already.
+  uint32_t bind(const std::string& name, Span span, Flow& state) {
     if (state.maybe.count(name)) {
       const auto& sites = bindings_[name];
       Span first{sites.empty() ? span.offset : sites.front().offset, 1};
       diags_.error(span, fmt::format("'{}' is already bound at {}", name, where(first)),
                    "a name is bound once per saga; choose another name");
-      return;
+      return bytecode::kNone;
     }
-    slot(name);
-    state.maybe.insert(name);
+    const uint32_t at = slot(name);
+    state.maybe.emplace(name, at);
     state.definite.insert(name);
+    return at;
   }
 
   void statement(const ast::Stmt& s, Flow& st) {
     switch (s.kind) {
       case ast::StmtKind::Let:
         if (s.expr) expr(*s.expr, st);
-        bind(s.name, s.name_span, st);
+        out_.lets[&s] = bind(s.name, s.name_span, st);
         break;
       case ast::StmtKind::Step:
         if (s.step) step(*s.step, st);
@@ -678,7 +686,7 @@ class Checker {
       resolve_action(*st.action, info.action, info.service);
       args(*st.action, state);
     }
-    if (!st.bind.empty()) bind(st.bind, st.bind_span, state);
+    if (!st.bind.empty()) info.result_slot = bind(st.bind, st.bind_span, state);
     if (st.undo) {
       resolve_action(*st.undo, info.undo_action, info.undo_service);
       in_undo_ = true;
@@ -989,11 +997,16 @@ class Checker {
   }
 
   void variable(const Expr& e, Flow& state) {
+    auto bound = state.maybe.find(e.text);
     // Unreachable code is checked leniently: anything bound on some path counts.
-    if (state.definite.count(e.text) || (!state.reachable && state.maybe.count(e.text))) return;
+    if (bound != state.maybe.end() && (state.definite.count(e.text) || !state.reachable)) {
+      out_.reads[&e] = bound->second;
+      return;
+    }
     auto sites = bindings_.find(e.text);
     if (sites == bindings_.end() || sites->second.empty()) {
-      std::vector<std::string> names(state.maybe.begin(), state.maybe.end());
+      std::vector<std::string> names;
+      for (const auto& [name, slot] : state.maybe) names.push_back(name);
       diags_.error(e.span, fmt::format("unknown variable '{}'", e.text),
                    did_you_mean(e.text, names));
       return;

@@ -78,8 +78,6 @@ class Generator {
     asm_.at(at.line, at.column);
   }
 
-  uint32_t slot(const std::string& name) const { return saga_->slots.at(name); }
-
   void block(const ast::Block& body) {
     for (const ast::Stmt& s : body) {
       if (!reachable_) return;  // The checker warned; nothing after fail/output runs.
@@ -92,7 +90,7 @@ class Generator {
     switch (s.kind) {
       case ast::StmtKind::Let:
         expr(*s.expr);
-        emit(Op::STORE, slot(s.name));
+        emit(Op::STORE, analysis_.lets.at(&s));
         break;
       case ast::StmtKind::Step:
         step(*s.step);
@@ -135,7 +133,7 @@ class Generator {
     out.saga = saga_index_;
     out.action = asm_.action(info.action, info.service);
     if (st.undo) out.undo_action = asm_.action(info.undo_action, info.undo_service);
-    if (!st.bind.empty()) out.result_slot = slot(st.bind);
+    out.result_slot = info.result_slot;
     out.timeout_ms = info.timeout_ms;
     out.retry = info.policy;
     LineCol at = source_.locate(st.span.offset);
@@ -147,10 +145,10 @@ class Generator {
 
     call_args(*st.action);
     emit(Op::INVOKE, index);
-    if (st.bind.empty())
+    if (info.result_slot == bytecode::kNone)
       emit(Op::POP);
     else
-      emit(Op::STORE, slot(st.bind));
+      emit(Op::STORE, info.result_slot);
   }
 
   // The named arguments of an action call become one object.
@@ -194,7 +192,7 @@ class Generator {
         }
         break;
       case ExprKind::Var:
-        emit(Op::LOAD, slot(e.text));
+        emit(Op::LOAD, analysis_.reads.at(&e));
         break;
       case ExprKind::Field:
         expr(*e.items[0]);
