@@ -660,6 +660,14 @@ class Checker {
         break;
       case ast::StmtKind::Deadline:
         break;  // Checked by check_deadlines().
+      case ast::StmtKind::Parallel:
+      case ast::StmtKind::Branch:
+      case ast::StmtKind::Foreach:
+        // The grammar has them; the compiler does not lower them yet.
+        diags_.error({s.span.offset, 0},
+                     "'parallel' blocks and 'foreach' loops are not compiled yet");
+        st.reachable = false;
+        break;
     }
   }
 

@@ -123,6 +123,10 @@ class Generator {
         break;
       case ast::StmtKind::Deadline:
         break;  // A property of the saga, not code.
+      case ast::StmtKind::Parallel:
+      case ast::StmtKind::Branch:
+      case ast::StmtKind::Foreach:
+        break;  // The checker refuses them for now.
     }
   }
 
