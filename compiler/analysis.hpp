@@ -25,6 +25,14 @@ struct StepInfo {
   uint32_t result_slot = bytecode::kNone;  // The slot `-> name` binds, or kNone.
 };
 
+// What codegen needs of a `foreach` loop beyond the AST. (A `parallel` block
+// needs nothing more: its branch names and bodies are in the AST.)
+struct BlockInfo {
+  uint32_t item_slot = bytecode::kNone;           // Foreach: the loop variable's slot.
+  uint32_t max = 1;                               // Foreach: iterations in flight; 0 = no limit.
+  std::vector<bytecode::Block::Collect> collect;  // Foreach: body slot -> list slot.
+};
+
 struct SagaInfo {
   std::vector<std::string> slot_names;  // One per slot, parameters first.
   std::vector<bytecode::Param> params;
@@ -43,6 +51,7 @@ struct Analysis {
   // every use where it stands.
   std::unordered_map<const ast::Expr*, uint32_t> reads;
   std::unordered_map<const ast::Stmt*, uint32_t> lets;
+  std::unordered_map<const ast::Stmt*, BlockInfo> blocks;  // Of the Foreach statements.
 };
 
 // Resolves and checks the whole file, reporting problems to `diags`. The
