@@ -1,7 +1,7 @@
 // What the checker (check.cpp) learns about a file and the code generator
-// (codegen.cpp) needs: resolved services and policies, variable slots per
-// saga, and per step its resolved action, timeout and policy. Internal to the
-// compiler.
+// (codegen.cpp) needs: resolved services and policies, the slots of each saga,
+// the slot every variable use and binding resolves to, and per step its
+// resolved action, timeout and policy. Internal to the compiler.
 #pragma once
 
 #include <cstdint>
@@ -22,11 +22,19 @@ struct StepInfo {
   uint32_t undo_service = bytecode::kNoService;
   uint32_t policy = bytecode::kNone;
   uint64_t timeout_ms = 0;
+  uint32_t result_slot = bytecode::kNone;  // The slot `-> name` binds, or kNone.
+};
+
+// What codegen needs of a `foreach` loop beyond the AST. (A `parallel` block
+// needs nothing more: its branch names and bodies are in the AST.)
+struct BlockInfo {
+  uint32_t item_slot = bytecode::kNone;           // Foreach: the loop variable's slot.
+  uint32_t max = 1;                               // Foreach: iterations in flight; 0 = no limit.
+  std::vector<bytecode::Block::Collect> collect;  // Foreach: body slot -> list slot.
 };
 
 struct SagaInfo {
-  std::unordered_map<std::string, uint32_t> slots;  // Variable name -> slot.
-  std::vector<std::string> slot_names;
+  std::vector<std::string> slot_names;  // One per slot, parameters first.
   std::vector<bytecode::Param> params;
   uint64_t deadline_ms = 0;
 };
@@ -38,6 +46,12 @@ struct Analysis {
   std::unordered_map<std::string, uint32_t> policy_index;  // Named policies only.
   std::vector<SagaInfo> sagas;                             // Parallel to file.sagas.
   std::unordered_map<const ast::Step*, StepInfo> steps;
+  // The slot each variable use (a Var expression) reads and each `let`
+  // stores. A name does not always mean the same slot: the checker resolves
+  // every use where it stands.
+  std::unordered_map<const ast::Expr*, uint32_t> reads;
+  std::unordered_map<const ast::Stmt*, uint32_t> lets;
+  std::unordered_map<const ast::Stmt*, BlockInfo> blocks;  // Of the Foreach statements.
 };
 
 // Resolves and checks the whole file, reporting problems to `diags`. The

@@ -4,12 +4,24 @@
 // body with a definite-binding analysis: a variable may be read only where every
 // path to the read has bound it, and an undo may only use values known when
 // its step completed. It fills the Analysis that codegen.cpp lowers.
+//
+// Parallel blocks and loops follow the runtime's rule for fibers: a fiber reads
+// the slots of the fibers that forked it as they were at the fork, and keeps
+// the slots it binds to itself until the join. So a branch cannot see what its
+// sibling branches bind, and everything a branch binds is the saga's after the
+// block (two branches binding one name is an error). A foreach body binds into
+// slots of its own (one scope per loop, see slot()), and after the loop each
+// name it bound means the list of the values of every iteration, in item order
+// (Block::collect pairs each body slot with its list slot).
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <map>
 #include <optional>
 #include <set>
+#include <utility>
 
 #include "compiler/analysis.hpp"
 #include "compiler/suggest.hpp"
@@ -78,13 +90,32 @@ struct Binding {
 };
 
 // What is known at a point of a saga body: the variables bound on every path
-// to it, the variables bound on at least one path, and whether it can be
-// reached at all (not after `fail` or `output`).
+// to it, the variables bound on at least one path (each with the slot that
+// holds it there), and whether it can be reached at all (not after `fail` or
+// `output`).
 struct Flow {
   bool reachable = true;
   std::set<std::string> definite;
-  std::set<std::string> maybe;
+  std::map<std::string, uint32_t> maybe;
+  // The names that hold, on every path, the list a foreach collected, with
+  // the loop's keyword: `r.id` on one is always a runtime type error.
+  std::map<std::string, Span> lists;
 };
+
+// Calls f(name, span) for every binding site (let, -> name) in [body] and in
+// the blocks nested in it, in source order.
+template <typename F>
+void for_each_binding(const ast::Block& body, const F& f) {
+  for (const ast::Stmt& s : body) {
+    if (s.kind == ast::StmtKind::Let) f(s.name, s.name_span);
+    if (s.kind == ast::StmtKind::Step && s.step && !s.step->bind.empty()) {
+      f(s.step->bind, s.step->bind_span);
+    }
+    for (const ast::Block* inner : {s.then_block.get(), s.else_block.get(), s.body.get()}) {
+      if (inner) for_each_binding(*inner, f);
+    }
+  }
+}
 
 class Checker {
  public:
@@ -115,6 +146,25 @@ class Checker {
   std::unordered_map<std::string, std::vector<Binding>> bindings_;  // All binding sites.
   std::unordered_map<std::string, Span> step_names_;
   std::unordered_map<std::string, bytecode::Type> param_types_;
+  // Slots, one per scope and name. Scope 0 is the saga's main code (and its
+  // branches); each foreach body is a scope of its own, whose slots hold one
+  // iteration's values; scope_suffixes_ tells them apart in slot names.
+  std::map<std::pair<uint32_t, std::string>, uint32_t> slots_;
+  std::vector<std::string> scope_suffixes_;
+  uint32_t scope_ = 0;
+  // A `parallel` block or `foreach` loop around the code being checked.
+  struct Enclosing {
+    const ast::Stmt* stmt = nullptr;  // The Parallel or Foreach statement.
+    // Parallel: its branches, the one being checked, and for each name a
+    // branch binds anywhere inside it the first branch that does (and where).
+    std::vector<const ast::Stmt*> branches;
+    size_t branch = 0;
+    std::unordered_map<std::string, std::pair<size_t, Span>> binder;
+  };
+  std::vector<Enclosing> enclosing_;  // Innermost last.
+  // Every loop variable of the saga with its position, for "visible only in
+  // its body".
+  std::unordered_map<std::string, Span> loop_vars_;
   const ast::Step* current_step_ = nullptr;
   bool in_undo_ = false;
 
@@ -506,6 +556,11 @@ class Checker {
     bindings_.clear();
     step_names_.clear();
     param_types_.clear();
+    slots_.clear();
+    scope_suffixes_ = {""};
+    scope_ = 0;
+    enclosing_.clear();
+    loop_vars_.clear();
 
     Flow flow;
     std::set<std::string>& bound = flow.definite;
@@ -529,42 +584,45 @@ class Checker {
         diags_.error(p.name_span, fmt::format("parameter '{}' is declared twice", p.name));
         continue;
       }
-      slot(p.name);
+      flow.maybe.emplace(p.name, slot(p.name));
       saga_->params.push_back({p.name, type});
       param_types_[p.name] = type;
       bindings_[p.name].push_back({p.name_span.offset});
     }
-    flow.maybe = flow.definite;
     collect_bindings(saga.body);
     check_deadlines(saga.body, true);
     block(saga.body, flow);
   }
 
-  uint32_t slot(const std::string& name) {
-    auto [it, added] = saga_->slots.emplace(name, saga_->slot_names.size());
-    if (added) saga_->slot_names.push_back(name);
+  // The slot of [name] in the current scope. Every binding of one name in a
+  // scope shares it (the two sides of an `if` may bind the same name). Slot
+  // names are the variable's name in the main code and, in a foreach body,
+  // the name with the loop variables it varies with: `r (each item)`, or
+  // `r (each order, item)` in nested loops. [shown] overrides that (the loop
+  // variable's own slot is just `item`).
+  uint32_t slot(const std::string& name, const std::string* shown = nullptr) {
+    auto [it, added] =
+        slots_.emplace(std::pair(scope_, name), static_cast<uint32_t>(saga_->slot_names.size()));
+    if (added) saga_->slot_names.push_back(shown ? *shown : name + scope_suffixes_[scope_]);
     return it->second;
   }
 
   // Records every binding site (let, -> name) of a body, for explanations.
   void collect_bindings(const ast::Block& body) {
-    for (const ast::Stmt& s : body) {
-      switch (s.kind) {
-        case ast::StmtKind::Let:
-          bindings_[s.name].push_back({s.name_span.offset});
-          break;
-        case ast::StmtKind::Step:
-          if (s.step && !s.step->bind.empty())
-            bindings_[s.step->bind].push_back({s.step->bind_span.offset});
-          break;
-        case ast::StmtKind::If:
-          if (s.then_block) collect_bindings(*s.then_block);
-          if (s.else_block) collect_bindings(*s.else_block);
-          break;
-        default:
-          break;
-      }
+    for_each_binding(body, [&](const std::string& name, Span span) {
+      bindings_[name].push_back({span.offset});
+    });
+  }
+
+  // The span of the word (a keyword) at [offset].
+  Span word_span(uint32_t offset) const {
+    const std::string& text = diags_.file().text();
+    uint32_t end = offset;
+    while (end < text.size() &&
+           (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_')) {
+      ++end;
     }
+    return {offset, end - offset};
   }
 
   // A deadline belongs to the saga as a whole: once, at the top level.
@@ -579,15 +637,17 @@ class Checker {
         } else if (s.expr) {
           if (auto ms = duration(*s.expr, "the deadline")) saga_->deadline_ms = *ms;
         }
-      } else if (s.kind == ast::StmtKind::If) {
-        if (s.then_block) check_deadlines(*s.then_block, false);
-        if (s.else_block) check_deadlines(*s.else_block, false);
+      } else {
+        for (const ast::Block* inner : {s.then_block.get(), s.else_block.get(), s.body.get()}) {
+          if (inner) check_deadlines(*inner, false);
+        }
       }
     }
   }
 
   void block(const ast::Block& body, Flow& state) {
-    bool warned = false;
+    // A block that starts unreachable is inside a statement already warned about.
+    bool warned = !state.reachable;
     for (const ast::Stmt& s : body) {
       if (!state.reachable && !warned && s.kind != ast::StmtKind::Deadline) {
         diags_.warning(s.span, "this statement is never reached",
@@ -598,24 +658,48 @@ class Checker {
     }
   }
 
-  void bind(const std::string& name, Span span, Flow& state) {
+  // Binds [name] at [span]; returns its slot, or kNone after reporting that
+  // it is bound already.
+  uint32_t bind(const std::string& name, Span span, Flow& state) {
     if (state.maybe.count(name)) {
+      if (const ast::Stmt* loop = enclosing_loop_of(name)) {
+        diags_.error(span,
+                     fmt::format("'{}' is the loop variable of the foreach at {} and cannot be "
+                                 "bound in its body",
+                                 name, where(loop->name_span)),
+                     "choose another name");
+        return bytecode::kNone;
+      }
       const auto& sites = bindings_[name];
       Span first{sites.empty() ? span.offset : sites.front().offset, 1};
       diags_.error(span, fmt::format("'{}' is already bound at {}", name, where(first)),
                    "a name is bound once per saga; choose another name");
-      return;
+      return bytecode::kNone;
     }
-    slot(name);
-    state.maybe.insert(name);
+    // A sibling branch checked before this one binds it too.
+    for (const Enclosing& e : enclosing_) {
+      auto other = e.binder.find(name);
+      if (other == e.binder.end() || other->second.first >= e.branch) continue;
+      diags_.error(span,
+                   fmt::format("'{}' is bound in branch '{}' (at {}) and in branch '{}' of the "
+                               "same parallel block",
+                               name, e.branches[other->second.first]->name,
+                               where(other->second.second), e.branches[e.branch]->name),
+                   "after the block a branch's values are the saga's, so a name can come "
+                   "from one branch only; choose another name in one of them");
+      return bytecode::kNone;
+    }
+    const uint32_t at = slot(name);
+    state.maybe.emplace(name, at);
     state.definite.insert(name);
+    return at;
   }
 
   void statement(const ast::Stmt& s, Flow& st) {
     switch (s.kind) {
       case ast::StmtKind::Let:
         if (s.expr) expr(*s.expr, st);
-        bind(s.name, s.name_span, st);
+        out_.lets[&s] = bind(s.name, s.name_span, st);
         break;
       case ast::StmtKind::Step:
         if (s.step) step(*s.step, st);
@@ -640,18 +724,268 @@ class Checker {
           st.definite = std::move(both);
           st.maybe = then_flow.maybe;
           st.maybe.insert(else_flow.maybe.begin(), else_flow.maybe.end());
+          st.lists.clear();
+          for (const auto& [name, loop] : then_flow.lists) {
+            if (else_flow.lists.count(name)) st.lists.emplace(name, loop);
+          }
         }
         break;
       }
       case ast::StmtKind::Fail:
         if (!s.name.empty()) error_class(s.name, s.name_span);
-        [[fallthrough]];
+        if (s.expr) expr(*s.expr, st);
+        st.reachable = false;
+        break;
       case ast::StmtKind::Output:
+        if (!enclosing_.empty()) output_in_fiber(s);
         if (s.expr) expr(*s.expr, st);
         st.reachable = false;
         break;
       case ast::StmtKind::Deadline:
         break;  // Checked by check_deadlines().
+      case ast::StmtKind::Parallel:
+        parallel(s, st);
+        break;
+      case ast::StmtKind::Foreach:
+        foreach_loop(s, st);
+        break;
+      case ast::StmtKind::Branch:
+        diags_.error(word_span(s.span.offset),
+                     "'branch' belongs directly inside 'parallel { ... }'",
+                     "write: parallel { branch a { ... } branch b { ... } }");
+        if (s.body) block(*s.body, st);  // Checked as if written without 'branch'.
+        break;
+    }
+  }
+
+  // ---- Parallel blocks and loops ---------------------------------------------
+
+  // parallel { branch a { ... } branch b { ... } }: each branch starts from the
+  // flow before the block; after it, what any branch binds is bound (on the
+  // paths where the branch binds it), and the code after it runs only if every
+  // branch can reach its end.
+  void parallel(const ast::Stmt& s, Flow& st) {
+    const Span keyword = word_span(s.span.offset);
+    Enclosing e;
+    e.stmt = &s;
+    std::unordered_map<std::string, Span> names;
+    for (const ast::Stmt& inner : *s.body) {
+      if (inner.kind != ast::StmtKind::Branch) {
+        diags_.error(word_span(inner.span.offset),
+                     "only branches can be directly inside 'parallel { ... }'",
+                     "put this statement inside a branch (branch name { ... }), or before or "
+                     "after the parallel block");
+        Flow scratch = st;  // Its own mistakes are reported; its bindings go nowhere.
+        statement(inner, scratch);
+        continue;
+      }
+      auto [it, added] = names.emplace(inner.name, inner.name_span);
+      if (!added) {
+        diags_.error(
+            inner.name_span,
+            fmt::format("branch '{}' is already defined at {}", inner.name, where(it->second)),
+            "branch names identify a branch in the history and in idempotency keys "
+            "(<instance>/<branch>/<step>); make them unique within the block");
+      }
+      const size_t index = e.branches.size();
+      e.branches.push_back(&inner);
+      for_each_binding(*inner.body, [&](const std::string& name, Span span) {
+        e.binder.emplace(name, std::pair(index, span));
+      });
+    }
+    if (e.branches.empty()) {
+      diags_.error(keyword, "a 'parallel' block needs at least one branch",
+                   "for example: parallel { branch a { ... } branch b { ... } }");
+    } else if (e.branches.size() == 1) {
+      diags_.warning(keyword, "a 'parallel' block with one branch runs nothing in parallel",
+                     "add branches, or write the branch's statements without 'parallel'");
+    } else if (e.branches.size() > bytecode::kMaxBranches) {
+      diags_.error(keyword,
+                   fmt::format("a 'parallel' block has {} branches: the limit is {}",
+                               e.branches.size(), bytecode::kMaxBranches),
+                   "each branch runs as a fiber of the instance, checkpointed with it");
+    }
+
+    const std::vector<const ast::Stmt*> branches = e.branches;
+    enclosing_.push_back(std::move(e));
+    Flow after = st;
+    bool joins = true;
+    for (size_t i = 0; i < branches.size(); ++i) {
+      enclosing_.back().branch = i;
+      Flow branch = st;
+      block(*branches[i]->body, branch);
+      joins = joins && branch.reachable;
+      after.definite.insert(branch.definite.begin(), branch.definite.end());
+      after.maybe.insert(branch.maybe.begin(), branch.maybe.end());
+      after.lists.insert(branch.lists.begin(), branch.lists.end());
+    }
+    enclosing_.pop_back();
+    after.reachable = st.reachable && joins;
+    st = std::move(after);
+  }
+
+  // foreach item in list [max n] { ... }: the body runs once per item, with
+  // the loop variable bound to it, in a slot scope of its own. After the loop
+  // each name the body bound holds the list of its per-iteration values (null
+  // for an iteration that did not bind it), so it is bound on every path, even
+  // when the body binds it only on some, and it is a list.
+  void foreach_loop(const ast::Stmt& s, Flow& st) {
+    const Span keyword = word_span(s.span.offset);
+    BlockInfo info;
+    if (s.expr) {
+      expr(*s.expr, st);
+      check_loop_list(*s.expr);
+    }
+    info.max = s.parallel ? 0 : 1;  // parallel foreach without max: no limit.
+    if (s.max && !s.parallel) {
+      diags_.error(s.max_span, "max applies to parallel foreach; a foreach runs one item at a time",
+                   "write parallel foreach ... max N to run up to N items at once, or remove max");
+    } else if (s.max) {
+      if (auto n = count(*s.max, "max", 1, bytecode::kMaxBranches,
+                         "each item in flight runs as a fiber of the instance, checkpointed with "
+                         "it")) {
+        info.max = *n;
+        if (*n == 1) {
+          diags_.warning(s.max->span, "'parallel foreach' with max 1 runs one item at a time",
+                         "write foreach ... without 'parallel' and 'max'");
+        }
+      }
+    }
+    if (st.maybe.count(s.name)) {
+      const ast::Stmt* outer = enclosing_loop_of(s.name);
+      const auto& sites = bindings_[s.name];
+      Span first = outer ? outer->name_span : Span{sites.empty() ? 0 : sites.front().offset, 1};
+      diags_.error(s.name_span,
+                   fmt::format("the loop variable '{}' would hide the {} '{}' bound at {}", s.name,
+                               outer ? "loop variable" : "variable", s.name, where(first)),
+                   "choose another name for the loop variable");
+    }
+    loop_vars_.emplace(s.name, s.name_span);
+
+    // The body, in a scope of its own named after the loop variables around it.
+    const uint32_t outer_scope = scope_;
+    std::vector<std::string> vars;
+    for (const Enclosing& e : enclosing_) {
+      if (e.stmt->kind == ast::StmtKind::Foreach) vars.push_back(e.stmt->name);
+    }
+    vars.push_back(s.name);
+    scope_ = static_cast<uint32_t>(scope_suffixes_.size());
+    scope_suffixes_.push_back(fmt::format(" (each {})", fmt::join(vars, ", ")));
+    Flow body = st;
+    info.item_slot = slot(s.name, &s.name);
+    body.maybe[s.name] = info.item_slot;
+    body.definite.insert(s.name);
+    body.lists.erase(s.name);
+    Enclosing e;
+    e.stmt = &s;
+    enclosing_.push_back(std::move(e));
+    if (s.body) block(*s.body, body);
+    enclosing_.pop_back();
+    scope_ = outer_scope;
+
+    // What the body bound is collected, in the order of the body's slots.
+    std::vector<std::pair<uint32_t, std::string>> bound;
+    for (const auto& [name, at] : body.maybe) {
+      if (name != s.name && !st.maybe.count(name)) bound.emplace_back(at, name);
+    }
+    std::sort(bound.begin(), bound.end());
+    for (const auto& [at, name] : bound) {
+      const uint32_t list = slot(name);
+      info.collect.push_back({at, list});
+      st.maybe[name] = list;
+      st.definite.insert(name);
+      st.lists[name] = keyword;
+    }
+    out_.blocks[&s] = std::move(info);
+  }
+
+  // The foreach around the code being checked whose loop variable is [name].
+  const ast::Stmt* enclosing_loop_of(const std::string& name) const {
+    for (const Enclosing& e : enclosing_) {
+      if (e.stmt->kind == ast::StmtKind::Foreach && e.stmt->name == name) return e.stmt;
+    }
+    return nullptr;
+  }
+
+  // A foreach over a value that can never be a list: a constant of another
+  // kind, or a parameter declared with another type.
+  void check_loop_list(const Expr& e) {
+    using ast::BinaryOp;
+    std::string what;
+    switch (e.kind) {
+      case ExprKind::Null:
+        what = "null";
+        break;
+      case ExprKind::Bool:
+        what = "a boolean";
+        break;
+      case ExprKind::Number:
+      case ExprKind::Duration:
+        what = "a number";
+        break;
+      case ExprKind::String:
+      case ExprKind::Interp:
+        what = "a string";
+        break;
+      case ExprKind::Object:
+        what = "an object";
+        break;
+      case ExprKind::Unary:
+        what = e.unary_op == ast::UnaryOp::Neg ? "a number" : "a boolean";
+        break;
+      case ExprKind::Binary:
+        switch (e.binary_op) {
+          case BinaryOp::Add:  // Lists can be added.
+            break;
+          case BinaryOp::Sub:
+          case BinaryOp::Mul:
+          case BinaryOp::Div:
+          case BinaryOp::Mod:
+            what = "a number";
+            break;
+          case BinaryOp::Eq:
+          case BinaryOp::Ne:
+          case BinaryOp::Lt:
+          case BinaryOp::Le:
+          case BinaryOp::Gt:
+          case BinaryOp::Ge:
+          case BinaryOp::And:
+          case BinaryOp::Or:
+            what = "a boolean";
+            break;
+        }
+        break;
+      case ExprKind::Var: {
+        auto it = param_types_.find(e.text);
+        if (it == param_types_.end() || it->second == bytecode::Type::List ||
+            it->second == bytecode::Type::Any) {
+          break;
+        }
+        diags_.error(e.span,
+                     fmt::format("foreach needs a list, and '{}' is a {} parameter", e.text,
+                                 bytecode::to_string(it->second)),
+                     "declare the parameter as list, or loop over a list");
+        return;
+      }
+      default:
+        break;
+    }
+    if (what.empty()) return;
+    diags_.error(e.span, fmt::format("foreach needs a list, and this is {}", what),
+                 "loop over a list: a list parameter, a step result or [a, b, c]");
+  }
+
+  // `output` in a branch or loop body would complete the saga while other
+  // fibers run or wait (the verifier refuses COMPLETE there).
+  void output_in_fiber(const ast::Stmt& s) {
+    if (enclosing_.back().stmt->kind == ast::StmtKind::Foreach) {
+      diags_.error(word_span(s.span.offset), "'output' cannot be inside a foreach loop",
+                   "an iteration cannot complete the saga while the others run or wait; put the "
+                   "output after the loop (there, the values bound in the body are lists)");
+    } else {
+      diags_.error(word_span(s.span.offset), "'output' cannot be inside a branch of 'parallel'",
+                   "a branch cannot complete the saga while the other branches run; put the "
+                   "output after the parallel block");
     }
   }
 
@@ -678,7 +1012,7 @@ class Checker {
       resolve_action(*st.action, info.action, info.service);
       args(*st.action, state);
     }
-    if (!st.bind.empty()) bind(st.bind, st.bind_span, state);
+    if (!st.bind.empty()) info.result_slot = bind(st.bind, st.bind_span, state);
     if (st.undo) {
       resolve_action(*st.undo, info.undo_action, info.undo_service);
       in_undo_ = true;
@@ -915,6 +1249,7 @@ class Checker {
         if (!e.items.empty()) {
           expr(*e.items[0], state);
           field_of_param(*e.items[0], e);
+          field_of_list(*e.items[0], e, state);
         }
         break;
       case ExprKind::Call:
@@ -953,6 +1288,19 @@ class Checker {
     }
   }
 
+  // `.field` of a name a foreach collected is a field of a list.
+  void field_of_list(const Expr& base, const Expr& field, const Flow& state) {
+    if (base.kind != ExprKind::Var) return;
+    auto it = state.lists.find(base.text);
+    if (it == state.lists.end()) return;
+    diags_.error(field.name_span,
+                 fmt::format("'{}' is a list here (one value per item of the foreach at {}) and "
+                             "has no field '{}'",
+                             base.text, where(it->second), field.text),
+                 fmt::format("index it, as in {}[0].{}, or use {}.{} inside the loop", base.text,
+                             field.text, base.text, field.text));
+  }
+
   void call(const Expr& e, Flow& state) {
     for (const ast::ExprPtr& item : e.items) expr(*item, state);
     const stdlib::FunctionInfo* f = stdlib::find_function(e.text);
@@ -988,12 +1336,48 @@ class Checker {
     }
   }
 
+  // Reports a read of a name that only a sibling branch binds; returns
+  // whether it did.
+  bool sibling_read(const Expr& e) {
+    for (const Enclosing& en : enclosing_) {
+      auto other = en.binder.find(e.text);
+      if (other == en.binder.end() || other->second.first == en.branch) continue;
+      diags_.error(
+          e.span,
+          fmt::format("'{}' is bound in branch '{}', which runs at the same time as "
+                      "this branch ('{}')",
+                      e.text, en.branches[other->second.first]->name, en.branches[en.branch]->name),
+          fmt::format("a branch sees the values bound before the parallel block, not "
+                      "those of the other branches; use '{}' after the block",
+                      e.text));
+      return true;
+    }
+    return false;
+  }
+
   void variable(const Expr& e, Flow& state) {
+    auto bound = state.maybe.find(e.text);
     // Unreachable code is checked leniently: anything bound on some path counts.
-    if (state.definite.count(e.text) || (!state.reachable && state.maybe.count(e.text))) return;
+    if (bound != state.maybe.end() && (state.definite.count(e.text) || !state.reachable)) {
+      out_.reads[&e] = bound->second;
+      return;
+    }
+    if (bound == state.maybe.end() && sibling_read(e)) return;
     auto sites = bindings_.find(e.text);
+    auto loop = loop_vars_.find(e.text);
+    if (bound == state.maybe.end() && loop != loop_vars_.end() &&
+        (sites == bindings_.end() || sites->second.empty())) {
+      diags_.error(e.span,
+                   fmt::format("'{}' is the loop variable of the foreach at {}; it is visible "
+                               "only in the loop body",
+                               e.text, where(loop->second)),
+                   "to use values of the items after the loop, bind them in the body (after "
+                   "the loop each name the body binds is the list of its values)");
+      return;
+    }
     if (sites == bindings_.end() || sites->second.empty()) {
-      std::vector<std::string> names(state.maybe.begin(), state.maybe.end());
+      std::vector<std::string> names;
+      for (const auto& [name, slot] : state.maybe) names.push_back(name);
       diags_.error(e.span, fmt::format("unknown variable '{}'", e.text),
                    did_you_mean(e.text, names));
       return;

@@ -1,13 +1,21 @@
 // The code generator: lowers a checked AST to bytecode through the Assembler.
 //
-// Each saga's main code is laid out first, then one undo block per step of
-// that saga. Statements lower as follows:
+// Each saga's main code is laid out first, then the code of each branch and
+// loop body of its blocks (in the order the blocks start, nested ones after
+// the code that forks them), then one undo block per step of that saga. A
+// branch's code is a region of its own, entered only by its fiber and never
+// jumped into or out of, as the verifier requires. Statements lower as follows:
 //   step s { do a(args) -> x }   OBJECT; (arg; SET_FIELD name)*; INVOKE s; STORE x | POP
 //   undo block of s              OBJECT; (arg; SET_FIELD name)*; UNDO s; RETURN
 //   let x = e                    e; STORE x
 //   if c {A} else {B}            c; JUMP_IF_FALSE else; A; JUMP end; else: B; end:
 //   fail cls msg                 msg; FAIL "cls"
 //   output e / end of body       e | PUSH_NULL; COMPLETE
+//   parallel { branch n {A} .. } PUSH_NULL; FORK b; JOIN b    region of n: A; END b
+//   foreach x in e {A}           e; FORK b; JOIN b            region of the body: A; END b
+// (END only where the branch's end is reachable: a branch that always fails
+// has none.) Block b in Program::blocks names the branches and their entry
+// pcs, and for a loop the item slot, max and collected slots (BlockInfo).
 // `a and b` lowers to branches that push exactly one boolean on every path
 // (a; JUMP_IF_FALSE no; b; JUMP_IF_FALSE no; PUSH_TRUE; JUMP end; no: PUSH_FALSE),
 // which keeps the verifier's stack-depth rule simple and makes both operands
@@ -41,12 +49,22 @@ class Generator {
     program_.sagas.push_back(std::move(out));
 
     steps_.clear();
+    regions_.clear();
     at_(saga.span);
     reachable_ = true;
     block(saga.body);
     if (reachable_) {
       emit(Op::PUSH_NULL);
       emit(Op::COMPLETE);
+    }
+    // Branches and loop bodies; a region may add the regions of blocks it forks.
+    for (size_t i = 0; i < regions_.size(); ++i) {
+      const Region r = regions_[i];
+      at_(r.at);
+      program_.blocks[r.block].branches[r.branch].entry_pc = asm_.pc();
+      reachable_ = true;
+      block(*r.body);
+      if (reachable_) emit(Op::END, r.block);
     }
     // Undo blocks of this saga's steps.
     for (const auto& [st, step_index] : steps_) {
@@ -70,6 +88,14 @@ class Generator {
   uint32_t saga_index_ = 0;
   bool reachable_ = true;
   std::vector<std::pair<const ast::Step*, uint32_t>> steps_;  // In order of appearance.
+  // The code of one branch or loop body, emitted after the saga's main code.
+  struct Region {
+    const ast::Block* body;
+    uint32_t block;   // Index into Program::blocks.
+    uint32_t branch;  // Index into its branches.
+    Span at;          // The branch or loop statement.
+  };
+  std::vector<Region> regions_;  // In the order their blocks fork.
 
   void emit(Op op, uint32_t a = 0, uint32_t b = 0) { asm_.emit(op, a, b); }
 
@@ -77,8 +103,6 @@ class Generator {
     LineCol at = source_.locate(span.offset);
     asm_.at(at.line, at.column);
   }
-
-  uint32_t slot(const std::string& name) const { return saga_->slots.at(name); }
 
   void block(const ast::Block& body) {
     for (const ast::Stmt& s : body) {
@@ -92,7 +116,7 @@ class Generator {
     switch (s.kind) {
       case ast::StmtKind::Let:
         expr(*s.expr);
-        emit(Op::STORE, slot(s.name));
+        emit(Op::STORE, analysis_.lets.at(&s));
         break;
       case ast::StmtKind::Step:
         step(*s.step);
@@ -125,7 +149,50 @@ class Generator {
         break;
       case ast::StmtKind::Deadline:
         break;  // A property of the saga, not code.
+      case ast::StmtKind::Parallel: {
+        const uint32_t b = new_block(bytecode::Block::Kind::Parallel, s);
+        for (const ast::Stmt& branch : *s.body) {
+          auto index = static_cast<uint32_t>(program_.blocks[b].branches.size());
+          program_.blocks[b].branches.push_back({branch.name, 0});
+          regions_.push_back({branch.body.get(), b, index, branch.span});
+        }
+        emit(Op::PUSH_NULL);
+        emit(Op::FORK, b);
+        emit(Op::JOIN, b);
+        // What follows is emitted even when a branch always fails (the checker
+        // warned it is never reached): JOIN falls through, and must not fall
+        // into a branch's code.
+        break;
+      }
+      case ast::StmtKind::Foreach: {
+        const BlockInfo& info = analysis_.blocks.at(&s);
+        const uint32_t b = new_block(bytecode::Block::Kind::Foreach, s);
+        bytecode::Block& block = program_.blocks[b];
+        block.branches.push_back({s.name, 0});
+        block.item_slot = info.item_slot;
+        block.max = info.max;
+        block.collect = info.collect;
+        regions_.push_back({s.body.get(), b, 0, s.span});
+        expr(*s.expr);
+        emit(Op::FORK, b);
+        emit(Op::JOIN, b);
+        break;  // A loop over no items goes on at once, whatever its body does.
+      }
+      case ast::StmtKind::Branch:
+        break;  // Only inside a parallel block (the checker says so), lowered there.
     }
+  }
+
+  // Appends an empty block of this saga for statement [s]; returns its index.
+  uint32_t new_block(bytecode::Block::Kind kind, const ast::Stmt& s) {
+    bytecode::Block block;
+    block.kind = kind;
+    block.saga = saga_index_;
+    LineCol at = source_.locate(s.span.offset);
+    block.line = at.line;
+    block.column = at.column;
+    program_.blocks.push_back(std::move(block));
+    return static_cast<uint32_t>(program_.blocks.size() - 1);
   }
 
   void step(const ast::Step& st) {
@@ -135,7 +202,7 @@ class Generator {
     out.saga = saga_index_;
     out.action = asm_.action(info.action, info.service);
     if (st.undo) out.undo_action = asm_.action(info.undo_action, info.undo_service);
-    if (!st.bind.empty()) out.result_slot = slot(st.bind);
+    out.result_slot = info.result_slot;
     out.timeout_ms = info.timeout_ms;
     out.retry = info.policy;
     LineCol at = source_.locate(st.span.offset);
@@ -147,10 +214,10 @@ class Generator {
 
     call_args(*st.action);
     emit(Op::INVOKE, index);
-    if (st.bind.empty())
+    if (info.result_slot == bytecode::kNone)
       emit(Op::POP);
     else
-      emit(Op::STORE, slot(st.bind));
+      emit(Op::STORE, info.result_slot);
   }
 
   // The named arguments of an action call become one object.
@@ -194,7 +261,7 @@ class Generator {
         }
         break;
       case ExprKind::Var:
-        emit(Op::LOAD, slot(e.text));
+        emit(Op::LOAD, analysis_.reads.at(&e));
         break;
       case ExprKind::Field:
         expr(*e.items[0]);

@@ -1,6 +1,8 @@
 // The compiler driver: parse, check, generate, verify.
 #include "compiler/compile.hpp"
 
+#include <stdexcept>
+
 #include "compiler/analysis.hpp"
 #include "grammar/parse.hpp"
 #include "runtime/bytecode/format.hpp"
@@ -21,7 +23,14 @@ std::optional<bytecode::Program> compile(const SourceFile& source, Diagnostics& 
   bytecode::Program program;
   program.source_name = source.name();
   if (options.embed_source) program.source_text = source.text();
-  generate(file, analysis, source, program);
+  try {
+    generate(file, analysis, source, program);
+  } catch (const std::out_of_range& e) {
+    // The checker resolves every name codegen looks up; a miss is a compiler bug.
+    diags.error(Span{0, 0}, std::string("internal compiler error: ") + e.what(),
+                "please report this with the .saga file");
+    return std::nullopt;
+  }
 
   // The verifier guards the VM against corrupted files; a finding here is a
   // compiler bug, reported rather than hidden.

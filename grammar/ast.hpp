@@ -109,17 +109,27 @@ struct Step {
 struct Stmt;
 using Block = std::vector<Stmt>;
 
-enum class StmtKind : uint8_t { Step, Let, If, Fail, Output, Deadline };
+enum class StmtKind : uint8_t { Step, Let, If, Fail, Output, Deadline, Parallel, Branch, Foreach };
 
 struct Stmt {
   StmtKind kind = StmtKind::Let;
   Span span;                   // The whole statement.
   std::unique_ptr<Step> step;  // Step.
-  std::string name;            // Let: the variable.  Fail: the error class ("" = default).
+  // Let: the variable.  Fail: the error class ("" = default).  Branch: the
+  // branch name.  Foreach: the loop variable.
+  std::string name;
   Span name_span;
-  ExprPtr expr;  // Let value, If condition, Fail message, Output value, Deadline.
+  // Let value, If condition, Fail message, Output value, Deadline, Foreach:
+  // the list it runs over.
+  ExprPtr expr;
   std::unique_ptr<Block> then_block;  // If.
   std::unique_ptr<Block> else_block;  // If: null without else; `else if` is a block of one If.
+  // Parallel: the statements inside `parallel { }` (the compiler accepts only
+  // branches there). Branch, Foreach: the body.
+  std::unique_ptr<Block> body;
+  ExprPtr max;            // Foreach: the value after `max`; null without.
+  Span max_span;          // Foreach: the word `max`.
+  bool parallel = false;  // Foreach: written `parallel foreach`.
 };
 
 // `name: type` in a saga header; type is one of string, number, bool, list,

@@ -160,7 +160,7 @@ SAGA_SYNTAX_ERROR(retry_ref, {.message = "expected a policy name or '{' after 'r
     .reserved_role = "a retry policy"});
 
 // Statements.
-SAGA_SYNTAX_ERROR(block_close, {.message = "expected a statement (step, let, if, fail, output, deadline) or '}'",
+SAGA_SYNTAX_ERROR(block_close, {.message = "expected a statement (step, let, if, parallel, foreach, fail, output, deadline) or '}'",
     .hint = ErrorHint::Statement});
 SAGA_SYNTAX_ERROR(let_name, {.message = "expected a variable name after 'let'", .reserved_role = "a variable"});
 SAGA_SYNTAX_ERROR(let_equals, {.message = "expected '=' after the variable name"});
@@ -177,6 +177,22 @@ SAGA_SYNTAX_ERROR(output_value, {.message = "expected an expression after 'outpu
     .hint = ErrorHint::Expression});
 SAGA_SYNTAX_ERROR(deadline_value, {.message = "expected a duration after 'deadline'",
     .help = "for example: deadline 10m"});
+SAGA_SYNTAX_ERROR(foreach_var, {.message = "expected a loop variable after 'foreach'",
+    .reserved_role = "a loop variable"});
+SAGA_SYNTAX_ERROR(foreach_in, {.message = "expected 'in' after the loop variable",
+    .help = "for example: foreach item in items { ... }"});
+SAGA_SYNTAX_ERROR(foreach_list, {.message = "expected a list after 'in'",
+    .help = "for example: foreach item in items { ... }", .reserved_role = "a variable",
+    .hint = ErrorHint::Expression});
+SAGA_SYNTAX_ERROR(max_value, {.message = "expected a number after 'max'",
+    .help = "for example: parallel foreach item in items max 8 { ... }", .reserved_role = "a variable",
+    .hint = ErrorHint::Expression});
+SAGA_SYNTAX_ERROR(foreach_body, {.message = "expected '{' to start the loop body",
+    .help = "a loop is written: foreach item in items { ... }, or parallel foreach item in items max 8 { ... }"});
+SAGA_SYNTAX_ERROR(branch_name, {.message = "expected a branch name after 'branch'",
+    .reserved_role = "a branch"});
+SAGA_SYNTAX_ERROR(branch_body, {.message = "expected '{' after the branch name",
+    .help = "a branch is written: branch name { ... }"});
 
 // Sagas and the file.
 SAGA_SYNTAX_ERROR(saga_name, {.message = "expected a saga name after 'saga'", .reserved_role = "a saga"});
@@ -215,19 +231,16 @@ inline constexpr const char* kStepClauseHelpSuffix =
 inline constexpr const char* kMissingLetHelp = "variables are declared with 'let name = value'";
 // Statements other languages have and .saga v1 lacks, named when one starts a
 // statement, with what to write today. They are not reserved words: `let emit = 1`
-// and a variable named `parallel` stay valid, and `parallel = 1` gets the missing
-// 'let' help instead.
+// and a variable named `try` stay valid, and `try = 1` gets the missing 'let' help
+// instead.
 struct UnsupportedStatement {
   const char* word;
   const char* message;
   const char* help;
 };
 inline constexpr const char* kLoopHelp =
-    "a step cannot run once per item yet; call an action that handles the whole list";
+    "to run steps once per item, write: foreach item in items { ... } (or parallel foreach)";
 inline constexpr UnsupportedStatement kUnsupportedStatements[] = {
-    {"parallel", "'parallel' blocks are not supported yet",
-     "write the steps one after another; each starts when the one before it has completed"},
-    {"foreach", "'foreach' loops are not supported yet", kLoopHelp},
     {"for", "'for' loops are not supported yet", kLoopHelp},
     {"while", "'while' loops are not supported yet", kLoopHelp},
     {"await", "'await' is not supported yet",
@@ -239,6 +252,21 @@ inline constexpr UnsupportedStatement kUnsupportedStatements[] = {
     {"emit", "'emit' is not supported yet",
      "call an action that publishes the event, as in: step notify { do events.publish(order: "
      "id) }"},
+};
+// Help at a statement position for the context words that start a statement only in
+// one form (saga_grammar.hpp, statement_word), when they stand there in another:
+// `parallel step a { ... }`, `foreach (x in xs)`, `branch { ... }`.
+struct StatementForm {
+  const char* word;
+  const char* help;
+};
+inline constexpr StatementForm kStatementForms[] = {
+    {"parallel",
+     "a parallel block is written: parallel { branch a { ... } branch b { ... } }, and a "
+     "parallel loop: parallel foreach item in items max 8 { ... }"},
+    {"foreach", "a loop is written: foreach item in items { ... }"},
+    {"branch",
+     "a branch is written directly inside a parallel block: parallel { branch a { ... } }"},
 };
 // Help when the input ends while a bracket is open: "the '{' at line 3, column 12 is never
 // closed" (assembled in parse.cpp).

@@ -13,7 +13,9 @@
 //    remember the stack size in `marks`, then collect everything above the mark
 //    when they close.
 //  * `blocks` holds the statement lists being filled; `pending_ifs` the `if`
-//    statements whose else part is still being parsed.
+//    statements whose else part is still being parsed; `pending_bodies` the
+//    `branch` and `foreach` statements whose body is being parsed (their head
+//    is complete).
 //  * Steps, action calls, configuration bodies, services, policies and sagas
 //    never nest, so each has a single slot.
 //
@@ -95,6 +97,7 @@ struct Builder {
   std::size_t string_depth = 0;
   std::vector<ast::Block> blocks;
   std::vector<ast::Stmt> pending_ifs;
+  std::vector<ast::Stmt> pending_bodies;
   std::vector<uint32_t> openers;  // Offsets of the brackets that are open, innermost last.
 
   std::unique_ptr<ast::ActionCall> call;
@@ -176,6 +179,23 @@ struct Builder {
     return b;
   }
 
+  // The innermost branch or foreach whose head is being parsed.
+  ast::Stmt& cur_body_stmt() {
+    if (pending_bodies.empty()) pending_bodies.emplace_back();
+    return pending_bodies.back();
+  }
+
+  // Finishes the innermost pending branch or foreach: its body is the block
+  // just parsed.
+  template <typename Input>
+  void finish_body_stmt(const Input& in) {
+    ast::Stmt stmt = std::move(cur_body_stmt());
+    pending_bodies.pop_back();
+    stmt.span = span(in);
+    stmt.body = std::make_unique<ast::Block>(pop_block());
+    current_block().push_back(std::move(stmt));
+  }
+
   ast::Step& cur_step() {
     if (!step) step = std::make_unique<ast::Step>();
     return *step;
@@ -252,6 +272,7 @@ struct Builder {
     string_depth = 0;
     blocks.clear();
     pending_ifs.clear();
+    pending_bodies.clear();
     openers.clear();
     call.reset();
     step.reset();
@@ -1202,6 +1223,86 @@ struct action<peg::if_stmt> {
   }
 };
 
+// Parallel blocks, branches and loops. The head of a branch or foreach opens
+// a pending statement; the body's block closes it.
+
+template <>
+struct action<peg::parallel_block> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    ast::Stmt stmt;
+    stmt.kind = ast::StmtKind::Parallel;
+    stmt.span = b.span(in);  // Extended to `parallel` by parallel_stmt.
+    stmt.body = std::make_unique<ast::Block>(b.pop_block());
+    b.current_block().push_back(std::move(stmt));
+  }
+};
+
+// The parallel block or the foreach was appended to the enclosing block by
+// its own action: mark it and start its span at `parallel`.
+template <>
+struct action<peg::parallel_stmt> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    ast::Block& block = b.current_block();
+    if (block.empty()) return;
+    ast::Stmt& stmt = block.back();
+    stmt.span = b.span(in);
+    if (stmt.kind == ast::StmtKind::Foreach) stmt.parallel = true;
+  }
+};
+
+// The branch name or loop variable opens the pending statement of that kind.
+template <ast::StmtKind Kind>
+struct open_body_action {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    ast::Stmt& stmt = b.pending_bodies.emplace_back();
+    stmt.kind = Kind;
+    stmt.name.assign(in.begin(), in.size());
+    stmt.name_span = b.span(in);
+  }
+};
+template <>
+struct action<peg::branch_name> : open_body_action<ast::StmtKind::Branch> {};
+template <>
+struct action<peg::foreach_var> : open_body_action<ast::StmtKind::Foreach> {};
+
+template <>
+struct action<peg::foreach_list> {
+  template <typename Input>
+  static void apply(const Input&, Builder& b) {
+    b.cur_body_stmt().expr = b.pop();
+  }
+};
+
+template <>
+struct action<peg::max_value> {
+  template <typename Input>
+  static void apply(const Input&, Builder& b) {
+    b.cur_body_stmt().max = b.pop();
+  }
+};
+
+template <>
+struct action<peg::foreach_max> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    b.cur_body_stmt().max_span = leading_span(b, in, 3);
+  }
+};
+
+struct finish_body_action {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    b.finish_body_stmt(in);
+  }
+};
+template <>
+struct action<peg::branch_stmt> : finish_body_action {};
+template <>
+struct action<peg::foreach_stmt> : finish_body_action {};
+
 // Sagas and items.
 
 template <>
@@ -1490,6 +1591,9 @@ uint32_t report(const SourceFile& src, const Builder& b, const SyntaxError& e, D
               message = u.message;
               help = u.help;
             }
+          }
+          for (const messages::StatementForm& f : messages::kStatementForms) {
+            if (word == f.word) help = f.help;
           }
         }
       }

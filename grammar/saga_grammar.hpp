@@ -151,6 +151,14 @@ struct kw_url : TAO_PEGTL_KEYWORD( "url" ) {};
 struct kw_breaker : TAO_PEGTL_KEYWORD( "breaker" ) {};
 struct kw_bulkhead : TAO_PEGTL_KEYWORD( "bulkhead" ) {};
 struct kw_op : TAO_PEGTL_KEYWORD( "op" ) {};
+// Context words of the statements that start fibers: keywords only where they
+// start one (see statement_word), and `in` and `max` only inside a foreach
+// head. Elsewhere they are names (`let parallel = 1`, a step named foreach).
+struct kw_parallel : TAO_PEGTL_KEYWORD( "parallel" ) {};
+struct kw_foreach : TAO_PEGTL_KEYWORD( "foreach" ) {};
+struct kw_branch : TAO_PEGTL_KEYWORD( "branch" ) {};
+struct kw_in : TAO_PEGTL_KEYWORD( "in" ) {};
+struct kw_max : TAO_PEGTL_KEYWORD( "max" ) {};
 
 // comma_list(E) = E { "," E } [ "," ] ;   (a trailing comma is allowed)
 template< typename Elem >
@@ -451,12 +459,47 @@ struct else_clause : seq< kw_else, sep, must< else_body > > {};
 struct if_then : seq< block > {};
 struct if_stmt : seq< kw_if, sep, must< if_cond >, sep, must< if_then >, opt< sep, else_clause > > {};
 
+// foreach_stmt = "foreach" name "in" expression [ "max" expression ] block ;
+// A statement only when `foreach` is followed by a name (`foreach = 1` is an
+// assignment without `let`). The list and the max may not start with "{",
+// which is always the body.
+struct foreach_var : name {};
+// (at<> first: a keyword that fails inside must<> would leave the input after
+// the matched part, `in` of `inn`, and the error would point there.)
+struct foreach_in : seq< at< kw_in >, kw_in > {};
+struct foreach_list : seq< not_at< one< '{' > >, expression > {};
+struct max_value : seq< not_at< one< '{' > >, expression > {};
+struct foreach_max : seq< kw_max, sep, must< max_value > > {};
+struct foreach_body : seq< block > {};
+struct foreach_stmt : seq< kw_foreach, sep, at< ident >, must< foreach_var >, sep, must< foreach_in >, sep,
+                           must< foreach_list >, opt< sep, foreach_max >, sep, must< foreach_body > > {};
+
+// parallel_stmt = "parallel" ( block | foreach_stmt ) ;
+// The block holds branches (the compiler reports anything else in it).
+// `parallel` followed by anything else is not this statement.
+struct parallel_block : seq< block > {};
+struct parallel_foreach : seq< foreach_stmt > {};
+struct parallel_stmt : seq< kw_parallel, sep, sor< parallel_block, parallel_foreach > > {};
+
+// branch_stmt = "branch" name block ;   (a statement only when a name follows)
+// The compiler accepts it only directly inside `parallel { }`.
+struct branch_name : name {};
+struct branch_body : seq< block > {};
+struct branch_stmt : seq< kw_branch, sep, at< ident >, must< branch_name >, sep, must< branch_body > > {};
+
+// statement_word: where `parallel`, `foreach` or `branch` starts one of the
+// statements above (the same lookahead each of them commits on).
+struct statement_word : sor< seq< kw_parallel, sep, sor< one< '{' >, kw_foreach > >,
+                             seq< kw_foreach, sep, ident >, seq< kw_branch, sep, ident > > {};
+
 // fail_stmt = "fail" [ fail_class ] expression ;
 // fail_class = name, directly followed by a token that starts an expression but
 // cannot continue one (a string, number, "[", "{", true, false, null, not or a
-// name). So `fail rejected "text"` has a class while `fail a - b`, `fail f(x)`
-// and `fail msg` do not.
-struct message_start : sor< one< '"', '[', '{' >, digit, true_literal, false_literal, null_literal, kw_not, name > {};
+// name that does not start a statement). So `fail rejected "text"` has a class
+// while `fail a - b`, `fail f(x)`, `fail msg` and `fail msg  parallel { ... }`
+// do not.
+struct message_start : sor< one< '"', '[', '{' >, digit, true_literal, false_literal, null_literal, kw_not,
+                            seq< not_at< statement_word >, name > > {};
 struct fail_class : seq< name, sep, at< message_start > > {};
 struct fail_message : expression {};
 struct fail_stmt : seq< kw_fail, sep, opt< fail_class >, sep, must< fail_message > > {};
@@ -469,8 +512,10 @@ struct output_stmt : seq< kw_output, sep, must< output_value > > {};
 struct deadline_value : clause_value {};
 struct deadline_stmt : seq< kw_deadline, sep, must< deadline_value > > {};
 
-// statement = step_stmt | let_stmt | if_stmt | fail_stmt | output_stmt | deadline_stmt ;
-struct statement : sor< step_stmt, let_stmt, if_stmt, fail_stmt, output_stmt, deadline_stmt > {};
+// statement = step_stmt | let_stmt | if_stmt | parallel_stmt | foreach_stmt | branch_stmt
+//           | fail_stmt | output_stmt | deadline_stmt ;
+struct statement : sor< step_stmt, let_stmt, if_stmt, parallel_stmt, foreach_stmt, branch_stmt, fail_stmt,
+                        output_stmt, deadline_stmt > {};
 
 // block = "{" { statement } "}" ;
 struct block_open : one< '{' > {};

@@ -2,6 +2,7 @@
 // (in the spirit of Lua's code.lua), and the samples compile cleanly.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -125,6 +126,216 @@ TEST(Codegen, PoliciesAndServicesAreResolved) {
   EXPECT_EQ(inline_policy.step_ms, 2000u);
   EXPECT_EQ(p->steps[0].timeout_ms, 2000u);
   EXPECT_EQ(p->sagas[0].deadline_ms, 600000u);
+}
+
+// --- parallel blocks and foreach loops -----------------------------------------
+
+using saga::bytecode::Block;
+using saga::bytecode::kNone;
+
+// The program the runtime's checkpoint tests run (tests/runtime/checkpoint_test.cpp).
+constexpr const char* kParallel = R"(
+service s { }
+saga q(items: list) {
+  step first { do s.a() -> f  undo s.undo(id: f) }
+  parallel {
+    branch left { step l { do s.l() -> x  undo s.undo(id: x) } }
+    branch right { step r { do s.r() -> y } }
+  }
+  output [x, y]
+}
+)";
+
+// The pc of the first instruction `op` at or after `from`.
+uint32_t find_op(const saga::bytecode::Program& p, Op op, uint32_t from = 0) {
+  saga::bytecode::Instruction ins;
+  for (uint32_t pc = from; saga::bytecode::decode(p.code, pc, ins); pc += ins.size) {
+    if (ins.op == op) return pc;
+  }
+  return kNone;
+}
+
+// Operand a of the instruction at pc.
+uint32_t operand(const saga::bytecode::Program& p, uint32_t pc) {
+  saga::bytecode::Instruction ins;
+  EXPECT_TRUE(saga::bytecode::decode(p.code, pc, ins));
+  return ins.a;
+}
+
+// The opcodes of the region that starts at `from` up to and including the
+// first instruction that ends it (END, FAIL, COMPLETE, RETURN).
+Names region(const saga::bytecode::Program& p, uint32_t from) {
+  Names out;
+  saga::bytecode::Instruction ins;
+  for (uint32_t pc = from; saga::bytecode::decode(p.code, pc, ins); pc += ins.size) {
+    out.emplace_back(saga::bytecode::op_info(ins.op).name);
+    if (saga::bytecode::op_info(ins.op).flags & saga::bytecode::kEnds) break;
+  }
+  return out;
+}
+
+TEST(Codegen, ParallelForksJoinsAndEndsEachBranch) {
+  std::string errors;
+  auto p = compile(kParallel, &errors);
+  ASSERT_TRUE(p) << errors;
+  EXPECT_EQ(region(*p, 0), (Names{"OBJECT", "INVOKE", "STORE", "PUSH_NULL", "FORK", "JOIN", "LOAD",
+                                  "LOAD", "LIST", "COMPLETE"}));
+  ASSERT_EQ(p->blocks.size(), 1u);
+  const Block& b = p->blocks[0];
+  EXPECT_EQ(b.kind, Block::Kind::Parallel);
+  EXPECT_EQ(b.saga, 0u);
+  EXPECT_EQ(b.item_slot, kNone);
+  EXPECT_EQ(b.max, 1u);
+  EXPECT_TRUE(b.collect.empty());
+  EXPECT_EQ(b.line, 5u);
+  EXPECT_EQ(b.column, 3u);
+  ASSERT_EQ(b.branches.size(), 2u);
+  EXPECT_EQ(b.branches[0].name, "left");
+  EXPECT_EQ(b.branches[1].name, "right");
+  // FORK and JOIN of block 0, and each branch is its own region ending in END 0.
+  const uint32_t fork = find_op(*p, Op::FORK);
+  EXPECT_EQ(operand(*p, fork), 0u);
+  EXPECT_EQ(operand(*p, find_op(*p, Op::JOIN)), 0u);
+  EXPECT_EQ(region(*p, b.branches[0].entry_pc), (Names{"OBJECT", "INVOKE", "STORE", "END"}));
+  EXPECT_EQ(region(*p, b.branches[1].entry_pc), (Names{"OBJECT", "INVOKE", "STORE", "END"}));
+  EXPECT_EQ(operand(*p, find_op(*p, Op::END, b.branches[1].entry_pc)), 0u);
+  EXPECT_GT(b.branches[0].entry_pc, fork);  // After the saga's main code.
+  // A branch binds the saga's own slots, which the code after the block reads.
+  EXPECT_EQ(p->sagas[0].slot_names, (Names{"items", "f", "x", "y"}));
+  EXPECT_EQ(p->steps[1].result_slot, 2u);
+  EXPECT_EQ(p->steps[2].result_slot, 3u);
+  // The undo of a step in a branch is an ordinary undo block.
+  EXPECT_EQ(region(*p, p->steps[1].undo_pc),
+            (Names{"OBJECT", "LOAD", "SET_FIELD", "UNDO", "RETURN"}));
+}
+
+TEST(Codegen, ForeachCollectsEveryNameTheBodyBinds) {
+  std::string errors;
+  auto p = compile(
+      "service s { }\n"
+      "saga p(items: list) {\n"
+      "  parallel foreach item in items max 4 {\n"
+      "    step reserve { do s.reserve(sku: item) -> r undo s.release(id: r) }\n"
+      "    if r.ok { let note = item }\n"
+      "  }\n"
+      "  output { r: r, note: note }\n"
+      "}",
+      &errors);
+  ASSERT_TRUE(p) << errors;
+  // The list is popped by FORK; the code after the loop reads the list slots.
+  EXPECT_EQ(region(*p, 0), (Names{"LOAD", "FORK", "JOIN", "OBJECT", "LOAD", "SET_FIELD", "LOAD",
+                                  "SET_FIELD", "COMPLETE"}));
+  const auto& names = p->sagas[0].slot_names;
+  EXPECT_EQ(names, (Names{"items", "item", "r (each item)", "note (each item)", "r", "note"}));
+  ASSERT_EQ(p->blocks.size(), 1u);
+  const Block& b = p->blocks[0];
+  EXPECT_EQ(b.kind, Block::Kind::Foreach);
+  EXPECT_EQ(b.max, 4u);
+  EXPECT_EQ(b.item_slot, 1u);
+  ASSERT_EQ(b.branches.size(), 1u);
+  EXPECT_EQ(b.branches[0].name, "item");
+  EXPECT_EQ(b.collect, (std::vector<Block::Collect>{{2, 4}, {3, 5}}));
+  // The body binds its own slots; its step's result and undo use them.
+  EXPECT_EQ(p->steps[0].result_slot, 2u);
+  EXPECT_EQ(operand(*p, find_op(*p, Op::LOAD, p->steps[0].undo_pc)), 2u);
+  EXPECT_EQ(ops(*p, b.branches[0].entry_pc, p->steps[0].undo_pc),
+            (Names{"OBJECT", "LOAD", "SET_FIELD", "INVOKE", "STORE", "LOAD", "FIELD",
+                   "JUMP_IF_FALSE", "LOAD", "STORE", "JUMP", "END"}));
+  EXPECT_EQ(operand(*p, b.branches[0].entry_pc + 1), 1u);  // LOAD item.
+}
+
+TEST(Codegen, ForeachMax) {
+  auto max_of = [](const std::string& loop) {
+    std::string errors;
+    auto p = compile("saga m(xs: list) { " + loop + " { let v = x } }", &errors);
+    EXPECT_TRUE(p) << errors;
+    return p && p->blocks.size() == 1 ? p->blocks[0].max : kNone;
+  };
+  EXPECT_EQ(max_of("foreach x in xs"), 1u);           // One at a time.
+  EXPECT_EQ(max_of("parallel foreach x in xs"), 0u);  // No limit.
+  EXPECT_EQ(max_of("parallel foreach x in xs max 8"), 8u);
+  EXPECT_EQ(max_of("parallel foreach x in xs max 10000"), 10000u);
+}
+
+TEST(Codegen, NestedBlocks) {
+  std::string errors;
+  auto p = compile(
+      "service s { }\n"
+      "saga n(orders: list) {\n"
+      "  parallel {\n"
+      "    branch items {\n"
+      "      foreach o in orders {\n"
+      "        foreach i in o.items { step pick { do s.pick(i: i) -> got undo s.put(id: got) } }\n"
+      "      }\n"
+      "    }\n"
+      "    branch mail { parallel foreach o in orders { let sent = o } }\n"
+      "  }\n"
+      "  output [got, sent]\n"
+      "}",
+      &errors);
+  ASSERT_TRUE(p) << errors;
+  ASSERT_EQ(p->blocks.size(), 4u);
+  // In the order they fork: the parallel, then the blocks each region forks.
+  EXPECT_EQ(p->blocks[0].kind, Block::Kind::Parallel);
+  EXPECT_EQ(p->blocks[1].branches[0].name, "o");  // Forked by branch items.
+  EXPECT_EQ(p->blocks[2].branches[0].name, "o");  // Forked by branch mail.
+  EXPECT_EQ(p->blocks[3].branches[0].name, "i");  // Forked by the body of block 1.
+  EXPECT_EQ(p->blocks[2].max, 0u);
+  // Branch items forks block 1 and ends block 0.
+  const uint32_t items = p->blocks[0].branches[0].entry_pc;
+  EXPECT_EQ(region(*p, items), (Names{"LOAD", "FORK", "JOIN", "END"}));
+  EXPECT_EQ(operand(*p, find_op(*p, Op::FORK, items)), 1u);
+  EXPECT_EQ(operand(*p, find_op(*p, Op::END, items)), 0u);
+  // The body of block 1 forks block 3 over o.items and ends block 1.
+  EXPECT_EQ(region(*p, p->blocks[1].branches[0].entry_pc),
+            (Names{"LOAD", "FIELD", "FORK", "JOIN", "END"}));
+  // got: per (o, i), then per o (in block 1's body), then the list of lists;
+  // the branch binds the outer one, which is the saga's after the block.
+  const auto& names = p->sagas[0].slot_names;
+  auto slot = [&](const std::string& name) {
+    return static_cast<uint32_t>(std::find(names.begin(), names.end(), name) - names.begin());
+  };
+  EXPECT_EQ(p->blocks[3].collect,
+            (std::vector<Block::Collect>{{slot("got (each o, i)"), slot("got (each o)")}}));
+  EXPECT_EQ(p->blocks[1].collect,
+            (std::vector<Block::Collect>{{slot("got (each o)"), slot("got")}}));
+  EXPECT_EQ(p->blocks[2].collect,
+            (std::vector<Block::Collect>{{slot("sent (each o)"), slot("sent")}}));
+  EXPECT_EQ(p->steps[0].result_slot, slot("got (each o, i)"));
+  // Two loop variables named o: one slot each.
+  EXPECT_EQ(std::count(names.begin(), names.end(), "o"), 2);
+  EXPECT_NE(p->blocks[1].item_slot, p->blocks[2].item_slot);
+}
+
+TEST(Codegen, ABranchThatAlwaysFailsHasNoEnd) {
+  std::string errors;
+  auto p = compile(
+      "saga f() {\n"
+      "  parallel { branch no { fail rejected \"never\" } branch yes { let v = 1 } }\n"
+      "  output v\n"
+      "}",
+      &errors);
+  ASSERT_TRUE(p) << errors;  // Verified: JOIN falls through into the code after it.
+  EXPECT_EQ(region(*p, p->blocks[0].branches[0].entry_pc), (Names{"CONST", "FAIL"}));
+  EXPECT_EQ(region(*p, p->blocks[0].branches[1].entry_pc), (Names{"CONST", "STORE", "END"}));
+  EXPECT_EQ(region(*p, 0), (Names{"PUSH_NULL", "FORK", "JOIN", "LOAD", "COMPLETE"}));
+  EXPECT_NE(errors.find("this statement is never reached"), std::string::npos) << errors;
+}
+
+TEST(Codegen, ContextWordsStayNames) {
+  std::string errors;
+  auto p = compile(
+      "service parallel { }\n"
+      "saga branch(foreach: list) {\n"
+      "  let in = 1\n"
+      "  step max { do parallel.branch(in: in) -> branch undo parallel.undo(id: branch) }\n"
+      "  foreach parallel in foreach { let max_seen = parallel }\n"
+      "  output [branch, max_seen]\n"
+      "}",
+      &errors);
+  ASSERT_TRUE(p) << errors;
+  EXPECT_EQ(p->steps[0].name, "max");
+  EXPECT_EQ(p->blocks[0].branches[0].name, "parallel");
 }
 
 std::string slurp(const std::string& rel) {

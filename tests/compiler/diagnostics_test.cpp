@@ -79,4 +79,33 @@ TEST(DiagnosticsFormat, FileLineColumnSourceCaretHelp) {
             "help: did you mean 'upper'?\n");
 }
 
+// A parallel block has at most bytecode::kMaxBranches (10000) branches: each
+// is a fiber of the instance. (Generated: a golden file of 10001 branches
+// would be unreadable.)
+std::string branches(int n) {
+  std::string text = "saga wide() {\n  parallel {\n";
+  for (int i = 0; i < n; ++i)
+    text += "    branch b" + std::to_string(i) + " { let v" + std::to_string(i) + " = " +
+            std::to_string(i) + " }\n";
+  return text + "  }\n}\n";
+}
+
+TEST(DiagnosticsLimits, ParallelBranches) {
+  {
+    saga::SourceFile source("wide.saga", branches(10000));
+    saga::Diagnostics diags(source);
+    auto program = saga::compiler::compile(source, diags);
+    ASSERT_TRUE(program) << diags.render_text().substr(0, 1000);
+    EXPECT_EQ(program->blocks.at(0).branches.size(), 10000u);
+  }
+  saga::SourceFile source("wide.saga", branches(10001));
+  saga::Diagnostics diags(source);
+  EXPECT_FALSE(saga::compiler::compile(source, diags));
+  EXPECT_EQ(diags.render_text(false),
+            "wide.saga:2:3: error: a 'parallel' block has 10001 branches: the limit is 10000\n"
+            " 2 |   parallel {\n"
+            "   |   ^~~~~~~~\n"
+            "help: each branch runs as a fiber of the instance, checkpointed with it\n");
+}
+
 }  // namespace

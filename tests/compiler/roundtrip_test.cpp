@@ -59,6 +59,85 @@ INSTANTIATE_TEST_SUITE_P(Samples, RoundTrip,
                          ::testing::Values("samples/order.saga", "samples/travel.saga"),
                          [](const auto& info) { return fs::path(info.param).stem().string(); });
 
+// --- Programs with parallel blocks and foreach loops ---------------------------
+
+saga::bytecode::Program compile_text(const std::string& text) {
+  saga::SourceFile source("blocks.saga", text);
+  saga::Diagnostics diags(source);
+  auto p = saga::compiler::compile(source, diags);
+  EXPECT_TRUE(p) << diags.render_text();
+  return p ? std::move(*p) : saga::bytecode::Program{};
+}
+
+// The format version in a .sagac header (u16, little endian, after the magic).
+uint16_t format_version(const std::vector<uint8_t>& image) {
+  return static_cast<uint16_t>(image.at(8) | (image.at(9) << 8));
+}
+
+constexpr const char* kBlocks = R"(
+service s { }
+saga trip(id: string, items: list) {
+  step first { do s.a(id: id) -> f  undo s.undo(id: f) }
+  parallel {
+    branch left { step l { do s.l() -> x  undo s.undo(id: x) } }
+    branch right {
+      parallel foreach item in items max 4 {
+        step reserve { do s.reserve(sku: item) -> r  undo s.release(id: r) }
+      }
+    }
+  }
+  foreach n in r { step note { do log(message: "${n}") } }
+  output { x: x, r: r }
+}
+)";
+
+TEST(RoundTripBlocks, CompileWriteLoadVerify) {
+  auto program = compile_text(kBlocks);
+  ASSERT_EQ(program.blocks.size(), 3u);
+  auto image = saga::bytecode::serialize(program);
+  EXPECT_EQ(format_version(image), 2);  // Blocks need format 2.
+  auto loaded = saga::bytecode::load(image);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_TRUE(saga::bytecode::verify(*loaded).ok());
+  EXPECT_EQ(loaded->hash, program.hash);
+  ASSERT_EQ(loaded->blocks.size(), program.blocks.size());
+  for (size_t i = 0; i < program.blocks.size(); ++i) {
+    const auto& a = program.blocks[i];
+    const auto& b = loaded->blocks[i];
+    EXPECT_EQ(a.kind, b.kind) << i;
+    EXPECT_EQ(a.saga, b.saga) << i;
+    EXPECT_EQ(a.item_slot, b.item_slot) << i;
+    EXPECT_EQ(a.max, b.max) << i;
+    EXPECT_EQ(a.collect, b.collect) << i;
+    ASSERT_EQ(a.branches.size(), b.branches.size()) << i;
+    for (size_t j = 0; j < a.branches.size(); ++j) {
+      EXPECT_EQ(a.branches[j].name, b.branches[j].name);
+      EXPECT_EQ(a.branches[j].entry_pc, b.branches[j].entry_pc);
+    }
+  }
+  EXPECT_EQ(loaded->sagas[0].slot_names, program.sagas[0].slot_names);
+  EXPECT_EQ(saga::bytecode::serialize(*loaded), image);
+}
+
+TEST(RoundTripBlocks, ProgramsWithoutBlocksStayFormat1) {
+  auto program = compile_sample("samples/order.saga");
+  EXPECT_TRUE(program.blocks.empty());
+  EXPECT_EQ(format_version(saga::bytecode::serialize(program)), 1);
+}
+
+TEST(RoundTripBlocks, DisassemblyShowsForkJoinEndAndTheBranches) {
+  auto program = compile_text(kBlocks);
+  saga::bytecode::serialize(program);
+  // What `sagactl disasm` prints.
+  const std::string listing = saga::bytecode::disassemble(program);
+  for (const char* text :
+       {"format 2", "FORK", "JOIN", "END", "branch left of block 0", "branch right of block 0",
+        "loop body n of block 1", "loop body item of block 2", "parallel: branches left@",
+        "foreach item  max 4  body@", "collect r (each item) -> r", "r (each item)"}) {
+    EXPECT_NE(listing.find(text), std::string::npos) << text << "\n" << listing;
+  }
+}
+
 TEST(DamagedFile, CorruptedByteIsRejected) {
   auto program = compile_sample("samples/order.saga");
   auto image = saga::bytecode::serialize(program);

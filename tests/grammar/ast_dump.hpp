@@ -136,6 +136,14 @@ inline std::string dump(const ast::Stmt& s) {
       return "(output " + dump(s.expr) + ")";
     case ast::StmtKind::Deadline:
       return "(deadline " + dump(s.expr) + ")";
+    case ast::StmtKind::Parallel:
+      return "(parallel " + (s.body ? dump(*s.body) : std::string("<null>")) + ")";
+    case ast::StmtKind::Branch:
+      return "(branch " + s.name + " " + (s.body ? dump(*s.body) : std::string("<null>")) + ")";
+    case ast::StmtKind::Foreach:
+      return std::string(s.parallel ? "(parallel foreach " : "(foreach ") + s.name + " " +
+             dump(s.expr) + (s.max ? " max " + dump(s.max) : std::string()) + " " +
+             (s.body ? dump(*s.body) : std::string("<null>")) + ")";
   }
   return "?";
 }

@@ -12,6 +12,10 @@
 namespace saga::grammar::test {
 namespace {
 
+// The message at a statement position that starts no statement.
+constexpr const char* kExpectedStatement =
+    "expected a statement (step, let, if, parallel, foreach, fail, output, deadline) or '}'";
+
 struct ErrorCase {
   const char* input;
   uint32_t line, column, length;  // Where the first error points.
@@ -94,39 +98,67 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"saga a(x, if) {}", 1, 11, 2,
                   "'if' is a reserved word and cannot name a parameter"},
         // Statements.
-        ErrorCase{"saga a() { x = 1 }", 1, 12, 1,
-                  "expected a statement (step, let, if, fail, output, deadline) or '}'",
-                  "let name = value"},
-        ErrorCase{"saga a() { timeout 2s }", 1, 12, 7,
-                  "expected a statement (step, let, if, fail, output, deadline) or '}'",
+        ErrorCase{"saga a() { x = 1 }", 1, 12, 1, kExpectedStatement, "let name = value"},
+        ErrorCase{"saga a() { timeout 2s }", 1, 12, 7, kExpectedStatement,
                   "'timeout' is a step clause"},
-        ErrorCase{"saga a() { do x.y() }", 1, 12, 2,
-                  "expected a statement (step, let, if, fail, output, deadline) or '}'",
-                  "'do' is a step clause"},
-        ErrorCase{"saga a() {\n  let x = 1\n", 3, 1, 0,
-                  "expected a statement (step, let, if, fail, output, deadline) or '}'",
+        ErrorCase{"saga a() { do x.y() }", 1, 12, 2, kExpectedStatement, "'do' is a step clause"},
+        ErrorCase{"saga a() {\n  let x = 1\n", 3, 1, 0, kExpectedStatement,
                   "the '{' at line 1, column 10 is never closed"},
         // Statements of other languages: named, with what to write today.
-        ErrorCase{"saga a() { parallel { step a { do x.y() } } }", 1, 12, 8,
-                  "'parallel' blocks are not supported yet", "one after another"},
-        ErrorCase{"saga a(items) { foreach item in items { } }", 1, 17, 7,
-                  "'foreach' loops are not supported yet", "handles the whole list"},
         ErrorCase{"saga a(items) { for item in items { } }", 1, 17, 3,
-                  "'for' loops are not supported yet", "handles the whole list"},
+                  "'for' loops are not supported yet", "write: foreach item in items { ... }"},
         ErrorCase{"saga a() { while true { } }", 1, 12, 5, "'while' loops are not supported yet",
-                  "handles the whole list"},
+                  "write: foreach item in items"},
         ErrorCase{"saga a() {\n  await payment.settled(id: 1)\n}", 2, 3, 5,
                   "'await' is not supported yet", "retry policy, or wait with sleep(for: ...)"},
         ErrorCase{"saga a() { try { } }", 1, 12, 3, "'try' blocks are not supported yet",
                   "retry policy"},
         ErrorCase{"saga a() { emit order_placed(id: 1) }", 1, 12, 4, "'emit' is not supported yet",
                   "an action that publishes the event"},
-        ErrorCase{"saga a() { let x = 1 parallel }", 1, 22, 8,
-                  "'parallel' blocks are not supported yet"},
+        // parallel, foreach and branch in a form that is not their statement.
+        ErrorCase{"saga a() { let x = 1 parallel }", 1, 22, 8, kExpectedStatement,
+                  "a parallel block is written: parallel { branch a { ... } branch b { ... } }"},
+        ErrorCase{"saga a() { parallel step s { do x.y() } }", 1, 12, 8, kExpectedStatement,
+                  "parallel foreach item in items max 8 { ... }"},
+        ErrorCase{"saga a(items) { foreach (item in items) { } }", 1, 17, 7, kExpectedStatement,
+                  "a loop is written: foreach item in items { ... }"},
+        ErrorCase{"saga a() { branch { } }", 1, 12, 6, kExpectedStatement,
+                  "directly inside a parallel block: parallel { branch a { ... } }"},
+        ErrorCase{"saga a() { parallel = 1 }", 1, 12, 8, kExpectedStatement, "let name = value"},
+        // Malformed parallel blocks, branches and loops.
+        ErrorCase{"saga a() { branch if { } }", 1, 19, 2,
+                  "'if' is a reserved word and cannot name a branch"},
+        ErrorCase{"saga a() { parallel { branch a step s {} } }", 1, 32, 4,
+                  "expected '{' after the branch name", "branch name { ... }"},
+        ErrorCase{"saga a() { parallel { branch a { } }", 1, 37, 0, kExpectedStatement,
+                  "the '{' at line 1, column 10 is never closed"},
+        ErrorCase{"saga a() { parallel { branch a {", 1, 33, 0, kExpectedStatement,
+                  "the '{' at line 1, column 32 is never closed"},
+        ErrorCase{"saga a() { foreach step in xs { } }", 1, 20, 4,
+                  "'step' is a reserved word and cannot name a loop variable"},
+        ErrorCase{"saga a() { foreach x xs { } }", 1, 22, 2,
+                  "expected 'in' after the loop variable", "foreach item in items { ... }"},
+        ErrorCase{"saga a() { foreach x inn xs { } }", 1, 22, 3,
+                  "expected 'in' after the loop variable"},
+        ErrorCase{"saga a() { foreach x in { } }", 1, 25, 1, "expected a list after 'in'"},
+        ErrorCase{"saga a() { foreach x in }", 1, 25, 1, "expected a list after 'in'"},
+        ErrorCase{"saga a() { foreach x in step s { } }", 1, 25, 4, "expected a list after 'in'"},
+        ErrorCase{"saga a() { foreach x in timeout { } }", 1, 25, 7,
+                  "'timeout' is a reserved word and cannot name a variable"},
+        ErrorCase{"saga a() { foreach x in xs max { } }", 1, 32, 1, "expected a number after 'max'",
+                  "parallel foreach item in items max 8"},
+        ErrorCase{"saga a() { foreach x in xs step s { } }", 1, 28, 4,
+                  "expected '{' to start the loop body", "foreach item in items { ... }"},
+        ErrorCase{"saga a() { foreach x in xs maximum 3 { } }", 1, 28, 7,
+                  "expected '{' to start the loop body"},
+        ErrorCase{"saga a() { foreach x in xs max 3 4 { } }", 1, 34, 1,
+                  "expected '{' to start the loop body"},
+        ErrorCase{"saga a() { parallel foreach x xs { } }", 1, 31, 2,
+                  "expected 'in' after the loop variable"},
+        ErrorCase{"saga a() { parallel foreach x in xs max }", 1, 41, 1,
+                  "expected a number after 'max'"},
         // ... but an assignment to such a name is a missing 'let'.
-        ErrorCase{"saga a() { emit = 1 }", 1, 12, 4,
-                  "expected a statement (step, let, if, fail, output, deadline) or '}'",
-                  "let name = value"},
+        ErrorCase{"saga a() { emit = 1 }", 1, 12, 4, kExpectedStatement, "let name = value"},
         ErrorCase{"saga a() { let = 1 }", 1, 16, 1, "expected a variable name after 'let'"},
         ErrorCase{"saga a() { let timeout = 1 }", 1, 16, 7,
                   "'timeout' is a reserved word and cannot name a variable"},
@@ -291,7 +323,16 @@ TEST(Errors, NoInternalNamesInMessages) {
                            "retry r {",
                            "retry r { a: [",
                            "retry r { a: f(",
-                           "saga a() { if x {} else"}) {
+                           "saga a() { if x {} else",
+                           "saga a() { parallel {",
+                           "saga a() { parallel { branch",
+                           "saga a() { parallel { branch b",
+                           "saga a() { parallel foreach",
+                           "saga a() { parallel foreach x in y",
+                           "saga a() { foreach x",
+                           "saga a() { foreach x in",
+                           "saga a() { foreach x in y max",
+                           "saga a() { foreach x in y max 2"}) {
     Parsed p(text);
     EXPECT_FALSE(p.ok) << text;
     for (const Diagnostic& d : p.diags.all()) {
@@ -385,8 +426,10 @@ TEST(Recovery, MissingCloseBraceResumesAtNextSaga) {
       "saga a() {\n"
       "  step s { do x.y() }\n"
       "saga b() { output 1 }\n");
-  EXPECT_EQ(p.errors(),
-            "3:1: expected a statement (step, let, if, fail, output, deadline) or '}'\n");
+  EXPECT_EQ(
+      p.errors(),
+      "3:1: expected a statement (step, let, if, parallel, foreach, fail, output, deadline) or "
+      "'}'\n");
   ASSERT_EQ(p.file.sagas.size(), 1u);
   EXPECT_EQ(p.file.sagas[0].name, "b");
 }

@@ -427,11 +427,50 @@ INSTANTIATE_TEST_SUITE_P(
         StmtCase{"", "{}"}, StmtCase{"  // only a comment\n", "{}"},
         StmtCase{"let a = 1 let b = a", "{(let a 1) (let b a)}"},
         StmtCase{"let url = 1 let op = url", "{(let url 1) (let op url)}"},  // Context words.
-        // Words of statements .saga lacks (parallel, emit, ...) are ordinary names.
+        // Words of statements .saga lacks (emit, while, ...) are ordinary names, and so
+        // are the context words of parallel and foreach where they start no statement.
         StmtCase{"let emit = 1 let parallel = emit output [parallel, x.await, {try: 1}]",
                  "{(let emit 1) (let parallel emit) (output [parallel (. x await) {try:1}])}"},
         StmtCase{"step foreach { do while.for(parallel: 1) -> await }",
                  "{(step foreach do while.for(parallel:1) -> await)}"},
+        StmtCase{"let foreach = 1 let branch = foreach let in = branch let max = in",
+                 "{(let foreach 1) (let branch foreach) (let in branch) (let max in)}"},
+        StmtCase{
+            "step branch { do parallel.foreach(in: 1, max: 2) -> branch } output branch.max",
+            "{(step branch do parallel.foreach(in:1 max:2) -> branch) (output (. branch max))}"},
+        // parallel blocks and branches.
+        StmtCase{"parallel { branch a { let x = 1 } branch b { } }",
+                 "{(parallel {(branch a {(let x 1)}) (branch b {})})}"},
+        StmtCase{"parallel{branch a{}}", "{(parallel {(branch a {})})}"},
+        // Anything is parsed inside `parallel { }` and a branch anywhere: the compiler
+        // names what does not belong there.
+        StmtCase{"parallel { }", "{(parallel {})}"},
+        StmtCase{"parallel { let x = 1 }", "{(parallel {(let x 1)})}"},
+        StmtCase{"branch b { }", "{(branch b {})}"},
+        StmtCase{"parallel { branch a { parallel { branch b { if x { } } } } }",
+                 "{(parallel {(branch a {(parallel {(branch b {(if x {})})})})})}"},
+        // foreach and parallel foreach.
+        StmtCase{"foreach item in items { step s { do x.y(sku: item.sku) -> r } }",
+                 "{(foreach item items {(step s do x.y(sku:(. item sku)) -> r)})}"},
+        StmtCase{"foreach i in f(xs).list[0] + [1, 2] { }",
+                 "{(foreach i (+ (idx (. (call f xs) list) 0) [1 2]) {})}"},
+        StmtCase{"parallel foreach item in items max 8 { }",
+                 "{(parallel foreach item items max 8 {})}"},
+        StmtCase{"parallel foreach item in items { }", "{(parallel foreach item items {})}"},
+        StmtCase{"foreach item in items max 8 { }", "{(foreach item items max 8 {})}"},
+        StmtCase{"parallel foreach i in xs max n + 1 { }",
+                 "{(parallel foreach i xs max (+ n 1) {})}"},
+        StmtCase{"foreach max in max max 2 { }", "{(foreach max max max 2 {})}"},
+        StmtCase{"foreach a in xs { foreach b in a { parallel { branch c { } } } }",
+                 "{(foreach a xs {(foreach b a {(parallel {(branch c {})})})})}"},
+        StmtCase{"parallel { branch a { parallel foreach i in xs { } } }",
+                 "{(parallel {(branch a {(parallel foreach i xs {})})})}"},
+        // A name after `fail` is not its class when it starts one of these statements.
+        StmtCase{"fail msg parallel { branch a { } }", "{(fail msg) (parallel {(branch a {})})}"},
+        StmtCase{"fail msg foreach x in xs { }", "{(fail msg) (foreach x xs {})}"},
+        StmtCase{"fail msg branch b { }", "{(fail msg) (branch b {})}"},
+        StmtCase{"fail cls foreach", "{(fail cls foreach)}"},
+        StmtCase{"fail cls parallel", "{(fail cls parallel)}"},
         StmtCase{"output a output {}", "{(output a) (output {})}"},
         StmtCase{"deadline 10m", "{(deadline (dur 10m 600000))}"},
         StmtCase{"deadline -5s", "{(deadline (neg (dur 5s 5000)))}"},
@@ -497,6 +536,41 @@ TEST(StmtDetail, ElseIfSpans) {
   ASSERT_NE(outer.else_block, nullptr);
   ASSERT_EQ(outer.else_block->size(), 1u);
   EXPECT_EQ(p.text((*outer.else_block)[0].span), "if b { }");
+}
+
+TEST(StmtDetail, ParallelAndForeachSpans) {
+  Parsed p(
+      "saga t(xs) {\n"
+      "  parallel {\n"
+      "    branch flight { step a { do s.a() } }\n"
+      "  }\n"
+      "  parallel  foreach item in xs max 8 { let y = item }\n"
+      "  foreach z in xs { }\n"
+      "}");
+  ASSERT_TRUE(p.ok) << p.diags.render_text();
+  const ast::Block& body = p.file.sagas[0].body;
+  ASSERT_EQ(body.size(), 3u);
+  EXPECT_EQ(body[0].kind, ast::StmtKind::Parallel);
+  EXPECT_EQ(p.text(body[0].span), "parallel {\n    branch flight { step a { do s.a() } }\n  }");
+  const ast::Stmt& branch = (*body[0].body)[0];
+  EXPECT_EQ(branch.kind, ast::StmtKind::Branch);
+  EXPECT_EQ(p.text(branch.span), "branch flight { step a { do s.a() } }");
+  EXPECT_EQ(p.text(branch.name_span), "flight");
+  ASSERT_EQ(branch.body->size(), 1u);
+  EXPECT_EQ((*branch.body)[0].step->name, "a");
+
+  const ast::Stmt& loop = body[1];
+  EXPECT_EQ(loop.kind, ast::StmtKind::Foreach);
+  EXPECT_TRUE(loop.parallel);
+  EXPECT_EQ(p.text(loop.span), "parallel  foreach item in xs max 8 { let y = item }");
+  EXPECT_EQ(p.text(loop.name_span), "item");
+  EXPECT_EQ(p.text(loop.expr->span), "xs");
+  EXPECT_EQ(p.text(loop.max_span), "max");
+  EXPECT_EQ(p.text(loop.max->span), "8");
+
+  EXPECT_FALSE(body[2].parallel);
+  EXPECT_EQ(body[2].max, nullptr);
+  EXPECT_EQ(p.text(body[2].span), "foreach z in xs { }");
 }
 
 TEST(StmtDetail, StatementSpansExcludeTrailingTrivia) {

@@ -66,6 +66,34 @@ TEST(Robustness, EveryTruncationOfTheSample) {
   EXPECT_GT(ok_count, 0u);  // Some prefixes end between items.
 }
 
+TEST(Robustness, EveryTruncationOfAParallelSaga) {
+  // The statements that start fibers, cut at every byte (nested, with max and
+  // context words used as names).
+  const std::string text =
+      "saga trip(id, items: list) {\n"
+      "  let in = 1\n"
+      "  parallel {\n"
+      "    branch flight { step book_flight { do airline.book(trip: id) -> f } }\n"
+      "    branch hotel { foreach n in items { step h { do hotels.book(n: n) -> h } } }\n"
+      "  }\n"
+      "  parallel foreach item in items max 8 { step reserve { do inv.reserve(sku: item.sku) } }\n"
+      "  fail msg foreach max in h max in { }\n"
+      "}\n";
+  Parsed full(text);
+  ASSERT_TRUE(full.ok) << full.diags.render_text();
+  for (size_t n = 0; n < text.size(); ++n) {
+    const std::string prefix = text.substr(0, n);
+    Parsed p(prefix);
+    ASSERT_EQ(p.ok, p.diags.error_count() == 0) << n;
+    if (n > 0 && n < text.size() - 1) {
+      EXPECT_FALSE(p.ok) << prefix;
+    }
+    for (const Diagnostic& d : p.diags.all()) {
+      ASSERT_LE(uint64_t{d.span.offset} + d.span.length, n) << n;
+    }
+  }
+}
+
 struct DeepCase {
   const char* name;
   std::string text;
@@ -93,6 +121,11 @@ std::vector<DeepCase> deep_cases() {
       {"blocks", "saga a() { " + repeat("if x { ", n) + " }", "blocks nested too deeply"},
       {"else if", "saga a() { if x {} " + repeat("else if x {} ", n) + "}",
        "blocks nested too deeply"},
+      {"parallel blocks", "saga a() { " + repeat("parallel { branch b { ", n) + " }",
+       "blocks nested too deeply"},
+      {"loops", "saga a() { " + repeat("foreach x in y { ", n) + " }", "blocks nested too deeply"},
+      {"parallel loops", "saga a() { " + repeat("parallel foreach x in y max 2 { ", n) + " }",
+       "blocks nested too deeply"},
       {"only opens", std::string(n, '{'), "expected 'service', 'retry' or 'saga'"},
       {"only quotes", std::string(n, '"'), "expected 'service', 'retry' or 'saga'"},
       // Flat source that builds a deep tree (operators and postfixes nest to
@@ -118,6 +151,10 @@ std::vector<DeepCase> deep_cases() {
       {"200 parens",
        "saga a() { let x = " + std::string(200, '(') + "1" + std::string(200, ')') + " }", ""},
       {"200 blocks", "saga a() { " + repeat("if x { ", 200) + std::string(200, '}') + " }", ""},
+      {"100 parallel blocks",
+       "saga a() { " + repeat("parallel { branch b { ", 100) + std::string(200, '}') + " }", ""},
+      {"200 loops", "saga a() { " + repeat("foreach x in y { ", 200) + std::string(200, '}') + " }",
+       ""},
       {"many statements", "saga a() { " + repeat("let x = 1\n", flat) + "}", ""},
   };
 }
@@ -159,13 +196,15 @@ TEST(Robustness, RandomBytes) {
 TEST(Robustness, RandomTokenSoup) {
   // Sequences of real tokens reach much deeper into the grammar than bytes do.
   static const char* const kTokens[] = {
-      "saga", "service", "retry",  "step",     "do",       "undo",  "timeout", "let",        "if",
-      "else", "fail",    "output", "deadline", "true",     "false", "null",    "and",        "or",
-      "not",  "url",     "op",     "breaker",  "bulkhead", "x",     "a.b",     "f",          "(",
-      ")",    "{",       "}",      "[",        "]",        ",",     ":",       "=",          "==",
-      "<",    ">=",      "+",      "-",        "*",        "/",     "%",       ".",          "->",
-      "1",    "2.5",     "1e3",    "200ms",    "5s",       "\"s\"", "\"${",    "\"a${b}c\"", "\"",
-      "\\",   "/*",      "*/",     "//",       "\n",       " ",     "$",       "5x"};
+      "saga",   "service", "retry", "step",   "do",         "undo",    "timeout",  "let",
+      "if",     "else",    "fail",  "output", "deadline",   "true",    "false",    "null",
+      "and",    "or",      "not",   "url",    "op",         "breaker", "bulkhead", "x",
+      "a.b",    "f",       "(",     ")",      "{",          "}",       "[",        "]",
+      ",",      ":",       "=",     "==",     "<",          ">=",      "+",        "-",
+      "*",      "/",       "%",     ".",      "->",         "1",       "2.5",      "1e3",
+      "200ms",  "5s",      "\"s\"", "\"${",   "\"a${b}c\"", "\"",      "\\",       "/*",
+      "*/",     "//",      "\n",    " ",      "$",          "5x",      "parallel", "foreach",
+      "branch", "in",      "max"};
   std::mt19937 rng(777);
   const size_t count = sizeof kTokens / sizeof kTokens[0];
   for (int i = 0; i < 4000; ++i) {
