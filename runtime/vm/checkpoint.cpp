@@ -420,6 +420,9 @@ Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_vie
 
   // The fiber tree: ids unique and below next_fiber, every child's parent
   // present and waiting at the JOIN of the child's block, in the saga.
+  if (s.fibers.size() > 1 && s.phase != Phase::kForward) {
+    return corrupt("fibers of an instance that is not running");
+  }
   std::sort(s.fibers.begin() + 1, s.fibers.end(),
             [](const Fiber& a, const Fiber& b) { return a.id < b.id; });
   for (size_t i = 1; i < s.fibers.size(); ++i) {
@@ -436,7 +439,6 @@ Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_vie
     const size_t count = block.kind == bytecode::Block::Kind::Parallel ? block.branches.size()
                                                                        : parent->items.size();
     if (f.index >= count) return corrupt("a fiber's branch or item is out of range");
-    if (s.phase != Phase::kForward) return corrupt("fibers of an instance that is not running");
   }
   for (const Fiber& f : s.fibers) {
     if (f.wait == Wait::kJoin && p.blocks[f.join_block].kind == bytecode::Block::Kind::Foreach &&

@@ -40,8 +40,8 @@ saga::Result<std::string> load_order_saga(saga::Engine& engine, const std::strin
   return engine.load_program(image.value());
 }
 
-int run(const std::string& db, const std::string& ledger, int orders, int concurrency,
-        int slow_ms, const std::string& source, const std::string& saga_name) {
+int run(const std::string& db, const std::string& ledger, int orders, int concurrency, int slow_ms,
+        const std::string& source, const std::string& saga_name) {
   saga::EngineOptions options;
   options.database = db;
   options.durability = saga::Durability::kFull;
@@ -137,8 +137,7 @@ int run(const std::string& db, const std::string& ledger, int orders, int concur
 
 int main(int argc, char** argv) {
   if (argc != 6 && argc != 8) {
-    std::fprintf(stderr,
-                 "usage: crash_child DB LEDGER ORDERS CONCURRENCY SLOW_MS [SOURCE SAGA]\n");
+    std::fprintf(stderr, "usage: crash_child DB LEDGER ORDERS CONCURRENCY SLOW_MS [SOURCE SAGA]\n");
     return 2;
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);

@@ -578,7 +578,7 @@ TEST(OrderCrash, KilledHostFinishesEveryOrderAndEffectsHappenOnce) {
 // key); a completed order has every item reserved, one charge and one
 // shipment, none undone; a compensated order has every one of its effects
 // undone, each once; a failed one has none; no step took effect after its
-// own undo.
+// own undo (an abandoned branch's late call is refused by the participant).
 TEST(OrderCrash, KilledHostFinishesEveryParallelOrderAndUndoesWhatItMustOnce) {
   constexpr int kParallelOrders = 300;
   TempDir dir;
@@ -631,7 +631,8 @@ TEST(OrderCrash, KilledHostFinishesEveryParallelOrderAndUndoesWhatItMustOnce) {
           have.insert(step);
           if (e->undone) problem(step + " undone");
         }
-        if (have != want) problem("effects " + json(have).dump() + ", expected " + json(want).dump());
+        if (have != want)
+          problem("effects " + json(have).dump() + ", expected " + json(want).dump());
         if (!undo_keys.empty()) problem("undos although it completed");
         json out = json::parse(r.output_json);
         if (out["reserved"] != items) problem("output " + out.dump());
@@ -654,21 +655,28 @@ TEST(OrderCrash, KilledHostFinishesEveryParallelOrderAndUndoesWhatItMustOnce) {
       if (count != 1) problem(key + " undone " + std::to_string(count) + " times");
     }
   }
+  // A branch abandoned when a sibling failed may have its call delivered
+  // after its undo ran (the undo found nothing and left a tombstone): the
+  // participant refuses it, so it never takes effect.
   int64_t late = 0, dedup = 0;
   for (const auto& [key, c] : ledger_view.calls) {
     late += c.late;
     dedup += c.dedup;
+    auto effect = ledger_view.effects.find(key);
+    if (c.late > 0 && effect != ledger_view.effects.end() && effect->second.kind == "do") {
+      problems.push_back(key + " took effect although its undo came first");
+    }
   }
-  EXPECT_EQ(late, 0) << "a do-step took its turn after its own undo";
   for (size_t i = 0; i < problems.size() && i < 30; ++i) ADD_FAILURE() << problems[i];
   EXPECT_TRUE(problems.empty()) << problems.size() << " problems";
   EXPECT_GT(statuses["completed"], 0);
   EXPECT_GT(statuses["compensated"], 0);
   std::printf(
       "parallel orders %d: %d completed, %d compensated, %d failed; %d kills (%d with work "
-      "left); %d effects, %d undone, %lld deduplicated deliveries\n",
+      "left); %d effects, %d undone, %lld deduplicated deliveries, %lld late calls refused\n",
       kParallelOrders, statuses["completed"], statuses["compensated"], statuses["failed"],
-      rounds.kills, rounds.kills_with_work_left, effects, undone, static_cast<long long>(dedup));
+      rounds.kills, rounds.kills_with_work_left, effects, undone, static_cast<long long>(dedup),
+      static_cast<long long>(late));
 }
 
 }  // namespace
