@@ -420,4 +420,184 @@ TEST(Machine, ARuntimeErrorFailsTheSagaWithItsPosition) {
   EXPECT_NE(m.state().error_message.find("m.saga:2"), std::string::npos);
 }
 
+// ---- Fibers ------------------------------------------------------------------
+
+const char* kTrip = R"(
+service s { }
+saga trip() {
+  step first { do s.first() -> f  undo s.undo(id: f) }
+  parallel {
+    branch left { step l1 { do s.l1() -> x  undo s.undo(id: x) }  step l2 { do s.l2() -> x2  undo s.undo(id: x2) } }
+    branch right { step r { do s.r() -> y  undo s.undo(id: y) } }
+  }
+  output [x, x2, y]
+}
+)";
+
+// The ids of the fibers waiting for an action, in id order.
+std::vector<uint32_t> waiting_fibers(Machine& m) {
+  std::vector<uint32_t> out;
+  for (const auto& f : m.state().fibers) {
+    if (f.wait == Wait::kAction) out.push_back(f.id);
+  }
+  return out;
+}
+
+TEST(Machine, AParallelBlockStartsEveryBranchAndJoinsWhenAllEnd) {
+  Machine m(kTrip);
+  m.begin();
+  Decision d = m.end(0, ok(Value("F")));
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"step_completed:first", "forked", "step_started:left/l1",
+                                      "step_started:right/r"}));
+  EXPECT_EQ(d.events[1].event.message, "parallel: left, right");
+  EXPECT_EQ(m.waiting(0), "join");
+  EXPECT_EQ(waiting_fibers(m), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(d.ready, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(d.changed, (std::vector<uint32_t>{1, 2}));
+  // The right branch ends first; only its fiber changes.
+  d = m.end(2, ok(Value("Y")));
+  EXPECT_EQ(Machine::kinds(d), std::vector<std::string>{"step_completed:right/r"});
+  EXPECT_FALSE(d.instance_changed) << "a branch's step does not rewrite the instance";
+  EXPECT_EQ(d.changed, std::vector<uint32_t>{2});
+  d = m.end(1, ok(Value("X")));
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"step_completed:left/l1", "step_started:left/l2"}));
+  d = m.end(1, ok(Value("X2")));
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"step_completed:left/l2", "joined", "completed"}));
+  EXPECT_EQ(d.removed, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(d.status, InstanceStatus::kCompleted);
+  EXPECT_EQ(m.state().output.to_json_text(), R"(["X","X2","Y"])");
+  EXPECT_EQ(m.state().fibers.size(), 1u);
+}
+
+// When one branch fails the others stop (in doubt when their attempt was
+// out), then compensation undoes each branch newest first and the whole
+// block before the step before it.
+TEST(Machine, WhenABranchFailsTheOthersStopAndTheBlockIsUndoneFirst) {
+  Machine m(kTrip);
+  m.begin();
+  m.end(0, ok(Value("F")));
+  m.end(1, ok(Value("X")));  // left/l1 done; left/l2 out.
+  m.state().fiber(1)->attempt_out = true;
+  Decision d = m.end(2, failure("rejected"));  // right/r declined.
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"step_failed:right/r", "step_abandoned:left/l2",
+                                      "compensating", "undo_started:left/l2"}));
+  EXPECT_EQ(d.stopped, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(d.removed, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(m.state().fibers.size(), 1u);
+  // left/l2 was out: in doubt, undone first, with its key's name.
+  EXPECT_EQ(m.waiting(), "undo left/l2");
+  d = m.end(0, ok());
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"undo_completed:left/l2", "undo_started:left/l1"}));
+  EXPECT_EQ(m.state().root().args, Value::object({{"id", "X"}}));
+  d = m.end(0, ok());
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"undo_completed:left/l1", "undo_started:first"}));
+  d = m.end(0, ok());
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"undo_completed:first", "compensated"}));
+}
+
+const char* kItems = R"(
+service s { }
+saga items(list: list) {
+  parallel foreach item in list max 2 {
+    step reserve { do s.reserve(sku: item) -> r  undo s.release(id: r) }
+  }
+  output r
+}
+)";
+
+TEST(Machine, AParallelForeachRunsAtMostMaxAndCollectsInItemOrder) {
+  Machine m(kItems, Value::object({{"list", Value::list({"a", "b", "c", "d"})}}));
+  Decision d = m.begin();
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"started", "forked", "step_started:reserve[0]",
+                                      "step_started:reserve[1]"}));
+  EXPECT_EQ(d.events[1].event.message, "foreach item: 4 items, 2 at a time");
+  EXPECT_EQ(waiting_fibers(m), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(m.state().fiber(1)->args, Value::object({{"sku", "a"}}));
+  // Item 1 ends first: item 2 takes its place.
+  d = m.end(2, ok(Value("R-b")));
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"step_completed:reserve[1]", "step_started:reserve[2]"}));
+  EXPECT_EQ(waiting_fibers(m), (std::vector<uint32_t>{1, 3}));
+  m.end(3, ok(Value("R-c")));
+  m.end(1, ok(Value("R-a")));
+  d = m.end(4, ok(Value("R-d")));
+  EXPECT_EQ(Machine::kinds(d).back(), "completed");
+  EXPECT_EQ(m.state().output.to_json_text(), R"(["R-a","R-b","R-c","R-d"])");
+}
+
+TEST(Machine, AnEmptyForeachJoinsAtOnceAndANonListIsATypeError) {
+  Machine empty(kItems, Value::object({{"list", Value::list()}}));
+  Decision d = empty.begin();
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"started", "forked", "joined", "completed"}));
+  EXPECT_EQ(empty.state().output.to_json_text(), "[]");
+  Machine any(R"(
+saga items(list: any) {
+  foreach item in list { step nap { do sleep(for: 1s) } }
+}
+)",
+              Value::object({{"list", "abc"}}));
+  d = any.begin();
+  EXPECT_EQ(d.status, InstanceStatus::kFailed);
+  EXPECT_EQ(any.state().error_class, "type");
+  EXPECT_NE(any.state().error_message.find("foreach needs a list, got string"), std::string::npos)
+      << any.state().error_message;
+}
+
+// A plain foreach runs one item after the other; after a failure in item 1,
+// item 0 is undone and item 2 never started.
+TEST(Machine, AForeachRunsItemsOneAtATimeAndUndoesTheDoneOnes) {
+  Machine m(R"(
+service s { }
+saga items(list: list) {
+  foreach item in list { step reserve { do s.reserve(sku: item) -> r  undo s.release(id: r) } }
+}
+)",
+            Value::object({{"list", Value::list({"a", "b", "c"})}}));
+  m.begin();
+  EXPECT_EQ(waiting_fibers(m), std::vector<uint32_t>{1});
+  Decision d = m.end(1, ok(Value("R-a")));
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"step_completed:reserve[0]", "step_started:reserve[1]"}));
+  d = m.end(2, failure("rejected"));
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"step_failed:reserve[1]", "compensating",
+                                                         "undo_started:reserve[0]"}));
+  EXPECT_EQ(m.state().root().args, Value::object({{"id", "R-a"}}));
+  d = m.end(0, ok());
+  EXPECT_EQ(d.status, InstanceStatus::kCompensated);
+}
+
+// Blocks nest: a branch's foreach; the keys name both.
+TEST(Machine, NestedBlocksNameTheirStepsByBranchAndItem) {
+  Machine m(R"(
+service s { }
+saga n(list: list) {
+  parallel {
+    branch a { foreach item in list { step each { do s.each(x: item) } } }
+    branch b { step other { do s.other() } }
+  }
+}
+)",
+            Value::object({{"list", Value::list({1, 2})}}));
+  Decision d = m.begin();
+  // Fibers 1 (branch a) and 2 (branch b); a forks 3 (its first item).
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"started", "forked", "forked:a/", "step_started:b/other",
+                                      "step_started:a/each[0]"}));
+  EXPECT_EQ(waiting_fibers(m), (std::vector<uint32_t>{2, 3}));
+  d = m.end(3, ok());
+  EXPECT_EQ(Machine::kinds(d).back(), "step_started:a/each[1]");
+  m.end(2, ok());
+  d = m.end(4, ok());
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"step_completed:a/each[1]", "joined:a/",
+                                                         "joined", "completed"}));
+}
+
 }  // namespace
