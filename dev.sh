@@ -2,7 +2,7 @@
 # dev.sh: the one entry point for building and trying Saga on Debian 12.
 #
 #   ./dev.sh demo       install what is missing, build, run the main sample (samples/shop)
-#   ./dev.sh test       install what is missing, build, run every test (CI runs this)
+#   ./dev.sh test       install what is missing, build, run every test, then test-asan (CI runs this)
 #   ./dev.sh test-asan  every test under AddressSanitizer + UndefinedBehaviorSanitizer (./build-asan)
 #   ./dev.sh test-tsan  the engine, store, HTTP, crash and e2e tests under ThreadSanitizer (./build-tsan)
 #   ./dev.sh bench      install what is missing, build, run the benchmarks
@@ -114,6 +114,8 @@ case "${1:-demo}" in
     build
     echo "==> running the tests"
     ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)"
+    echo "==> built and tested in $SECONDS s"
+    test_asan
     ;;
   test-asan) test_asan ;;
   test-tsan) test_tsan ;;
