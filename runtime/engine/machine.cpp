@@ -464,15 +464,23 @@ class Machine {
 
   // ---- The compensation log ----------------------------------------------------------
 
-  // Records a step on `f`'s log (completed, or in doubt), with its undo's
-  // arguments computed now from what the fiber sees: the compiler proves an
-  // undo uses only values bound by the time its step ends.
+  // Records a step on `f`'s log (completed, or in doubt). A child fiber's
+  // slots are gone once it joins, so its entry carries the undo's arguments,
+  // computed now from what the fiber sees (the compiler proves an undo uses
+  // only values bound by the time its step ends). The root's slots are bound
+  // once and kept to the end, so a root entry leaves them to be computed
+  // when the undo runs, as before fibers: nothing more to run or to
+  // checkpoint on the path of a saga that completes.
   void record(Fiber& f, uint32_t step_index, bool in_doubt) {
     const bytecode::Step& step = p_.steps[step_index];
     Completed c;
     c.step = step_index;
     c.in_doubt = in_doubt;
-    if (!f.prefix.empty() || !f.suffix.empty()) c.name = f.prefix + step.name + f.suffix;
+    if (f.id == 0) {
+      f.completed.push_back(std::move(c));
+      return;
+    }
+    c.name = f.prefix + step.name + f.suffix;
     c.args_ready = true;
     if (step.undo_pc != bytecode::kNone) {
       Fiber scratch;
@@ -580,8 +588,8 @@ class Machine {
       if (c.args_ready && c.args_error.empty()) {
         args = std::move(c.args);
       } else if (!c.args_ready) {
-        // A checkpoint from before version 3: computed from the root's
-        // slots now, as then.
+        // A root entry (or one from a checkpoint before version 3):
+        // computed from the root's slots now.
         Fiber scratch;
         scratch.pc = step.undo_pc;
         std::string cls = std::move(s_.error_class), msg = std::move(s_.error_message);

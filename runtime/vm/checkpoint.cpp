@@ -101,50 +101,84 @@ void put_index(std::string& out, uint32_t index) {
   put_varint(out, index == bytecode::kNone ? 0 : uint64_t(index) + 1);
 }
 
+// A log entry starts with a byte of flags that says which of its parts
+// follow, so that the entry of a root step (a step and whether it is in
+// doubt) costs two or three bytes, as before fibers.
+constexpr uint8_t kEntryInDoubt = 1;
+constexpr uint8_t kEntryNamed = 2;      // The name follows.
+constexpr uint8_t kEntryArgs = 4;       // args_ready: the undo's arguments follow.
+constexpr uint8_t kEntryArgsError = 8;  // The error of computing them follows.
+constexpr uint8_t kEntryGroup = 16;     // The logs of a parallel group follow.
+constexpr uint8_t kEntryKnown = 31;
+
 void put_log(std::string& out, const std::vector<Completed>& log) {
   put_varint(out, log.size());
   for (const Completed& c : log) {
+    const uint8_t flags =
+        (c.in_doubt ? kEntryInDoubt : 0) | (c.name.empty() ? 0 : kEntryNamed) |
+        (c.args_ready ? kEntryArgs : 0) |
+        (c.args_error.empty() && c.args_error_class.empty() ? 0 : kEntryArgsError) |
+        (c.group.empty() ? 0 : kEntryGroup);
+    out.push_back(static_cast<char>(flags));
     put_index(out, c.step);
-    out.push_back(static_cast<char>(c.in_doubt));
-    put_bytes(out, c.name);
-    out.push_back(static_cast<char>(c.args_ready));
-    encode(c.args, out);
-    put_bytes(out, c.args_error_class);
-    put_bytes(out, c.args_error);
-    put_varint(out, c.group.size());
-    for (const std::vector<Completed>& branch : c.group) put_log(out, branch);
+    if (flags & kEntryNamed) put_bytes(out, c.name);
+    if (flags & kEntryArgs) encode(c.args, out);
+    if (flags & kEntryArgsError) {
+      put_bytes(out, c.args_error_class);
+      put_bytes(out, c.args_error);
+    }
+    if (flags & kEntryGroup) {
+      put_varint(out, c.group.size());
+      for (const std::vector<Completed>& branch : c.group) put_log(out, branch);
+    }
   }
 }
+
+// A fiber starts with a byte of flags too: the parts a root fiber at an
+// ordinary step does not have follow only when set.
+constexpr uint8_t kFiberChild = 1;     // id, parent, block, index, prefix, suffix, locals, ended.
+constexpr uint8_t kFiberJoin = 2;      // join_block, items.
+constexpr uint8_t kFiberUndoName = 4;  // undo_name.
+constexpr uint8_t kFiberKnown = 7;
 
 // The fields of one fiber, for the instance's checkpoint (the root) or a
 // child's own.
 void put_fiber(std::string& out, const Fiber& f) {
-  put_varint(out, f.id);
-  put_varint(out, f.parent);
-  put_index(out, f.block);
-  put_varint(out, f.index);
-  put_bytes(out, f.prefix);
-  put_bytes(out, f.suffix);
+  const bool child = f.id != 0 || f.parent != 0 || f.block != bytecode::kNone || f.index != 0 ||
+                     !f.prefix.empty() || !f.suffix.empty() || !f.locals.empty() || f.ended;
+  const bool join = f.join_block != bytecode::kNone || !f.items.is_null();
+  const uint8_t flags = (child ? kFiberChild : 0) | (join ? kFiberJoin : 0) |
+                        (f.undo_name.empty() ? 0 : kFiberUndoName);
+  out.push_back(static_cast<char>(flags));
+  if (child) {
+    put_varint(out, f.id);
+    put_varint(out, f.parent);
+    put_index(out, f.block);
+    put_varint(out, f.index);
+    put_bytes(out, f.prefix);
+    put_bytes(out, f.suffix);
+    put_varint(out, f.locals.size());
+    for (const auto& [slot, v] : f.locals) {
+      put_varint(out, slot);
+      encode(v, out);
+    }
+    out.push_back(static_cast<char>(f.ended));
+  }
   put_varint(out, f.pc);
   put_varint(out, f.stack.size());
   for (const Value& v : f.stack) encode(v, out);
-  put_varint(out, f.locals.size());
-  for (const auto& [slot, v] : f.locals) {
-    put_varint(out, slot);
-    encode(v, out);
-  }
   out.push_back(static_cast<char>(f.wait));
   put_index(out, f.step);
   encode(f.args, out);
   put_varint(out, f.attempt);
   out.push_back(static_cast<char>(f.earlier_attempt_in_doubt));
   put_svarint(out, f.wake_at_ms);
-  put_bytes(out, f.undo_name);
-  out.push_back(static_cast<char>(f.ended));
+  if (flags & kFiberUndoName) put_bytes(out, f.undo_name);
   put_log(out, f.completed);
-  put_index(out, f.join_block);
-  encode(f.items, out);
-  put_varint(out, f.started);
+  if (join) {
+    put_index(out, f.join_block);
+    encode(f.items, out);
+  }
 }
 
 }  // namespace
@@ -214,14 +248,19 @@ void get_log(Reader& r, const bytecode::Program& p, std::vector<Completed>& log,
   if (n > r.left()) r.fail("compensation log", "implausibly large");
   for (uint64_t i = 0; r.ok() && i < n; ++i) {
     Completed c;
+    const uint8_t flags = r.byte("entry flags");
+    if (flags & ~kEntryKnown) r.fail("compensation log", "unknown entry flags");
     c.step = get_index(r, "completed step", p.steps.size());
-    c.in_doubt = r.byte("in doubt") != 0;
-    c.name = r.bytes("step name");
-    c.args_ready = r.byte("undo arguments ready") != 0;
-    c.args = r.value("undo arguments");
-    c.args_error_class = r.bytes("undo arguments error class");
-    c.args_error = r.bytes("undo arguments error");
-    uint64_t groups = r.varint("group size");
+    c.in_doubt = (flags & kEntryInDoubt) != 0;
+    if (flags & kEntryNamed) c.name = r.bytes("step name");
+    c.args_ready = (flags & kEntryArgs) != 0;
+    if (c.args_ready) c.args = r.value("undo arguments");
+    if (flags & kEntryArgsError) {
+      c.args_error_class = r.bytes("undo arguments error class");
+      c.args_error = r.bytes("undo arguments error");
+    }
+    uint64_t groups = (flags & kEntryGroup) ? r.varint("group size") : 0;
+    if ((flags & kEntryGroup) && groups == 0) r.fail("compensation log", "an empty group");
     if (groups > 0 && (c.step != bytecode::kNone || depth >= kMaxGroupDepth)) {
       r.fail("compensation log", "a group entry that is also a step, or nested too deep");
     }
@@ -236,23 +275,28 @@ void get_log(Reader& r, const bytecode::Program& p, std::vector<Completed>& log,
 }
 
 void get_fiber(Reader& r, const bytecode::Program& p, size_t slots, Fiber& f) {
-  f.id = static_cast<uint32_t>(r.varint("fiber id"));
-  f.parent = static_cast<uint32_t>(r.varint("fiber parent"));
-  f.block = get_index(r, "fiber block", p.blocks.size());
-  f.index = static_cast<uint32_t>(r.varint("fiber index"));
-  f.prefix = r.bytes("fiber prefix");
-  f.suffix = r.bytes("fiber suffix");
+  const uint8_t flags = r.byte("fiber flags");
+  if (flags & ~kFiberKnown) r.fail("fiber", "unknown flags");
+  if (flags & kFiberChild) {
+    f.id = static_cast<uint32_t>(r.varint("fiber id"));
+    f.parent = static_cast<uint32_t>(r.varint("fiber parent"));
+    f.block = get_index(r, "fiber block", p.blocks.size());
+    f.index = static_cast<uint32_t>(r.varint("fiber index"));
+    f.prefix = r.bytes("fiber prefix");
+    f.suffix = r.bytes("fiber suffix");
+    uint64_t locals = r.varint("local count");
+    if (locals > slots) r.fail("locals", "more than the saga has slots");
+    for (uint64_t i = 0; r.ok() && i < locals; ++i) {
+      uint64_t slot = r.varint("local slot");
+      if (slot >= slots) r.fail("locals", "slot out of range");
+      f.locals.emplace_back(static_cast<uint32_t>(slot), r.value("local value"));
+    }
+    f.ended = r.byte("ended") != 0;
+  }
   f.pc = static_cast<uint32_t>(r.varint("pc"));
   uint64_t n = r.varint("stack size");
   if (n > bytecode::kMaxStackDepth) r.fail("stack", "deeper than the verifier allows");
   for (uint64_t i = 0; r.ok() && i < n; ++i) f.stack.push_back(r.value("stack value"));
-  n = r.varint("local count");
-  if (n > slots) r.fail("locals", "more than the saga has slots");
-  for (uint64_t i = 0; r.ok() && i < n; ++i) {
-    uint64_t slot = r.varint("local slot");
-    if (slot >= slots) r.fail("locals", "slot out of range");
-    f.locals.emplace_back(static_cast<uint32_t>(slot), r.value("local value"));
-  }
   uint8_t wait = r.byte("wait");
   if (wait > static_cast<uint8_t>(Wait::kJoin)) r.fail("wait", "unknown");
   f.wait = static_cast<Wait>(wait);
@@ -261,12 +305,12 @@ void get_fiber(Reader& r, const bytecode::Program& p, size_t slots, Fiber& f) {
   f.attempt = static_cast<uint32_t>(r.varint("attempt"));
   f.earlier_attempt_in_doubt = r.byte("earlier attempt in doubt") != 0;
   f.wake_at_ms = r.svarint("wake time");
-  f.undo_name = r.bytes("undo name");
-  f.ended = r.byte("ended") != 0;
+  if (flags & kFiberUndoName) f.undo_name = r.bytes("undo name");
   get_log(r, p, f.completed, 0);
-  f.join_block = get_index(r, "join block", p.blocks.size());
-  f.items = r.value("items");
-  f.started = static_cast<uint32_t>(r.varint("started"));
+  if (flags & kFiberJoin) {
+    f.join_block = get_index(r, "join block", p.blocks.size());
+    f.items = r.value("items");
+  }
 }
 
 // The v1 and v2 layout: one fiber, a flat compensation stack without the
@@ -442,7 +486,7 @@ Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_vie
   }
   for (const Fiber& f : s.fibers) {
     if (f.wait == Wait::kJoin && p.blocks[f.join_block].kind == bytecode::Block::Kind::Foreach &&
-        (!f.items.is_list() || f.started > f.items.size())) {
+        !f.items.is_list()) {
       return corrupt("a foreach's items are not a list");
     }
     if (f.ended && f.wait != Wait::kNone) return corrupt("an ended fiber that waits");

@@ -372,7 +372,6 @@ Stop run(const LinkedProgram& lp, InstanceState& state, Fiber& fiber,
         }
         fiber.join_block = b;
         fiber.items = std::move(items);
-        fiber.started = 0;
         fiber.pc = pc;  // At the JOIN.
         return Stop::kFork;
       }

@@ -44,12 +44,14 @@ Result<LinkedProgram> verify_and_link(bytecode::Program program);
 // An entry of a compensation log: a step that completed, or whose last
 // attempt ended in doubt (it may have had an effect), or a parallel group.
 //
-// The undo's arguments are computed when the entry is made, in the fiber of
-// the step, from the values bound then (the compiler proves an undo uses
-// nothing bound later): compensation needs no fiber's slots, and a group's
-// entries carry everything their undos need. Entries of checkpoints before
-// version 3 have args_ready false; their arguments are computed from the
-// root's slots when the undo runs, as they were then.
+// An entry of a child fiber (a branch, an iteration) carries the undo's
+// arguments, computed when the entry is made, in that fiber, from the values
+// bound then (the compiler proves an undo uses nothing bound later): its
+// slots are gone after the join, and a group's entries carry everything
+// their undos need. An entry of the root fiber (and every entry of a
+// checkpoint before version 3) has args_ready false: its arguments are
+// computed from the root's slots when the undo runs, which still hold every
+// value bound (root slots are bound once and kept to the end).
 struct Completed {
   uint32_t step = bytecode::kNone;  // kNone for a group.
   bool in_doubt = false;
@@ -114,10 +116,10 @@ struct Fiber {
   bool ended = false;                // A child that reached END: it waits for its siblings.
   std::vector<Completed> completed;  // The log of its own steps; the root's is the instance's.
   // While waiting at a JOIN (kJoin): the block, and for a foreach its items
-  // and how many iterations were started.
+  // (how many were started is the number of its children: an ended child
+  // stays until the join).
   uint32_t join_block = bytecode::kNone;
   Value items;
-  uint32_t started = 0;
 
   // Not checkpointed. The current attempt was handed to its action or
   // transport: it may reach the service. Set by the engine, cleared when the
@@ -131,7 +133,7 @@ struct Fiber {
            attempt == o.attempt && wake_at_ms == o.wake_at_ms &&
            earlier_attempt_in_doubt == o.earlier_attempt_in_doubt && undo_name == o.undo_name &&
            ended == o.ended && completed == o.completed && join_block == o.join_block &&
-           items == o.items && started == o.started;
+           items == o.items;
   }
 };
 
