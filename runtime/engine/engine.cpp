@@ -249,7 +249,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       std::vector<uint32_t> fibers, removed;
       bool instance = false;
     };
-    std::shared_ptr<Unsaved> unsaved;  // Null after a successful commit.
+    std::unique_ptr<Unsaved> unsaved;  // Null after a successful commit.
   };
   std::mutex committed_mu;
   std::vector<Committed> committed_queue;  // Guarded by committed_mu.
@@ -407,21 +407,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       runtime::encode_checkpoint(r.state, t.instance.checkpoint);
       r.checkpoint_bytes = static_cast<uint32_t>(t.instance.checkpoint.size()) + 64;
     }
-    // Shared: the store's callback is a std::function, which must copy.
-    auto unsaved = std::make_shared<Committed::Unsaved>();
-    unsaved->instance = write_instance;
     for (uint32_t id : r.dirty) {
       if (const Fiber* f = r.state.fiber(id)) {
         FiberRow row{id, {}};
         runtime::encode_fiber(*f, row.state);
         t.fibers.push_back(std::move(row));
-        unsaved->fibers.push_back(id);
       }
     }
-    for (uint32_t id : r.removed) {
-      t.fibers.push_back(FiberRow{id, {}});
-      unsaved->removed.push_back(id);
-    }
+    for (uint32_t id : r.removed) t.fibers.push_back(FiberRow{id, {}});
     r.dirty.clear();
     r.removed.clear();
     r.instance_dirty = false;
@@ -449,18 +442,24 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     uint64_t seq = ++r.commit_seq;
     bool final = is_terminal(status) || status == InstanceStatus::kStuck;
     in_flight_commits.fetch_add(1, std::memory_order_relaxed);
-    store->submit(std::move(t),
-                  [this, run, seq, final, echoed = std::move(echoed), ready = std::move(ready),
-                   unsaved = std::move(unsaved)](Status s, Transition& done) mutable {
-                    Committed c{std::move(run),   seq,    final, std::move(s), std::move(echoed),
-                                std::move(ready), nullptr};
-                    if (!c.status.ok()) {
-                      unsaved->events = std::move(done.events);
-                      unsaved->dead_letter = std::move(done.dead_letter);
-                      c.unsaved = unsaved;
-                    }
-                    on_commit_done(std::move(c));
-                  });
+    store->submit(std::move(t), [this, run, seq, final, echoed = std::move(echoed),
+                                 ready = std::move(ready)](Status s, Transition& done) mutable {
+      Committed c{std::move(run),   seq,    final, std::move(s), std::move(echoed),
+                  std::move(ready), nullptr};
+      if (!c.status.ok()) {
+        // What it carried, from the transition given back: the fibers it
+        // wrote or deleted, and whether it wrote the instance.
+        auto unsaved = std::make_unique<Committed::Unsaved>();
+        unsaved->events = std::move(done.events);
+        unsaved->dead_letter = std::move(done.dead_letter);
+        unsaved->instance = done.write_instance;
+        for (const FiberRow& f : done.fibers) {
+          (f.state.empty() ? unsaved->removed : unsaved->fibers).push_back(f.fiber);
+        }
+        c.unsaved = std::move(unsaved);
+      }
+      on_commit_done(std::move(c));
+    });
   }
 
   // The instance row's wake_at: the earliest due time of a waiting fiber.
