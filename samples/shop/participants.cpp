@@ -346,7 +346,10 @@ struct Participants::State {
         continue;
       }
       if (queue.top().due > std::chrono::steady_clock::now()) {
-        cv.wait_until(lock, queue.top().due);
+        // A copy: while the wait lets the lock go, receive() may push and
+        // move the queue's storage (ASan found the reference freed).
+        const auto due = queue.top().due;
+        cv.wait_until(lock, due);
         continue;
       }
       Job job = queue.top();

@@ -28,6 +28,16 @@ constexpr const ErrorClassInfo* find_error_class(std::string_view name) {
   return nullptr;
 }
 
+// Whether `name` is a built-in class (a bool, not a pointer: GCC 12 cannot
+// fold the address of an inline table in a static_assert under UBSan's null
+// checks, PR 100313).
+constexpr bool is_error_class(std::string_view name) {
+  for (const ErrorClassInfo& c : kErrorClasses) {
+    if (c.name == name) return true;
+  }
+  return false;
+}
+
 // Whether an attempt that failed with `name` is known to have had no effect
 // (false for custom classes: they may have had one).
 constexpr bool had_no_effect(std::string_view name) {

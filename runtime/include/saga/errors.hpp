@@ -18,7 +18,7 @@ namespace saga {
 // Error classes of pure code, as documented in opcodes.def.
 inline constexpr std::string_view kTypeError = "type";              // Wrong kind of operand.
 inline constexpr std::string_view kArithmeticError = "arithmetic";  // Division by zero.
-static_assert(find_error_class(kTypeError) && find_error_class(kArithmeticError),
+static_assert(is_error_class(kTypeError) && is_error_class(kArithmeticError),
               "pure code's classes are rows of saga/error_classes.def");
 
 // A failure of pure code. error_class is one of the classes above; message is
