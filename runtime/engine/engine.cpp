@@ -327,6 +327,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // once that is durable. Called with run->mu held.
   void apply(const RunPtr& run, Decision d) {
     Run& r = *run;
+    r.events.reserve(r.events.size() + d.events.size());
+    r.live_only.reserve(r.live_only.size() + d.events.size());
     for (Decision::Event& e : d.events) {
       r.events.push_back(std::move(e.event));
       r.live_only.push_back(e.live_only);

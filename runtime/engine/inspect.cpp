@@ -42,11 +42,11 @@ nlohmann::json log_json(const bytecode::Program& p, const std::vector<Completed>
   for (auto it = log.rbegin(); it != log.rend(); ++it) {
     if (it->step == bytecode::kNone) {
       nlohmann::json branches = nlohmann::json::array();
-      for (const std::vector<Completed>& branch : it->group)
+      for (const std::vector<Completed>& branch : it->detail->group)
         branches.push_back(log_json(p, branch));
       out.push_back({{"parallel", branches}});
     } else {
-      out.push_back({{"step", it->name.empty() ? p.steps[it->step].name : it->name},
+      out.push_back({{"step", it->detail->name.empty() ? p.steps[it->step].name : it->detail->name},
                      {"in_doubt", it->in_doubt}});
     }
   }
@@ -63,7 +63,7 @@ nlohmann::json waits_json(const LinkedProgram& lp, const InstanceState& s) {
     if (f.wait == Wait::kJoin) {
       w["kind"] = "join";
       w["block"] = f.join_block;
-      w["step"] = f.prefix + f.suffix;
+      w["step"] = f.detail->prefix + f.detail->suffix;
     } else {
       const bytecode::Step& step = p.steps[f.step];
       const bool undo = f.wait == Wait::kUndo;

@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <deque>
 #include <functional>
 
 #include "runtime/bytecode/program.hpp"
@@ -28,10 +27,10 @@ bool engine_performed(const bytecode::Action& action) {
 }
 
 std::string step_name(const LinkedProgram& lp, const Fiber& f) {
-  if (f.wait == Wait::kUndo && !f.undo_name.empty()) return f.undo_name;
+  if (f.wait == Wait::kUndo && !f.detail->undo_name.empty()) return f.detail->undo_name;
   const std::string& plain = lp.program.steps[f.step].name;
-  if (f.prefix.empty() && f.suffix.empty()) return plain;
-  return f.prefix + plain + f.suffix;
+  if (f.detail->prefix.empty() && f.detail->suffix.empty()) return plain;
+  return f.detail->prefix + plain + f.detail->suffix;
 }
 
 InstanceStatus status_of(const InstanceState& s) {
@@ -98,7 +97,7 @@ int64_t sleep_until(int64_t now, const Value& args) {
   return now + static_cast<int64_t>(d && d->is_number() ? d->as_number() : 0);
 }
 
-void add_unique(std::vector<uint32_t>& ids, uint32_t id) {
+void add_unique(Decision::Fibers& ids, uint32_t id) {
   if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
 }
 
@@ -216,7 +215,7 @@ class Machine {
       event(EventKind::undo_completed, name, f.attempt);
       f.wait = Wait::kNone;
       f.wake_at_ms = 0;
-      f.undo_name.clear();
+      if (!f.detail->undo_name.empty()) f.detail.mut().undo_name.clear();
       return next_undo();
     }
     const CompensationPolicy& cp = env_.compensation;
@@ -248,9 +247,8 @@ class Machine {
   void forward(uint32_t id) { queue_.push_back(id); }
 
   void drain() {
-    while (!queue_.empty()) {
-      const uint32_t id = queue_.front();
-      queue_.pop_front();
+    for (size_t next = 0; next < queue_.size(); ++next) {
+      const uint32_t id = queue_[next];
       // A fiber removed meanwhile, or a saga that failed, runs no further.
       if (s_.phase != Phase::kForward || s_.fiber(id) == nullptr) continue;
       advance(id);
@@ -328,7 +326,7 @@ class Machine {
     const bytecode::Block& block = p_.blocks[f.join_block];
     f.wait = Wait::kJoin;
     const bool parallel = block.kind == bytecode::Block::Kind::Parallel;
-    const size_t n = parallel ? block.branches.size() : f.items.size();
+    const size_t n = parallel ? block.branches.size() : f.detail->items.size();
     const size_t first = parallel || block.max == 0 ? n : std::min<size_t>(block.max, n);
     std::string what;
     if (parallel) {
@@ -340,7 +338,7 @@ class Machine {
                       block.max == 0 || block.max >= n ? std::string()
                                                        : fmt::format(", {} at a time", block.max));
     }
-    event(EventKind::forked, f.prefix + (f.suffix.empty() ? "" : f.suffix), 0, {}, what);
+    event(EventKind::forked, f.detail->prefix + f.detail->suffix, 0, {}, what);
     if (n == 0) return join(id);
     // All are created before any runs: a branch that fails at once must find
     // its siblings to abandon.
@@ -357,15 +355,16 @@ class Machine {
     c.parent = parent_id;
     c.block = parent.join_block;
     c.index = index;
-    c.prefix = parent.prefix;
-    c.suffix = parent.suffix;
+    FiberDetail& d = c.detail.mut();
+    d.prefix = parent.detail->prefix;
+    d.suffix = parent.detail->suffix;
     if (block.kind == bytecode::Block::Kind::Parallel) {
-      c.prefix += block.branches[index].name + "/";
+      d.prefix += block.branches[index].name + "/";
       c.pc = block.branches[index].entry_pc;
     } else {
-      c.suffix += fmt::format("[{}]", index);
+      d.suffix += fmt::format("[{}]", index);
       c.pc = block.branches[0].entry_pc;
-      c.locals.emplace_back(block.item_slot, parent.items.list_items()[index]);
+      d.locals.emplace_back(block.item_slot, parent.detail->items.list_items()[index]);
     }
     const uint32_t id = c.id;
     s_.fibers.push_back(std::move(c));  // Ids grow: the vector stays in id order.
@@ -392,8 +391,9 @@ class Machine {
     const Fiber& parent = fiber(parent_id);
     const bytecode::Block& block = p_.blocks[parent.join_block];
     const std::vector<uint32_t> children = children_of(parent_id);
-    const size_t total =
-        block.kind == bytecode::Block::Kind::Parallel ? block.branches.size() : parent.items.size();
+    const size_t total = block.kind == bytecode::Block::Kind::Parallel
+                             ? block.branches.size()
+                             : parent.detail->items.size();
     if (children.size() < total) {
       // A foreach with items left: the next one takes this one's place.
       const uint32_t next = spawn(parent_id, static_cast<uint32_t>(children.size()));
@@ -416,25 +416,27 @@ class Machine {
     for (uint32_t c : children) {
       Fiber& child = fiber(c);
       if (block.kind == bytecode::Block::Kind::Parallel) {
-        for (auto& [slot, value] : child.locals) store_slot(s_, fiber(parent_id), slot, value);
+        for (auto& [slot, value] : child.detail->locals) {
+          store_slot(s_, fiber(parent_id), slot, value);
+        }
       } else {
         for (size_t i = 0; i < block.collect.size(); ++i) {
           collected[i].push_back(load_own(child, block.collect[i].body));
         }
       }
-      if (!child.completed.empty()) group.group.push_back(std::move(child.completed));
+      if (!child.completed.empty()) group.detail.mut().group.push_back(std::move(child.completed));
     }
     for (size_t i = 0; i < block.collect.size(); ++i) {
       store_slot(s_, fiber(parent_id), block.collect[i].list, Value::list(std::move(collected[i])));
     }
     remove(children);
     Fiber& parent = fiber(parent_id);
-    if (!group.group.empty()) parent.completed.push_back(std::move(group));
-    event(EventKind::joined, parent.prefix + parent.suffix, 0, {},
+    if (!group.detail->group.empty()) parent.completed.push_back(std::move(group));
+    event(EventKind::joined, parent.detail->prefix + parent.detail->suffix, 0, {},
           fmt::format("{} fiber{}", children.size(), children.size() == 1 ? "" : "s"));
     parent.wait = Wait::kNone;
     parent.join_block = bytecode::kNone;
-    parent.items = Value();
+    if (!parent.detail->items.is_null()) parent.detail.mut().items = Value();
     parent.pc += bytecode::instruction_size(bytecode::Op::JOIN);
     touch(parent_id);
     forward(parent_id);
@@ -442,7 +444,7 @@ class Machine {
 
   // The value a fiber bound itself (null when it did not bind the slot).
   static Value load_own(const Fiber& f, uint32_t slot) {
-    for (const auto& [s, v] : f.locals) {
+    for (const auto& [s, v] : f.detail->locals) {
       if (s == slot) return v;
     }
     return Value();
@@ -480,23 +482,24 @@ class Machine {
       f.completed.push_back(std::move(c));
       return;
     }
-    c.name = f.prefix + step.name + f.suffix;
-    c.args_ready = true;
+    CompletedDetail& d = c.detail.mut();
+    d.name = f.detail->prefix + step.name + f.detail->suffix;
+    d.args_ready = true;
     if (step.undo_pc != bytecode::kNone) {
       Fiber scratch;
       scratch.id = f.id;
       scratch.parent = f.parent;
-      scratch.locals = f.locals;
+      scratch.detail.mut().locals = f.detail->locals;
       scratch.pc = step.undo_pc;
       // run() reports a runtime error in the instance's error fields, which
       // are not this one's to set.
       std::string cls = std::move(s_.error_class), msg = std::move(s_.error_message);
       const Stop stop = run(lp_, s_, scratch, *env_.functions);
       if (stop == Stop::kUndo) {
-        c.args = std::move(scratch.args);
+        d.args = std::move(scratch.args);
       } else {
-        c.args_error_class = stop == Stop::kFail ? s_.error_class : "error";
-        c.args_error = stop == Stop::kFail ? s_.error_message : "the undo block did not undo";
+        d.args_error_class = stop == Stop::kFail ? s_.error_class : "error";
+        d.args_error = stop == Stop::kFail ? s_.error_message : "the undo block did not undo";
       }
       s_.error_class = std::move(cls);
       s_.error_message = std::move(msg);
@@ -537,16 +540,17 @@ class Machine {
       Completed group;
       for (uint32_t c : children_of(parent)) {
         Fiber& child = fiber(c);
-        if (!child.completed.empty()) group.group.push_back(std::move(child.completed));
+        if (!child.completed.empty())
+          group.detail.mut().group.push_back(std::move(child.completed));
         child.completed.clear();
         gathered.push_back(c);
       }
-      if (!group.group.empty()) fiber(parent).completed.push_back(std::move(group));
+      if (!group.detail->group.empty()) fiber(parent).completed.push_back(std::move(group));
     }
     remove(gathered);
     Fiber& root = fiber(0);
     root.join_block = bytecode::kNone;
-    root.items = Value();
+    if (!root.detail->items.is_null()) root.detail.mut().items = Value();
     touch(0);
   }
 
@@ -573,21 +577,23 @@ class Machine {
       Completed c = std::move(r.completed.back());
       r.completed.pop_back();
       if (c.step == bytecode::kNone) {
-        for (std::vector<Completed>& log : c.group) {
+        for (std::vector<Completed>& log : c.detail.mut().group) {
           for (Completed& e : log) r.completed.push_back(std::move(e));
         }
         continue;
       }
       const bytecode::Step& step = p_.steps[c.step];
-      const std::string name = c.name.empty() ? step.name : c.name;
+      const CompletedDetail& cd = *c.detail;
+      const std::string name = cd.name.empty() ? step.name : cd.name;
       if (step.undo_pc == bytecode::kNone) {
         event(EventKind::undo_skipped, name, 0, {}, "the step has no undo");
         continue;
       }
       Value args;
-      if (c.args_ready && c.args_error.empty()) {
-        args = std::move(c.args);
-      } else if (!c.args_ready) {
+      std::string args_error_class = cd.args_error_class, args_error = cd.args_error;
+      if (cd.args_ready && cd.args_error.empty()) {
+        args = cd.args;
+      } else if (!cd.args_ready) {
         // A root entry (or one from a checkpoint before version 3):
         // computed from the root's slots now.
         Fiber scratch;
@@ -597,22 +603,22 @@ class Machine {
         if (stop == Stop::kUndo) {
           args = std::move(scratch.args);
         } else {
-          c.args_error_class = s_.error_class;
-          c.args_error = s_.error_message;
+          args_error_class = s_.error_class;
+          args_error = s_.error_message;
         }
         s_.error_class = std::move(cls);
         s_.error_message = std::move(msg);
       }
       r.step = c.step;
-      r.undo_name = c.name;
+      if (!cd.name.empty() || !r.detail->undo_name.empty()) r.detail.mut().undo_name = cd.name;
       r.args = args;
       r.attempt = 1;
       r.wake_at_ms = 0;
       r.wait = Wait::kUndo;
-      if (!c.args_error.empty()) {
+      if (!args_error.empty()) {
         // The undo's arguments could not be computed: an operator must look.
-        return stuck(name, c.args_error_class, c.args_error,
-                     "cannot compute the undo's arguments: " + c.args_error);
+        return stuck(name, args_error_class, args_error,
+                     "cannot compute the undo's arguments: " + args_error);
       }
       const bytecode::Action& undo = p_.actions[step.undo_action];
       if (engine_performed(undo)) {
@@ -693,7 +699,9 @@ class Machine {
   InstanceState& s_;
   const Env& env_;
   Decision d_;
-  std::deque<uint32_t> queue_;  // Fibers to run (forward()).
+  // Fibers to run (forward()), first in first out: drain() walks it while
+  // advance() appends. Most decisions run one or two: inline, no heap.
+  Decision::Fibers queue_;
 };
 
 }  // namespace

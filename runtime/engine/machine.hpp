@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "runtime/vm/vm.hpp"
 #include "saga/engine.hpp"
 #include "saga/events.hpp"
@@ -60,17 +62,19 @@ struct Decision {
   std::vector<Event> events;
   std::optional<DeadLetter> dead_letter;  // The engine fills in the instance id.
   InstanceStatus status = InstanceStatus::kRunning;
+  // Lists of fiber ids; most decisions name one or two (inline, no heap).
+  using Fibers = boost::container::small_vector<uint32_t, 4>;
   // Fibers whose wait (fiber.wait, step, args, attempt, wake_at_ms) is to be
   // started once the commit is durable.
-  std::vector<uint32_t> ready;
+  Fibers ready;
   // Fibers whose wait was given up (an abandoned attempt, a finished
   // branch) or that no longer exist: late results for them are ignored, and
   // their timers can go.
-  std::vector<uint32_t> stopped;
+  Fibers stopped;
   // Child fibers whose checkpoint changed, and those that were removed (at a
   // join, or when compensation began). The root is part of the instance.
-  std::vector<uint32_t> changed;
-  std::vector<uint32_t> removed;
+  Fibers changed;
+  Fibers removed;
   // Whether the instance's own checkpoint (instance fields, root fiber)
   // changed; when false, only child fibers and history are written.
   bool instance_changed = true;

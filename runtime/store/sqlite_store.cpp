@@ -105,12 +105,12 @@ constexpr const char* kInsertInstanceSql =
     "error_message, checkpoint, wake_at, cancel_requested, created_ms, updated_ms, owner, "
     "lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?16, ?17)";
 // Child fibers (schema version 2): written and deleted one by one with their
-// transitions, all deleted when the instance ends, read with the instance.
+// transitions (the engine deletes each at its join, or when compensation
+// begins, so an instance that ends has none), read with the instance.
 constexpr const char* kUpsertFiberSql =
     "INSERT INTO fibers (instance, fiber, state) VALUES (?1, ?2, ?3) "
     "ON CONFLICT (instance, fiber) DO UPDATE SET state = excluded.state";
 constexpr const char* kDeleteFiberSql = "DELETE FROM fibers WHERE instance = ?1 AND fiber = ?2";
-constexpr const char* kDeleteFibersSql = "DELETE FROM fibers WHERE instance = ?1";
 constexpr const char* kFibersOfSql =
     "SELECT fiber, state FROM fibers WHERE instance = ?1 ORDER BY fiber";
 // The schema version from which the fibers table exists.
@@ -377,7 +377,7 @@ class SqliteStore final : public Store {
     Statement insert_instance, update_instance, update_same_status, find_instance, last_seq;
     Statement insert_history;
     Statement insert_dead_letter;
-    Statement upsert_fiber, delete_fiber, delete_fibers;
+    Statement upsert_fiber, delete_fiber;
   } w_;
   bool writer_sync_full_ = false;  // Under kFull, the writer's synchronous setting now.
 
@@ -572,7 +572,6 @@ Status SqliteStore::prepare_statements(bool with_writer) {
       {&w_.insert_dead_letter, kInsertDeadLetterSql},
       {&w_.upsert_fiber, kUpsertFiberSql},
       {&w_.delete_fiber, kDeleteFiberSql},
-      {&w_.delete_fibers, kDeleteFibersSql},
   };
   for (const auto& [stmt, sql] : writer) {
     if (!with_writer) break;
@@ -1044,13 +1043,6 @@ Status SqliteStore::write_fibers(const Transition& t, int64_t num) {
     if (!f.state.empty()) st.bind_blob(3, f.state.data(), f.state.size());
     int rc = st.step();
     if (rc != SQLITE_DONE) return wdb_.error(rc, "writing a fiber");
-  }
-  // An instance that ends keeps no fibers, whatever the transition listed.
-  if (t.write_instance && is_terminal(t.instance.status) && !t.create) {
-    Statement::Reset reset(w_.delete_fibers);
-    w_.delete_fibers.bind(1, num);
-    int rc = w_.delete_fibers.step();
-    if (rc != SQLITE_DONE) return wdb_.error(rc, "deleting fibers");
   }
   return Status::Ok();
 }

@@ -113,14 +113,15 @@ constexpr uint8_t kEntryKnown = 31;
 
 void put_log(std::string& out, const std::vector<Completed>& log) {
   put_varint(out, log.size());
-  for (const Completed& c : log) {
+  for (const Completed& entry : log) {
+    const CompletedDetail& c = *entry.detail;
     const uint8_t flags =
-        (c.in_doubt ? kEntryInDoubt : 0) | (c.name.empty() ? 0 : kEntryNamed) |
+        (entry.in_doubt ? kEntryInDoubt : 0) | (c.name.empty() ? 0 : kEntryNamed) |
         (c.args_ready ? kEntryArgs : 0) |
         (c.args_error.empty() && c.args_error_class.empty() ? 0 : kEntryArgsError) |
         (c.group.empty() ? 0 : kEntryGroup);
     out.push_back(static_cast<char>(flags));
-    put_index(out, c.step);
+    put_index(out, entry.step);
     if (flags & kEntryNamed) put_bytes(out, c.name);
     if (flags & kEntryArgs) encode(c.args, out);
     if (flags & kEntryArgsError) {
@@ -144,21 +145,22 @@ constexpr uint8_t kFiberKnown = 7;
 // The fields of one fiber, for the instance's checkpoint (the root) or a
 // child's own.
 void put_fiber(std::string& out, const Fiber& f) {
+  const FiberDetail& d = *f.detail;
   const bool child = f.id != 0 || f.parent != 0 || f.block != bytecode::kNone || f.index != 0 ||
-                     !f.prefix.empty() || !f.suffix.empty() || !f.locals.empty() || f.ended;
-  const bool join = f.join_block != bytecode::kNone || !f.items.is_null();
+                     !d.prefix.empty() || !d.suffix.empty() || !d.locals.empty() || f.ended;
+  const bool join = f.join_block != bytecode::kNone || !d.items.is_null();
   const uint8_t flags = (child ? kFiberChild : 0) | (join ? kFiberJoin : 0) |
-                        (f.undo_name.empty() ? 0 : kFiberUndoName);
+                        (d.undo_name.empty() ? 0 : kFiberUndoName);
   out.push_back(static_cast<char>(flags));
   if (child) {
     put_varint(out, f.id);
     put_varint(out, f.parent);
     put_index(out, f.block);
     put_varint(out, f.index);
-    put_bytes(out, f.prefix);
-    put_bytes(out, f.suffix);
-    put_varint(out, f.locals.size());
-    for (const auto& [slot, v] : f.locals) {
+    put_bytes(out, d.prefix);
+    put_bytes(out, d.suffix);
+    put_varint(out, d.locals.size());
+    for (const auto& [slot, v] : d.locals) {
       put_varint(out, slot);
       encode(v, out);
     }
@@ -173,11 +175,11 @@ void put_fiber(std::string& out, const Fiber& f) {
   put_varint(out, f.attempt);
   out.push_back(static_cast<char>(f.earlier_attempt_in_doubt));
   put_svarint(out, f.wake_at_ms);
-  if (flags & kFiberUndoName) put_bytes(out, f.undo_name);
+  if (flags & kFiberUndoName) put_bytes(out, d.undo_name);
   put_log(out, f.completed);
   if (join) {
     put_index(out, f.join_block);
-    encode(f.items, out);
+    encode(d.items, out);
   }
 }
 
@@ -252,12 +254,15 @@ void get_log(Reader& r, const bytecode::Program& p, std::vector<Completed>& log,
     if (flags & ~kEntryKnown) r.fail("compensation log", "unknown entry flags");
     c.step = get_index(r, "completed step", p.steps.size());
     c.in_doubt = (flags & kEntryInDoubt) != 0;
-    if (flags & kEntryNamed) c.name = r.bytes("step name");
-    c.args_ready = (flags & kEntryArgs) != 0;
-    if (c.args_ready) c.args = r.value("undo arguments");
-    if (flags & kEntryArgsError) {
-      c.args_error_class = r.bytes("undo arguments error class");
-      c.args_error = r.bytes("undo arguments error");
+    if (flags & (kEntryNamed | kEntryArgs | kEntryArgsError | kEntryGroup)) {
+      CompletedDetail& d = c.detail.mut();
+      if (flags & kEntryNamed) d.name = r.bytes("step name");
+      d.args_ready = (flags & kEntryArgs) != 0;
+      if (d.args_ready) d.args = r.value("undo arguments");
+      if (flags & kEntryArgsError) {
+        d.args_error_class = r.bytes("undo arguments error class");
+        d.args_error = r.bytes("undo arguments error");
+      }
     }
     uint64_t groups = (flags & kEntryGroup) ? r.varint("group size") : 0;
     if ((flags & kEntryGroup) && groups == 0) r.fail("compensation log", "an empty group");
@@ -266,8 +271,8 @@ void get_log(Reader& r, const bytecode::Program& p, std::vector<Completed>& log,
     }
     if (groups > r.left()) r.fail("compensation log", "implausibly large group");
     for (uint64_t g = 0; r.ok() && g < groups; ++g) {
-      c.group.emplace_back();
-      get_log(r, p, c.group.back(), depth + 1);
+      c.detail.mut().group.emplace_back();
+      get_log(r, p, c.detail.mut().group.back(), depth + 1);
     }
     if (c.step == bytecode::kNone && groups == 0) r.fail("compensation log", "an empty entry");
     log.push_back(std::move(c));
@@ -282,14 +287,15 @@ void get_fiber(Reader& r, const bytecode::Program& p, size_t slots, Fiber& f) {
     f.parent = static_cast<uint32_t>(r.varint("fiber parent"));
     f.block = get_index(r, "fiber block", p.blocks.size());
     f.index = static_cast<uint32_t>(r.varint("fiber index"));
-    f.prefix = r.bytes("fiber prefix");
-    f.suffix = r.bytes("fiber suffix");
+    FiberDetail& d = f.detail.mut();
+    d.prefix = r.bytes("fiber prefix");
+    d.suffix = r.bytes("fiber suffix");
     uint64_t locals = r.varint("local count");
     if (locals > slots) r.fail("locals", "more than the saga has slots");
     for (uint64_t i = 0; r.ok() && i < locals; ++i) {
       uint64_t slot = r.varint("local slot");
       if (slot >= slots) r.fail("locals", "slot out of range");
-      f.locals.emplace_back(static_cast<uint32_t>(slot), r.value("local value"));
+      d.locals.emplace_back(static_cast<uint32_t>(slot), r.value("local value"));
     }
     f.ended = r.byte("ended") != 0;
   }
@@ -305,11 +311,11 @@ void get_fiber(Reader& r, const bytecode::Program& p, size_t slots, Fiber& f) {
   f.attempt = static_cast<uint32_t>(r.varint("attempt"));
   f.earlier_attempt_in_doubt = r.byte("earlier attempt in doubt") != 0;
   f.wake_at_ms = r.svarint("wake time");
-  if (flags & kFiberUndoName) f.undo_name = r.bytes("undo name");
+  if (flags & kFiberUndoName) f.detail.mut().undo_name = r.bytes("undo name");
   get_log(r, p, f.completed, 0);
   if (flags & kFiberJoin) {
     f.join_block = get_index(r, "join block", p.blocks.size());
-    f.items = r.value("items");
+    f.detail.mut().items = r.value("items");
   }
 }
 
@@ -444,7 +450,8 @@ Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_vie
     if (r.ok()) get_fiber(r, p, s.slots.size(), root);
     if (!r.ok()) return corrupt(r.error());
     if (!r.done()) return corrupt("trailing bytes");
-    if (root.id != 0 || root.parent != 0 || root.block != bytecode::kNone || !root.locals.empty()) {
+    if (root.id != 0 || root.parent != 0 || root.block != bytecode::kNone ||
+        !root.detail->locals.empty()) {
       return corrupt("the root fiber is not a root");
     }
     s.fibers.push_back(std::move(root));
@@ -480,13 +487,14 @@ Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_vie
       return corrupt("a fiber whose parent does not wait for it");
     }
     const bytecode::Block& block = p.blocks[f.block];
-    const size_t count = block.kind == bytecode::Block::Kind::Parallel ? block.branches.size()
-                                                                       : parent->items.size();
+    const size_t count = block.kind == bytecode::Block::Kind::Parallel
+                             ? block.branches.size()
+                             : parent->detail->items.size();
     if (f.index >= count) return corrupt("a fiber's branch or item is out of range");
   }
   for (const Fiber& f : s.fibers) {
     if (f.wait == Wait::kJoin && p.blocks[f.join_block].kind == bytecode::Block::Kind::Foreach &&
-        !f.items.is_list()) {
+        !f.detail->items.is_list()) {
       return corrupt("a foreach's items are not a list");
     }
     if (f.ended && f.wait != Wait::kNone) return corrupt("an ended fiber that waits");

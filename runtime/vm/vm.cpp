@@ -72,7 +72,7 @@ const Fiber* InstanceState::fiber(uint32_t id) const {
 
 const Value& load_slot(const InstanceState& state, const Fiber& fiber, uint32_t slot) {
   for (const Fiber* f = &fiber; f->id != 0;) {
-    for (const auto& [s, v] : f->locals) {
+    for (const auto& [s, v] : f->detail->locals) {
       if (s == slot) return v;
     }
     f = state.fiber(f->parent);
@@ -86,13 +86,14 @@ void store_slot(InstanceState& state, Fiber& fiber, uint32_t slot, Value v) {
     state.slots[slot] = std::move(v);
     return;
   }
-  for (auto& [s, old] : fiber.locals) {
+  auto& locals = fiber.detail.mut().locals;
+  for (auto& [s, old] : locals) {
     if (s == slot) {
       old = std::move(v);
       return;
     }
   }
-  fiber.locals.emplace_back(slot, std::move(v));
+  locals.emplace_back(slot, std::move(v));
 }
 
 InstanceState start_state(const LinkedProgram& program, uint32_t saga, const Value& input) {
@@ -371,7 +372,7 @@ Stop run(const LinkedProgram& lp, InstanceState& state, Fiber& fiber,
               type_error(fmt::format("foreach needs a list, got {}", kind_name(items.kind())))));
         }
         fiber.join_block = b;
-        fiber.items = std::move(items);
+        if (!items.is_null()) fiber.detail.mut().items = std::move(items);
         fiber.pc = pc;  // At the JOIN.
         return Stop::kFork;
       }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,8 +42,50 @@ Result<LinkedProgram> link(bytecode::Program program);
 // and links it: what every runner of instances does with a program it read.
 Result<LinkedProgram> verify_and_link(bytecode::Program program);
 
+// A value kept on the heap only once it is set: most instances (a root
+// fiber, a root step's log entry) never need the parts kept in a Rare, and a
+// waiting instance must stay small. Copies are deep and == compares values;
+// reads (*, ->) see an empty T when there is none, writes go through mut().
+template <class T>
+class Rare {
+ public:
+  Rare() = default;
+  Rare(const Rare& o) : p_(o.p_ ? std::make_unique<T>(*o.p_) : nullptr) {}
+  Rare(Rare&&) noexcept = default;
+  Rare& operator=(const Rare& o) {
+    if (this != &o) p_ = o.p_ ? std::make_unique<T>(*o.p_) : nullptr;
+    return *this;
+  }
+  Rare& operator=(Rare&&) noexcept = default;
+
+  const T& operator*() const { return p_ ? *p_ : empty(); }
+  const T* operator->() const { return &**this; }
+  T& mut() {
+    if (!p_) p_ = std::make_unique<T>();
+    return *p_;
+  }
+  bool operator==(const Rare& o) const { return **this == *o; }
+
+ private:
+  static const T& empty() {
+    static const T e{};
+    return e;
+  }
+  std::unique_ptr<T> p_;
+};
+
+struct CompletedDetail;
+
 // An entry of a compensation log: a step that completed, or whose last
 // attempt ended in doubt (it may have had an effect), or a parallel group.
+struct Completed {
+  uint32_t step = bytecode::kNone;  // kNone for a group.
+  bool in_doubt = false;
+  Rare<CompletedDetail> detail;  // Unset for a root step's entry.
+  bool operator==(const Completed&) const = default;
+};
+
+// What an entry holds besides its step.
 //
 // An entry of a child fiber (a branch, an iteration) carries the undo's
 // arguments, computed when the entry is made, in that fiber, from the values
@@ -52,9 +95,7 @@ Result<LinkedProgram> verify_and_link(bytecode::Program program);
 // checkpoint before version 3) has args_ready false: its arguments are
 // computed from the root's slots when the undo runs, which still hold every
 // value bound (root slots are bound once and kept to the end).
-struct Completed {
-  uint32_t step = bytecode::kNone;  // kNone for a group.
-  bool in_doubt = false;
+struct CompletedDetail {
   // The step as history, keys and undo name it: "flight/book[2]"; empty for
   // a step of the root fiber, which is its plain name.
   std::string name;
@@ -67,7 +108,7 @@ struct Completed {
   // branch or item order. Undone as a parallel composition: each log newest
   // first, the whole group before the entries before it.
   std::vector<std::vector<Completed>> group;
-  bool operator==(const Completed&) const = default;
+  bool operator==(const CompletedDetail&) const = default;
 };
 
 enum class Phase : uint8_t {
@@ -84,6 +125,18 @@ enum class Wait : uint8_t {
   kJoin = 3,    // The fibers of block `join_block` (pc is at the JOIN).
 };
 
+// The parts of a fiber that a root fiber at an ordinary step does not have.
+struct FiberDetail {
+  // How its steps are named in keys and history: prefix + step + suffix
+  // ("flight/" "book" "" or "" "reserve" "[3]"), inherited by its children.
+  std::string prefix, suffix;
+  std::vector<std::pair<uint32_t, Value>> locals;  // Children only: the slots it bound.
+  // The undo being run (kUndo): its step's name as CompletedDetail::name says.
+  std::string undo_name;
+  Value items;  // While waiting at the JOIN of a foreach: its items.
+  bool operator==(const FiberDetail&) const = default;
+};
+
 // A fiber: one thread of a saga's code. The root fiber (id 0) runs the
 // saga's main code and, when compensating, its undos; FORK starts one fiber
 // per branch of a `parallel` block, or per item of a `foreach`, and the
@@ -96,12 +149,8 @@ struct Fiber {
   uint32_t parent = 0;               // The fiber that forked it (the root: 0).
   uint32_t block = bytecode::kNone;  // The block it is a branch or iteration of.
   uint32_t index = 0;                // Its branch, or its item.
-  // How its steps are named in keys and history: prefix + step + suffix
-  // ("flight/" "book" "" or "" "reserve" "[3]"), inherited by its children.
-  std::string prefix, suffix;
   uint32_t pc = 0;
   std::vector<Value> stack;
-  std::vector<std::pair<uint32_t, Value>> locals;  // Children only: the slots it bound.
   Wait wait = Wait::kNone;
   uint32_t step = bytecode::kNone;
   Value args;
@@ -111,29 +160,24 @@ struct Fiber {
   // doubt after its request was sent). Decides whether the step is
   // compensated when its last attempt was refused without being sent.
   bool earlier_attempt_in_doubt = false;
-  // The undo being run (kUndo): its step's name as Completed::name says.
-  std::string undo_name;
-  bool ended = false;                // A child that reached END: it waits for its siblings.
-  std::vector<Completed> completed;  // The log of its own steps; the root's is the instance's.
-  // While waiting at a JOIN (kJoin): the block, and for a foreach its items
-  // (how many were started is the number of its children: an ended child
-  // stays until the join).
-  uint32_t join_block = bytecode::kNone;
-  Value items;
-
+  bool ended = false;  // A child that reached END: it waits for its siblings.
   // Not checkpointed. The current attempt was handed to its action or
   // transport: it may reach the service. Set by the engine, cleared when the
   // attempt ends; after a restart, derived from the wake time.
   bool attempt_out = false;
+  // While waiting at a JOIN (kJoin): the block (how many of a foreach's
+  // items were started is the number of its children: an ended child stays
+  // until the join).
+  uint32_t join_block = bytecode::kNone;
+  std::vector<Completed> completed;  // The log of its own steps; the root's is the instance's.
+  Rare<FiberDetail> detail;
 
   bool operator==(const Fiber& o) const {
-    return id == o.id && parent == o.parent && block == o.block && index == o.index &&
-           prefix == o.prefix && suffix == o.suffix && pc == o.pc && stack == o.stack &&
-           locals == o.locals && wait == o.wait && step == o.step && args == o.args &&
+    return id == o.id && parent == o.parent && block == o.block && index == o.index && pc == o.pc &&
+           stack == o.stack && wait == o.wait && step == o.step && args == o.args &&
            attempt == o.attempt && wake_at_ms == o.wake_at_ms &&
-           earlier_attempt_in_doubt == o.earlier_attempt_in_doubt && undo_name == o.undo_name &&
-           ended == o.ended && completed == o.completed && join_block == o.join_block &&
-           items == o.items;
+           earlier_attempt_in_doubt == o.earlier_attempt_in_doubt && ended == o.ended &&
+           join_block == o.join_block && completed == o.completed && detail == o.detail;
   }
 };
 

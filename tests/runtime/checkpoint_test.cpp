@@ -176,6 +176,14 @@ saga q(items: list) {
 }
 )";
 
+// A log entry with the given detail (unset when it is empty, as a root
+// step's entry is).
+Completed entry(uint32_t step, bool in_doubt, saga::runtime::CompletedDetail d = {}) {
+  Completed c{step, in_doubt, {}};
+  if (!(d == saga::runtime::CompletedDetail{})) c.detail.mut() = std::move(d);
+  return c;
+}
+
 // kParallel stopped with both branches waiting for their actions.
 InstanceState forked(const saga::runtime::LinkedProgram& lp, FixedContext& ctx) {
   auto state = saga::runtime::start_state(lp, 0, Value::object({{"items", Value::list()}}));
@@ -183,7 +191,7 @@ InstanceState forked(const saga::runtime::LinkedProgram& lp, FixedContext& ctx) 
   state.root().stack.push_back(Value("F"));
   state.root().wait = Wait::kNone;
   state.root().completed.push_back(
-      Completed{0, false, "", true, Value::object({{"id", "F"}}), "", "", {}});
+      entry(0, false, {"", true, Value::object({{"id", "F"}}), "", "", {}}));
   EXPECT_EQ(saga::runtime::run(lp, state, state.root(), ctx), Stop::kFork);
   state.root().wait = Wait::kJoin;
   const auto& block = lp.program.blocks[state.root().join_block];
@@ -193,7 +201,7 @@ InstanceState forked(const saga::runtime::LinkedProgram& lp, FixedContext& ctx) 
     c.parent = 0;
     c.block = state.root().join_block;
     c.index = i;
-    c.prefix = block.branches[i].name + "/";
+    c.detail.mut().prefix = block.branches[i].name + "/";
     c.pc = block.branches[i].entry_pc;
     state.fibers.push_back(std::move(c));
     EXPECT_EQ(saga::runtime::run(lp, state, state.fibers.back(), ctx), Stop::kInvoke);
@@ -224,15 +232,9 @@ TEST(Checkpoint, RoundTripsAtAYieldPoint) {
   state.root().earlier_attempt_in_doubt = true;
   state.root().wake_at_ms = 1234;
   state.deadline_ms = -5;
-  state.root().completed.push_back(Completed{0, true, "x/a[2]", true, Value(1), "", "", {}});
-  state.root().completed.push_back(Completed{0,
-                                             false,
-                                             "",
-                                             false,
-                                             Value(),
-                                             "type",
-                                             "bad",
-                                             {{Completed{0, true, "", true, {}, "", "", {}}}}});
+  state.root().completed.push_back(entry(0, true, {"x/a[2]", true, Value(1), "", "", {}}));
+  state.root().completed.push_back(
+      entry(0, false, {"", false, Value(), "type", "bad", {{entry(0, true, {"", true})}}}));
   state.root().completed.back().step = saga::bytecode::kNone;
   Encoded e = encode(state);
   auto back = saga::runtime::decode_checkpoint(lp, e.instance);
@@ -245,7 +247,7 @@ TEST(Checkpoint, RoundTripsFibersInTheirOwnCheckpoints) {
   FixedContext ctx;
   auto state = forked(lp, ctx);
   ASSERT_EQ(state.fibers.size(), 3u);
-  state.fibers[1].locals.emplace_back(2, Value("kept"));
+  state.fibers[1].detail.mut().locals.emplace_back(2, Value("kept"));
   Encoded e = encode(state);
   ASSERT_EQ(e.fibers.size(), 2u);
   // In any order.
@@ -317,7 +319,7 @@ TEST(Checkpoint, ReadsVersions1And2) {
   FixedContext ctx;
   auto state = at_first_step(lp, ctx);
   state.root().attempt = 2;
-  state.root().completed.push_back(Completed{0, true, "", false, Value(), "", "", {}});
+  state.root().completed.push_back(entry(0, true));
   auto v2 = saga::runtime::decode_checkpoint(lp, encode_v2(state, 2));
   ASSERT_TRUE(v2.ok()) << v2.status().message();
   EXPECT_TRUE(v2.value() == state);

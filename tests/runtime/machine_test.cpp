@@ -38,6 +38,11 @@ saga::runtime::LinkedProgram link(const std::string& text) {
   return std::move(linked).value();
 }
 
+// A decision's list of fiber ids, comparable with a vector.
+std::vector<uint32_t> ids(const Decision::Fibers& f) {
+  return std::vector<uint32_t>(f.begin(), f.end());
+}
+
 Outcome ok(Value result = Value()) {
   Outcome o;
   o.ok = true;
@@ -145,7 +150,7 @@ TEST(Machine, AStepThatSucceedsIsRecordedWithItsUndoArgumentsAndTheNextStarts) {
   Decision d = m.begin();
   EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"started", "step_started:a"}));
   EXPECT_EQ(d.status, InstanceStatus::kRunning);
-  EXPECT_EQ(d.ready, std::vector<uint32_t>{0});
+  EXPECT_EQ(ids(d.ready), std::vector<uint32_t>{0});
   EXPECT_EQ(m.waiting(), "action a");
   d = m.end(0, ok(Value("A-1")));
   EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"step_completed:a", "step_started:b"}));
@@ -155,7 +160,7 @@ TEST(Machine, AStepThatSucceedsIsRecordedWithItsUndoArgumentsAndTheNextStarts) {
   const auto& entry = m.state().root().completed[0];
   EXPECT_FALSE(entry.in_doubt);
   // A root step's undo arguments come from the root's slots when it runs.
-  EXPECT_FALSE(entry.args_ready);
+  EXPECT_FALSE(entry.detail->args_ready);
   d = m.end(0, ok(Value("B-1")));
   EXPECT_EQ(d.status, InstanceStatus::kCompleted);
   EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"step_completed:b", "completed"}));
@@ -211,7 +216,7 @@ TEST(Machine, RetriesWaitTheirBackoffAndRetryAfterRaisesIt) {
   m.end(0, ok());
   Decision d = m.end(0, failure("unavailable"));
   EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"attempt_failed:b"}));
-  EXPECT_EQ(d.ready, std::vector<uint32_t>{0});
+  EXPECT_EQ(ids(d.ready), std::vector<uint32_t>{0});
   EXPECT_EQ(m.state().root().attempt, 2u);
   EXPECT_EQ(m.state().root().wake_at_ms, m.now() + 1000);
   EXPECT_TRUE(m.state().root().earlier_attempt_in_doubt);
@@ -355,7 +360,7 @@ TEST(Machine, AnInterruptedStepIsInDoubtOnlyIfItsAttemptWasOut) {
     EXPECT_EQ(Machine::kinds(d)[0], "step_abandoned:b");
     EXPECT_EQ(m.waiting(), row.compensated ? "undo b" : "undo a");
     EXPECT_EQ(d.status, row.final);
-    EXPECT_EQ(d.stopped, std::vector<uint32_t>{0});
+    EXPECT_EQ(ids(d.stopped), std::vector<uint32_t>{0});
     m.end(0, ok());
     if (row.compensated) m.end(0, ok());
     EXPECT_EQ(saga::runtime::status_of(m.state()),
@@ -373,7 +378,7 @@ TEST(Machine, AfterARestartOnlyAnAttemptThatWasDueCountsAsSent) {
   ASSERT_FALSE(m.state().root().earlier_attempt_in_doubt);
   Decision d = m.resumed();  // At once: the retry was not due.
   EXPECT_FALSE(d.commit);
-  EXPECT_EQ(d.ready, std::vector<uint32_t>{0});
+  EXPECT_EQ(ids(d.ready), std::vector<uint32_t>{0});
   EXPECT_EQ(Machine::kinds(d), std::vector<std::string>{"resumed"});
   EXPECT_FALSE(m.state().root().earlier_attempt_in_doubt);
   m.advance(1000);
@@ -453,20 +458,20 @@ TEST(Machine, AParallelBlockStartsEveryBranchAndJoinsWhenAllEnd) {
   EXPECT_EQ(d.events[1].event.message, "parallel: left, right");
   EXPECT_EQ(m.waiting(0), "join");
   EXPECT_EQ(waiting_fibers(m), (std::vector<uint32_t>{1, 2}));
-  EXPECT_EQ(d.ready, (std::vector<uint32_t>{1, 2}));
-  EXPECT_EQ(d.changed, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(ids(d.ready), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(ids(d.changed), (std::vector<uint32_t>{1, 2}));
   // The right branch ends first; only its fiber changes.
   d = m.end(2, ok(Value("Y")));
   EXPECT_EQ(Machine::kinds(d), std::vector<std::string>{"step_completed:right/r"});
   EXPECT_FALSE(d.instance_changed) << "a branch's step does not rewrite the instance";
-  EXPECT_EQ(d.changed, std::vector<uint32_t>{2});
+  EXPECT_EQ(ids(d.changed), std::vector<uint32_t>{2});
   d = m.end(1, ok(Value("X")));
   EXPECT_EQ(Machine::kinds(d),
             (std::vector<std::string>{"step_completed:left/l1", "step_started:left/l2"}));
   d = m.end(1, ok(Value("X2")));
   EXPECT_EQ(Machine::kinds(d),
             (std::vector<std::string>{"step_completed:left/l2", "joined", "completed"}));
-  EXPECT_EQ(d.removed, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(ids(d.removed), (std::vector<uint32_t>{1, 2}));
   EXPECT_EQ(d.status, InstanceStatus::kCompleted);
   EXPECT_EQ(m.state().output.to_json_text(), R"(["X","X2","Y"])");
   EXPECT_EQ(m.state().fibers.size(), 1u);
@@ -485,8 +490,8 @@ TEST(Machine, WhenABranchFailsTheOthersStopAndTheBlockIsUndoneFirst) {
   EXPECT_EQ(Machine::kinds(d),
             (std::vector<std::string>{"step_failed:right/r", "step_abandoned:left/l2",
                                       "compensating", "undo_started:left/l2"}));
-  EXPECT_EQ(d.stopped, (std::vector<uint32_t>{1, 2}));
-  EXPECT_EQ(d.removed, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(ids(d.stopped), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(ids(d.removed), (std::vector<uint32_t>{1, 2}));
   EXPECT_EQ(m.state().fibers.size(), 1u);
   // left/l2 was out: in doubt, undone first, with its key's name.
   EXPECT_EQ(m.waiting(), "undo left/l2");

