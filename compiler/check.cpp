@@ -1198,7 +1198,7 @@ class Checker {
   static const stdlib::ActionInfo* engine_performed(const ast::ActionCall* call) {
     if (call == nullptr) return nullptr;
     const stdlib::ActionInfo* a = stdlib::find_action(call->target);
-    return a != nullptr && a->performer == stdlib::Performer::kEngine ? a : nullptr;
+    return a != nullptr && stdlib::by_engine(a->performer) ? a : nullptr;
   }
 
   // A step whose `do` the engine performs itself can neither fail nor time out, so its

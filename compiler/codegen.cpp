@@ -20,6 +20,8 @@
 // (a; JUMP_IF_FALSE no; b; JUMP_IF_FALSE no; PUSH_TRUE; JUMP end; no: PUSH_FALSE),
 // which keeps the verifier's stack-depth rule simple and makes both operands
 // strictly boolean. Every statement records its source position.
+#include <optional>
+
 #include "compiler/analysis.hpp"
 #include "runtime/bytecode/assembler.hpp"
 
@@ -27,6 +29,21 @@ namespace saga::compiler {
 namespace {
 
 using bytecode::Op;
+
+// The instruction that computes a binary operator (grammar/operators.def);
+// `and` and `or` have none: Generator::binary() lowers them to jumps.
+std::optional<Op> opcode_of(ast::BinaryOp op) {
+  using enum Op;
+  constexpr std::nullopt_t NONE = std::nullopt;
+  switch (op) {
+#define OPERATOR(name, spelling, opcode) \
+  case ast::BinaryOp::name:              \
+    return opcode;
+#include "grammar/operators.def"
+#undef OPERATOR
+  }
+  return std::nullopt;
+}
 
 class Generator {
  public:
@@ -309,9 +326,7 @@ class Generator {
     }
     expr(*e.items[0]);
     expr(*e.items[1]);
-    static constexpr Op kOps[] = {Op::ADD, Op::SUB, Op::MUL, Op::DIV, Op::MOD, Op::EQ,
-                                  Op::NE,  Op::LT,  Op::LE,  Op::GT,  Op::GE};
-    emit(kOps[static_cast<int>(e.binary_op)]);
+    emit(opcode_of(e.binary_op).value());
   }
 };
 

@@ -1,38 +1,41 @@
-// Operator spellings for the AST (used by diagnostics and debug output).
+// Operator spellings for the AST (grammar/operators.def): the parser reads
+// them, diagnostics and debug output print them.
 #include "grammar/ast.hpp"
 
 namespace saga::ast {
 
+namespace {
+
+struct OperatorRow {
+  BinaryOp op;
+  std::string_view spelling;
+};
+
+constexpr OperatorRow kOperators[] = {
+#define OPERATOR(name, spelling, opcode) {BinaryOp::name, spelling},
+#include "grammar/operators.def"
+#undef OPERATOR
+};
+
+}  // namespace
+
 const char* to_string(BinaryOp op) {
-  switch (op) {
-    case BinaryOp::Add:
-      return "+";
-    case BinaryOp::Sub:
-      return "-";
-    case BinaryOp::Mul:
-      return "*";
-    case BinaryOp::Div:
-      return "/";
-    case BinaryOp::Mod:
-      return "%";
-    case BinaryOp::Eq:
-      return "==";
-    case BinaryOp::Ne:
-      return "!=";
-    case BinaryOp::Lt:
-      return "<";
-    case BinaryOp::Le:
-      return "<=";
-    case BinaryOp::Gt:
-      return ">";
-    case BinaryOp::Ge:
-      return ">=";
-    case BinaryOp::And:
-      return "and";
-    case BinaryOp::Or:
-      return "or";
+  for (const OperatorRow& row : kOperators) {
+    if (row.op == op) return row.spelling.data();
   }
   return "?";
+}
+
+std::optional<BinaryOp> binary_op_at(std::string_view text) {
+  std::optional<BinaryOp> best;
+  size_t best_size = 0;
+  for (const OperatorRow& row : kOperators) {
+    if (row.spelling.size() > best_size && text.starts_with(row.spelling)) {
+      best = row.op;
+      best_size = row.spelling.size();
+    }
+  }
+  return best;
 }
 
 const char* to_string(UnaryOp op) {

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "grammar/source.hpp"
@@ -34,10 +36,18 @@ enum class ExprKind : uint8_t {
 };
 
 enum class UnaryOp : uint8_t { Neg, Not };
-enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Mod, Eq, Ne, Lt, Le, Gt, Ge, And, Or };
+enum class BinaryOp : uint8_t {
+#define OPERATOR(name, spelling, opcode) name,
+#include "grammar/operators.def"
+#undef OPERATOR
+};
 
 // Source spelling of an operator, for diagnostics and the disassembler.
 const char* to_string(BinaryOp op);
+
+// The binary operator whose spelling is the longest prefix of `text` ("<="
+// for "<= 3"), if any: how the parser reads an operator.
+std::optional<BinaryOp> binary_op_at(std::string_view text);
 const char* to_string(UnaryOp op);
 
 struct Expr {

@@ -709,51 +709,22 @@ struct action<peg::not_prefix> {
   }
 };
 
-// The tails start at their operator, so its first characters tell which it is.
-template <>
-struct action<peg::mul_tail> {
+// The tails start at their operator, which the table of operators
+// (grammar/operators.def) reads by its spelling. value() throws (an internal
+// error, not a wrong operator) if the grammar matched one the table does not
+// spell.
+struct binary_tail_action {
   template <typename Input>
   static void apply(const Input& in, Builder& b) {
-    const char c = in.begin()[0];
-    push_binary(b, in,
-                c == '*'   ? ast::BinaryOp::Mul
-                : c == '/' ? ast::BinaryOp::Div
-                           : ast::BinaryOp::Mod);
+    push_binary(b, in, ast::binary_op_at(std::string_view(in.begin(), in.size())).value());
   }
 };
-
 template <>
-struct action<peg::add_tail> {
-  template <typename Input>
-  static void apply(const Input& in, Builder& b) {
-    push_binary(b, in, in.begin()[0] == '+' ? ast::BinaryOp::Add : ast::BinaryOp::Sub);
-  }
-};
-
+struct action<peg::mul_tail> : binary_tail_action {};
 template <>
-struct action<peg::cmp_tail> {
-  template <typename Input>
-  static void apply(const Input& in, Builder& b) {
-    const char c0 = in.begin()[0];
-    const bool eq = in.size() > 1 && in.begin()[1] == '=';
-    ast::BinaryOp op = ast::BinaryOp::Eq;
-    switch (c0) {
-      case '=':
-        op = ast::BinaryOp::Eq;
-        break;
-      case '!':
-        op = ast::BinaryOp::Ne;
-        break;
-      case '<':
-        op = eq ? ast::BinaryOp::Le : ast::BinaryOp::Lt;
-        break;
-      default:
-        op = eq ? ast::BinaryOp::Ge : ast::BinaryOp::Gt;
-        break;
-    }
-    push_binary(b, in, op);
-  }
-};
+struct action<peg::add_tail> : binary_tail_action {};
+template <>
+struct action<peg::cmp_tail> : binary_tail_action {};
 
 template <>
 struct action<peg::and_tail> {

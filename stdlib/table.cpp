@@ -209,7 +209,7 @@ std::string reference_markdown() {
   for (const ActionInfo& a : kActions) {
     out += fmt::format(
         "| `{}` | {} | {} | {} | {} | `{}` |\n", a.name, arg_list(a), a.idempotent ? "yes" : "no",
-        a.performer == Performer::kEngine ? "no: the engine performs it" : "yes", a.doc, a.example);
+        by_engine(a.performer) ? "no: the engine performs it" : "yes", a.doc, a.example);
   }
   out +=
       "\n## Error classes\n\n"

@@ -44,11 +44,20 @@ inline constexpr FunctionInfo kFunctions[] = {
 #undef FN
 };
 
-// What a built-in action does with a step's `timeout` and `retry` (actions.def).
+// Who performs a built-in action, and so what it does with a step's `timeout`
+// and `retry` (actions.def). The engine performs kSleep and kLog itself, by
+// what this column says, not by the action's name: they neither fail nor time
+// out, and have no effect outside the instance.
 enum class Performer : uint8_t {
-  kEngine,   // The engine performs it itself: it neither fails nor times out.
+  kSleep,    // The engine: the attempt ends at `for` after it begins (a durable timer).
+  kLog,      // The engine: the attempt writes `message` (at `level`) to the history.
   kHandler,  // A registered handler (HTTP client, exec): it can fail and time out.
 };
+
+// Whether the engine performs actions of this kind itself.
+constexpr bool by_engine(Performer p) {
+  return p != Performer::kHandler;
+}
 
 // Whether an argument must be given; an optional one may also be null (absent).
 enum class ArgPresence : uint8_t { kRequired, kOptional };

@@ -20,10 +20,14 @@
 
 namespace saga::runtime {
 
-bool engine_performed(const bytecode::Action& action) {
-  if (action.service != bytecode::kNoService) return false;
+stdlib::Performer performer(const bytecode::Action& action) {
+  if (action.service != bytecode::kNoService) return stdlib::Performer::kHandler;
   const stdlib::ActionInfo* info = stdlib::find_action(action.name);
-  return info != nullptr && info->performer == stdlib::Performer::kEngine;
+  return info != nullptr ? info->performer : stdlib::Performer::kHandler;
+}
+
+bool engine_performed(const bytecode::Action& action) {
+  return stdlib::by_engine(performer(action));
 }
 
 std::string step_name(const LinkedProgram& lp, const Fiber& f) {
@@ -149,10 +153,7 @@ class Machine {
     const std::string name = step_name(lp_, f);
     if (f.wait == Wait::kUndo) return undo_ended(id, out);
     if (out.ok) {
-      if (p_.actions[step.action].service == bytecode::kNoService &&
-          p_.actions[step.action].name == "log") {
-        log_line(f, name);
-      }
+      if (performer(p_.actions[step.action]) == stdlib::Performer::kLog) log_line(f, name);
       event(EventKind::step_completed, name, f.attempt, {}, {}, out.result.to_json_text());
       // The result is the step's before the undo's arguments are computed
       // from it; the STORE after INVOKE binds the same value again.
@@ -212,6 +213,8 @@ class Machine {
     const std::string name = step_name(lp_, f);
     touch(id);
     if (out.ok) {
+      const bytecode::Action& undo = p_.actions[p_.steps[f.step].undo_action];
+      if (performer(undo) == stdlib::Performer::kLog) log_line(f, name);
       event(EventKind::undo_completed, name, f.attempt);
       f.wait = Wait::kNone;
       f.wake_at_ms = 0;
@@ -299,7 +302,9 @@ class Machine {
             line.line ? fmt::format("{}:{}: step '{}': {}", p_.source_name, line.line, name, why)
                       : fmt::format("step '{}': {}", name, why));
       }
-      if (action.name == "sleep") f.wake_at_ms = sleep_until(env_.now_ms, f.args);
+      if (performer(action) == stdlib::Performer::kSleep) {
+        f.wake_at_ms = sleep_until(env_.now_ms, f.args);
+      }
     }
     event(EventKind::step_started, step_name(lp_, f), 1);
     ready(id);
@@ -627,7 +632,9 @@ class Machine {
                        "the undo's arguments are invalid: " + why);
         }
         // An undo that sleeps waits like a step that does.
-        if (undo.name == "sleep") r.wake_at_ms = sleep_until(env_.now_ms, r.args);
+        if (performer(undo) == stdlib::Performer::kSleep) {
+          r.wake_at_ms = sleep_until(env_.now_ms, r.args);
+        }
       }
       event(EventKind::undo_started, name, 1, {}, c.in_doubt ? "step was in doubt" : "");
       return ready(0);

@@ -32,6 +32,10 @@
 #include "saga/store.hpp"
 #include "stdlib/functions.hpp"
 
+namespace saga::stdlib {
+enum class Performer : uint8_t;  // stdlib/table.hpp
+}
+
 namespace saga::runtime {
 
 // What the machine may ask of the world besides the state.
@@ -116,9 +120,12 @@ Decision resumed(const LinkedProgram& program, InstanceState& state, const Env& 
 // "<prefix><step><suffix>" (an undo: the name of its log entry).
 std::string step_name(const LinkedProgram& program, const Fiber& fiber);
 
-// Whether an action is one the engine performs itself (stdlib/actions.def,
-// performer kEngine: sleep, log): such a call has no effect outside the
-// instance, and never leaves in doubt.
+// Who performs an action: its row's performer in stdlib/actions.def for a
+// built-in one, else kHandler (a service's, or one the host registers).
+stdlib::Performer performer(const bytecode::Action& action);
+
+// Whether the engine performs an action itself (sleep, log): such a call has
+// no effect outside the instance, and never leaves in doubt.
 bool engine_performed(const bytecode::Action& action);
 
 }  // namespace saga::runtime

@@ -417,6 +417,30 @@ saga t(d: any) {
   EXPECT_TRUE(bad.state().root().completed.empty());
 }
 
+// The undo of a step may be a built-in action too: a log line is written
+// when it runs, and a sleep waits its time.
+TEST(Machine, BuiltInUndosArePerformedByTheMachine) {
+  Machine m(R"(
+service s { }
+saga t() {
+  step rest { do s.a() undo sleep(for: 3s) }
+  step note { do s.b() undo log(message: "undoing note") }
+  step last { do s.c() }
+}
+)");
+  m.begin();
+  m.end(0, ok());
+  m.end(0, ok());
+  Decision d = m.end(0, failure("rejected"));
+  EXPECT_EQ(m.waiting(), "undo note");
+  d = m.end(0, ok());
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"log:note", "undo_completed:note", "undo_started:rest"}));
+  EXPECT_EQ(d.events[0].event.message, "undoing note");
+  EXPECT_EQ(m.waiting(), "undo rest");
+  EXPECT_EQ(m.state().root().wake_at_ms, m.now() + 3000);
+}
+
 TEST(Machine, ARuntimeErrorFailsTheSagaWithItsPosition) {
   Machine m("saga t(n: any) {\n  output n + 1\n}\n", Value::object({{"n", "x"}}));
   Decision d = m.begin();
