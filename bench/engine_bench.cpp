@@ -4,11 +4,15 @@
 // saga and peak RSS; then a fan-out saga (1 step, a parallel foreach of
 // --fanout items, 1 step) under full durability, with its CPU per step beside
 // the 3-step saga's; then the memory of many instances waiting in a durable
-// timer, and of many waiting fibers. It reads the peers' last results
+// timer, and of many waiting fibers, each in a fresh process of its own (a
+// process that ran the other figures keeps their freed memory, and would
+// count it as the new figure's). It reads the peers' last results
 // (../shared/peers/results, measured on the same kind of machine) and prints
 // the ratios. Every figure is the median of --runs runs, each on a fresh
 // database in a temporary directory. `--help` lists the flags.
+#include <spawn.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,6 +52,7 @@ struct Options {
   int fanout = 100;             // Items of the fan-out saga; 0: skip it.
   int fanout_n = 500;           // Fan-out sagas per run.
   int waiting_fibers = 100000;  // Fibers asleep for the memory figure; 0: skip it.
+  std::string memory;           // "waiting" or "fibers": that figure only, in this process.
   std::string peers = std::string(SAGA_SOURCE_DIR) + "/../shared/peers/results";
 };
 
@@ -372,7 +377,33 @@ void usage() {
       "  --fanout-n N        fan-out sagas per run (500)\n"
       "  --waiting N         instances waiting in a timer for the memory figure; 0 skips (100000)\n"
       "  --waiting-fibers N  fibers waiting in a timer for the memory figure; 0 skips (100000)\n"
-      "  --peers DIR         the peers' results to compare with (../shared/peers/results)\n");
+      "  --peers DIR         the peers' results to compare with (../shared/peers/results)\n"
+      "  --memory KIND       only the memory figure KIND (waiting, fibers), in this process;\n"
+      "                      without it each runs in a fresh process of its own\n");
+}
+
+// Runs this program again for one memory figure (--memory KIND) and waits
+// for it: a fresh process, whose RSS holds nothing of the figures before.
+bool memory_in_child(const char* kind, const Options& o) {
+  std::vector<std::string> args = {"engine_bench",
+                                   "--memory",
+                                   kind,
+                                   "--waiting",
+                                   std::to_string(o.waiting),
+                                   "--waiting-fibers",
+                                   std::to_string(o.waiting_fibers)};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  pid_t pid = 0;
+  if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) != 0) {
+    fmt::print(stderr, "engine_bench: cannot start the memory figure: {}\n", std::strerror(errno));
+    return false;
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 }  // namespace
@@ -407,6 +438,8 @@ int main(int argc, char** argv) {
       o.waiting_fibers = std::stoi(v);
     else if (k == "--peers")
       o.peers = v;
+    else if (k == "--memory" && (v == "waiting" || v == "fibers"))
+      o.memory = v;
     else if (k == "--durability")
       o.durability = split(v);
     else if (k == "--conc") {
@@ -417,6 +450,11 @@ int main(int argc, char** argv) {
       usage();
       return 2;
     }
+  }
+  if (!o.memory.empty()) {
+    if (o.memory == "waiting") waiting_memory(o);
+    if (o.memory == "fibers") waiting_fibers_memory(o);
+    return 0;
   }
   auto peers = read_peers(o.peers);
   fmt::print(
@@ -429,7 +467,9 @@ int main(int argc, char** argv) {
     if (p.name == "DBOS" && p.conc == 1) dbos_p50 = p.p50_ms;
   }
   const Workload order{false, o.n, 3};
-  double order_cpu_per_step = 0;  // Full durability, the highest concurrency.
+  // Full durability, the last (highest) concurrency.
+  double order_cpu_per_step = 0;
+  int order_conc = 0;
   for (const std::string& d : o.durability) {
     auto durability = d == "full" ? saga::Durability::kFull : saga::Durability::kNormal;
     for (int conc : o.conc) {
@@ -454,7 +494,10 @@ int main(int argc, char** argv) {
           d, conc, median(rate), *std::min_element(rate.begin(), rate.end()),
           *std::max_element(rate.begin(), rate.end()), median(p50), median(p99), median(cpu),
           median(per_saga), median(batch), ratio);
-      if (d == "full") order_cpu_per_step = median(cpu) / order.steps;
+      if (d == "full") {
+        order_cpu_per_step = median(cpu) / order.steps;
+        order_conc = conc;
+      }
     }
   }
   if (o.fanout > 0) {
@@ -473,14 +516,16 @@ int main(int argc, char** argv) {
           "fan-out ({} items) full conc {:>3}: {:>7.0f} sagas/s = {:.0f} steps/s  p50 {:.3f} ms  "
           "cpu {:.4f} ms/step{}  {:.1f} commits/saga\n",
           o.fanout, conc, median(rate), median(rate) * fan.steps, median(p50), per_step,
-          order_cpu_per_step > 0 ? fmt::format(" ({:.2f}x the 3-step saga's {:.4f})",
-                                               per_step / order_cpu_per_step, order_cpu_per_step)
-                                 : std::string(),
+          order_cpu_per_step > 0
+              ? fmt::format(" ({:.2f}x the 3-step saga's {:.4f} at conc {})",
+                            per_step / order_cpu_per_step, order_cpu_per_step, order_conc)
+              : std::string(),
           median(per_saga));
     }
   }
   fmt::print("peak RSS so far: {:.0f} MB\n", peak_rss_mb());
-  if (o.waiting > 0) waiting_memory(o);
-  if (o.waiting_fibers > 0) waiting_fibers_memory(o);
-  return 0;
+  bool ok = true;
+  if (o.waiting > 0) ok = memory_in_child("waiting", o) && ok;
+  if (o.waiting_fibers > 0) ok = memory_in_child("fibers", o) && ok;
+  return ok ? 0 : 1;
 }

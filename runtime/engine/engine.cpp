@@ -126,7 +126,7 @@ InstanceInfo info_of(const Run& run);
 // attempt timeout).
 struct FiberRun {
   uint32_t id = 0;
-  uint64_t generation = 0;
+  uint32_t generation = 0;
   TimerId timer;
 };
 
@@ -134,36 +134,43 @@ struct FiberRun {
 // wait starts when the commit is durable, unless it moved on meanwhile.
 struct Ready {
   uint32_t fiber;
-  uint64_t generation;
+  uint32_t generation;
 };
 
+// What a run holds until its first commit: the row that commit creates, and
+// what start() waits on for its outcome.
+struct Starting {
+  std::optional<InstanceRecord> row;
+  std::shared_ptr<std::promise<Status>> promise;
+};
+
+// Kept small, its fields ordered by size: 100,000 waiting instances must fit
+// in well under 200 MB, and a Run of at most 624 bytes (with its shared_ptr's
+// count, 640: one of jemalloc's size classes) takes 128 bytes less than one
+// just above.
 struct Run {
   std::mutex mu;
   std::shared_ptr<const LinkedProgram> program;
-  // Kept small: 100,000 waiting instances must fit in well under 200 MB.
   std::string id;
-  InstanceStatus status = InstanceStatus::kPending;  // As last committed (or being committed).
   int64_t created_ms = 0;
-  std::unique_ptr<InstanceRecord> row;  // The full row until the first commit creates it.
+  uint32_t commit_seq = 0;                           // The latest transition handed to the store.
+  uint32_t checkpoint_bytes = 256;                   // Room to reserve for the next checkpoint.
+  InstanceStatus status = InstanceStatus::kPending;  // As last committed (or being committed).
+  bool instance_dirty = false;  // The instance's own checkpoint changed (see dirty).
+  bool finished = false;
+  // Until the first commit succeeded (the row exists): what it creates.
+  std::unique_ptr<Starting> starting;
   InstanceState state;
-  std::vector<FiberRun> fibers;      // By fiber id, in id order.
-  uint64_t commit_seq = 0;           // The latest transition handed to the store.
-  std::vector<HistoryEvent> events;  // For the next transition.
-  std::vector<bool> live_only;       // Parallel to events (EventStorage::kLive).
+  boost::container::small_vector<FiberRun, 1> fibers;  // By fiber id, in id order.
+  std::vector<Decision::Event> events;                 // For the next transition.
   std::unique_ptr<DeadLetter> dead_letter;
   // What the next transition writes besides events: child fibers changed
-  // and removed, whether the instance's own checkpoint changed, and the
-  // fibers to start once it is durable (a failed commit puts its own back).
+  // and removed (and instance_dirty), and the fibers to start once it is
+  // durable (a failed commit puts its own back).
   std::vector<uint32_t> dirty, removed;
-  bool instance_dirty = false;
   std::vector<Ready> ready;
-  uint32_t checkpoint_bytes = 256;  // Room to reserve for the next checkpoint.
   // The deadline's timer (its id stays set once armed, so it is armed once).
   TimerId deadline_timer;
-  bool finished = false;
-  bool started = false;  // The first commit succeeded (the row exists).
-  // start() waits on it for the first commit's outcome.
-  std::shared_ptr<std::promise<Status>> started_promise;
   Engine::DoneCallback on_done;  // start_async()'s callback.
 
   FiberRun* fiber_run(uint32_t fid) {
@@ -179,6 +186,10 @@ struct Run {
     return *fibers.insert(it, FiberRun{fid, 0, {}});
   }
 };
+
+#if defined(__x86_64__) && defined(__GLIBCXX__)
+static_assert(sizeof(Run) <= 624, "a Run above 624 bytes costs every waiting instance 128 more");
+#endif
 
 using RunPtr = std::shared_ptr<Run>;
 
@@ -327,11 +338,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // once that is durable. Called with run->mu held.
   void apply(const RunPtr& run, Decision d) {
     Run& r = *run;
-    r.events.reserve(r.events.size() + d.events.size());
-    r.live_only.reserve(r.live_only.size() + d.events.size());
-    for (Decision::Event& e : d.events) {
-      r.events.push_back(std::move(e.event));
-      r.live_only.push_back(e.live_only);
+    if (r.events.empty()) {
+      r.events = std::move(d.events);
+    } else {
+      r.events.insert(r.events.end(), std::make_move_iterator(d.events.begin()),
+                      std::make_move_iterator(d.events.end()));
     }
     if (d.dead_letter) {
       d.dead_letter->instance_id = r.id;
@@ -383,10 +394,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     Transition t;
     // The first transition creates the row with everything that never
     // changes (program, saga, input, owner); later ones update the rest.
-    if (r.row) {
+    if (r.starting && r.starting->row) {
       t.create = true;
-      t.instance = std::move(*r.row);
-      r.row.reset();
+      t.instance = std::move(*r.starting->row);
+      r.starting->row.reset();
     }
     const bool write_instance = t.create || r.instance_dirty || status != r.status;
     r.status = status;
@@ -421,17 +432,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     r.removed.clear();
     r.instance_dirty = false;
     // Moved out, not cleared: a waiting instance keeps no spare capacity.
-    std::vector<HistoryEvent> events = std::move(r.events);
-    std::vector<bool> live_only = std::move(r.live_only);
+    std::vector<Decision::Event> events = std::move(r.events);
     r.events = {};
-    r.live_only = {};
-    for (HistoryEvent& e : events) scrub_text(e);
     std::vector<HistoryEvent> echoed;
-    if (options.on_event) echoed = events;
-    bool all_live = std::all_of(live_only.begin(), live_only.end(), [](bool b) { return b; });
+    if (options.on_event) echoed.reserve(events.size());
+    const bool all_live = std::all_of(events.begin(), events.end(),
+                                      [](const Decision::Event& e) { return e.live_only; });
     t.events.reserve(events.size());
-    for (size_t i = 0; i < events.size(); ++i) {
-      if (!live_only[i] || all_live) t.events.push_back(std::move(events[i]));
+    for (Decision::Event& e : events) {
+      scrub_text(e.event);
+      if (options.on_event) echoed.push_back(e.event);
+      if (!e.live_only || all_live) t.events.push_back(std::move(e.event));
     }
     if (r.dead_letter) {
       t.dead_letter = std::move(*r.dead_letter);
@@ -534,11 +545,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     {
       std::unique_lock lock(run->mu);
       if (!c.status.ok()) {
-        if (!run->started) {
+        if (run->starting) {
           // The instance was never recorded: start() reports the error.
           run->finished = true;
-          if (run->started_promise) run->started_promise->set_value(c.status);
-          run->started_promise.reset();
+          if (run->starting->promise) run->starting->promise->set_value(c.status);
+          run->starting.reset();
           lock.unlock();
           forget(run);
           if (run->on_done) {
@@ -558,10 +569,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         });
         return;
       }
-      if (!run->started) {
-        run->started = true;
-        if (run->started_promise) run->started_promise->set_value(Status::Ok());
-        run->started_promise.reset();
+      if (run->starting) {
+        if (run->starting->promise) run->starting->promise->set_value(Status::Ok());
+        run->starting.reset();
       }
       if (c.final && c.seq == run->commit_seq) {
         if (has_pending(*run)) {
@@ -605,9 +615,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     fmt::print(stderr, "saga: instance {}: cannot commit: {} (retrying in 1s)\n", r.id,
                c.status.message());
     Committed::Unsaved& u = *c.unsaved;
-    r.events.insert(r.events.begin(), std::make_move_iterator(u.events.begin()),
-                    std::make_move_iterator(u.events.end()));
-    r.live_only.insert(r.live_only.begin(), u.events.size(), false);
+    std::vector<Decision::Event> back;
+    back.reserve(u.events.size() + r.events.size());
+    for (HistoryEvent& e : u.events) back.push_back({std::move(e), false});
+    back.insert(back.end(), std::make_move_iterator(r.events.begin()),
+                std::make_move_iterator(r.events.end()));
+    r.events = std::move(back);
     if (u.dead_letter && !r.dead_letter) {
       r.dead_letter = std::make_unique<DeadLetter>(std::move(*u.dead_letter));
     }
@@ -932,12 +945,13 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     run->program = prog.value();
     run->id = new_id();
     run->created_ms = now();
-    run->row = std::make_unique<InstanceRecord>();
-    run->row->program_hash = hash;
-    run->row->saga = saga_name;
-    run->row->input_json = input->to_json_text();
-    run->row->owner = owner;
-    run->row->lease_until_ms = run->created_ms + kLeaseMs;
+    run->starting = std::make_unique<Starting>();
+    InstanceRecord& row = run->starting->row.emplace();
+    row.program_hash = hash;
+    row.saga = saga_name;
+    row.input_json = input->to_json_text();
+    row.owner = owner;
+    row.lease_until_ms = run->created_ms + kLeaseMs;
     run->state = runtime::start_state(*run->program, saga, input.value());
     return run;
   }
@@ -1053,7 +1067,7 @@ Result<std::string> Engine::start(const std::string& hash, const std::string& sa
   std::string id = run->id;
   auto started = std::make_shared<std::promise<Status>>();
   auto outcome = started->get_future();
-  run->started_promise = started;
+  run->starting->promise = started;
   impl_->track(run);
   {
     std::lock_guard lock(run->mu);
@@ -1085,7 +1099,7 @@ Result<std::string> Engine::enqueue(const std::string& hash, const std::string& 
   RunPtr run = prepared.value();
   Transition t;
   t.create = true;
-  t.instance = std::move(*run->row);
+  t.instance = std::move(*run->starting->row);
   t.instance.id = run->id;
   t.instance.status = InstanceStatus::kPending;
   t.instance.owner.clear();  // Pending: any engine may claim it.
@@ -1132,7 +1146,6 @@ Result<size_t> Engine::resume(const std::string& only) {
     }
     auto run = std::make_shared<Run>();
     run->program = prog.value();
-    run->started = true;
     bool pending = rec.status == InstanceStatus::kPending || rec.checkpoint.empty();
     if (pending) {
       uint32_t saga = run->program->program.find_saga(rec.saga);

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -84,12 +85,13 @@ class TimerQueue {
 
   TimerId schedule(int64_t due_ms, std::function<void()> fn) {
     std::lock_guard lock(mu_);
-    // The thread sleeps until the earliest due time; only an entry that
-    // becomes the earliest needs to wake it (most attempt timeouts do not).
-    bool earliest = entries_.empty() || due_ms < entries_.begin()->first.first;
+    // The thread sleeps until the earliest due time, or a second: only an
+    // entry due before it wakes needs to wake it (a deadline minutes away
+    // does not, nor do most attempt timeouts), which spares a thread
+    // wake-up per saga.
     TimerId id{due_ms, ++last_seq_};
     entries_.emplace_hint(entries_.end(), Key{due_ms, id.seq}, std::move(fn));
-    if (earliest) cv_.notify_all();
+    if (due_ms < wakes_at_) cv_.notify_all();
     return id;
   }
 
@@ -108,6 +110,13 @@ class TimerQueue {
   size_t size() {
     std::lock_guard lock(mu_);
     return entries_.size();
+  }
+
+  // Whether the thread sleeps, until the earliest entry or for a while (for
+  // tests of what wakes it).
+  bool asleep() {
+    std::lock_guard lock(mu_);
+    return wakes_at_ != std::numeric_limits<int64_t>::min();
   }
 
  private:
@@ -129,18 +138,19 @@ class TimerQueue {
   void loop() {
     std::unique_lock lock(mu_);
     while (!stopped_) {
-      if (entries_.empty()) {
-        cv_.wait(lock);
-        continue;
-      }
       int64_t now = clock_.now_ms();
       if (post_due(now)) continue;
-      auto first = entries_.begin();
       // A manual clock wakes us through on_advance; a real one by the timeout.
-      cv_.wait_for(lock,
-                   std::chrono::milliseconds(std::min<int64_t>(first->first.first - now, 1000)));
+      int64_t wait = kMaxSleepMs;
+      if (!entries_.empty()) wait = std::min(entries_.begin()->first.first - now, wait);
+      wakes_at_ = now + wait;
+      cv_.wait_for(lock, std::chrono::milliseconds(wait));
+      wakes_at_ = std::numeric_limits<int64_t>::min();  // Awake: schedule() need not notify.
     }
   }
+
+  // The longest the thread sleeps without looking at the clock again.
+  static constexpr int64_t kMaxSleepMs = 1000;
 
   Clock& clock_;
   Post post_;
@@ -148,6 +158,9 @@ class TimerQueue {
   std::condition_variable cv_;
   std::map<Key, std::function<void()>> entries_;
   uint64_t last_seq_ = 0;
+  // When the sleeping thread wakes by itself (the clock's time); while it is
+  // awake, the lowest value, as it looks at the entries before it sleeps.
+  int64_t wakes_at_ = std::numeric_limits<int64_t>::min();
   bool stopped_ = false;
   std::thread thread_;
   std::shared_ptr<const std::function<void()>> waker_;  // Held weakly by the clock.

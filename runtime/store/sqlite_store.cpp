@@ -397,6 +397,9 @@ class SqliteStore final : public Store {
   std::condition_variable work_cv_;     // Writer waits for work.
   std::condition_variable flushed_cv_;  // flush() waits for the writer.
   std::vector<Item> queue_;
+  // submitted_, readable without mu_: the writer polls it while it spins, so
+  // that a submit never waits for the lock behind the poll.
+  std::atomic<uint64_t> submitted_seen_{0};
   // Emptied batch vectors, kept for their capacity: the queue fills one
   // without reallocating, and no batch allocates in steady state.
   static constexpr size_t kMaxSpare = 4;
@@ -616,6 +619,7 @@ void SqliteStore::submit(Transition transition, CommitDone done) {
     std::lock_guard lock(mu_);
     queue_.push_back(Item{std::move(transition), std::move(done)});
     ++submitted_;
+    submitted_seen_.store(submitted_, std::memory_order_release);
     wake = writer_waiting_;
     writer_waiting_ = false;
   }
@@ -646,10 +650,16 @@ void SqliteStore::writer_loop() {
       // arrives within tens of microseconds of the last commit's callbacks;
       // polling briefly saves a sleep and a wake-up (a futex round trip) per
       // transition. Under load the queue is rarely empty, so this rarely runs.
-      auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
-      while (queue_.empty() && !stopping_ && std::chrono::steady_clock::now() < spin_until) {
+      // The poll reads an atomic, not the queue under the lock, so a submit
+      // never waits for a polling writer.
+      if (queue_.empty() && !stopping_) {
+        const uint64_t seen = submitted_;
         lock.unlock();
-        std::this_thread::yield();
+        auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
+        while (submitted_seen_.load(std::memory_order_acquire) == seen &&
+               std::chrono::steady_clock::now() < spin_until) {
+          std::this_thread::yield();
+        }
         lock.lock();
       }
       while (queue_.empty() && !stopping_) {

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "runtime/bytecode/program.hpp"
 #include "saga/status.hpp"
 #include "saga/value.hpp"
@@ -144,18 +146,21 @@ struct FiberDetail {
 // the slots of the fibers it descends from, which do not change while it
 // runs (they wait at a JOIN), and keeps the slots it binds in `locals` until
 // the join hands them to its parent.
+// (Fields are ordered by size, so that the root, kept inline in every
+// instance, takes no padding.)
 struct Fiber {
   uint32_t id = 0;                   // Unique in its instance; 0 is the root.
   uint32_t parent = 0;               // The fiber that forked it (the root: 0).
   uint32_t block = bytecode::kNone;  // The block it is a branch or iteration of.
   uint32_t index = 0;                // Its branch, or its item.
   uint32_t pc = 0;
-  std::vector<Value> stack;
-  Wait wait = Wait::kNone;
   uint32_t step = bytecode::kNone;
-  Value args;
-  uint32_t attempt = 0;    // Number of the attempt to run or running (1-based).
-  int64_t wake_at_ms = 0;  // Run the attempt no earlier than this (backoff, sleep()).
+  uint32_t attempt = 0;  // Number of the attempt to run or running (1-based).
+  // While waiting at a JOIN (kJoin): the block (how many of a foreach's
+  // items were started is the number of its children: an ended child stays
+  // until the join).
+  uint32_t join_block = bytecode::kNone;
+  Wait wait = Wait::kNone;
   // An earlier attempt of this step may have had an effect (it ended in
   // doubt after its request was sent). Decides whether the step is
   // compensated when its last attempt was refused without being sent.
@@ -165,10 +170,9 @@ struct Fiber {
   // transport: it may reach the service. Set by the engine, cleared when the
   // attempt ends; after a restart, derived from the wake time.
   bool attempt_out = false;
-  // While waiting at a JOIN (kJoin): the block (how many of a foreach's
-  // items were started is the number of its children: an ended child stays
-  // until the join).
-  uint32_t join_block = bytecode::kNone;
+  int64_t wake_at_ms = 0;  // Run the attempt no earlier than this (backoff, sleep()).
+  std::vector<Value> stack;
+  Value args;
   std::vector<Completed> completed;  // The log of its own steps; the root's is the instance's.
   Rare<FiberDetail> detail;
 
@@ -182,20 +186,22 @@ struct Fiber {
 };
 
 // Everything an instance is; checkpoint.hpp encodes it.
+// (Fields are ordered by size, as Fiber's are.)
 struct InstanceState {
   uint32_t saga = 0;
+  uint32_t next_fiber = 1;  // The id of the next fiber FORK starts.
   Phase phase = Phase::kForward;
-  std::vector<Value> slots;   // The root fiber's slots (parameters first).
-  std::vector<Fiber> fibers;  // fibers[0] is the root; children in id order.
-  uint32_t next_fiber = 1;    // The id of the next fiber FORK starts.
-
-  int64_t started_ms = 0;
-  int64_t deadline_ms = 0;   // Absolute; 0 = none.
   bool cancelled = false;    // Compensating because the instance was cancelled.
   bool had_effects = false;  // Some step had (or may have had) an effect when compensation began.
   // A compensation gave up: the root waits (kUndo) on the undo that failed,
   // for an operator; the status is `stuck`.
   bool stuck = false;
+  int64_t started_ms = 0;
+  int64_t deadline_ms = 0;   // Absolute; 0 = none.
+  std::vector<Value> slots;  // The root fiber's slots (parameters first).
+  // fibers[0] is the root; children in id order. The root is kept inline:
+  // most instances have no other fiber, and each must stay small.
+  boost::container::small_vector<Fiber, 1> fibers;
   std::string error_class;  // Why it failed (set when compensation begins).
   std::string error_message;
   Value output;
