@@ -7,6 +7,7 @@
 #   ./dev.sh test-tsan  the engine, store, HTTP, crash and e2e tests under ThreadSanitizer (./build-tsan)
 #   ./dev.sh bench      install what is missing, build, run the benchmarks
 #   ./dev.sh build      install what is missing and build only
+#   ./dev.sh run-demo   what demo does after building, with the build in BUILD_DIR (a test runs it)
 #
 # Packages come from Debian only (see README.md, "Dependencies"). Run as root,
 # or as a user with sudo. The build goes to ./build (override with BUILD_DIR),
@@ -108,8 +109,36 @@ test_tsan() {
   run_sanitized "$TSAN_BUILD_DIR" thread -L '^(runtime_tests|store_tests|http_tests|crash_tests|e2e_tests|sanitized_binaries)$'
 }
 
+# The main sample: the compiler on samples/order.saga, then samples/shop
+# running orders with failures, and surviving a SIGKILL. Uses the build in
+# BUILD_DIR; tests/CMakeLists.txt runs it (test dev_sh_demo), so the README's
+# first command cannot break unnoticed.
+run_demo() {
+  local ctl="$BUILD_DIR/sagactl/sagactl" shop="$BUILD_DIR/samples/shop/shop" out
+  out=$(mktemp -d)
+  trap "rm -rf '$out'" EXIT
+  echo "==> sagactl check + compile samples/order.saga (the compiler, then the first lines of the listing)"
+  "$ctl" check samples/order.saga
+  "$ctl" compile samples/order.saga -o "$out/order.sagac"
+  "$ctl" disasm "$out/order.sagac" >"$out/order.lst"
+  head -n 24 "$out/order.lst"
+  echo
+  echo "==> samples/shop: 20 orders of samples/order.saga, 10% of calls failing (retries, compensation)"
+  "$shop" --program "$out/order.sagac" --orders 20 --fail-rate 0.1 --slow 20 --seed 7 --db "$out/shop.db"
+  echo
+  echo "==> samples/shop: SIGKILL after 10 finished orders, then the same command with --resume"
+  "$shop" --orders 30 --slow 50 --seed 8 --db "$out/crash.db" --crash-after 10 || echo "(killed, exit $?)"
+  "$shop" --orders 30 --slow 50 --seed 8 --db "$out/crash.db" --resume
+}
+
+demo() {
+  build
+  run_demo
+}
+
 case "${1:-demo}" in
   demo) demo ;;
+  run-demo) run_demo ;;
   build) build ;;
   test)
     build
@@ -125,7 +154,7 @@ case "${1:-demo}" in
     "$BUILD_DIR/bench/compile_bench"
     ;;
   *)
-    echo "usage: ./dev.sh [demo|test|test-asan|test-tsan|bench|build]" >&2
+    echo "usage: ./dev.sh [demo|test|test-asan|test-tsan|bench|build|run-demo]" >&2
     exit 2
     ;;
 esac
