@@ -11,7 +11,6 @@
 // the ratios. Every figure is the median of --runs runs, each on a fresh
 // database in a temporary directory. `--help` lists the flags.
 #include <spawn.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,6 +31,7 @@
 #include <fmt/format.h>
 
 #include "bench/allocator.hpp"
+#include "bench/process_stats.hpp"
 #include "compiler/compile.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "saga/engine.hpp"
@@ -39,6 +39,9 @@
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
+using saga::bench::cpu_seconds;
+using saga::bench::current_rss_mb;
+using saga::bench::peak_rss_mb;
 
 namespace {
 
@@ -61,27 +64,6 @@ std::vector<std::string> split(const std::string& s) {
   std::stringstream in(s);
   for (std::string item; std::getline(in, item, ',');) out.push_back(item);
   return out;
-}
-
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec +
-         u.ru_stime.tv_usec / 1e6;
-}
-
-double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss / 1024.0;
-}
-
-double current_rss_mb() {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  }
-  return 0;
 }
 
 // The image of a compiled program; exits with the diagnostics if it does not

@@ -13,6 +13,12 @@
 # six minutes. Every server listens on 127.0.0.1 only.
 set -euo pipefail
 
+if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
+  echo "usage: side_by_side.sh [OUT]: engine_bench, Restate, DBOS on PostgreSQL, engine_bench"
+  echo "  again, on this machine in one sitting; results in OUT (/tmp/saga-side-by-side)"
+  exit 0
+fi
+
 here="$(cd "$(dirname "$0")/.." && pwd)"
 peers="$here/../shared/peers"
 out="${1:-/tmp/saga-side-by-side}"

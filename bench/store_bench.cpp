@@ -330,10 +330,11 @@ int main(int argc, char** argv) {
     else if (a == "--dir")
       o.dir = value();
     else {
-      fmt::print(stderr,
+      const bool help = a == "--help" || a == "-h";
+      fmt::print(help ? stdout : stderr,
                  "usage: store_bench [--runs N] [--latency-count N] [--throughput-count N] "
                  "[--inflight N] [--ids random|ordered] [--dir DIR]\n");
-      return 2;
+      return help ? 0 : 2;
     }
   }
   std::string dir = o.dir.empty() ? std::filesystem::temp_directory_path().string() : o.dir;
