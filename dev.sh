@@ -2,9 +2,11 @@
 # dev.sh: the one entry point for building and trying Saga on Debian 12.
 #
 #   ./dev.sh demo       install what is missing, build, run the main sample (samples/shop)
-#   ./dev.sh test       install what is missing, build, run every test, then test-asan (CI runs this)
+#   ./dev.sh test       install what is missing, build, run every test, then test-asan, then
+#                       fuzz for 10 s per target (FUZZ_SMOKE_SECONDS) (CI runs this)
 #   ./dev.sh test-asan  every test under AddressSanitizer + UndefinedBehaviorSanitizer (./build-asan)
 #   ./dev.sh test-tsan  the engine, store, HTTP, crash and e2e tests under ThreadSanitizer (./build-tsan)
+#   ./dev.sh fuzz [S]   every libFuzzer target of tests/fuzz for S seconds each (60), clang (./build-fuzz)
 #   ./dev.sh bench      install what is missing, build, run the benchmarks
 #   ./dev.sh build      install what is missing and build only
 #   ./dev.sh run-demo   what demo does after building, with the build in BUILD_DIR (a test runs it)
@@ -19,10 +21,11 @@ cd "$(dirname "$0")"
 BUILD_DIR=${BUILD_DIR:-build}
 ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
 TSAN_BUILD_DIR=${TSAN_BUILD_DIR:-build-tsan}
+FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 # The sanitizer runtimes come with GCC 12 (dependencies of g++-12); listed so
 # that a missing one is installed instead of failing at link time.
 PACKAGES=(
-  g++ g++-12 libasan8 libubsan1 libtsan2 cmake ninja-build pkg-config ccache
+  g++ g++-12 libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev cmake ninja-build pkg-config ccache
   tao-pegtl-dev libfmt-dev libboost-dev libsqlite3-dev libcli11-dev
   nlohmann-json3-dev libxxhash-dev libjemalloc-dev libgtest-dev libgmock-dev
   sqlite3
@@ -136,6 +139,54 @@ demo() {
   run_demo
 }
 
+# fuzz [SECONDS]: builds FUZZ_BUILD_DIR with clang and SAGA_FUZZ (libFuzzer,
+# ASan, UBSan, asserts on), writes the generated seeds (make_seeds), then
+# runs every target of tests/fuzz for SECONDS (60): at most 1 s per input,
+# 2 GB of memory, leaks reported. Each target's corpus grows in
+# FUZZ_BUILD_DIR/fuzz-corpus/TARGET (kept between runs), seeded from the
+# repository; a crash, leak or timeout is written to
+# FUZZ_BUILD_DIR/fuzz-findings/TARGET/ and fails the command (findings of
+# earlier runs stay there but do not count again). Prints one line per
+# target: executions, executions per second, coverage and new findings. A
+# finding becomes a regression test: copy it to tests/fuzz/regressions/TARGET/
+# (tests/README.md, "Fuzzing").
+fuzz() {
+  local seconds=${1:-60} dir=$FUZZ_BUILD_DIR rc=0 start=$SECONDS
+  install_packages
+  build_in "$dir" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+    -DSAGA_FUZZ=ON -DSAGA_BUILD_TESTS=OFF -DSAGA_BUILD_BENCH=OFF
+  "$dir/tests/fuzz/make_seeds" "$dir/tests/fuzz/seeds"
+  local summary=()
+  while read -r target seeds; do
+    local corpus="$dir/fuzz-corpus/$target" findings="$dir/fuzz-findings/$target"
+    local log="$dir/fuzz-logs/$target.log" frc=0 stamp="$dir/fuzz-logs/$target.started"
+    mkdir -p "$corpus" "$findings" "$dir/fuzz-logs"
+    touch "$stamp"
+    echo "==> fuzzing $target for $seconds s"
+    # shellcheck disable=SC2086  # $seeds is a list of directories.
+    "$dir/tests/fuzz/$target" "$corpus" $seeds -max_total_time="$seconds" -timeout=1 \
+      -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$findings/" </dev/null >"$log" 2>&1 ||
+      frc=$?
+    local execs rate cov ft found
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1) || true
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1) || true
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2) || true
+    ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2) || true
+    found=$(find "$findings" -type f -newer "$stamp" | wc -l)
+    if [ "$frc" -ne 0 ] || [ "$found" -ne 0 ]; then
+      rc=1
+      echo "--- $target: FINDING (exit $frc), see $log and $findings"
+      grep -E '^(==[0-9]+==ERROR|SUMMARY|fuzz: |.*deadly signal|.*-timeout|.*out-of-memory)' "$log" | head -20 || true
+    fi
+    summary+=("$(printf '%-20s %11s executions %7s/s  %6s edges  %7s features  %s findings' \
+      "$target" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$found")")
+  done <"$dir/tests/fuzz/seed_dirs.txt"
+  echo "==> fuzz: $seconds s per target (logs in $dir/fuzz-logs)"
+  printf '%s\n' "${summary[@]}"
+  echo "==> fuzzed in $((SECONDS - start)) s"
+  return $rc
+}
+
 case "${1:-demo}" in
   demo) demo ;;
   run-demo) run_demo ;;
@@ -146,15 +197,19 @@ case "${1:-demo}" in
     ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)"
     echo "==> built and tested in $SECONDS s"
     test_asan
+    # The fuzz smoke: every target fuzzed briefly, from the seeds and the
+    # regressions; a finding fails the run (tests/README.md, "Fuzzing").
+    fuzz "${FUZZ_SMOKE_SECONDS:-10}"
     ;;
   test-asan) test_asan ;;
   test-tsan) test_tsan ;;
+  fuzz) fuzz "${2:-60}" ;;
   bench)
     build
     "$BUILD_DIR/bench/compile_bench"
     ;;
   *)
-    echo "usage: ./dev.sh [demo|test|test-asan|test-tsan|bench|build|run-demo]" >&2
+    echo "usage: ./dev.sh [demo|test|test-asan|test-tsan|fuzz [SECONDS]|bench|build|run-demo]" >&2
     exit 2
     ;;
 esac
