@@ -254,9 +254,11 @@ ServiceOutcome classify_response(int status, std::string_view reason, std::strin
                                  std::string_view retry_after, int64_t now_unix_ms,
                                  const std::string& what) {
   ServiceOutcome out;
+  // The reason phrase and Retry-After are the server's bytes, like its body:
+  // they go into a message that is stored and printed, so it must be UTF-8.
   auto status_text = [&] {
     return reason.empty() ? fmt::format("HTTP {}", status)
-                          : fmt::format("HTTP {} {}", status, reason);
+                          : fmt::format("HTTP {} {}", status, scrub_utf8(reason));
   };
   auto with_body = [&](std::string text) {
     if (!body.empty()) text += ": " + quote_body(body);
@@ -291,7 +293,7 @@ ServiceOutcome classify_response(int status, std::string_view reason, std::strin
     out.message = with_body(fmt::format("{}: {}", what, status_text()));
     if (auto ms = parse_retry_after(retry_after, now_unix_ms)) {
       out.retry_after_ms = *ms;
-      out.message += fmt::format(" (Retry-After: {})", retry_after);
+      out.message += fmt::format(" (Retry-After: {})", scrub_utf8(retry_after));
     }
     return out;
   }

@@ -4,6 +4,7 @@
 // byte sequence may crash the runtime or make it allocate unboundedly.
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -122,10 +123,13 @@ Result<Value> decode_at(Reader& r, uint32_t depth) {
       return Value(true);
     case kTagNumber: {
       if (r.rest().size() < 8) return r.error("truncated number");
-      std::string_view b = r.take(8);
+      std::string_view b = r.rest().substr(0, 8);
       uint64_t bits = 0;
       for (int i = 0; i < 8; ++i) bits |= uint64_t{static_cast<uint8_t>(b[i])} << (8 * i);
-      return Value(std::bit_cast<double>(bits));
+      const double d = std::bit_cast<double>(bits);
+      if (!std::isfinite(d)) return r.error("a number that is not finite");
+      r.take(8);
+      return Value(d);
     }
     case kTagString: {
       uint64_t n;

@@ -493,6 +493,10 @@ Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_vie
     if (f.index >= count) return corrupt("a fiber's branch or item is out of range");
   }
   for (const Fiber& f : s.fibers) {
+    // First the resume point: it checks that a join_block is one (a fiber
+    // that waits at a JOIN may come without one).
+    Status ok = check_resume_point(lp, s, f);
+    if (!ok.ok()) return ok;
     if (f.wait == Wait::kJoin && p.blocks[f.join_block].kind == bytecode::Block::Kind::Foreach &&
         !f.detail->items.is_list()) {
       return corrupt("a foreach's items are not a list");
@@ -501,8 +505,6 @@ Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_vie
     if (!f.ended && f.id != 0 && f.wait == Wait::kNone) {
       return corrupt("a running fiber that waits for nothing");
     }
-    Status ok = check_resume_point(lp, s, f);
-    if (!ok.ok()) return ok;
   }
   const Fiber& root = s.root();
   if (root.wait == Wait::kNone && s.phase != Phase::kDone) return corrupt("not at a yield point");

@@ -431,6 +431,12 @@ TEST(Checkpoint, RefusesStatesTheProgramCannotBeIn) {
       {"id beyond next_fiber", [](InstanceState& s) { s.next_fiber = 2; }, "out of range"},
       {"running child that waits for nothing",
        [](InstanceState& s) { s.fibers[1].wait = Wait::kNone; }, "waits for nothing"},
+      {"waits at a JOIN of no block (found by fuzz_checkpoint: read out of bounds)",
+       [](InstanceState& s) {
+         s.fibers[1].wait = Wait::kJoin;
+         s.fibers[1].join_block = saga::bytecode::kNone;
+       },
+       "JOIN of no block"},
       {"fibers while compensating",
        [](InstanceState& s) {
          s.phase = Phase::kCompensating;

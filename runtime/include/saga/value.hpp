@@ -255,7 +255,9 @@ static_assert(sizeof(Value) == 16, "a Value is a tag plus 8 bytes of payload");
 
 // Binary encoding of a value, for checkpoints. One tag byte per value, then:
 //   0 null, 1 false, 2 true: nothing;
-//   3 number: 8 bytes, the IEEE-754 double in little-endian order;
+//   3 number: 8 bytes, the IEEE-754 double in little-endian order, finite
+//             (no value the runtime makes is NaN or infinite: JSON has
+//             neither and arithmetic that overflows is an error);
 //   4 string: varint byte length, then the bytes;
 //   5 list:   varint element count, then the elements;
 //   6 object: varint field count, then per field a varint name length, the
@@ -270,10 +272,10 @@ void encode(const Value& value, std::string& out);
 // error, `in` is left unchanged). Whatever the bytes, decode never crashes and
 // never allocates unboundedly: every length is checked against the remaining
 // bytes before anything is read or allocated, so memory stays proportional to
-// in.size() (plus a small, bounded reserve per nesting level). Errors are kCorrupt, with a
-// message that says what was wrong and at which byte offset: unknown tag,
-// truncated data, an overlong varint, nesting beyond kMaxDepth, or object
-// names out of order.
+// in.size() (plus a small, bounded reserve per nesting level). Errors are
+// kCorrupt, with a message that says what was wrong and at which byte offset:
+// unknown tag, truncated data, a number that is not finite, an overlong
+// varint, nesting beyond kMaxDepth, or object names out of order.
 Result<Value> decode(std::string_view& in);
 
 }  // namespace saga
