@@ -138,6 +138,13 @@ class Machine {
           !engine_performed(p_.actions[p_.steps[f.step].action])) {
         f.earlier_attempt_in_doubt = true;
       }
+    }
+    rearm();
+  }
+
+  // Every fiber that waits for an action or an undo starts its wait again.
+  void rearm() {
+    for (Fiber& f : s_.fibers) {
       if (f.wait == Wait::kAction || (f.wait == Wait::kUndo && !s_.stuck)) {
         add_unique(d_.ready, f.id);
       }
@@ -734,12 +741,30 @@ Decision interrupt(const LinkedProgram& program, InstanceState& state, std::stri
   return m.finish();
 }
 
-Decision resumed(const LinkedProgram& program, InstanceState& state, const Env& env) {
+namespace {
+
+// resumed() and reloaded(): the committed state's waits start again, with
+// nothing to commit first.
+Decision rearmed(const LinkedProgram& program, InstanceState& state, const Env& env, bool restart) {
   Machine m(program, state, env);
-  m.resumed();
+  if (restart) {
+    m.resumed();
+  } else {
+    m.rearm();
+  }
   Decision d = m.finish();
   d.commit = false;
   return d;
+}
+
+}  // namespace
+
+Decision resumed(const LinkedProgram& program, InstanceState& state, const Env& env) {
+  return rearmed(program, state, env, true);
+}
+
+Decision reloaded(const LinkedProgram& program, InstanceState& state, const Env& env) {
+  return rearmed(program, state, env, false);
 }
 
 }  // namespace saga::runtime

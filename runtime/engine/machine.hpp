@@ -116,6 +116,13 @@ Decision interrupt(const LinkedProgram& program, InstanceState& state, std::stri
 // every fiber to start waiting again.
 Decision resumed(const LinkedProgram& program, InstanceState& state, const Env& env);
 
+// An instance the engine evicted from memory while every fiber waited in a
+// timer (nothing out, everything committed) is loaded again when it is due:
+// the same waits as resumed() lists, but nothing happened in between, so
+// there is no event and nothing becomes in doubt (a backoff's attempt due
+// now was certainly not sent). Nothing to commit.
+Decision reloaded(const LinkedProgram& program, InstanceState& state, const Env& env);
+
 // The idempotency key and history name of the step a fiber waits for:
 // "<prefix><step><suffix>" (an undo: the name of its log entry).
 std::string step_name(const LinkedProgram& program, const Fiber& fiber);

@@ -79,6 +79,7 @@ class Machine {
     return keep(saga::runtime::interrupt(lp_, state_, cls, "stop", cancel, env_));
   }
   Decision resumed() { return keep(saga::runtime::resumed(lp_, state_, env_)); }
+  Decision reloaded() { return keep(saga::runtime::reloaded(lp_, state_, env_)); }
   void advance(int64_t ms) { env_.now_ms += ms; }
 
   // The event kinds of a decision, "kind:step" where there is a step.
@@ -390,6 +391,35 @@ TEST(Machine, AfterARestartOnlyAnAttemptThatWasDueCountsAsSent) {
   s.advance(5000);
   s.resumed();
   EXPECT_FALSE(s.state().root().earlier_attempt_in_doubt);
+}
+
+// An instance the engine evicted while it waited is loaded again with the
+// same waits as after a restart, but nothing happened in between: no event,
+// and a backoff's attempt due now was certainly not sent.
+TEST(Machine, ReloadedAfterEvictionIsNotAResume) {
+  Machine m(kTwoSteps);
+  m.begin();
+  m.end(0, ok());
+  m.end(0, failure("unavailable", true));  // Never sent: a backoff of 1 s.
+  m.advance(1000);
+  Decision d = m.reloaded();
+  EXPECT_FALSE(d.commit);
+  EXPECT_TRUE(d.events.empty());
+  EXPECT_EQ(ids(d.ready), std::vector<uint32_t>{0});
+  EXPECT_FALSE(m.state().root().earlier_attempt_in_doubt);
+  // The next attempts are refused unsent too: the step had no effect, so
+  // only the first step is undone (after a resume, b would be undone too).
+  m.end(0, failure("unavailable", true));
+  m.advance(1000);
+  m.end(0, failure("unavailable", true));
+  EXPECT_EQ(m.waiting(), "undo a");
+  // Fibers at a join are not made ready; their sleeping children are.
+  Machine f(R"(saga t(xs: list) { parallel foreach x in xs { step nap { do sleep(for: 1h) } } })",
+            Value::from_json(nlohmann::json{{"xs", {1, 2}}}).value());
+  f.begin();
+  Decision r = f.reloaded();
+  EXPECT_EQ(ids(r.ready), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(f.waiting(0), "join");
 }
 
 TEST(Machine, BuiltInActionsAreCheckedAndPerformedByTheMachine) {
