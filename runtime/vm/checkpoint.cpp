@@ -493,7 +493,13 @@ Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_vie
     if (f.index >= count) return corrupt("a fiber's branch or item is out of range");
   }
   for (const Fiber& f : s.fibers) {
-    // First the resume point: it checks that a join_block is one (a fiber
+    // Undos run one at a time on the root, once compensation has begun
+    // (runtime/engine/machine.cpp, next_undo): the machine would take an
+    // undo awaited anywhere else for a compensation that gave up.
+    if (f.wait == Wait::kUndo && (f.id != 0 || s.phase != Phase::kCompensating)) {
+      return corrupt("an undo awaited outside compensation");
+    }
+    // Then the resume point: it checks that a join_block is one (a fiber
     // that waits at a JOIN may come without one).
     Status ok = check_resume_point(lp, s, f);
     if (!ok.ok()) return ok;

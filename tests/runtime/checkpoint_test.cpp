@@ -437,6 +437,9 @@ TEST(Checkpoint, RefusesStatesTheProgramCannotBeIn) {
          s.fibers[1].join_block = saga::bytecode::kNone;
        },
        "JOIN of no block"},
+      {"a branch that waits for an undo (found by fuzz_checkpoint: it made the instance stuck "
+       "while running)",
+       [](InstanceState& s) { s.fibers[1].wait = Wait::kUndo; }, "undo awaited outside"},
       {"fibers while compensating",
        [](InstanceState& s) {
          s.phase = Phase::kCompensating;
