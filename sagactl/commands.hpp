@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/bytecode/program.hpp"
+
 namespace saga::cli {
 
 inline constexpr int kExitOk = 0;
@@ -63,6 +65,19 @@ struct RunArgs {
   bool quiet = false;
   Access access;
 };
+// What `run`, `start` and `explore` need before anything runs: the program,
+// the saga to run and the input, each checked. `exit` is kExitOk, or the
+// exit code of what was wrong (already printed).
+struct Prepared {
+  int exit = kExitOk;
+  bytecode::Program program;
+  std::string saga;
+  nlohmann::json input;
+};
+// Reads the program, chooses the saga (the only one, or --saga) and reads
+// --input or --input-file ({} when neither is given).
+Prepared prepare_run(const RunArgs& args);
+
 int run(const RunArgs& args);
 int start(const RunArgs& args);
 
@@ -77,5 +92,15 @@ int worker(const DbArgs& args, int poll_ms);
 int ls(const DbArgs& args, const std::string& status, size_t limit);
 int show(const DbArgs& args, const std::string& id);
 int cancel(const DbArgs& args, const std::string& id);
+
+struct ExploreArgs {
+  RunArgs run;  // program, --saga, --input/--input-file (default: a value per parameter).
+  uint32_t max_faults = 2;
+  uint32_t max_crashes = 1;
+  uint32_t undo_attempts = 2;
+  uint64_t max_paths = 1'000'000;
+  bool json = false;
+};
+int explore(const ExploreArgs& args);
 
 }  // namespace saga::cli

@@ -129,6 +129,31 @@ int main(int argc, char** argv) {
   add_access(cancel_cmd, d.access);
   cancel_cmd->add_option("id", id, "Instance id")->required();
 
+  ExploreArgs x;
+  auto* explore_cmd = app.add_subcommand(
+      "explore",
+      "Run every failure path of a saga (each attempt's outcome, cancel, deadline, a crash) "
+      "with mocked actions and virtual time, and check its compensation");
+  explore_cmd->add_option("program", x.run.program, "A .saga (compiled in memory) or .sagac file")
+      ->required();
+  explore_cmd->add_option("--saga", x.run.saga, "Which saga (default: the program's only saga)");
+  auto* x_in = explore_cmd->add_option(
+      "--input", x.run.input, "The input as a JSON object (default: a value per parameter)");
+  auto* x_file =
+      explore_cmd->add_option("--input-file", x.run.input_file, "Read the input JSON from a file");
+  x_in->excludes(x_file);
+  explore_cmd->add_option("--faults", x.max_faults, "Faults per path: the bound (2)")
+      ->check(CLI::Range(0, 8));
+  explore_cmd->add_option("--crashes", x.max_crashes, "Of those, crashes (1)")
+      ->check(CLI::Range(0, 8));
+  explore_cmd
+      ->add_option("--undo-attempts", x.undo_attempts,
+                   "Attempts of an undo before the instance is stuck (2)")
+      ->check(CLI::Range(1, 20));
+  explore_cmd->add_option("--max-paths", x.max_paths, "Stop after this many paths (1000000)")
+      ->check(CLI::PositiveNumber);
+  explore_cmd->add_flag("--json", x.json, "Print the report as JSON");
+
   // CLI11 takes an unknown first word for a missing subcommand ("A
   // subcommand is required"); name it instead.
   if (argc > 1 && argv[1][0] != '-' &&
@@ -159,5 +184,6 @@ int main(int argc, char** argv) {
   if (*ls_cmd) return ls(d, status, limit);
   if (*show_cmd) return show(d, id);
   if (*cancel_cmd) return cancel(d, id);
+  if (*explore_cmd) return explore(x);
   return kExitUsage;
 }

@@ -131,16 +131,6 @@ std::unique_ptr<Store> open_reader(const std::string& db) {
   return std::move(store).value();
 }
 
-// What `run` and `start` need before they open the database: the program,
-// the saga to run and the input, each checked. `exit` is kExitOk, or the
-// exit code of what was wrong (already printed).
-struct Prepared {
-  int exit = kExitOk;
-  bytecode::Program program;
-  std::string saga;
-  nlohmann::json input;
-};
-
 // Checks --service bindings against the services the program declares.
 std::string check_service_bindings(const bytecode::Program& program, const Access& access) {
   std::vector<std::string> declared;
@@ -157,6 +147,8 @@ std::string check_service_bindings(const bytecode::Program& program, const Acces
   }
   return {};
 }
+
+}  // namespace
 
 // Reads the program, chooses the saga and reads the input, in that order.
 Prepared prepare_run(const RunArgs& args) {
@@ -202,6 +194,8 @@ Prepared prepare_run(const RunArgs& args) {
   }
   return out;
 }
+
+namespace {
 
 // Stores the prepared program in the engine's database; its hash, or
 // nullopt (printed).

@@ -202,5 +202,22 @@ contains "$tmp/out" "$pending2: cancelled" "pending instance cancelled"
 expect 0 "show the cancelled instance" -- "$ctl" show "$pending2" --db "$db" --json
 if grep -q '"kind": "undo_' "$tmp/out"; then failed=$((failed + 1)); echo "FAIL: cancelling a pending instance ran an undo"; else passed=$((passed + 1)); fi
 
+# explore: every failure path of a saga, judged (README.md, "Exploring failure paths").
+expect 0 "explore order.saga" -- "$ctl" explore "$src/samples/order.saga"
+contains "$tmp/out" "saga order_fulfillment: 141 paths with up to 2 faults each" "explore counts the paths"
+contains "$tmp/out" "no violation" "explore finds nothing in the sample"
+expect 0 "explore --json" -- "$ctl" explore "$src/samples/travel.saga" --faults 1 --json
+contains "$tmp/out" '"paths":' "explore --json gives the paths"
+expect 1 "explore finds a planted bug" -- "$ctl" explore "$src/tests/explore/cases/in_doubt_without_undo.saga"
+contains "$tmp/err" "in_doubt_without_undo.saga:6:8: error: step 'b' may have had its effect" "the violation is a diagnostic at the step"
+contains "$tmp/err" "trace (1 fault):" "the violation comes with its trace"
+contains "$tmp/err" "b attempt 1 times out -> step_failed b, compensating, undo_skipped b" "the trace shows the fault"
+contains "$tmp/out" "1 violation" "the summary counts it"
+expect 2 "explore an unknown saga" -- "$ctl" explore "$src/samples/order.saga" --saga order
+contains "$tmp/err" "has no saga 'order'" "explore names the unknown saga"
+expect 2 "explore with input of the wrong type" -- "$ctl" explore "$src/samples/hello.saga" --input '{"name": 1, "times": 1}'
+expect 2 "explore with a fault bound out of range" -- "$ctl" explore "$src/samples/hello.saga" --faults 99
+expect 1 "explore a file with errors" -- "$ctl" explore "$src/tests/compiler/cases/unknown_service.saga"
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
