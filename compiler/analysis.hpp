@@ -58,6 +58,12 @@ struct Analysis {
 // analysis is complete enough for codegen only when no error was reported.
 Analysis check(const ast::File& file, Diagnostics& diags);
 
+// For each saga with a deadline, warns when the worst case of a path (its
+// steps' attempts, timeouts and backoffs, constant sleeps) exceeds the
+// deadline, and at every step that can wait with no timeout at all
+// (budget.cpp). Only for a file without errors.
+void check_budgets(const ast::File& file, const Analysis& analysis, Diagnostics& diags);
+
 // The default error class of `fail "message"` without a class.
 inline constexpr const char* kDefaultFailClass = "failed";
 

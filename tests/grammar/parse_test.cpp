@@ -113,7 +113,7 @@ TEST_F(SampleTest, Services) {
   EXPECT_EQ(shipping.name, "shipping");
   EXPECT_FALSE(shipping.has_url);
   EXPECT_TRUE(shipping.clauses.empty());
-  EXPECT_EQ(p.text(shipping.span), "service shipping  { }");
+  EXPECT_EQ(p.text(shipping.span), "service shipping  { timeout 5s }");
 }
 
 TEST_F(SampleTest, RetryPolicy) {
