@@ -14,8 +14,12 @@
 //
 // Failures, latency and Retry-After can be injected from the command line,
 // per request (X-Test-Fail, X-Test-Latency) and at run time (POST /control);
-// README.md in this folder lists them. The server is synchronous, one thread
-// per connection: simple, and enough for the benchmark's 256 connections.
+// README.md in this folder lists them. Besides failures before any effect,
+// it can lose the reply of a request it applied (--lost-reply-rate) and
+// answer a repeated key with an error instead of its first response
+// (--repeat-error-rate), and it can record every call in its database
+// (--record-calls), for the chaos run (bench/chaos) to read after restarts. The server is
+// synchronous, one thread per connection: simple, and enough for the benchmark's 256 connections.
 #include <fmt/format.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -68,6 +72,24 @@ struct Behaviour {
   // The n-th call with one Idempotency-Key answers fail_sequence[n-1] (200
   // or any 2xx: handle normally); beyond its end, calls are handled normally.
   std::vector<int> fail_sequence;
+  // The chaos run's failures, each drawn from the seeded generator, and only
+  // when its rate is above 0 (so the draws of fail_rate are the same as
+  // without them). Latency: up to latency_jitter_ms more, uniformly, or
+  // slow_ms instead with probability slow_rate.
+  int64_t latency_jitter_ms = 0;
+  double slow_rate = 0;
+  int64_t slow_ms = 0;
+  // A business refusal before any effect (a 4xx: the engine's `rejected`).
+  double reject_rate = 0;
+  int reject_status = 422;
+  // The request is applied, then answered fail_status as if the reply had
+  // been lost: the caller cannot know that it took effect.
+  double lost_reply_rate = 0;
+  // A repeated key is answered repeat_error_status instead of its first
+  // response: a participant that does not honour the contract of
+  // docs/http.md, and the case that a step in doubt must stay in doubt.
+  double repeat_error_rate = 0;
+  int repeat_error_status = 409;
 };
 
 struct Role {
@@ -117,6 +139,10 @@ class Effects {
         " request TEXT, status INTEGER, response TEXT, undone INTEGER NOT NULL DEFAULT 0,"
         " at_ms INTEGER NOT NULL)");
     exec("CREATE INDEX IF NOT EXISTS effects_id ON effects(id)");
+    exec(
+        "CREATE TABLE IF NOT EXISTS calls ("
+        " seq INTEGER PRIMARY KEY, key TEXT NOT NULL, op TEXT NOT NULL, status INTEGER NOT NULL,"
+        " outcome TEXT NOT NULL, at_ms INTEGER NOT NULL)");
     sqlite3_stmt* s = prepare("SELECT coalesce(max(rowid), 0) FROM effects");
     if (sqlite3_step(s) == SQLITE_ROW) next_id_ = sqlite3_column_int64(s, 0) + 1;
     sqlite3_finalize(s);
@@ -162,6 +188,20 @@ class Effects {
     sqlite3_bind_int(s, 6, status);
     sqlite3_bind_text(s, 7, response.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 8, now_ms());
+    sqlite3_step(s);
+    sqlite3_finalize(s);
+  }
+  // A row of the calls table (--record-calls): the request with `key` was
+  // answered `status`; `outcome` says how (README.md, "Options").
+  void record_call(const std::string& key, const std::string& op, int status,
+                   const std::string& outcome) {
+    sqlite3_stmt* s =
+        prepare("INSERT INTO calls (key, op, status, outcome, at_ms) VALUES (?, ?, ?, ?, ?)");
+    sqlite3_bind_text(s, 1, key.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, op.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(s, 3, status);
+    sqlite3_bind_text(s, 4, outcome.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 5, now_ms());
     sqlite3_step(s);
     sqlite3_finalize(s);
   }
@@ -238,8 +278,11 @@ using Response = bhttp::response<bhttp::string_body>;
 
 class Participant {
  public:
-  Participant(Role role, Behaviour behaviour, uint64_t seed)
-      : role_(std::move(role)), behaviour_(std::move(behaviour)), rng_(seed) {}
+  Participant(Role role, Behaviour behaviour, uint64_t seed, bool record_calls)
+      : role_(std::move(role)),
+        behaviour_(std::move(behaviour)),
+        rng_(seed),
+        record_calls_(record_calls) {}
 
   Effects& effects() { return effects_; }
   std::mutex& db_mutex() { return db_mu_; }
@@ -338,24 +381,28 @@ class Participant {
 
     Behaviour b;
     int64_t nth;
+    Draws draws;
     {
       std::lock_guard lock(mu_);
       b = behaviour_;
       ++calls_;
       nth = key.empty() ? 1 : ++calls_by_key_[key];
       if (!key.empty()) times_by_key_[key].push_back(now_ms());
+      draws = draw(b);
     }
     int64_t latency = b.latency_ops.count(op) ? b.latency_ops.at(op) : b.latency_ms;
+    latency = draws.slow ? b.slow_ms : latency + draws.jitter_ms;
     if (auto it = req.find("X-Test-Latency"); it != req.end()) {
       latency = std::atoll(std::string(it->value()).c_str());
     }
     if (latency > 0) std::this_thread::sleep_for(std::chrono::milliseconds(latency));
 
     // A repeated key gets the first response (docs/http.md), whatever is
-    // injected: failures are injected only into requests that would apply.
+    // injected: failures are injected only into requests that would apply
+    // (unless --repeat-error-rate asks for a participant that breaks this).
     if (!key.empty()) {
       std::lock_guard lock(db_mu_);
-      if (auto res = stored_response(key)) return std::move(*res);
+      if (auto res = stored_response(key)) return repeated(std::move(*res), key, op, draws, b);
     }
 
     // Injected failures: the header, else the sequence, else the rate.
@@ -368,9 +415,12 @@ class Participant {
       std::lock_guard lock(mu_);
       if (std::uniform_real_distribution<double>(0, 1)(rng_) < b.fail_rate) fail = b.fail_status;
     }
+    if (fail < 300 && draws.reject) fail = b.reject_status;
     if (fail >= 300) {
       Response res = reply(fail, {{"error", fmt::format("injected failure {}", fail)}, {"op", op}});
       if (b.retry_after_s >= 0) res.set(bhttp::field::retry_after, std::to_string(b.retry_after_s));
+      std::lock_guard lock(db_mu_);
+      record(key, op, fail, "injected");
       return res;
     }
 
@@ -379,7 +429,64 @@ class Participant {
     if (key.empty()) key = fmt::format("anonymous-{}", effects_.next_id());
     // Again under this lock: a request with the same key may have applied
     // since the look-up above.
-    if (auto res = stored_response(key)) return std::move(*res);
+    if (auto res = stored_response(key)) return repeated(std::move(*res), key, op, draws, b);
+    Response res = apply(key, op, forward, args);
+    if (!draws.lost_reply) {
+      record(key, op, static_cast<int>(res.result_int()), "applied");
+      return res;
+    }
+    record(key, op, b.fail_status, "lost_reply");
+    return reply(b.fail_status,
+                 {{"error", "injected failure after the effect (reply lost)"}, {"op", op}});
+  }
+
+  // What one request draws from the generator (with mu_ held): nothing for a
+  // rate of 0, so that adding a rate never changes the other draws.
+  struct Draws {
+    int64_t jitter_ms = 0;
+    bool slow = false, reject = false, lost_reply = false, repeat_error = false;
+  };
+  Draws draw(const Behaviour& b) {
+    auto chance = [&](double rate) {
+      return rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < rate;
+    };
+    Draws d;
+    if (b.latency_jitter_ms > 0) {
+      d.jitter_ms = std::uniform_int_distribution<int64_t>(0, b.latency_jitter_ms)(rng_);
+    }
+    d.slow = chance(b.slow_rate);
+    d.reject = chance(b.reject_rate);
+    d.lost_reply = chance(b.lost_reply_rate);
+    d.repeat_error = chance(b.repeat_error_rate);
+    return d;
+  }
+
+  // The answer to a request whose key has a stored row (db_mu_ held): its
+  // first response, the refusal of a request compensated before it arrived,
+  // or the error --repeat-error-rate injects instead of the first response.
+  Response repeated(Response first, const std::string& key, const std::string& op,
+                    const Draws& draws, const Behaviour& b) {
+    const bool refused = first.find("X-Dedup") == first.end();
+    if (refused) {
+      record(key, op, static_cast<int>(first.result_int()), "refused");
+      return first;
+    }
+    if (!draws.repeat_error) {
+      record(key, op, static_cast<int>(first.result_int()), "dedup");
+      return first;
+    }
+    record(key, op, b.repeat_error_status, "repeat_error");
+    return reply(b.repeat_error_status,
+                 {{"error", "injected error for a repeated Idempotency-Key"}, {"op", op}});
+  }
+
+  // Records a call with --record-calls (db_mu_ held).
+  void record(const std::string& key, const std::string& op, int status, const char* outcome) {
+    if (record_calls_ && effects_.is_open()) effects_.record_call(key, op, status, outcome);
+  }
+
+  // Applies a forward operation or an undo whose key is new (db_mu_ held).
+  Response apply(const std::string& key, const std::string& op, bool forward, const json& args) {
     if (forward) {
       std::string id = fmt::format("{}-{}", role_.prefix, effects_.next_id());
       json result = {{"id", id}};
@@ -458,6 +565,18 @@ class Participant {
     if (c.contains("fail_sequence")) {
       behaviour_.fail_sequence = c["fail_sequence"].get<std::vector<int>>();
     }
+    if (c.contains("latency_jitter_ms")) {
+      behaviour_.latency_jitter_ms = c["latency_jitter_ms"].get<int64_t>();
+    }
+    if (c.contains("slow_rate")) behaviour_.slow_rate = c["slow_rate"].get<double>();
+    if (c.contains("slow_ms")) behaviour_.slow_ms = c["slow_ms"].get<int64_t>();
+    if (c.contains("reject_rate")) behaviour_.reject_rate = c["reject_rate"].get<double>();
+    if (c.contains("lost_reply_rate")) {
+      behaviour_.lost_reply_rate = c["lost_reply_rate"].get<double>();
+    }
+    if (c.contains("repeat_error_rate")) {
+      behaviour_.repeat_error_rate = c["repeat_error_rate"].get<double>();
+    }
     if (c.value("reset_stats", false)) {
       calls_ = 0;
       calls_by_key_.clear();
@@ -509,6 +628,7 @@ class Participant {
   std::mutex mu_;  // Guards behaviour_, rng_ and the counters below.
   Behaviour behaviour_;
   std::mt19937_64 rng_;
+  const bool record_calls_;  // --record-calls: a row in `calls` per operation request.
   int64_t calls_ = 0;
   std::map<std::string, int64_t> calls_by_key_;
   std::map<std::string, std::vector<int64_t>> times_by_key_;
@@ -561,7 +681,28 @@ int main(int argc, char** argv) {
   app.add_option("--retry-after", b.retry_after_s, "Retry-After seconds on injected failures");
   app.add_option("--fail-sequence", sequence,
                  "Statuses of the 1st, 2nd, ... call with one Idempotency-Key, e.g. 503,503,200");
-  app.add_option("--seed", seed, "Seed of --fail-rate's generator (0: random)");
+  app.add_option("--seed", seed, "Seed of the generator of every rate (0: random)");
+  app.add_option("--latency-jitter", b.latency_jitter_ms,
+                 "Up to this many milliseconds more per operation, uniformly");
+  app.add_option("--slow-rate", b.slow_rate, "Probability that an operation takes --slow-ms")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--slow-ms", b.slow_ms, "The latency of a slow operation");
+  app.add_option("--reject-rate", b.reject_rate,
+                 "Probability that an operation is refused (--reject-status) without effect")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--reject-status", b.reject_status, "HTTP status of refusals (default 422)");
+  app.add_option("--lost-reply-rate", b.lost_reply_rate,
+                 "Probability that an operation takes effect but is answered --fail-status")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--repeat-error-rate", b.repeat_error_rate,
+                 "Probability that a repeated key is answered --repeat-error-status instead of "
+                 "its first response")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--repeat-error-status", b.repeat_error_status,
+                 "HTTP status of those answers (default 409)");
+  bool record_calls = false;
+  app.add_flag("--record-calls", record_calls,
+               "Record every operation request in the table `calls` of --db");
   CLI11_PARSE(app, argc, argv);
   for (size_t i = 0; i < sequence.size();) {
     size_t comma = sequence.find(',', i);
@@ -587,7 +728,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  Participant participant(roles().at(role_name), b, seed ? seed : std::random_device{}());
+  Participant participant(roles().at(role_name), b, seed ? seed : std::random_device{}(),
+                          record_calls);
   if (!participant.effects().open(db)) {
     std::fprintf(stderr, "participant: cannot open %s\n", db.c_str());
     return 1;

@@ -84,6 +84,13 @@ class ParticipantProcess {
   // the requests it serves and exits (stop() waits for that).
   void terminate();
 
+  // Sends SIGKILL and reaps the server: a crash in the middle of whatever it
+  // was doing (its database survives it, as SQLite's WAL does).
+  void kill() { process_.kill(); }
+
+  // The server's process id (for SIGSTOP and SIGCONT), or -1 once stopped.
+  pid_t pid() const { return process_.pid(); }
+
   int port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string authority() const { return "127.0.0.1:" + std::to_string(port_); }
