@@ -18,6 +18,18 @@
 // made ready, reading only the state; resume() after a crash decodes the
 // committed state and starts the same waits (machine::resumed), so
 // crash-resume is not a special mode.
+//
+// Eviction is the same idea used on purpose: an instance whose every fiber
+// waits in a timer at least EngineOptions::evict_after ahead (a sleep, a
+// backoff), with nothing out and everything committed, is exactly its
+// committed state, so the engine drops it from memory and keeps only its id
+// and due time (evicted.hpp: about 100 bytes instead of 1.7 KB). When it is
+// due, or cancelled, it is read back from the store and its waits start
+// again (machine::reloaded: as a resume, without the event). Every entry
+// point that looks an instance up (cancel, wait, resume, active) knows both
+// places, and an instance moves between them under the engine's mutex, so
+// it is always in exactly one. The 3-step saga's path never waits in a
+// timer and only pays one check per commit.
 #include "saga/engine.hpp"
 
 #include <fmt/format.h>
@@ -37,6 +49,7 @@
 
 #include "runtime/asio.hpp"
 #include "runtime/bytecode/format.hpp"
+#include "runtime/engine/evicted.hpp"
 #include "runtime/engine/inspect.hpp"
 #include "runtime/engine/machine.hpp"
 #include "runtime/engine/owner.hpp"
@@ -51,7 +64,9 @@ namespace saga {
 
 using runtime::Decision;
 using runtime::EngineFunctionContext;
+using runtime::EvictedSet;
 using runtime::Fiber;
+using runtime::InstanceKey;
 using runtime::InstanceState;
 using runtime::LinkedProgram;
 using runtime::Outcome;
@@ -158,6 +173,10 @@ struct Run {
   InstanceStatus status = InstanceStatus::kPending;  // As last committed (or being committed).
   bool instance_dirty = false;  // The instance's own checkpoint changed (see dirty).
   bool finished = false;
+  // Evicted (see the top of this file): finished is set too, so that every
+  // late event of this Run is ignored; the instance lives on in
+  // Engine::Impl::evicted, and is loaded into a new Run when it is due.
+  bool evicted = false;
   // Until the first commit succeeded (the row exists): what it creates.
   std::unique_ptr<Starting> starting;
   InstanceState state;
@@ -178,6 +197,7 @@ struct Run {
                                [](const FiberRun& f, uint32_t i) { return f.id < i; });
     return it != fibers.end() && it->id == fid ? &*it : nullptr;
   }
+  const FiberRun* fiber_run(uint32_t fid) const { return const_cast<Run*>(this)->fiber_run(fid); }
   // The engine's record of a fiber, created the first time it is asked for.
   FiberRun& fiber_run_or_add(uint32_t fid) {
     auto it = std::lower_bound(fibers.begin(), fibers.end(), fid,
@@ -271,6 +291,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // and a lease it renews every kLeaseMs / 3.
   static constexpr int64_t kLeaseMs = 30'000;
   std::string owner = runtime::this_owner();
+
+  // Instances this engine runs that are evicted, and the one timer that
+  // wakes the earliest of them; guarded by mu, like runs. (Last, so that the
+  // fields above keep the places the commit path was measured with.)
+  EvictedSet evicted;
+  TimerId evicted_timer;
 
   void renew_leases() {
     if (store) store->renew(owner, now() + kLeaseMs);
@@ -587,6 +613,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       } else if (!c.final) {
         arm_deadline(run);
         for (const Ready& w : c.ready) advance(run, w);
+        evict_if_idle(run, c.seq == run->commit_seq);
       }
     }
     // Events are reported after the timers they imply are armed, so a test
@@ -915,6 +942,199 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     };
   }
 
+  // ---- Eviction (see the top of this file) ---------------------------------------
+
+  // How many due evicted instances one job loads: when many come due at
+  // once, the rest go to another job, which the other threads pick up.
+  static constexpr size_t kReloadBatch = 64;
+
+  // The due time of a run that may be evicted, or nullopt: every fiber
+  // waits in its timer (a sleep or a backoff: armed, nothing out), at a
+  // join, or has ended, and the earliest of those timers and the deadline is
+  // at least options.evict_after ahead. Called with run->mu held.
+  std::optional<int64_t> eviction_due(const Run& r) {
+    const int64_t after = options.evict_after.count();
+    if (after <= 0 || r.finished || r.starting) return std::nullopt;
+    int64_t due = std::numeric_limits<int64_t>::max();
+    for (const Fiber& f : r.state.fibers) {
+      if (f.ended || f.wait == Wait::kJoin) continue;
+      if (f.wait != Wait::kAction && f.wait != Wait::kUndo) return std::nullopt;
+      const FiberRun* fr = r.fiber_run(f.id);
+      if (f.attempt_out || !fr || !fr->timer) return std::nullopt;
+      due = std::min(due, f.wake_at_ms);
+    }
+    if (r.state.phase == Phase::kForward && r.state.deadline_ms > 0) {
+      due = std::min(due, r.state.deadline_ms);
+    }
+    if (due == std::numeric_limits<int64_t>::max() || due - now() < after) return std::nullopt;
+    return due;
+  }
+
+  // Evicts the run if it may be (eviction_due) and nothing of it is
+  // uncommitted: `settled` says no transition of it is on its way. Called
+  // with run->mu held.
+  void evict_if_idle(const RunPtr& run, bool settled) {
+    if (!settled || has_pending(*run)) return;
+    std::optional<int64_t> due = eviction_due(*run);
+    if (!due) return;
+    std::optional<InstanceKey> key = InstanceKey::parse(run->id);
+    if (!key) return;  // Not an id this engine made: it stays in memory.
+    // Its waits are given up here (timers cancelled, generations moved on,
+    // so nothing already posted can act on this Run) and start again from
+    // the store when it is loaded.
+    for (FiberRun& f : run->fibers) {
+      cancel_timer(f);
+      ++f.generation;
+    }
+    timers->cancel(std::exchange(run->deadline_timer, {}));
+    run->finished = true;
+    run->evicted = true;
+    std::unique_ptr<Engine::DoneCallback> done;
+    if (run->on_done) done = std::make_unique<Engine::DoneCallback>(std::move(run->on_done));
+    run->on_done = nullptr;
+    std::lock_guard lock(mu);
+    evicted.add(*key, *due, run->state.phase == Phase::kForward, std::move(done));
+    auto it = runs.find(run->id);
+    if (it != runs.end() && it->second == run) runs.erase(it);
+    arm_evicted_timer();
+  }
+
+  // Keeps the evicted instances' timer at the earliest due time. Called with
+  // mu held.
+  void arm_evicted_timer() {
+    const int64_t next = evicted.next_due();
+    if (evicted_timer && evicted_timer.due <= next) return;
+    timers->cancel(std::exchange(evicted_timer, {}));
+    if (next == std::numeric_limits<int64_t>::max()) return;
+    evicted_timer = timers->schedule(next, [this] { reload_due(); });
+  }
+
+  // Runs on an engine thread when the timer fires: loads what is due.
+  void reload_due() {
+    std::vector<EvictedSet::Due> due;
+    {
+      std::lock_guard lock(mu);
+      evicted_timer = {};
+      evicted.take_due(now(), kReloadBatch, due);
+      arm_evicted_timer();
+    }
+    for (const EvictedSet::Due& d : due) {
+      if (stopping.load(std::memory_order_acquire)) return;  // It resumes next time.
+      reload(d.key, d.epoch);
+    }
+  }
+
+  enum class Reload { kLoaded, kGone, kLater };
+
+  // Loads the evicted instance `key` (eviction `epoch`) from the store into
+  // a new Run and starts its waits, as they were: a sleep that is due now
+  // ends, a backoff's attempt is made. A cancel recorded meanwhile (here or
+  // by another process) is applied at once. Returns kGone when that
+  // eviction is over (another reload took it first, or the instance cannot
+  // be read and is now stuck) and kLater when the store could not be read:
+  // it is tried again in a second. Called with no lock held.
+  Reload reload(const InstanceKey& key, uint32_t epoch) {
+    const std::string id = key.text();
+    auto rec = store->get_instance(id);
+    if (!rec.ok()) {
+      fmt::print(stderr, "saga: instance {}: cannot load it again: {} (retrying in 1s)\n", id,
+                 rec.status().message());
+      std::lock_guard lock(mu);
+      evicted.postpone(key, epoch, now() + 1000);
+      arm_evicted_timer();
+      return Reload::kLater;
+    }
+    // Not ours to run any more: deleted, or finished by an engine that took
+    // it over (this process stalled past its lease).
+    if (!rec.value() || rec.value()->owner != owner || is_terminal(rec.value()->status) ||
+        rec.value()->status == InstanceStatus::kStuck) {
+      drop_evicted(key, epoch, rec.value() ? &*rec.value() : nullptr);
+      return Reload::kGone;
+    }
+    InstanceRecord& row = *rec.value();
+    const bool cancel = row.cancel_requested;
+    bool pending = false;
+    RunPtr run = load_run(row, pending);
+    if (!run) {  // Unreadable, and now stuck (load_run said why).
+      row.status = InstanceStatus::kStuck;
+      drop_evicted(key, epoch, &row);
+      return Reload::kGone;
+    }
+    std::lock_guard run_lock(run->mu);
+    {
+      std::lock_guard lock(mu);
+      std::optional<EvictedSet::Entry> e = evicted.take(key, epoch);
+      if (!e) return Reload::kGone;
+      if (e->on_done) run->on_done = std::move(*e->on_done);
+      runs[run->id] = run;
+    }
+    if (pending) {
+      begin(run);
+    } else {
+      runtime::Env e = env();
+      apply(run, runtime::reloaded(*run->program, run->state, e));
+    }
+    if (cancel && run->state.phase == Phase::kForward && !run->finished) {
+      interrupt(run, "cancelled", "cancelled by request", true);
+    } else {
+      evict_if_idle(run, run->commit_seq == 0);
+    }
+    return Reload::kLoaded;
+  }
+
+  // Forgets an evicted instance this engine no longer runs; start_async()'s
+  // callback hears of its end, when the row says it ended.
+  void drop_evicted(const InstanceKey& key, uint32_t epoch, const InstanceRecord* row) {
+    std::optional<EvictedSet::Entry> e;
+    {
+      std::lock_guard lock(mu);
+      e = evicted.take(key, epoch);
+    }
+    changed.notify_all();
+    if (e && e->on_done && row &&
+        (is_terminal(row->status) || row->status == InstanceStatus::kStuck)) {
+      InstanceInfo info = info_of(*row);
+      info.input = nullptr;
+      (*e->on_done)(info);
+    }
+  }
+
+  // Applies a cancel (already recorded in the store) to the instance if this
+  // engine runs it, in memory or evicted, and it is in its forward phase.
+  void cancel_here(const std::string& id) {
+    const std::optional<InstanceKey> key = InstanceKey::parse(id);
+    for (;;) {
+      RunPtr run;
+      std::optional<uint32_t> epoch;
+      {
+        std::lock_guard lock(mu);
+        auto it = runs.find(id);
+        if (it != runs.end()) {
+          run = it->second;
+        } else if (const EvictedSet::Entry* e = key ? evicted.find(*key) : nullptr) {
+          if (e->forward) epoch = e->epoch;
+        }
+      }
+      if (run) {
+        std::lock_guard lock(run->mu);
+        if (run->evicted) continue;  // Evicted meanwhile: it is in the set now.
+        if (run->state.phase == Phase::kForward && !run->finished) {
+          interrupt(run, "cancelled", "cancelled by request", true);
+        }
+        return;
+      }
+      if (!epoch) return;
+      // Loaded again, it reads the cancel from its row and applies it.
+      if (reload(*key, *epoch) != Reload::kGone) return;
+    }
+  }
+
+  // Whether this engine runs the instance (in memory or evicted). Called
+  // with mu held.
+  bool runs_here(const std::string& id, const std::optional<InstanceKey>& key) const {
+    return runs.count(id) != 0 || (key && evicted.contains(*key));
+  }
+
   // ---- Starting and resuming ---------------------------------------------------
 
   // Time-ordered (UUID version 7), see stdlib::format_uuid_v7.
@@ -989,6 +1209,49 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       fmt::print(stderr, "saga: instance {}: cannot record that it is stuck: {}\n", rec.id,
                  s.message());
     }
+  }
+
+  // A run of a stored instance as its row says (resume, reload): decoded from
+  // its checkpoint, or fresh when it is pending (`pending` says which). Null
+  // when it cannot be read: it is then stuck (set_unreadable).
+  RunPtr load_run(InstanceRecord& rec, bool& pending) {
+    auto prog = program(rec.program_hash);
+    if (!prog.ok()) {
+      set_unreadable(rec, prog.status(), "its program cannot be loaded");
+      return nullptr;
+    }
+    auto run = std::make_shared<Run>();
+    run->program = prog.value();
+    pending = rec.status == InstanceStatus::kPending || rec.checkpoint.empty();
+    if (pending) {
+      uint32_t saga = run->program->program.find_saga(rec.saga);
+      auto input = Value::from_json_text(rec.input_json);
+      if (saga == bytecode::kNone || !input.ok()) {
+        set_unreadable(
+            rec,
+            Status(StatusCode::kCorrupt, saga == bytecode::kNone
+                                             ? fmt::format("its program has no saga '{}'", rec.saga)
+                                             : "its input: " + input.status().message()),
+            "it cannot be started");
+        return nullptr;
+      }
+      run->state = runtime::start_state(*run->program, saga, input.value());
+    } else {
+      std::vector<std::string> fibers;
+      fibers.reserve(rec.fibers.size());
+      for (FiberRow& f : rec.fibers) fibers.push_back(std::move(f.state));
+      auto state = runtime::decode_checkpoint(*run->program, rec.checkpoint, fibers);
+      if (!state.ok()) {
+        set_unreadable(rec, state.status(), "its checkpoint cannot be decoded");
+        return nullptr;
+      }
+      run->state = std::move(state).value();
+    }
+    run->id = rec.id;
+    run->status = rec.status;
+    run->created_ms = rec.created_ms;
+    for (const Fiber& f : run->state.fibers) run->fibers.push_back(FiberRun{f.id, 0, {}});
+    return run;
   }
 
   void track(const RunPtr& run) {
@@ -1123,59 +1386,21 @@ Result<size_t> Engine::resume(const std::string& only) {
   if (!unfinished.ok()) return unfinished.status();
   size_t taken = 0;
   for (InstanceRecord& rec : unfinished.value()) {
-    RunPtr existing;
+    bool here = false;
     {
       std::lock_guard lock(impl_->mu);
-      auto it = impl_->runs.find(rec.id);
-      if (it != impl_->runs.end()) existing = it->second;
+      here = impl_->runs_here(rec.id, InstanceKey::parse(rec.id));
     }
-    if (existing) {
-      // Already ours: only a cancel requested by another process matters.
-      if (rec.cancel_requested) {
-        std::lock_guard lock(existing->mu);
-        if (existing->state.phase == Phase::kForward && !existing->finished) {
-          impl_->interrupt(existing, "cancelled", "cancelled by request", true);
-        }
-      }
+    if (here) {
+      // Already ours (in memory or evicted): only a cancel requested by
+      // another process matters.
+      if (rec.cancel_requested) impl_->cancel_here(rec.id);
       continue;
     }
-    auto prog = impl_->program(rec.program_hash);
-    if (!prog.ok()) {
-      impl_->set_unreadable(rec, prog.status(), "its program cannot be loaded");
-      continue;
-    }
-    auto run = std::make_shared<Run>();
-    run->program = prog.value();
-    bool pending = rec.status == InstanceStatus::kPending || rec.checkpoint.empty();
-    if (pending) {
-      uint32_t saga = run->program->program.find_saga(rec.saga);
-      auto input = Value::from_json_text(rec.input_json);
-      if (saga == bytecode::kNone || !input.ok()) {
-        impl_->set_unreadable(
-            rec,
-            Status(StatusCode::kCorrupt, saga == bytecode::kNone
-                                             ? fmt::format("its program has no saga '{}'", rec.saga)
-                                             : "its input: " + input.status().message()),
-            "it cannot be started");
-        continue;
-      }
-      run->state = runtime::start_state(*run->program, saga, input.value());
-    } else {
-      std::vector<std::string> fibers;
-      fibers.reserve(rec.fibers.size());
-      for (FiberRow& f : rec.fibers) fibers.push_back(std::move(f.state));
-      auto state = runtime::decode_checkpoint(*run->program, rec.checkpoint, fibers);
-      if (!state.ok()) {
-        impl_->set_unreadable(rec, state.status(), "its checkpoint cannot be decoded");
-        continue;
-      }
-      run->state = std::move(state).value();
-    }
-    bool cancel = rec.cancel_requested;
-    run->id = rec.id;
-    run->status = rec.status;
-    run->created_ms = rec.created_ms;
-    for (const Fiber& f : run->state.fibers) run->fibers.push_back(FiberRun{f.id, 0, {}});
+    const bool cancel = rec.cancel_requested;
+    bool pending = false;
+    RunPtr run = impl_->load_run(rec, pending);
+    if (!run) continue;
     impl_->track(run);
     ++taken;
     std::lock_guard lock(run->mu);
@@ -1190,6 +1415,11 @@ Result<size_t> Engine::resume(const std::string& only) {
     impl_->apply(run, runtime::resumed(*run->program, run->state, e));
     if (cancel && run->state.phase == Phase::kForward) {
       impl_->interrupt(run, "cancelled", "cancelled by request", true);
+    } else if (impl_->eviction_due(*run)) {
+      // Waiting in a long timer: its "resumed" event is committed now, and
+      // then it is evicted (committed()), so that a restart with many
+      // instances asleep does not bring them all into memory.
+      impl_->commit(run, run->status);
     }
   }
   return taken;
@@ -1229,11 +1459,13 @@ Result<nlohmann::json> inspect_instance(Store& store, const std::string& id) {
 
 Result<InstanceInfo> Engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  const std::optional<InstanceKey> key = InstanceKey::parse(id);
   for (;;) {
     {
-      // While this engine runs the instance, its end is signalled.
+      // While this engine runs the instance (in memory or evicted), its end
+      // is signalled.
       std::unique_lock lock(impl_->mu);
-      impl_->changed.wait_until(lock, deadline, [&] { return impl_->runs.count(id) == 0; });
+      impl_->changed.wait_until(lock, deadline, [&] { return !impl_->runs_here(id, key); });
     }
     auto info = get(id);
     if (!info.ok()) return info;
@@ -1249,34 +1481,33 @@ Result<InstanceInfo> Engine::wait(const std::string& id, std::chrono::millisecon
 
 void Engine::wait_idle(std::chrono::milliseconds timeout) {
   std::unique_lock lock(impl_->mu);
-  impl_->changed.wait_for(lock, timeout, [&] { return impl_->runs.empty(); });
+  impl_->changed.wait_for(lock, timeout,
+                          [&] { return impl_->runs.empty() && impl_->evicted.size() == 0; });
 }
 
 Status Engine::cancel(const std::string& id) {
   Status s = impl_->store->request_cancel(id);
   if (!s.ok()) return s;
-  RunPtr run;
-  {
-    std::lock_guard lock(impl_->mu);
-    auto it = impl_->runs.find(id);
-    if (it != impl_->runs.end()) run = it->second;
-  }
-  if (run) {
-    std::lock_guard lock(run->mu);
-    if (run->state.phase == Phase::kForward && !run->finished) {
-      impl_->interrupt(run, "cancelled", "cancelled by request", true);
-    }
-  }
+  impl_->cancel_here(id);
   return Status::Ok();
 }
 
 size_t Engine::active() const {
   std::lock_guard lock(impl_->mu);
-  return impl_->runs.size();
+  return impl_->runs.size() + impl_->evicted.size();
+}
+
+size_t Engine::evicted() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->evicted.size();
 }
 
 size_t Engine::armed_timers() const {
-  return impl_->timers->size();
+  // An evicted instance counts as the timer it waits in; the one timer that
+  // wakes them all is not counted.
+  std::lock_guard lock(impl_->mu);
+  const size_t queued = impl_->timers->size();
+  return queued - std::min<size_t>(queued, impl_->evicted_timer ? 1 : 0) + impl_->evicted.size();
 }
 
 Store& Engine::store() {

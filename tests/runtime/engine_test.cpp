@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -97,6 +98,7 @@ class EngineTest : public ::testing::Test {
     options.seed = 42;
     options.compensation.attempts = 3;
     options.compensation.initial_ms = 100;
+    options.evict_after = evict_after_;
     options.on_event = [this](const std::string& id, const saga::HistoryEvent& e) {
       // SAGA_TEST_TRACE=1 prints every committed event, for debugging.
       if (std::getenv("SAGA_TEST_TRACE")) {
@@ -133,6 +135,7 @@ class EngineTest : public ::testing::Test {
   std::shared_ptr<saga::ManualClock> clock_;
   std::unique_ptr<saga::Engine> engine_;
   EventLog log_;
+  std::chrono::milliseconds evict_after_ = saga::EngineOptions{}.evict_after;  // For open().
 };
 
 // Three host-provided steps; each records its calls.
@@ -544,6 +547,7 @@ saga slow() {
   auto id = e.start(hash, "slow", json::object());
   ASSERT_TRUE(id.ok());
   ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+  EXPECT_EQ(e.evicted(), 1u) << "the deadline is a minute away: out of memory until then";
   clock_->advance(60s);
   auto info = e.wait(id.value());
   ASSERT_TRUE(info.ok());
@@ -1297,6 +1301,275 @@ saga late() { step wait { do s.slow() -> r undo s.undo() } output r }
   auto info = e.wait(id);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->output, "on time");
+}
+
+}  // namespace
+
+namespace {
+
+// ---- Eviction: an instance waiting in a long timer is not in memory --------
+//
+// Evicted, an instance is only its id and due time in the engine; it is read
+// back from the database when it is due or cancelled. Engine::evicted() says
+// which instances are out of memory, so these tests know that the path they
+// check is the evicted one.
+
+const char* kNap = R"(
+service s { }
+saga nap(n: number) {
+  step a { do s.a(n: n) -> x undo s.undo_a() }
+  step nap { do sleep(for: 1h) }
+  step b { do s.b(n: n) -> y }
+  output { x: x, y: y }
+}
+)";
+
+std::vector<std::string> history_of(saga::Engine& e, const std::string& id) {
+  auto history = e.store().history(id);
+  EXPECT_TRUE(history.ok()) << history.status().message();
+  std::vector<std::string> kinds;
+  if (!history.ok()) return kinds;
+  for (const auto& h : history.value())
+    kinds.push_back(h.kind + (h.step.empty() ? "" : ":" + h.step));
+  return kinds;
+}
+
+TEST_F(EngineTest, AnInstanceAsleepInALongTimerIsEvictedAndWakesOnTime) {
+  auto& e = open();
+  std::string hash = load(kNap);
+  Recorder rec;
+  rec.answer(e, {"s.a", "s.b", "s.undo_a"});
+  auto id = e.start(hash, "nap", {{"n", 1}});
+  ASSERT_TRUE(id.ok()) << id.status().message();
+  // The event is reported after the commit's waits began: evicted by now.
+  ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+  EXPECT_EQ(e.evicted(), 1u);
+  EXPECT_EQ(e.active(), 1u) << "an evicted instance still runs here";
+  EXPECT_EQ(e.armed_timers(), 2u) << "the lease renewal, and the sleep";
+  EXPECT_EQ(e.wait(id.value(), 0ms)->status, InstanceStatus::kRunning);
+  auto view = e.inspect(id.value());
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(view.value()["waiting"][0]["step"], "nap") << view.value().dump();
+
+  clock_->advance(1h - 1ms);
+  EXPECT_EQ(e.evicted(), 1u) << "not due yet";
+  clock_->advance(1ms);
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  ASSERT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  EXPECT_EQ(info->output, (json{{"x", 1}, {"y", 1}}));
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "b"})) << "a ran once, before the sleep";
+  EXPECT_EQ(e.evicted(), 0u);
+  EXPECT_EQ(e.active(), 0u);
+  EXPECT_EQ(e.armed_timers(), 1u);
+  // The history is the one of an instance that stayed in memory: being
+  // loaded again is not a resume.
+  EXPECT_EQ(history_of(e, id.value()),
+            (std::vector<std::string>{"started", "step_completed:a", "step_completed:nap",
+                                      "step_completed:b", "completed"}));
+  auto nap_done = log_.of("step_completed");
+  ASSERT_EQ(nap_done.size(), 3u);
+  EXPECT_EQ(nap_done[1].time_ms - nap_done[0].time_ms, 3'600'000) << "woke at its due time";
+}
+
+TEST_F(EngineTest, ShortSleepsAndADisabledThresholdStayInMemory) {
+  const char* source = R"(
+saga p(d: number) { step nap { do sleep(for: d) } output d }
+)";
+  {
+    auto& e = open();
+    std::string hash = load(source);
+    auto id = e.start(hash, "p", {{"d", 5000}});  // Below the default 10 s.
+    ASSERT_TRUE(id.ok());
+    ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+    EXPECT_EQ(e.evicted(), 0u);
+    EXPECT_EQ(e.active(), 1u);
+    clock_->advance(5s);
+    EXPECT_EQ(e.wait(id.value())->status, InstanceStatus::kCompleted);
+  }
+  evict_after_ = 0ms;
+  auto& e = open();
+  std::string hash = load(source);
+  auto id = e.start(hash, "p", {{"d", 3'600'000}});
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(log_.wait_for("step_started", "nap", 2));
+  EXPECT_EQ(e.evicted(), 0u) << "evict_after 0 keeps every instance in memory";
+  clock_->advance(1h);
+  EXPECT_EQ(e.wait(id.value())->status, InstanceStatus::kCompleted);
+}
+
+TEST_F(EngineTest, CancelOfAnEvictedInstanceLoadsItAndCompensates) {
+  auto& e = open();
+  std::string hash = load(kNap);
+  Recorder rec;
+  rec.answer(e, {"s.a", "s.b", "s.undo_a"});
+  auto id = e.start(hash, "nap", {{"n", 1}});
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+  ASSERT_EQ(e.evicted(), 1u);
+  ASSERT_TRUE(e.cancel(id.value()).ok());
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCancelled);
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "undo_a"}));
+  EXPECT_EQ(e.evicted(), 0u);
+  EXPECT_EQ(e.armed_timers(), 1u) << "its timers went with it";
+  EXPECT_EQ(e.cancel(id.value()).code(), saga::StatusCode::kFailedPrecondition);
+}
+
+// A cancel recorded by another process (`sagactl cancel` writes the row)
+// reaches an evicted instance at the worker's next resume(), and at the
+// latest when it is loaded again.
+TEST_F(EngineTest, ACancelFromAnotherProcessReachesAnEvictedInstance) {
+  auto& e = open();
+  std::string hash = load(kNap);
+  Recorder rec;
+  rec.answer(e, {"s.a", "s.b", "s.undo_a"});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2; ++i) {
+    auto id = e.start(hash, "nap", {{"n", i}});
+    ASSERT_TRUE(id.ok());
+    ids.push_back(id.value());
+  }
+  ASSERT_TRUE(log_.wait_for("step_started", "nap", 2));
+  ASSERT_EQ(e.evicted(), 2u);
+  {
+    auto other = saga::open_sqlite_store((dir_ / "sagas.db").string());
+    ASSERT_TRUE(other.ok()) << other.status().message();
+    ASSERT_TRUE(other.value()->request_cancel(ids[0]).ok());
+    ASSERT_TRUE(other.value()->request_cancel(ids[1]).ok());
+  }
+  auto taken = e.resume(ids[0]);  // The worker's poll, for the first one only.
+  ASSERT_TRUE(taken.ok()) << taken.status().message();
+  EXPECT_EQ(taken.value(), 0u) << "already ours";
+  EXPECT_EQ(e.wait(ids[0])->status, InstanceStatus::kCancelled);
+  EXPECT_EQ(e.evicted(), 1u);
+  clock_->advance(1h);  // The second is loaded when due, and reads its cancel.
+  EXPECT_EQ(e.wait(ids[1])->status, InstanceStatus::kCancelled);
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "a", "undo_a", "undo_a"}));
+}
+
+TEST_F(EngineTest, WaitAndStartAsyncCallbacksSeeAnEvictedInstanceEnd) {
+  auto& e = open();
+  std::string hash = load(kNap);
+  Recorder rec;
+  rec.answer(e, {"s.a", "s.b", "s.undo_a"});
+  std::promise<saga::InstanceInfo> ended;
+  auto id = e.start_async(hash, "nap", {{"n", 2}},
+                          [&ended](const saga::InstanceInfo& info) { ended.set_value(info); });
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+  ASSERT_EQ(e.evicted(), 1u);
+  auto waiter = std::async(std::launch::async, [&] { return e.wait(id.value()); });
+  // Until it is due, wait() keeps waiting: a bounded wait gives up with the
+  // instance still running.
+  EXPECT_EQ(e.wait(id.value(), 20ms)->status, InstanceStatus::kRunning);
+  clock_->advance(1h);
+  auto info = waiter.get();
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted);
+  auto done = ended.get_future().get();
+  EXPECT_EQ(done.id, id.value());
+  EXPECT_EQ(done.status, InstanceStatus::kCompleted);
+  EXPECT_EQ(done.output, (json{{"x", 1}, {"y", 1}}));
+  e.wait_idle();
+  EXPECT_EQ(e.active(), 0u);
+}
+
+// The engine goes away (a crash, as far as the database is concerned: the
+// store holds the last commit) while the instance is evicted: the next one
+// resumes it, evicts it again, and it wakes on time without repeating a.
+TEST_F(EngineTest, AnInstanceEvictedWhenTheEngineWentAwayResumesAndWakesOnTime) {
+  std::string id, hash;
+  Recorder rec;
+  {
+    auto& e = open();
+    hash = load(kNap);
+    rec.answer(e, {"s.a", "s.b", "s.undo_a"});
+    auto started = e.start(hash, "nap", {{"n", 1}});
+    ASSERT_TRUE(started.ok());
+    id = started.value();
+    ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+    ASSERT_EQ(e.evicted(), 1u);
+    engine_.reset();
+  }
+  auto& e = open();
+  rec.answer(e, {"s.a", "s.b", "s.undo_a"});
+  auto taken = e.resume();
+  ASSERT_TRUE(taken.ok());
+  EXPECT_EQ(taken.value(), 1u);
+  // Its "resumed" event is committed, and then it leaves memory again.
+  ASSERT_TRUE(log_.wait_for("resumed"));
+  EXPECT_TRUE(eventually([&] { return e.evicted() == 1; }));
+  clock_->advance(30min);
+  auto again = e.resume();  // A worker's next poll: it is ours already.
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.value(), 0u);
+  clock_->advance(30min);
+  auto info = e.wait(id);
+  ASSERT_TRUE(info.ok());
+  ASSERT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  EXPECT_EQ(info->output, (json{{"x", 1}, {"y", 1}}));
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "b"})) << "a is not run again";
+  EXPECT_EQ(history_of(e, id),
+            (std::vector<std::string>{"started", "step_completed:a", "resumed",
+                                      "step_completed:nap", "step_completed:b", "completed"}));
+}
+
+// Every fiber of a parallel foreach asleep, the root at its join: the
+// instance is evicted whole, and loaded with all its fibers.
+TEST_F(EngineTest, AnInstanceWhoseFibersAllSleepIsEvictedWhole) {
+  auto& e = open();
+  std::string hash = load(R"(
+service s { }
+saga fan(items: list) {
+  parallel foreach item in items {
+    step nap { do sleep(for: 1h) }
+    step each { do s.each(item: item) -> r }
+  }
+  output r
+}
+)");
+  e.register_action(
+      "s.each", [](const saga::ActionCall& c) -> json { return c.args["item"].get<int>() * 10; });
+  auto id = e.start(hash, "fan", {{"items", {1, 2, 3}}});
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(eventually([&] { return e.evicted() == 1; }));
+  EXPECT_EQ(log_.count("step_started"), 3u);
+  clock_->advance(1h);
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  ASSERT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  EXPECT_EQ(info->output, (json{10, 20, 30}));
+}
+
+// A retry's long backoff evicts too; the attempt after it is made once.
+TEST_F(EngineTest, ALongBackoffEvictsAndTheNextAttemptIsMadeOnce) {
+  auto& e = open();
+  std::string hash = load(R"(
+service pay { }
+saga s() {
+  step charge { do pay.charge() -> r undo pay.refund() retry { attempts: 2, backoff: fixed(1m), on: [unavailable] } }
+  output r
+}
+)");
+  std::atomic<int> calls{0};
+  e.register_action("pay.charge", [&](const saga::ActionCall& c) -> json {
+    ++calls;
+    if (c.attempt == 1) throw saga::ActionError("unavailable", "try later");
+    return c.attempt;
+  });
+  e.register_action("pay.refund", [](const saga::ActionCall&) -> json { return nullptr; });
+  auto id = e.start(hash, "s", json::object());
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(log_.wait_for("attempt_failed", "charge"));
+  EXPECT_EQ(e.evicted(), 1u);
+  clock_->advance(1min);
+  auto info = e.wait(id.value());
+  ASSERT_TRUE(info.ok());
+  ASSERT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  EXPECT_EQ(info->output, 2);
+  EXPECT_EQ(calls.load(), 2);
 }
 
 }  // namespace

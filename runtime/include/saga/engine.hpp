@@ -203,6 +203,14 @@ struct EngineOptions {
   // declares, or give one to a service declared without (sagactl --service
   // shipping=http://127.0.0.1:8083). Registered actions still win.
   std::map<std::string, std::string> service_urls;
+  // An instance whose every fiber waits in a timer (a sleep, a retry's or an
+  // undo's backoff) due at least this far ahead, with nothing out and
+  // everything committed, is evicted: the engine keeps only its id and due
+  // time (about 100 bytes instead of about 1.7 KB) and loads it again from
+  // the database when it is due, or when it is cancelled. Nothing else
+  // changes: its history, wait(), cancel() and inspect() are the same.
+  // Zero (or less) keeps every instance in memory.
+  std::chrono::milliseconds evict_after = std::chrono::seconds(10);
 };
 
 struct InstanceInfo {
@@ -305,8 +313,13 @@ class Engine {
   // instances run by another process too (they notice at their next poll).
   Status cancel(const std::string& id);
 
-  // How many instances this engine is running now (waiting ones included).
+  // How many instances this engine is running now (waiting ones included,
+  // evicted ones too).
   size_t active() const;
+
+  // How many of them are evicted: waiting in a long timer with only their id
+  // and due time in memory (EngineOptions::evict_after). For monitoring.
+  size_t evicted() const;
 
   // How many timers are armed: one per instance waiting in a backoff or
   // sleep, per running attempt with a timeout, per running saga with a
