@@ -275,7 +275,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // the checkpoints, to be submitted again with the next try, and which
     // checkpoints it carried.
     struct Unsaved {
-      std::vector<HistoryEvent> events;
+      std::vector<Decision::Event> events;
       std::optional<DeadLetter> dead_letter;
       std::vector<uint32_t> fibers, removed;
       bool instance = false;
@@ -489,7 +489,19 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         // What it carried, from the transition given back: the fibers it
         // wrote or deleted, and whether it wrote the instance.
         auto unsaved = std::make_unique<Committed::Unsaved>();
-        unsaved->events = std::move(done.events);
+        if (!c.echoed.empty()) {
+          // Every event it would have reported, the live-only ones too (the
+          // transition kept only those it stores): the retry reports them.
+          unsaved->events.reserve(c.echoed.size());
+          for (HistoryEvent& e : c.echoed) {
+            const EventInfo* info = find_event(e.kind);
+            const bool live = info && info->storage == EventStorage::kLive;
+            unsaved->events.push_back({std::move(e), live});
+          }
+          c.echoed.clear();
+        } else {
+          for (HistoryEvent& e : done.events) unsaved->events.push_back({std::move(e), false});
+        }
         unsaved->dead_letter = std::move(done.dead_letter);
         unsaved->instance = done.write_instance;
         for (const FiberRow& f : done.fibers) {
@@ -644,7 +656,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     Committed::Unsaved& u = *c.unsaved;
     std::vector<Decision::Event> back;
     back.reserve(u.events.size() + r.events.size());
-    for (HistoryEvent& e : u.events) back.push_back({std::move(e), false});
+    for (Decision::Event& e : u.events) back.push_back(std::move(e));
     back.insert(back.end(), std::make_move_iterator(r.events.begin()),
                 std::make_move_iterator(r.events.end()));
     r.events = std::move(back);
