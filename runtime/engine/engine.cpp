@@ -46,6 +46,7 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "runtime/asio.hpp"
 #include "runtime/bytecode/format.hpp"
@@ -257,6 +258,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // Shared, so that a dispatch takes one without copying its callables.
   std::unordered_map<std::string, std::shared_ptr<const Action>> actions;
   std::unordered_map<std::string, RunPtr> runs;
+  // resume() calls between their claim and taking its records up, and the
+  // instances that ended meanwhile: their claimed records were read before
+  // the end was committed, so they must not be taken up again (a finished
+  // instance would run once more from a stale checkpoint). Guarded by mu.
+  int claiming = 0;
+  std::unordered_set<std::string> ended_while_claiming;
 
   std::mutex rng_mu;
   std::mt19937_64 rng;
@@ -682,6 +689,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       std::lock_guard lock(mu);
       auto it = runs.find(run->id);
       if (it != runs.end() && it->second == run) runs.erase(it);
+      if (claiming > 0) ended_while_claiming.insert(run->id);
     }
     changed.notify_all();
   }
@@ -1393,6 +1401,17 @@ Result<size_t> Engine::resume(const std::string& only) {
   // Claiming (not just listing) keeps two engines on one database from
   // running the same instance.
   int64_t now = impl_->now();
+  {
+    std::lock_guard lock(impl_->mu);
+    ++impl_->claiming;
+  }
+  struct Claimed {
+    Impl& impl;
+    ~Claimed() {
+      std::lock_guard lock(impl.mu);
+      if (--impl.claiming == 0) impl.ended_while_claiming.clear();
+    }
+  } claimed{*impl_};
   auto unfinished =
       impl_->store->claim(impl_->owner, now, now + Impl::kLeaseMs, runtime::owner_dead, only);
   if (!unfinished.ok()) return unfinished.status();
@@ -1402,6 +1421,8 @@ Result<size_t> Engine::resume(const std::string& only) {
     {
       std::lock_guard lock(impl_->mu);
       here = impl_->runs_here(rec.id, InstanceKey::parse(rec.id));
+      // It ended after the claim read its row: the record is stale.
+      if (!here && impl_->ended_while_claiming.count(rec.id)) continue;
     }
     if (here) {
       // Already ours (in memory or evicted): only a cancel requested by

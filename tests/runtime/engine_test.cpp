@@ -1579,3 +1579,68 @@ saga s() {
 }
 
 }  // namespace
+
+// resume() claims the unfinished rows, then takes up each claimed record
+// that this engine does not run. An instance of this engine that ends in
+// between was claimed as unfinished: taking its stale record up ran it once
+// more from an old checkpoint (found by bench/chaos: an undo called twice, and
+// completed sagas compensated). Here the instance `late` ends while resume()
+// is still busy with the pending instances claimed before it: its action
+// is completed by the first of them.
+TEST_F(EngineTest, AnInstanceThatEndsWhileResumeTakesUpOthersIsNotTakenUpAgain) {
+  auto& e = open();
+  std::string hash = load(R"(
+service p { }
+saga quick(n: number) { step go { do p.go(n: n) } }
+saga late() { step wait { do p.wait() -> w  undo p.unwait(id: w.id) } }
+)");
+  std::mutex mu;
+  std::optional<saga::Completion> held;
+  std::atomic<int> waits{0}, unwaits{0};
+  e.register_async_action("p.wait", [&](const saga::ActionCall&, saga::Completion done) {
+    ++waits;
+    std::lock_guard lock(mu);
+    held.emplace(std::move(done));
+  });
+  e.register_action("p.unwait", [&](const saga::ActionCall&) {
+    ++unwaits;
+    return json::object();
+  });
+  e.register_action("p.go", [&](const saga::ActionCall&) {
+    std::lock_guard lock(mu);
+    if (held) {
+      held->succeed(json{{"id", "w-1"}});
+      held.reset();
+    }
+    return json::object();
+  });
+  constexpr int kPending = 2000;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kPending; ++i) {
+    auto id = e.enqueue(hash, "quick", json{{"n", i}});
+    ASSERT_TRUE(id.ok()) << id.status().message();
+    ids.push_back(id.value());
+  }
+  auto late = e.start(hash, "late", json::object());
+  ASSERT_TRUE(late.ok());
+  ASSERT_TRUE(log_.wait_for("step_started", "wait"));
+  auto taken = e.resume();
+  ASSERT_TRUE(taken.ok()) << taken.status().message();
+  for (const std::string& id : ids) ASSERT_TRUE(e.wait(id).ok());
+  auto info = e.wait(late.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, saga::InstanceStatus::kCompleted);
+  e.wait_idle();
+  EXPECT_EQ(waits.load(), 1);
+  EXPECT_EQ(unwaits.load(), 0);
+  auto history = e.store().history(late.value());
+  ASSERT_TRUE(history.ok());
+  int ends = 0, resumed = 0;
+  for (const saga::HistoryEvent& ev : history.value()) {
+    ends += ev.kind == "completed" || ev.kind == "compensated" || ev.kind == "failed";
+    resumed += ev.kind == "resumed";
+  }
+  EXPECT_EQ(ends, 1);
+  EXPECT_EQ(resumed, 0);
+  EXPECT_EQ(taken.value(), static_cast<size_t>(kPending));
+}
