@@ -1109,6 +1109,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     {
       std::lock_guard lock(mu);
       e = evicted.take(key, epoch);
+      // As forget() does: a resume() claiming now read it before this.
+      if (e && claiming > 0) ended_while_claiming.insert(key.text());
     }
     changed.notify_all();
     if (e && e->on_done && row &&
