@@ -112,7 +112,9 @@ TEST_F(SampleTest, Services) {
   const ast::Service& shipping = p.file.services[2];
   EXPECT_EQ(shipping.name, "shipping");
   EXPECT_FALSE(shipping.has_url);
-  EXPECT_TRUE(shipping.clauses.empty());
+  ASSERT_EQ(shipping.clauses.size(), 1u);
+  EXPECT_EQ(shipping.clauses[0].first, "timeout");
+  EXPECT_EQ(dump(shipping.timeout), "(dur 5s 5000)");
   EXPECT_EQ(p.text(shipping.span), "service shipping  { timeout 5s }");
 }
 
