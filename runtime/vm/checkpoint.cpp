@@ -399,8 +399,13 @@ Status check_resume_point(const LinkedProgram& lp, const InstanceState& s, const
     return corrupt("step out of range");
   }
   // An undo awaited in compensation runs from the arguments in the fiber;
-  // its pc is not used.
-  if (f.wait == Wait::kUndo) return Status::Ok();
+  // its pc is not used. Its step must have one.
+  if (f.wait == Wait::kUndo) {
+    if (p.steps[f.step].undo_action == bytecode::kNone) {
+      return corrupt("an undo awaited at a step that has none");
+    }
+    return Status::Ok();
+  }
   if (f.pc >= lp.depth_at.size() || lp.depth_at[f.pc] < 0) {
     return corrupt("pc is not a resume point");
   }

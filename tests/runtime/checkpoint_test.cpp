@@ -440,6 +440,17 @@ TEST(Checkpoint, RefusesStatesTheProgramCannotBeIn) {
       {"a branch that waits for an undo (found by fuzz_checkpoint: it made the instance stuck "
        "while running)",
        [](InstanceState& s) { s.fibers[1].wait = Wait::kUndo; }, "undo awaited outside"},
+      {"an undo of a step that has none (found by fuzz_checkpoint: the machine read past the "
+       "program's actions)",
+       [&lp](InstanceState& s) {
+         s.fibers.resize(1);
+         s.phase = Phase::kCompensating;
+         s.root().wait = Wait::kUndo;
+         for (uint32_t i = 0; i < lp.program.steps.size(); ++i) {
+           if (lp.program.steps[i].name == "r") s.root().step = i;
+         }
+       },
+       "a step that has none"},
       {"fibers while compensating",
        [](InstanceState& s) {
          s.phase = Phase::kCompensating;
