@@ -350,6 +350,16 @@ class Machine {
                       block.max == 0 || block.max >= n ? std::string()
                                                        : fmt::format(", {} at a time", block.max));
     }
+    // Every fiber of the block gets its id from next_fiber, never reused.
+    if (n > kMaxFiberId - s_.next_fiber) {
+      f.wait = Wait::kNone;
+      f.join_block = bytecode::kNone;
+      if (!f.detail->items.is_null()) f.detail.mut().items = Value();
+      return begin_compensation(
+          "error", fmt::format("{} would start {} fibers; this instance has started {}, and "
+                               "the most it may is {}",
+                               what, n, s_.next_fiber - 1, kMaxFiberId - 1));
+    }
     event(EventKind::forked, f.detail->prefix + f.detail->suffix, 0, {}, what);
     if (n == 0) return join(id);
     // All are created before any runs: a branch that fails at once must find

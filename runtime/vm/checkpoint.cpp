@@ -440,7 +440,9 @@ Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_vie
       r.fail("slots", "count does not match the saga");
     }
     for (uint64_t i = 0; r.ok() && i < n; ++i) s.slots.push_back(r.value("slot value"));
-    s.next_fiber = static_cast<uint32_t>(r.varint("next fiber"));
+    const uint64_t next_fiber = r.varint("next fiber");
+    if (next_fiber > kMaxFiberId) r.fail("next fiber", "beyond the limit");
+    s.next_fiber = static_cast<uint32_t>(next_fiber);
     s.started_ms = r.svarint("start time");
     s.deadline_ms = r.svarint("deadline");
     s.cancelled = r.byte("cancelled") != 0;

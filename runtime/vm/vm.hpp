@@ -187,9 +187,14 @@ struct Fiber {
 
 // Everything an instance is; checkpoint.hpp encodes it.
 // (Fields are ordered by size, as Fiber's are.)
+// The most fibers one instance starts in its life (ids are never reused):
+// a block that would go beyond fails the saga (class `error`) before it
+// starts any, and a checkpoint beyond it is corrupt.
+inline constexpr uint32_t kMaxFiberId = 0x7FFFFFFF;
+
 struct InstanceState {
   uint32_t saga = 0;
-  uint32_t next_fiber = 1;  // The id of the next fiber FORK starts.
+  uint32_t next_fiber = 1;  // The id of the next fiber FORK starts; at most kMaxFiberId.
   Phase phase = Phase::kForward;
   bool cancelled = false;    // Compensating because the instance was cancelled.
   bool had_effects = false;  // Some step had (or may have had) an effect when compensation began.

@@ -531,6 +531,30 @@ TEST(Machine, AParallelBlockStartsEveryBranchAndJoinsWhenAllEnd) {
   EXPECT_EQ(m.state().fibers.size(), 1u);
 }
 
+// Fiber ids are never reused; a block that would start fibers past the
+// limit fails the saga before it starts any (found by fuzz_checkpoint: the
+// id wrapped to 0, and the state no longer encoded to a checkpoint).
+TEST(Machine, ABlockThatWouldStartFibersPastTheLimitFailsTheSaga) {
+  Machine m(kTrip);
+  m.begin();
+  m.state().next_fiber = saga::runtime::kMaxFiberId - 1;  // Room for one fiber: two are needed.
+  Decision d = m.end(0, ok(Value("F")));
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"step_completed:first", "compensating",
+                                                         "undo_started:first"}));
+  EXPECT_EQ(m.state().error_class, "error");
+  EXPECT_NE(m.state().error_message.find("would start 2 fibers"), std::string::npos)
+      << m.state().error_message;
+  EXPECT_EQ(m.state().fibers.size(), 1u);
+  EXPECT_EQ(m.waiting(0), "undo first");
+  // With room for both, the block runs and takes the last ids.
+  Machine fits(kTrip);
+  fits.begin();
+  fits.state().next_fiber = saga::runtime::kMaxFiberId - 2;
+  d = fits.end(0, ok(Value("F")));
+  EXPECT_EQ(fits.waiting(0), "join");
+  EXPECT_EQ(fits.state().next_fiber, saga::runtime::kMaxFiberId);
+}
+
 // When one branch fails the others stop (in doubt when their attempt was
 // out), then compensation undoes each branch newest first and the whole
 // block before the step before it.
