@@ -273,7 +273,14 @@ class Machine {
     switch (stop) {
       case Stop::kInvoke:
         return invoked(id);
+      // The verifier keeps COMPLETE in a saga's main code and END in a
+      // branch's; a forged checkpoint can still put a fiber's pc in the
+      // other's code (found by fuzz_checkpoint: the root reached an END and
+      // looked up a parent it does not have).
       case Stop::kComplete:
+        if (id != 0) {
+          return begin_compensation("error", "internal error: a branch reached the saga's end");
+        }
         s_.phase = Phase::kDone;
         // The output is in the instance row; the history does not repeat it.
         event(EventKind::completed);
@@ -283,6 +290,10 @@ class Machine {
       case Stop::kFork:
         return fork(id);
       case Stop::kEnd:
+        if (id == 0) {
+          return begin_compensation("error",
+                                    "internal error: the saga's main code reached a branch's end");
+        }
         return ended(id);
       case Stop::kUndo:
       case Stop::kReturned:
