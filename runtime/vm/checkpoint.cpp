@@ -441,7 +441,8 @@ Result<InstanceState> decode_checkpoint(const LinkedProgram& lp, std::string_vie
     }
     for (uint64_t i = 0; r.ok() && i < n; ++i) s.slots.push_back(r.value("slot value"));
     const uint64_t next_fiber = r.varint("next fiber");
-    if (next_fiber > kMaxFiberId) r.fail("next fiber", "beyond the limit");
+    // The root is fiber 0, so the next id is at least 1.
+    if (next_fiber == 0 || next_fiber > kMaxFiberId) r.fail("next fiber", "out of range");
     s.next_fiber = static_cast<uint32_t>(next_fiber);
     s.started_ms = r.svarint("start time");
     s.deadline_ms = r.svarint("deadline");

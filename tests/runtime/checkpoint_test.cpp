@@ -429,6 +429,14 @@ TEST(Checkpoint, RefusesStatesTheProgramCannotBeIn) {
       {"branch out of range", [](InstanceState& s) { s.fibers[2].index = 5; }, "out of range"},
       {"duplicate fiber id", [](InstanceState& s) { s.fibers[2].id = 1; }, "not unique"},
       {"id beyond next_fiber", [](InstanceState& s) { s.next_fiber = 2; }, "out of range"},
+      {"next fiber 0, the root's id (found by fuzz_checkpoint: FORK gave a branch id 0)",
+       [](InstanceState& s) {
+         s.fibers.resize(1);
+         s.next_fiber = 0;
+       },
+       "next fiber"},
+      {"next fiber beyond kMaxFiberId",
+       [](InstanceState& s) { s.next_fiber = saga::runtime::kMaxFiberId + 1; }, "next fiber"},
       {"running child that waits for nothing",
        [](InstanceState& s) { s.fibers[1].wait = Wait::kNone; }, "waits for nothing"},
       {"waits at a JOIN of no block (found by fuzz_checkpoint: read out of bounds)",
