@@ -160,7 +160,9 @@ class Budget {
       attempts = p.attempts;
       retries_timeouts =
           std::find(p.retry_on.begin(), p.retry_on.end(), "timeout") != p.retry_on.end();
-      for (uint32_t r = 1; r < attempts; ++r) backoff += delay(p, r);
+      for (uint32_t r = 1; r < attempts; ++r) {
+        backoff += static_cast<double>(bytecode::backoff_ms(p, r));  // Jitter only shortens it.
+      }
     }
     const uint32_t slow = retries_timeouts ? attempts : 1;
     b.ms = static_cast<double>(slow) * static_cast<double>(timeout) + backoff;
@@ -169,15 +171,6 @@ class Budget {
     if (backoff > 0) how += fmt::format(" + {} of backoff", seconds(backoff));
     b.path.push_back({&st, b.ms, how});
     return b;
-  }
-
-  // The longest delay before retry `r` (1-based), as the engine computes it.
-  static double delay(const bytecode::RetryPolicy& p, uint32_t r) {
-    double d = static_cast<double>(p.initial_ms);
-    if (p.backoff == bytecode::Backoff::Linear) d += (r - 1) * static_cast<double>(p.step_ms);
-    if (p.backoff == bytecode::Backoff::Exponential) d *= std::pow(p.factor, r - 1);
-    if (p.max_ms > 0) d = std::min(d, static_cast<double>(p.max_ms));
-    return d;
   }
 
   const Analysis& a_;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 namespace saga::bytecode {
 
@@ -23,6 +24,22 @@ const char* to_string(Type t) {
       return "object";
   }
   return "?";
+}
+
+uint64_t backoff_ms(const RetryPolicy& p, uint32_t retry) {
+  double d = static_cast<double>(p.initial_ms);
+  switch (p.backoff) {
+    case Backoff::Fixed:
+      break;
+    case Backoff::Linear:
+      d += static_cast<double>(retry - 1) * static_cast<double>(p.step_ms);
+      break;
+    case Backoff::Exponential:
+      d *= std::pow(p.factor, retry - 1);
+      break;
+  }
+  if (p.max_ms > 0) d = std::min(d, static_cast<double>(p.max_ms));
+  return static_cast<uint64_t>(std::min(d, 1e12));
 }
 
 std::string format_duration(uint64_t ms) {

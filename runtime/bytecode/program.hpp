@@ -179,6 +179,12 @@ struct Step {
 // the compiler's messages and the runtime's history, so they agree.
 std::string format_duration(uint64_t ms);
 
+// The delay before retry `retry` (1-based: the wait after attempt `retry`)
+// under `policy`, before any jitter: fixed, linear or exponential from
+// initial_ms, at most max_ms (when set) and 10^12 ms. The engine draws its
+// jitter below this; the compiler's time budgets use it as the longest wait.
+uint64_t backoff_ms(const RetryPolicy& policy, uint32_t retry);
+
 enum class Type : uint8_t { Any, String, Number, Bool, List, Object };
 const char* to_string(Type t);
 

@@ -688,20 +688,7 @@ class Machine {
   // ---- Helpers -------------------------------------------------------------------------
 
   int64_t backoff(const bytecode::RetryPolicy& p, uint32_t retry) const {
-    double d = static_cast<double>(p.initial_ms);
-    switch (p.backoff) {
-      case bytecode::Backoff::Fixed:
-        break;
-      case bytecode::Backoff::Linear:
-        d += static_cast<double>(retry - 1) * static_cast<double>(p.step_ms);
-        break;
-      case bytecode::Backoff::Exponential:
-        d *= std::pow(p.factor, retry - 1);
-        break;
-    }
-    if (p.max_ms > 0) d = std::min(d, static_cast<double>(p.max_ms));
-    d = std::min(d, 1e12);
-    auto ms = static_cast<int64_t>(d);
+    const auto ms = static_cast<int64_t>(bytecode::backoff_ms(p, retry));
     if (p.jitter == bytecode::Jitter::None || ms == 0) return ms;
     if (p.jitter == bytecode::Jitter::Full) return env_.random ? env_.random(ms) : ms;
     return ms / 2 + (env_.random ? env_.random(ms - ms / 2) : (ms - ms / 2) / 2);

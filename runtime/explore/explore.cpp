@@ -246,13 +246,8 @@ class Walker {
     } else if (c == Choice::kCrash) {
       ++p.crashes;
       attempts_out(p, "crash");
-      std::string instance;
-      runtime::encode_checkpoint(p.state, instance);
-      std::vector<std::string> fibers;
-      for (size_t i = 1; i < p.state.fibers.size(); ++i) {
-        runtime::encode_fiber(p.state.fibers[i], fibers.emplace_back());
-      }
-      auto back = runtime::decode_checkpoint(lp_, instance, fibers);
+      const runtime::EncodedState saved = runtime::encode_state(p.state);
+      auto back = runtime::decode_checkpoint(lp_, saved.instance, saved.fibers);
       if (!back.ok() || !(back.value() == p.state)) {
         violate(p, bytecode::kNone,
                 "after a crash, the checkpoint does not decode to the state it was written "

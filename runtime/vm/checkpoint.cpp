@@ -214,6 +214,15 @@ void encode_fiber(const Fiber& f, std::string& out) {
   seal(out, start);
 }
 
+EncodedState encode_state(const InstanceState& state) {
+  EncodedState e;
+  encode_checkpoint(state, e.instance);
+  for (size_t i = 1; i < state.fibers.size(); ++i) {
+    encode_fiber(state.fibers[i], e.fibers.emplace_back());
+  }
+  return e;
+}
+
 namespace {
 
 // Checks the version byte and the checksum; the reader of the rest.

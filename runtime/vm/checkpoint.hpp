@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "runtime/vm/vm.hpp"
 #include "saga/status.hpp"
@@ -35,6 +36,14 @@ void encode_checkpoint(const InstanceState& state, std::string& out);
 
 // Appends the checkpoint of one child fiber to `out`.
 void encode_fiber(const Fiber& fiber, std::string& out);
+
+// A whole state as the store keeps it: the instance's row (encode_checkpoint)
+// and one row per child fiber (encode_fiber), in id order.
+struct EncodedState {
+  std::string instance;
+  std::vector<std::string> fibers;
+};
+EncodedState encode_state(const InstanceState& state);
 
 // Decodes and validates an instance from its checkpoint and the checkpoints
 // of its child fibers (any order), against the program it was taken with.

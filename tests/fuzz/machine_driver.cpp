@@ -105,13 +105,4 @@ runtime::Env driving_env(FixedContext& ctx) {
   return env;
 }
 
-Encoded encode(const runtime::InstanceState& state) {
-  Encoded e;
-  runtime::encode_checkpoint(state, e.instance);
-  for (size_t i = 1; i < state.fibers.size(); ++i) {
-    runtime::encode_fiber(state.fibers[i], e.fibers.emplace_back());
-  }
-  return e;
-}
-
 }  // namespace saga::fuzz

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "runtime/engine/machine.hpp"
+#include "runtime/vm/checkpoint.hpp"
 #include "runtime/vm/vm.hpp"
 #include "tests/fuzz/fuzz_support.hpp"
 
@@ -22,13 +23,11 @@ namespace saga::fuzz {
 // gives up within a few decisions.
 runtime::Env driving_env(FixedContext& ctx);
 
-// A state's checkpoint as the store keeps it: the instance's row and one row
-// per child fiber.
-struct Encoded {
-  std::string instance;
-  std::vector<std::string> fibers;
-};
-Encoded encode(const runtime::InstanceState& state);
+// A state's checkpoint as the store keeps it (runtime/vm/checkpoint.hpp).
+using Encoded = runtime::EncodedState;
+inline Encoded encode(const runtime::InstanceState& state) {
+  return runtime::encode_state(state);
+}
 
 // Calls `visit` with the state after `first` and after each later decision,
 // taking `pick()` (any byte) to choose each outcome; stops at a final

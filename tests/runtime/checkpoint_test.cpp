@@ -211,17 +211,9 @@ InstanceState forked(const saga::runtime::LinkedProgram& lp, FixedContext& ctx) 
 
 // Encodes an instance as the store keeps it: its own checkpoint, and one per
 // child fiber.
-struct Encoded {
-  std::string instance;
-  std::vector<std::string> fibers;
-};
+using Encoded = saga::runtime::EncodedState;
 Encoded encode(const InstanceState& s) {
-  Encoded e;
-  saga::runtime::encode_checkpoint(s, e.instance);
-  for (size_t i = 1; i < s.fibers.size(); ++i) {
-    saga::runtime::encode_fiber(s.fibers[i], e.fibers.emplace_back());
-  }
-  return e;
+  return saga::runtime::encode_state(s);
 }
 
 TEST(Checkpoint, RoundTripsAtAYieldPoint) {

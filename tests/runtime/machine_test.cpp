@@ -115,13 +115,8 @@ class Machine {
   // The state survives its checkpoints: every decision's state encodes and
   // decodes to itself.
   void check_round_trip() {
-    std::string bytes;
-    saga::runtime::encode_checkpoint(state_, bytes);
-    std::vector<std::string> fibers;
-    for (size_t i = 1; i < state_.fibers.size(); ++i) {
-      saga::runtime::encode_fiber(state_.fibers[i], fibers.emplace_back());
-    }
-    auto back = saga::runtime::decode_checkpoint(lp_, bytes, fibers);
+    const saga::runtime::EncodedState saved = saga::runtime::encode_state(state_);
+    auto back = saga::runtime::decode_checkpoint(lp_, saved.instance, saved.fibers);
     ASSERT_TRUE(back.ok()) << back.status().message();
     EXPECT_TRUE(back.value() == state_);
   }
