@@ -125,13 +125,17 @@ int diff(const MigrateArgs& args) {
   for (const migrate::WaitPoint& w : d.points) {
     if (w.saga != saga) {
       saga = w.saga;
-      std::cout << fmt::format("saga {}\n  {:<{}}  {:>4}  {:<6}  {}\n", saga, "WAIT POINT", width,
+      std::cout << fmt::format("saga {}\n  {:<{}}  {:>4}  {:<7}  {}\n", saga, "WAIT POINT", width,
                                "LINE", "VERDICT", "WHY");
     }
-    std::cout << fmt::format("  {:<{}}  {:>4}  {:<6}  {}\n", w.where, width, w.line,
-                             w.safe ? "safe" : "unsafe", w.reasons.empty() ? "" : w.reasons[0]);
+    if (w.safe) {
+      std::cout << fmt::format("  {:<{}}  {:>4}  safe\n", w.where, width, w.line);
+      continue;
+    }
+    std::cout << fmt::format("  {:<{}}  {:>4}  unsafe   {}\n", w.where, width, w.line,
+                             w.reasons[0]);
     for (size_t i = 1; i < w.reasons.size(); ++i) {
-      std::cout << fmt::format("  {:<{}}  {:>4}  {:<6}  {}\n", "", width, "", "", w.reasons[i]);
+      std::cout << fmt::format("  {:<{}}  {:>4}  {:<7}  {}\n", "", width, "", "", w.reasons[i]);
     }
   }
   std::cout << fmt::format("{} of {} wait points safe\n", safe, d.points.size());
@@ -142,6 +146,9 @@ int migrate(const MigrateArgs& args) {
   std::unique_ptr<Store> store;
   if (args.dry_run) {
     store = open_reader(args.db);
+  } else if (!std::filesystem::exists(database_path(args.db))) {
+    // Nothing to move, and no reason to create a database.
+    print_error("no such database: " + database_path(args.db));
   } else {
     auto opened = open_sqlite_store(database_path(args.db));
     if (!opened.ok()) {

@@ -110,14 +110,23 @@ Result<InstanceState> translate(const Diff& d, const runtime::LinkedProgram& old
       // The undo awaited runs from its arguments; the pc is not used until
       // the next undo sets it (runtime/engine/machine.cpp, next_undo).
       f.pc = np.steps[step(f.step)].undo_pc;
-    } else if (const Region* r = oc.region_at(f.pc)) {
+    } else {
+      // The region it runs in: the saga's main code (the root), or its
+      // branch or loop body (an iteration runs the body: branch 0).
+      const Region* r = nullptr;
       const Region* nr = nullptr;
-      if (r->kind == Region::kMain) {
+      if (f.block == kNone) {
+        r = oc.region_at(op.sagas[state.saga].entry_pc);
         nr = nc.region_at(np.sagas[saga.new_saga].entry_pc);
-      } else if (r->kind == Region::kBranch && block(r->block) != kNone) {
-        nr = nc.branch_region(block(r->block), r->branch);
+      } else {
+        const uint32_t branch =
+            op.blocks[f.block].kind == bytecode::Block::Kind::Parallel ? f.index : 0;
+        r = oc.branch_region(f.block, branch);
+        if (block(f.block) != kNone) nr = nc.branch_region(block(f.block), branch);
       }
-      if (nr == nullptr) return pinned("the code it stands in is not in NEW");
+      if (r == nullptr || nr == nullptr || f.pc < r->begin || f.pc > r->end) {
+        return pinned("the code it stands in is not in NEW");
+      }
       f.pc = nr->begin + (f.pc - r->begin);
     }
     f.step = step(f.step);

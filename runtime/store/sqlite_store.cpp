@@ -205,6 +205,19 @@ void bind_instance(Statement& st, const InstanceRecord& r) {
   st.bind(13, r.updated_ms);
 }
 
+// Binds the parameters of kInsertHistorySql.
+void bind_history(Statement& st, int64_t num, int64_t seq, const HistoryEvent& e) {
+  st.bind(1, num);
+  st.bind(2, seq);
+  st.bind(3, e.time_ms);
+  st.bind_text(4, e.kind);
+  st.bind_text(5, e.step);
+  st.bind(6, e.attempt);
+  st.bind_text(7, e.error_class);
+  st.bind_text(8, e.message);
+  st.bind_text(9, e.data_json);
+}
+
 // Reads a row selected with SAGA_INSTANCE_COLUMNS (its num into *num, when
 // given). Fails (kCorrupt) only on a status number this build does not know.
 // Text and blob columns are copied out of SQLite's buffers, which are valid
@@ -1090,15 +1103,7 @@ Status SqliteStore::append_history(int64_t num, const std::vector<HistoryEvent>&
     int rc;
     {
       Statement::Reset reset(st);
-      st.bind(1, num);
-      st.bind(2, *seq + 1);
-      st.bind(3, e.time_ms);
-      st.bind_text(4, e.kind);
-      st.bind_text(5, e.step);
-      st.bind(6, e.attempt);
-      st.bind_text(7, e.error_class);
-      st.bind_text(8, e.message);
-      st.bind_text(9, e.data_json);
+      bind_history(st, num, *seq + 1, e);
       rc = st.step();
     }
     if (rc == SQLITE_DONE) {
@@ -1432,21 +1437,17 @@ Status SqliteStore::move_instance(
     s = Status(StatusCode::kUnsupported, "the schema has no fibers table: " + path_);
   }
   if (s.ok()) {
-    const HistoryEvent& e = move.event;
-    s =
-        run("INSERT INTO history (instance, seq, time_ms, kind, step, attempt, error_class, "
-            "message, data) VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM history WHERE "
-            "instance = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            [&](Statement& st) {
-              st.bind(1, num);
-              st.bind(2, e.time_ms);
-              st.bind_text(3, e.kind);
-              st.bind_text(4, e.step);
-              st.bind(5, e.attempt);
-              st.bind_text(6, e.error_class);
-              st.bind_text(7, e.message);
-              st.bind_text(8, e.data_json);
-            });
+    // The next seq, read under the lock (a writer that cached the last seq
+    // notices one it did not write: see append_history).
+    Statement last;
+    rc = last.prepare(rdb_.get(), kLastSeqSql);
+    if (rc != SQLITE_OK) return fail(rdb_.error(rc, "moving an instance"));
+    last.bind(1, num);
+    rc = last.step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(rdb_.error(rc, "moving an instance"));
+    const int64_t seq = rc == SQLITE_ROW ? last.column_int(0) : 0;
+    last.reset();
+    s = run(kInsertHistorySql, [&](Statement& st) { bind_history(st, num, seq + 1, move.event); });
   }
   if (!s.ok()) return fail(s);
   s = rdb_.exec("COMMIT", "moving an instance");

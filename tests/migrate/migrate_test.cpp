@@ -153,6 +153,28 @@ TEST(MigrateDiff, CompensatingAtAStepNeedsItsUndoAndTheOnesBefore) {
   EXPECT_TRUE(point(d, "step charge").safe);
 }
 
+// The jump of an `if` around the wait point leads past it: where to does
+// not matter for an instance that waits inside, so code after it may grow.
+TEST(MigrateDiff, AnIfAroundTheWaitPointMayChangeAfterIt) {
+  auto text = [](const std::string& then_after, const std::string& otherwise) {
+    return "service inv { timeout 1s }\n"
+           "saga order(id: string, big: bool) {\n"
+           "  if big {\n"
+           "    step nap { do sleep(for: 1h) }\n" +
+           then_after +
+           "  } else {\n"
+           "    step quick { do inv.quick(order: id) }\n" +
+           otherwise +
+           "  }\n"
+           "}\n";
+  };
+  Diff d = diff(link(text("", "")), link(text("    step more { do inv.more(order: id) }\n",
+                                              "    step other { do inv.other(order: id) }\n")));
+  EXPECT_TRUE(point(d, "step nap (sleep)").safe) << reasons(point(d, "step nap (sleep)"));
+  // The else side comes after the then side: its prefix holds the then side.
+  EXPECT_FALSE(point(d, "step quick").safe);
+}
+
 TEST(MigrateDiff, ChangedParametersPinEveryPoint) {
   std::string more = order();
   more.replace(more.find("id: string)"), 11, "id: string, vip: bool)");
@@ -163,28 +185,29 @@ TEST(MigrateDiff, ChangedParametersPinEveryPoint) {
   }
 }
 
+// A trip: a branch that reserves and sleeps, one that charges, [fast_extra]
+// at the end of the charging branch and [after] after the block.
+std::string trip(const std::string& fast_extra = "", const std::string& after = "") {
+  return "service inv { timeout 1s }\n"
+         "saga trip(id: string) {\n"
+         "  parallel {\n"
+         "    branch slow { step reserve { do inv.reserve(order: id) -> r  undo "
+         "inv.release(res: r.id) }\n"
+         "                  step nap { do sleep(for: 1h) } }\n"
+         "    branch fast { step charge { do inv.charge(order: id) -> c } " +
+         fast_extra + "}\n  }\n" + after + "  output { r: r.id, c: c.id" +
+         (after.empty() ? "" : ", n: n.sent") + " }\n}\n";
+}
+
 TEST(MigrateDiff, ParallelBranchesAndTheirJoin) {
-  auto trip = [](const std::string& extra) {
-    return "service air { timeout 1s }\n"
-           "saga trip(id: string) {\n"
-           "  parallel {\n"
-           "    branch flight { step book { do air.book(t: id) -> ticket  undo air.cancel(t: "
-           "ticket.n) }\n  step pause { do sleep(for: 1h) } }\n"
-           "    branch hotel { step room { do air.room(t: id) -> room } " +
-           extra +
-           "}\n"
-           "  }\n"
-           "  output { t: ticket.n }\n"
-           "}\n";
-  };
-  Diff d = diff(link(trip("")), link(trip("step extra { do air.extra(t: id) }")));
-  EXPECT_TRUE(point(d, "join of parallel (flight, hotel)").safe)
-      << reasons(point(d, "join of parallel (flight, hotel)"));
-  EXPECT_TRUE(point(d, "step pause (sleep)").safe);
-  EXPECT_TRUE(point(d, "end of branch flight").safe);
-  // The hotel branch ended on OLD's code, which NEW changed.
-  EXPECT_FALSE(point(d, "end of branch hotel").safe);
-  EXPECT_TRUE(point(d, "step room").safe);
+  Diff d = diff(link(trip()), link(trip("step extra { do inv.extra(t: id) }")));
+  EXPECT_TRUE(point(d, "join of parallel (slow, fast)").safe)
+      << reasons(point(d, "join of parallel (slow, fast)"));
+  EXPECT_TRUE(point(d, "step nap (sleep)").safe);
+  EXPECT_TRUE(point(d, "end of branch slow").safe);
+  // The fast branch ended on OLD's code, which NEW changed.
+  EXPECT_FALSE(point(d, "end of branch fast").safe);
+  EXPECT_TRUE(point(d, "step charge").safe);
 }
 
 // A state of OLD waiting in the sleep, as the machine leaves it.
@@ -396,6 +419,57 @@ TEST_F(MigrateStore, InstancesInASleepMoveAndRunToTheEndOnTheNewProgram) {
   }
   EXPECT_EQ(reserves_.load(), 2);  // Not run again.
   EXPECT_EQ(notifies_.load(), 2);  // NEW's step ran.
+}
+
+// A parallel block: the root waits at the join, one branch sleeps, the
+// other has ended. All three fibers move (their rows too), and the new
+// program's step after the block runs.
+TEST_F(MigrateStore, AParallelBlockMovesWithEveryFiber) {
+  const std::string old_text = trip();
+  const std::string new_text = trip("", kNotifyAfterNap);
+  auto old_p = link(old_text);
+  auto new_p = link(new_text);
+  std::string id;
+  {
+    auto engine = open_engine();
+    auto hash = engine->load_program(image_of(old_text));
+    ASSERT_TRUE(hash.ok());
+    auto started = engine->start(hash.value(), "trip", {{"id", "t"}});
+    ASSERT_TRUE(started.ok());
+    id = started.value();
+    auto store = open_store();
+    ASSERT_TRUE(test::eventually([&] {
+      auto h = store->history(id);
+      int done = 0;
+      for (const HistoryEvent& e : h.ok() ? h.value() : std::vector<HistoryEvent>{}) {
+        done += e.kind == "step_completed";
+      }
+      return done == 2;  // reserve and charge: one branch sleeps, the other ended.
+    }));
+  }
+  auto store = open_store();
+  ASSERT_EQ(store->get_instance(id).value()->fibers.size(), 2u);
+  ASSERT_TRUE(store->put_program(new_p.hash, "trip.saga", image_of(new_text)).ok());
+  MoveOptions options;
+  options.now_ms = clock_->now_ms();
+  options.claim_gone = [](const std::string&, int64_t) { return true; };
+  auto outcomes = move_instances(*store, diff(old_p, new_p), old_p, new_p, options);
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status().message();
+  ASSERT_EQ(outcomes->size(), 1u);
+  EXPECT_TRUE((*outcomes)[0].moved) << (*outcomes)[0].why;
+  EXPECT_EQ((*outcomes)[0].where,
+            "join of parallel (slow, fast), step nap (sleep), end of branch fast");
+  EXPECT_EQ(store->get_instance(id).value()->fibers.size(), 2u);
+  store.reset();
+  auto engine = open_engine();
+  ASSERT_TRUE(engine->resume().ok());
+  clock_->advance(std::chrono::hours(1) + std::chrono::seconds(1));
+  auto info = engine->wait(id, std::chrono::seconds(20));
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  EXPECT_EQ(info->output, nlohmann::json({{"r", "R-t"}, {"c", "C-t"}, {"n", "t"}}));
+  EXPECT_EQ(reserves_.load(), 1);
+  EXPECT_EQ(notifies_.load(), 1);
 }
 
 TEST_F(MigrateStore, TheMoveChecksTheRowItWasComputedFrom) {
