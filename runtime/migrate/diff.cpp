@@ -119,6 +119,18 @@ class Differ {
   const bytecode::Program& np() const { return new_.program; }
 
   void saga_points(uint32_t s, uint32_t ns, std::vector<WaitPoint>& out) {
+    const size_t first = out.size();
+    all_points(s, ns, out);
+    // As a reader meets them: the start, then the places of the forward
+    // code by line, then the undos by line.
+    auto rank = [](const WaitPoint& w) {
+      return std::pair(w.kind == WaitKind::kStart ? 0 : w.kind == WaitKind::kUndo ? 2 : 1, w.line);
+    };
+    std::stable_sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+                     [&](const WaitPoint& a, const WaitPoint& b) { return rank(a) < rank(b); });
+  }
+
+  void all_points(uint32_t s, uint32_t ns, std::vector<WaitPoint>& out) {
     const bytecode::Saga& saga = op().sagas[s];
     auto point = [&](WaitKind kind, std::string where, uint32_t line) -> WaitPoint& {
       WaitPoint& w = out.emplace_back();

@@ -268,6 +268,40 @@ TEST(MigrateTranslate, ANewLayoutGetsEveryPositionRewritten) {
   EXPECT_EQ(t.root().args, s.root().args);
 }
 
+TEST(MigrateTranslate, CompensatingKeepsItsLogAndTheUndoAwaited) {
+  auto old_p = link(order());
+  std::string text = order("", "  let total = 2\n");
+  text.insert(text.find("saga order"),
+              "saga first(a: string) { step one { do x.one(a: a) -> q  undo x.un(q: q.v) } }\n");
+  text.insert(0, "service x { timeout 1s }\n");
+  auto new_p = link(text);
+  // Charge failed in doubt after the sleep: its refund is awaited, reserve's
+  // release is next.
+  runtime::InstanceState s = waiting_in_nap(old_p);
+  uint32_t charge = 0, nap = s.root().step;
+  while (old_p.program.steps[charge].name != "charge") ++charge;
+  runtime::Fiber& root = s.root();
+  root.completed.push_back({nap, false, {}});
+  s.phase = runtime::Phase::kCompensating;
+  s.had_effects = true;
+  s.error_class = "timeout";
+  root.wait = runtime::Wait::kUndo;
+  root.step = charge;
+  root.attempt = 2;
+  root.args = Value::from_json_text(R"({"c": null})").value();
+  auto moved = translate(diff(old_p, new_p), old_p, new_p, s);
+  ASSERT_TRUE(moved.ok()) << moved.status().message();
+  const runtime::Fiber& t = moved->root();
+  EXPECT_EQ(new_p.program.steps[t.step].name, "charge");
+  EXPECT_EQ(t.pc, new_p.program.steps[t.step].undo_pc);
+  EXPECT_EQ(t.attempt, 2u);
+  EXPECT_EQ(t.args, root.args);
+  ASSERT_EQ(t.completed.size(), 2u);
+  EXPECT_EQ(new_p.program.steps[t.completed[0].step].name, "reserve");
+  EXPECT_EQ(new_p.program.steps[t.completed[1].step].name, "nap");
+  EXPECT_EQ(moved->phase, runtime::Phase::kCompensating);
+}
+
 TEST(MigrateTranslate, AnUnsafeWaitPointIsRefusedWithItsReason) {
   auto old_p = link(order());
   auto new_p = link(order("  step audit { do inv.audit(order: id) }\n"));
