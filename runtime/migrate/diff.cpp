@@ -41,7 +41,9 @@ using bytecode::kNone;
 // FORK, up to the saga's main code.
 std::vector<uint32_t> log_steps_before(const Code& c, uint32_t pc) {
   std::vector<uint32_t> steps;
-  for (;;) {
+  // One region per level of blocks; the bound only guards against a program
+  // whose blocks would nest in a circle.
+  for (size_t level = 0; level <= c.regions().size(); ++level) {
     const Region* r = c.region_at(pc);
     if (r == nullptr) return steps;
     Prefix p = c.prefix(*r, pc, kNone);
@@ -57,6 +59,7 @@ std::vector<uint32_t> log_steps_before(const Code& c, uint32_t pc) {
     }
     pc = c.fork_pc(r->block);
   }
+  return steps;
 }
 
 class Differ {
@@ -241,6 +244,10 @@ class Differ {
     }
     const Region* o = oc_.branch_region(b, i);
     const Region* n = nc_.branch_region(nb, i);
+    if (o == nullptr || n == nullptr || o->end == o->begin || n->end == n->begin) {
+      w.reasons.push_back("its code cannot be located");
+      return;
+    }
     same_prefix(o->end - 1, n->end - 1, kNone, kNone, w);
     if (w.reasons.empty()) same_undos(log_steps_before(oc_, o->end - 1), w);
   }

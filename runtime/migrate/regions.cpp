@@ -177,9 +177,24 @@ std::string Code::render(const Instruction& in, uint32_t pc, uint32_t saga, uint
   return out;
 }
 
+// The deepest blocks nest in code a verifier accepts is far below this; a
+// block forked inside itself would recurse for ever.
+constexpr int kMaxBlockDepth = 64;
+
 Prefix Code::prefix(const Region& r, uint32_t upto, uint32_t open_block) const {
-  const bytecode::Program& p = lp_.program;
   Prefix out;
+  add_prefix(r, upto, open_block, 0, out);
+  return out;
+}
+
+void Code::add_prefix(const Region& r, uint32_t upto, uint32_t open_block, int depth,
+                      Prefix& out) const {
+  const bytecode::Program& p = lp_.program;
+  if (depth > kMaxBlockDepth) {
+    out.lines.push_back("blocks nested too deep");
+    out.pcs.push_back(r.begin);
+    return;
+  }
   auto first = std::lower_bound(starts_.begin(), starts_.end(), r.begin);
   for (auto it = first; it != starts_.end() && *it <= upto && *it < r.end; ++it) {
     Instruction in;
@@ -187,20 +202,15 @@ Prefix Code::prefix(const Region& r, uint32_t upto, uint32_t open_block) const {
     out.lines.push_back(render(in, *it, r.saga, upto));
     out.pcs.push_back(*it);
     if (in.op == Op::INVOKE) out.steps.push_back(in.a);
-    if (in.op == Op::FORK && in.a != open_block && in.a < p.blocks.size()) {
-      for (uint32_t i = 0; i < p.blocks[in.a].branches.size(); ++i) {
-        const Region* body = branch_region(in.a, i);
-        if (body == nullptr) continue;
-        Prefix inner = prefix(*body, body->end - 1, kNone);
-        out.lines.push_back("branch " + p.blocks[in.a].branches[i].name);
-        out.pcs.push_back(body->begin);
-        out.lines.insert(out.lines.end(), inner.lines.begin(), inner.lines.end());
-        out.pcs.insert(out.pcs.end(), inner.pcs.begin(), inner.pcs.end());
-        out.steps.insert(out.steps.end(), inner.steps.begin(), inner.steps.end());
-      }
+    if (in.op != Op::FORK || in.a == open_block || in.a >= p.blocks.size()) continue;
+    for (uint32_t i = 0; i < p.blocks[in.a].branches.size(); ++i) {
+      const Region* body = branch_region(in.a, i);
+      if (body == nullptr || body->end == body->begin) continue;
+      out.lines.push_back("branch " + p.blocks[in.a].branches[i].name);
+      out.pcs.push_back(body->begin);
+      add_prefix(*body, body->end - 1, kNone, depth + 1, out);
     }
   }
-  return out;
 }
 
 std::string Code::undo_text(uint32_t step) const {
@@ -208,7 +218,7 @@ std::string Code::undo_text(uint32_t step) const {
   const bytecode::Step& s = p.steps[step];
   if (s.undo_pc == kNone || s.undo_action == kNone) return "none";
   const Region* r = region_at(s.undo_pc);
-  if (r == nullptr) return "?";
+  if (r == nullptr || r->end == r->begin) return "?";
   std::string out = p.actions[s.undo_action].name;
   for (const std::string& line : prefix(*r, r->end - 1, kNone).lines) out += "\n" + line;
   return out;

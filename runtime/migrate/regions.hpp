@@ -63,6 +63,9 @@ class Code {
  private:
   std::string render(const bytecode::Instruction& in, uint32_t pc, uint32_t saga,
                      uint32_t upto) const;
+  // prefix() at a depth of nested blocks.
+  void add_prefix(const Region& r, uint32_t upto, uint32_t open_block, int depth,
+                  Prefix& out) const;
   std::string block_signature(uint32_t block) const;
 
   const runtime::LinkedProgram& lp_;

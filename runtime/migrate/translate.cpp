@@ -89,7 +89,10 @@ Result<InstanceState> translate(const Diff& d, const runtime::LinkedProgram& old
   if (state.phase == runtime::Phase::kDone) return pinned("it has finished");
   for (const Fiber& f : state.fibers) {
     const WaitPoint* w = wait_point_of(d, old_program, state, f);
-    if (w == nullptr) continue;  // A fiber that waits for nothing has no place to keep.
+    if (w == nullptr) {
+      if (f.wait == Wait::kNone && !f.ended) continue;  // It waits for nothing.
+      return pinned("it waits at a place that OLD's wait points do not list");
+    }
     if (!w->safe) return pinned(fmt::format("at {}: {}", w->where, w->reasons.front()));
   }
   const SagaMap& saga = d.sagas[state.saga];
@@ -109,6 +112,7 @@ Result<InstanceState> translate(const Diff& d, const runtime::LinkedProgram& old
     if (f.wait == Wait::kUndo) {
       // The undo awaited runs from its arguments; the pc is not used until
       // the next undo sets it (runtime/engine/machine.cpp, next_undo).
+      if (step(f.step) == kNone) return pinned("the undo it runs is not in NEW");
       f.pc = np.steps[step(f.step)].undo_pc;
     } else {
       // The region it runs in: the saga's main code (the root), or its
