@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/bytecode/program.hpp"
+#include "saga/engine.hpp"
 #include "saga/store.hpp"
 
 namespace saga::cli {
@@ -54,6 +55,9 @@ struct Access {
   std::vector<std::string> allow_hosts;
   bool allow_exec = false;
   std::vector<std::string> service_urls;  // "name=http://host:port" (--service).
+  // How an engine of this process takes load (README, "Under overload").
+  size_t max_active = EngineOptions{}.max_active;  // --max-active; 0: no limit.
+  bool adaptive = true;                            // --no-adaptive: bulkheads only.
 };
 
 struct RunArgs {

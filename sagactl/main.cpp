@@ -53,6 +53,13 @@ int main(int argc, char** argv) {
                     "default: any)")
         ->delimiter(',');
     cmd->add_flag("--allow-exec", access.allow_exec, "Let sagas run programs with the exec action");
+    cmd->add_option("--max-active", access.max_active,
+                    "Run at most N instances at once; the rest wait `pending`, in order (0: no "
+                    "limit)")
+        ->capture_default_str();
+    cmd->add_flag("!--no-adaptive", access.adaptive,
+                  "Fixed concurrency per service (its bulkhead) instead of a limit that follows "
+                  "the service's latency");
     cmd->add_option("--service", access.service_urls,
                     "Bind a service to a url: NAME=http://host:port (repeatable); replaces the "
                     "program's url, or gives one to a service declared without")
