@@ -127,7 +127,9 @@ class Budget {
     if (it == a_.steps.end() || !st.action) return {};
     const StepInfo& info = it->second;
     Bound b;
-    if (info.action == "log") return b;
+    // A retriable step runs after the pivot, where the deadline no longer
+    // applies (the machine drops it when the pivot completes).
+    if (info.action == "log" || st.kind == ast::StepKind::Retriable) return b;
     if (info.action == "sleep") {
       for (const ast::NamedArg& arg : st.action->args) {
         if (arg.name == "for" && arg.value && arg.value->kind == ast::ExprKind::Duration) {
@@ -157,9 +159,18 @@ class Budget {
     bool retries_timeouts = false;
     if (info.policy != bytecode::kNone) {
       const bytecode::RetryPolicy& p = a_.policies[info.policy];
+      if (p.attempts == bytecode::kUnlimitedAttempts) {
+        diags_.warning(st.retry ? st.retry->span : st.name_span,
+                       fmt::format("step '{}' is retried without limit: the saga's deadline ({}) "
+                                   "fires before its retries are exhausted",
+                                   st.name, bytecode::format_duration(deadline_ms_)),
+                       "give it a number of attempts, or make it a retriable step after the "
+                       "pivot, where the deadline no longer applies");
+        b.ms = std::numeric_limits<double>::infinity();
+        return b;
+      }
       attempts = p.attempts;
-      retries_timeouts =
-          std::find(p.retry_on.begin(), p.retry_on.end(), "timeout") != p.retry_on.end();
+      retries_timeouts = bytecode::retries_class(p, "timeout");
       for (uint32_t r = 1; r < attempts; ++r) {
         backoff += static_cast<double>(bytecode::backoff_ms(p, r));  // Jitter only shortens it.
       }
