@@ -10,7 +10,8 @@
 // `parallel` block as its slowest branch, so the bound is a lower bound of
 // the worst case: when it exceeds the deadline, the deadline can fire
 // before the retries are exhausted. A step that can wait without a timeout
-// makes the path unbounded: that is a warning of its own.
+// makes the path unbounded: that is a warning of its own. Nothing after a
+// pivot step counts: its completion drops the deadline.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -82,7 +83,12 @@ class Budget {
  private:
   Bound block(const ast::Block& body) {
     Bound total;
-    for (const ast::Stmt& s : body) add(total, stmt(s));
+    for (const ast::Stmt& s : body) {
+      add(total, stmt(s));
+      // Once the pivot completes the deadline no longer applies: the rest of
+      // this path does not count.
+      if (s.kind == ast::StmtKind::Step && s.step && s.step->kind == ast::StepKind::Pivot) break;
+    }
     return total;
   }
 
@@ -127,8 +133,8 @@ class Budget {
     if (it == a_.steps.end() || !st.action) return {};
     const StepInfo& info = it->second;
     Bound b;
-    // A retriable step runs after the pivot, where the deadline no longer
-    // applies (the machine drops it when the pivot completes).
+    // (A retriable step runs after the pivot, where the deadline no longer
+    // applies: block() stops counting there.)
     if (info.action == "log" || st.kind == ast::StepKind::Retriable) return b;
     if (info.action == "sleep") {
       for (const ast::NamedArg& arg : st.action->args) {

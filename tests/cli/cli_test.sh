@@ -236,6 +236,8 @@ contains "$tmp/out" "format 3" "a program with step kinds is format 3"
 contains "$tmp/out" "charge (pivot)" "the pivot is marked in the step table"
 expect 0 "explore a saga with a pivot" -- "$ctl" explore "$src/tests/compiler/pivot_ok.saga"
 contains "$tmp/out" "no violation" "past the pivot nothing is compensated"
+expect 0 "a saga past its pivot outlives its deadline" -- "$ctl" run "$src/tests/cli/pivot_deadline.saga" --db "$tmp/pivot.db" --input '{}'
+contains "$tmp/out" '"done": true' "the saga completed after its deadline had passed"
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
