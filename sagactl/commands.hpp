@@ -46,6 +46,9 @@ struct CompileArgs {
 };
 int compile(const CompileArgs& args);
 int check(const std::string& input, const std::string& format);
+// check --obligations [--json]: the diagnostics on stderr, then the calls
+// participants must accept more than once with one key (exit 1 on errors).
+int check_obligations(const std::string& input, bool json);
 int disasm(const std::string& input);
 int doc(const std::string& topic);
 

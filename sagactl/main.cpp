@@ -33,8 +33,15 @@ int main(int argc, char** argv) {
   auto* check_cmd = app.add_subcommand(
       "check", "Report errors and warnings of a .saga file without writing anything");
   check_cmd->add_option("file", input, "The .saga source file")->required();
-  check_cmd->add_option("--format", format, "Diagnostics format")
-      ->check(CLI::IsMember({"text", "json"}));
+  auto* check_format = check_cmd->add_option("--format", format, "Diagnostics format")
+                           ->check(CLI::IsMember({"text", "json"}));
+  bool obligations = false, obligations_json = false;
+  auto* obligations_flag = check_cmd->add_flag(
+      "--obligations", obligations,
+      "List the calls participants must accept more than once with one idempotency key");
+  obligations_flag->excludes(check_format);
+  check_cmd->add_flag("--json", obligations_json, "With --obligations: print them as JSON")
+      ->needs(obligations_flag);
 
   auto* disasm_cmd = app.add_subcommand(
       "disasm", "List the bytecode of a .sagac file (or of a .saga file, compiled in memory)");
@@ -198,6 +205,7 @@ int main(int argc, char** argv) {
   }
 
   if (*compile_cmd) return saga::cli::compile(c);
+  if (*check_cmd && obligations) return check_obligations(input, obligations_json);
   if (*check_cmd) return check(input, format);
   if (*disasm_cmd) return disasm(input);
   if (*doc_cmd) return doc(topic);
