@@ -163,7 +163,10 @@ std::string Code::render(const Instruction& in, uint32_t pc, uint32_t saga, uint
         }
         const bytecode::Step& s = p.steps[v];
         const auto& names = p.sagas[s.saga].slot_names;
-        out += fmt::format(" {} do {} -> {}", s.name, p.actions[s.action].name,
+        // The kind too: a step that became (or stopped being) the pivot
+        // changes what a failure after it means.
+        out += fmt::format(" {} {} do {} -> {}", bytecode::to_string(s.kind), s.name,
+                           p.actions[s.action].name,
                            s.result_slot < names.size() ? names[s.result_slot] : "_");
         return;
       }
