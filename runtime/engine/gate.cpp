@@ -40,7 +40,7 @@ void AdaptiveLimit::shrink(int64_t now_ms, double factor) {
 void AdaptiveLimit::sample(int64_t now_ms, int64_t latency_ms, bool overload) {
   if (!s_.adaptive) return;
   latency_ms = std::max<int64_t>(0, latency_ms);
-  if (now_ms - latency_ms < shrunk_at_ms_) return;  // Sent before the last shrink.
+  if (now_ms - latency_ms <= shrunk_at_ms_) return;  // Sent before the last shrink.
   if (overload) return shrink(now_ms, s_.decrease);
   ++count_;
   sum_ms_ += static_cast<double>(latency_ms);
@@ -139,7 +139,16 @@ void ServiceGate::admit(int64_t now_ms, std::vector<std::pair<uint64_t, Callback
       }
       if (pick >= 0) break;
     }
-    if (pick < 0) return;
+    if (pick < 0) {
+      // A slot is free and only retries without a token wait: each counts
+      // once as held back by its budget.
+      for (Queue q : {kUndoRetry, kDoRetry}) {
+        if (!queues_[q].empty() && !std::exchange(queues_[q].front().budget_held, true)) {
+          ++budget_waits_;
+        }
+      }
+      return;
+    }
     const auto q = static_cast<Queue>(pick);
     if (q == kUndoRetry || q == kDoRetry) budget_of(q).try_take(now_ms);
     Waiter w = std::move(queues_[q].front());
@@ -159,7 +168,6 @@ bool ServiceGate::acquire(Kind kind, bool retry, int64_t now_ms, Callback callba
     ticket = next_ticket_++;
     const Queue q = queue_of(kind, retry);
     if (in_flight_ >= limit_.limit()) limit_.saturated();
-    if (retry && budget_of(q).tokens(now_ms) < 1.0) ++budget_waits_;
     queues_[q].push_back(Waiter{ticket, now_ms, std::move(callback)});
     admit(now_ms, granted);
     for (auto it = granted.begin(); it != granted.end(); ++it) {
@@ -194,9 +202,14 @@ void ServiceGate::tick(int64_t now_ms) {
   std::vector<std::pair<uint64_t, Callback>> granted;
   {
     std::lock_guard lock(mu_);
-    for (auto& queue : queues_) {
+    for (int i = 0; i < kQueues; ++i) {
+      const auto q = static_cast<Queue>(i);
+      auto& queue = queues_[q];
       while (!queue.empty() && now_ms - queue.front().since_ms >= s_.max_wait_ms) {
-        expired.push_back(std::move(queue.front().callback));
+        Waiter& w = queue.front();
+        const bool retry = q == kUndoRetry || q == kDoRetry;
+        if (retry && !w.budget_held && budget_of(q).tokens(now_ms) < 1.0) ++budget_waits_;
+        expired.push_back(std::move(w.callback));
         queue.pop_front();
         ++shed_;
       }

@@ -163,6 +163,7 @@ class ServiceGate {
     uint64_t ticket;
     int64_t since_ms;
     Callback callback;
+    bool budget_held = false;  // Counted in budget_waits_.
   };
   // Queues in order of precedence: undos before forward calls (an undo ends
   // a saga, a forward call extends one), first attempts before retries only
@@ -183,7 +184,7 @@ class ServiceGate {
   uint64_t next_ticket_ = 1;
   uint64_t delayed_ = 0;       // Calls that waited for a slot or a token.
   uint64_t shed_ = 0;          // Calls that waited max_wait_ms and failed.
-  uint64_t budget_waits_ = 0;  // Retries that found the budget empty.
+  uint64_t budget_waits_ = 0;  // Retries held back for want of a token (once each).
   int64_t max_wait_seen_ = 0;
 };
 

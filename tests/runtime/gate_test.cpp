@@ -38,7 +38,7 @@ struct Feeder {
   // `latency` ms; each found every slot taken.
   void calls(int n, int64_t latency, bool overload = false) {
     for (int i = 0; i < n; ++i) {
-      now += latency;
+      now += 1 + latency;  // Sent 1 ms after the last one ended.
       limit.saturated();
       limit.sample(now, latency, overload);
     }

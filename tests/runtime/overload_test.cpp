@@ -158,8 +158,10 @@ TEST_F(OverloadTest, InstancesBeyondMaxActiveWaitPendingAndStartInOrder) {
   held.succeed(1);  // o2 ends: o3 begins, not o4 or o5.
   ASSERT_TRUE(held.wait_for(3));
   EXPECT_EQ(held.orders().back(), "o3");
-  held.succeed(0);
-  held.succeed(2);
+  held.succeed(0);  // Then o4...
+  ASSERT_TRUE(held.wait_for(4));
+  EXPECT_EQ(held.orders().back(), "o4");
+  held.succeed(2);  // ...and o5.
   ASSERT_TRUE(held.wait_for(5));
   held.succeed(3);
   held.succeed(4);
