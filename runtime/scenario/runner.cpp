@@ -58,6 +58,10 @@ class Checker {
   }
 
   void run() {
+    if (file_.tests.empty()) {
+      diags_.warning(Span{0, 0}, "this file has no tests",
+                     "add one: test \"happy path\" { start SAGA {...} expect status completed }");
+    }
     if (file_.start) start(*file_.start);
     for (const AnswerRule& a : file_.answers) target(a.target);
     std::set<std::string> names;
@@ -165,8 +169,14 @@ struct Call {
   nlohmann::json args;
 };
 
+// JSON as the reports print it: one line (or indented), and a string the
+// saga built that is not UTF-8 shown with U+FFFD instead of throwing.
+std::string text(const nlohmann::json& j, int indent = -1) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string describe(const Target& t) {
-  return t.key ? nlohmann::json(t.name).dump() : t.name;
+  return t.key ? text(nlohmann::json(t.name)) : t.name;
 }
 
 bool target_matches(const Target& t, const Call& c) {
@@ -425,7 +435,7 @@ class Runner {
                  actual.is_null()
                      ? fmt::format("expected an output, but the saga ended {}", result_.status)
                      : "the output differs from the expected one",
-                 why, text_diff(e.output.dump(2), actual.dump(2)));
+                 why, text_diff(text(e.output, 2), text(actual, 2)));
           }
           break;
         }
@@ -504,11 +514,11 @@ class Runner {
     if (same) return;
     std::vector<std::string> want, got;
     for (const CallPattern& p : e.calls) {
-      want.push_back(describe(p.target) + (p.args ? " " + p.args->dump() : ""));
+      want.push_back(describe(p.target) + (p.args ? " " + text(*p.args) : ""));
     }
     for (const Call* c : actual) {
       got.push_back(
-          fmt::format("{} {}  ({}, attempt {})", c->action, c->args.dump(), c->key, c->attempt));
+          fmt::format("{} {}  ({}, attempt {})", c->action, text(c->args), c->key, c->attempt));
     }
     fail(e.span,
          fmt::format("the {} differ from the expected ones: {} expected, {} made",

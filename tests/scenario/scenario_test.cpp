@@ -320,6 +320,64 @@ test "payment lost" {
   EXPECT_TRUE(ran.results[1].passed()) << failures(ran.results[1]);
 }
 
+TEST(ScenarioRun, AnUnsentFailureIsNotCompensated) {
+  // The charge failed before its request left: certainly no effect, so no
+  // refund; the same failure sent (unavailable: in doubt) is refunded.
+  Ran ran = run(kOrder, std::string(kAnswers) + R"(
+test "unsent" {
+  answer payment.charge fail unavailable "no connection" unsent
+  expect status compensated
+  expect undos [inventory.release]
+}
+test "sent" {
+  answer payment.charge fail unavailable "502"
+  expect status compensated
+  expect undos [payment.refund, inventory.release]
+}
+)");
+  ASSERT_EQ(ran.diagnostics, "");
+  for (const TestResult& r : ran.results) EXPECT_TRUE(r.passed()) << failures(r);
+}
+
+TEST(ScenarioRun, ASagaThatWaitsForeverIsStillRunning) {
+  // No timeout and no deadline: the call that never answers holds the
+  // instance, as it would in the engine, until a cancel comes; a cancel due
+  // after the saga ended is reported as one that never came.
+  const char* saga = R"(
+saga w(id: string) {
+  step ask { do host.ask(id: id) -> a }
+  output { a: a }
+}
+)";
+  Ran ran = run(std::string("service host { }\n") + saga, R"(
+start w {"id": "x"}
+test "waits" {
+  answer host.ask never
+  expect status running
+}
+test "cancelled while it waits" {
+  answer host.ask never
+  cancel after 30d
+  expect status cancelled
+  expect elapsed 30d
+}
+test "ends before the cancel" {
+  answer host.ask ok {}
+  cancel after 1s
+  expect status completed
+}
+)");
+  ASSERT_EQ(ran.diagnostics, "");
+  for (const TestResult& r : ran.results) EXPECT_TRUE(r.passed()) << failures(r);
+  ASSERT_EQ(ran.results[0].warnings.size(), 1u);
+  EXPECT_EQ(ran.results[0].warnings[0].message,
+            "the saga waits for an answer that never comes (no timeout, no deadline): it is still "
+            "running");
+  ASSERT_EQ(ran.results[2].warnings.size(), 1u);
+  EXPECT_EQ(ran.results[2].warnings[0].message,
+            "the cancel never came: the saga ended completed first");
+}
+
 TEST(ScenarioRun, AFortyEightHourTimeoutTakesNoRealTime) {
   const char* saga = R"(
 service approvals { timeout 48h }
