@@ -1,6 +1,6 @@
 // The PEGTL grammar of scenario test files (grammar/scenario.hpp), with the
 // message of every point where it commits. Included only by
-// grammar/scenario_parse.cpp, which holds the actions.
+// grammar/scenario_parse.cpp, which holds the actions, and its tests.
 //
 //   file       = sep [program] { (test | start | answer) sep } EOF
 //   program    = 'program' STRING
