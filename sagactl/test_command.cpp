@@ -168,6 +168,12 @@ bool run_file(const std::string& path, const TestArgs& args, SuiteReport& suite,
     suite.cases.push_back(CaseReport{"(file)", 1, 0, true, why, why});
     return false;
   };
+  if (is_source(path) || path.ends_with(".sagac")) {
+    const std::string why = fmt::format(
+        "{} is a saga, not a test file: sagactl test reads FILE.saga.test (docs/testing.md)", path);
+    print_error(why);
+    return could_not_run(why);
+  }
   auto text = read_text_file(path);
   if (!text) return could_not_run("cannot read " + path);
   SourceFile source(path, std::move(*text));

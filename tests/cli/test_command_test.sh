@@ -138,6 +138,8 @@ expect 7 "a saga with errors" -- "$ctl" test "$tmp/broken.saga.test"
 contains "$tmp/err" "broken.saga:1:" "the saga's own diagnostics"
 expect 7 "a test file that does not exist" -- "$ctl" test "$tmp/none.saga.test"
 contains "$tmp/err" "cannot read" "says so"
+expect 7 "a saga instead of its test file" -- "$ctl" test "$src/samples/order.saga"
+contains "$tmp/err" "is a saga, not a test file" "says so"
 expect 2 "no file" -- "$ctl" test
 
 echo "test_command_test: $passed passed, $failed failed"
