@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -109,27 +111,38 @@ struct Builder {
 template <typename Rule>
 struct action : pegtl::nothing<Rule> {};
 
-// A duration: whole milliseconds from a number and its unit.
-uint64_t duration_ms(std::string_view text) {
+// The longest duration a test may write: 10^12 ms (about 31 years), the
+// bound the runtime puts on a backoff (bytecode::backoff_ms).
+constexpr double kMaxDurationMs = 1e12;
+
+// A duration in milliseconds from a number and its unit (the grammar
+// matched digits, an optional fraction and the unit); past kMaxDurationMs
+// (a number of any length: strtod saturates, never throws), nullopt.
+std::optional<uint64_t> duration_ms(std::string_view text) {
   size_t unit = 0;
   while (unit < text.size() &&
          (std::isdigit(static_cast<unsigned char>(text[unit])) || text[unit] == '.')) {
     ++unit;
   }
-  const double n = std::stod(std::string(text.substr(0, unit)));
+  const double n = std::strtod(std::string(text.substr(0, unit)).c_str(), nullptr);
   const std::string_view u = text.substr(unit);
   const double scale = u == "ms"  ? 1
                        : u == "s" ? 1e3
                        : u == "m" ? 60e3
                        : u == "h" ? 3600e3
                                   : 86400e3;
-  return static_cast<uint64_t>(std::llround(std::min(n * scale, 1e15)));
+  if (!(n * scale <= kMaxDurationMs)) return std::nullopt;
+  return static_cast<uint64_t>(std::llround(n * scale));
 }
 
 struct duration_action {
   template <typename Input>
   static void apply(const Input& in, Builder& b) {
-    b.duration = duration_ms(in.string_view());
+    const std::optional<uint64_t> ms = duration_ms(in.string_view());
+    if (!ms) {
+      b.diags->error(b.span(in), "this duration is too long", "at most 10^12 ms, about 31 years");
+    }
+    b.duration = ms.value_or(0);
   }
 };
 template <>
@@ -169,13 +182,10 @@ template <>
 struct action<peg::call_args> : value_action {};
 
 template <>
-struct action<peg::program_clause> {
+struct action<peg::program_path> {
   template <typename Input>
   static void apply(const Input& in, Builder& b) {
-    // The path is the clause after the keyword and spaces.
-    std::string_view text = in.string_view();
-    const size_t quote = text.find('"');
-    b.file.program = nlohmann::json::parse(text.substr(quote)).get<std::string>();
+    b.file.program = b.decode_string(in);
     b.file.program_span = b.span(in);
   }
 };

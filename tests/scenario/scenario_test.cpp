@@ -89,6 +89,8 @@ TEST(ScenarioParse, SyntaxErrorsAtTheirPlace) {
       {__LINE__, "test \"a\" { answer a.b ok then }",
        "1:31: expected an answer: 'ok', 'fail' or 'never'"},
       {__LINE__, "test \"a\" { answer a.b fail }", "1:28: expected the failure's error class"},
+      {__LINE__, "test \"a\" { answer a.b after 11575d ok }", "1:29: this duration is too long"},
+      {__LINE__, "test \"a\" { answer a.b after 11574d ok expect status completed }", "(none)"},
       {__LINE__, "test \"a\" { expect stat completed }",
        "1:19: expected what to expect: status, output, error, calls, undos, history or elapsed"},
       {__LINE__, "test \"a\" { expect calls [a.b {\"x\": 1} c.d] }",
@@ -110,6 +112,9 @@ TEST(ScenarioParse, SyntaxErrorsAtTheirPlace) {
   for (const Case& c : cases) {
     EXPECT_EQ(first_error(c.text), c.error) << "case at line " << c.line << ": " << c.text;
   }
+  // A number of any length (strtod saturates; std::stod threw out_of_range).
+  EXPECT_EQ(first_error("test \"a\" { cancel after " + std::string(400, '9') + "ms }"),
+            "1:25: this duration is too long");
 }
 
 TEST(ScenarioParse, BuildsTheModel) {
