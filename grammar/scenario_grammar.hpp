@@ -23,6 +23,8 @@
 // JSON string. Whitespace and `//` comments separate tokens.
 #pragma once
 
+#include <cstddef>
+
 #include <tao/pegtl.hpp>
 
 namespace saga::scenario::peg {
@@ -63,6 +65,12 @@ struct kw_elapsed : key<TAO_PEGTL_STRING("elapsed")> {};
 struct kw_signal : sor<key<TAO_PEGTL_STRING("signal")>, key<TAO_PEGTL_STRING("send")>> {};
 
 // ---- JSON ------------------------------------------------------------------------
+// Lists and objects nest at most this deep (the control in scenario_parse.cpp
+// counts them): the grammar recurses per level, and 256 levels need well
+// under a megabyte of stack. A value deeper than the runtime's own limit
+// (saga::kMaxDepth, also 256) is refused when the test file is checked.
+inline constexpr std::size_t kMaxJsonNesting = 256;
+struct too_deep {};
 struct json_value;
 struct escape : sor<one<'"', '\\', '/', 'b', 'f', 'n', 'r', 't'>, seq<one<'u'>, rep<4, xdigit>>> {};
 struct string_char : sor<seq<one<'\\'>, must<escape>>, seq<not_at<one<'"', '\\'>>, not_at<eol>, any>> {};
@@ -180,6 +188,7 @@ template <typename Rule> inline constexpr ErrorText error_text{};
 #define SAGA_SCENARIO_ERROR(RULE, MESSAGE, HELP) \
   template <> inline constexpr ErrorText error_text<RULE> = {MESSAGE, HELP}
 
+SAGA_SCENARIO_ERROR(too_deep, "lists and objects nest deeper than 256 levels here", nullptr);
 SAGA_SCENARIO_ERROR(escape, "unknown escape sequence", "the escapes are \\\" \\\\ \\/ \\b \\f \\n \\r \\t and \\uXXXX");
 SAGA_SCENARIO_ERROR(string_close, "unterminated string", "a string ends with '\"' on the same line");
 SAGA_SCENARIO_ERROR(member_key, "expected a quoted field name", "JSON field names are strings: {\"order\": \"o-1\"}");

@@ -49,6 +49,28 @@ struct control : pegtl::normal<Rule> {
     throw SyntaxError{static_cast<uint32_t>(at - in.begin()), &peg::error_text<Rule>,
                       std::is_same_v<Rule, peg::string_close>};
   }
+
+  // Lists and objects count towards peg::kMaxJsonNesting, so that deep
+  // input is an error instead of overflowing the stack.
+  static constexpr bool kNests =
+      std::is_same_v<Rule, peg::json_object> || std::is_same_v<Rule, peg::json_array>;
+  template <typename ParseInput, typename State>
+  static void start(const ParseInput& in, State& b) {
+    if constexpr (kNests) {
+      if (++b.depth > peg::kMaxJsonNesting) {
+        throw SyntaxError{static_cast<uint32_t>(in.current() - in.begin()),
+                          &peg::error_text<peg::too_deep>};
+      }
+    }
+  }
+  template <typename ParseInput, typename State>
+  static void success(const ParseInput&, State& b) {
+    if constexpr (kNests) --b.depth;
+  }
+  template <typename ParseInput, typename State>
+  static void failure(const ParseInput&, State& b) {
+    if constexpr (kNests) --b.depth;
+  }
 };
 
 struct Builder {
@@ -58,6 +80,7 @@ struct Builder {
   File file;
   Diagnostics* diags = nullptr;
   bool in_test = false;
+  size_t depth = 0;     // Lists and objects open (control<>::start).
   bool during = false;  // `cancel during`, not `cancel after`.
 
   // Slots of the clause being parsed.

@@ -112,6 +112,12 @@ TEST(ScenarioParse, SyntaxErrorsAtTheirPlace) {
   for (const Case& c : cases) {
     EXPECT_EQ(first_error(c.text), c.error) << "case at line " << c.line << ": " << c.text;
   }
+  // Deep JSON is an error, not a stack overflow (a million levels crashed).
+  EXPECT_EQ(first_error("test \"a\" { start s {\"a\": " + std::string(1'000'000, '[') + " }"),
+            "1:282: lists and objects nest deeper than 256 levels here");
+  EXPECT_EQ(first_error("test \"a\" { start s {\"a\": " + std::string(255, '[') +
+                        std::string(255, ']') + "} expect status completed }"),
+            "(none)");
   // A number of any length (strtod saturates; std::stod threw out_of_range).
   EXPECT_EQ(first_error("test \"a\" { cancel after " + std::string(400, '9') + "ms }"),
             "1:25: this duration is too long");
