@@ -575,10 +575,21 @@ TestResult run_test(const runtime::LinkedProgram& program, const File& file, con
   return Runner(program, file, test).run();
 }
 
+// The most cells of the alignment table diff_lines() fills (16 MB of
+// uint32_t); longer lists are shown whole, one after the other.
+constexpr size_t kMaxDiffCells = 4'000'000;
+
 std::vector<std::string> diff_lines(const std::vector<std::string>& expected,
                                     const std::vector<std::string>& actual,
                                     const std::function<bool(size_t, size_t)>& same) {
   const size_t n = expected.size(), m = actual.size();
+  std::vector<std::string> out;
+  if ((n + 1) * (m + 1) > kMaxDiffCells) {
+    // Too long to align (the table would take gigabytes): the two lists.
+    for (const std::string& e : expected) out.push_back("- " + e);
+    for (const std::string& a : actual) out.push_back("+ " + a);
+    return out;
+  }
   // lcs[i][j]: the longest common subsequence of expected[i..] and actual[j..].
   std::vector<std::vector<uint32_t>> lcs(n + 1, std::vector<uint32_t>(m + 1, 0));
   for (size_t i = n; i-- > 0;) {
@@ -586,7 +597,6 @@ std::vector<std::string> diff_lines(const std::vector<std::string>& expected,
       lcs[i][j] = same(i, j) ? lcs[i + 1][j + 1] + 1 : std::max(lcs[i + 1][j], lcs[i][j + 1]);
     }
   }
-  std::vector<std::string> out;
   size_t i = 0, j = 0;
   while (i < n || j < m) {
     if (i < n && j < m && same(i, j) && lcs[i][j] == lcs[i + 1][j + 1] + 1) {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -59,7 +60,8 @@ TestResult run_test(const runtime::LinkedProgram& program, const File& file, con
 
 // The lines of a diff from `expected` to `actual` (a longest common
 // subsequence, by `same`): "- " for a line only expected, "+ " for one only
-// there, "  " for a line in both (shown as it actually is).
+// there, "  " for a line in both (shown as it actually is). Lists too long to
+// align in 16 MB (4 million pairs) are shown whole, expected then actual.
 std::vector<std::string> diff_lines(
     const std::vector<std::string>& expected, const std::vector<std::string>& actual,
     const std::function<bool(size_t expected, size_t actual)>& same);

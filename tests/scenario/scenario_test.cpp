@@ -606,6 +606,14 @@ TEST(ScenarioDiff, LongestCommonSubsequence) {
             (std::vector<std::string>{"  x", "- y", "  z", "+ w"}));
 }
 
+TEST(ScenarioDiff, ListsTooLongToAlignAreShownWhole) {
+  const std::vector<std::string> a(3000, "x"), b(3000, "y");
+  const auto d = diff_lines(a, b, [](size_t, size_t) { return false; });
+  ASSERT_EQ(d.size(), 6000u);
+  EXPECT_EQ(d.front(), "- x");
+  EXPECT_EQ(d.back(), "+ y");
+}
+
 TEST(ScenarioDiff, ArgumentsMatchAsASubset) {
   const auto actual = nlohmann::json::parse(R"({"a": 1, "b": {"c": 2, "d": 3}, "e": [1, 2]})");
   EXPECT_TRUE(json_matches(nlohmann::json::parse(R"({"a": 1.0})"), actual));
