@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/bytecode/program.hpp"
+#include "saga/store.hpp"
 
 namespace saga::cli {
 
@@ -84,6 +85,11 @@ Prepared prepare_run(const RunArgs& args);
 int run(const RunArgs& args);
 int start(const RunArgs& args);
 
+// The store of the database, opened for reading only: a reading command
+// never creates, migrates or locks the database (docs/store.md). Null (the
+// error printed) when it cannot be opened.
+std::unique_ptr<Store> open_reader(const std::string& db);
+
 struct DbArgs {
   std::string db;
   std::string durability = "full";
@@ -112,5 +118,16 @@ struct TestArgs {
   std::string junit;               // Also write a JUnit XML report here.
 };
 int test(const TestArgs& args);
+
+// `sagactl diff OLD NEW` and `sagactl migrate --from OLD --to NEW`: each of
+// OLD and NEW a .saga/.sagac file or the hash of a program in the database.
+struct MigrateArgs {
+  std::string from, to;
+  std::string db;
+  bool json = false;     // diff
+  bool dry_run = false;  // migrate
+};
+int diff(const MigrateArgs& args);
+int migrate(const MigrateArgs& args);
 
 }  // namespace saga::cli

@@ -165,6 +165,23 @@ int main(int argc, char** argv) {
                        "Only the tests whose name contains this, or matches it with * and ?");
   test_cmd->add_option("--junit", t.junit, "Also write a JUnit XML report to this file");
 
+  MigrateArgs m;
+  auto* diff_cmd = app.add_subcommand(
+      "diff", "For each place an instance of OLD can wait, whether it can continue on NEW");
+  diff_cmd->add_option("old", m.from, "A .saga/.sagac file or a program hash in the database")
+      ->required();
+  diff_cmd->add_option("new", m.to, "A .saga/.sagac file or a program hash in the database")
+      ->required();
+  diff_cmd->add_option("--db", m.db, "The database, for hashes (default: $SAGA_DB or ./sagas.db)");
+  diff_cmd->add_flag("--json", m.json, "Print JSON for scripts");
+  auto* migrate_cmd = app.add_subcommand(
+      "migrate", "Move the unfinished instances of OLD that can safely continue on NEW");
+  migrate_cmd->add_option("--from", m.from, "OLD: a .saga/.sagac file or a program hash")
+      ->required();
+  migrate_cmd->add_option("--to", m.to, "NEW: a .saga/.sagac file or a program hash")->required();
+  migrate_cmd->add_option("--db", m.db, "The database (default: $SAGA_DB or ./sagas.db)");
+  migrate_cmd->add_flag("--dry-run", m.dry_run, "Say what would move; write nothing");
+
   // CLI11 takes an unknown first word for a missing subcommand ("A
   // subcommand is required"); name it instead.
   if (argc > 1 && argv[1][0] != '-' &&
@@ -197,5 +214,7 @@ int main(int argc, char** argv) {
   if (*cancel_cmd) return cancel(d, id);
   if (*explore_cmd) return explore(x);
   if (*test_cmd) return test(t);
+  if (*diff_cmd) return diff(m);
+  if (*migrate_cmd) return migrate(m);
   return kExitUsage;
 }

@@ -118,8 +118,8 @@ void report_stuck(Store& store) {
       stuck->size() == 1 ? "" : "s", ids);
 }
 
-// The store of the database, opened for reading only: a reading command
-// never creates, migrates or locks the database (docs/store.md).
+}  // namespace
+
 std::unique_ptr<Store> open_reader(const std::string& db) {
   StoreOptions options;
   options.read_only = true;
@@ -130,6 +130,8 @@ std::unique_ptr<Store> open_reader(const std::string& db) {
   }
   return std::move(store).value();
 }
+
+namespace {
 
 // Checks --service bindings against the services the program declares.
 std::string check_service_bindings(const bytecode::Program& program, const Access& access) {

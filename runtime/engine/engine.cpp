@@ -39,6 +39,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <future>
 #include <map>
@@ -51,6 +52,7 @@
 #include "runtime/asio.hpp"
 #include "runtime/bytecode/format.hpp"
 #include "runtime/engine/evicted.hpp"
+#include "runtime/engine/gate.hpp"
 #include "runtime/engine/inspect.hpp"
 #include "runtime/engine/machine.hpp"
 #include "runtime/engine/owner.hpp"
@@ -178,6 +180,12 @@ struct Run {
   // late event of this Run is ignored; the instance lives on in
   // Engine::Impl::evicted, and is loaded into a new Run when it is due.
   bool evicted = false;
+  // Waiting for admission (EngineOptions::max_active), in
+  // Engine::Impl::admission; guarded by the engine's mu, not the run's.
+  bool queued = false;
+  // False from a queued start until its `pending` row is durable: it may
+  // not begin before. Read under the engine's mu.
+  std::atomic<bool> recorded{true};
   // Until the first commit succeeded (the row exists): what it creates.
   std::unique_ptr<Starting> starting;
   InstanceState state;
@@ -304,6 +312,16 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // fields above keep the places the commit path was measured with.)
   EvictedSet evicted;
   TimerId evicted_timer;
+
+  // Admission control (EngineOptions::max_active): the runs started beyond
+  // the limit, in start order. Each is in `runs` too, so active instances
+  // are runs.size() - admission.size(). Guarded by mu.
+  std::deque<RunPtr> admission;
+
+  // The gate of each service called so far (gate.hpp), by name; guarded by
+  // gates_mu. A call holds its gate (shared) until it ends.
+  std::mutex gates_mu;
+  std::unordered_map<std::string, std::shared_ptr<runtime::ServiceGate>> gates;
 
   void renew_leases() {
     if (store) store->renew(owner, now() + kLeaseMs);
@@ -692,6 +710,131 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       if (claiming > 0) ended_while_claiming.insert(run->id);
     }
     changed.notify_all();
+    post_admit();
+  }
+
+  // ---- Admission (EngineOptions::max_active) ---------------------------------------
+
+  // Whether one more run may begin. Called with mu held.
+  bool has_room() const {
+    return options.max_active == 0 || runs.size() - admission.size() < options.max_active;
+  }
+
+  // Begins a prepared run now, or records it `pending` and queues it when
+  // the engine runs max_active instances already (or others wait before it).
+  void start_run(const RunPtr& run) {
+    bool queue = false;
+    size_t running = 0;
+    {
+      std::lock_guard lock(mu);
+      running = runs.size() - admission.size();
+      queue = options.max_active > 0 && (!admission.empty() || running >= options.max_active);
+      runs[run->id] = run;
+      if (queue) {
+        run->queued = true;
+        run->recorded.store(false, std::memory_order_relaxed);
+        admission.push_back(run);
+      }
+    }
+    std::lock_guard lock(run->mu);
+    if (queue) return record_pending(run, running);
+    begin(run);
+  }
+
+  // Writes a queued run's row as `pending` (the first commit of any run
+  // creates its row; this one creates it without beginning). start()
+  // returns once it is durable; the run begins when admitted. Called with
+  // run->mu held.
+  void record_pending(const RunPtr& run, size_t running) {
+    Transition t;
+    t.create = true;
+    t.instance = std::move(*run->starting->row);
+    t.instance.id = run->id;
+    t.instance.status = InstanceStatus::kPending;
+    t.instance.created_ms = t.instance.updated_ms = run->created_ms;
+    HistoryEvent recorded{now(),
+                          std::string(event_name(EventKind::recorded)),
+                          {},
+                          0,
+                          {},
+                          fmt::format("waiting for admission: {} instances running (max_active {})",
+                                      running, options.max_active),
+                          {}};
+    t.events.push_back(recorded);
+    std::shared_ptr<std::promise<Status>> promise = std::move(run->starting->promise);
+    run->starting.reset();
+    run->status = InstanceStatus::kPending;
+    store->submit(std::move(t), [this, run, promise, recorded](Status s) {
+      if (s.ok() && options.on_event) options.on_event(run->id, recorded);
+      if (promise) promise->set_value(s);
+      if (!s.ok()) {
+        // Never recorded: the start failed (start() or the callback says so).
+        bool was_queued = false;
+        {
+          std::lock_guard lock(mu);
+          auto it = std::find(admission.begin(), admission.end(), run);
+          was_queued = it != admission.end();
+          if (was_queued) admission.erase(it);
+          run->queued = false;
+        }
+        if (!was_queued) return;  // Began meanwhile (a cancel): its commits report.
+        {
+          std::lock_guard lock(run->mu);
+          run->finished = true;
+        }
+        forget(run);
+        if (run->on_done) {
+          InstanceInfo info = info_of(*run);
+          info.status = InstanceStatus::kPending;
+          info.error_message = s.message();
+          run->on_done(info);
+        }
+        return;
+      }
+      run->recorded.store(true, std::memory_order_release);
+      post_admit();
+    });
+  }
+
+  void post_admit() {
+    if (options.max_active == 0) return;
+    {
+      std::lock_guard lock(mu);
+      if (admission.empty() || !has_room()) return;
+    }
+    boost::asio::post(io, [this] { admit(); });
+  }
+
+  // Begins queued runs, oldest first, while there is room; a run whose
+  // `pending` row is not durable yet stops the line (its commit posts this
+  // again).
+  void admit() {
+    std::vector<RunPtr> go;
+    {
+      std::lock_guard lock(mu);
+      while (!admission.empty() && has_room() &&
+             admission.front()->recorded.load(std::memory_order_acquire)) {
+        RunPtr run = std::move(admission.front());
+        admission.pop_front();
+        run->queued = false;
+        go.push_back(std::move(run));
+      }
+    }
+    for (const RunPtr& run : go) {
+      std::lock_guard lock(run->mu);
+      if (!run->finished) begin(run);
+    }
+  }
+
+  // Takes a run out of the admission queue (to cancel it); false when it
+  // is not queued.
+  bool unqueue(const RunPtr& run) {
+    std::lock_guard lock(mu);
+    if (!run->queued) return false;
+    auto it = std::find(admission.begin(), admission.end(), run);
+    if (it != admission.end()) admission.erase(it);
+    run->queued = false;
+    return true;
   }
 
   // ---- Waits ---------------------------------------------------------------------
@@ -761,7 +904,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return o;
   }
 
-  // Starts the attempt fiber w.fiber waits for. Called with run->mu held.
+  // Starts the attempt fiber w.fiber waits for: at once, or when its
+  // service's gate lets it out (gate.hpp). Called with run->mu held.
   void dispatch(const RunPtr& run, const Ready& w) {
     Fiber& f = *run->state.fiber(w.fiber);
     const bytecode::Program& p = run->program->program;
@@ -776,6 +920,151 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       ok.ok = true;
       return attempt_ended(run, w, std::move(ok));
     }
+    if (action.service == bytecode::kNoService) return send(run, w, {});
+    const bytecode::Service& svc = p.services[action.service];
+    GateUse use{gate_of(svc),
+                undo ? runtime::ServiceGate::Kind::kUndo : runtime::ServiceGate::Kind::kDo, now(),
+                0};
+    std::weak_ptr<Run> weak = run;
+    uint64_t ticket = 0;
+    const bool sent_now = use.gate->acquire(
+        use.kind, f.attempt > 1, use.asked_ms,
+        [this, weak, w, use](bool granted) {
+          // From whichever thread freed the slot: continue on an engine
+          // thread (the run's lock is not to be taken under another's).
+          boost::asio::post(io, [this, weak, w, use, granted]() mutable {
+            RunPtr run = weak.lock();
+            if (!run) {
+              if (granted) use.gate->release(now(), nullptr);
+              return;
+            }
+            std::lock_guard lock(run->mu);
+            FiberRun* fr = run->fiber_run(w.fiber);
+            if (!fr || fr->generation != w.generation || run->finished) {
+              if (granted) use.gate->release(now(), nullptr);  // Given up while it waited.
+              return;
+            }
+            use.queued_ms = now() - use.asked_ms;
+            if (granted) return send(run, w, use);
+            const std::string& name =
+                run->program->program
+                    .services[run->program->program.actions[action_of(*run, w)].service]
+                    .name;
+            Outcome o =
+                failed("unavailable", fmt::format("not sent: waited {} for a slot of service '{}' "
+                                                  "(limit {}, {} waiting)",
+                                                  format_ms(use.queued_ms), name, use.gate->limit(),
+                                                  use.gate->waiting()));
+            o.not_sent = true;
+            attempt_ended(run, w, std::move(o));
+          });
+        },
+        ticket);
+    if (sent_now) return send(run, w, std::move(use));
+    arm_gate_tick();
+  }
+
+  // The action fiber w.fiber waits for (its step's do, or its undo).
+  static uint32_t action_of(const Run& run, const Ready& w) {
+    const Fiber& f = *run.state.fiber(w.fiber);
+    const bytecode::Step& step = run.program->program.steps[f.step];
+    return f.wait == Wait::kUndo ? step.undo_action : step.action;
+  }
+
+  // A call's hold on its service's gate: which gate, what kind of call, when
+  // it asked and how long it waited. Empty (no gate) for calls of actions
+  // without a service.
+  struct GateUse {
+    std::shared_ptr<runtime::ServiceGate> gate;
+    runtime::ServiceGate::Kind kind = runtime::ServiceGate::Kind::kDo;
+    int64_t asked_ms = 0;
+    int64_t queued_ms = 0;
+  };
+
+  // What ends a sent call's hold on its gate, once, whichever comes first:
+  // its outcome or its attempt's timeout.
+  struct Slot {
+    GateUse use;
+    int64_t sent_ms = 0;
+    std::atomic<bool> released{false};
+    void end(int64_t now_ms, bool ok, const std::string& error_class, bool not_sent) {
+      if (!use.gate || released.exchange(true)) return;
+      runtime::ServiceGate::End e;
+      e.kind = use.kind;
+      e.latency_ms = now_ms - sent_ms;
+      e.ok = ok;
+      e.overload = !ok && !not_sent && (error_class == "timeout" || error_class == "unavailable");
+      use.gate->release(now_ms, &e);
+    }
+  };
+
+  // Calls that waited this long say so in their history event.
+  static constexpr int64_t kNoteQueuedMs = 100;
+
+  static std::string gate_note(const GateUse& use, const std::string& service) {
+    if (!use.gate || use.queued_ms < kNoteQueuedMs) return {};
+    return fmt::format("waited {} for a slot of service '{}' (limit {})", format_ms(use.queued_ms),
+                       service, use.gate->limit());
+  }
+
+  std::shared_ptr<runtime::ServiceGate> gate_of(const bytecode::Service& svc) {
+    std::lock_guard lock(gates_mu);
+    auto& gate = gates[svc.name];
+    if (!gate) {
+      const OverloadOptions& o = options.overload;
+      runtime::GateSettings g;
+      g.limit.adaptive = o.adaptive;
+      g.limit.initial = o.initial_limit;
+      g.limit.max = o.max_limit;
+      g.limit.tolerance = o.tolerance;
+      runtime::BudgetSettings b;
+      b.ratio = o.retry_ratio;
+      b.floor_per_second = o.retry_floor_per_second;
+      b.max_tokens = o.retry_max_tokens;
+      if (!o.retry_budget) b.floor_per_second = b.max_tokens = 1e18;
+      g.retries = g.undo_retries = b;
+      g.max_wait_ms = o.max_wait.count();
+      gate = std::make_shared<runtime::ServiceGate>(g, svc.bulkhead, now());
+    }
+    return gate;
+  }
+
+  // While calls wait at a gate, every 100 ms the gates shed those that
+  // waited too long and let out retries whose budget refilled.
+  std::atomic<bool> gate_tick_armed{false};
+  void arm_gate_tick() {
+    if (gate_tick_armed.exchange(true)) return;
+    timers->schedule(now() + 100, [this] {
+      std::vector<std::shared_ptr<runtime::ServiceGate>> all;
+      {
+        std::lock_guard lock(gates_mu);
+        for (auto& [name, g] : gates) all.push_back(g);
+      }
+      size_t waiting = 0;
+      for (auto& g : all) {
+        g->tick(now());
+        waiting += g->waiting();
+      }
+      gate_tick_armed.store(false);
+      if (waiting > 0) arm_gate_tick();
+    });
+  }
+
+  // Sends the attempt fiber w.fiber waits for (its gate, if any, holds a
+  // slot for it). Called with run->mu held.
+  void send(const RunPtr& run, const Ready& w, GateUse use) {
+    Fiber& f = *run->state.fiber(w.fiber);
+    const bytecode::Program& p = run->program->program;
+    const bytecode::Step& step = p.steps[f.step];
+    const bool undo = f.wait == Wait::kUndo;
+    const bytecode::Action& action = p.actions[undo ? step.undo_action : step.action];
+    const std::string service =
+        action.service != bytecode::kNoService ? p.services[action.service].name : std::string();
+    auto slot = std::make_shared<Slot>();
+    slot->use = std::move(use);
+    slot->sent_ms = now();
+    std::string note = gate_note(slot->use, service);
+
     std::shared_ptr<const Action> registered;
     {
       std::lock_guard lock(mu);
@@ -787,16 +1076,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (!impl.sync && !impl.async && action.service != bytecode::kNoService &&
         options.service_transport) {
       std::string url = url_of(p.services[action.service]);
-      if (!url.empty()) return call_service(run, w, f, step, action, undo, url);
+      if (!url.empty()) return call_service(run, w, f, step, action, undo, url, slot, note);
     }
     if (!impl.sync && !impl.async) {
+      slot->end(now(), false, "unsupported", true);
       std::string why =
           action.service != bytecode::kNoService
               ? fmt::format(
                     "no action '{}' is registered and service '{}' has no url: the host "
                     "application must provide it (Engine::register_action), or give the service "
                     "a url (sagactl --service {}=http://host:port)",
-                    action.name, p.services[action.service].name, p.services[action.service].name)
+                    action.name, service, service)
               : fmt::format("the standard action '{}' is not available in this process",
                             action.name);
       return attempt_ended(run, w, failed("unsupported", why));
@@ -805,18 +1095,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // Per-attempt timeout (machine.hpp).
     const int64_t timeout = runtime::attempt_timeout_ms(p, step, action);
     FiberRun& fr = *run->fiber_run(w.fiber);
-    if (timeout > 0 && impl.async) {
-      // Held weakly: a finished instance must not stay in memory until its
-      // abandoned timeouts come due.
-      std::weak_ptr<Run> weak = run;
-      fr.timer = timers->schedule(now() + timeout, [this, weak, w, timeout] {
-        RunPtr run = weak.lock();
-        if (!run) return;
-        std::lock_guard lock(run->mu);
-        attempt_ended(run, w,
-                      failed("timeout", fmt::format("no answer within {}", format_ms(timeout))));
-      });
-    }
+    if (timeout > 0 && impl.async) arm_attempt_timeout(run, w, fr, timeout, slot, note);
 
     if (impl.sync) {
       // A synchronous action runs here, on this engine thread, under the
@@ -848,6 +1127,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       if (timeout > 0 && now() - started > timeout) {
         out = failed("timeout", fmt::format("no answer within {}", format_ms(timeout)));
       }
+      slot->end(now(), out.ok, out.error_class, false);
+      out.note = std::move(note);
       return attempt_ended(run, w, std::move(out));
     }
 
@@ -857,7 +1138,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     call->timeout_ms = timeout;
 
     auto state = std::make_shared<Completion::State>();
-    state->deliver = outcome_handler(run, w, "action");
+    state->deliver = outcome_handler(run, w, "action", slot, std::move(note));
     Completion completion(state);
     f.attempt_out = true;
     boost::asio::post(io, [registered = std::move(registered), call, completion] {
@@ -866,6 +1147,24 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       } catch (const std::exception& e) {
         completion.fail("error", e.what());
       }
+    });
+  }
+
+  // Ends the attempt of fiber w.fiber as timed out after `timeout` ms, unless
+  // it ended before. Called with run->mu held.
+  void arm_attempt_timeout(const RunPtr& run, const Ready& w, FiberRun& fr, int64_t timeout,
+                           const std::shared_ptr<Slot>& slot, const std::string& note) {
+    // Held weakly: a finished instance must not stay in memory until its
+    // abandoned timeouts come due.
+    std::weak_ptr<Run> weak = run;
+    fr.timer = timers->schedule(now() + timeout, [this, weak, w, timeout, slot, note] {
+      slot->end(now(), false, "timeout", false);
+      RunPtr run = weak.lock();
+      if (!run) return;
+      std::lock_guard lock(run->mu);
+      Outcome o = failed("timeout", fmt::format("no answer within {}", format_ms(timeout)));
+      o.note = note;
+      attempt_ended(run, w, std::move(o));
     });
   }
 
@@ -895,7 +1194,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   // Hands a url service's call to the transport. Called with run->mu held.
   void call_service(const RunPtr& run, const Ready& w, Fiber& f, const bytecode::Step& step,
-                    const bytecode::Action& action, bool undo, const std::string& url) {
+                    const bytecode::Action& action, bool undo, const std::string& url,
+                    const std::shared_ptr<Slot>& slot, std::string note) {
     const bytecode::Service& svc = run->program->program.services[action.service];
     ServiceCall call;
     call.service = svc.name;
@@ -914,10 +1214,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     call.breaker_probes = svc.breaker_probes;
     call.bulkhead = svc.bulkhead;
     f.attempt_out = true;
-    boost::asio::post(io,
-                      [this, call = std::move(call), done = outcome_handler(run, w, "service")] {
-                        options.service_transport(call, done);
-                      });
+    boost::asio::post(io, [this, call = std::move(call),
+                           done = outcome_handler(run, w, "service", slot, std::move(note))] {
+      options.service_transport(call, done);
+    });
   }
 
   // What receives the outcome of an attempt (a Completion's, or a service
@@ -926,34 +1226,38 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // (another generation), the instance is gone, or the engine is. `what`
   // names the callee in an error ("the service returned ...").
   std::function<void(ServiceOutcome)> outcome_handler(const RunPtr& run, const Ready& w,
-                                                      const char* what) {
+                                                      const char* what, std::shared_ptr<Slot> slot,
+                                                      std::string note) {
     std::weak_ptr<Impl> self = weak_from_this();
     std::weak_ptr<Run> weak = run;
-    return [self, weak, w, what](ServiceOutcome out) {
-      std::shared_ptr<Impl> impl = self.lock();
-      if (!impl) return;  // The engine is gone; the instance resumes next time.
-      auto converted = out.ok ? Value::from_json(out.result) : Result<Value>(Value());
-      boost::asio::post(impl->io, [impl = impl.get(), weak, w, what, out = std::move(out),
-                                   converted = std::move(converted)]() mutable {
-        RunPtr run = weak.lock();
-        if (!run) return;
-        std::lock_guard lock(run->mu);
-        Outcome o;
-        if (out.ok && !converted.ok()) {
-          o = impl->failed("error", fmt::format("the {} returned a result that is not a JSON "
-                                                "value: {}",
-                                                what, converted.status().message()));
-        } else {
-          o.ok = out.ok;
-          if (out.ok) o.result = std::move(converted).value();
-          o.error_class = std::move(out.error_class);
-          o.message = std::move(out.message);
-          o.retry_after_ms = out.retry_after_ms;
-          o.not_sent = out.not_sent;
-        }
-        impl->attempt_ended(run, w, std::move(o));
-      });
-    };
+    return
+        [self, weak, w, what, slot = std::move(slot), note = std::move(note)](ServiceOutcome out) {
+          std::shared_ptr<Impl> impl = self.lock();
+          if (!impl) return;  // The engine is gone; the instance resumes next time.
+          slot->end(impl->now(), out.ok, out.error_class, out.not_sent);
+          auto converted = out.ok ? Value::from_json(out.result) : Result<Value>(Value());
+          boost::asio::post(impl->io, [impl = impl.get(), weak, w, what, note, out = std::move(out),
+                                       converted = std::move(converted)]() mutable {
+            RunPtr run = weak.lock();
+            if (!run) return;
+            std::lock_guard lock(run->mu);
+            Outcome o;
+            if (out.ok && !converted.ok()) {
+              o = impl->failed("error", fmt::format("the {} returned a result that is not a JSON "
+                                                    "value: {}",
+                                                    what, converted.status().message()));
+            } else {
+              o.ok = out.ok;
+              if (out.ok) o.result = std::move(converted).value();
+              o.error_class = std::move(out.error_class);
+              o.message = std::move(out.message);
+              o.retry_after_ms = out.retry_after_ms;
+              o.not_sent = out.not_sent;
+            }
+            o.note = std::move(note);
+            impl->attempt_ended(run, w, std::move(o));
+          });
+        };
   }
 
   // ---- Eviction (see the top of this file) ---------------------------------------
@@ -1011,6 +1315,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     auto it = runs.find(run->id);
     if (it != runs.end() && it->second == run) runs.erase(it);
     arm_evicted_timer();
+    if (!admission.empty() && has_room()) boost::asio::post(io, [this] { admit(); });
   }
 
   // Keeps the evicted instances' timer at the earliest due time. Called with
@@ -1132,8 +1437,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         }
       }
       if (run) {
+        // Waiting for admission: it begins now, to end cancelled at once.
+        const bool was_queued = unqueue(run);
         std::lock_guard lock(run->mu);
         if (run->evicted) continue;  // Evicted meanwhile: it is in the set now.
+        if (was_queued && !run->finished) begin(run);
         if (run->state.phase == Phase::kForward && !run->finished) {
           interrupt(run, "cancelled", "cancelled by request", true);
         }
@@ -1347,11 +1655,7 @@ Result<std::string> Engine::start(const std::string& hash, const std::string& sa
   auto started = std::make_shared<std::promise<Status>>();
   auto outcome = started->get_future();
   run->starting->promise = started;
-  impl_->track(run);
-  {
-    std::lock_guard lock(run->mu);
-    impl_->begin(run);
-  }
+  impl_->start_run(run);
   // Return once the start is durable (or refused).
   Status s = outcome.get();
   if (!s.ok()) return s;
@@ -1365,9 +1669,7 @@ Result<std::string> Engine::start_async(const std::string& hash, const std::stri
   RunPtr run = prepared.value();
   run->on_done = std::move(done);
   std::string id = run->id;
-  impl_->track(run);
-  std::lock_guard lock(run->mu);
-  impl_->begin(run);
+  impl_->start_run(run);
   return id;
 }
 
@@ -1430,8 +1732,17 @@ Result<size_t> Engine::resume(const std::string& only) {
     bool pending = false;
     RunPtr run = impl_->load_run(rec, pending);
     if (!run) continue;
-    impl_->track(run);
     ++taken;
+    if (pending && !cancel && impl_->options.max_active > 0) {
+      // Never begun: it waits for admission like a start, in created order
+      // (claim() lists oldest first).
+      std::lock_guard lock(impl_->mu);
+      impl_->runs[run->id] = run;
+      run->queued = true;
+      impl_->admission.push_back(run);
+      continue;
+    }
+    impl_->track(run);
     std::lock_guard lock(run->mu);
     if (pending) {
       impl_->begin(run);
@@ -1451,6 +1762,7 @@ Result<size_t> Engine::resume(const std::string& only) {
       impl_->commit(run, run->status);
     }
   }
+  impl_->post_admit();
   return taken;
 }
 
@@ -1537,6 +1849,22 @@ size_t Engine::armed_timers() const {
   std::lock_guard lock(impl_->mu);
   const size_t queued = impl_->timers->size();
   return queued - std::min<size_t>(queued, impl_->evicted_timer ? 1 : 0) + impl_->evicted.size();
+}
+
+size_t Engine::admission_queue() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->admission.size();
+}
+
+nlohmann::json Engine::services() const {
+  std::vector<std::pair<std::string, std::shared_ptr<runtime::ServiceGate>>> all;
+  {
+    std::lock_guard lock(impl_->gates_mu);
+    all.assign(impl_->gates.begin(), impl_->gates.end());
+  }
+  nlohmann::json out = nlohmann::json::object();
+  for (auto& [name, gate] : all) out[name] = gate->snapshot(impl_->now());
+  return out;
 }
 
 Store& Engine::store() {

@@ -168,7 +168,7 @@ class Machine {
     if (f.wait == Wait::kUndo) return undo_ended(id, out);
     if (out.ok) {
       if (performer(p_.actions[step.action]) == stdlib::Performer::kLog) log_line(f, name);
-      event(EventKind::step_completed, name, f.attempt, {}, {}, out.result.to_json_text());
+      event(EventKind::step_completed, name, f.attempt, {}, out.note, out.result.to_json_text());
       // The result is the step's before the undo's arguments are computed
       // from it; the STORE after INVOKE binds the same value again.
       if (step.result_slot != bytecode::kNone) store_slot(s_, f, step.result_slot, out.result);
@@ -195,7 +195,7 @@ class Machine {
       const int64_t at = env_.now_ms + delay;
       if (s_.deadline_ms == 0 || at < s_.deadline_ms) {
         event(EventKind::attempt_failed, name, f.attempt, cls,
-              fmt::format("{} (retrying in {})", out.message, format_ms(delay)));
+              fmt::format("{} (retrying in {}){}", out.message, format_ms(delay), noted(out)));
         if (this_in_doubt) f.earlier_attempt_in_doubt = true;
         f.attempt += 1;
         f.wake_at_ms = at;
@@ -215,12 +215,16 @@ class Machine {
     } else if (!in_doubt && !had_no_effect(cls)) {
       note = " (never sent: the step had no effect and is not compensated)";
     }
-    event(EventKind::step_failed, name, f.attempt, cls, out.message + note);
+    event(EventKind::step_failed, name, f.attempt, cls, out.message + note + noted(out));
     if (in_doubt) record(f, f.step, true);
     f.wait = Wait::kNone;
     touch(id);
     begin_compensation(cls, fmt::format("step '{}': {}", name, out.message));
   }
+
+  // The engine's note on an attempt, for a failure's message ("; waited 2s
+  // for a slot of service 'inventory' (limit 12)").
+  static std::string noted(const Outcome& out) { return out.note.empty() ? "" : "; " + out.note; }
 
   void undo_ended(uint32_t id, const Outcome& out) {
     Fiber& f = fiber(id);
@@ -229,7 +233,7 @@ class Machine {
     if (out.ok) {
       const bytecode::Action& undo = p_.actions[p_.steps[f.step].undo_action];
       if (performer(undo) == stdlib::Performer::kLog) log_line(f, name);
-      event(EventKind::undo_completed, name, f.attempt);
+      event(EventKind::undo_completed, name, f.attempt, {}, out.note);
       f.wait = Wait::kNone;
       f.wake_at_ms = 0;
       if (!f.detail->undo_name.empty()) f.detail.mut().undo_name.clear();
@@ -245,7 +249,7 @@ class Machine {
       // A Retry-After (or an open circuit's remaining time) is the least delay.
       const int64_t delay = std::max(backoff(policy, f.attempt), out.retry_after_ms);
       event(EventKind::undo_failed, name, f.attempt, out.error_class,
-            fmt::format("{} (retrying in {})", out.message, format_ms(delay)));
+            fmt::format("{} (retrying in {}){}", out.message, format_ms(delay), noted(out)));
       f.attempt += 1;
       f.wake_at_ms = env_.now_ms + delay;
       return ready(id);

@@ -56,6 +56,9 @@ struct Outcome {
   std::string message;
   int64_t retry_after_ms = 0;  // The least delay before a retry (Retry-After).
   bool not_sent = false;       // The request certainly never reached the service.
+  // What the engine adds to the attempt's history event: how long the call
+  // waited at its service's gate, when it waited long ("" otherwise).
+  std::string note;
 };
 
 struct Decision {

@@ -169,6 +169,13 @@ constexpr const char* kClaimSql =
     "UPDATE instances SET owner = ?2, lease_until = ?3 WHERE id = ?1 AND status IN (0, 1, 2)";
 constexpr const char* kRenewSql =
     "UPDATE instances SET lease_until = ?2 WHERE owner = ?1 AND status IN (0, 1, 2)";
+// move_instance (sagactl migrate). Rare, so prepared when used, on the
+// reader connection inside its IMMEDIATE transaction.
+constexpr const char* kMoveReadSql =
+    "SELECT num, program, status, checkpoint, owner, lease_until FROM instances WHERE id = ?1";
+constexpr const char* kMoveUpdateSql =
+    "UPDATE instances SET program = ?2, checkpoint = ?3, updated_ms = ?4 WHERE num = ?1";
+constexpr const char* kMoveDeleteFibersSql = "DELETE FROM fibers WHERE instance = ?1";
 
 static_assert(static_cast<int>(InstanceStatus::kPending) == 0 &&
                   static_cast<int>(InstanceStatus::kRunning) == 1 &&
@@ -196,6 +203,19 @@ void bind_instance(Statement& st, const InstanceRecord& r) {
   st.bind(11, r.cancel_requested ? 1 : 0);
   st.bind(12, r.created_ms);
   st.bind(13, r.updated_ms);
+}
+
+// Binds the parameters of kInsertHistorySql.
+void bind_history(Statement& st, int64_t num, int64_t seq, const HistoryEvent& e) {
+  st.bind(1, num);
+  st.bind(2, seq);
+  st.bind(3, e.time_ms);
+  st.bind_text(4, e.kind);
+  st.bind_text(5, e.step);
+  st.bind(6, e.attempt);
+  st.bind_text(7, e.error_class);
+  st.bind_text(8, e.message);
+  st.bind_text(9, e.data_json);
 }
 
 // Reads a row selected with SAGA_INSTANCE_COLUMNS (its num into *num, when
@@ -278,6 +298,9 @@ class SqliteStore final : public Store {
       const std::function<bool(const std::string& other)>& owner_dead,
       const std::string& only) override;
   Status renew(const std::string& owner, int64_t lease_until_ms) override;
+  Status move_instance(const InstanceMove& move,
+                       const std::function<bool(const std::string& owner, int64_t lease_until_ms)>&
+                           claim_gone) override;
 
   SqliteStoreStats stats() const {
     SqliteStoreStats s;
@@ -1080,15 +1103,7 @@ Status SqliteStore::append_history(int64_t num, const std::vector<HistoryEvent>&
     int rc;
     {
       Statement::Reset reset(st);
-      st.bind(1, num);
-      st.bind(2, *seq + 1);
-      st.bind(3, e.time_ms);
-      st.bind_text(4, e.kind);
-      st.bind_text(5, e.step);
-      st.bind(6, e.attempt);
-      st.bind_text(7, e.error_class);
-      st.bind_text(8, e.message);
-      st.bind_text(9, e.data_json);
+      bind_history(st, num, *seq + 1, e);
       rc = st.step();
     }
     if (rc == SQLITE_DONE) {
@@ -1339,6 +1354,105 @@ Result<std::vector<InstanceRecord>> SqliteStore::claim(
     return s;
   }
   return claimed;
+}
+
+// One IMMEDIATE transaction of the reader connection, like claim(): the
+// checks and the writes see the same row, and an engine claiming the
+// instance at the same moment waits for the lock and then reads the moved row.
+Status SqliteStore::move_instance(
+    const InstanceMove& move,
+    const std::function<bool(const std::string& owner, int64_t lease_until_ms)>& claim_gone) {
+  if (options_.read_only) return refuse_write("move an instance");
+  std::lock_guard lock(rdb_mu_);
+  Status s = rdb_.exec("BEGIN IMMEDIATE", "moving an instance");
+  if (!s.ok()) return s;
+  auto fail = [&](Status why) {
+    rdb_.exec("ROLLBACK", "moving an instance");
+    return why;
+  };
+  auto run = [&](const char* sql, const std::function<void(Statement&)>& bind) -> Status {
+    Statement st;
+    int rc = st.prepare(rdb_.get(), sql);
+    if (rc != SQLITE_OK) return rdb_.error(rc, "moving an instance");
+    bind(st);
+    rc = st.step();
+    if (rc != SQLITE_DONE) return rdb_.error(rc, "moving an instance");
+    return Status::Ok();
+  };
+  Statement read;
+  int rc = read.prepare(rdb_.get(), kMoveReadSql);
+  if (rc != SQLITE_OK) return fail(rdb_.error(rc, "moving an instance"));
+  read.bind_text(1, move.id);
+  rc = read.step();
+  if (rc == SQLITE_DONE) {
+    return fail({StatusCode::kNotFound, fmt::format("no instance {} in {}", move.id, path_)});
+  }
+  if (rc != SQLITE_ROW) return fail(rdb_.error(rc, "moving an instance"));
+  const int64_t num = read.column_int(0);
+  const std::string program(read.column_text(1));
+  const int64_t status = read.column_int(2);
+  const bool same_checkpoint = read.column_blob(3) == move.expected_checkpoint;
+  const std::string owner(read.column_text(4));
+  const int64_t lease_until = read.column_int(5);
+  read.reset();
+  auto refuse = [&](std::string why) {
+    return fail({StatusCode::kFailedPrecondition, fmt::format("instance {} {}", move.id, why)});
+  };
+  if (status < 0 || status > 2) {
+    const char* name = status <= static_cast<int64_t>(InstanceStatus::kCancelled)
+                           ? to_string(static_cast<InstanceStatus>(status))
+                           : "of an unknown status";
+    return refuse(fmt::format("is {}: only an unfinished instance can move", name));
+  }
+  if (program != move.from_program) {
+    return refuse(fmt::format("runs on program {}, not {}", program, move.from_program));
+  }
+  std::vector<FiberRow> fibers;
+  s = read_fibers(num, fibers);
+  if (!s.ok()) return fail(s);
+  if (!same_checkpoint || fibers != move.expected_fibers) {
+    return refuse("changed since it was read (it ran): nothing was moved");
+  }
+  if (!owner.empty() && !(claim_gone && claim_gone(owner, lease_until))) {
+    return refuse(
+        fmt::format("is claimed by the engine {}, which still runs: stop it first", owner));
+  }
+  s = run(kMoveUpdateSql, [&](Statement& st) {
+    st.bind(1, num);
+    st.bind_text(2, move.to_program);
+    st.bind_blob(3, move.checkpoint.data(), move.checkpoint.size());
+    st.bind(4, move.event.time_ms);
+  });
+  if (s.ok() && has_fibers_) {
+    s = run(kMoveDeleteFibersSql, [&](Statement& st) { st.bind(1, num); });
+    for (const FiberRow& f : move.fibers) {
+      if (!s.ok()) break;
+      s = run(kUpsertFiberSql, [&](Statement& st) {
+        st.bind(1, num);
+        st.bind(2, f.fiber);
+        st.bind_blob(3, f.state.data(), f.state.size());
+      });
+    }
+  } else if (s.ok() && !move.fibers.empty()) {
+    s = Status(StatusCode::kUnsupported, "the schema has no fibers table: " + path_);
+  }
+  if (s.ok()) {
+    // The next seq, read under the lock (a writer that cached the last seq
+    // notices one it did not write: see append_history).
+    Statement last;
+    rc = last.prepare(rdb_.get(), kLastSeqSql);
+    if (rc != SQLITE_OK) return fail(rdb_.error(rc, "moving an instance"));
+    last.bind(1, num);
+    rc = last.step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(rdb_.error(rc, "moving an instance"));
+    const int64_t seq = rc == SQLITE_ROW ? last.column_int(0) : 0;
+    last.reset();
+    s = run(kInsertHistorySql, [&](Statement& st) { bind_history(st, num, seq + 1, move.event); });
+  }
+  if (!s.ok()) return fail(s);
+  s = rdb_.exec("COMMIT", "moving an instance");
+  if (!s.ok()) return fail(s);
+  return Status::Ok();
 }
 
 Status SqliteStore::renew(const std::string& owner, int64_t lease_until_ms) {

@@ -47,6 +47,8 @@ struct Args {
   std::string durability = "full";
   uint64_t seed = 1;
   int crash_after = 0;  // 0: never.
+  size_t max_active = saga::EngineOptions{}.max_active;
+  bool adaptive = true;
   bool resume = false;
 };
 
@@ -155,6 +157,8 @@ int run(const Args& args) {
   options.durability =
       args.durability == "normal" ? saga::Durability::kNormal : saga::Durability::kFull;
   options.seed = args.seed;
+  options.max_active = args.max_active;
+  options.overload.adaptive = args.adaptive;
   auto opened = saga::Engine::open(options);
   if (!opened.ok()) {
     fmt::print(stderr, "shop: {}\n", opened.status().message());
@@ -290,6 +294,17 @@ int run(const Args& args) {
       "{} deliveries, {} answered from the ledger (deduplicated)\n",
       ledger_stats.effects, ledger_stats.undone, ledger_stats.undos, ledger_stats.orphan_undos,
       ledger_stats.deliveries, ledger_stats.deduplicated);
+  // What overload protection did (README, "Under overload"): each service's
+  // concurrency limit at the end, and the calls that had to wait for it.
+  const nlohmann::json services = engine->services();
+  for (const auto& [name, g] : services.items()) {
+    fmt::print(
+        "service: {:<9} limit {} (baseline {:.1f} ms, {} shrinks), {} calls waited (longest "
+        "{} ms), {} shed, {} retries waited for the budget\n",
+        name, g["limit"].get<int>(), g["baseline_ms"].get<double>(), g["shrinks"].get<int>(),
+        g["delayed"].get<int64_t>(), g["max_wait_ms"].get<int64_t>(), g["shed"].get<int64_t>(),
+        g["budget_waits"].get<int64_t>());
+  }
   return report.count("stuck") > 0 ? 4 : 0;
 }
 
@@ -320,6 +335,10 @@ int main(int argc, char** argv) {
   app.add_option("--durability", args.durability, "full: fsync every commit; normal: not")
       ->capture_default_str()
       ->check(CLI::IsMember({"full", "normal"}));
+  app.add_option("--max-active", args.max_active,
+                 "Orders the engine runs at once; the rest wait `pending` (0: no limit)");
+  app.add_flag("!--no-adaptive", args.adaptive,
+               "Fixed concurrency per service (its bulkhead) instead of one that follows latency");
   app.add_option("--seed", args.seed, "Seeds failures, delays and retry jitter")
       ->capture_default_str();
   app.add_option("--crash-after", args.crash_after,

@@ -142,17 +142,21 @@ expect 1 "show in a database that does not exist" -- "$ctl" show nope --db "$tmp
 [ ! -e "$tmp/missing.db" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: show created the database"; }
 SAGA_DB="$tmp/no/such/dir/x.db" expect 1 "SAGA_DB in a missing directory" -- "$ctl" ls
 contains "$tmp/err" "the directory of the database does not exist: $tmp/no/such/dir" "missing directory named"
+# hold_lock DB FIFO: another process (sqlite3, in the background as
+# $lockpid) takes the write lock of DB and keeps it until `exec 9>&-`.
+hold_lock() {
+  mkfifo "$2"
+  sqlite3 "$1" <"$2" >/dev/null 2>&1 &
+  lockpid=$!
+  exec 9>"$2"
+  echo "BEGIN IMMEDIATE; UPDATE instances SET updated_ms = updated_ms;" >&9
+  # Wait until the lock is really held (a writer with no busy timeout fails).
+  for _ in $(seq 1 500); do
+    sqlite3 -cmd ".timeout 0" "$1" "BEGIN IMMEDIATE; ROLLBACK;" >/dev/null 2>&1 || break
+  done
+}
 # Another process holds the write lock: a reader does not wait for it.
-lockfifo="$tmp/lock.fifo"
-mkfifo "$lockfifo"
-sqlite3 "$db" <"$lockfifo" >/dev/null 2>&1 &
-lockpid=$!
-exec 9>"$lockfifo"
-echo "BEGIN IMMEDIATE; UPDATE instances SET updated_ms = updated_ms;" >&9
-# Wait until the lock is really held (a writer with no busy timeout fails).
-for _ in $(seq 1 500); do
-  sqlite3 -cmd ".timeout 0" "$db" "BEGIN IMMEDIATE; ROLLBACK;" >/dev/null 2>&1 || break
-done
+hold_lock "$db" "$tmp/lock.fifo"
 expect 0 "ls while another process holds the write lock" -- "$ctl" ls --db "$db"
 contains "$tmp/out" "$pending" "ls reads through the lock"
 expect 0 "show while another process holds the write lock" -- "$ctl" show "$pending" --db "$db"
@@ -201,6 +205,65 @@ expect 0 "cancel of a pending instance" -- "$ctl" cancel "$pending2" --db "$db"
 contains "$tmp/out" "$pending2: cancelled" "pending instance cancelled"
 expect 0 "show the cancelled instance" -- "$ctl" show "$pending2" --db "$db" --json
 if grep -q '"kind": "undo_' "$tmp/out"; then failed=$((failed + 1)); echo "FAIL: cancelling a pending instance ran an undo"; else passed=$((passed + 1)); fi
+
+# diff and migrate: moving running instances to a new version (README.md,
+# "Changing a saga that is running").
+v1="$src/tests/cli/renew_v1.saga"; v2="$src/tests/cli/renew_v2.saga"; v3="$src/tests/cli/renew_v3.saga"
+expect 0 "diff of a safe change" -- "$ctl" diff "$v1" "$v2"
+contains "$tmp/out" "step grace (sleep)     4  safe" "the sleep is safe when a step is added after it"
+contains "$tmp/out" "4 of 4 wait points safe" "diff counts the safe points"
+expect 0 "diff of a step inserted before the sleep" -- "$ctl" diff "$v1" "$v3" --json
+contains "$tmp/out" "NEW runs step 'verify' (line 5) before this point" "diff --json says why"
+contains "$tmp/out" '"safe": 2' "diff --json counts the safe points"
+expect 1 "diff of a file that does not compile" -- "$ctl" diff "$v1" "$src/tests/compiler/cases/unknown_service.saga"
+contains "$tmp/err" "error: unknown service 'inventry'" "diff prints the diagnostics"
+expect 2 "migrate without --to" -- "$ctl" migrate --from "$v1"
+mdb="$tmp/migrate.db"
+expect 1 "migrate in a database that does not exist" -- "$ctl" migrate --from "$v1" --to "$v2" --db "$mdb"
+[ ! -e "$mdb" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: migrate created a database"; }
+expect 0 "an instance to migrate" -- "$ctl" start "$v1" --db "$mdb" --input '{"customer": "ada"}'
+sleeping=$(cat "$tmp/out")
+"$ctl" worker --db "$mdb" --poll-ms 20 >"$tmp/worker.out" 2>&1 &
+workerpid=$!
+# Until the worker has run the first step and waits in the sleep.
+for _ in $(seq 1 500); do
+  "$ctl" show "$sleeping" --db "$mdb" 2>/dev/null | grep -q "step_completed      remind" && break
+done
+expect 0 "migrate under a live worker" -- "$ctl" migrate --from "$v1" --to "$v2" --db "$mdb"
+contains "$tmp/out" "$sleeping  pinned  it is being run by the engine" "a live worker keeps its instance"
+contains "$tmp/out" "0 moved, 1 pinned" "nothing moved under the worker"
+{ kill -9 "$workerpid" && wait "$workerpid"; } 2>/dev/null
+expect 0 "a pending instance to migrate" -- "$ctl" start "$v1" --db "$mdb" --input '{"customer": "bo"}'
+pending3=$(cat "$tmp/out")
+expect 0 "migrate --dry-run to an unsafe version" -- "$ctl" migrate --from "$v1" --to "$v3" --db "$mdb" --dry-run
+contains "$tmp/out" "$sleeping  pinned  at step grace (sleep): NEW runs step 'verify'" "the pinned instance and why"
+contains "$tmp/out" "$pending3  would move  at start" "a pending instance can start on NEW"
+contains "$tmp/out" "nothing was written" "dry run says it wrote nothing"
+expect 0 "migrate --dry-run to a safe version" -- "$ctl" migrate --from "$v1" --to "$v2" --db "$mdb" --dry-run
+contains "$tmp/out" "2 would move, 0 pinned" "dry run counts"
+expect 0 "show after a dry run" -- "$ctl" show "$sleeping" --db "$mdb"
+if grep -q "migrated" "$tmp/out"; then failed=$((failed + 1)); echo "FAIL: a dry run migrated"; else passed=$((passed + 1)); fi
+expect 1 "migrate from an unknown hash" -- "$ctl" migrate --from 0123456789abcdef0123456789abcdef --to "$v2" --db "$mdb"
+contains "$tmp/err" "no program 0123456789abcdef0123456789abcdef in" "unknown hash named"
+expect 0 "migrate to the safe version" -- "$ctl" migrate --from "$v1" --to "$v2" --db "$mdb"
+contains "$tmp/out" "$sleeping  moved  at step grace (sleep)" "the sleeping instance moved"
+contains "$tmp/out" "2 moved, 0 pinned" "both moved"
+expect 0 "resume runs the moved instances on NEW" -- "$ctl" resume --db "$mdb"
+expect 0 "show a moved instance" -- "$ctl" show "$sleeping" --db "$mdb" --json
+contains "$tmp/out" '"version": 2' "the moved instance completed on NEW"
+contains "$tmp/out" '"kind": "migrated"' "the move is in the history"
+expect 0 "show the moved pending instance" -- "$ctl" show "$pending3" --db "$mdb" --json
+contains "$tmp/out" '"version": 2' "the pending instance ran on NEW"
+new_hash=$("$ctl" ls --db "$mdb" --json | sed -n 's/.*"program": "\([0-9a-f]*\)".*/\1/p' | head -1)
+expect 0 "diff by hashes in the database" -- "$ctl" diff "$new_hash" "$v2" --db "$mdb"
+contains "$tmp/out" "5 of 5 wait points safe" "a hash names the stored program"
+expect 2 "migrate to the same program" -- "$ctl" migrate --from "$new_hash" --to "$v2" --db "$mdb"
+# Another process holds the write lock: migrate names it and changes nothing.
+hold_lock "$mdb" "$tmp/mlock.fifo"
+expect 1 "migrate while the database is locked" -- "$ctl" migrate --from "$v2" --to "$v1" --db "$mdb"
+contains "$tmp/err" "database is locked by another process" "lock named"
+exec 9>&-
+wait "$lockpid"
 
 # explore: every failure path of a saga, judged (README.md, "Exploring failure paths").
 expect 0 "explore order.saga" -- "$ctl" explore "$src/samples/order.saga"

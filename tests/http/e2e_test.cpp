@@ -5,8 +5,8 @@
 // calls per Idempotency-Key, effects, request times, peak concurrency) and
 // about the instances' final state. Nothing sleeps and hopes: where time
 // must pass (a breaker's reset) the test polls with a deadline.
-#include <gtest/gtest.h>
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -94,6 +94,7 @@ class HttpE2E : public ::testing::Test {
     options.compensation.initial_ms = 20;
     options.compensation.max_ms = 200;
     options.compensation.attempts = 5;
+    options.overload.max_wait = max_wait_;
     options.service_transport = client_->transport();
     options.on_event = [this](const std::string&, const saga::HistoryEvent& e) {
       if (std::getenv("SAGA_TEST_TRACE")) {
@@ -139,6 +140,7 @@ class HttpE2E : public ::testing::Test {
   std::vector<std::unique_ptr<Server>> servers_;
   std::shared_ptr<saga::HttpClient> client_;
   std::unique_ptr<saga::Engine> engine_;
+  std::chrono::milliseconds max_wait_{60'000};  // EngineOptions::overload.max_wait.
   std::mutex mu_;
   std::vector<saga::HistoryEvent> events_;
   std::vector<std::string> log_;
@@ -473,26 +475,60 @@ TEST_F(HttpE2E, BulkheadLimitsConcurrencyAtTheServer) {
   EXPECT_EQ(bh["in_use"], 0);
 }
 
-TEST_F(HttpE2E, QueuedCallersTimeOutInTheBulkhead) {
+TEST_F(HttpE2E, BulkheadWaitDoesNotCountAgainstTheTimeout) {
+  // The second call waits about 400 ms for the one slot, then takes 400 ms:
+  // within its 600 ms timeout only because the wait does not count.
   Server& pay = server("payment", {"--latency", "400"});
   open();
   std::string hash = load(fill(R"(
 service payment { url "@PAY@" timeout 1s bulkhead 1 }
 saga slow(n: number) { step charge { do payment.charge(amount: n) -> r } output r }
-saga quick(n: number) { step charge { do payment.charge(amount: n) -> r  timeout 100ms } output r }
+saga quick(n: number) { step charge { do payment.charge(amount: n) -> r  timeout 600ms } output r }
 )",
                                {{"PAY", pay.url()}}));
   auto first = engine_->start(hash, "slow", {{"n", 1}});
   ASSERT_TRUE(first.ok());
   ASSERT_TRUE(eventually([&] { return pay.stats()["in_flight"] == 1; }));
   auto second = run(hash, "quick", {{"n", 2}});
-  EXPECT_EQ(second.error_class, "timeout");
-  EXPECT_NE(second.error_message.find("waiting in the bulkhead queue"), std::string::npos)
+  EXPECT_EQ(second.status, InstanceStatus::kCompleted) << second.error_message;
+  auto info = engine_->wait(first.value(), 10s);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted);
+  EXPECT_EQ(pay.calls(), 2);
+  EXPECT_EQ(pay.stats()["in_flight_max"], 1);  // One at a time reached the server.
+  bool noted = false;
+  for (const auto& e : events("step_completed")) {
+    noted = noted || e.message.find("waited") != std::string::npos;
+  }
+  EXPECT_TRUE(noted) << "the queued call's step_completed says how long it waited";
+}
+
+TEST_F(HttpE2E, QueuedCallersAreShedAfterTheLongestWait) {
+  Server& pay = server("payment", {"--latency", "1500"});
+  max_wait_ = 200ms;
+  open();
+  std::string hash = load(fill(R"(
+service payment { url "@PAY@" timeout 3s bulkhead 1 }
+saga s(n: number) {
+  step charge { do payment.charge(amount: n) -> r  undo payment.refund(payment: r.id) }
+  output r
+}
+)",
+                               {{"PAY", pay.url()}}));
+  auto first = engine_->start(hash, "s", {{"n", 1}});
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(eventually([&] { return pay.stats()["in_flight"] == 1; }));
+  auto second = run(hash, "s", {{"n", 2}});
+  // Never sent: `unavailable`, and nothing to compensate (no refund).
+  EXPECT_EQ(second.status, InstanceStatus::kFailed) << second.error_message;
+  EXPECT_EQ(second.error_class, "unavailable");
+  EXPECT_NE(second.error_message.find("not sent: waited"), std::string::npos)
       << second.error_message;
   auto info = engine_->wait(first.value(), 10s);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->status, InstanceStatus::kCompleted);
-  EXPECT_EQ(pay.calls(), 1);  // The queued call never reached the server.
+  EXPECT_EQ(pay.calls(), 1);  // The shed call never reached the server.
+  EXPECT_EQ(engine_->services()["payment"]["shed"], 1);
 }
 
 // A 503 with Retry-After: 1 raises the retry policy's 10 ms backoff to 1 s,

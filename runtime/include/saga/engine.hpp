@@ -181,6 +181,29 @@ struct CompensationPolicy {
   int64_t max_ms = 60'000;
 };
 
+// Overload protection (README, "Under overload"). Per service, the engine
+// lets at most `limit` calls out at once: the limit follows the service's
+// latency (AIMD: it grows while the latency stays near its lowest and shrinks
+// when it rises past `tolerance` times that, or on a timeout or
+// `unavailable`), never above the service's `bulkhead N`. Retries (attempts
+// after the first) also need a token of the service's retry budget: a token
+// per 1/retry_ratio successful calls, plus retry_floor_per_second, at most
+// retry_max_tokens saved up; undos have a budget of their own with the same
+// numbers. A call waiting for a slot or a token has not been sent: the wait
+// does not count against its attempt's timeout, and after `max_wait` the
+// attempt fails with class `unavailable`, not sent (its step not in doubt).
+struct OverloadOptions {
+  bool adaptive = true;  // False: the limit is the bulkhead, else max_limit.
+  uint32_t initial_limit = 16;
+  uint32_t max_limit = 1000;
+  double tolerance = 2.0;
+  std::chrono::milliseconds max_wait{60'000};
+  bool retry_budget = true;  // False: retries need no token.
+  double retry_ratio = 0.2;
+  double retry_floor_per_second = 10;
+  double retry_max_tokens = 100;
+};
+
 struct EngineOptions {
   std::string database = "sagas.db";
   Durability durability = Durability::kFull;
@@ -211,6 +234,15 @@ struct EngineOptions {
   // changes: its history, wait(), cancel() and inspect() are the same.
   // Zero (or less) keeps every instance in memory.
   std::chrono::milliseconds evict_after = std::chrono::seconds(10);
+  // Admission control: at most this many instances run at once (in memory,
+  // not evicted). Instances started beyond it are recorded `pending` in the
+  // database at once (start() returns when that is durable) and begin in the
+  // order they were started as running ones end or are evicted; pending
+  // instances found by resume() queue the same way, oldest first. Instances
+  // that already began (resumed after a crash, reloaded when due) are never
+  // held back, but count. Zero: no limit.
+  size_t max_active = 1000;
+  OverloadOptions overload;
 };
 
 struct InstanceInfo {
@@ -326,6 +358,17 @@ class Engine {
   // deadline, plus the engine's own lease renewal. Finished instances hold
   // none, so with nothing running this is 1. For monitoring.
   size_t armed_timers() const;
+
+  // How many started instances wait for admission (EngineOptions::
+  // max_active): recorded `pending`, not begun. They count in active().
+  size_t admission_queue() const;
+
+  // The overload state of every service called so far, by name: {"limit",
+  // "in_flight", "waiting", "baseline_ms", "shrinks", "delayed" (calls that
+  // waited for a slot or a token), "max_wait_ms", "shed" (calls that waited
+  // too long and failed, not sent), "budget_waits" (retries that found the
+  // budget empty), "retry_tokens", "undo_retry_tokens"}. For monitoring.
+  nlohmann::json services() const;
 
   Store& store();
 

@@ -115,6 +115,20 @@ struct Transition {
   std::optional<DeadLetter> dead_letter;
 };
 
+// A move of one instance to another program (`sagactl migrate`). It applies
+// only when the instance is still as the move was computed from: unfinished,
+// on `from_program`, with `expected_checkpoint` and `expected_fibers`, and
+// not claimed by an engine that still runs it.
+struct InstanceMove {
+  std::string id;
+  std::string from_program, to_program;  // Program hashes.
+  std::string expected_checkpoint;
+  std::vector<FiberRow> expected_fibers;  // In fiber order, as read.
+  std::string checkpoint;                 // The translated checkpoint.
+  std::vector<FiberRow> fibers;           // Replace every child fiber.
+  HistoryEvent event;                     // Appended: `migrated`.
+};
+
 enum class Durability : uint8_t {
   kFull,    // fsync at each commit: survives a power cut (default).
   kNormal,  // Survives a crash of the process, not of the machine.
@@ -192,6 +206,23 @@ class Store {
   // instance, kFailedPrecondition naming its status when it is compensating,
   // stuck or finished (then nothing is marked).
   virtual Status request_cancel(const std::string& id) = 0;
+
+  // Applies `move` in one transaction: the instance's program and checkpoint
+  // and all its fibers are replaced and the event appended, or nothing is
+  // written. kNotFound when there is no such instance; kFailedPrecondition,
+  // naming why, when it is no longer as the move expects (finished or stuck,
+  // on another program, its checkpoint or fibers changed since they were
+  // read) or when `claim_gone(owner, lease_until_ms)` is false for the
+  // claim it has (an instance without owner is free). Its status, input,
+  // timers and cancel request are kept. The default refuses (kUnsupported):
+  // a store that cannot do this atomically must not pretend to.
+  virtual Status move_instance(
+      const InstanceMove& move,
+      const std::function<bool(const std::string& owner, int64_t lease_until_ms)>& claim_gone) {
+    (void)move;
+    (void)claim_gone;
+    return {StatusCode::kUnsupported, "this store cannot move instances between programs"};
+  }
 };
 
 // Opens (creating if needed) a SQLite database in WAL mode and migrates its
