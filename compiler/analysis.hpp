@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "compiler/compile.hpp"
 #include "grammar/ast.hpp"
 #include "grammar/diagnostic.hpp"
 #include "runtime/bytecode/program.hpp"
@@ -52,7 +54,16 @@ struct Analysis {
   std::unordered_map<const ast::Expr*, uint32_t> reads;
   std::unordered_map<const ast::Stmt*, uint32_t> lets;
   std::unordered_map<const ast::Stmt*, BlockInfo> blocks;  // Of the Foreach statements.
+  // What services declare `idempotent`: a whole service (its index), or
+  // single operations ("payment.refund"). Calls to these are no obligation.
+  std::set<uint32_t> idempotent_services;
+  std::set<std::string> idempotent_actions;
 };
+
+// Lists the obligations (compile.hpp) of a file without errors, in source
+// order (obligations.cpp).
+std::vector<Obligation> obligations(const ast::File& file, const Analysis& analysis,
+                                    const SourceFile& source);
 
 // Resolves and checks the whole file, reporting problems to `diags`. The
 // analysis is complete enough for codegen only when no error was reported.

@@ -10,7 +10,8 @@
 // `parallel` block as its slowest branch, so the bound is a lower bound of
 // the worst case: when it exceeds the deadline, the deadline can fire
 // before the retries are exhausted. A step that can wait without a timeout
-// makes the path unbounded: that is a warning of its own.
+// makes the path unbounded: that is a warning of its own. Nothing after a
+// pivot step counts: its completion drops the deadline.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -82,7 +83,12 @@ class Budget {
  private:
   Bound block(const ast::Block& body) {
     Bound total;
-    for (const ast::Stmt& s : body) add(total, stmt(s));
+    for (const ast::Stmt& s : body) {
+      add(total, stmt(s));
+      // Once the pivot completes the deadline no longer applies: the rest of
+      // this path does not count.
+      if (s.kind == ast::StmtKind::Step && s.step && s.step->kind == ast::StepKind::Pivot) break;
+    }
     return total;
   }
 
@@ -127,7 +133,9 @@ class Budget {
     if (it == a_.steps.end() || !st.action) return {};
     const StepInfo& info = it->second;
     Bound b;
-    if (info.action == "log") return b;
+    // (A retriable step runs after the pivot, where the deadline no longer
+    // applies: block() stops counting there.)
+    if (info.action == "log" || st.kind == ast::StepKind::Retriable) return b;
     if (info.action == "sleep") {
       for (const ast::NamedArg& arg : st.action->args) {
         if (arg.name == "for" && arg.value && arg.value->kind == ast::ExprKind::Duration) {
@@ -157,9 +165,18 @@ class Budget {
     bool retries_timeouts = false;
     if (info.policy != bytecode::kNone) {
       const bytecode::RetryPolicy& p = a_.policies[info.policy];
+      if (p.attempts == bytecode::kUnlimitedAttempts) {
+        diags_.warning(st.retry ? st.retry->span : st.name_span,
+                       fmt::format("step '{}' is retried without limit: the saga's deadline ({}) "
+                                   "fires before its retries are exhausted",
+                                   st.name, bytecode::format_duration(deadline_ms_)),
+                       "give it a number of attempts, or make it a retriable step after the "
+                       "pivot, where the deadline no longer applies");
+        b.ms = std::numeric_limits<double>::infinity();
+        return b;
+      }
       attempts = p.attempts;
-      retries_timeouts =
-          std::find(p.retry_on.begin(), p.retry_on.end(), "timeout") != p.retry_on.end();
+      retries_timeouts = bytecode::retries_class(p, "timeout");
       for (uint32_t r = 1; r < attempts; ++r) {
         backoff += static_cast<double>(bytecode::backoff_ms(p, r));  // Jitter only shortens it.
       }

@@ -95,6 +95,10 @@ struct Binding {
 // `output`).
 struct Flow {
   bool reachable = true;
+  // The pivot step passed on some path to here (the first one checked), and
+  // whether one is passed on every path.
+  const ast::Step* pivot = nullptr;
+  bool pivot_definite = false;
   std::set<std::string> definite;
   std::map<std::string, uint32_t> maybe;
   // The names that hold, on every path, the list a foreach collected, with
@@ -133,6 +137,7 @@ class Checker {
       }
       check_saga(saga);
     }
+    check_idempotent_ops();
     return std::move(out_);
   }
 
@@ -167,6 +172,21 @@ class Checker {
   std::unordered_map<std::string, Span> loop_vars_;
   const ast::Step* current_step_ = nullptr;
   bool in_undo_ = false;
+  std::set<std::string> called_;  // Every action a do or undo calls, by name.
+
+  // `idempotent [op]` naming an operation no step calls has no effect: a typo.
+  void check_idempotent_ops() {
+    for (const ast::Service& s : file_.services) {
+      for (const auto& [op, span] : s.idempotent_ops) {
+        if (called_.count(s.name + "." + op)) continue;
+        diags_.warning(span,
+                       fmt::format("service '{}' declares '{}' idempotent, but no step calls "
+                                   "{}.{}",
+                                   s.name, op, s.name, op),
+                       "name the operations the sagas call, or remove it");
+      }
+    }
+  }
 
   // Whether the file declares a saga called [name] (also one that failed to parse).
   bool is_saga(std::string_view name) const {
@@ -370,6 +390,11 @@ class Checker {
       check_path_template(r);
       svc.routes.push_back({r.op, r.method, r.path});
     }
+    const auto index = static_cast<uint32_t>(out_.services.size());  // The one being declared.
+    if (s.idempotent_all) out_.idempotent_services.insert(index);
+    for (const auto& [op, span] : s.idempotent_ops) {
+      out_.idempotent_actions.insert(s.name + "." + op);
+    }
     return svc;
   }
 
@@ -416,7 +441,10 @@ class Checker {
       if (c.retried_by_default) policy.retry_on.emplace_back(c.name);
     }
     auto f = fields(body, {"attempts", "backoff", "max", "jitter", "on"}, what);
-    if (f.count("attempts")) {
+    if (f.count("attempts") && f["attempts"]->kind == ExprKind::Var &&
+        f["attempts"]->text == "unlimited") {
+      policy.attempts = bytecode::kUnlimitedAttempts;
+    } else if (f.count("attempts")) {
       if (auto n = count(*f["attempts"], "attempts", 1, kMaxAttempts,
                          "every attempt is recorded in the instance's history")) {
         policy.attempts = *n;
@@ -452,8 +480,10 @@ class Checker {
     if (f.count("on")) {
       const Expr& on = *f["on"];
       policy.retry_on.clear();
-      if (on.kind != ExprKind::List) {
-        diags_.error(on.span, "'on' must be a list of error classes",
+      if (on.kind == ExprKind::Var && on.text == "any") {
+        policy.retry_on.emplace_back(bytecode::kAnyClass);
+      } else if (on.kind != ExprKind::List) {
+        diags_.error(on.span, "'on' must be a list of error classes, or any",
                      "for example: on: [timeout, unavailable]");
       } else {
         for (const ast::ExprPtr& item : on.items) {
@@ -722,6 +752,8 @@ class Checker {
                                 std::inserter(both, both.begin()));
           st.reachable = then_flow.reachable || else_flow.reachable;
           st.definite = std::move(both);
+          st.pivot = then_flow.pivot ? then_flow.pivot : else_flow.pivot;
+          st.pivot_definite = then_flow.pivot_definite && else_flow.pivot_definite;
           st.maybe = then_flow.maybe;
           st.maybe.insert(else_flow.maybe.begin(), else_flow.maybe.end());
           st.lists.clear();
@@ -732,6 +764,13 @@ class Checker {
         break;
       }
       case ast::StmtKind::Fail:
+        if (st.pivot && st.reachable) {
+          diags_.error(word_span(s.span.offset),
+                       fmt::format("'fail' after the pivot step '{}' (at {}): past its point of "
+                                   "no return the saga cannot be compensated",
+                                   st.pivot->name, where(st.pivot->name_span)),
+                       "decide before the pivot: test the condition and fail there");
+        }
         if (!s.name.empty()) error_class(s.name, s.name_span);
         if (s.expr) expr(*s.expr, st);
         st.reachable = false;
@@ -1010,15 +1049,20 @@ class Checker {
                    "add `do service.operation(...)`");
     } else {
       resolve_action(*st.action, info.action, info.service);
+      called_.insert(info.action);
       args(*st.action, state);
     }
     if (!st.bind.empty()) info.result_slot = bind(st.bind, st.bind_span, state);
     if (st.undo) {
       resolve_action(*st.undo, info.undo_action, info.undo_service);
+      called_.insert(info.undo_action);
       in_undo_ = true;
       args(*st.undo, state);
       in_undo_ = false;
-    } else if (st.action && info.service != bytecode::kNoService) {
+    } else if (st.action && info.service != bytecode::kNoService &&
+               st.kind == ast::StepKind::Plain && !state.pivot) {
+      // (A pivot or retriable step, and any step after a pivot, is never
+      // compensated by design: step_kind() has the rules for those.)
       const std::string& svc = out_.services[info.service].name;
       diags_.warning(
           st.name_span,
@@ -1056,8 +1100,136 @@ class Checker {
         }
       }
     }
+    step_kind(st, info, state);
     current_step_ = nullptr;
     out_.steps[&st] = std::move(info);
+  }
+
+  // ---- Step kinds ----------------------------------------------------------------
+  //
+  // The saga literature's structure, checked on every path: compensable
+  // steps, then at most one pivot (the point of no return), then retriable
+  // steps, which are retried until they succeed. Past a pivot nothing is
+  // compensated, so after it a step may neither have an undo nor be able to
+  // give up (only retriable steps and the engine's own log and sleep), and
+  // `fail` is an error. The pivot is one step of the saga's main line: in a
+  // branch it would pass the point of no return while its siblings can still
+  // fail, and in a loop it would be passed once per item. A retriable step
+  // belongs after the pivot on every path: before it, a later failure would
+  // compensate the steps around it and leave its own effect in place.
+
+  // The span of [st]'s `undo` clause keyword (its name when there is none).
+  static Span clause_span(const ast::Step& st, std::string_view clause) {
+    for (const auto& [name, span] : st.clauses) {
+      if (name == clause) return span;
+    }
+    return st.name_span;
+  }
+
+  void step_kind(const ast::Step& st, const StepInfo& info, Flow& state) {
+    const std::string kind = st.kind == ast::StepKind::Pivot ? "pivot" : "retriable";
+    const bool engine = engine_performed(st.action.get()) != nullptr;
+    const std::string pivot_at = state.pivot
+                                     ? fmt::format("the pivot step '{}' (at {})", state.pivot->name,
+                                                   where(state.pivot->name_span))
+                                     : std::string();
+    if (st.kind == ast::StepKind::Plain) {
+      if (!state.pivot || !state.reachable) return;
+      if (st.undo) {
+        diags_.error(st.name_span,
+                     fmt::format("step '{}' has an undo, but it runs after {}: past the point "
+                                 "of no return nothing is compensated",
+                                 st.name, pivot_at),
+                     "move it before the pivot, or make it `retriable step` without undo");
+      } else if (st.action && !engine) {
+        diags_.error(st.name_span,
+                     fmt::format("step '{}' runs after {} and can fail: past the point of no "
+                                 "return a failure cannot be compensated",
+                                 st.name, pivot_at),
+                     fmt::format("make it `retriable step {}` with retry {{ attempts: unlimited, "
+                                 "on: any }}, so that it is retried until it succeeds",
+                                 st.name));
+      }
+      return;
+    }
+    if (st.undo) {
+      diags_.error(clause_span(st, "undo"),
+                   fmt::format("a {} step has no undo: {}", kind,
+                               st.kind == ast::StepKind::Pivot
+                                   ? "it is the point of no return, never compensated"
+                                   : "it runs after the pivot, where nothing is compensated"),
+                   "remove the undo; a step whose effect can be undone is a plain step "
+                   "before the pivot");
+    }
+    if (st.kind == ast::StepKind::Pivot) {
+      if (!enclosing_.empty()) {
+        const bool loop = enclosing_.back().stmt->kind == ast::StmtKind::Foreach;
+        diags_.error(st.kind_span,
+                     fmt::format("a pivot step cannot be inside {}",
+                                 loop ? "a foreach loop" : "a branch of 'parallel'"),
+                     loop ? "it would be passed once per item; put the pivot before or after "
+                            "the loop"
+                          : "it would pass the point of no return while the other branches "
+                            "can still fail; put the pivot before or after the block");
+      }
+      if (state.pivot && state.reachable) {
+        diags_.error(st.kind_span,
+                     fmt::format("a second pivot on a path where {} is the point of no return "
+                                 "already",
+                                 pivot_at),
+                     "a path has one pivot; make this one `retriable step`");
+      }
+      if (!state.pivot) state.pivot = &st;
+      state.pivot_definite = true;
+      return;
+    }
+    // Retriable.
+    if (engine) {
+      diags_.error(st.kind_span,
+                   fmt::format("'retriable' has no effect on step '{}': {}() is performed by the "
+                               "engine and cannot fail",
+                               st.name, st.action->target),
+                   "write it as a plain step");
+    } else if (!st.retry) {
+      diags_.error(st.kind_span,
+                   fmt::format("retriable step '{}' has no retry: it must be retried until it "
+                               "succeeds",
+                               st.name),
+                   "add retry { attempts: unlimited, backoff: exponential(1s, 2.0, 1m), on: any }");
+    } else if (info.policy != bytecode::kNone) {
+      const bytecode::RetryPolicy& p = out_.policies[info.policy];
+      if (p.attempts != bytecode::kUnlimitedAttempts) {
+        diags_.error(st.retry->span,
+                     fmt::format("retriable step '{}' gives up after {} attempt{}: it must be "
+                                 "retried until it succeeds",
+                                 st.name, p.attempts, p.attempts == 1 ? "" : "s"),
+                     "write attempts: unlimited in its retry policy");
+      }
+      if (!bytecode::retries_every_class(p)) {
+        std::vector<std::string> missing;
+        for (const std::string& c : kBuiltinClasses) {
+          if (!bytecode::retries_class(p, c)) missing.push_back(c);
+        }
+        diags_.error(st.retry->span,
+                     fmt::format("retriable step '{}' is not retried on {}: an attempt that "
+                                 "fails so would end the step",
+                                 st.name,
+                                 missing.empty() ? std::string("custom classes")
+                                                 : fmt::format("{} and custom classes",
+                                                               fmt::join(missing, ", "))),
+                     "write on: any in its retry policy (every class, custom ones too)");
+      }
+    }
+    if (state.reachable && !state.pivot_definite) {
+      diags_.error(
+          st.kind_span,
+          state.pivot
+              ? fmt::format("retriable step '{}' follows {} on some paths only", st.name, pivot_at)
+              : fmt::format("retriable step '{}' is not after a pivot step", st.name),
+          "a retriable step has no undo, so a failure after it would compensate the steps "
+          "around it and leave its effect; mark the point of no return before it with "
+          "`pivot step`, or give it an undo as a plain step");
+    }
   }
 
   // Resolves `svc.op` or a standard action; reports unknown names.

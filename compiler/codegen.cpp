@@ -216,6 +216,17 @@ class Generator {
     const StepInfo& info = analysis_.steps.at(&st);
     bytecode::Step out;
     out.name = st.name;
+    switch (st.kind) {
+      case ast::StepKind::Plain:
+        out.kind = bytecode::StepKind::Plain;
+        break;
+      case ast::StepKind::Pivot:
+        out.kind = bytecode::StepKind::Pivot;
+        break;
+      case ast::StepKind::Retriable:
+        out.kind = bytecode::StepKind::Retriable;
+        break;
+    }
     out.saga = saga_index_;
     out.action = asm_.action(info.action, info.service);
     if (st.undo) out.undo_action = asm_.action(info.undo_action, info.undo_service);

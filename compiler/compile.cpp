@@ -20,6 +20,7 @@ std::optional<bytecode::Program> compile(const SourceFile& source, Diagnostics& 
   if (!diags.has_errors()) check_budgets(file, analysis, diags);
   diags.sort();
   if (diags.has_errors()) return std::nullopt;
+  if (options.obligations) *options.obligations = obligations(file, analysis, source);
 
   bytecode::Program program;
   program.source_name = source.name();

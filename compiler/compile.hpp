@@ -20,10 +20,26 @@
 
 namespace saga::compiler {
 
+// A call a participant author must make safe to repeat: a call of a service
+// operation, not declared `idempotent`, that a run may make more than once
+// with one idempotency key (retried, sent again after a crash while in doubt)
+// or that compensates. `sagactl check --obligations` lists them.
+struct Obligation {
+  std::string saga;
+  std::string service, op;
+  std::string step;  // The step's name; an undo's obligation names its step.
+  bool undo = false;
+  std::string key;               // The key's form: "<instance>/flight/book[i]/undo".
+  std::vector<std::string> why;  // "retried: up to 4 attempts on timeout, unavailable", ...
+  uint32_t line = 0, column = 0;
+};
+
 struct Options {
   // Embed the source text in the program's debug section, so `sagactl disasm`
   // and runtime errors can show source lines without the .saga file.
   bool embed_source = true;
+  // When set, filled with the file's obligations (only when it has no errors).
+  std::vector<Obligation>* obligations = nullptr;
 };
 
 // Compiles `source`. Returns the program when there were no errors (warnings

@@ -102,8 +102,16 @@ struct RetryRef {
   std::unique_ptr<Config> inline_policy;
 };
 
+// What a step is in the saga's structure (the saga literature's kinds): a
+// plain step is compensable (its undo runs when the saga fails later), the
+// pivot is the point of no return, and a retriable step, after the pivot, is
+// retried until it succeeds. compiler/check.cpp states the rules.
+enum class StepKind : uint8_t { Plain, Pivot, Retriable };
+
 struct Step {
-  Span span;  // From 'step' to the closing '}'.
+  Span span;  // From 'step' (or its kind, `pivot step`) to the closing '}'.
+  StepKind kind = StepKind::Plain;
+  Span kind_span;  // The word `pivot` or `retriable`; empty for a plain step.
   std::string name;
   Span name_span;
   std::unique_ptr<ActionCall> action;  // `do`; null only after a syntax error.
@@ -184,6 +192,11 @@ struct Service {
   std::unique_ptr<Config> breaker;
   ExprPtr bulkhead;
   std::vector<Route> routes;
+  // `idempotent` (every operation) or `idempotent [release, refund]`: the
+  // participant deduplicates these calls itself, so they are no obligation
+  // (sagactl check --obligations).
+  bool idempotent_all = false;
+  std::vector<std::pair<std::string, Span>> idempotent_ops;
   std::vector<std::pair<std::string, Span>> clauses;  // For duplicate-clause errors.
 };
 

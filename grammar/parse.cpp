@@ -102,6 +102,9 @@ struct Builder {
 
   std::unique_ptr<ast::ActionCall> call;
   std::unique_ptr<ast::Step> step;
+  // `pivot` or `retriable` before `step`, until step_name creates the step.
+  ast::StepKind step_kind = ast::StepKind::Plain;
+  Span step_kind_span;
   std::unique_ptr<ast::Config> config;
   ast::Service service;
   ast::RetryPolicy policy;
@@ -276,6 +279,8 @@ struct Builder {
     openers.clear();
     call.reset();
     step.reset();
+    step_kind = ast::StepKind::Plain;
+    step_kind_span = {};
     config.reset();
     name.clear();
     has_fail_class = false;
@@ -882,6 +887,24 @@ struct action<peg::op_clause> {
 };
 
 template <>
+struct action<peg::idempotent_op> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    b.service.idempotent_ops.emplace_back(std::string(in.begin(), in.size()), b.span(in));
+  }
+};
+
+template <>
+struct action<peg::idempotent_clause> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    // No list: every operation. (An empty list `[]` names none.)
+    if (in.string_view().find('[') == std::string_view::npos) b.service.idempotent_all = true;
+    add_clause(b.service.clauses, b, in, 10);
+  }
+};
+
+template <>
 struct action<peg::service_decl> {
   template <typename Input>
   static void apply(const Input& in, Builder& b) {
@@ -922,12 +945,23 @@ struct action<peg::retry_decl> {
 // Steps and action calls.
 
 template <>
+struct action<peg::step_kind> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    b.step_kind = in.string_view() == "pivot" ? ast::StepKind::Pivot : ast::StepKind::Retriable;
+    b.step_kind_span = b.span(in);
+  }
+};
+
+template <>
 struct action<peg::step_name> {
   template <typename Input>
   static void apply(const Input& in, Builder& b) {
     b.step = std::make_unique<ast::Step>();
     b.step->name.assign(in.begin(), in.size());
     b.step->name_span = b.span(in);
+    b.step->kind = std::exchange(b.step_kind, ast::StepKind::Plain);
+    b.step->kind_span = std::exchange(b.step_kind_span, Span{});
   }
 };
 

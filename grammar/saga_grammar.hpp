@@ -151,6 +151,10 @@ struct kw_url : TAO_PEGTL_KEYWORD( "url" ) {};
 struct kw_breaker : TAO_PEGTL_KEYWORD( "breaker" ) {};
 struct kw_bulkhead : TAO_PEGTL_KEYWORD( "bulkhead" ) {};
 struct kw_op : TAO_PEGTL_KEYWORD( "op" ) {};
+struct kw_idempotent : TAO_PEGTL_KEYWORD( "idempotent" ) {};
+// Context words of a step's kind: keywords only directly before `step`.
+struct kw_pivot : TAO_PEGTL_KEYWORD( "pivot" ) {};
+struct kw_retriable : TAO_PEGTL_KEYWORD( "retriable" ) {};
 // Context words of the statements that start fibers: keywords only where they
 // start one (see statement_word), and `in` and `max` only inside a foreach
 // head. Elsewhere they are names (`let parallel = 1`, a step named foreach).
@@ -379,8 +383,14 @@ struct op_method : ident {};
 struct op_path_chars : plus< not_one< '"', '\n', '\r' > > {};
 struct op_path : seq< one< '"' >, star< op_path_chars >, must< string_close > > {};
 struct op_clause : seq< kw_op, sep, must< op_name >, sep, must< op_equals >, sep, must< op_method >, sep, must< op_path > > {};
-// service_clause = url_clause | service_timeout | breaker_clause | bulkhead_clause | op_clause ;
-struct service_clause : sor< url_clause, service_timeout, breaker_clause, bulkhead_clause, op_clause > {};
+// idempotent_clause = "idempotent" [ "[" comma_list(identifier) "]" ] ;   (no list: every operation)
+struct idempotent_op : ident {};
+struct idempotent_ops : seq< list_open, sep, opt< comma_list< idempotent_op > >, sep, must< list_close > > {};
+struct idempotent_clause : seq< kw_idempotent, opt< sep, idempotent_ops > > {};
+// service_clause = url_clause | service_timeout | breaker_clause | bulkhead_clause | op_clause
+//                | idempotent_clause ;
+struct service_clause : sor< url_clause, service_timeout, breaker_clause, bulkhead_clause, op_clause,
+                             idempotent_clause > {};
 // service_decl = "service" name "{" { service_clause } "}" ;
 struct service_name : name {};
 struct service_open : one< '{' > {};
@@ -428,11 +438,14 @@ struct retry_ref : sor< retry_inline, retry_policy_name > {};
 struct retry_clause : seq< kw_retry, sep, must< retry_ref > > {};
 // step_clause = do_clause | undo_clause | step_timeout | retry_clause ;   (any order)
 struct step_clause : sor< do_clause, undo_clause, step_timeout, retry_clause > {};
-// step_stmt = "step" name "{" { step_clause } "}" ;
+// step_kind = "pivot" | "retriable" ;   (only directly before "step")
+struct step_kind : sor< kw_pivot, kw_retriable > {};
+struct step_kind_prefix : seq< step_kind, sep, at< kw_step > > {};
+// step_stmt = [ step_kind ] "step" name "{" { step_clause } "}" ;
 struct step_name : name {};
 struct step_open : one< '{' > {};
 struct step_close : one< '}' > {};
-struct step_stmt : seq< kw_step, sep, must< step_name >, sep, must< step_open >, sep,
+struct step_stmt : seq< opt< step_kind_prefix, sep >, kw_step, sep, must< step_name >, sep, must< step_open >, sep,
                         star< step_clause, sep >, must< step_close > > {};
 
 // ---------------------------------------------------------------------------

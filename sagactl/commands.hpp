@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/bytecode/program.hpp"
+#include "saga/engine.hpp"
 #include "saga/store.hpp"
 
 namespace saga::cli {
@@ -48,6 +49,9 @@ struct CompileArgs {
 };
 int compile(const CompileArgs& args);
 int check(const std::string& input, const std::string& format);
+// check --obligations [--json]: the diagnostics on stderr, then the calls
+// participants must accept more than once with one key (exit 1 on errors).
+int check_obligations(const std::string& input, bool json);
 int disasm(const std::string& input);
 int doc(const std::string& topic);
 
@@ -57,6 +61,9 @@ struct Access {
   std::vector<std::string> allow_hosts;
   bool allow_exec = false;
   std::vector<std::string> service_urls;  // "name=http://host:port" (--service).
+  // How an engine of this process takes load (README, "Under overload").
+  size_t max_active = EngineOptions{}.max_active;  // --max-active; 0: no limit.
+  bool adaptive = true;                            // --no-adaptive: bulkheads only.
 };
 
 struct RunArgs {

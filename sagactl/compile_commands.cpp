@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "compiler/compile.hpp"
 #include "runtime/bytecode/disasm.hpp"
 #include "runtime/bytecode/format.hpp"
@@ -49,13 +51,13 @@ bool is_source(const std::string& path) {
   return path.size() >= 5 && path.compare(path.size() - 5, 5, ".saga") == 0;
 }
 
-std::optional<bytecode::Program> compile_file(const std::string& path, bool json,
-                                              bool embed_source) {
+std::optional<bytecode::Program> compile_file(const std::string& path, bool json, bool embed_source,
+                                              std::vector<compiler::Obligation>* obligations) {
   auto text = read_text_file(path);
   if (!text) return std::nullopt;
   SourceFile source(path, std::move(*text));
   Diagnostics diags(source);
-  auto program = compiler::compile(source, diags, {embed_source});
+  auto program = compiler::compile(source, diags, {embed_source, obligations});
   if (json) {
     std::cout << diags.render_json();
   } else {
@@ -102,6 +104,38 @@ int compile(const CompileArgs& args) {
 
 int check(const std::string& input, const std::string& format) {
   return compile_file(input, format == "json", true) ? kExitOk : kExitError;
+}
+
+int check_obligations(const std::string& input, bool json) {
+  std::vector<compiler::Obligation> list;
+  if (!compile_file(input, false, false, &list)) return kExitError;
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const compiler::Obligation& o : list) {
+      out.push_back({{"saga", o.saga},
+                     {"service", o.service},
+                     {"op", o.op},
+                     {"step", o.step},
+                     {"call", o.undo ? "undo" : "do"},
+                     {"key", o.key},
+                     {"why", o.why},
+                     {"line", o.line},
+                     {"column", o.column}});
+    }
+    std::cout << nlohmann::json{{"file", input}, {"obligations", out}}.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::cout << fmt::format(
+      "{}: {} obligation{} for participants (calls that may come more than "
+      "once with one idempotency key)\n",
+      input, list.size(), list.size() == 1 ? "" : "s");
+  for (const compiler::Obligation& o : list) {
+    std::cout << fmt::format("{}:{}:{}: {}.{} ({} of step '{}' in saga {}), key {}\n", input,
+                             o.line, o.column, o.service, o.op, o.undo ? "undo" : "do", o.step,
+                             o.saga, o.key);
+    for (const std::string& why : o.why) std::cout << "    " << why << "\n";
+  }
+  return kExitOk;
 }
 
 int disasm(const std::string& input) {

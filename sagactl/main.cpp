@@ -34,8 +34,15 @@ int main(int argc, char** argv) {
   auto* check_cmd = app.add_subcommand(
       "check", "Report errors and warnings of a .saga file without writing anything");
   check_cmd->add_option("file", input, "The .saga source file")->required();
-  check_cmd->add_option("--format", format, "Diagnostics format")
-      ->check(CLI::IsMember({"text", "json"}));
+  auto* check_format = check_cmd->add_option("--format", format, "Diagnostics format")
+                           ->check(CLI::IsMember({"text", "json"}));
+  bool obligations = false, obligations_json = false;
+  auto* obligations_flag = check_cmd->add_flag(
+      "--obligations", obligations,
+      "List the calls participants must accept more than once with one idempotency key");
+  obligations_flag->excludes(check_format);
+  check_cmd->add_flag("--json", obligations_json, "With --obligations: print them as JSON")
+      ->needs(obligations_flag);
 
   auto* disasm_cmd = app.add_subcommand(
       "disasm", "List the bytecode of a .sagac file (or of a .saga file, compiled in memory)");
@@ -54,6 +61,13 @@ int main(int argc, char** argv) {
                     "default: any)")
         ->delimiter(',');
     cmd->add_flag("--allow-exec", access.allow_exec, "Let sagas run programs with the exec action");
+    cmd->add_option("--max-active", access.max_active,
+                    "Run at most N instances at once; the rest wait `pending`, in order (0: no "
+                    "limit)")
+        ->capture_default_str();
+    cmd->add_flag("!--no-adaptive", access.adaptive,
+                  "Fixed concurrency per service (its bulkhead) instead of a limit that follows "
+                  "the service's latency");
     cmd->add_option("--service", access.service_urls,
                     "Bind a service to a url: NAME=http://host:port (repeatable); replaces the "
                     "program's url, or gives one to a service declared without")
@@ -202,6 +216,7 @@ int main(int argc, char** argv) {
   }
 
   if (*compile_cmd) return saga::cli::compile(c);
+  if (*check_cmd && obligations) return check_obligations(input, obligations_json);
   if (*check_cmd) return check(input, format);
   if (*disasm_cmd) return disasm(input);
   if (*doc_cmd) return doc(topic);

@@ -4,7 +4,9 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "compiler/compile.hpp"
 #include "runtime/bytecode/program.hpp"
 
 namespace saga::cli {
@@ -13,9 +15,11 @@ namespace saga::cli {
 // saga::kMaxFileBytes (16 MiB, grammar/source.hpp); prints why it cannot.
 std::optional<std::string> read_text_file(const std::string& path);
 bool is_source(const std::string& path);
-// Compiles; prints diagnostics (text to stderr, or JSON to stdout).
-std::optional<bytecode::Program> compile_file(const std::string& path, bool json,
-                                              bool embed_source);
+// Compiles; prints diagnostics (text to stderr, or JSON to stdout). Fills
+// `obligations`, when given, for a file without errors.
+std::optional<bytecode::Program> compile_file(
+    const std::string& path, bool json, bool embed_source,
+    std::vector<compiler::Obligation>* obligations = nullptr);
 // Compiles a .saga or loads a .sagac; prints what went wrong.
 std::optional<bytecode::Program> load_program(const std::string& path);
 

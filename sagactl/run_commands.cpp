@@ -54,6 +54,8 @@ std::unique_ptr<Runtime> open_engine(
   options.durability = durability_of(durability).value_or(Durability::kFull);
   options.on_event = std::move(on_event);
   options.service_transport = rt->http->transport();
+  options.max_active = access.max_active;
+  options.overload.adaptive = access.adaptive;
   for (const std::string& binding : access.service_urls) {
     auto eq = binding.find('=');
     if (eq == std::string::npos || eq == 0 || binding.compare(eq + 1, 7, "http://") != 0) {

@@ -213,7 +213,7 @@ class Listing {
   void header() {
     out_ += fmt::format("; program {}  hash {}  format {}\n",
                         p_.source_name.empty() ? "<unnamed>" : p_.source_name, p_.hash_hex(),
-                        p_.blocks.empty() ? 1 : kFormatVersion);
+                        format_version(p_));
     out_ += fmt::format("; {} sagas, {} steps, {} constants, {} bytes of code\n", p_.sagas.size(),
                         p_.steps.size(), p_.constants.size(), p_.code.size());
     if (!p_.functions.empty()) out_ += fmt::format("; functions: {}\n", join(p_.functions, ", "));
@@ -249,8 +249,11 @@ class Listing {
           {"retry", "attempts", "backoff", "jitter", "on"}};
       for (uint32_t i = 0; i < p_.policies.size(); ++i) {
         const RetryPolicy& r = p_.policies[i];
-        rows.push_back({policy_name(i), std::to_string(r.attempts), backoff_text(r),
-                        jitter_name(r.jitter), "[" + join(r.retry_on, ", ") + "]"});
+        std::vector<std::string> on = r.retry_on;
+        std::replace(on.begin(), on.end(), std::string(kAnyClass), std::string("any"));
+        rows.push_back({policy_name(i),
+                        r.attempts == kUnlimitedAttempts ? "unlimited" : std::to_string(r.attempts),
+                        backoff_text(r), jitter_name(r.jitter), "[" + join(on, ", ") + "]"});
       }
       out_ += "\n" + render_table(rows, "; ");
     }
@@ -259,7 +262,10 @@ class Listing {
           {"step", "#", "saga", "do", "undo", "result", "timeout", "retry", "at"}};
       for (uint32_t i = 0; i < p_.steps.size(); ++i) {
         const Step& s = p_.steps[i];
-        rows.push_back({s.name, std::to_string(i), saga_name(s.saga), action_name(s.action),
+        // A pivot or retriable step is shown with its kind: "charge (pivot)".
+        std::string name =
+            s.kind == StepKind::Plain ? s.name : fmt::format("{} ({})", s.name, to_string(s.kind));
+        rows.push_back({name, std::to_string(i), saga_name(s.saga), action_name(s.action),
                         action_name(s.undo_action),
                         s.result_slot == kNone ? "-" : slot_name(s.saga, s.result_slot),
                         s.timeout_ms ? format_duration(s.timeout_ms) : "-", policy_name(s.retry),

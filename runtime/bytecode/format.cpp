@@ -155,11 +155,6 @@ class Writer {
 // Writes one complete section record. The comment on each case is the
 // payload's encoding in the notation of docs/sagac-format.md; read_section()
 // mirrors it field by field.
-// The format version a program is written with: 1 unless it has blocks, so
-// that runtimes from before version 2 keep reading what they can run.
-uint16_t version_of(const Program& p) {
-  return p.blocks.empty() ? 1 : kFormatVersion;
-}
 
 void write_section(Writer& w, SectionKind kind, const Program& p) {
   size_t start = w.begin_section(kind);
@@ -254,6 +249,10 @@ void write_section(Writer& w, SectionKind kind, const Program& p) {
         w.u32(s.line);
         w.u32(s.column);
       }
+      // Version 3: u8 kind per step, in step order (no count: one per step).
+      if (format_version(p) >= 3) {
+        for (const Step& s : p.steps) w.u8(static_cast<uint8_t>(s.kind));
+      }
       break;
     case SectionKind::kSagas:
       // vec<saga>; saga = str name, vec<param>, vec<str> slot_names, u32
@@ -277,7 +276,7 @@ void write_section(Writer& w, SectionKind kind, const Program& p) {
       // Version 2: vec<block>; block = u8 kind, u32 saga, vec<branch>, u32
       // item_slot, u32 max, vec<collect>, u32 line, u32 column; branch = str
       // name, u32 entry_pc; collect = u32 body, u32 list.
-      if (version_of(p) >= 2) {
+      if (format_version(p) >= 2) {
         w.count(p.blocks.size());
         for (const Block& b : p.blocks) {
           w.u8(static_cast<uint8_t>(b.kind));
@@ -551,6 +550,10 @@ void read_section(Reader& r, uint32_t kind, Program& p, uint16_t version) {
         s.column = r.u32();
         p.steps.push_back(std::move(s));
       }
+      if (version < 3) break;
+      for (uint32_t i = 0; i < p.steps.size() && r.ok(); ++i) {
+        p.steps[i].kind = r.enum8(StepKind::Retriable, "step kind", i);
+      }
       break;
     }
     case SectionKind::kSagas: {
@@ -764,7 +767,7 @@ std::vector<uint8_t> serialize(Program& program) {
   out.reserve(kHeaderSize + program.code.size() + program.source_text.size() + 1024);
   Writer w(out);
 
-  const uint16_t version = version_of(program);
+  const uint16_t version = format_version(program);
   for (uint8_t byte : kMagic) w.u8(byte);
   w.u16(version);
   w.u16(0);  // Flags: none are defined.

@@ -26,6 +26,37 @@ const char* to_string(Type t) {
   return "?";
 }
 
+const char* to_string(StepKind k) {
+  switch (k) {
+    case StepKind::Plain:
+      return "step";
+    case StepKind::Pivot:
+      return "pivot";
+    case StepKind::Retriable:
+      return "retriable";
+  }
+  return "step";
+}
+
+bool retries_class(const RetryPolicy& p, std::string_view cls) {
+  return std::any_of(p.retry_on.begin(), p.retry_on.end(),
+                     [&](const std::string& on) { return on == cls || on == kAnyClass; });
+}
+
+bool retries_every_class(const RetryPolicy& p) {
+  return std::find(p.retry_on.begin(), p.retry_on.end(), kAnyClass) != p.retry_on.end();
+}
+
+uint16_t format_version(const Program& p) {
+  const bool kinds = std::any_of(p.steps.begin(), p.steps.end(),
+                                 [](const Step& s) { return s.kind != StepKind::Plain; });
+  const bool policies = std::any_of(p.policies.begin(), p.policies.end(), [](const RetryPolicy& r) {
+    return r.attempts == kUnlimitedAttempts || retries_every_class(r);
+  });
+  if (kinds || policies) return 3;
+  return p.blocks.empty() ? 1 : 2;
+}
+
 uint64_t backoff_ms(const RetryPolicy& p, uint32_t retry) {
   double d = static_cast<double>(p.initial_ms);
   switch (p.backoff) {

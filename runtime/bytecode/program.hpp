@@ -18,8 +18,11 @@ namespace saga::bytecode {
 // existing opcode's meaning changes (appending opcodes does not need a bump).
 // Version 2 added the blocks of `parallel` and `foreach` (Program::blocks,
 // written after the sagas in their section); a program without blocks is
-// still written as version 1, so older runtimes keep reading it.
-inline constexpr uint16_t kFormatVersion = 2;
+// still written as version 1, so older runtimes keep reading it. Version 3
+// added the step kinds (Step::kind, one byte per step after the steps) and
+// two policy values, unlimited attempts and the class "*"; a program that
+// uses none of them is written as before.
+inline constexpr uint16_t kFormatVersion = 3;
 
 // Limits, with the reason for each. Operand widths come from opcodes.def.
 inline constexpr uint32_t kMaxSlots = 65535;         // Slot operands are u16.
@@ -122,9 +125,15 @@ enum class Jitter : uint8_t { None, Full, Equal };
 //   Linear:       initial + (n - 1) * step_ms
 //   Exponential:  initial * factor^(n - 1)
 // then capped at max_ms (0 = no cap) and jittered.
+// `attempts: unlimited`: the step is retried until it succeeds (a retriable
+// step's policy). The attempt counter stops at this value and never wraps.
+inline constexpr uint32_t kUnlimitedAttempts = 0xFFFFFFFF;
+// `on: any` in retry_on: every error class, built-in or custom.
+inline constexpr std::string_view kAnyClass = "*";
+
 struct RetryPolicy {
   std::string name;       // Empty for inline policies.
-  uint32_t attempts = 1;  // Total attempts including the first; >= 1.
+  uint32_t attempts = 1;  // Total attempts including the first; >= 1, or kUnlimitedAttempts.
   Backoff backoff = Backoff::Fixed;
   uint64_t initial_ms = 0;
   double factor = 2.0;   // Exponential only.
@@ -162,6 +171,14 @@ struct Action {
 
 inline constexpr uint32_t kNone = 0xFFFFFFFF;
 
+// A step's kind (format version 3). Plain: compensable, the default.
+// Pivot: the point of no return, no undo; once it completed, the saga is
+// never compensated, and its deadline no longer applies (the machine).
+// Retriable:
+// after the pivot, no undo, its policy retries every class without limit.
+enum class StepKind : uint8_t { Plain, Pivot, Retriable };
+const char* to_string(StepKind k);
+
 struct Step {
   std::string name;
   uint32_t saga = 0;              // Index of the saga the step belongs to.
@@ -172,6 +189,7 @@ struct Step {
   uint64_t timeout_ms = 0;        // Per-attempt timeout; 0 = the service's, else none.
   uint32_t retry = kNone;         // Policy index, or kNone for a single attempt.
   uint32_t line = 0, column = 0;  // Where `step` is written.
+  StepKind kind = StepKind::Plain;
 };
 
 // A duration as the language spells it, in the largest unit that divides it:
@@ -184,6 +202,12 @@ std::string format_duration(uint64_t ms);
 // initial_ms, at most max_ms (when set) and 10^12 ms. The engine draws its
 // jitter below this; the compiler's time budgets use it as the longest wait.
 uint64_t backoff_ms(const RetryPolicy& policy, uint32_t retry);
+
+// Whether `policy` retries an attempt that failed with class `cls` (its
+// `on` list names it, or is `any`).
+bool retries_class(const RetryPolicy& policy, std::string_view cls);
+// Whether `policy` retries every class, custom ones included (`on: any`).
+bool retries_every_class(const RetryPolicy& policy);
 
 enum class Type : uint8_t { Any, String, Number, Bool, List, Object };
 const char* to_string(Type t);
@@ -263,6 +287,11 @@ struct Program {
   // Source position of the instruction at pc (0:0 when unknown).
   LineEntry line_at(uint32_t pc) const;
 };
+
+// The format version a program is written with: the lowest that holds it (1
+// without blocks, 2 with blocks, 3 with step kinds, unlimited attempts or
+// `on: any`), so that older runtimes keep reading what they can run.
+uint16_t format_version(const Program& p);
 
 // A decoded instruction.
 struct Instruction {

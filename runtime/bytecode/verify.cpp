@@ -240,6 +240,10 @@ class Verifier {
       if (s.undo_pc != kNone && !is_boundary(s.undo_pc)) {
         return fail(fmt::format("undo pc {} is not an instruction", s.undo_pc));
       }
+      // Neither a pivot nor a retriable step is ever compensated.
+      if (s.kind != StepKind::Plain && s.undo_pc != kNone) {
+        return fail(fmt::format("a {} step has an undo", to_string(s.kind)));
+      }
       const size_t slots = p_.sagas[s.saga].slot_names.size();
       if (s.result_slot != kNone && s.result_slot >= slots) {
         return fail(fmt::format("result slot {} is out of range (saga '{}' has {} slots)",

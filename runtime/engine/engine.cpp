@@ -872,7 +872,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       RunPtr run = weak.lock();
       if (!run) return;
       std::lock_guard lock(run->mu);
-      if (run->state.phase != Phase::kForward || run->finished) return;
+      // (deadline_ms is 0 once the saga passed its pivot: no deadline then.)
+      if (run->state.phase != Phase::kForward || run->finished || run->state.deadline_ms == 0) {
+        return;
+      }
       const bytecode::Saga& saga = run->program->program.sagas[run->state.saga];
       interrupt(run, "timeout", fmt::format("deadline of {} exceeded", format_ms(saga.deadline_ms)),
                 false);

@@ -173,6 +173,9 @@ class Machine {
       // from it; the STORE after INVOKE binds the same value again.
       if (step.result_slot != bytecode::kNone) store_slot(s_, f, step.result_slot, out.result);
       record(f, f.step, false);
+      // Past the pivot the saga only goes forward: its deadline no longer
+      // applies (the retriable steps after it are retried until they succeed).
+      if (step.kind == bytecode::StepKind::Pivot && f.id == 0) s_.deadline_ms = 0;
       f.stack.push_back(out.result);
       f.wait = Wait::kNone;
       f.wake_at_ms = 0;
@@ -183,8 +186,9 @@ class Machine {
     const bytecode::RetryPolicy* policy =
         step.retry == bytecode::kNone ? nullptr : &p_.policies[step.retry];
     const bool retryable =
-        policy && f.attempt < policy->attempts &&
-        std::find(policy->retry_on.begin(), policy->retry_on.end(), cls) != policy->retry_on.end();
+        policy &&
+        (policy->attempts == bytecode::kUnlimitedAttempts || f.attempt < policy->attempts) &&
+        bytecode::retries_class(*policy, cls);
     // An attempt refused before its request was sent (open circuit, no
     // connection) certainly had no effect; one that ended otherwise, short
     // of a definite `rejected`, may have.
@@ -197,7 +201,7 @@ class Machine {
         event(EventKind::attempt_failed, name, f.attempt, cls,
               fmt::format("{} (retrying in {}){}", out.message, format_ms(delay), noted(out)));
         if (this_in_doubt) f.earlier_attempt_in_doubt = true;
-        f.attempt += 1;
+        if (f.attempt != bytecode::kUnlimitedAttempts) f.attempt += 1;  // Never wraps.
         f.wake_at_ms = at;
         return ready(id);
       }
@@ -598,8 +602,36 @@ class Machine {
     touch(0);
   }
 
+  // The pivot step the root completed, or that may have had its effect (in
+  // doubt), if any: past it nothing is compensated.
+  const Completed* passed_pivot() {
+    for (const Completed& c : fiber(0).completed) {
+      if (c.step != bytecode::kNone && p_.steps[c.step].kind == bytecode::StepKind::Pivot) {
+        return &c;
+      }
+    }
+    return nullptr;
+  }
+
   void begin_compensation(std::string cls, std::string msg) {
     abandon_all(cls, msg);
+    // Past the point of no return (a runtime error or a cancel after the
+    // pivot; the compiler leaves no other way to fail there), and also when
+    // the pivot may have had its effect (in doubt: it timed out, or was out
+    // at a cancel, the deadline or a crash), the steps keep their effects:
+    // the steps before a pivot are compensated only when it certainly had
+    // none. The log is dropped and the saga ends at once, `failed` or
+    // `cancelled`, saying why.
+    if (const Completed* pivot = passed_pivot()) {
+      const std::string& name = p_.steps[pivot->step].name;
+      msg += pivot->in_doubt
+                 ? fmt::format(
+                       " (the pivot step '{}' may have had its effect: nothing is "
+                       "compensated)",
+                       name)
+                 : fmt::format(" (after the pivot step '{}': nothing is compensated)", name);
+      fiber(0).completed.clear();
+    }
     s_.error_class = std::move(cls);
     s_.error_message = std::move(msg);
     s_.phase = Phase::kCompensating;

@@ -58,6 +58,7 @@ struct Path : sim::Run {
   std::map<std::string, uint32_t> undone;
   std::vector<std::string> undo_order;
   std::vector<std::string> trace;
+  std::string pivot;  // The pivot step that completed (or may have had its effect), if any.
 };
 
 constexpr int64_t kDefaultTimeoutMs = 30'000;  // A step without a timeout, when it has none.
@@ -182,6 +183,9 @@ class Walker {
       it->second.certain = true;
       it->second.how = "completed";
     }
+    // From here on nothing may be compensated: the pivot completed, or may
+    // have had its effect.
+    if (p_.steps[f.step].kind == bytecode::StepKind::Pivot && p.pivot.empty()) p.pivot = key;
   }
 
   // Every queued attempt that has been handed to its service is out: a
@@ -276,6 +280,15 @@ class Walker {
       const HistoryEvent& ev = e.event;
       if (!events.empty()) events += ", ";
       events += ev.step.empty() ? ev.kind : ev.kind + " " + ev.step;
+      if (ev.kind == "undo_started" && !p.pivot.empty()) {
+        p.trace.push_back(fmt::format("{} -> {}", what, events));
+        violate(p, step_of(ev.step),
+                fmt::format("'{}' is compensated after the pivot step '{}' had its effect: past "
+                            "the point of no return nothing may be undone",
+                            ev.step, p.pivot),
+                "move the step before the pivot, or make it a retriable step without undo");
+        return true;
+      }
       if (ev.kind == "undo_started" && !p.effects.contains(ev.step)) {
         p.trace.push_back(fmt::format("{} -> {}", what, events));
         violate(
@@ -341,7 +354,8 @@ class Walker {
                        fmt::format("the saga completed, yet '{}' was undone", p.undo_order.front()),
                        "");
       }
-    } else if (status != "stuck") {
+    } else if (status != "stuck" && p.pivot.empty()) {
+      // (Past a pivot the steps keep their effects: absorb() saw no undo.)
       for (const auto& [key, e] : p.effects) {
         const bool has_undo = p_.steps[e.step].undo_pc != bytecode::kNone;
         if (has_undo && p.undone[key] != 1) {

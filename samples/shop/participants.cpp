@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <queue>
 #include <random>
 #include <stdexcept>
@@ -122,12 +123,29 @@ Ledger::Ledger(const std::string& path) : path_(path) {
     sqlite3_close(db_);
     throw std::runtime_error("cannot open ledger '" + path + "': " + message);
   }
-  sqlite3_busy_timeout(db_, 5000);
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
   // FULL: the participants are "another system"; what they did must survive
   // whatever happens to this process (and to the machine).
   exec("PRAGMA journal_mode=WAL");
   exec("PRAGMA synchronous=FULL");
   exec(kSchema);
+  sqlite3_wal_hook(db_, &Ledger::on_wal, nullptr);
+}
+
+int Ledger::on_wal(void*, sqlite3* db, const char*, int pages) {
+  if (pages < kWalCheckpointPages) return SQLITE_OK;
+  // Without waiting: when a reader still uses the WAL (SQLITE_BUSY), what
+  // can be copied is, and the next commit tries again.
+  sqlite3_busy_timeout(db, 0);
+  sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  return SQLITE_OK;
+}
+
+int64_t Ledger::wal_bytes() const {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path_ + "-wal", ec);
+  return ec ? 0 : static_cast<int64_t>(size);
 }
 
 Ledger::~Ledger() {

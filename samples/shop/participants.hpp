@@ -126,7 +126,18 @@ class Ledger {
 
   LedgerStats stats();
 
+  // The size of the ledger's WAL file now. It stays below about
+  // kWalCheckpointPages pages however long the ledger is written: every
+  // commit that leaves more checkpoints the WAL and truncates it to zero
+  // (SQLite's automatic checkpoint only rewinds it, to be overwritten, so
+  // a checkpoint starved by a reader for a while leaves a WAL file as large
+  // as everything written meanwhile, for good).
+  int64_t wal_bytes() const;
+  static constexpr int kWalCheckpointPages = 1000;
+
  private:
+  static constexpr int kBusyTimeoutMs = 5000;
+  static int on_wal(void* self, sqlite3* db, const char* name, int pages);
   void exec(const char* sql);
   void count_delivery(const saga::ActionCall& call, bool deduplicated);
   std::mutex mu_;

@@ -390,6 +390,53 @@ TEST(Format, EnumOutOfRange) {
   EXPECT_TRUE(contains(r.status().message(), "unknown constant kind 9")) << r.status().message();
 }
 
+// Step kinds, unlimited attempts and `on: any` are written as format 3
+// (the kinds one byte per step after the steps); a program without them
+// keeps the version it had.
+TEST(Format, StepKindsRoundTripInFormat3) {
+  Program p = order_program();
+  const std::vector<uint8_t> plain = serialize(p);
+  EXPECT_EQ(plain[test::kVersionOffset], 1);
+  p.steps[2].kind = StepKind::Retriable;  // say: a log, no undo.
+  std::vector<uint8_t> image = serialize(p);
+  EXPECT_EQ(image[test::kVersionOffset], 3);
+  Result<Program> loaded = load(image);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  test::expect_same_program(p, *loaded);
+
+  Program unlimited = order_program();
+  unlimited.policies[0].attempts = kUnlimitedAttempts;
+  EXPECT_EQ(serialize(unlimited)[test::kVersionOffset], 3);
+  Program any = order_program();
+  any.policies[0].retry_on = {std::string(kAnyClass)};
+  EXPECT_EQ(serialize(any)[test::kVersionOffset], 3);
+}
+
+TEST(Format, UnknownStepKindIsCorrupt) {
+  Program p = order_program();
+  p.steps[2].kind = StepKind::Pivot;
+  std::vector<uint8_t> image = serialize(p);
+  for (const test::SectionRecord& r : test::sections(image)) {
+    if (r.kind != static_cast<uint32_t>(SectionKind::kSteps)) continue;
+    image[r.offset + 8 + r.length - 1] = 7;  // The last step's kind.
+  }
+  test::reseal(image);
+  Result<Program> r = load(image);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.status().message(), "unknown step kind 7")) << r.status().message();
+}
+
+// Neither a pivot nor a retriable step is compensated, so one with an undo
+// is refused.
+TEST(Format, APivotWithAnUndoIsRefused) {
+  Program p = order_program();
+  p.steps[0].kind = StepKind::Pivot;  // reserve, which has an undo.
+  Result<Program> r = load(serialize(p));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.status().message(), "step 'reserve': a pivot step has an undo"))
+      << r.status().message();
+}
+
 // Strings of a program reach JSON text and the database: a file whose
 // checksum is right but whose strings are not UTF-8 is refused.
 TEST(Format, StringsThatAreNotUtf8AreCorrupt) {

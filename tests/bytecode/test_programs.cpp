@@ -313,6 +313,7 @@ void expect_same_program(const Program& e, const Program& a) {
     EXPECT_EQ(x.retry, y.retry);
     EXPECT_EQ(x.line, y.line);
     EXPECT_EQ(x.column, y.column);
+    EXPECT_EQ(x.kind, y.kind);
   }
 
   ASSERT_EQ(e.sagas.size(), a.sagas.size());

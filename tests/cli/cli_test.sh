@@ -282,5 +282,25 @@ expect 2 "explore with input of the wrong type" -- "$ctl" explore "$src/samples/
 expect 2 "explore with a fault bound out of range" -- "$ctl" explore "$src/samples/hello.saga" --faults 99
 expect 1 "explore a file with errors" -- "$ctl" explore "$src/tests/compiler/cases/unknown_service.saga"
 
+# Step kinds and idempotency obligations (README.md, "Step kinds and obligations").
+expect 1 "check a compensable step after the pivot" -- "$ctl" check "$src/tests/compiler/cases/compensable_after_pivot.saga"
+contains "$tmp/err" "compensable_after_pivot.saga:10:8: error: step 'ship' has an undo, but it runs after the pivot step 'charge' (at 9:14)" "the step after the pivot is named at file:line:col"
+expect 0 "check --obligations" -- "$ctl" check --obligations "$src/samples/order.saga"
+contains "$tmp/out" "samples/order.saga: 8 obligations for participants" "obligations are counted"
+contains "$tmp/out" "samples/order.saga:13:13: inventory.release (undo of step 'reserve' in saga order_fulfillment), key <instance>/reserve/undo" "an undo's obligation gives its key"
+contains "$tmp/out" "    retried: up to 4 attempts on timeout, unavailable" "a retried do says how often"
+expect 0 "check --obligations --json" -- "$ctl" check --obligations --json "$src/tests/compiler/pivot_ok.saga"
+contains "$tmp/out" '"key": "<instance>/ship[i]"' "json obligations give the key of a loop's step"
+expect 1 "check --obligations of a file with errors" -- "$ctl" check --obligations "$src/tests/compiler/cases/compensable_after_pivot.saga"
+expect 2 "--json needs --obligations" -- "$ctl" check --json "$src/samples/order.saga"
+expect 2 "--obligations excludes --format" -- "$ctl" check --obligations --format json "$src/samples/order.saga"
+expect 0 "disasm shows step kinds" -- "$ctl" disasm "$src/tests/compiler/pivot_ok.saga"
+contains "$tmp/out" "format 3" "a program with step kinds is format 3"
+contains "$tmp/out" "charge (pivot)" "the pivot is marked in the step table"
+expect 0 "explore a saga with a pivot" -- "$ctl" explore "$src/tests/compiler/pivot_ok.saga"
+contains "$tmp/out" "no violation" "past the pivot nothing is compensated"
+expect 0 "a saga past its pivot outlives its deadline" -- "$ctl" run "$src/tests/cli/pivot_deadline.saga" --db "$tmp/pivot.db" --input '{}'
+contains "$tmp/out" '"done": true' "the saga completed after its deadline had passed"
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

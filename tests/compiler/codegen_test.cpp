@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "compiler/compile.hpp"
+#include "runtime/bytecode/format.hpp"
 #include "runtime/bytecode/program.hpp"
 
 namespace {
@@ -369,3 +371,55 @@ TEST(Samples, TravelCompilesWithoutDiagnostics) {
 }
 
 }  // namespace
+
+// A saga in the literature's shape (tests/compiler/pivot_ok.saga) compiles
+// with no diagnostic, its steps carry their kinds through a .sagac (format
+// 3), and its obligations leave out what is declared idempotent.
+TEST(Codegen, StepKindsReachTheProgramAndTheFile) {
+  std::ifstream in(std::string(SAGA_SOURCE_DIR) + "/tests/compiler/pivot_ok.saga");
+  std::stringstream text;
+  text << in.rdbuf();
+  saga::SourceFile source("pivot_ok.saga", text.str());
+  saga::Diagnostics diags(source);
+  std::vector<saga::compiler::Obligation> obligations;
+  auto p = saga::compiler::compile(source, diags, {true, &obligations});
+  ASSERT_TRUE(p) << diags.render_text();
+  EXPECT_EQ(diags.render_text(), "");
+  using saga::bytecode::StepKind;
+  std::map<std::string, StepKind> kinds;
+  for (const auto& s : p->steps) kinds[s.name] = s.kind;
+  EXPECT_EQ(kinds["reserve"], StepKind::Plain);
+  EXPECT_EQ(kinds["charge"], StepKind::Pivot);
+  EXPECT_EQ(kinds["mail_customer"], StepKind::Retriable);
+  EXPECT_EQ(kinds["ship"], StepKind::Retriable);
+  EXPECT_EQ(saga::bytecode::format_version(*p), 3);
+
+  auto image = saga::bytecode::serialize(*p);
+  auto back = saga::bytecode::load(image);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  for (size_t i = 0; i < p->steps.size(); ++i)
+    EXPECT_EQ(back.value().steps[i].kind, p->steps[i].kind);
+  const auto ship = std::find_if(p->steps.begin(), p->steps.end(),
+                                 [](const auto& s) { return s.name == "ship"; });
+  ASSERT_NE(ship, p->steps.end());
+  const auto& forever = back.value().policies[ship->retry];
+  EXPECT_EQ(forever.attempts, saga::bytecode::kUnlimitedAttempts);
+  EXPECT_TRUE(saga::bytecode::retries_every_class(forever));
+
+  // inventory.release and all of mail are idempotent.
+  std::vector<std::string> listed;
+  for (const auto& o : obligations) listed.push_back(o.service + "." + o.op + " " + o.key);
+  EXPECT_EQ(listed,
+            (Names{"inventory.reserve <instance>/reserve", "payment.charge <instance>/charge",
+                   "payment.settle <instance>/ship[i]"}));
+  EXPECT_EQ(obligations[1].why, (Names{"retried: up to 3 attempts on unavailable",
+                                       "in doubt: sent again after a crash"}));
+}
+
+// Without a step kind, unlimited attempts or `on: any`, a program is written
+// in the format it had before, for older runtimes.
+TEST(Codegen, AProgramWithoutStepKindsKeepsItsFormat) {
+  auto p = compile("service s { } saga a() { step x { do s.x() undo s.y() } }");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(saga::bytecode::format_version(*p), 1);
+}

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "compiler/compile.hpp"
@@ -171,6 +172,161 @@ saga p() {
   ASSERT_FALSE(r.violation) << r.violation->message;
   EXPECT_EQ(r.paths, 1u);
   EXPECT_EQ(r.statuses["compensated"], 1u);
+}
+
+// A program compiled from `text`, changed by `edit` before it is verified and
+// linked: a saga the compiler would refuse, as a hand-written or damaged
+// .sagac could hold it.
+template <typename Edit>
+runtime::LinkedProgram link_edited(std::string_view text, Edit edit) {
+  auto image = compiler::compile_to_image("edited.saga", text);
+  EXPECT_TRUE(image.ok()) << image.status().message();
+  auto program = bytecode::load(image.value());
+  EXPECT_TRUE(program.ok());
+  bytecode::Program p = std::move(program).value();
+  edit(p);
+  auto linked = runtime::verify_and_link(std::move(p));
+  EXPECT_TRUE(linked.ok()) << linked.status().message();
+  return std::move(linked).value();
+}
+
+uint32_t step_index(const bytecode::Program& p, const std::string& name) {
+  for (uint32_t i = 0; i < p.steps.size(); ++i) {
+    if (p.steps[i].name == name) return i;
+  }
+  ADD_FAILURE() << "no step " << name;
+  return 0;
+}
+
+// Past the pivot nothing is compensated: a cancel or a runtime error there
+// ends the saga with every step kept, the deadline stops applying, and the
+// retriable steps after it are retried until they succeed.
+TEST(Explore, PastThePivotNothingIsCompensated) {
+  auto lp = link("pivot.saga", R"(
+service s { timeout 1s }
+retry forever { attempts: unlimited, backoff: fixed(1s), on: any }
+saga p() {
+  deadline 1m
+  step a { do s.a() -> x  undo s.ua(id: x.id) }
+  pivot step commit { do s.commit() retry { attempts: unlimited, on: [timeout, unavailable] } }
+  retriable step tell { do s.tell() retry forever }
+  step nap { do sleep(for: 1h) }
+  retriable step tell_again { do s.tell_again() retry forever }
+}
+)");
+  Options o;
+  o.max_faults = 1;
+  Report r = run(lp, o);
+  ASSERT_FALSE(r.violation) << r.violation->message << "\n" << trace_of(*r.violation);
+  // The 1-hour sleep after the pivot outlives the 1-minute deadline: the
+  // path with no fault completes.
+  EXPECT_GT(r.statuses["completed"], 0u);
+  EXPECT_GT(r.statuses["cancelled"], 0u);    // Also cancels after the pivot, nothing undone.
+  EXPECT_GT(r.statuses["compensated"], 0u);  // A failure before it.
+  // Failed, nothing undone: a declined or unsent, and the deadline while
+  // commit is out (in doubt). A retriable step that gave up would add one.
+  EXPECT_EQ(r.statuses["failed"], 3u);
+  Options none;
+  none.max_faults = 0;
+  EXPECT_EQ(run(lp, none).statuses["completed"], 1u);
+}
+
+// The steps before a pivot are compensated only when the pivot certainly
+// had no effect: declined, or never sent. A pivot that timed out, or was out
+// at a cancel, leaves them in place (the saga ends failed or cancelled).
+TEST(Explore, APivotInDoubtCompensatesNothingBeforeIt) {
+  auto lp = link("pivot_doubt.saga", R"(
+service s { timeout 1s }
+saga p() {
+  step a { do s.a() -> x  undo s.ua(id: x.id) }
+  pivot step commit { do s.commit() }
+}
+)");
+  Options o;
+  o.max_faults = 2;
+  Report r = run(lp, o);
+  ASSERT_FALSE(r.violation) << r.violation->message << "\n" << trace_of(*r.violation);
+  EXPECT_GT(r.statuses["compensated"], 0u);  // commit declined: a is undone.
+  EXPECT_GT(r.statuses["failed"], 0u);       // commit timed out: nothing is.
+  EXPECT_GT(r.statuses["cancelled"], 0u);
+}
+
+// The compiler refuses a pivot in a parallel branch; in a program that has
+// one anyway, the branch passes the point of no return while its sibling's
+// step is compensated later, and the judge says so with the trace.
+TEST(Explore, ACompensationAfterAPivotIsFoundWithItsTrace) {
+  auto lp = link_edited(R"(
+service s { timeout 1s }
+saga p() {
+  parallel {
+    branch a { step commit { do s.commit() retry { attempts: unlimited, on: [timeout, unavailable] } } }
+    branch b { step hold { do s.hold() -> h  undo s.release(id: h.id) } }
+  }
+  step c { do s.c() -> z  undo s.uc(id: z.id) }
+}
+)",
+                        [](bytecode::Program& p) {
+                          p.steps[step_index(p, "commit")].kind = bytecode::StepKind::Pivot;
+                        });
+  Report r = run(lp);
+  ASSERT_TRUE(r.violation);
+  const Violation& v = *r.violation;
+  EXPECT_EQ(v.faults, 1u);
+  EXPECT_EQ(lp.program.steps[v.step].name, "hold");
+  EXPECT_EQ(v.message,
+            "'b/hold' is compensated after the pivot step 'a/commit' had its effect: past the "
+            "point of no return nothing may be undone");
+  ASSERT_FALSE(v.trace.empty());
+  EXPECT_NE(v.trace.back().find("undo_started b/hold"), std::string::npos) << trace_of(v);
+}
+
+// An undo that reads a value its step does not bind: the compiler refuses it
+// (tests/compiler/cases/undo_uses_later); in a program whose undo reads the
+// later step's slot anyway, the explorer finds the path where that slot is
+// unbound when the undo's arguments are computed. (An unbound slot reads as
+// null, and a field of null is null, so the explorer sees the read when the
+// undo computes with it, here `* 2`; an undo that only passes it on sends
+// null, which no run can tell from a null result: the compiler's
+// definite-binding check is what rules that out.)
+TEST(Explore, AnUndoReadingALaterValueIsFound) {
+  auto lp = link_edited(R"(
+service s { timeout 1s }
+saga p() {
+  step reserve { do s.reserve() -> r  undo s.release(n: r.n * 2) }
+  step charge { do s.charge() -> receipt  undo s.refund(n: receipt.n * 2) }
+}
+)",
+                        [](bytecode::Program& p) {
+                          // reserve's undo block: LOAD r ... becomes LOAD receipt.
+                          const bytecode::Saga& saga = p.sagas[0];
+                          const auto slot_of = [&](const std::string& name) {
+                            return static_cast<uint32_t>(
+                                std::find(saga.slot_names.begin(), saga.slot_names.end(), name) -
+                                saga.slot_names.begin());
+                          };
+                          const uint32_t from = slot_of("r"), to = slot_of("receipt");
+                          uint32_t pc = p.steps[step_index(p, "reserve")].undo_pc;
+                          bytecode::Instruction in;
+                          while (bytecode::decode(p.code, pc, in) && in.op != bytecode::Op::UNDO) {
+                            if (in.op == bytecode::Op::LOAD && in.a == from) {
+                              p.code[pc + 1] = static_cast<uint8_t>(to & 0xFF);
+                              p.code[pc + 2] = static_cast<uint8_t>(to >> 8);
+                            }
+                            pc += in.size;
+                          }
+                        });
+  Report r = run(lp);
+  ASSERT_TRUE(r.violation);
+  const Violation& v = *r.violation;
+  EXPECT_EQ(v.faults, 1u);
+  EXPECT_NE(v.message.find("the undo of 'reserve' reads a value that is not bound on this path"),
+            std::string::npos)
+      << v.message;
+  // The fewest faults: reserve times out (in doubt), so its undo runs
+  // before charge ever bound `receipt`.
+  ASSERT_EQ(v.trace.size(), 2u) << trace_of(v);
+  EXPECT_EQ(v.trace[1],
+            "reserve attempt 1 times out -> step_failed reserve, compensating, stuck reserve");
 }
 
 }  // namespace

@@ -712,6 +712,35 @@ TEST(File, ParamsTrailingCommaAndTypes) {
   EXPECT_EQ(params[2].type, "any");
 }
 
+// `pivot` and `retriable` are keywords only directly before `step`, and
+// `idempotent` only as a service clause: elsewhere all three are names.
+TEST(File, StepKindsAndIdempotentAreContextWords) {
+  Parsed p(R"(service s { idempotent [a, b] }
+service t { idempotent }
+saga x() {
+  let pivot = 1
+  let retriable = 2
+  step idempotent { do s.a() }
+  pivot step p { do s.p() }
+  retriable  step r { do s.r() }
+})");
+  ASSERT_TRUE(p.ok) << p.diags.render_text();
+  EXPECT_FALSE(p.file.services[0].idempotent_all);
+  ASSERT_EQ(p.file.services[0].idempotent_ops.size(), 2u);
+  EXPECT_EQ(p.file.services[0].idempotent_ops[1].first, "b");
+  EXPECT_EQ(p.text(p.file.services[0].idempotent_ops[1].second), "b");
+  EXPECT_TRUE(p.file.services[1].idempotent_all);
+  const ast::Block& body = p.file.sagas[0].body;
+  ASSERT_EQ(body.size(), 5u);
+  EXPECT_EQ(body[1].name, "retriable");
+  EXPECT_EQ(body[2].step->kind, ast::StepKind::Plain);
+  EXPECT_EQ(body[3].step->kind, ast::StepKind::Pivot);
+  EXPECT_EQ(p.text(body[3].step->kind_span), "pivot");
+  EXPECT_EQ(p.text(body[3].span), "pivot step p { do s.p() }");
+  EXPECT_EQ(body[4].step->kind, ast::StepKind::Retriable);
+  EXPECT_EQ(p.text(body[4].step->kind_span), "retriable");
+}
+
 TEST(File, ParseAppendsToExistingFile) {
   SourceFile a("a.saga", "saga a() {}");
   SourceFile b("b.saga", "saga b() {}");

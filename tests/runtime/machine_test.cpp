@@ -679,3 +679,68 @@ saga n(list: list) {
 }
 
 }  // namespace
+
+// Step kinds (README.md, "Step kinds and obligations").
+const char* kPivot = R"(
+service s { }
+retry forever { attempts: unlimited, backoff: fixed(1s), on: any }
+saga t() {
+  deadline 1m
+  step a { do s.a() -> ra  undo s.undo_a(ref: ra) }
+  pivot step p { do s.p() retry { attempts: 2, backoff: fixed(1s), on: [timeout] } }
+  retriable step r { do s.r() retry forever }
+}
+)";
+
+// A retriable step never gives up: every class is retried, past any count,
+// and the pivot's completion dropped the deadline its retries would pass.
+TEST(Machine, ARetriableStepIsRetriedOnEveryClassWithoutLimit) {
+  Machine m(kPivot);
+  m.begin();
+  m.end(0, ok(Value("A")));
+  EXPECT_EQ(m.state().deadline_ms, m.now() + 60'000);
+  m.end(0, ok());  // The pivot.
+  EXPECT_EQ(m.state().deadline_ms, 0);
+  const char* classes[] = {"rejected", "timeout", "unavailable", "error", "custom_class"};
+  for (int i = 0; i < 100; ++i) {
+    m.advance(10'000);
+    Decision d = m.end(0, failure(classes[i % 5]));
+    ASSERT_EQ(Machine::kinds(d), (std::vector<std::string>{"attempt_failed:r"})) << i;
+  }
+  EXPECT_EQ(m.state().root().attempt, 101u);
+  Decision d = m.end(0, ok());
+  EXPECT_EQ(d.status, InstanceStatus::kCompleted);
+}
+
+// Past the pivot a cancel compensates nothing, and says so.
+TEST(Machine, PastThePivotACancelCompensatesNothing) {
+  Machine m(kPivot);
+  m.begin();
+  m.end(0, ok(Value("A")));
+  m.end(0, ok());
+  Decision d = m.interrupt("cancelled", true);
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"step_abandoned:r", "cancelled"}));
+  EXPECT_EQ(d.status, InstanceStatus::kCancelled);
+  EXPECT_NE(m.state().error_message.find("after the pivot step 'p': nothing is compensated"),
+            std::string::npos)
+      << m.state().error_message;
+}
+
+// The steps before a pivot are undone only when it certainly had no effect.
+TEST(Machine, APivotInDoubtCompensatesNothingADeclinedOneDoes) {
+  Machine doubt(kPivot);
+  doubt.begin();
+  doubt.end(0, ok(Value("A")));
+  doubt.end(0, failure("timeout"));
+  doubt.advance(1000);
+  Decision d = doubt.end(0, failure("timeout"));
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"step_failed:p", "failed"}));
+  EXPECT_NE(doubt.state().error_message.find("may have had its effect"), std::string::npos);
+
+  Machine declined(kPivot);
+  declined.begin();
+  declined.end(0, ok(Value("A")));
+  d = declined.end(0, failure("rejected"));
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"step_failed:p", "compensating", "undo_started:a"}));
+}
