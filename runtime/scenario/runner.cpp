@@ -263,7 +263,10 @@ class Runner {
       run_.now = std::max(run_.now, ev.at);
       switch (ev.kind) {
         case Event::kDeadline:
-          if (run_.state.phase == Phase::kForward) {
+          // A saga past its pivot step has no deadline any more (the machine
+          // cleared it): the event is void.
+          if (run_.state.phase == Phase::kForward && run_.state.deadline_ms != 0 &&
+              run_.now >= run_.state.deadline_ms) {
             const bytecode::Saga& saga = p_.sagas[run_.state.saga];
             handle(sim::deadline(
                 lp_, run_,

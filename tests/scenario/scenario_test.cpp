@@ -502,6 +502,47 @@ test "cancel during" {
   for (const TestResult& r : ran.results) EXPECT_TRUE(r.passed()) << failures(r);
 }
 
+TEST(ScenarioRun, PastThePivotTheDeadlineNoLongerFires) {
+  const char* saga = R"(
+service s { timeout 1h }
+saga p(id: string) {
+  deadline 10m
+  step hold { do s.hold(id: id)  undo s.release(id: id) }
+  pivot step pay { do s.pay(id: id) }
+  retriable step ship { do s.ship(id: id)  retry { attempts: unlimited, on: any } }
+  output { id: id }
+}
+)";
+  Ran ran = run(saga, R"(
+start p {"id": "x"}
+answer s.hold ok
+answer s.pay ok
+test "before the pivot" {
+  answer s.hold after 20m ok
+  expect status compensated
+  expect error timeout "deadline of 10m exceeded"
+  expect undos [s.release]
+  expect elapsed 10m
+}
+test "at the pivot" {
+  // The pivot was out at the deadline: it may have happened, and past the
+  // point of no return nothing is compensated (the machine's rule).
+  answer s.pay after 20m ok
+  expect status failed
+  expect undos []
+  expect elapsed 10m
+}
+test "after the pivot" {
+  answer s.ship after 20m ok
+  expect status completed
+  expect undos []
+  expect elapsed 20m
+}
+)");
+  ASSERT_EQ(ran.diagnostics, "");
+  for (const TestResult& r : ran.results) EXPECT_TRUE(r.passed()) << failures(r);
+}
+
 TEST(ScenarioRun, TheSameResultEveryRunWithJitterAndUuid) {
   const char* saga = R"(
 service s { timeout 1s }
