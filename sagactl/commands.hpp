@@ -25,6 +25,9 @@ inline constexpr int kExitNotFound = 5;  // No such instance (show, cancel).
 // The instance is in a state the command cannot act on (cancel of a finished
 // or stuck instance); nothing was changed.
 inline constexpr int kExitWrongState = 6;
+// `sagactl test`: a test file, or the saga it tests, has errors (printed):
+// its tests did not run.
+inline constexpr int kExitTestFile = 7;
 
 // JSON text for printing: indented by `indent` (-1: one line), with any
 // string that is not UTF-8 written with U+FFFD instead of aborting (what
@@ -115,6 +118,13 @@ struct ExploreArgs {
   bool json = false;
 };
 int explore(const ExploreArgs& args);
+
+struct TestArgs {
+  std::vector<std::string> files;  // .saga.test files.
+  std::string filter;              // Only the tests whose name matches (test_command.cpp).
+  std::string junit;               // Also write a JUnit XML report here.
+};
+int test(const TestArgs& args);
 
 // `sagactl diff OLD NEW` and `sagactl migrate --from OLD --to NEW`: each of
 // OLD and NEW a .saga/.sagac file or the hash of a program in the database.

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 success, 1 error, 2 usage error, 3 saga compensated/failed/cancelled, "
-      "4 saga stuck, 5 no such instance, 6 the instance's state does not allow it.\n"
+      "4 saga stuck, 5 no such instance, 6 the instance's state does not allow it, "
+      "7 a test file (sagactl test) or its saga has errors.\n"
       "Database: --db, else $SAGA_DB, else ./sagas.db.");
 
   CompileArgs c;
@@ -168,6 +169,16 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   explore_cmd->add_flag("--json", x.json, "Print the report as JSON");
 
+  TestArgs t;
+  auto* test_cmd = app.add_subcommand(
+      "test",
+      "Run the scenario tests of .saga.test files: mocked actions, virtual time (docs/testing.md)");
+  test_cmd->add_option("file", t.files, "The .saga.test files (FILE.saga.test tests FILE.saga)")
+      ->required();
+  test_cmd->add_option("--filter", t.filter,
+                       "Only the tests whose name contains this, or matches it with * and ?");
+  test_cmd->add_option("--junit", t.junit, "Also write a JUnit XML report to this file");
+
   MigrateArgs m;
   auto* diff_cmd = app.add_subcommand(
       "diff", "For each place an instance of OLD can wait, whether it can continue on NEW");
@@ -217,6 +228,7 @@ int main(int argc, char** argv) {
   if (*show_cmd) return show(d, id);
   if (*cancel_cmd) return cancel(d, id);
   if (*explore_cmd) return explore(x);
+  if (*test_cmd) return test(t);
   if (*diff_cmd) return diff(m);
   if (*migrate_cmd) return migrate(m);
   return kExitUsage;

@@ -1095,13 +1095,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       return attempt_ended(run, w, failed("unsupported", why));
     }
 
-    // Per-attempt timeout: the step's, else its service's; for the undo as
-    // for the do (an undo that never answers must not hold its instance in
-    // `compensating` forever: it times out, is retried, and ends stuck).
-    int64_t timeout = static_cast<int64_t>(step.timeout_ms);
-    if (timeout == 0 && action.service != bytecode::kNoService) {
-      timeout = static_cast<int64_t>(p.services[action.service].timeout_ms);
-    }
+    // Per-attempt timeout (machine.hpp).
+    const int64_t timeout = runtime::attempt_timeout_ms(p, step, action);
     FiberRun& fr = *run->fiber_run(w.fiber);
     if (timeout > 0 && impl.async) arm_attempt_timeout(run, w, fr, timeout, slot, note);
 
@@ -1216,8 +1211,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       }
     }
     describe_call(call, *run, f, undo);
-    call.timeout_ms = step.timeout_ms ? static_cast<int64_t>(step.timeout_ms)
-                                      : static_cast<int64_t>(svc.timeout_ms);
+    call.timeout_ms = runtime::attempt_timeout_ms(run->program->program, step, action);
     call.breaker_failures = svc.breaker_failures;
     call.breaker_reset_ms = static_cast<int64_t>(svc.breaker_reset_ms);
     call.breaker_probes = svc.breaker_probes;

@@ -26,6 +26,13 @@ stdlib::Performer performer(const bytecode::Action& action) {
   return info != nullptr ? info->performer : stdlib::Performer::kHandler;
 }
 
+int64_t attempt_timeout_ms(const bytecode::Program& p, const bytecode::Step& step,
+                           const bytecode::Action& action) {
+  if (step.timeout_ms != 0) return static_cast<int64_t>(step.timeout_ms);
+  if (action.service == bytecode::kNoService) return 0;
+  return static_cast<int64_t>(p.services[action.service].timeout_ms);
+}
+
 bool engine_performed(const bytecode::Action& action) {
   return stdlib::by_engine(performer(action));
 }

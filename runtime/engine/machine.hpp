@@ -134,6 +134,13 @@ std::string step_name(const LinkedProgram& program, const Fiber& fiber);
 // built-in one, else kHandler (a service's, or one the host registers).
 stdlib::Performer performer(const bytecode::Action& action);
 
+// The timeout of one attempt of `action` (a step's do or its undo): the
+// step's, else its service's, else none (0); for the undo as for the do (an
+// undo that never answers must not hold its instance in `compensating`
+// forever: it times out, is retried, and ends stuck).
+int64_t attempt_timeout_ms(const bytecode::Program& program, const bytecode::Step& step,
+                           const bytecode::Action& action);
+
 // Whether the engine performs an action itself (sleep, log): such a call has
 // no effect outside the instance, and never leaves in doubt.
 bool engine_performed(const bytecode::Action& action);

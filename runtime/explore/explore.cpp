@@ -4,14 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <set>
 
 #include <fmt/format.h>
 
 #include "runtime/engine/machine.hpp"
-#include "runtime/vm/checkpoint.hpp"
-#include "stdlib/functions.hpp"
+#include "runtime/sim/sim.hpp"
 
 namespace saga::explore {
 namespace {
@@ -41,20 +39,6 @@ bool is_fault(Choice c) {
   return c != Choice::kOk && c != Choice::kDeadlineReached;
 }
 
-// Pure functions see the path's virtual time and fixed random bytes.
-class VirtualContext final : public stdlib::FunctionContext {
- public:
-  explicit VirtualContext(const int64_t* now) : now_(now) {}
-  int64_t now_ms() override { return *now_; }
-  void random_bytes(std::span<uint8_t> out) override {
-    for (uint8_t& b : out) b = static_cast<uint8_t>(counter_++ * 37 + 11);
-  }
-
- private:
-  const int64_t* now_;
-  uint32_t counter_ = 0;
-};
-
 // A step that may have had an effect on this path, as the judge knows it
 // from the outcomes it chose.
 struct Effect {
@@ -65,10 +49,9 @@ struct Effect {
   std::string how;       // "completed", "timed out", "was out at the cancel", ...
 };
 
-struct Path {
-  InstanceState state;
-  std::deque<uint32_t> ready;  // Fibers whose wait has started, first come first served.
-  int64_t now = 0;
+// The instance (state, ready fibers, time: runtime/sim) and what the judge
+// knows of its path.
+struct Path : sim::Run {
   uint32_t faults = 0, crashes = 0, transitions = 0;
   uint64_t order = 0;
   std::map<std::string, Effect> effects;  // By step key (history name).
@@ -78,25 +61,21 @@ struct Path {
   std::string pivot;  // The pivot step that completed (or may have had its effect), if any.
 };
 
-constexpr int64_t kStartMs = 1'767'225'600'000;  // 2026-01-01, as tests use.
-constexpr int64_t kDefaultTimeoutMs = 30'000;    // A step without a timeout, when it has none.
+constexpr int64_t kDefaultTimeoutMs = 30'000;  // A step without a timeout, when it has none.
 
 class Walker {
  public:
   Walker(const LinkedProgram& lp, uint32_t saga, const Value& input, const Options& o)
-      : lp_(lp), p_(lp.program), saga_(saga), input_(input), o_(o), mock_(mock_result()) {}
+      : lp_(lp), p_(lp.program), saga_(saga), input_(input), o_(o), mock_(mock_result()) {
+    sim_.compensation.attempts = o_.undo_attempts;
+  }
 
   Report run() {
     const auto t0 = std::chrono::steady_clock::now();
     for (budget_ = 0; budget_ <= o_.max_faults && !report_.violation && !report_.truncated;
          ++budget_) {
       Path p;
-      p.now = kStartMs;
-      p.state = runtime::start_state(lp_, saga_, input_);
-      VirtualContext ctx(&p.now);
-      runtime::Env env = env_for(ctx, p.now);
-      Decision d = runtime::begin(lp_, p.state, env);
-      p.ready.assign(d.ready.begin(), d.ready.end());
+      Decision d = sim::begin(lp_, p, saga_, input_, sim_);
       if (absorb(p, d, fmt::format("start {}", p_.sagas[saga_].name))) {
         leaf(p, d);
       } else {
@@ -108,14 +87,6 @@ class Walker {
   }
 
  private:
-  runtime::Env env_for(VirtualContext& ctx, int64_t now) const {
-    runtime::Env env;
-    env.now_ms = now;
-    env.functions = &ctx;
-    env.compensation.attempts = std::max<uint32_t>(o_.undo_attempts, 1);
-    return env;
-  }
-
   // Every name the program spells as a string constant, as a field of each
   // action's result, so that `r.id` or `h.booking` read something.
   Value mock_result() const {
@@ -235,38 +206,25 @@ class Walker {
     ++p.transitions;
     const uint32_t id = p.ready.front();
     Fiber& f = *p.state.fiber(id);
-    VirtualContext ctx(&p.now);
     std::string line;
     if (c == Choice::kCancel || c == Choice::kDeadline || c == Choice::kDeadlineReached) {
       const bool cancel = c == Choice::kCancel;
       if (!cancel) p.now = std::max(p.now, p.state.deadline_ms);
       attempts_out(p, cancel ? "cancel" : "deadline");
-      runtime::Env env = env_for(ctx, p.now);
-      d = cancel
-              ? runtime::interrupt(lp_, p.state, "cancelled", "cancelled by an operator", true, env)
-              : runtime::interrupt(lp_, p.state, "timeout", "the saga's deadline passed", false,
-                                   env);
+      d = cancel ? sim::cancel(lp_, p, sim_)
+                 : sim::deadline(lp_, p, "the saga's deadline passed", sim_);
       line = cancel ? "an operator cancels" : "the deadline fires";
     } else if (c == Choice::kCrash) {
       ++p.crashes;
       attempts_out(p, "crash");
-      const runtime::EncodedState saved = runtime::encode_state(p.state);
-      auto back = runtime::decode_checkpoint(lp_, saved.instance, saved.fibers);
-      if (!back.ok() || !(back.value() == p.state)) {
-        violate(p, bytecode::kNone,
-                "after a crash, the checkpoint does not decode to the state it was written "
-                "from" +
-                    (back.ok() ? std::string() : ": " + back.status().message()),
-                "");
+      auto resumed = sim::crash(lp_, p, sim_);
+      if (!resumed.ok()) {
+        violate(p, bytecode::kNone, "after a crash, " + resumed.status().message(), "");
         return true;
       }
-      p.state = std::move(back).value();
-      runtime::Env env = env_for(ctx, p.now);
-      d = runtime::resumed(lp_, p.state, env);
-      p.ready.clear();
+      d = std::move(resumed).value();
       line = "the process dies and restarts";
     } else {
-      p.ready.pop_front();
       p.now = std::max(p.now, f.wake_at_ms);
       const std::string key = runtime::step_name(lp_, f);
       const bool undo = f.wait == Wait::kUndo;
@@ -308,21 +266,10 @@ class Walker {
                                               "fails"};
       line = fmt::format("{}{} attempt {} {}", undo ? "undo of " : "", key, f.attempt,
                          kSaid[static_cast<int>(c)]);
-      runtime::Env env = env_for(ctx, p.now);
-      d = runtime::attempt_ended(lp_, p.state, id, out, env);
+      d = sim::attempt_ended(lp_, p, id, out, sim_);
     }
     if (done()) return true;
-    for (uint32_t r : d.stopped) forget(p, r);
-    for (uint32_t r : d.removed) forget(p, r);
-    for (uint32_t r : d.ready) {
-      forget(p, r);
-      p.ready.push_back(r);
-    }
     return absorb(p, d, line);
-  }
-
-  static void forget(Path& p, uint32_t id) {
-    p.ready.erase(std::remove(p.ready.begin(), p.ready.end(), id), p.ready.end());
   }
 
   // Judges a decision's events as they happen, and adds the transition to the
@@ -464,6 +411,7 @@ class Walker {
   const Value& input_;
   const Options& o_;
   const Value mock_;
+  sim::Options sim_;  // No jitter: the machine's fixed choice.
   uint32_t budget_ = 0;
   Report report_;
 };
