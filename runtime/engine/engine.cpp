@@ -928,6 +928,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     GateUse use{gate_of(svc),
                 undo ? runtime::ServiceGate::Kind::kUndo : runtime::ServiceGate::Kind::kDo, now(),
                 0};
+    if (use.gate->try_acquire(use.kind, f.attempt > 1, use.asked_ms)) {
+      return send(run, w, std::move(use));
+    }
     std::weak_ptr<Run> weak = run;
     uint64_t ticket = 0;
     const bool sent_now = use.gate->acquire(
@@ -1006,8 +1009,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   static std::string gate_note(const GateUse& use, const std::string& service) {
     if (!use.gate || use.queued_ms < kNoteQueuedMs) return {};
-    return fmt::format("waited {} for a slot of service '{}' (limit {})", format_ms(use.queued_ms),
-                       service, use.gate->limit());
+    return fmt::format("waited {} for a slot of service '{}' (limit {}, {} waiting)",
+                       format_ms(use.queued_ms), service, use.gate->limit(), use.gate->waiting());
   }
 
   std::shared_ptr<runtime::ServiceGate> gate_of(const bytecode::Service& svc) {

@@ -159,6 +159,17 @@ void ServiceGate::admit(int64_t now_ms, std::vector<std::pair<uint64_t, Callback
   }
 }
 
+bool ServiceGate::try_acquire(Kind kind, bool retry, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  if (in_flight_ >= limit_.limit()) return false;
+  for (const auto& q : queues_) {
+    if (!q.empty()) return false;
+  }
+  if (retry && !budget_of(queue_of(kind, retry)).try_take(now_ms)) return false;
+  ++in_flight_;
+  return true;
+}
+
 bool ServiceGate::acquire(Kind kind, bool retry, int64_t now_ms, Callback callback,
                           uint64_t& ticket) {
   std::vector<std::pair<uint64_t, Callback>> granted;

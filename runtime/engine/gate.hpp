@@ -143,6 +143,10 @@ class ServiceGate {
   // called). False: it waits; the callback runs once, from whichever thread
   // frees its slot or token, or from expire(). `ticket` is set either way.
   bool acquire(Kind kind, bool retry, int64_t now_ms, Callback callback, uint64_t& ticket);
+  // The same without a callback, for the common case: true when the call
+  // holds a slot now (nobody waits, a slot and, for a retry, a token are
+  // free); false, changing nothing, when it would have to wait.
+  bool try_acquire(Kind kind, bool retry, int64_t now_ms);
   // A call that held a slot ended (or was dropped: `end` null).
   void release(int64_t now_ms, const End* end);
   // Fails the waiters whose wait exceeded max_wait_ms, and lets out the

@@ -113,6 +113,23 @@ GateSettings fixed_gate(uint32_t slots) {
   return g;
 }
 
+TEST(ServiceGate, TheFastPathNeverOvertakesAWaiter) {
+  ServiceGate gate(fixed_gate(2), 0, 0);
+  uint64_t t = 0;
+  std::vector<std::string> order;
+  EXPECT_TRUE(gate.try_acquire(ServiceGate::Kind::kDo, false, 0));
+  EXPECT_TRUE(gate.try_acquire(ServiceGate::Kind::kDo, true, 0));    // The one token.
+  EXPECT_FALSE(gate.try_acquire(ServiceGate::Kind::kDo, false, 0));  // Full.
+  EXPECT_FALSE(gate.acquire(
+      ServiceGate::Kind::kDo, false, 0, [&](bool) { order.push_back("waiter"); }, t));
+  gate.release(1, nullptr);  // The waiter gets the slot...
+  gate.release(1, nullptr);
+  EXPECT_EQ(order, std::vector<std::string>{"waiter"});
+  EXPECT_TRUE(gate.try_acquire(ServiceGate::Kind::kDo, false, 1));  // ...then the fast path.
+  EXPECT_FALSE(gate.try_acquire(ServiceGate::Kind::kDo, true, 1));  // No token left.
+  EXPECT_EQ(gate.in_flight(), 2u);
+}
+
 TEST(ServiceGate, LetsWaitersOutUndosFirstThenOldestFirst) {
   ServiceGate gate(fixed_gate(1), 0, 0);
   std::vector<std::string> order;

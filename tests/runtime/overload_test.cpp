@@ -268,7 +268,7 @@ TEST_F(OverloadTest, TheWaitForASlotDoesNotCountAgainstTheTimeout) {
   EXPECT_TRUE(events(second, "attempt_failed").empty());
   auto done = events(second, "step_completed");
   ASSERT_EQ(done.size(), 1u);
-  EXPECT_NE(done[0].message.find("waited 900ms for a slot of service 'svc' (limit 1)"),
+  EXPECT_NE(done[0].message.find("waited 900ms for a slot of service 'svc' (limit 1, 0 waiting)"),
             std::string::npos)
       << done[0].message;
 }
