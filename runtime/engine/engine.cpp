@@ -933,34 +933,41 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
     std::weak_ptr<Run> weak = run;
     uint64_t ticket = 0;
+    // The waiter holds its gate weakly: the gate holds the waiter, and a
+    // strong reference would keep both alive after the engine is gone.
+    std::weak_ptr<runtime::ServiceGate> weak_gate = use.gate;
+    const runtime::ServiceGate::Kind kind = use.kind;
+    const int64_t asked = use.asked_ms;
     const bool sent_now = use.gate->acquire(
-        use.kind, f.attempt > 1, use.asked_ms,
-        [this, weak, w, use](bool granted) {
+        kind, f.attempt > 1, asked,
+        [this, weak, w, weak_gate, kind, asked](bool granted) {
           // From whichever thread freed the slot: continue on an engine
           // thread (the run's lock is not to be taken under another's).
-          boost::asio::post(io, [this, weak, w, use, granted]() mutable {
+          boost::asio::post(io, [this, weak, w, weak_gate, kind, asked, granted] {
+            std::shared_ptr<runtime::ServiceGate> gate = weak_gate.lock();
+            if (!gate) return;
             RunPtr run = weak.lock();
             if (!run) {
-              if (granted) use.gate->release(now(), nullptr);
+              if (granted) gate->release(now(), nullptr);
               return;
             }
             std::lock_guard lock(run->mu);
             FiberRun* fr = run->fiber_run(w.fiber);
             if (!fr || fr->generation != w.generation || run->finished) {
-              if (granted) use.gate->release(now(), nullptr);  // Given up while it waited.
+              if (granted) gate->release(now(), nullptr);  // Given up while it waited.
               return;
             }
-            use.queued_ms = now() - use.asked_ms;
-            if (granted) return send(run, w, use);
+            GateUse use{gate, kind, asked, now() - asked};
+            if (granted) return send(run, w, std::move(use));
             const std::string& name =
                 run->program->program
                     .services[run->program->program.actions[action_of(*run, w)].service]
                     .name;
             Outcome o =
-                failed("unavailable", fmt::format("not sent: waited {} for a slot of service '{}' "
-                                                  "(limit {}, {} waiting)",
-                                                  format_ms(use.queued_ms), name, use.gate->limit(),
-                                                  use.gate->waiting()));
+                failed("unavailable",
+                       fmt::format("not sent: waited {} for a slot of service '{}' "
+                                   "(limit {}, {} waiting)",
+                                   format_ms(use.queued_ms), name, gate->limit(), gate->waiting()));
             o.not_sent = true;
             attempt_ended(run, w, std::move(o));
           });
