@@ -1,39 +1,7 @@
 #!/usr/bin/env bash
 # Command-line tests of sagactl: exit codes (README.md, "Exit codes"), the
 # files it writes and what it prints. Usage: cli_test.sh SAGACTL SOURCE_DIR
-set -u
-ctl=$1
-src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-
-# expect CODE DESCRIPTION -- COMMAND...: runs COMMAND, checks its exit code.
-expect() {
-  local want=$1 what=$2
-  shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $what: exit $got, expected $want"
-    sed 's/^/  | /' "$tmp/out" "$tmp/err"
-  fi
-}
-
-# contains FILE TEXT DESCRIPTION
-contains() {
-  if grep -qF -- "$2" "$1"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $3: '$2' not found in:"
-    sed 's/^/  | /' "$1"
-  fi
-}
+. "$(dirname "$0")/lib.sh" "$@"
 
 expect 0 "--version" -- "$ctl" --version
 contains "$tmp/out" "sagactl 0." "version text"
@@ -302,5 +270,4 @@ contains "$tmp/out" "no violation" "past the pivot nothing is compensated"
 expect 0 "a saga past its pivot outlives its deadline" -- "$ctl" run "$src/tests/cli/pivot_deadline.saga" --db "$tmp/pivot.db" --input '{}'
 contains "$tmp/out" '"done": true' "the saga completed after its deadline had passed"
 
-echo "cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish "cli"

@@ -3,50 +3,7 @@
 # are too large to read (grammar/source.hpp, kMaxFileBytes), sources that are
 # not UTF-8, in text and JSON formats, and long lines. Usage:
 # diagnostics_cli_test.sh SAGACTL SOURCE_DIR
-set -u
-ctl=$1
-src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-
-# expect CODE DESCRIPTION -- COMMAND...: runs COMMAND, checks its exit code.
-expect() {
-  local want=$1 what=$2
-  shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $what: exit $got, expected $want"
-    sed 's/^/  | /' "$tmp/out" "$tmp/err" | head -c 4000
-  fi
-}
-
-# contains FILE TEXT DESCRIPTION
-contains() {
-  if grep -qF -- "$2" "$1"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $3: '$2' not found in:"
-    sed 's/^/  | /' "$1" | head -c 4000
-  fi
-}
-
-# lacks FILE TEXT DESCRIPTION: TEXT must not be in FILE.
-lacks() {
-  if grep -qF -- "$2" "$1"; then
-    failed=$((failed + 1))
-    echo "FAIL: $3: '$2' found in:"
-    sed 's/^/  | /' "$1" | head -c 4000
-  else
-    passed=$((passed + 1))
-  fi
-}
+. "$(dirname "$0")/lib.sh" "$@"
 
 # --- Files larger than the 16 MiB limit ---------------------------------------
 # bounded COMMAND...: runs COMMAND with 2 GB of address space and 20 s, so that
@@ -131,5 +88,4 @@ expect 1 "check of a missing file whose name is not UTF-8" -- "$ctl" check "$tmp
 contains "$tmp/err" "cannot read" "the missing file is reported"
 utf8 "$tmp/err" "sagactl's own error line"
 
-echo "diagnostics cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish "diagnostics cli"

@@ -4,39 +4,7 @@
 # --junit XML that parses, errors in a test file at file:line:col, the same
 # output on every run, and a test file for every sample.
 # Usage: test_command_test.sh SAGACTL SOURCE_DIR
-set -u
-ctl=$1
-src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-
-# expect CODE DESCRIPTION -- COMMAND...: runs COMMAND, checks its exit code.
-expect() {
-  local want=$1 what=$2
-  shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $what: exit $got, expected $want"
-    sed 's/^/  | /' "$tmp/out" "$tmp/err"
-  fi
-}
-
-# contains FILE TEXT DESCRIPTION
-contains() {
-  if grep -qF -- "$2" "$1"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $3: '$2' not found in:"
-    sed 's/^/  | /' "$1"
-  fi
-}
+. "$(dirname "$0")/lib.sh" "$@"
 
 # Every sample saga has its scenario tests, and they pass.
 for saga in "$src"/samples/*.saga; do
@@ -142,5 +110,4 @@ expect 7 "a saga instead of its test file" -- "$ctl" test "$src/samples/order.sa
 contains "$tmp/err" "is a saga, not a test file" "says so"
 expect 2 "no file" -- "$ctl" test
 
-echo "test_command_test: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish "test_command_test"
