@@ -959,15 +959,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             }
             GateUse use{gate, kind, asked, now() - asked};
             if (granted) return send(run, w, std::move(use));
-            const std::string& name =
-                run->program->program
-                    .services[run->program->program.actions[action_of(*run, w)].service]
-                    .name;
-            Outcome o =
-                failed("unavailable",
-                       fmt::format("not sent: waited {} for a slot of service '{}' "
-                                   "(limit {}, {} waiting)",
-                                   format_ms(use.queued_ms), name, gate->limit(), gate->waiting()));
+            const bytecode::Program& p = run->program->program;
+            Outcome o = failed(
+                "unavailable",
+                "not sent: " + waited(use, p.services[p.actions[action_of(*run, w)].service].name));
             o.not_sent = true;
             attempt_ended(run, w, std::move(o));
           });
@@ -1006,7 +1001,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       e.kind = use.kind;
       e.latency_ms = now_ms - sent_ms;
       e.ok = ok;
-      e.overload = !ok && !not_sent && (error_class == "timeout" || error_class == "unavailable");
+      // The transient classes (those retry policies retry by default:
+      // timeout, unavailable) are the service's own sign of overload.
+      const ErrorClassInfo* cls = find_error_class(error_class);
+      e.overload = !ok && !not_sent && cls && cls->retried_by_default;
       use.gate->release(now_ms, &e);
     }
   };
@@ -1014,10 +1012,15 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // Calls that waited this long say so in their history event.
   static constexpr int64_t kNoteQueuedMs = 100;
 
-  static std::string gate_note(const GateUse& use, const std::string& service) {
-    if (!use.gate || use.queued_ms < kNoteQueuedMs) return {};
+  // "waited 1.5s for a slot of service 'inventory' (limit 3, 412 waiting)".
+  static std::string waited(const GateUse& use, const std::string& service) {
     return fmt::format("waited {} for a slot of service '{}' (limit {}, {} waiting)",
                        format_ms(use.queued_ms), service, use.gate->limit(), use.gate->waiting());
+  }
+
+  static std::string gate_note(const GateUse& use, const std::string& service) {
+    if (!use.gate || use.queued_ms < kNoteQueuedMs) return {};
+    return waited(use, service);
   }
 
   std::shared_ptr<runtime::ServiceGate> gate_of(const bytecode::Service& svc) {
@@ -1034,7 +1037,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       b.ratio = o.retry_ratio;
       b.floor_per_second = o.retry_floor_per_second;
       b.max_tokens = o.retry_max_tokens;
-      if (!o.retry_budget) b.floor_per_second = b.max_tokens = 1e18;
+      b.enabled = o.retry_budget;
       g.retries = g.undo_retries = b;
       g.max_wait_ms = o.max_wait.count();
       gate = std::make_shared<runtime::ServiceGate>(g, svc.bulkhead, now());
@@ -1071,8 +1074,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     const bytecode::Step& step = p.steps[f.step];
     const bool undo = f.wait == Wait::kUndo;
     const bytecode::Action& action = p.actions[undo ? step.undo_action : step.action];
-    const std::string service =
-        action.service != bytecode::kNoService ? p.services[action.service].name : std::string();
+    static const std::string kNoService;
+    const std::string& service =
+        action.service != bytecode::kNoService ? p.services[action.service].name : kNoService;
     auto slot = std::make_shared<Slot>();
     slot->use = std::move(use);
     slot->sent_ms = now();

@@ -92,6 +92,7 @@ void RetryBudget::deposit() {
 }
 
 bool RetryBudget::try_take(int64_t now_ms) {
+  if (!s_.enabled) return true;
   refill(now_ms);
   if (tokens_ < 1.0) return false;
   tokens_ -= 1.0;
@@ -99,6 +100,7 @@ bool RetryBudget::try_take(int64_t now_ms) {
 }
 
 double RetryBudget::tokens(int64_t now_ms) {
+  if (!s_.enabled) return s_.max_tokens;
   refill(now_ms);
   return tokens_;
 }

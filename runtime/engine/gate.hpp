@@ -95,6 +95,7 @@ class AdaptiveLimit {
 };
 
 struct BudgetSettings {
+  bool enabled = true;           // False: every retry gets a token.
   double ratio = 0.2;            // Tokens per successful call.
   double floor_per_second = 10;  // Tokens added per second whatever happens.
   double max_tokens = 100;       // What can be saved up.

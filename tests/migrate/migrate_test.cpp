@@ -236,15 +236,19 @@ runtime::InstanceState waiting_in_nap(const runtime::LinkedProgram& lp) {
   return s;
 }
 
-TEST(MigrateTranslate, ANewLayoutGetsEveryPositionRewritten) {
-  auto old_p = link(order());
-  // Another saga first (every index and pc moves), a let after the sleep
-  // (one more slot).
+// order() with another saga first (every index and pc moves) and a let
+// after the sleep (one more slot).
+std::string moved_layout() {
   std::string text = order("", "  let total = 2\n");
   text.insert(text.find("saga order"),
               "saga first(a: string) { step one { do x.one(a: a) -> q  undo x.un(q: q.v) } }\n");
   text.insert(0, "service x { timeout 1s }\n");
-  auto new_p = link(text);
+  return text;
+}
+
+TEST(MigrateTranslate, ANewLayoutGetsEveryPositionRewritten) {
+  auto old_p = link(order());
+  auto new_p = link(moved_layout());
   ASSERT_EQ(new_p.program.sagas.size(), 2u);
   Diff d = diff(old_p, new_p);
   runtime::InstanceState s = waiting_in_nap(old_p);
@@ -270,11 +274,7 @@ TEST(MigrateTranslate, ANewLayoutGetsEveryPositionRewritten) {
 
 TEST(MigrateTranslate, CompensatingKeepsItsLogAndTheUndoAwaited) {
   auto old_p = link(order());
-  std::string text = order("", "  let total = 2\n");
-  text.insert(text.find("saga order"),
-              "saga first(a: string) { step one { do x.one(a: a) -> q  undo x.un(q: q.v) } }\n");
-  text.insert(0, "service x { timeout 1s }\n");
-  auto new_p = link(text);
+  auto new_p = link(moved_layout());
   // Charge failed in doubt after the sleep: its refund is awaited, reserve's
   // release is next.
   runtime::InstanceState s = waiting_in_nap(old_p);

@@ -30,6 +30,11 @@ TEST(RetryBudget, StartsFullAndRefillsFromSuccessesAndTheFloor) {
   EXPECT_DOUBLE_EQ(b.tokens(1'000'000), 5);  // Never more than max_tokens.
 }
 
+TEST(RetryBudget, DisabledGivesEveryRetryAToken) {
+  RetryBudget b(BudgetSettings{.enabled = false, .max_tokens = 1}, 0);
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(b.try_take(0)) << i;
+}
+
 // Calls of a service as the limit sees them end, on a clock of its own.
 struct Feeder {
   AdaptiveLimit& limit;
