@@ -24,7 +24,7 @@
 #include <utility>
 
 #include "compiler/analysis.hpp"
-#include "compiler/suggest.hpp"
+#include "grammar/suggest.hpp"
 #include "saga/error_classes.hpp"
 #include "stdlib/table.hpp"
 

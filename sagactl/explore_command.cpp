@@ -4,7 +4,7 @@
 
 #include <iostream>
 
-#include "compiler/suggest.hpp"
+#include "grammar/suggest.hpp"
 #include "grammar/diagnostic.hpp"
 #include "grammar/source.hpp"
 #include "runtime/explore/explore.hpp"
@@ -64,7 +64,7 @@ int explore(const ExploreArgs& args) {
   if (saga == bytecode::kNone) {
     std::vector<std::string> names;
     for (const bytecode::Saga& s : program.sagas) names.push_back(s.name);
-    const std::string help = compiler::did_you_mean(prepared.saga, names);
+    const std::string help = did_you_mean(prepared.saga, names);
     print_error(fmt::format("{} has no saga '{}'{}", args.run.program, prepared.saga,
                             help.empty() ? "" : " (" + help + ")"));
     return kExitUsage;

@@ -10,7 +10,7 @@
 #include <mutex>
 #include <thread>
 
-#include "compiler/suggest.hpp"
+#include "grammar/suggest.hpp"
 #include "runtime/bytecode/format.hpp"
 #include "runtime/value/utf8.hpp"
 #include "saga/engine.hpp"
@@ -142,7 +142,7 @@ std::string check_service_bindings(const bytecode::Program& program, const Acces
   for (const std::string& binding : access.service_urls) {
     std::string name = binding.substr(0, binding.find('='));
     if (std::find(declared.begin(), declared.end(), name) != declared.end()) continue;
-    std::string help = compiler::did_you_mean(name, declared);
+    std::string help = did_you_mean(name, declared);
     std::string list;
     for (const std::string& d : declared) list += (list.empty() ? "" : ", ") + d;
     return fmt::format("--service {}: {} declares no service '{}'{}{}", binding,

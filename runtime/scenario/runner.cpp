@@ -12,7 +12,7 @@
 #include <set>
 #include <sstream>
 
-#include "compiler/suggest.hpp"
+#include "grammar/suggest.hpp"
 #include "runtime/engine/machine.hpp"
 #include "runtime/sim/sim.hpp"
 #include "saga/events.hpp"
@@ -36,7 +36,7 @@ std::string step_of_key(std::string key) {
 }
 
 std::string help_for(std::string_view name, const std::vector<std::string>& names) {
-  return compiler::did_you_mean(name, names);
+  return did_you_mean(name, names);
 }
 
 const char* const kStatuses[] = {"completed", "compensated", "failed",      "cancelled",

@@ -1,9 +1,9 @@
 // Edit distance (optimal string alignment) for did-you-mean suggestions.
-#include "compiler/suggest.hpp"
+#include "grammar/suggest.hpp"
 
 #include <algorithm>
 
-namespace saga::compiler {
+namespace saga {
 
 static size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
@@ -41,4 +41,4 @@ std::string did_you_mean(std::string_view name, const std::vector<std::string>& 
   return best.empty() ? std::string() : "did you mean '" + best + "'?";
 }
 
-}  // namespace saga::compiler
+}  // namespace saga

@@ -1,11 +1,12 @@
-// "Did you mean ...?" suggestions for misspelled names.
+// "Did you mean ...?" suggestions for misspelled names, for the help: line of
+// any diagnostic (the compiler's, sagactl's, the scenario runner's).
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace saga::compiler {
+namespace saga {
 
 // Returns the candidate closest to `name` by edit distance (insertions,
 // deletions, substitutions and swaps of neighbours), or "" when none is close
@@ -16,4 +17,4 @@ std::string closest(std::string_view name, const std::vector<std::string>& candi
 // "did you mean 'x'?" for the closest candidate, or "" when there is none.
 std::string did_you_mean(std::string_view name, const std::vector<std::string>& candidates);
 
-}  // namespace saga::compiler
+}  // namespace saga
