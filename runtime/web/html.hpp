@@ -1,0 +1,21 @@
+// Building pages: the page frame and small pieces shared by the pages of
+// pages.cpp. Every argument that holds data is escaped here or by the caller
+// with html_escape(); nothing else writes HTML.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "saga/serve.hpp"
+
+namespace saga::web {
+
+// A complete page: the title (escaped here), the navigation, and `body`
+// (already HTML).
+serve::Response page(std::string_view title, const std::string& body, int status = 200);
+// A link: href and text escaped.
+std::string link(std::string_view href, std::string_view text);
+// A query-string value, percent-encoded.
+std::string url_encode(std::string_view text);
+
+}  // namespace saga::web
