@@ -3,49 +3,14 @@
 
 #include <fmt/format.h>
 
+#include "runtime/value/markup.hpp"
 #include "runtime/value/utf8.hpp"
 #include "saga/web.hpp"
 
 namespace saga::web {
 
 std::string html_escape(std::string_view text) {
-  const std::string clean = scrub_utf8(text);
-  std::string out;
-  out.reserve(clean.size());
-  for (char c : clean) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-std::string url_encode(std::string_view text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
+  return escape_markup(scrub_utf8(text));
 }
 
 std::string link(std::string_view href, std::string_view text) {

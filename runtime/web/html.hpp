@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/http/request.hpp"
 #include "saga/serve.hpp"
 
 namespace saga::web {
@@ -15,7 +16,7 @@ namespace saga::web {
 serve::Response page(std::string_view title, const std::string& body, int status = 200);
 // A link: href and text escaped.
 std::string link(std::string_view href, std::string_view text);
-// A query-string value, percent-encoded.
-std::string url_encode(std::string_view text);
+// A path segment or query value, percent-encoded (the HTTP client's encoder).
+using http::url_encode;
 
 }  // namespace saga::web

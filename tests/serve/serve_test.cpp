@@ -207,7 +207,7 @@ TEST(ListenAddress, DefaultsToLoopback) {
 
 TEST(HtmlEscape, EscapesEveryCharacterThatEndsText) {
   EXPECT_EQ(web::html_escape("<script>alert('x') & \"y\"</script>"),
-            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;");
+            "&lt;script&gt;alert(&apos;x&apos;) &amp; &quot;y&quot;&lt;/script&gt;");
   EXPECT_EQ(web::html_escape("plain"), "plain");
   EXPECT_EQ(web::html_escape("bad \xff byte"), "bad \xef\xbf\xbd byte");
 }

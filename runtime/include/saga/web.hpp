@@ -54,7 +54,7 @@ void add_api_routes(serve::Router& router, const Context& context);
 void add_web_routes(serve::Router& router, const Context& context);
 
 // Text made safe for HTML element content and quoted attribute values:
-// & < > " ' become entities; invalid UTF-8 becomes U+FFFD.
+// & < > " ' become entities (&apos; for the quote); invalid UTF-8 becomes U+FFFD.
 std::string html_escape(std::string_view text);
 
 }  // namespace saga::web
