@@ -160,18 +160,19 @@ constexpr const char* kDeadLettersSql =
 // The operator's views (Store::query_instances, list_dead_letters,
 // list_programs). Newest first in the order of the instances_by_status and
 // instances_by_created indexes (each ends in the rowid, num), so a page is a
-// range scan of one index from the cursor's (created_ms, num) down; the saga
-// filter is checked on the rows the scan meets.
+// range scan of one index from the cursor's (created_ms, num) down (the
+// largest values when there is no cursor); the saga filter is checked on the
+// rows the scan meets.
 constexpr const char* kQueryAllSql =
     "SELECT " SAGA_INSTANCE_COLUMNS
-    " FROM instances WHERE (?2 = '' OR saga = ?2) AND (?3 = '' OR (created_ms, num) < "
-    "(SELECT created_ms, num FROM instances WHERE id = ?3)) "
-    "ORDER BY created_ms DESC, num DESC LIMIT ?4";
+    " FROM instances WHERE (?2 = '' OR saga = ?2) AND (created_ms, num) < (?3, ?4) "
+    "ORDER BY created_ms DESC, num DESC LIMIT ?5";
 constexpr const char* kQueryByStatusSql =
     "SELECT " SAGA_INSTANCE_COLUMNS
-    " FROM instances WHERE status = ?1 AND (?2 = '' OR saga = ?2) AND (?3 = '' OR "
-    "(created_ms, num) < (SELECT created_ms, num FROM instances WHERE id = ?3)) "
-    "ORDER BY created_ms DESC, num DESC LIMIT ?4";
+    " FROM instances WHERE status = ?1 AND (?2 = '' OR saga = ?2) AND (created_ms, num) < "
+    "(?3, ?4) ORDER BY created_ms DESC, num DESC LIMIT ?5";
+// Where a page starts: the (created_ms, num) of the cursor's instance.
+constexpr const char* kCursorSql = "SELECT created_ms, num FROM instances WHERE id = ?1";
 // The attempts of the undo that gave up are those of its `stuck` event.
 constexpr const char* kListDeadLettersSql =
     "SELECT i.id, i.saga, i.status, d.step, d.time_ms, d.error_class, d.message, "
@@ -437,7 +438,7 @@ class SqliteStore final : public Store {
   struct {
     Statement get_instance, list_all, list_by_status, list_unfinished, history, dead_letters;
     Statement get_program, has_program, put_program, request_cancel, status_of, claim, renew;
-    Statement query_all, query_by_status, list_dead_letters, list_programs;
+    Statement query_all, query_by_status, cursor, list_dead_letters, list_programs;
     Statement fibers_of;  // Prepared only when the schema has the fibers table.
   } r_;
   bool has_fibers_ = false;  // The schema has the fibers table (version 2 and later).
@@ -648,6 +649,7 @@ Status SqliteStore::prepare_statements(bool with_writer) {
       {&r_.renew, kRenewSql},
       {&r_.query_all, kQueryAllSql},
       {&r_.query_by_status, kQueryByStatusSql},
+      {&r_.cursor, kCursorSql},
       {&r_.list_dead_letters, kListDeadLettersSql},
       {&r_.list_programs, kListProgramsSql},
   };
@@ -1324,22 +1326,27 @@ int64_t sql_limit(size_t limit) {
 
 Result<std::vector<InstanceRecord>> SqliteStore::query_instances(const InstanceQuery& query) {
   std::lock_guard lock(rdb_mu_);
+  int64_t created = std::numeric_limits<int64_t>::max();
+  int64_t num = std::numeric_limits<int64_t>::max();
   if (!query.before.empty()) {
-    Statement::Reset reset(r_.status_of);
-    r_.status_of.bind_text(1, query.before);
-    int rc = r_.status_of.step();
+    Statement::Reset reset(r_.cursor);
+    r_.cursor.bind_text(1, query.before);
+    int rc = r_.cursor.step();
     if (rc == SQLITE_DONE) {
       return Status(StatusCode::kNotFound,
                     fmt::format("no instance {} to page from (before=)", query.before));
     }
     if (rc != SQLITE_ROW) return rdb_.error(rc, "reading the cursor's instance");
+    created = r_.cursor.column_int(0);
+    num = r_.cursor.column_int(1);
   }
   Statement& st = query.status ? r_.query_by_status : r_.query_all;
   Statement::Reset reset(st);
   if (query.status) st.bind(1, static_cast<int64_t>(*query.status));
   st.bind_text(2, query.saga);
-  st.bind_text(3, query.before);
-  st.bind(4, sql_limit(query.limit));
+  st.bind(3, created);
+  st.bind(4, num);
+  st.bind(5, sql_limit(query.limit));
   return read_instances(st, false);
 }
 
