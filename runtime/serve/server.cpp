@@ -1,6 +1,6 @@
 // The HTTP/1.1 server of saga/serve.hpp on Boost.Beast: one io_context on one
 // thread, one session per connection (keep-alive, one request at a time),
-// header and body size limits, a deadline per request and per idle wait.
+// header and body size limits, a deadline for each request and response.
 // A request goes through the access rule, then the router; the response is
 // written and the connection kept unless the client or HTTP/1.0 said close.
 // stop() closes the acceptor and every open connection, then joins the thread.
@@ -53,7 +53,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  void run() { read(server_.options.idle_timeout_ms); }
+  void run() { read(); }
   void close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -61,11 +61,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  void read(int timeout_ms) {
+  void read() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_.options.max_header_bytes));
     parser_->body_limit(server_.options.max_body_bytes);
-    stream_.expires_after(std::chrono::milliseconds(timeout_ms));
+    stream_.expires_after(std::chrono::milliseconds(server_.options.timeout_ms));
     bhttp::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
@@ -131,11 +131,11 @@ class Session : public std::enable_shared_from_this<Session> {
     res->body() = std::move(response.body);
     res->prepare_payload();  // Content-Length of the body, also for HEAD.
     if (head) res->body().clear();
-    stream_.expires_after(std::chrono::milliseconds(server_.options.request_timeout_ms));
+    stream_.expires_after(std::chrono::milliseconds(server_.options.timeout_ms));
     auto self = shared_from_this();
     bhttp::async_write(stream_, *res, [self, res](beast::error_code ec, size_t) {
       if (ec || !res->keep_alive()) return self->finish();
-      self->read(self->server_.options.idle_timeout_ms);
+      self->read();
     });
   }
 

@@ -6,7 +6,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
+
 #include "saga/serve.hpp"
+#include "saga/store.hpp"
 #include "saga/web.hpp"
 #include "tests/support/http_call.hpp"
 
@@ -212,6 +217,48 @@ TEST(HtmlEscape, EscapesEveryCharacterThatEndsText) {
   EXPECT_EQ(web::html_escape("bad \xff byte"), "bad \xef\xbf\xbd byte");
 }
 
+// Health and actions from routes alone (no server): /health/ready says why
+// it is not ready, and an action without an engine is refused.
+TEST(WebRoutes, ReadinessNamesWhatIsWrong) {
+  const std::string path = ::testing::TempDir() + "serve-ready-" + std::to_string(getpid()) + ".db";
+  {
+    auto writer = open_sqlite_store(path);
+    ASSERT_TRUE(writer.ok()) << writer.status().message();
+    bool stopping = false;
+    web::Context context;
+    context.store = writer.value().get();
+    context.not_ready = [&] { return stopping ? std::string("the worker is stopping") : ""; };
+    Router router;
+    web::add_health_routes(router, context);
+    web::add_api_routes(router, context);
+    Request r = make("GET", "/health/ready");
+    Response res = router.dispatch(r);
+    EXPECT_EQ(res.status, 200) << res.body;
+    stopping = true;
+    res = router.dispatch(r);
+    EXPECT_EQ(res.status, 503);
+    EXPECT_EQ(nlohmann::json::parse(res.body)["reason"], "the worker is stopping");
+    r = make("POST", "/api/instances/x/cancel");
+    EXPECT_EQ(router.dispatch(r).status, 503);
+  }
+  StoreOptions read_only;
+  read_only.read_only = true;
+  auto reader = open_sqlite_store(path, read_only);
+  ASSERT_TRUE(reader.ok());
+  web::Context context;
+  context.store = reader.value().get();
+  Router router;
+  web::add_health_routes(router, context);
+  Request r = make("GET", "/health/ready");
+  Response res = router.dispatch(r);
+  EXPECT_EQ(res.status, 503);
+  EXPECT_NE(nlohmann::json::parse(res.body)["reason"].get<std::string>().find("read-only"),
+            std::string::npos)
+      << res.body;
+  reader.value().reset();
+  std::remove(path.c_str());
+}
+
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -222,6 +269,7 @@ class ServerTest : public ::testing::Test {
     ServerOptions options;
     options.max_body_bytes = 1024;
     options.max_header_bytes = 2048;
+    options.timeout_ms = 300;
     auto server = Server::start(options, std::move(router));
     ASSERT_TRUE(server.ok()) << server.status().message();
     server_ = std::move(server).value();
@@ -265,6 +313,24 @@ TEST_F(ServerTest, StopsWithConnectionsOpen) {
   server_->stop();
   EXPECT_EQ(c.call("GET", "/api/instances").status, 0);
   EXPECT_EQ(test::http_call(port, "GET", "/api/instances").status, 0);
+}
+
+TEST_F(ServerTest, ClosesAConnectionThatSendsNothing) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), server_->port()});
+  // A guard only: the server closes after its 300 ms timeout, long before.
+  struct timeval guard {
+    5, 0
+  };
+  setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof guard);
+  const auto start = std::chrono::steady_clock::now();
+  char byte = 0;
+  boost::system::error_code ec;
+  size_t n = socket.read_some(boost::asio::buffer(&byte, 1), ec);
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(ec, boost::asio::error::eof) << ec.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
 }
 
 TEST(Server, SaysWhyItCannotListen) {

@@ -111,10 +111,10 @@ struct ServerOptions {
   AccessRule access;
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1 << 20;
-  // A request must arrive in this time once its first byte has; an idle
-  // keep-alive connection is closed after idle_timeout_ms.
-  int request_timeout_ms = 10'000;
-  int idle_timeout_ms = 60'000;
+  // A request must arrive complete within this time after the connection
+  // opened or the previous response was written (so an idle keep-alive
+  // connection is closed then too), and a response must be written within it.
+  int timeout_ms = 10'000;
   size_t max_connections = 256;  // Further connections are closed at once.
 };
 
