@@ -57,6 +57,13 @@ std::unique_ptr<serve::Server> start_listener(const ListenArgs& args, Engine& en
   options.host = address->first;
   options.port = address->second;
   options.access.public_reads = args.public_reads;
+  if (args.public_reads && args.token_file.empty()) {
+    print_error(
+        "--public-read opens reads that only a token closes: without --admin-token-file reads "
+        "are open already");
+    exit = kExitUsage;
+    return nullptr;
+  }
   if (!serve::is_loopback_host(options.host) && args.token_file.empty()) {
     print_error(fmt::format(
         "--listen {}: listening beyond this machine needs --admin-token-file (every action "

@@ -237,6 +237,8 @@ TEST_F(Listener, RefusesAddressesItShouldNotListenOn) {
   EXPECT_NE(out.find("not an IP address"), std::string::npos) << out;
   EXPECT_EQ(sagactl({"worker", "--db", db_, "--listen", "0.0.0.0:0"}, &out), 2);
   EXPECT_NE(out.find("needs --admin-token-file"), std::string::npos) << out;
+  EXPECT_EQ(sagactl({"worker", "--db", db_, "--listen", ":0", "--public-read"}, &out), 2);
+  EXPECT_NE(out.find("--public-read"), std::string::npos) << out;
   EXPECT_EQ(sagactl({"worker", "--db", db_, "--listen", "0:0", "--admin-token-file",
                      (dir_ / "missing").string()},
                     &out),
