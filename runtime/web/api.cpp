@@ -55,12 +55,17 @@ Result<size_t> limit_of(const serve::Request& req) {
   return n;
 }
 
+// Runs one operator action: Ok or why not.
+Status run_action(const Context& context, const OperatorAction& action, const std::string& id,
+                  const nlohmann::json& args) {
+  if (context.engine == nullptr) {
+    return Status(StatusCode::kUnsupported, "this process runs no engine: actions are refused");
+  }
+  return action.run(*context.engine, id, args);
+}
+
 }  // namespace
 
-Result<nlohmann::json> instance_page(Store& store, const serve::Request& req);
-
-// The instances of a page of GET /api/instances (and of the web view's list):
-// {"instances": [summary...], "next": cursor or null}.
 Result<nlohmann::json> instance_page(Store& store, const serve::Request& req) {
   InstanceQuery q;
   if (std::string status = req.arg("status"); !status.empty()) {
@@ -83,16 +88,6 @@ Result<nlohmann::json> instance_page(Store& store, const serve::Request& req) {
   }
   if (rows->size() > limit.value()) next = (*rows)[limit.value() - 1].id;
   return nlohmann::json{{"instances", list}, {"next", next}};
-}
-
-// Runs one operator action; the response for an API client (202 and the
-// instance's summary) or the error.
-Status run_action(const Context& context, const OperatorAction& action, const std::string& id,
-                  const nlohmann::json& args) {
-  if (context.engine == nullptr) {
-    return Status(StatusCode::kUnsupported, "this process runs no engine: actions are refused");
-  }
-  return action.run(*context.engine, id, args);
 }
 
 void add_health_routes(serve::Router& router, const Context& context) {

@@ -1,15 +1,22 @@
 // Building pages: the page frame and small pieces shared by the pages of
-// pages.cpp. Every argument that holds data is escaped here or by the caller
-// with html_escape(); nothing else writes HTML.
+// pages.cpp, and the instance listing it shares with the API. Every argument that holds data is
+// escaped here or by the caller with html_escape(); nothing else writes HTML.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
 #include "runtime/http/request.hpp"
 #include "saga/serve.hpp"
+#include "saga/store.hpp"
 
 namespace saga::web {
+
+// A page of GET /api/instances, and of the web view's list (api.cpp): the
+// query's status, saga, limit and before -> {"instances": [summary...],
+// "next": the cursor of the next page, or null}.
+Result<nlohmann::json> instance_page(Store& store, const serve::Request& req);
 
 // A complete page: the title (escaped here), the navigation, and `body`
 // (already HTML).

@@ -12,7 +12,7 @@
 
 namespace saga::web {
 
-Result<nlohmann::json> instance_page(Store& store, const serve::Request& req);
+// The stylesheet, compiled in (cmake/embed.cmake).
 extern const char kStyleCss[];
 extern const size_t kStyleCssSize;
 
