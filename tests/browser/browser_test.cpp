@@ -196,7 +196,17 @@ TEST_F(BrowserTest, AnOperatorSeesInstancesAndCancelsOne) {
     EXPECT_EQ(browser.text(browser.find("#status")), "running");
     std::string button = browser.find("#actions button[value='cancel']");
     ASSERT_FALSE(button.empty());
+    // Mark this document, so that the one the form's redirect loads is told
+    // apart from it: navigating before the post went out would cancel the post.
+    browser.script("document.body.dataset.before = 'click';");
     browser.click(button);
+    ASSERT_TRUE(eventually([&] {
+      return browser
+          .script(
+              "return document.readyState === 'complete' && "
+              "document.body.dataset.before === undefined;")
+          .get<bool>();
+    })) << browser.url();
     EXPECT_TRUE(eventually([&] {
       browser.go(base + "/instances/" + running_);
       return browser.text(browser.find("#status")) == "cancelled";
