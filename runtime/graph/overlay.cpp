@@ -77,7 +77,8 @@ void overlay(SagaGraph& g, const Trace& trace) {
       const auto& table = w.kind == Waiting::Kind::kUndo ? undo_node : step_node;
       if (auto it = table.find(plain_step(w.step)); it != table.end()) node = it->second;
     }
-    if (node == kNoIndex) continue;
+    // A stuck instance still "waits" at the undo that gave up: it stays failed.
+    if (node == kNoIndex || g.nodes[node].mark == Mark::kFailed) continue;
     g.nodes[node].mark = Mark::kCurrent;
     ran[node] = true;
   }

@@ -31,6 +31,8 @@ std::string dot_escape(std::string_view s) {
     if (c == '"' || c == '\\') {
       out += '\\';
       out += c;
+    } else if (c == '&') {
+      out += "&amp;";  // dot reads entities (&lt; ...) in every label.
     } else if (c == '\n') {
       out += "\\n";
     } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
@@ -186,7 +188,7 @@ std::string dot_node_attrs(const Node& n) {
     case NodeKind::kUndo:
       shape = "box";
       style = "rounded,dashed";
-      extra = ", color=\"#777777\", fontcolor=\"#444444\"";
+      extra = n.mark == Mark::kNone ? ", color=\"#777777\", fontcolor=\"#444444\"" : "";
       break;
     case NodeKind::kDecision:
       shape = "diamond";
@@ -212,7 +214,7 @@ std::string dot_node_attrs(const Node& n) {
       style = "dashed";
       break;
   }
-  if (n.mark != Mark::kNone) {
+  if (n.mark != Mark::kNone && n.kind != NodeKind::kStart) {
     Colours c = colours(n.mark);
     style += style.empty() ? "filled" : ",filled";
     extra += fmt::format(", fillcolor=\"{}\", color=\"{}\", penwidth=2", c.fill, c.line);

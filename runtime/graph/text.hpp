@@ -12,9 +12,9 @@ namespace saga::graph {
 std::string shorten(std::string_view s, size_t max);
 
 // The text of a label inside a dot double-quoted string: `"` and `\`
-// escaped, each '\n' written as the line break \n, other control
-// characters as spaces. No other escape sequence of dot (\N, \G, \l) can
-// appear, because every backslash of the text is escaped.
+// escaped, `&` as &amp; (dot reads entities such as &lt; in labels), each
+// '\n' written as the line break \n, other control characters as spaces. No other escape sequence
+// of dot (\N, \G, \l) can appear, because every backslash of the text is escaped.
 std::string dot_escape(std::string_view s);
 
 // The text of a label inside a Mermaid double-quoted string: `"`, `#`, `<`,
