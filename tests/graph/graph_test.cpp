@@ -4,7 +4,7 @@
 //
 // The golden pictures of the samples are tests/graph/golden/NAME.dot and
 // NAME.mmd. After a deliberate change, regenerate them with
-//   SAGA_UPDATE_GOLDEN=1 ./build/tests/graph/graph_tests --gtest_filter='Golden*'
+//   SAGA_UPDATE_GOLDEN=1 ./build/tests/graph/graph_tests --gtest_filter='Samples/*'
 // and review the diff.
 #include <gtest/gtest.h>
 
