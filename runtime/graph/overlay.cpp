@@ -61,12 +61,12 @@ void overlay(SagaGraph& g, const Trace& trace) {
     if (e.kind == "step_completed") {
       ++n.times;
       if (n.mark == Mark::kNone) n.mark = Mark::kTaken;
-    } else if (e.kind == "step_failed" || e.kind == "step_abandoned") {
-      n.mark = Mark::kFailed;  // A later iteration's failure outweighs earlier successes.
+    } else if (e.kind == "step_failed" || e.kind == "step_abandoned" || e.kind == "stuck") {
+      // A later iteration's failure outweighs earlier successes; an undo
+      // that gave up is failed.
+      n.mark = Mark::kFailed;
     } else if (e.kind == "undo_completed") {
       n.mark = Mark::kCompensated;
-    } else if (e.kind == "stuck") {
-      n.mark = Mark::kFailed;
     }
   }
   for (const Waiting& w : trace.waiting) {
@@ -153,13 +153,11 @@ void overlay(SagaGraph& g, const Trace& trace) {
     if (e.kind != EdgeKind::kUndo) continue;
     const Node& from = g.nodes[e.from];
     const Node& to = g.nodes[e.to];
-    bool from_ran = from.kind == NodeKind::kFail ? on_path[e.from] : from.mark != Mark::kNone;
-    bool to_ran = to.kind == NodeKind::kCompensated ? compensated : to.mark != Mark::kNone;
-    if (from_ran && to_ran && from.mark != Mark::kCurrent && from.mark != Mark::kFailed) {
-      e.mark = Mark::kCompensated;
-    } else if (from.kind == NodeKind::kFail && from_ran && to_ran) {
-      e.mark = Mark::kCompensated;
-    }
+    // From a fail the path reached, or from an undo that completed.
+    const bool from_done =
+        from.kind == NodeKind::kFail ? on_path[e.from] : from.mark == Mark::kCompensated;
+    const bool to_ran = to.kind == NodeKind::kCompensated ? compensated : to.mark != Mark::kNone;
+    if (from_done && to_ran) e.mark = Mark::kCompensated;
   }
 }
 

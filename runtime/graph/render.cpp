@@ -127,6 +127,11 @@ std::string full_label(const Node& n) {
   return text;
 }
 
+// `base` spaces and two more per nesting level.
+std::string indent(size_t base, int depth) {
+  return std::string(base + 2 * static_cast<size_t>(depth), ' ');
+}
+
 std::string node_id(size_t saga, size_t node) {
   return fmt::format("s{}_n{}", saga, node);
 }
@@ -245,7 +250,7 @@ void dot_saga(std::string& out, const SagaGraph& g, size_t s, bool cluster) {
   walk_clusters(
       g,
       [&](uint32_t i, int d) {
-        std::string in(pad.size() + 2 * d, ' ');
+        std::string in = indent(pad.size(), d);
         out += fmt::format("{}{} [{}];\n", in, node_id(s, i), dot_node_attrs(g.nodes[i]));
         if (auto u = undo_of.find(i); u != undo_of.end()) {
           out +=
@@ -253,13 +258,13 @@ void dot_saga(std::string& out, const SagaGraph& g, size_t s, bool cluster) {
         }
       },
       [&](uint32_t k, int d) {
-        std::string in(pad.size() + 2 * d, ' ');
+        std::string in = indent(pad.size(), d);
         out += fmt::format(
             "{}subgraph cluster_s{}_c{} {{\n{}  label=\"{}\"; style=\"rounded\"; "
             "color=\"#999999\";\n",
             in, s, k, in, dot_escape(g.clusters[k].label));
       },
-      [&](int d) { out += std::string(pad.size() + 2 * d, ' ') + "}\n"; }, 0);
+      [&](int d) { out += indent(pad.size(), d) + "}\n"; }, 0);
   for (const Edge& e : g.edges) {
     std::vector<std::string> attrs;
     if (!e.label.empty()) attrs.push_back("label=\"" + dot_escape(e.label) + "\"");
@@ -301,8 +306,7 @@ std::string mermaid_node(const Node& n, const std::string& id) {
     case NodeKind::kStart:
       return id + "((\"start\"))";
     case NodeKind::kStep:
-      return id + "(" + text + ")";
-    case NodeKind::kUndo:
+    case NodeKind::kUndo:  // Told apart by the class `undo` (dashed).
       return id + "(" + text + ")";
     case NodeKind::kDecision:
       return id + "{" + text + "}";
@@ -330,13 +334,13 @@ void mermaid_saga(std::string& out, const SagaGraph& g, size_t s) {
   walk_clusters(
       g,
       [&](uint32_t i, int d) {
-        out += std::string(4 + 2 * d, ' ') + mermaid_node(g.nodes[i], node_id(s, i)) + "\n";
+        out += indent(4, d) + mermaid_node(g.nodes[i], node_id(s, i)) + "\n";
       },
       [&](uint32_t k, int d) {
-        out += fmt::format("{}subgraph s{}_c{}[\"{}\"]\n", std::string(4 + 2 * d, ' '), s, k,
+        out += fmt::format("{}subgraph s{}_c{}[\"{}\"]\n", indent(4, d), s, k,
                            mermaid_escape(g.clusters[k].label));
       },
-      [&](int d) { out += std::string(4 + 2 * d, ' ') + "end\n"; }, 0);
+      [&](int d) { out += indent(4, d) + "end\n"; }, 0);
   out += "  end\n";
 }
 
