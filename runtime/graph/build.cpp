@@ -21,6 +21,7 @@
 #include <optional>
 #include <set>
 
+#include "runtime/bytecode/disasm.hpp"
 #include "runtime/bytecode/program.hpp"
 #include "runtime/graph/text.hpp"
 #include "runtime/value/json_quote.hpp"
@@ -80,23 +81,6 @@ int precedence(Op op) {
 
 std::string paren(const Expr& e, bool wrap) {
   return wrap ? "(" + e.text + ")" : e.text;
-}
-
-std::string literal(const bytecode::Constant& c) {
-  switch (c.kind) {
-    case bytecode::Constant::Kind::Null:
-      return "null";
-    case bytecode::Constant::Kind::Bool:
-      return c.boolean ? "true" : "false";
-    case bytecode::Constant::Kind::Number:
-      return fmt::format("{}", c.number);
-    case bytecode::Constant::Kind::String: {
-      std::string out;
-      append_json_quoted(out, c.string, /*escape_del=*/true);
-      return out;
-    }
-  }
-  return "?";
 }
 
 // "standard (4 attempts)", "until it succeeds", "3 attempts".
@@ -191,7 +175,7 @@ class Builder {
           return true;
         }
         const bytecode::Constant& c = p_.constants[in.a];
-        Expr e{.text = literal(c)};
+        Expr e{.text = bytecode::constant_literal(c)};
         if (c.kind == bytecode::Constant::Kind::String) {
           e.literal_string = true;
           e.raw = c.string;

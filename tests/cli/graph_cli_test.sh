@@ -6,6 +6,13 @@
 . "$(dirname "$0")/lib.sh" "$@"
 db="$tmp/graph.db"
 
+# holds DESCRIPTION -- COMMAND...: COMMAND must succeed.
+holds() {
+  local what=$1
+  shift 2
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what"; fi
+}
+
 # The picture of a file, in each format.
 expect 0 "graph, dot by default" -- "$ctl" graph "$src/samples/order.saga"
 contains "$tmp/out" "digraph saga {" "dot text"
@@ -19,12 +26,12 @@ expect 0 "graph --format svg" -- "$ctl" graph "$src/samples/travel.saga" --forma
 contains "$tmp/out" "<svg" "svg from dot"
 contains "$tmp/out" "branch flight" "svg has the clusters"
 expect 0 "graph -o FILE" -- "$ctl" graph "$src/samples/order.saga" -o "$tmp/written.dot"
-cmp -s "$tmp/written.dot" "$tmp/order.dot" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: -o wrote something else than stdout had"; }
-[ ! -s "$tmp/out" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: -o also printed"; }
+holds "-o writes what stdout had" -- cmp -s "$tmp/written.dot" "$tmp/order.dot"
+holds "-o prints nothing" -- test ! -s "$tmp/out"
 # A compiled file without its source draws the same picture.
 expect 0 "compile without source" -- "$ctl" compile "$src/samples/order.saga" -o "$tmp/order.sagac" --no-source
 expect 0 "graph of a .sagac" -- "$ctl" graph "$tmp/order.sagac"
-cmp -s "$tmp/out" "$tmp/order.dot" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: the .sagac is drawn differently"; show "$tmp/out"; }
+holds "the .sagac is drawn the same" -- cmp -s "$tmp/out" "$tmp/order.dot"
 
 # Several sagas: all of them, or the one named.
 expect 0 "graph of two sagas" -- "$ctl" graph "$src/tests/cli/two_sagas.saga"
@@ -44,7 +51,7 @@ expect 1 "graph of no file" -- "$ctl" graph "$tmp/nothing.saga"
 expect 8 "svg without dot on PATH" -- env PATH=/nonexistent "$ctl" graph "$src/samples/order.saga" --format svg -o "$tmp/no.svg"
 contains "$tmp/err" "Graphviz's 'dot' program, which is not on PATH" "the missing program"
 contains "$tmp/err" "apt-get install graphviz" "the package"
-[ ! -e "$tmp/no.svg" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: a file was written without dot"; }
+holds "nothing written without dot" -- test ! -e "$tmp/no.svg"
 expect 0 "dot and mermaid need no dot" -- env PATH=/nonexistent "$ctl" graph "$src/samples/order.saga" --format mermaid
 
 # show --graph: a completed instance, on the path it took.

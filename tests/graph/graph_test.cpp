@@ -79,6 +79,14 @@ const Edge* edge(const SagaGraph& g, uint32_t from, uint32_t to, EdgeKind kind =
   }
   return nullptr;
 }
+// Where the (last) flow edge leaving `from` goes, or kNoIndex.
+uint32_t next_of(const SagaGraph& g, uint32_t from) {
+  uint32_t to = kNoIndex;
+  for (const Edge& e : g.edges) {
+    if (e.from == from && e.kind == EdgeKind::kFlow) to = e.to;
+  }
+  return to;
+}
 // The labels of the flow edges leaving `from`, in order.
 std::vector<std::string> out_labels(const SagaGraph& g, uint32_t from) {
   std::vector<std::string> labels;
@@ -210,21 +218,14 @@ TEST(Graph, OrderHasItsStepsBranchesConditionsAndCompensationPath) {
   EXPECT_NE(edge(g, start, reserve), nullptr);
   EXPECT_NE(edge(g, reserve, charge), nullptr);
   // charge -> if express -> ship | else ship_standard; both meet at the next if.
-  ASSERT_EQ(g.edges.end() - g.edges.begin() > 0, true);
-  uint32_t decision = kNoIndex;
-  for (const Edge& e : g.edges) {
-    if (e.from == charge && e.kind == EdgeKind::kFlow) decision = e.to;
-  }
+  const uint32_t decision = next_of(g, charge);
   ASSERT_NE(decision, kNoIndex);
   EXPECT_EQ(g.nodes[decision].kind, NodeKind::kDecision);
   ASSERT_NE(edge(g, decision, ship), nullptr);
   EXPECT_EQ(edge(g, decision, ship)->label, "express");
   ASSERT_NE(edge(g, decision, standard), nullptr);
   EXPECT_EQ(edge(g, decision, standard)->label, "else");
-  uint32_t meet = kNoIndex;
-  for (const Edge& e : g.edges) {
-    if (e.from == ship && e.kind == EdgeKind::kFlow) meet = e.to;
-  }
+  const uint32_t meet = next_of(g, ship);
   ASSERT_NE(meet, kNoIndex);
   EXPECT_NE(edge(g, standard, meet), nullptr) << "the two arms of the if meet at one node";
   EXPECT_EQ(out_labels(g, meet),
@@ -325,10 +326,7 @@ saga s(items: list) {
   EXPECT_EQ(g.clusters[g.nodes[r].cluster].label, "branch right");
   EXPECT_EQ(g.clusters[g.nodes[step(g, "each_one")].cluster].label, "each item");
   EXPECT_EQ(g.clusters[g.nodes[step(g, "many")].cluster].label, "in parallel, each item");
-  uint32_t join = kNoIndex;
-  for (const Edge& e : g.edges) {
-    if (e.from == l && e.kind == EdgeKind::kFlow) join = e.to;
-  }
+  const uint32_t join = next_of(g, l);
   ASSERT_NE(join, kNoIndex);
   EXPECT_EQ(g.nodes[join].kind, NodeKind::kJoin);
   EXPECT_NE(edge(g, r, join), nullptr);
