@@ -3,6 +3,11 @@
 
 namespace saga::runtime {
 
+void add_kind(EventKinds& kinds, std::string_view kind) {
+  if (const EventInfo* info = find_event(kind))
+    kinds.push_back(static_cast<EventKind>(info - kEvents));
+}
+
 ProgramShape shape_of(const std::string& hash, const bytecode::Program& program) {
   ProgramShape shape;
   shape.hash = hash;

@@ -4,12 +4,20 @@
 // observer.
 #pragma once
 
+#include <boost/container/small_vector.hpp>
 #include <memory>
+#include <string_view>
 
 #include "runtime/bytecode/program.hpp"
 #include "saga/engine.hpp"
 
 namespace saga::runtime {
+
+// The kinds of a transition's events (a 3-step saga's have at most 3).
+using EventKinds = boost::container::small_vector<EventKind, 6>;
+
+// Adds the kind named `kind` (events.def); a name that is none is left out.
+void add_kind(EventKinds& kinds, std::string_view kind);
 
 // The names of a program's sagas and steps, by index, for program_linked().
 ProgramShape shape_of(const std::string& hash, const bytecode::Program& program);

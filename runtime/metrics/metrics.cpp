@@ -431,14 +431,11 @@ void Metrics::attempt_ended(ObservedProgram& program, uint32_t step, bool undo,
 }
 
 void Metrics::committed(ObservedProgram& program, uint32_t saga,
-                        std::span<const HistoryEvent> events) {
+                        std::span<const EventKind> events) {
   auto& p = static_cast<MetricsProgram&>(program);
   if (saga >= p.sagas.size()) return;
   SagaSeries& s = p.sagas[saga];
-  for (const HistoryEvent& e : events) {
-    const EventInfo* info = find_event(e.kind);
-    if (!info) continue;
-    const auto kind = static_cast<EventKind>(info - kEvents);
+  for (EventKind kind : events) {
     s.events[static_cast<size_t>(kind)]->Increment();
     switch (kind) {
       case EventKind::started:

@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "saga/events.hpp"
 #include "saga/status.hpp"
 #include "saga/store.hpp"
 
@@ -264,10 +265,10 @@ class EngineObserver {
   virtual void attempt_ended(ObservedProgram& program, uint32_t step, bool undo,
                              std::string_view error_class) = 0;
 
-  // A transition of an instance of saga `saga` is durable, with these
-  // history events (events.def kinds; live-only ones included).
+  // A transition of an instance of saga `saga` is durable, with history
+  // events of these kinds (live-only ones included), in order.
   virtual void committed(ObservedProgram& program, uint32_t saga,
-                         std::span<const HistoryEvent> events) = 0;
+                         std::span<const EventKind> events) = 0;
 
   // An instance ended in this engine (terminal, or stuck) with `status`,
   // `took` after it was created (by the engine's clock: a resumed instance

@@ -60,7 +60,7 @@ class Metrics : public EngineObserver {
   void attempt_ended(ObservedProgram& program, uint32_t step, bool undo,
                      std::string_view error_class) override;
   void committed(ObservedProgram& program, uint32_t saga,
-                 std::span<const HistoryEvent> events) override;
+                 std::span<const EventKind> events) override;
   void instance_ended(ObservedProgram& program, uint32_t saga, InstanceStatus status,
                       std::chrono::milliseconds took) override;
   void store_committed(size_t transitions, std::chrono::nanoseconds took) override;
