@@ -69,7 +69,7 @@ void fill(saga::Store& store, const std::string& hash, int n) {
     if (r.status == saga::InstanceStatus::kCompleted) r.output_json = R"({"order":"o-1"})";
     r.created_ms = r.updated_ms = 1'700'000'000'000 + i;
     t.events.push_back({r.created_ms, "started", {}, 0, {}, {}, {}});
-    store.submit(std::move(t), [](saga::Status s) {
+    store.submit(std::move(t), [](const saga::Status& s) {
       if (!s.ok()) {
         fmt::print(stderr, "fill failed: {}\n", s.message());
         std::exit(1);
