@@ -285,7 +285,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     uint64_t seq;
     bool final;
     Status status;
-    std::vector<HistoryEvent> echoed;  // For on_event (without it, kinds for the observer).
+    std::vector<HistoryEvent> echoed;  // For on_event.
     std::vector<Ready> ready;          // The waits to start now.
     // When the commit failed: what the transition would have stored besides
     // the checkpoints, to be submitted again with the next try, and which
@@ -297,6 +297,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       bool instance = false;
     };
     std::unique_ptr<Unsaved> unsaved;  // Null after a successful commit.
+    runtime::EventKinds kinds;         // Of its events, for the observer.
   };
   std::mutex committed_mu;
   std::vector<Committed> committed_queue;  // Guarded by committed_mu.
@@ -491,17 +492,15 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     std::vector<Decision::Event> events = std::move(r.events);
     r.events = {};
     std::vector<HistoryEvent> echoed;
-    if (options.on_event || options.observer) echoed.reserve(events.size());
+    if (options.on_event) echoed.reserve(events.size());
+    runtime::EventKinds kinds;
     const bool all_live = std::all_of(events.begin(), events.end(),
                                       [](const Decision::Event& e) { return e.live_only; });
     t.events.reserve(events.size());
     for (Decision::Event& e : events) {
       scrub_text(e.event);
-      if (options.on_event) {
-        echoed.push_back(e.event);
-      } else if (options.observer) {
-        echoed.push_back(runtime::kind_only(e.event));  // All that an observer reads.
-      }
+      if (options.on_event) echoed.push_back(e.event);
+      if (options.observer) runtime::add_kind(kinds, e.event.kind);
       if (!e.live_only || all_live) t.events.push_back(std::move(e.event));
     }
     if (r.dead_letter) {
@@ -515,36 +514,37 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     uint64_t seq = ++r.commit_seq;
     bool final = is_terminal(status) || status == InstanceStatus::kStuck;
     in_flight_commits.fetch_add(1, std::memory_order_relaxed);
-    store->submit(std::move(t), [this, run, seq, final, echoed = std::move(echoed),
-                                 ready = std::move(ready)](Status s, Transition& done) mutable {
-      Committed c{std::move(run),   seq,    final, std::move(s), std::move(echoed),
-                  std::move(ready), nullptr};
-      if (!c.status.ok()) {
-        // What it carried, from the transition given back: the fibers it
-        // wrote or deleted, and whether it wrote the instance.
-        auto unsaved = std::make_unique<Committed::Unsaved>();
-        if (options.on_event && !c.echoed.empty()) {
-          // Every event it would have reported, the live-only ones too (the
-          // transition kept only those it stores): the retry reports them.
-          unsaved->events.reserve(c.echoed.size());
-          for (HistoryEvent& e : c.echoed) {
-            const EventInfo* info = find_event(e.kind);
-            const bool live = info && info->storage == EventStorage::kLive;
-            unsaved->events.push_back({std::move(e), live});
+    store->submit(
+        std::move(t), [this, run, seq, final, echoed = std::move(echoed), ready = std::move(ready),
+                       kinds = std::move(kinds)](Status s, Transition& done) mutable {
+          Committed c{std::move(run),   seq,     final,           std::move(s), std::move(echoed),
+                      std::move(ready), nullptr, std::move(kinds)};
+          if (!c.status.ok()) {
+            // What it carried, from the transition given back: the fibers it
+            // wrote or deleted, and whether it wrote the instance.
+            auto unsaved = std::make_unique<Committed::Unsaved>();
+            if (!c.echoed.empty()) {
+              // Every event it would have reported, the live-only ones too (the
+              // transition kept only those it stores): the retry reports them.
+              unsaved->events.reserve(c.echoed.size());
+              for (HistoryEvent& e : c.echoed) {
+                const EventInfo* info = find_event(e.kind);
+                const bool live = info && info->storage == EventStorage::kLive;
+                unsaved->events.push_back({std::move(e), live});
+              }
+              c.echoed.clear();
+            } else {
+              for (HistoryEvent& e : done.events) unsaved->events.push_back({std::move(e), false});
+            }
+            unsaved->dead_letter = std::move(done.dead_letter);
+            unsaved->instance = done.write_instance;
+            for (const FiberRow& f : done.fibers) {
+              (f.state.empty() ? unsaved->removed : unsaved->fibers).push_back(f.fiber);
+            }
+            c.unsaved = std::move(unsaved);
           }
-          c.echoed.clear();
-        } else {
-          for (HistoryEvent& e : done.events) unsaved->events.push_back({std::move(e), false});
-        }
-        unsaved->dead_letter = std::move(done.dead_letter);
-        unsaved->instance = done.write_instance;
-        for (const FiberRow& f : done.fibers) {
-          (f.state.empty() ? unsaved->removed : unsaved->fibers).push_back(f.fiber);
-        }
-        c.unsaved = std::move(unsaved);
-      }
-      on_commit_done(std::move(c));
-    });
+          on_commit_done(std::move(c));
+        });
   }
 
   // The instance row's wake_at: the earliest due time of a waiting fiber.
@@ -1215,10 +1215,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void observe_committed(const Run& run, const Committed& c, bool finished) {
     if (!run.program->observed) return;
     ObservedProgram& p = *run.program->observed;
-    runtime::EventKinds kinds;
-    for (const HistoryEvent& e : c.echoed) runtime::add_kind(kinds, e.kind);
-    if (!kinds.empty())
-      options.observer->committed(p, run.state.saga, {kinds.data(), kinds.size()});
+    if (!c.kinds.empty()) {
+      options.observer->committed(p, run.state.saga, {c.kinds.data(), c.kinds.size()});
+    }
     if (finished) {
       options.observer->instance_ended(p, run.state.saga, run.status,
                                        std::chrono::milliseconds(now() - run.created_ms));

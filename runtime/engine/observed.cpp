@@ -3,12 +3,6 @@
 
 namespace saga::runtime {
 
-HistoryEvent kind_only(const HistoryEvent& event) {
-  HistoryEvent e;
-  e.kind = event.kind;
-  return e;
-}
-
 void add_kind(EventKinds& kinds, std::string_view kind) {
   if (const EventInfo* info = find_event(kind))
     kinds.push_back(static_cast<EventKind>(info - kEvents));

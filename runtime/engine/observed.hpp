@@ -16,10 +16,6 @@ namespace saga::runtime {
 // The kinds of a transition's events (a 3-step saga's have at most 3).
 using EventKinds = boost::container::small_vector<EventKind, 6>;
 
-// A copy of `event` with only its kind (a short string: no allocation), for
-// the commit's callback when only the observer reads the events.
-HistoryEvent kind_only(const HistoryEvent& event);
-
 // Adds the kind named `kind` (events.def); a name that is none is left out.
 void add_kind(EventKinds& kinds, std::string_view kind);
 
