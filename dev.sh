@@ -28,7 +28,9 @@ PACKAGES=(
   g++ g++-12 libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev cmake ninja-build pkg-config ccache
   tao-pegtl-dev libfmt-dev libboost-dev libsqlite3-dev libcli11-dev
   nlohmann-json3-dev libxxhash-dev libjemalloc-dev libgtest-dev libgmock-dev prometheus-cpp-dev
-  sqlite3 prometheus
+  sqlite3
+  graphviz  # dot: sagactl graph --format svg, and the tests that render every dot output
+  prometheus  # promtool: the metrics test checks a scrape with `promtool check metrics`
 )
 
 install_packages() {
