@@ -27,10 +27,11 @@ FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 PACKAGES=(
   g++ g++-12 libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev cmake ninja-build pkg-config ccache
   tao-pegtl-dev libfmt-dev libboost-dev libsqlite3-dev libcli11-dev
-  nlohmann-json3-dev libxxhash-dev libjemalloc-dev libgtest-dev libgmock-dev
+  nlohmann-json3-dev libxxhash-dev libjemalloc-dev libgtest-dev libgmock-dev prometheus-cpp-dev
   sqlite3
   chromium chromium-driver
   graphviz  # dot: sagactl graph --format svg, and the tests that render every dot output
+  prometheus  # promtool: the metrics test checks a scrape with `promtool check metrics`
 )
 
 install_packages() {

@@ -35,6 +35,7 @@
 #include "compiler/compile.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "saga/engine.hpp"
+#include "saga/metrics.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -56,6 +57,7 @@ struct Options {
   int fanout_n = 500;           // Fan-out sagas per run.
   int waiting_fibers = 100000;  // Fibers asleep for the memory figure; 0: skip it.
   std::string memory;           // "waiting" or "fibers": that figure only, in this process.
+  std::string metrics = "off";  // "on": an engine observer (saga::Metrics); "both": interleaved.
   std::string peers = std::string(SAGA_SOURCE_DIR) + "/../shared/peers/results";
 };
 
@@ -110,7 +112,10 @@ struct Workload {
 
 // Runs n sagas keeping `conc` in flight; for the order saga, every
 // fail_pct-th saga fails in step 3 (shipping) and compensates.
-Sample run_once(const Options& o, const Workload& w, int conc, saga::Durability durability) {
+// With `metrics`, the engine reports to a saga::Metrics, scraped once at the
+// end (outside the timed part).
+Sample run_once(const Options& o, const Workload& w, int conc, saga::Durability durability,
+                bool metrics = false) {
   uint64_t s_commits = 0, s_transitions = 0;
   fs::path dir = fs::temp_directory_path() / fmt::format("saga-bench-{}", getpid());
   fs::remove_all(dir);
@@ -119,6 +124,7 @@ Sample run_once(const Options& o, const Workload& w, int conc, saga::Durability 
   options.database = (dir / "bench.db").string();
   options.durability = durability;
   options.threads = 2;
+  if (metrics) options.observer = std::make_shared<saga::Metrics>();
   auto engine = std::move(saga::Engine::open(options)).value();
   std::string hash = engine
                          ->load_program(or_exit(
@@ -199,6 +205,7 @@ Sample run_once(const Options& o, const Workload& w, int conc, saga::Durability 
   }
   double wall = std::chrono::duration<double>(Clock::now() - start).count();
   double cpu = cpu_seconds() - cpu0;
+  if (metrics && static_cast<saga::Metrics&>(*options.observer).scrape().empty()) std::exit(1);
   if (auto stats = saga::store::sqlite_store_stats(engine->store())) {
     s_commits = stats->commits;
     s_transitions = stats->transitions_committed;
@@ -219,6 +226,33 @@ Sample run_once(const Options& o, const Workload& w, int conc, saga::Durability 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// The order saga with and without metrics, runs interleaved (off, on, on,
+// off, ...) so that the machine's drift affects both alike: the medians and
+// their ratio.
+void metrics_ratio(const Options& o, const Workload& w, int conc, const std::string& d,
+                   saga::Durability durability) {
+  std::vector<double> rate[2], cpu[2], p50[2];
+  for (int r = 0; r < o.runs; ++r) {
+    for (int k = 0; k < 2; ++k) {
+      const bool on = (k == 1) != (r % 2 == 1);
+      Sample s = run_once(o, w, conc, durability, on);
+      rate[on].push_back(s.sagas_per_s);
+      cpu[on].push_back(s.cpu_ms_per_saga);
+      p50[on].push_back(s.p50_ms);
+    }
+  }
+  for (int on = 0; on < 2; ++on) {
+    fmt::print(
+        "{:<6} conc {:>4} metrics {:<3}: {:>8.0f} sagas/s (min {:.0f}, max {:.0f})  p50 {:.3f} "
+        "ms  cpu {:.4f} ms/saga\n",
+        d, conc, on ? "on" : "off", median(rate[on]),
+        *std::min_element(rate[on].begin(), rate[on].end()),
+        *std::max_element(rate[on].begin(), rate[on].end()), median(p50[on]), median(cpu[on]));
+  }
+  fmt::print("{:<6} conc {:>4} metrics on/off: {:.3f}x the throughput, {:.3f}x the CPU per saga\n",
+             d, conc, median(rate[1]) / median(rate[0]), median(cpu[1]) / median(cpu[0]));
 }
 
 // The peers' medians for (conc, fail 0): sagas/s and p50.
@@ -364,6 +398,8 @@ void usage() {
       "  --waiting N         instances waiting in a timer for the memory figure; 0 skips (100000)\n"
       "  --waiting-fibers N  fibers waiting in a timer for the memory figure; 0 skips (100000)\n"
       "  --peers DIR         the peers' results to compare with (../shared/peers/results)\n"
+      "  --metrics M         off, on (the engine reports to saga::Metrics) or both: runs with\n"
+      "                      and without metrics interleaved, and their ratio (off)\n"
       "  --memory KIND       only the memory figure KIND (waiting, fibers), in this process;\n"
       "                      without it each runs in a fresh process of its own\n");
 }
@@ -428,6 +464,8 @@ int main(int argc, char** argv) {
       o.memory = v;
     else if (k == "--durability")
       o.durability = split(v);
+    else if (k == "--metrics" && (v == "off" || v == "on" || v == "both"))
+      o.metrics = v;
     else if (k == "--conc") {
       o.conc.clear();
       for (auto& c : split(v)) o.conc.push_back(std::stoi(c));
@@ -456,9 +494,13 @@ int main(int argc, char** argv) {
   for (const std::string& d : o.durability) {
     auto durability = d == "full" ? saga::Durability::kFull : saga::Durability::kNormal;
     for (int conc : o.conc) {
+      if (o.metrics == "both") {
+        metrics_ratio(o, order, conc, d, durability);
+        continue;
+      }
       std::vector<double> rate, p50, p99, cpu, batch, per_saga;
       for (int r = 0; r < o.runs; ++r) {
-        Sample s = run_once(o, order, conc, durability);
+        Sample s = run_once(o, order, conc, durability, o.metrics == "on");
         rate.push_back(s.sagas_per_s);
         p50.push_back(s.p50_ms);
         p99.push_back(s.p99_ms);

@@ -13,11 +13,18 @@ namespace saga::cli {
 
 namespace {
 
-// Every route the worker serves, in one place. The lead adds /metrics here
-// (router.add("GET", "/metrics", ...)), and #10 adds POST /events and
-// POST /instances/{id}/signals/{name} beside the API.
-serve::Router listener_routes(const web::Context& context) {
+// Every route the worker serves, in one place (#10 adds POST /events and
+// POST /instances/{id}/signals/{name} beside the API).
+serve::Router listener_routes(const web::Context& context, std::shared_ptr<Metrics> metrics) {
   serve::Router router;
+  if (metrics) {
+    router.add("GET", "/metrics", [metrics](const serve::Request&) {
+      serve::Response response;
+      response.content_type = Metrics::kContentType;
+      response.body = metrics->scrape();
+      return response;
+    });
+  }
   web::add_health_routes(router, context);
   web::add_api_routes(router, context);
   web::add_web_routes(router, context);
@@ -46,6 +53,7 @@ std::optional<std::string> read_token(const std::string& path) {
 }  // namespace
 
 std::unique_ptr<serve::Server> start_listener(const ListenArgs& args, Engine& engine,
+                                              std::shared_ptr<Metrics> metrics,
                                               std::function<std::string()> not_ready, int& exit) {
   auto address = serve::parse_listen_address(args.listen);
   if (!address.ok()) {
@@ -85,7 +93,7 @@ std::unique_ptr<serve::Server> start_listener(const ListenArgs& args, Engine& en
   context.engine = &engine;
   context.not_ready = std::move(not_ready);
   context.token_configured = !options.access.token.empty();
-  auto server = serve::Server::start(options, listener_routes(context));
+  auto server = serve::Server::start(options, listener_routes(context, std::move(metrics)));
   if (!server.ok()) {
     print_error(server.status().message());
     exit = kExitError;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "saga/engine.hpp"
+#include "saga/metrics.hpp"
 #include "saga/serve.hpp"
 #include "sagactl/commands.hpp"
 
@@ -22,7 +23,9 @@ struct ListenArgs {
 // when 0 was asked for). Null on failure, with the error printed and `exit`
 // set (kExitUsage for a bad address or a non-loopback host without a token,
 // kExitError for an unreadable token file or a port that cannot be bound).
+// `metrics`, when set, is served at GET /metrics.
 std::unique_ptr<serve::Server> start_listener(const ListenArgs& args, Engine& engine,
+                                              std::shared_ptr<Metrics> metrics,
                                               std::function<std::string()> not_ready, int& exit);
 
 }  // namespace saga::cli

@@ -35,6 +35,7 @@ std::optional<Durability> durability_of(const std::string& name) {
 // (saga/http.hpp says why).
 struct Runtime {
   std::shared_ptr<HttpClient> http;
+  std::shared_ptr<Metrics> metrics;  // Set for a worker that listens (its /metrics).
   std::unique_ptr<Engine> engine;
   ~Runtime() {
     if (http) http->shutdown();
@@ -44,7 +45,8 @@ struct Runtime {
 
 std::unique_ptr<Runtime> open_engine(
     const std::string& db, const std::string& durability, const Access& access,
-    std::function<void(const std::string&, const HistoryEvent&)> on_event = {}) {
+    std::function<void(const std::string&, const HistoryEvent&)> on_event = {},
+    bool with_metrics = false) {
   auto rt = std::make_unique<Runtime>();
   HttpOptions http;
   http.allow_hosts = access.allow_hosts;
@@ -58,6 +60,11 @@ std::unique_ptr<Runtime> open_engine(
   options.service_transport = rt->http->transport();
   options.max_active = access.max_active;
   options.overload.adaptive = access.adaptive;
+  if (with_metrics) {
+    rt->metrics = std::make_shared<Metrics>();
+    rt->metrics->watch_breakers([client = rt->http] { return client->breaker_states(); });
+    options.observer = rt->metrics;
+  }
   for (const std::string& binding : access.service_urls) {
     auto eq = binding.find('=');
     if (eq == std::string::npos || eq == 0 || binding.compare(eq + 1, 7, "http://") != 0) {
@@ -353,7 +360,7 @@ void on_signal(int) {
 }  // namespace
 
 int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen) {
-  auto rt = open_engine(args.db, args.durability, args.access);
+  auto rt = open_engine(args.db, args.durability, args.access, {}, !listen.listen.empty());
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
   std::signal(SIGINT, on_signal);
@@ -363,7 +370,7 @@ int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen) {
   if (!listen.listen.empty()) {
     int exit = kExitOk;
     server = start_listener(
-        listen, engine,
+        listen, engine, rt->metrics,
         [] { return g_stop ? std::string("the worker is shutting down") : std::string(); }, exit);
     if (!server) return exit;
   }

@@ -55,6 +55,7 @@
 #include "runtime/engine/gate.hpp"
 #include "runtime/engine/inspect.hpp"
 #include "runtime/engine/machine.hpp"
+#include "runtime/engine/observed.hpp"
 #include "runtime/engine/owner.hpp"
 #include "runtime/engine/timers.hpp"
 #include "runtime/value/utf8.hpp"
@@ -296,6 +297,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       bool instance = false;
     };
     std::unique_ptr<Unsaved> unsaved;  // Null after a successful commit.
+    runtime::EventKinds kinds;         // Of its events, for the observer.
   };
   std::mutex committed_mu;
   std::vector<Committed> committed_queue;  // Guarded by committed_mu.
@@ -375,6 +377,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   Result<std::shared_ptr<const LinkedProgram>> add_program(bytecode::Program p) {
     auto linked = runtime::verify_and_link(std::move(p));
     if (!linked.ok()) return linked.status();
+    if (options.observer) {
+      linked.value().observed = options.observer->program_linked(
+          runtime::shape_of(linked.value().hash, linked.value().program));
+    }
     auto shared = std::make_shared<const LinkedProgram>(std::move(linked).value());
     std::lock_guard lock(mu);
     auto [it, added] = programs.emplace(shared->hash, shared);
@@ -487,12 +493,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     r.events = {};
     std::vector<HistoryEvent> echoed;
     if (options.on_event) echoed.reserve(events.size());
+    runtime::EventKinds kinds;
     const bool all_live = std::all_of(events.begin(), events.end(),
                                       [](const Decision::Event& e) { return e.live_only; });
     t.events.reserve(events.size());
     for (Decision::Event& e : events) {
       scrub_text(e.event);
       if (options.on_event) echoed.push_back(e.event);
+      if (options.observer) runtime::add_kind(kinds, e.event.kind);
       if (!e.live_only || all_live) t.events.push_back(std::move(e.event));
     }
     if (r.dead_letter) {
@@ -506,36 +514,37 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     uint64_t seq = ++r.commit_seq;
     bool final = is_terminal(status) || status == InstanceStatus::kStuck;
     in_flight_commits.fetch_add(1, std::memory_order_relaxed);
-    store->submit(std::move(t), [this, run, seq, final, echoed = std::move(echoed),
-                                 ready = std::move(ready)](Status s, Transition& done) mutable {
-      Committed c{std::move(run),   seq,    final, std::move(s), std::move(echoed),
-                  std::move(ready), nullptr};
-      if (!c.status.ok()) {
-        // What it carried, from the transition given back: the fibers it
-        // wrote or deleted, and whether it wrote the instance.
-        auto unsaved = std::make_unique<Committed::Unsaved>();
-        if (!c.echoed.empty()) {
-          // Every event it would have reported, the live-only ones too (the
-          // transition kept only those it stores): the retry reports them.
-          unsaved->events.reserve(c.echoed.size());
-          for (HistoryEvent& e : c.echoed) {
-            const EventInfo* info = find_event(e.kind);
-            const bool live = info && info->storage == EventStorage::kLive;
-            unsaved->events.push_back({std::move(e), live});
+    store->submit(
+        std::move(t), [this, run, seq, final, echoed = std::move(echoed), ready = std::move(ready),
+                       kinds = std::move(kinds)](Status s, Transition& done) mutable {
+          Committed c{std::move(run),   seq,     final,           std::move(s), std::move(echoed),
+                      std::move(ready), nullptr, std::move(kinds)};
+          if (!c.status.ok()) {
+            // What it carried, from the transition given back: the fibers it
+            // wrote or deleted, and whether it wrote the instance.
+            auto unsaved = std::make_unique<Committed::Unsaved>();
+            if (!c.echoed.empty()) {
+              // Every event it would have reported, the live-only ones too (the
+              // transition kept only those it stores): the retry reports them.
+              unsaved->events.reserve(c.echoed.size());
+              for (HistoryEvent& e : c.echoed) {
+                const EventInfo* info = find_event(e.kind);
+                const bool live = info && info->storage == EventStorage::kLive;
+                unsaved->events.push_back({std::move(e), live});
+              }
+              c.echoed.clear();
+            } else {
+              for (HistoryEvent& e : done.events) unsaved->events.push_back({std::move(e), false});
+            }
+            unsaved->dead_letter = std::move(done.dead_letter);
+            unsaved->instance = done.write_instance;
+            for (const FiberRow& f : done.fibers) {
+              (f.state.empty() ? unsaved->removed : unsaved->fibers).push_back(f.fiber);
+            }
+            c.unsaved = std::move(unsaved);
           }
-          c.echoed.clear();
-        } else {
-          for (HistoryEvent& e : done.events) unsaved->events.push_back({std::move(e), false});
-        }
-        unsaved->dead_letter = std::move(done.dead_letter);
-        unsaved->instance = done.write_instance;
-        for (const FiberRow& f : done.fibers) {
-          (f.state.empty() ? unsaved->removed : unsaved->fibers).push_back(f.fiber);
-        }
-        c.unsaved = std::move(unsaved);
-      }
-      on_commit_done(std::move(c));
-    });
+          on_commit_done(std::move(c));
+        });
   }
 
   // The instance row's wake_at: the earliest due time of a waiting fiber.
@@ -658,6 +667,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (options.on_event) {
       for (const HistoryEvent& e : c.echoed) options.on_event(run->id, e);
     }
+    if (options.observer) observe_committed(*run, c, finished);
     if (finished) {
       forget(run);
       if (run->on_done) run->on_done(info_of(*run));
@@ -896,6 +906,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (!fr || fr->generation != w.generation || run->finished) return;
     cancel_timer(*fr);
     ++fr->generation;
+    if (options.observer) observe_attempt(*run, w, out);
     runtime::Env e = env();
     apply(run, runtime::attempt_ended(*run->program, run->state, w.fiber, out, e));
   }
@@ -995,8 +1006,18 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     GateUse use;
     int64_t sent_ms = 0;
     std::atomic<bool> released{false};
+    // Set by observe_sent() when the engine has an observer.
+    EngineObserver* observer = nullptr;
+    std::shared_ptr<ObservedProgram> observed;
+    uint32_t step = 0;
+    bool undo = false;
+    std::chrono::steady_clock::time_point sent_at;
     void end(int64_t now_ms, bool ok, const std::string& error_class, bool not_sent) {
-      if (!use.gate || released.exchange(true)) return;
+      if (released.exchange(true)) return;
+      if (observer) {
+        observer->call_ended(*observed, step, undo, std::chrono::steady_clock::now() - sent_at);
+      }
+      if (!use.gate) return;
       runtime::ServiceGate::End e;
       e.kind = use.kind;
       e.latency_ms = now_ms - sent_ms;
@@ -1093,7 +1114,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (!impl.sync && !impl.async && action.service != bytecode::kNoService &&
         options.service_transport) {
       std::string url = url_of(p.services[action.service]);
-      if (!url.empty()) return call_service(run, w, f, step, action, undo, url, slot, note);
+      if (!url.empty()) {
+        observe_sent(*slot, *run, f, undo);
+        return call_service(run, w, f, step, action, undo, url, slot, note);
+      }
     }
     if (!impl.sync && !impl.async) {
       slot->end(now(), false, "unsupported", true);
@@ -1108,6 +1132,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                             action.name);
       return attempt_ended(run, w, failed("unsupported", why));
     }
+    observe_sent(*slot, *run, f, undo);
 
     // Per-attempt timeout (machine.hpp).
     const int64_t timeout = runtime::attempt_timeout_ms(p, step, action);
@@ -1165,6 +1190,38 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         completion.fail("error", e.what());
       }
     });
+  }
+
+  // ---- Reports to the observer (EngineObserver), when there is one ---------------
+
+  // A call goes out: its slot reports its end.
+  void observe_sent(Slot& slot, const Run& run, const Fiber& f, bool undo) {
+    if (!options.observer || !run.program->observed) return;
+    slot.observer = options.observer.get();
+    slot.observed = run.program->observed;
+    slot.step = f.step;
+    slot.undo = undo;
+    slot.sent_at = std::chrono::steady_clock::now();
+    options.observer->call_sent(*slot.observed, slot.step, undo);
+  }
+
+  void observe_attempt(const Run& run, const Ready& w, const Outcome& out) {
+    const Fiber* f = run.state.fiber(w.fiber);
+    if (!f || !run.program->observed) return;
+    options.observer->attempt_ended(*run.program->observed, f->step, f->wait == Wait::kUndo,
+                                    out.ok ? std::string_view() : out.error_class);
+  }
+
+  void observe_committed(const Run& run, const Committed& c, bool finished) {
+    if (!run.program->observed) return;
+    ObservedProgram& p = *run.program->observed;
+    if (!c.kinds.empty()) {
+      options.observer->committed(p, run.state.saga, {c.kinds.data(), c.kinds.size()});
+    }
+    if (finished) {
+      options.observer->instance_ended(p, run.state.saga, run.status,
+                                       std::chrono::milliseconds(now() - run.created_ms));
+    }
   }
 
   // Ends the attempt of fiber w.fiber as timed out after `timeout` ms, unless
@@ -1604,6 +1661,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 Engine::Engine(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Engine::~Engine() {
+  if (impl_->options.observer) impl_->options.observer->engine_closing(*this);
   impl_->shutdown();
 }
 
@@ -1612,6 +1670,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   impl->clock = options.clock ? options.clock : std::make_shared<SystemClock>();
   StoreOptions store_options = options.store;
   store_options.durability = options.durability;
+  runtime::observe_commits(store_options, options.observer);
   auto store = open_sqlite_store(options.database, store_options);
   if (!store.ok()) return store.status();
   impl->store = std::move(store).value();
@@ -1625,7 +1684,9 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   unsigned n = std::max(1u, impl->options.threads);
   for (unsigned i = 0; i < n; ++i) impl->threads.emplace_back([io = &impl->io] { io->run(); });
   impl->renew_leases();
-  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+  std::unique_ptr<Engine> engine(new Engine(std::move(impl)));
+  if (engine->impl_->options.observer) engine->impl_->options.observer->engine_opened(*engine);
+  return engine;
 }
 
 Result<std::string> Engine::load_program(std::span<const uint8_t> image) {

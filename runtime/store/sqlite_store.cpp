@@ -189,6 +189,9 @@ constexpr const char* kPutProgramSql =
 constexpr const char* kRequestCancelSql =
     "UPDATE instances SET cancel_requested = 1 WHERE id = ?1 AND status IN (0, 1)";
 constexpr const char* kStatusOfSql = "SELECT status FROM instances WHERE id = ?1";
+// Scans the instances_by_status index only (a covering index: no row is read).
+constexpr const char* kCountByStatusSql =
+    "SELECT status, COUNT(*) FROM instances GROUP BY status ORDER BY status";
 constexpr const char* kClaimSql =
     "UPDATE instances SET owner = ?2, lease_until = ?3 WHERE id = ?1 AND status IN (0, 1, 2)";
 constexpr const char* kRenewSql =
@@ -314,6 +317,7 @@ class SqliteStore final : public Store {
   Result<std::vector<InstanceRecord>> list_instances(std::optional<InstanceStatus> status,
                                                      size_t limit) override;
   Result<std::vector<InstanceRecord>> list_unfinished() override;
+  Result<std::vector<StatusCount>> count_by_status() override;
   Result<std::vector<HistoryEvent>> history(const std::string& id) override;
   Result<std::vector<DeadLetter>> dead_letters(const std::string& id) override;
   Result<std::vector<InstanceRecord>> query_instances(const InstanceQuery& query) override;
@@ -439,6 +443,7 @@ class SqliteStore final : public Store {
     Statement get_instance, list_all, list_by_status, list_unfinished, history, dead_letters;
     Statement get_program, has_program, put_program, request_cancel, status_of, claim, renew;
     Statement query_all, query_by_status, cursor, list_dead_letters, list_programs;
+    Statement count_by_status;
     Statement fibers_of;  // Prepared only when the schema has the fibers table.
   } r_;
   bool has_fibers_ = false;  // The schema has the fibers table (version 2 and later).
@@ -645,6 +650,7 @@ Status SqliteStore::prepare_statements(bool with_writer) {
       {&r_.put_program, kPutProgramSql},
       {&r_.request_cancel, kRequestCancelSql},
       {&r_.status_of, kStatusOfSql},
+      {&r_.count_by_status, kCountByStatusSql},
       {&r_.claim, kClaimSql},
       {&r_.renew, kRenewSql},
       {&r_.query_all, kQueryAllSql},
@@ -776,7 +782,11 @@ void SqliteStore::writer_loop() {
     if (batch_status.ok()) {
       std::lock_guard db_lock(wdb_mu_);
       if (syncer_.joinable()) batch_status = set_writer_sync(self);
+      const auto began = std::chrono::steady_clock::now();
       if (batch_status.ok()) batch_status = commit_batch(batch, outcome);
+      if (batch_status.ok() && options_.on_commit) {
+        options_.on_commit(n, std::chrono::steady_clock::now() - began);
+      }
     }
     if (batch_status.ok()) {
       commits_.fetch_add(1, std::memory_order_relaxed);
@@ -1275,6 +1285,20 @@ Result<std::vector<InstanceRecord>> SqliteStore::list_unfinished() {
   std::lock_guard lock(rdb_mu_);
   Statement::Reset reset(r_.list_unfinished);
   return read_instances(r_.list_unfinished, true);
+}
+
+Result<std::vector<StatusCount>> SqliteStore::count_by_status() {
+  std::lock_guard lock(rdb_mu_);
+  Statement& st = r_.count_by_status;
+  Statement::Reset reset(st);
+  std::vector<StatusCount> out;
+  for (;;) {
+    int rc = st.step();
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return rdb_.error(rc, "counting instances by status");
+    out.push_back(
+        {static_cast<InstanceStatus>(st.column_int(0)), static_cast<uint64_t>(st.column_int(1))});
+  }
 }
 
 Result<std::vector<HistoryEvent>> SqliteStore::history(const std::string& id) {

@@ -3,6 +3,7 @@
 // numeric values are stored in the instances.status column, so they never
 // change; the names are the user-facing spelling.
 #include <string_view>
+#include <vector>
 
 #include "saga/store.hpp"
 
@@ -33,6 +34,15 @@ const char* to_string(InstanceStatus s) {
     if (n.status == s) return n.name;
   }
   return "unknown";
+}
+
+const std::vector<InstanceStatus>& all_statuses() {
+  static const std::vector<InstanceStatus> all = [] {
+    std::vector<InstanceStatus> v;
+    for (const StatusName& n : kNames) v.push_back(n.status);
+    return v;
+  }();
+  return all;
 }
 
 std::optional<InstanceStatus> parse_status(std::string_view text) {

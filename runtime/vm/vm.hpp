@@ -21,6 +21,10 @@
 #include "saga/value.hpp"
 #include "stdlib/functions.hpp"
 
+namespace saga {
+class ObservedProgram;  // saga/engine.hpp
+}  // namespace saga
+
 namespace saga::runtime {
 
 // A verified program with its function table resolved against this build's
@@ -34,6 +38,9 @@ struct LinkedProgram {
   // no instruction starts or none is reachable. Checkpoints are validated
   // against it.
   std::vector<int32_t> depth_at;
+  // What the engine's observer prepared for this program (saga/engine.hpp,
+  // EngineObserver::program_linked); null without one.
+  std::shared_ptr<ObservedProgram> observed;
 };
 
 // Resolves every function name (kUnsupported naming the function when this

@@ -26,8 +26,10 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "saga/events.hpp"
 #include "saga/status.hpp"
 #include "saga/store.hpp"
 
@@ -204,6 +206,84 @@ struct OverloadOptions {
   double retry_max_tokens = 100;
 };
 
+class Engine;
+
+// What an EngineObserver prepared for one program (the labelled series of
+// its sagas and steps, say), once, when the engine linked the program: the
+// engine hands it back with every report about that program, so that an
+// observer never looks anything up by name on the engine's hot path.
+class ObservedProgram {
+ public:
+  virtual ~ObservedProgram() = default;
+};
+
+// A program as an observer sees it: its hash, its sagas' names and its
+// steps' names with the index of each step's saga. Reports name sagas and
+// steps by their index in these vectors.
+struct ProgramShape {
+  struct Step {
+    std::string name;  // As declared ("reserve"), without branch or loop index.
+    uint32_t saga = 0;
+    bool has_undo = false;
+  };
+  std::string hash;
+  std::vector<std::string> sagas;
+  std::vector<Step> steps;
+};
+
+// Told by the engine what happens, at the few points where it happens, for
+// metrics (saga/metrics.hpp implements it). Every callback runs on an engine
+// thread or a store thread, often with an instance's lock held: it must be
+// quick, thread-safe, must not block and must not call the engine. With no
+// observer (EngineOptions::observer null) the engine calls nothing.
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+
+  // Engine::open succeeded / the engine is about to shut down (the first
+  // thing its destructor does). For observers that read the engine when
+  // asked (gauges at scrape time); the engine stays valid in between.
+  virtual void engine_opened(Engine& engine) { (void)engine; }
+  virtual void engine_closing(Engine& engine) { (void)engine; }
+
+  // A program was linked, before any report about it. The result is handed
+  // back by reference with every report about the program (null: none are).
+  virtual std::shared_ptr<ObservedProgram> program_linked(const ProgramShape& shape) = 0;
+
+  // An attempt's call went out (an action invoked, a service called; after
+  // its gate let it through), and ended: answered, or timed out (whichever
+  // came first, once per call), `took` after it went out. A call still out
+  // when its engine stops never ends.
+  virtual void call_sent(ObservedProgram& program, uint32_t step, bool undo) = 0;
+  virtual void call_ended(ObservedProgram& program, uint32_t step, bool undo,
+                          std::chrono::nanoseconds took) = 0;
+
+  // An attempt of a step's do or undo ended as the saga machine counts it:
+  // `error_class` empty when it succeeded. Also for attempts no call was made
+  // for (built-in sleep and log; one shed at its service's gate, class
+  // `unavailable`; an action nobody provides, class `unsupported`).
+  virtual void attempt_ended(ObservedProgram& program, uint32_t step, bool undo,
+                             std::string_view error_class) = 0;
+
+  // A transition of an instance of saga `saga` is durable, with history
+  // events of these kinds (live-only ones included), in order.
+  virtual void committed(ObservedProgram& program, uint32_t saga,
+                         std::span<const EventKind> events) = 0;
+
+  // An instance ended in this engine (terminal, or stuck) with `status`,
+  // `took` after it was created (by the engine's clock: a resumed instance
+  // counts from its first start, in any process).
+  virtual void instance_ended(ObservedProgram& program, uint32_t saga, InstanceStatus status,
+                              std::chrono::milliseconds took) = 0;
+
+  // A group commit of the engine's store succeeded (StoreOptions::on_commit,
+  // which the engine sets to this when an observer is given and it is null).
+  virtual void store_committed(size_t transitions, std::chrono::nanoseconds took) {
+    (void)transitions;
+    (void)took;
+  }
+};
+
 struct EngineOptions {
   std::string database = "sagas.db";
   Durability durability = Durability::kFull;
@@ -243,6 +323,9 @@ struct EngineOptions {
   // held back, but count. Zero: no limit.
   size_t max_active = 1000;
   OverloadOptions overload;
+  // Told what happens (see EngineObserver), e.g. a saga::Metrics. Null:
+  // nothing is reported and nothing is paid for it.
+  std::shared_ptr<EngineObserver> observer;
 };
 
 struct InstanceInfo {
