@@ -11,6 +11,7 @@
 
 #include "runtime/bytecode/program.hpp"
 #include "saga/engine.hpp"
+#include "saga/http.hpp"
 #include "saga/store.hpp"
 
 namespace saga::cli {
@@ -64,6 +65,9 @@ struct Access {
   // How an engine of this process takes load (README, "Under overload").
   size_t max_active = EngineOptions{}.max_active;  // --max-active; 0: no limit.
   bool adaptive = true;                            // --no-adaptive: bulkheads only.
+  // Take up stuck and paused instances when an operator's command arrives
+  // for them (EngineOptions::serve_inbox): worker and resume.
+  bool serve_inbox = false;
 };
 
 struct RunArgs {
@@ -108,6 +112,29 @@ int worker(const DbArgs& args, int poll_ms);
 int ls(const DbArgs& args, const std::string& status, size_t limit);
 int show(const DbArgs& args, const std::string& id);
 int cancel(const DbArgs& args, const std::string& id);
+
+// An engine with the HTTP client that performs its service calls and its
+// http.* actions. The client is shut down before the engine is destroyed
+// (saga/http.hpp says why).
+struct Runtime {
+  std::shared_ptr<HttpClient> http;
+  std::unique_ptr<Engine> engine;
+  ~Runtime();
+};
+// Null (the error printed) when the engine cannot be opened.
+std::unique_ptr<Runtime> open_engine(
+    const std::string& db, const std::string& durability, const Access& access,
+    std::function<void(const std::string&, const HistoryEvent&)> on_event = {});
+
+// sagactl pause, unpause, retry, skip, compensate (operator_commands.cpp).
+struct OperatorArgs {
+  DbArgs db;
+  std::string id;
+  std::string note;
+  std::string result;  // skip: JSON text.
+  bool result_given = false;
+};
+int operator_command(Command command, const OperatorArgs& args);
 
 struct ExploreArgs {
   RunArgs run;  // program, --saga, --input/--input-file (default: a value per parameter).

@@ -144,6 +144,26 @@ int main(int argc, char** argv) {
   add_access(cancel_cmd, d.access);
   cancel_cmd->add_option("id", id, "Instance id")->required();
 
+  // The operator commands (saga/commands.def), one subcommand per row but
+  // cancel, which has its own above.
+  OperatorArgs op;
+  std::vector<std::pair<saga::Command, CLI::App*>> operator_cmds;
+  for (const saga::CommandInfo& info : saga::kCommands) {
+    if (info.command == saga::Command::cancel) continue;
+    auto* cmd = app.add_subcommand(std::string(info.name), std::string(info.doc));
+    cmd->add_option("--db", op.db.db, "The database (default: $SAGA_DB or ./sagas.db)");
+    add_access(cmd, op.db.access);
+    cmd->add_option("id", op.id, "Instance id")->required();
+    cmd->add_flag("--json", op.db.json, "Print the outcome as JSON");
+    auto* note = cmd->add_option("--note", op.note, "Why (kept in the history event)");
+    if (info.command == saga::Command::skip) {
+      note->required();
+      cmd->add_option("--result", op.result, "A forward step's result, as JSON (default null)")
+          ->each([&op](const std::string&) { op.result_given = true; });
+    }
+    operator_cmds.emplace_back(info.command, cmd);
+  }
+
   ExploreArgs x;
   auto* explore_cmd = app.add_subcommand(
       "explore",
@@ -227,6 +247,9 @@ int main(int argc, char** argv) {
   if (*ls_cmd) return ls(d, status, limit);
   if (*show_cmd) return show(d, id);
   if (*cancel_cmd) return cancel(d, id);
+  for (auto& [command, cmd] : operator_cmds) {
+    if (*cmd) return operator_command(command, op);
+  }
   if (*explore_cmd) return explore(x);
   if (*test_cmd) return test(t);
   if (*diff_cmd) return diff(m);

@@ -28,21 +28,16 @@ std::optional<Durability> durability_of(const std::string& name) {
   return std::nullopt;
 }
 
-// An engine with the HTTP client that performs its service calls and its
-// http.* actions. The client is shut down before the engine is destroyed
-// (saga/http.hpp says why).
-struct Runtime {
-  std::shared_ptr<HttpClient> http;
-  std::unique_ptr<Engine> engine;
-  ~Runtime() {
-    if (http) http->shutdown();
-    engine.reset();
-  }
-};
+}  // namespace
+
+Runtime::~Runtime() {
+  if (http) http->shutdown();
+  engine.reset();
+}
 
 std::unique_ptr<Runtime> open_engine(
     const std::string& db, const std::string& durability, const Access& access,
-    std::function<void(const std::string&, const HistoryEvent&)> on_event = {}) {
+    std::function<void(const std::string&, const HistoryEvent&)> on_event) {
   auto rt = std::make_unique<Runtime>();
   HttpOptions http;
   http.allow_hosts = access.allow_hosts;
@@ -56,6 +51,7 @@ std::unique_ptr<Runtime> open_engine(
   options.service_transport = rt->http->transport();
   options.max_active = access.max_active;
   options.overload.adaptive = access.adaptive;
+  options.serve_inbox = access.serve_inbox;
   for (const std::string& binding : access.service_urls) {
     auto eq = binding.find('=');
     if (eq == std::string::npos || eq == 0 || binding.compare(eq + 1, 7, "http://") != 0) {
@@ -74,6 +70,8 @@ std::unique_ptr<Runtime> open_engine(
   register_exec_action(*rt->engine, access.allow_exec);
   return rt;
 }
+
+namespace {
 
 // For a stuck instance: which undo gave up, and which compensations are
 // still to run; empty for any other instance. What an operator needs to know
@@ -329,7 +327,9 @@ int start(const RunArgs& args) {
 }
 
 int resume(const DbArgs& args) {
-  auto rt = open_engine(args.db, args.durability, args.access);
+  Access access = args.access;
+  access.serve_inbox = true;  // Operators' commands posted meanwhile are carried out.
+  auto rt = open_engine(args.db, args.durability, access);
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
   auto taken = engine.resume();
@@ -351,7 +351,9 @@ void on_signal(int) {
 }  // namespace
 
 int worker(const DbArgs& args, int poll_ms) {
-  auto rt = open_engine(args.db, args.durability, args.access);
+  Access access = args.access;
+  access.serve_inbox = true;  // Operators' commands are carried out here.
+  auto rt = open_engine(args.db, args.durability, access);
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
   std::signal(SIGINT, on_signal);
@@ -523,8 +525,8 @@ int cancel(const DbArgs& args, const std::string& id) {
   }
   std::cout << fmt::format("{}: {}\n", id, to_string(info->status));
   if (!is_terminal(info->status) && info->status != InstanceStatus::kStuck) {
-    std::cerr << "cancel requested: the worker that runs the instance compensates it when it "
-                 "next looks (sagactl worker --poll-ms)\n";
+    std::cerr << "cancel requested: the worker that runs the instance compensates it (it "
+                 "notices within about 50 ms)\n";
   } else if (info->status == InstanceStatus::kStuck) {
     std::cerr << "cancelled, but a compensation gave up" << stuck_explanation(engine.store(), id)
               << "\n";

@@ -142,10 +142,14 @@ Result<nlohmann::json> inspect(Store& store, const std::string& id, const Progra
   auto letters = store.dead_letters(id);
   if (!letters.ok()) return letters.status();
   for (const DeadLetter& d : letters.value()) {
-    dead.push_back({{"step", scrub_utf8(d.step)},
-                    {"time", stdlib::format_iso8601_ms(d.time_ms)},
-                    {"error_class", scrub_utf8(d.error_class)},
-                    {"message", scrub_utf8(d.message)}});
+    dead.push_back(
+        {{"step", scrub_utf8(d.step)},
+         {"time", stdlib::format_iso8601_ms(d.time_ms)},
+         {"error_class", scrub_utf8(d.error_class)},
+         {"message", scrub_utf8(d.message)},
+         // When an operator retried or skipped the undo; null while open.
+         {"resolved", d.resolved_ms != 0 ? nlohmann::json(stdlib::format_iso8601_ms(d.resolved_ms))
+                                         : nlohmann::json(nullptr)}});
   }
   out["dead_letters"] = dead;
   return out;
