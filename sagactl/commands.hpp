@@ -68,6 +68,8 @@ struct Access {
   // Take up stuck and paused instances when an operator's command arrives
   // for them (EngineOptions::serve_inbox): worker and resume.
   bool serve_inbox = false;
+  // --undo-attempts: attempts of an undo before the instance is stuck.
+  uint32_t undo_attempts = CompensationPolicy{}.attempts;
 };
 
 struct RunArgs {

@@ -65,6 +65,11 @@ int main(int argc, char** argv) {
                     "Run at most N instances at once; the rest wait `pending`, in order (0: no "
                     "limit)")
         ->capture_default_str();
+    cmd->add_option("--undo-attempts", access.undo_attempts,
+                    "Attempts of an undo before the instance is stuck (its backoff doubles from "
+                    "200 ms up to 60 s)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 10000));
     cmd->add_flag("!--no-adaptive", access.adaptive,
                   "Fixed concurrency per service (its bulkhead) instead of a limit that follows "
                   "the service's latency");

@@ -52,6 +52,7 @@ std::unique_ptr<Runtime> open_engine(
   options.max_active = access.max_active;
   options.overload.adaptive = access.adaptive;
   options.serve_inbox = access.serve_inbox;
+  options.compensation.attempts = access.undo_attempts;
   for (const std::string& binding : access.service_urls) {
     auto eq = binding.find('=');
     if (eq == std::string::npos || eq == 0 || binding.compare(eq + 1, 7, "http://") != 0) {
