@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
   add_db(ls_cmd, true);
   ls_cmd->add_option("--status", status,
                      "Only this status: pending, running, compensating, completed, compensated, "
-                     "failed, stuck, cancelled");
+                     "failed, stuck, cancelled, paused");
   ls_cmd->add_option("--limit", limit, "At most this many");
   auto* show_cmd = app.add_subcommand(
       "show", "Show an instance: status, variables, compensation stack, history");

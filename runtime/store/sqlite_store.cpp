@@ -162,7 +162,6 @@ constexpr const char* kLastInboxSeqSql = "SELECT coalesce(max(seq), 0) FROM inbo
 constexpr const char* kPostSql =
     "INSERT INTO inbox (id, instance, kind, payload, posted_ms) "
     "SELECT ?1, num, ?3, ?4, ?5 FROM instances WHERE id = ?2 AND status NOT IN (3, 4, 5, 7)";
-constexpr const char* kInboxIdExistsSql = "SELECT 1 FROM inbox WHERE id = ?1";
 constexpr const char* kInsertDeadLetterSql =
     "INSERT INTO dead_letters (instance, step, time_ms, error_class, message) "
     "VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -402,6 +401,8 @@ class SqliteStore final : public Store {
   // Appends the unconsumed messages of the instance at `num`. Called with
   // rdb_mu_ held.
   Status read_inbox(int64_t num, std::vector<InboxMessage>& out);
+  // Appends the rows `st` selects (SAGA_INBOX_COLUMNS). rdb_mu_ held.
+  Status read_messages(Statement& st, std::vector<InboxMessage>& out);
   // The consumption and dead-letter resolution of transition `t`.
   Status write_inbox(const Transition& t, int64_t num);
   // Writes and deletes the fibers of transition `t` of the instance at `num`.
@@ -476,7 +477,7 @@ class SqliteStore final : public Store {
     Statement get_program, has_program, put_program, status_of, claim, renew;
     Statement fibers_of;  // Prepared only when the schema has the fibers table.
     // Prepared only when the schema has the inbox (version 3 and later).
-    Statement post, inbox_id_exists, inbox_of, inbox_of_id, inbox_since, last_inbox_seq;
+    Statement post, inbox_of, inbox_of_id, inbox_since, last_inbox_seq;
   } r_;
   bool has_fibers_ = false;  // The schema has the fibers table (version 2 and later).
   bool has_inbox_ = false;   // The schema has the inbox table (version 3 and later).
@@ -675,7 +676,7 @@ Status SqliteStore::prepare_statements(bool with_writer) {
     Status s = wdb_.prepare(*stmt, sql);
     if (!s.ok()) return s;
   }
-  const std::pair<Statement*, const char*> reader[] = {
+  std::vector<std::pair<Statement*, const char*>> reader = {
       {&r_.get_instance, kGetInstanceSql},
       {&r_.list_all, kListAllSql},
       {&r_.list_by_status, kListByStatusSql},
@@ -689,24 +690,15 @@ Status SqliteStore::prepare_statements(bool with_writer) {
       {&r_.claim, kClaimSql},
       {&r_.renew, kRenewSql},
   };
+  if (has_fibers_) reader.emplace_back(&r_.fibers_of, kFibersOfSql);
+  if (has_inbox_) {
+    reader.insert(reader.end(), {{&r_.post, kPostSql},
+                                 {&r_.inbox_of, kInboxOfSql},
+                                 {&r_.inbox_of_id, kInboxOfIdSql},
+                                 {&r_.inbox_since, kInboxSinceSql},
+                                 {&r_.last_inbox_seq, kLastInboxSeqSql}});
+  }
   for (const auto& [stmt, sql] : reader) {
-    Status s = rdb_.prepare(*stmt, sql);
-    if (!s.ok()) return s;
-  }
-  if (has_fibers_) {
-    Status s = rdb_.prepare(r_.fibers_of, kFibersOfSql);
-    if (!s.ok()) return s;
-  }
-  if (!has_inbox_) return Status::Ok();
-  const std::pair<Statement*, const char*> inbox[] = {
-      {&r_.post, kPostSql},
-      {&r_.inbox_id_exists, kInboxIdExistsSql},
-      {&r_.inbox_of, kInboxOfSql},
-      {&r_.inbox_of_id, kInboxOfIdSql},
-      {&r_.inbox_since, kInboxSinceSql},
-      {&r_.last_inbox_seq, kLastInboxSeqSql},
-  };
-  for (const auto& [stmt, sql] : inbox) {
     Status s = rdb_.prepare(*stmt, sql);
     if (!s.ok()) return s;
   }
@@ -1301,13 +1293,16 @@ Result<std::optional<InstanceRecord>> SqliteStore::get_instance(const std::strin
 
 Status SqliteStore::read_inbox(int64_t num, std::vector<InboxMessage>& out) {
   if (!has_inbox_) return Status::Ok();
-  Statement& st = r_.inbox_of;
-  Statement::Reset reset(st);
-  st.bind(1, num);
+  Statement::Reset reset(r_.inbox_of);
+  r_.inbox_of.bind(1, num);
+  return read_messages(r_.inbox_of, out);
+}
+
+Status SqliteStore::read_messages(Statement& st, std::vector<InboxMessage>& out) {
   for (;;) {
     int rc = st.step();
     if (rc == SQLITE_DONE) return Status::Ok();
-    if (rc != SQLITE_ROW) return rdb_.error(rc, "reading an instance's inbox");
+    if (rc != SQLITE_ROW) return rdb_.error(rc, "reading an inbox");
     out.push_back(read_message(st));
   }
 }
@@ -1414,16 +1409,6 @@ Status SqliteStore::post(InboxMessage& m) {
   if (options_.read_only) return refuse_write("post a message");
   if (!has_inbox_) return {StatusCode::kUnsupported, "the database has no inbox: " + path_};
   std::lock_guard lock(rdb_mu_);
-  {
-    Statement::Reset reset(r_.inbox_id_exists);
-    r_.inbox_id_exists.bind_text(1, m.id);
-    int rc = r_.inbox_id_exists.step();
-    if (rc == SQLITE_ROW) {
-      return {StatusCode::kInvalidArgument,
-              fmt::format("a message with id {} was posted already: {}", m.id, path_)};
-    }
-    if (rc != SQLITE_DONE) return rdb_.error(rc, "posting a message");
-  }
   Statement::Reset reset(r_.post);
   r_.post.bind_text(1, m.id);
   r_.post.bind_text(2, m.instance_id);
@@ -1460,31 +1445,21 @@ Result<std::vector<InboxMessage>> SqliteStore::inbox(const std::string& id) {
   std::vector<InboxMessage> out;
   if (!has_inbox_) return out;
   std::lock_guard lock(rdb_mu_);
-  Statement& st = r_.inbox_of_id;
-  Statement::Reset reset(st);
-  st.bind_text(1, id);
-  for (;;) {
-    int rc = st.step();
-    if (rc == SQLITE_DONE) return out;
-    if (rc != SQLITE_ROW) return rdb_.error(rc, "reading an inbox");
-    out.push_back(read_message(st));
-  }
+  Statement::Reset reset(r_.inbox_of_id);
+  r_.inbox_of_id.bind_text(1, id);
+  if (Status s = read_messages(r_.inbox_of_id, out); !s.ok()) return s;
+  return out;
 }
 
 Result<std::vector<InboxMessage>> SqliteStore::inbox_since(int64_t after_seq, size_t limit) {
   std::vector<InboxMessage> out;
   if (!has_inbox_) return out;
   std::lock_guard lock(rdb_mu_);
-  Statement& st = r_.inbox_since;
-  Statement::Reset reset(st);
-  st.bind(1, after_seq);
-  st.bind(2, static_cast<int64_t>(std::min<size_t>(limit, 1u << 30)));
-  for (;;) {
-    int rc = st.step();
-    if (rc == SQLITE_DONE) return out;
-    if (rc != SQLITE_ROW) return rdb_.error(rc, "reading new inbox messages");
-    out.push_back(read_message(st));
-  }
+  Statement::Reset reset(r_.inbox_since);
+  r_.inbox_since.bind(1, after_seq);
+  r_.inbox_since.bind(2, static_cast<int64_t>(std::min<size_t>(limit, 1u << 30)));
+  if (Status s = read_messages(r_.inbox_since, out); !s.ok()) return s;
+  return out;
 }
 
 Result<int64_t> SqliteStore::last_inbox_seq() {

@@ -115,6 +115,18 @@ class EngineTest : public ::testing::Test {
     return *engine_;
   }
 
+  // Starts `n` instances of kNap and waits until each sleeps in its nap.
+  std::vector<std::string> start_naps(saga::Engine& e, const std::string& hash, int n) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < n; ++i) {
+      auto id = e.start(hash, "nap", {{"n", i}});
+      EXPECT_TRUE(id.ok());
+      if (id.ok()) ids.push_back(id.value());
+    }
+    EXPECT_TRUE(log_.wait_for("step_started", "nap", static_cast<size_t>(n)));
+    return ids;
+  }
+
   std::string load(const std::string& source) {
     auto hash = engine_->load_program(compile(source));
     EXPECT_TRUE(hash.ok()) << hash.status().message();
@@ -1434,13 +1446,7 @@ TEST_F(EngineTest, ACancelFromAnotherProcessReachesAnEvictedInstance) {
   std::string hash = load(kNap);
   Recorder rec;
   rec.answer(e, {"s.a", "s.b", "s.undo_a"});
-  std::vector<std::string> ids;
-  for (int i = 0; i < 2; ++i) {
-    auto id = e.start(hash, "nap", {{"n", i}});
-    ASSERT_TRUE(id.ok());
-    ids.push_back(id.value());
-  }
-  ASSERT_TRUE(log_.wait_for("step_started", "nap", 2));
+  const std::vector<std::string> ids = start_naps(e, hash, 2);
   ASSERT_EQ(e.evicted(), 2u);
   {
     auto other = saga::open_sqlite_store((dir_ / "sagas.db").string());
@@ -1663,22 +1669,20 @@ TEST_F(EngineTest, TheInboxWatchNoticesACancelFromAnotherProcess) {
   std::string hash = load(kNap);
   Recorder rec;
   rec.answer(e, {"s.a", "s.b", "s.undo_a"});
-  auto id = e.start(hash, "nap", {{"n", 1}});
-  ASSERT_TRUE(id.ok());
-  ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+  const std::vector<std::string> id = start_naps(e, hash, 1);
   ASSERT_EQ(e.evicted(), 1u);
   {
     auto other = saga::open_sqlite_store((dir_ / "sagas.db").string());
     ASSERT_TRUE(other.ok()) << other.status().message();
     auto posted =
-        saga::post_command(*other.value(), id.value(), {saga::Command::cancel, {}, {}}, "m-1", 1);
+        saga::post_command(*other.value(), id[0], {saga::Command::cancel, {}, {}}, "m-1", 1);
     ASSERT_TRUE(posted.ok()) << posted.status().message();
   }
-  auto info = e.wait(id.value(), 10s);
+  auto info = e.wait(id[0], 10s);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->status, InstanceStatus::kCancelled);
   EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "undo_a"}));
-  auto inbox = e.store().inbox(id.value());
+  auto inbox = e.store().inbox(id[0]);
   ASSERT_TRUE(inbox.ok());
   EXPECT_TRUE(inbox->empty()) << "consumed";
 }
@@ -1823,13 +1827,7 @@ TEST_F(EngineTest, SkipAndCompensateOfAPausedInstance) {
   std::string hash = load(kNap);
   Recorder rec;
   rec.answer(e, {"s.a", "s.b", "s.undo_a"});
-  std::vector<std::string> ids;
-  for (int i = 0; i < 2; ++i) {
-    auto id = e.start(hash, "nap", {{"n", i}});
-    ASSERT_TRUE(id.ok());
-    ids.push_back(id.value());
-  }
-  ASSERT_TRUE(log_.wait_for("step_started", "nap", 2));
+  const std::vector<std::string> ids = start_naps(e, hash, 2);
   for (const std::string& id : ids) {
     ASSERT_TRUE(e.command(id, {saga::Command::pause, {}, {}}).ok());
     ASSERT_EQ(e.wait(id, 10s)->status, InstanceStatus::kPaused);
