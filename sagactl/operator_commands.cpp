@@ -53,9 +53,9 @@ int operator_command(Command command, const OperatorArgs& args) {
       return kExitUsage;
     }
   }
-  Access access = args.db.access;
-  access.serve_inbox = true;  // Carry it out here when no other engine holds the instance.
-  auto rt = open_engine(args.db.db, args.db.durability, access);
+  // Not serve_inbox: this process carries out its own command only, never
+  // another operator's posted meanwhile for some other instance.
+  auto rt = open_engine(args.db.db, args.db.durability, args.db.access);
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
   const std::string_view name = command_info(command).name;
@@ -63,6 +63,13 @@ int operator_command(Command command, const OperatorArgs& args) {
   if (!posted.ok()) {
     print_error(fmt::format("{}: {}", name, posted.status().message()));
     return exit_for(posted.status());
+  }
+  // Carried out here when no other engine holds the instance (the claim
+  // fails while a live worker does).
+  auto taken = engine.resume(args.id);
+  if (!taken.ok()) {
+    print_error(taken.status().message());
+    return kExitError;
   }
   // Carried out here (the instance was free) or by the worker that runs it:
   // either way the message is consumed once it is acted on. What this
