@@ -478,8 +478,12 @@ int show(const DbArgs& args, const std::string& id) {
     print_log(v["compensation_stack"], 1);
   }
   for (const auto& d : v["dead_letters"]) {
-    std::cout << fmt::format("\ndead letter: step {}: {}: {}\n", d["step"].get<std::string>(),
-                             d["error_class"].get<std::string>(), d["message"].get<std::string>());
+    const std::string resolved = d.value("resolved", nlohmann::json()).is_string()
+                                     ? " (resolved " + d["resolved"].get<std::string>() + ")"
+                                     : "";
+    std::cout << fmt::format("\ndead letter{}: step {}: {}: {}\n", resolved,
+                             d["step"].get<std::string>(), d["error_class"].get<std::string>(),
+                             d["message"].get<std::string>());
   }
   std::cout << "\nhistory\n";
   std::cout << fmt::format("  {:<24}  {:<18}  {:<14}  {:>3}  {}\n", "TIME (UTC)", "EVENT", "STEP",
