@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
   show_cmd->add_option("id", id, "Instance id")->required();
   auto* cancel_cmd =
       app.add_subcommand("cancel", "Cancel an instance: compensate its completed steps");
-  add_db(cancel_cmd, false);
+  add_db(cancel_cmd, true);
   add_access(cancel_cmd, d.access);
   cancel_cmd->add_option("id", id, "Instance id")->required();
 

@@ -528,7 +528,13 @@ int cancel(const DbArgs& args, const std::string& id) {
     print_error(info.status().message());
     return kExitError;
   }
-  std::cout << fmt::format("{}: {}\n", id, to_string(info->status));
+  if (args.json) {
+    std::cout << json_text(nlohmann::json{
+                     {"id", id}, {"command", "cancel"}, {"status", to_string(info->status)}})
+              << "\n";
+  } else {
+    std::cout << fmt::format("{}: {}\n", id, to_string(info->status));
+  }
   if (!is_terminal(info->status) && info->status != InstanceStatus::kStuck) {
     std::cerr << "cancel requested: the worker that runs the instance compensates it (it "
                  "notices within about 50 ms)\n";

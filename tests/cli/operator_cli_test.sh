@@ -62,4 +62,9 @@ contains "$tmp/out" '"status": "completed"' "unpaused, it ran to its end"
 expect 0 "show the skipped one" -- "$ctl" show "${ids[0]}" --db "$db" --json
 contains "$tmp/out" '"data": "{\"slept\":true}"' "the given result is the step's"
 
+expect 0 "a nap to cancel" -- "$ctl" start "$nap" --db "$db" --input '{"secs": 60}'
+napping=$(cat "$tmp/out")
+expect 0 "cancel --json" -- "$ctl" cancel "$napping" --db "$db" --json
+contains "$tmp/out" '"status": "cancelled"' "cancel prints JSON"
+
 finish operator_cli
