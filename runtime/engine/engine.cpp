@@ -30,6 +30,15 @@
 // places, and an instance moves between them under the engine's mutex, so
 // it is always in exactly one. The 3-step saga's path never waits in a
 // timer and only pays one check per commit.
+//
+// Messages (saga/commands.hpp: cancel, the operator commands) reach a run
+// through its inbox: read with the row when the run is loaded, handed over
+// at once when posted through this engine, or found by the inbox watch (a
+// thread that asks the store every EngineOptions::inbox_watch for posts of
+// other processes). The machine decides what each does; the message id
+// rides with the transition that commits the decision (Transition::
+// consumed), and a run remembers the ids it acted on, so a message seen on
+// two of these paths is acted on once.
 #include "saga/engine.hpp"
 
 #include <fmt/format.h>
