@@ -67,4 +67,32 @@ napping=$(cat "$tmp/out")
 expect 0 "cancel --json" -- "$ctl" cancel "$napping" --db "$db" --json
 contains "$tmp/out" '"status": "cancelled"' "cancel prints JSON"
 
+# kill -9 during a retry: the undo runs a script that first outlives its
+# timeout (stuck after 2 attempts), then takes a second; the retry is
+# killed while it runs, and resume finishes it: one `retried`, compensated.
+undo="$tmp/undo.sh"
+printf '#!/bin/sh\nsleep 5\n' >"$undo"
+chmod +x "$undo"
+cat >"$tmp/slow_undo.saga" <<SAGA
+saga slow_undo() {
+  step a { do log(message: "a") undo exec(cmd: "$undo") timeout 2s }
+  fail rejected "give up"
+}
+SAGA
+expect 4 "an undo that times out is stuck" -- "$ctl" run "$tmp/slow_undo.saga" --db "$db" --allow-exec --undo-attempts 2
+slow=$("$ctl" ls --db "$db" --status stuck --json | sed -n 's/.*"id": "\(.*\)".*/\1/p' | head -1)
+printf '#!/bin/sh\nsleep 1\n' >"$undo"
+"$ctl" retry "$slow" --db "$db" --allow-exec >"$tmp/retry.out" 2>&1 &
+retrypid=$!
+for _ in $(seq 1 500); do
+  "$ctl" show "$slow" --db "$db" 2>/dev/null | grep -q "retried" && break
+done
+{ kill -9 "$retrypid" && wait "$retrypid"; } 2>/dev/null
+expect 0 "resume after the killed retry" -- "$ctl" resume --db "$db" --allow-exec
+expect 0 "show after the killed retry" -- "$ctl" show "$slow" --db "$db" --json
+contains "$tmp/out" '"status": "compensated"' "the retried undo finished after the kill"
+contains "$tmp/out" '"kind": "resumed"' "killed mid-undo: resume took it up from its checkpoint"
+[ "$(grep -c '"kind": "retried"' "$tmp/out")" -eq 1 ] && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: the retry was acted on more than once"; show "$tmp/out"; }
+
 finish operator_cli
