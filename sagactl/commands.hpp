@@ -11,7 +11,12 @@
 
 #include "runtime/bytecode/program.hpp"
 #include "saga/engine.hpp"
+#include "saga/http.hpp"
 #include "saga/store.hpp"
+
+namespace saga {
+class Metrics;
+}
 
 namespace saga::cli {
 
@@ -67,6 +72,11 @@ struct Access {
   // How an engine of this process takes load (README, "Under overload").
   size_t max_active = EngineOptions{}.max_active;  // --max-active; 0: no limit.
   bool adaptive = true;                            // --no-adaptive: bulkheads only.
+  // Take up stuck and paused instances when an operator's command arrives
+  // for them (EngineOptions::serve_inbox): worker and resume.
+  bool serve_inbox = false;
+  // --undo-attempts: attempts of an undo before the instance is stuck.
+  uint32_t undo_attempts = CompensationPolicy{}.attempts;
 };
 
 struct RunArgs {
@@ -137,6 +147,32 @@ struct GraphArgs {
 };
 int graph(const GraphArgs& args);
 int show_graph(const DbArgs& db, const std::string& id, const GraphArgs& args);
+
+// An engine with the HTTP client that performs its service calls and its
+// http.* actions. The client is shut down before the engine is destroyed
+// (saga/http.hpp says why).
+struct Runtime {
+  std::shared_ptr<HttpClient> http;
+  std::shared_ptr<Metrics> metrics;  // Set for a worker that listens (its /metrics).
+  std::unique_ptr<Engine> engine;
+  ~Runtime();
+};
+// Null (the error printed) when the engine cannot be opened. `with_metrics`:
+// the engine reports to a new Runtime::metrics.
+std::unique_ptr<Runtime> open_engine(
+    const std::string& db, const std::string& durability, const Access& access,
+    std::function<void(const std::string&, const HistoryEvent&)> on_event = {},
+    bool with_metrics = false);
+
+// sagactl pause, unpause, retry, skip, compensate (operator_commands.cpp).
+struct OperatorArgs {
+  DbArgs db;
+  std::string id;
+  std::string note;
+  std::string result;  // skip: JSON text.
+  bool result_given = false;
+};
+int operator_command(Command command, const OperatorArgs& args);
 
 struct ExploreArgs {
   RunArgs run;  // program, --saga, --input/--input-file (default: a value per parameter).

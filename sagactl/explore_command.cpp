@@ -4,9 +4,9 @@
 
 #include <iostream>
 
-#include "grammar/suggest.hpp"
 #include "grammar/diagnostic.hpp"
 #include "grammar/source.hpp"
+#include "grammar/suggest.hpp"
 #include "runtime/explore/explore.hpp"
 #include "sagactl/commands.hpp"
 

@@ -67,6 +67,11 @@ int main(int argc, char** argv) {
                     "Run at most N instances at once; the rest wait `pending`, in order (0: no "
                     "limit)")
         ->capture_default_str();
+    cmd->add_option("--undo-attempts", access.undo_attempts,
+                    "Attempts of an undo before the instance is stuck (its backoff doubles from "
+                    "200 ms up to 60 s)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 10000));
     cmd->add_flag("!--no-adaptive", access.adaptive,
                   "Fixed concurrency per service (its bulkhead) instead of a limit that follows "
                   "the service's latency");
@@ -148,7 +153,7 @@ int main(int argc, char** argv) {
   add_db(ls_cmd, true);
   ls_cmd->add_option("--status", ls_args.status,
                      "Only this status: pending, running, compensating, completed, compensated, "
-                     "failed, stuck, cancelled");
+                     "failed, stuck, cancelled, paused");
   ls_cmd->add_option("--saga", ls_args.saga, "Only instances of this saga");
   ls_cmd->add_option("--stalled", ls_args.stalled,
                      "Only unfinished instances without progress for this long (30s, 10m, 2h), "
@@ -187,9 +192,29 @@ int main(int argc, char** argv) {
   add_graph_format(graph_cmd);
   auto* cancel_cmd =
       app.add_subcommand("cancel", "Cancel an instance: compensate its completed steps");
-  add_db(cancel_cmd, false);
+  add_db(cancel_cmd, true);
   add_access(cancel_cmd, d.access);
   cancel_cmd->add_option("id", id, "Instance id")->required();
+
+  // The operator commands (saga/commands.def), one subcommand per row but
+  // cancel, which has its own above.
+  OperatorArgs op;
+  std::vector<std::pair<saga::Command, CLI::App*>> operator_cmds;
+  for (const saga::CommandInfo& info : saga::kCommands) {
+    if (info.command == saga::Command::cancel) continue;
+    auto* cmd = app.add_subcommand(std::string(info.name), std::string(info.doc));
+    cmd->add_option("--db", op.db.db, "The database (default: $SAGA_DB or ./sagas.db)");
+    add_access(cmd, op.db.access);
+    cmd->add_option("id", op.id, "Instance id")->required();
+    cmd->add_flag("--json", op.db.json, "Print the outcome as JSON");
+    auto* note = cmd->add_option("--note", op.note, "Why (kept in the history event)");
+    if (info.command == saga::Command::skip) {
+      note->required();
+      cmd->add_option("--result", op.result, "A forward step's result, as JSON (default null)")
+          ->each([&op](const std::string&) { op.result_given = true; });
+    }
+    operator_cmds.emplace_back(info.command, cmd);
+  }
 
   ExploreArgs x;
   auto* explore_cmd = app.add_subcommand(
@@ -281,6 +306,9 @@ int main(int argc, char** argv) {
   if (*show_cmd) return show(d, id);
   if (*graph_cmd) return saga::cli::graph(g);
   if (*cancel_cmd) return cancel(d, id);
+  for (auto& [command, cmd] : operator_cmds) {
+    if (*cmd) return operator_command(command, op);
+  }
   if (*explore_cmd) return explore(x);
   if (*test_cmd) return test(t);
   if (*diff_cmd) return diff(m);

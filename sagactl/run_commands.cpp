@@ -30,23 +30,16 @@ std::optional<Durability> durability_of(const std::string& name) {
   return std::nullopt;
 }
 
-// An engine with the HTTP client that performs its service calls and its
-// http.* actions. The client is shut down before the engine is destroyed
-// (saga/http.hpp says why).
-struct Runtime {
-  std::shared_ptr<HttpClient> http;
-  std::shared_ptr<Metrics> metrics;  // Set for a worker that listens (its /metrics).
-  std::unique_ptr<Engine> engine;
-  ~Runtime() {
-    if (http) http->shutdown();
-    engine.reset();
-  }
-};
+}  // namespace
+
+Runtime::~Runtime() {
+  if (http) http->shutdown();
+  engine.reset();
+}
 
 std::unique_ptr<Runtime> open_engine(
     const std::string& db, const std::string& durability, const Access& access,
-    std::function<void(const std::string&, const HistoryEvent&)> on_event = {},
-    bool with_metrics = false) {
+    std::function<void(const std::string&, const HistoryEvent&)> on_event, bool with_metrics) {
   auto rt = std::make_unique<Runtime>();
   HttpOptions http;
   http.allow_hosts = access.allow_hosts;
@@ -65,6 +58,8 @@ std::unique_ptr<Runtime> open_engine(
     rt->metrics->watch_breakers([client = rt->http] { return client->breaker_states(); });
     options.observer = rt->metrics;
   }
+  options.serve_inbox = access.serve_inbox;
+  options.compensation.attempts = access.undo_attempts;
   for (const std::string& binding : access.service_urls) {
     auto eq = binding.find('=');
     if (eq == std::string::npos || eq == 0 || binding.compare(eq + 1, 7, "http://") != 0) {
@@ -83,6 +78,8 @@ std::unique_ptr<Runtime> open_engine(
   register_exec_action(*rt->engine, access.allow_exec);
   return rt;
 }
+
+namespace {
 
 // For a stuck instance: which undo gave up, and which compensations are
 // still to run; empty for any other instance. What an operator needs to know
@@ -338,7 +335,9 @@ int start(const RunArgs& args) {
 }
 
 int resume(const DbArgs& args) {
-  auto rt = open_engine(args.db, args.durability, args.access);
+  Access access = args.access;
+  access.serve_inbox = true;  // Operators' commands posted meanwhile are carried out.
+  auto rt = open_engine(args.db, args.durability, access);
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
   auto taken = engine.resume();
@@ -360,7 +359,9 @@ void on_signal(int) {
 }  // namespace
 
 int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen) {
-  auto rt = open_engine(args.db, args.durability, args.access, {}, !listen.listen.empty());
+  Access access = args.access;
+  access.serve_inbox = true;  // Operators' commands are carried out here.
+  auto rt = open_engine(args.db, args.durability, access, {}, !listen.listen.empty());
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
   std::signal(SIGINT, on_signal);
@@ -550,8 +551,12 @@ int show(const DbArgs& args, const std::string& id) {
     print_log(v["compensation_stack"], 1);
   }
   for (const auto& d : v["dead_letters"]) {
-    std::cout << fmt::format("\ndead letter: step {}: {}: {}\n", d["step"].get<std::string>(),
-                             d["error_class"].get<std::string>(), d["message"].get<std::string>());
+    const std::string resolved = d.value("resolved", nlohmann::json()).is_string()
+                                     ? " (resolved " + d["resolved"].get<std::string>() + ")"
+                                     : "";
+    std::cout << fmt::format("\ndead letter{}: step {}: {}: {}\n", resolved,
+                             d["step"].get<std::string>(), d["error_class"].get<std::string>(),
+                             d["message"].get<std::string>());
   }
   std::cout << "\nhistory\n";
   std::cout << fmt::format("  {:<24}  {:<18}  {:<14}  {:>3}  {}\n", "TIME (UTC)", "EVENT", "STEP",
@@ -596,10 +601,16 @@ int cancel(const DbArgs& args, const std::string& id) {
     print_error(info.status().message());
     return kExitError;
   }
-  std::cout << fmt::format("{}: {}\n", id, to_string(info->status));
+  if (args.json) {
+    std::cout << json_text(nlohmann::json{
+                     {"id", id}, {"command", "cancel"}, {"status", to_string(info->status)}})
+              << "\n";
+  } else {
+    std::cout << fmt::format("{}: {}\n", id, to_string(info->status));
+  }
   if (!is_terminal(info->status) && info->status != InstanceStatus::kStuck) {
-    std::cerr << "cancel requested: the worker that runs the instance compensates it when it "
-                 "next looks (sagactl worker --poll-ms)\n";
+    std::cerr << "cancel requested: the worker that runs the instance compensates it (it "
+                 "notices within about 50 ms)\n";
   } else if (info->status == InstanceStatus::kStuck) {
     std::cerr << "cancelled, but a compensation gave up" << stuck_explanation(engine.store(), id)
               << "\n";

@@ -30,9 +30,19 @@
 // places, and an instance moves between them under the engine's mutex, so
 // it is always in exactly one. The 3-step saga's path never waits in a
 // timer and only pays one check per commit.
+//
+// Messages (saga/commands.hpp: cancel, the operator commands) reach a run
+// through its inbox: read with the row when the run is loaded, handed over
+// at once when posted through this engine, or found by the inbox watch (a
+// thread that asks the store every EngineOptions::inbox_watch for posts of
+// other processes). The machine decides what each does; the message id
+// rides with the transition that commits the decision (Transition::
+// consumed), and a run remembers the ids it acted on, so a message seen on
+// two of these paths is acted on once.
 #include "saga/engine.hpp"
 
 #include <fmt/format.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <array>
@@ -61,6 +71,7 @@
 #include "runtime/value/utf8.hpp"
 #include "runtime/vm/checkpoint.hpp"
 #include "runtime/vm/vm.hpp"
+#include "saga/commands.hpp"
 #include "saga/error_classes.hpp"
 #include "stdlib/functions.hpp"
 
@@ -93,6 +104,7 @@ int exit_code_for(InstanceStatus status) {
     case InstanceStatus::kCompleted:
       return 0;
     case InstanceStatus::kStuck:
+    case InstanceStatus::kPaused:
       return 4;
     case InstanceStatus::kCompensated:
     case InstanceStatus::kFailed:
@@ -163,6 +175,17 @@ struct Starting {
   std::shared_ptr<std::promise<Status>> promise;
 };
 
+// The inbox messages a run acted on (their ids): those not committed yet
+// go with its next transition (Transition::consumed); all are remembered
+// while the run is in memory, so that a message seen twice (posted here and
+// noticed by the inbox watch) is acted on once. Allocated with the first
+// message: most runs never get one.
+struct RunInbox {
+  std::vector<std::string> handled;
+  std::vector<std::string> unsaved;
+  bool resolve_dead_letters = false;
+};
+
 // Kept small, its fields ordered by size: 100,000 waiting instances must fit
 // in well under 200 MB, and a Run of at most 624 bytes (with its shared_ptr's
 // count, 640: one of jemalloc's size classes) takes 128 bytes less than one
@@ -200,7 +223,8 @@ struct Run {
   std::vector<Ready> ready;
   // The deadline's timer (its id stays set once armed, so it is armed once).
   TimerId deadline_timer;
-  Engine::DoneCallback on_done;  // start_async()'s callback.
+  Engine::DoneCallback on_done;     // start_async()'s callback.
+  std::unique_ptr<RunInbox> inbox;  // Null until a message arrives.
 
   FiberRun* fiber_run(uint32_t fid) {
     auto it = std::lower_bound(fibers.begin(), fibers.end(), fid,
@@ -295,6 +319,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       std::optional<DeadLetter> dead_letter;
       std::vector<uint32_t> fibers, removed;
       bool instance = false;
+      std::vector<std::string> consumed;
+      bool resolve_dead_letters = false;
     };
     std::unique_ptr<Unsaved> unsaved;  // Null after a successful commit.
     runtime::EventKinds kinds;         // Of its events, for the observer.
@@ -334,6 +360,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   void shutdown() {
     stopping.store(true, std::memory_order_release);
+    stop_watch();
     if (timers) timers->stop();
     work.reset();
     io.stop();
@@ -509,10 +536,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       scrub_utf8_in_place(t.dead_letter->message);
     }
     r.dead_letter.reset();
+    if (r.inbox) {
+      t.consumed = std::move(r.inbox->unsaved);
+      r.inbox->unsaved = {};
+      if (std::exchange(r.inbox->resolve_dead_letters, false)) {
+        t.resolve_dead_letters_ms = std::max<int64_t>(now(), 1);
+      }
+    }
     std::vector<Ready> ready = std::move(r.ready);
     r.ready = {};
     uint64_t seq = ++r.commit_seq;
-    bool final = is_terminal(status) || status == InstanceStatus::kStuck;
+    bool final = is_terminal(status) || waits_for_operator(status);
     in_flight_commits.fetch_add(1, std::memory_order_relaxed);
     store->submit(
         std::move(t), [this, run, seq, final, echoed = std::move(echoed), ready = std::move(ready),
@@ -538,6 +572,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             }
             unsaved->dead_letter = std::move(done.dead_letter);
             unsaved->instance = done.write_instance;
+            unsaved->consumed = std::move(done.consumed);
+            unsaved->resolve_dead_letters = done.resolve_dead_letters_ms != 0;
             for (const FiberRow& f : done.fibers) {
               (f.state.empty() ? unsaved->removed : unsaved->fibers).push_back(f.fiber);
             }
@@ -678,7 +714,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // failed commit). Called with run->mu held.
   static bool has_pending(const Run& r) {
     return !r.events.empty() || r.dead_letter || !r.dirty.empty() || !r.removed.empty() ||
-           r.instance_dirty || !r.ready.empty();
+           r.instance_dirty || !r.ready.empty() ||
+           (r.inbox && (!r.inbox->unsaved.empty() || r.inbox->resolve_dead_letters));
   }
 
   // A failed commit (disk full, locked) acknowledged nothing: what it would
@@ -710,6 +747,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
     r.instance_dirty = r.instance_dirty || u.instance;
     r.ready.insert(r.ready.end(), c.ready.begin(), c.ready.end());
+    if (!u.consumed.empty() || u.resolve_dead_letters) {
+      if (!r.inbox) r.inbox = std::make_unique<RunInbox>();
+      r.inbox->unsaved.insert(r.inbox->unsaved.end(), u.consumed.begin(), u.consumed.end());
+      r.inbox->resolve_dead_letters = r.inbox->resolve_dead_letters || u.resolve_dead_letters;
+    }
   }
 
   void forget(const RunPtr& run) {
@@ -1440,12 +1482,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // Not ours to run any more: deleted, or finished by an engine that took
     // it over (this process stalled past its lease).
     if (!rec.value() || rec.value()->owner != owner || is_terminal(rec.value()->status) ||
-        rec.value()->status == InstanceStatus::kStuck) {
+        waits_for_operator(rec.value()->status)) {
       drop_evicted(key, epoch, rec.value() ? &*rec.value() : nullptr);
       return Reload::kGone;
     }
     InstanceRecord& row = *rec.value();
-    const bool cancel = row.cancel_requested;
     bool pending = false;
     RunPtr run = load_run(row, pending);
     if (!run) {  // Unreadable, and now stuck (load_run said why).
@@ -1467,8 +1508,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       runtime::Env e = env();
       apply(run, runtime::reloaded(*run->program, run->state, e));
     }
-    if (cancel && run->state.phase == Phase::kForward && !run->finished) {
-      interrupt(run, "cancelled", "cancelled by request", true);
+    if (!row.inbox.empty()) {
+      for (const InboxMessage& m : row.inbox) handle_message(run, m);
     } else {
       evict_if_idle(run, run->commit_seq == 0);
     }
@@ -1494,37 +1535,96 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
   }
 
-  // Applies a cancel (already recorded in the store) to the instance if this
-  // engine runs it, in memory or evicted, and it is in its forward phase.
-  void cancel_here(const std::string& id) {
-    const std::optional<InstanceKey> key = InstanceKey::parse(id);
+  // Acts on an inbox message (already durable in the store) if this engine
+  // runs its instance, in memory or evicted; returns false when it does not.
+  bool deliver_here(const InboxMessage& m) {
+    const std::optional<InstanceKey> key = InstanceKey::parse(m.instance_id);
     for (;;) {
       RunPtr run;
       std::optional<uint32_t> epoch;
       {
         std::lock_guard lock(mu);
-        auto it = runs.find(id);
+        auto it = runs.find(m.instance_id);
         if (it != runs.end()) {
           run = it->second;
         } else if (const EvictedSet::Entry* e = key ? evicted.find(*key) : nullptr) {
-          if (e->forward) epoch = e->epoch;
+          epoch = e->epoch;
         }
       }
       if (run) {
-        // Waiting for admission: it begins now, to end cancelled at once.
+        // Waiting for admission: it begins now, to take the message.
         const bool was_queued = unqueue(run);
         std::lock_guard lock(run->mu);
         if (run->evicted) continue;  // Evicted meanwhile: it is in the set now.
         if (was_queued && !run->finished) begin(run);
-        if (run->state.phase == Phase::kForward && !run->finished) {
-          interrupt(run, "cancelled", "cancelled by request", true);
-        }
-        return;
+        // A run that finished is forgotten soon: the message waits in the
+        // inbox for the engine that takes the instance up next.
+        if (run->finished) return false;
+        handle_message(run, m);
+        return true;
       }
-      if (!epoch) return;
-      // Loaded again, it reads the cancel from its row and applies it.
-      if (reload(*key, *epoch) != Reload::kGone) return;
+      if (!epoch) return false;
+      // Loaded again, it reads the message from its row and acts on it.
+      if (reload(*key, *epoch) != Reload::kGone) return true;
     }
+  }
+
+  // The machine decides what message `m` does to the run; the message is
+  // consumed with the transition that commits the decision. A message the
+  // run acted on already is ignored. Called with run->mu held.
+  void handle_message(const RunPtr& run, const InboxMessage& m) {
+    Run& r = *run;
+    if (r.finished) return;
+    if (!r.inbox) r.inbox = std::make_unique<RunInbox>();
+    if (std::find(r.inbox->handled.begin(), r.inbox->handled.end(), m.id) !=
+        r.inbox->handled.end()) {
+      return;
+    }
+    r.inbox->handled.push_back(m.id);
+    r.inbox->unsaved.push_back(m.id);
+    runtime::Env e = env();
+    Decision d = runtime::message_arrived(*r.program, r.state, m, e);
+    if (d.resolve_dead_letters) r.inbox->resolve_dead_letters = true;
+    d.commit = true;  // At least the consumption.
+    apply(run, std::move(d));
+  }
+
+  // The inbox watch: every options.inbox_watch, one query for messages
+  // other processes posted since the last it saw; each goes to the run it
+  // is for, or (EngineOptions::serve_inbox) makes this engine take the
+  // instance up. Runs on its own thread, with the real clock (a test's
+  // ManualClock moves only timers).
+  void watch_inbox(const std::function<void(const std::string&)>& take_up) {
+    auto last = store->last_inbox_seq();
+    int64_t seen = last.ok() ? last.value() : 0;
+    std::unique_lock lock(watch_mu);
+    while (!watch_stop) {
+      watch_cv.wait_for(lock, options.inbox_watch, [this] { return watch_stop; });
+      if (watch_stop) break;
+      lock.unlock();
+      auto fresh = store->inbox_since(seen, kWatchBatch);
+      if (fresh.ok()) {
+        for (const InboxMessage& m : fresh.value()) {
+          seen = std::max(seen, m.seq);
+          if (!deliver_here(m) && options.serve_inbox && take_up) take_up(m.instance_id);
+        }
+      }
+      lock.lock();
+    }
+  }
+  static constexpr size_t kWatchBatch = 256;
+  std::mutex watch_mu;
+  std::condition_variable watch_cv;
+  bool watch_stop = false;  // Guarded by watch_mu.
+  std::thread watcher;
+
+  void stop_watch() {
+    {
+      std::lock_guard lock(watch_mu);
+      watch_stop = true;
+    }
+    watch_cv.notify_all();
+    if (watcher.joinable()) watcher.join();
   }
 
   // Whether this engine runs the instance (in memory or evicted). Called
@@ -1599,6 +1699,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     t.events.push_back(
         HistoryEvent{now(), std::string(event_name(EventKind::stuck)), {}, 0, cls, message, {}});
     t.dead_letter = DeadLetter{rec.id, {}, now(), cls, message};
+    // Its messages cannot be acted on: consumed, so that no engine takes
+    // it up for them again and again.
+    for (const InboxMessage& m : rec.inbox) t.consumed.push_back(m.id);
     std::promise<Status> done;
     auto future = done.get_future();
     store->submit(std::move(t), [&done](Status s) { done.set_value(std::move(s)); });
@@ -1647,6 +1750,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
     run->id = rec.id;
     run->status = rec.status;
+    run->state.paused = rec.status == InstanceStatus::kPaused;
     run->created_ms = rec.created_ms;
     for (const Fiber& f : run->state.fibers) run->fibers.push_back(FiberRun{f.id, 0, {}});
     return run;
@@ -1684,8 +1788,15 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   unsigned n = std::max(1u, impl->options.threads);
   for (unsigned i = 0; i < n; ++i) impl->threads.emplace_back([io = &impl->io] { io->run(); });
   impl->renew_leases();
-  std::unique_ptr<Engine> engine(new Engine(std::move(impl)));
-  if (engine->impl_->options.observer) engine->impl_->options.observer->engine_opened(*engine);
+  std::unique_ptr<Engine> engine(new Engine(impl));
+  if (impl->options.observer) impl->options.observer->engine_opened(*engine);
+  if (impl->options.inbox_watch.count() > 0) {
+    // The engine outlives the watcher: ~Engine stops it first (shutdown).
+    impl->watcher = std::thread([raw = impl.get(), e = engine.get()] {
+      raw->watch_inbox([e](const std::string& id) { (void)e->resume(id); });
+    });
+    pthread_setname_np(impl->watcher.native_handle(), "saga-inbox");
+  }
   return engine;
 }
 
@@ -1801,17 +1912,25 @@ Result<size_t> Engine::resume(const std::string& only) {
       if (!here && impl_->ended_while_claiming.count(rec.id)) continue;
     }
     if (here) {
-      // Already ours (in memory or evicted): only a cancel requested by
-      // another process matters.
-      if (rec.cancel_requested) impl_->cancel_here(rec.id);
+      // Already ours (in memory or evicted): only messages posted by
+      // another process matter.
+      for (const InboxMessage& m : rec.inbox) impl_->deliver_here(m);
       continue;
     }
-    const bool cancel = rec.cancel_requested;
+    const bool messaged = !rec.inbox.empty();
     bool pending = false;
     RunPtr run = impl_->load_run(rec, pending);
     if (!run) continue;
     ++taken;
-    if (pending && !cancel && impl_->options.max_active > 0) {
+    if (waits_for_operator(rec.status)) {
+      // Taken up for an operator's command: it acts on its messages, and
+      // nothing else runs unless one of them says so.
+      impl_->track(run);
+      std::lock_guard lock(run->mu);
+      for (const InboxMessage& m : rec.inbox) impl_->handle_message(run, m);
+      continue;
+    }
+    if (pending && !messaged && impl_->options.max_active > 0) {
       // Never begun: it waits for admission like a start, in created order
       // (claim() lists oldest first).
       std::lock_guard lock(impl_->mu);
@@ -1824,15 +1943,13 @@ Result<size_t> Engine::resume(const std::string& only) {
     std::lock_guard lock(run->mu);
     if (pending) {
       impl_->begin(run);
-      if (cancel && run->state.phase == Phase::kForward) {
-        impl_->interrupt(run, "cancelled", "cancelled by request", true);
-      }
+      for (const InboxMessage& m : rec.inbox) impl_->handle_message(run, m);
       continue;
     }
     runtime::Env e = impl_->env();
     impl_->apply(run, runtime::resumed(*run->program, run->state, e));
-    if (cancel && run->state.phase == Phase::kForward) {
-      impl_->interrupt(run, "cancelled", "cancelled by request", true);
+    if (messaged) {
+      for (const InboxMessage& m : rec.inbox) impl_->handle_message(run, m);
     } else if (impl_->eviction_due(*run)) {
       // Waiting in a long timer: its "resumed" event is committed now, and
       // then it is evicted (committed()), so that a restart with many
@@ -1889,7 +2006,7 @@ Result<InstanceInfo> Engine::wait(const std::string& id, std::chrono::millisecon
     auto info = get(id);
     if (!info.ok()) return info;
     auto now = std::chrono::steady_clock::now();
-    if (is_terminal(info->status) || info->status == InstanceStatus::kStuck || now >= deadline) {
+    if (is_terminal(info->status) || waits_for_operator(info->status) || now >= deadline) {
       return info;
     }
     // Another process runs it: poll the database.
@@ -1905,10 +2022,19 @@ void Engine::wait_idle(std::chrono::milliseconds timeout) {
 }
 
 Status Engine::cancel(const std::string& id) {
-  Status s = impl_->store->request_cancel(id);
-  if (!s.ok()) return s;
-  impl_->cancel_here(id);
-  return Status::Ok();
+  auto posted = command(id, CommandRequest{Command::cancel, {}, {}});
+  return posted.ok() ? Status::Ok() : posted.status();
+}
+
+Result<InboxMessage> Engine::command(const std::string& id, const CommandRequest& request) {
+  auto posted = post_command(*impl_->store, id, request, impl_->new_id(), impl_->now());
+  if (!posted.ok()) return posted;
+  // Carried out at once when this engine runs the instance; a stuck or
+  // paused one is taken up when this engine serves the inbox.
+  if (!impl_->deliver_here(posted.value()) && impl_->options.serve_inbox) {
+    (void)resume(id);
+  }
+  return posted;
 }
 
 size_t Engine::active() const {

@@ -13,7 +13,10 @@
 #include <cmath>
 #include <functional>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/bytecode/program.hpp"
+#include "saga/commands.hpp"
 #include "saga/error_classes.hpp"
 #include "saga/errors.hpp"
 #include "stdlib/table.hpp"
@@ -46,6 +49,7 @@ std::string step_name(const LinkedProgram& lp, const Fiber& f) {
 
 InstanceStatus status_of(const InstanceState& s) {
   if (s.stuck) return InstanceStatus::kStuck;
+  if (s.paused) return InstanceStatus::kPaused;
   switch (s.phase) {
     case Phase::kForward:
       return InstanceStatus::kRunning;
@@ -156,6 +160,126 @@ class Machine {
         add_unique(d_.ready, f.id);
       }
     }
+  }
+
+  // ---- Messages from the inbox ----------------------------------------------------
+
+  void message(const InboxMessage& m) {
+    const std::optional<Command> c = find_command(m.kind);
+    if (!c) {
+      return event(EventKind::command_dropped, {}, 0, {},
+                   fmt::format("unknown message kind '{}'", m.kind));
+    }
+    const nlohmann::json payload = m.payload_json.empty()
+                                       ? nlohmann::json::object()
+                                       : nlohmann::json::parse(m.payload_json, nullptr, false);
+    std::string note;
+    if (payload.is_object() && payload.contains("note") && payload["note"].is_string()) {
+      note = payload["note"].get<std::string>();
+    }
+    const std::string name(command_info(*c).name);
+    if (std::string why = refusal(*c, m.instance_id, status_of(s_)); !why.empty()) {
+      return event(EventKind::command_dropped, {}, 0, {},
+                   why + " (it changed since the command was posted)",
+                   nlohmann::json{{"command", name}}.dump());
+    }
+    const std::string data = nlohmann::json{{"command", name}, {"note", note}}.dump();
+    switch (*c) {
+      case Command::cancel:
+        s_.cancelled = true;
+        return begin_compensation("cancelled", "cancelled by request");
+      case Command::pause:
+        s_.paused = true;
+        event(EventKind::paused, {}, 0, {}, note, data);
+        // Every wait is let go: a late result is ignored, and the attempt
+        // that was out is in doubt when the instance runs again (resumed()).
+        for (const Fiber& f : s_.fibers) add_unique(d_.stopped, f.id);
+        return touch(0);
+      case Command::unpause:
+        s_.paused = false;
+        event(EventKind::unpaused, {}, 0, {}, note, data);
+        return resumed();
+      case Command::retry:
+        if (s_.stuck) {
+          Fiber& r = fiber(0);
+          s_.stuck = false;
+          d_.resolve_dead_letters = true;
+          const std::string step = step_name(lp_, r);
+          event(EventKind::retried, step, 0, {}, note, data);
+          r.attempt = 1;
+          r.wake_at_ms = 0;
+          // An undo whose arguments could not be computed tries again
+          // (from the root's slots, as next_undo() does): the same error
+          // leaves it stuck again, honestly.
+          if (r.args.is_null()) {
+            Fiber scratch;
+            scratch.pc = p_.steps[r.step].undo_pc;
+            std::string cls = std::move(s_.error_class), msg = std::move(s_.error_message);
+            const Stop stop = run(lp_, s_, scratch, *env_.functions);
+            std::string why_class = std::move(s_.error_class), why = std::move(s_.error_message);
+            s_.error_class = std::move(cls);
+            s_.error_message = std::move(msg);
+            if (stop != Stop::kUndo) {
+              return stuck(step, why_class, why, "cannot compute the undo's arguments: " + why);
+            }
+            r.args = std::move(scratch.args);
+          }
+          return ready(0);
+        }
+        s_.paused = false;
+        event(EventKind::retried, {}, 0, {}, note, data);
+        // A fresh budget for every waiting forward step.
+        for (Fiber& f : s_.fibers) {
+          if (f.wait == Wait::kAction) f.attempt = 1;
+        }
+        return resumed();
+      case Command::skip:
+        return skip(note, payload);
+      case Command::compensate:
+        s_.paused = false;
+        event(EventKind::compensation_requested, {}, 0, {}, note, data);
+        return begin_compensation("cancelled", note.empty()
+                                                   ? "compensated by an operator"
+                                                   : "compensated by an operator: " + note);
+    }
+  }
+
+  void skip(const std::string& note, const nlohmann::json& payload) {
+    if (s_.stuck) {
+      // The undo that gave up counts as done; the compensation goes on.
+      Fiber& r = fiber(0);
+      s_.stuck = false;
+      d_.resolve_dead_letters = true;
+      event(EventKind::skipped, step_name(lp_, r), r.attempt, {}, note,
+            nlohmann::json{{"command", "skip"}, {"note", note}}.dump());
+      r.wait = Wait::kNone;
+      r.wake_at_ms = 0;
+      if (!r.detail->undo_name.empty()) r.detail.mut().undo_name.clear();
+      return next_undo();
+    }
+    std::vector<uint32_t> waiting;
+    for (const Fiber& f : s_.fibers) {
+      if (f.wait == Wait::kAction) waiting.push_back(f.id);
+    }
+    if (waiting.size() != 1) {
+      return event(EventKind::command_dropped, {}, 0, {},
+                   fmt::format("skip needs exactly one waiting step, and {} wait{}", waiting.size(),
+                               waiting.size() == 1 ? "s" : ""),
+                   nlohmann::json{{"command", "skip"}}.dump());
+    }
+    Outcome done;
+    done.ok = true;
+    if (payload.is_object() && payload.contains("result")) {
+      auto v = Value::from_json_text(payload["result"].dump());
+      if (v.ok()) done.result = std::move(v).value();
+    }
+    done.note = note.empty() ? "done by hand" : "done by hand: " + note;
+    s_.paused = false;
+    const uint32_t id = waiting.front();
+    event(EventKind::skipped, step_name(lp_, fiber(id)), fiber(id).attempt, {}, note,
+          nlohmann::json{{"command", "skip"}, {"note", note}}.dump());
+    resumed();
+    attempt_ended(id, done);
   }
 
   // ---- Attempts -----------------------------------------------------------------
@@ -781,6 +905,13 @@ Decision attempt_ended(const LinkedProgram& program, InstanceState& state, uint3
                        const Outcome& outcome, const Env& env) {
   Machine m(program, state, env);
   m.attempt_ended(fiber, outcome);
+  return m.finish();
+}
+
+Decision message_arrived(const LinkedProgram& program, InstanceState& state,
+                         const InboxMessage& message, const Env& env) {
+  Machine m(program, state, env);
+  m.message(message);
   return m.finish();
 }
 

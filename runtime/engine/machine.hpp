@@ -89,8 +89,13 @@ struct Decision {
   // resume: the state is the committed one); the events go with the next
   // transition.
   bool commit = true;
+  // An operator retried or skipped the undo that gave up: the instance's
+  // dead letters are resolved in the same transaction.
+  bool resolve_dead_letters = false;
 
-  bool final() const { return is_terminal(status) || status == InstanceStatus::kStuck; }
+  // Nothing runs after this decision's commit: the instance ended, or
+  // waits for an operator (stuck, paused).
+  bool final() const { return is_terminal(status) || waits_for_operator(status); }
 };
 
 // The status a state stands for.
@@ -111,6 +116,15 @@ Decision attempt_ended(const LinkedProgram& program, InstanceState& state, uint3
 // phase.
 Decision interrupt(const LinkedProgram& program, InstanceState& state, std::string error_class,
                    std::string message, bool cancel, const Env& env);
+
+// A message from the instance's inbox arrived (saga/commands.def: cancel
+// and the operator commands). A command that does not apply to the state as
+// it is now (it moved on since the command was posted) changes nothing but
+// a `command_dropped` event: either way the engine consumes the message in
+// the transition that commits this decision. `state.paused` must say
+// whether the instance is paused (the engine sets it from the row).
+Decision message_arrived(const LinkedProgram& program, InstanceState& state,
+                         const InboxMessage& message, const Env& env);
 
 // After a restart: an attempt whose wake time has come may have been sent
 // before the process died (it is dispatched no earlier than then), so it

@@ -46,7 +46,10 @@ nlohmann::json dead_letter(const DeadLetterEntry& d) {
           {"time", time_text(d.letter.time_ms)},
           {"error_class", scrub_utf8(d.letter.error_class)},
           {"message", scrub_utf8(d.letter.message)},
-          {"attempts", d.attempts}};
+          {"attempts", d.attempts},
+          // When an operator retried or skipped the undo; null while open.
+          {"resolved", d.letter.resolved_ms != 0 ? nlohmann::json(time_text(d.letter.resolved_ms))
+                                                 : nlohmann::json(nullptr)}};
 }
 
 nlohmann::json program(const ProgramInfo& p, const std::vector<std::string>& sagas,

@@ -95,10 +95,39 @@ CREATE TABLE fibers (
 ) WITHOUT ROWID;
 )sql";
 
-// Append new migrations here (version 3, 4, ...); never edit a shipped one.
+// Version 3: the durable inbox of every instance (saga/store.hpp,
+// InboxMessage), keyed like history by the instance's num; seq orders all
+// posts of the database (AUTOINCREMENT: never reused, so an engine that
+// remembers the last seq it saw misses nothing). Consumed rows are kept,
+// marked with consumed_ms; the partial index holds only the unconsumed ones,
+// so finding new messages stays one probe however many were consumed. The
+// cancel_requested flag of older databases becomes a `cancel` message (the
+// column stays, unused), and dead letters get resolved_ms (an operator
+// retried or skipped the undo).
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE inbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  instance INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  payload TEXT NOT NULL DEFAULT '',
+  posted_ms INTEGER NOT NULL,
+  consumed_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX inbox_unconsumed ON inbox(instance, seq) WHERE consumed_ms = 0;
+INSERT INTO inbox (id, instance, kind, posted_ms)
+  SELECT 'cancel-' || id, num, 'cancel', updated_ms FROM instances
+  WHERE cancel_requested <> 0 AND status IN (0, 1) ORDER BY num;
+UPDATE instances SET cancel_requested = 0 WHERE cancel_requested <> 0;
+ALTER TABLE dead_letters ADD COLUMN resolved_ms INTEGER NOT NULL DEFAULT 0;
+)sql";
+
+// Append new migrations here (version 4, 5, ...); never edit a shipped one.
 constexpr Migration kMigrations[] = {
     {1, "initial schema: programs, instances, history, dead_letters", kSchemaV1},
     {2, "fibers: the checkpoints of running branches and loop iterations", kSchemaV2},
+    {3, "inbox: messages to instances (cancel requests become messages); resolved dead letters",
+     kSchemaV3},
 };
 
 }  // namespace

@@ -22,7 +22,7 @@
 //   a hand-off would only add latency. docs/store.md, "Durability", says why
 //   this is as durable as synchronous=FULL.
 // * A second connection, guarded by a mutex, serves reads and the two direct
-//   writes (put_program, request_cancel). WAL lets readers proceed while the
+//   writes (put_program, post). WAL lets readers proceed while the
 //   writer commits; the direct writes wait for the write lock (busy timeout).
 //
 // Every statement is prepared once, with SQLITE_PREPARE_PERSISTENT, when the
@@ -83,12 +83,12 @@ constexpr const char* kJournalSizeLimitSql = "PRAGMA journal_size_limit = 671088
 // Columns of an instance row, in the order read_instance() expects.
 #define SAGA_INSTANCE_COLUMNS                                                          \
   "id, program, saga, status, input, output, error_class, error_message, checkpoint, " \
-  "wake_at, cancel_requested, created_ms, updated_ms, owner, lease_until, num"
+  "wake_at, created_ms, updated_ms, owner, lease_until, num"
 
 // Both instance writes use the same parameter numbers (see bind_instance()).
 // An update never changes what an instance is (id, program, saga, input,
-// created_ms, owner), and never clears a cancel_requested set by another
-// process (`sagactl cancel`) after the engine read the row.
+// created_ms, owner). Messages other processes post (`sagactl cancel`) go to
+// the inbox table, which only Transition::consumed changes.
 //
 // History and dead letters refer to the instance's num (schema.cpp says why).
 // To update an instance the writer needs its num, its current status and its
@@ -102,8 +102,8 @@ constexpr const char* kJournalSizeLimitSql = "PRAGMA journal_size_limit = 671088
 // out so that SQLite does not rewrite the instances_by_status entry (1 us).
 constexpr const char* kInsertInstanceSql =
     "INSERT INTO instances (id, program, saga, status, input, output, error_class, "
-    "error_message, checkpoint, wake_at, cancel_requested, created_ms, updated_ms, owner, "
-    "lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?16, ?17)";
+    "error_message, checkpoint, wake_at, created_ms, updated_ms, owner, "
+    "lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?16, ?17)";
 // Child fibers (schema version 2): written and deleted one by one with their
 // transitions (the engine deletes each at its join, or when compensation
 // begins, so an instance that ends has none), read with the instance.
@@ -115,16 +115,18 @@ constexpr const char* kFibersOfSql =
     "SELECT fiber, state FROM fibers WHERE instance = ?1 ORDER BY fiber";
 // The schema version from which the fibers table exists.
 constexpr int kFibersSchema = 2;
+// A move to stuck (6) or paused (8) releases the lease: no engine runs the
+// instance any more, and the next to claim it (for an operator's message)
+// may be any engine.
 constexpr const char* kUpdateInstanceSql =
     "UPDATE instances SET status = ?4, output = ?6, "
     "error_class = ?7, error_message = ?8, checkpoint = ?9, wake_at = ?10, "
-    "cancel_requested = (cancel_requested OR ?11), updated_ms = ?13 "
+    "updated_ms = ?13, lease_until = CASE WHEN ?4 IN (6, 8) THEN 0 ELSE lease_until END "
     "WHERE num = ?14 AND id = ?1 AND status = ?15";
 constexpr const char* kUpdateSameStatusSql =
     "UPDATE instances SET output = ?6, "
     "error_class = ?7, error_message = ?8, checkpoint = ?9, wake_at = ?10, "
-    "cancel_requested = (cancel_requested OR ?11), updated_ms = ?13 "
-    "WHERE num = ?14 AND id = ?1 AND status = ?15";
+    "updated_ms = ?13 WHERE num = ?14 AND id = ?1 AND status = ?15";
 constexpr const char* kFindInstanceSql =
     "SELECT num, status, (SELECT seq FROM history WHERE instance = instances.num "
     "ORDER BY seq DESC LIMIT 1) FROM instances WHERE id = ?1";
@@ -133,6 +135,33 @@ constexpr const char* kLastSeqSql =
 constexpr const char* kInsertHistorySql =
     "INSERT INTO history (instance, seq, time_ms, kind, step, attempt, error_class, message, "
     "data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+// The inbox (schema version 3; saga/store.hpp, InboxMessage).
+constexpr int kInboxSchema = 3;
+constexpr const char* kConsumeSql =
+    "UPDATE inbox SET consumed_ms = ?2 WHERE id = ?1 AND consumed_ms = 0";
+constexpr const char* kResolveDeadLettersSql =
+    "UPDATE dead_letters SET resolved_ms = ?2 WHERE instance = ?1 AND resolved_ms = 0";
+#define SAGA_INBOX_COLUMNS \
+  "inbox.id, instances.id, inbox.kind, inbox.payload, inbox.posted_ms, inbox.seq"
+constexpr const char* kInboxOfSql =
+    "SELECT " SAGA_INBOX_COLUMNS
+    " FROM inbox JOIN instances ON instances.num = inbox.instance "
+    "WHERE inbox.instance = ?1 AND inbox.consumed_ms = 0 ORDER BY inbox.seq";
+constexpr const char* kInboxOfIdSql =
+    "SELECT " SAGA_INBOX_COLUMNS
+    " FROM inbox JOIN instances ON instances.num = inbox.instance "
+    "WHERE instances.id = ?1 AND inbox.consumed_ms = 0 ORDER BY inbox.seq";
+// Unconsumed messages after a seq: the partial index inbox_unconsumed is on
+// (instance, seq), so this scans only unconsumed rows, which are few.
+constexpr const char* kInboxSinceSql =
+    "SELECT " SAGA_INBOX_COLUMNS
+    " FROM inbox JOIN instances ON instances.num = inbox.instance "
+    "WHERE inbox.seq > ?1 AND inbox.consumed_ms = 0 ORDER BY inbox.seq LIMIT ?2";
+constexpr const char* kLastInboxSeqSql = "SELECT coalesce(max(seq), 0) FROM inbox";
+// A post: only to an instance that is not terminal (3, 4, 5, 7).
+constexpr const char* kPostSql =
+    "INSERT INTO inbox (id, instance, kind, payload, posted_ms) "
+    "SELECT ?1, num, ?3, ?4, ?5 FROM instances WHERE id = ?2 AND status NOT IN (3, 4, 5, 7)";
 constexpr const char* kInsertDeadLetterSql =
     "INSERT INTO dead_letters (instance, step, time_ms, error_class, message) "
     "VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -148,14 +177,24 @@ constexpr const char* kListByStatusSql =
 // Pending, running, compensating: not terminal and not stuck. Oldest first, so
 // a worker that resumes after a crash starts with the instances that waited
 // longest.
+// Stuck (6) and paused (8) ones too when a message waits in their inbox: an
+// operator's command for an engine to carry out.
 constexpr const char* kListUnfinishedSql =
+    "SELECT " SAGA_INSTANCE_COLUMNS
+    " FROM instances WHERE status IN (0, 1, 2) OR (status IN (6, 8) AND num IN "
+    "(SELECT instance FROM inbox WHERE consumed_ms = 0)) ORDER BY created_ms, num";
+constexpr const char* kListUnfinishedV2Sql =
     "SELECT " SAGA_INSTANCE_COLUMNS
     " FROM instances WHERE status IN (0, 1, 2) ORDER BY created_ms, num";
 constexpr const char* kHistorySql =
     "SELECT time_ms, kind, step, attempt, error_class, message, data FROM history "
     "WHERE instance = (SELECT num FROM instances WHERE id = ?1) ORDER BY seq";
 constexpr const char* kDeadLettersSql =
-    "SELECT step, time_ms, error_class, message FROM dead_letters "
+    "SELECT step, time_ms, error_class, message, resolved_ms FROM dead_letters "
+    "WHERE instance = (SELECT num FROM instances WHERE id = ?1) ORDER BY id";
+// Before schema version 3 (a read-only store on an older file).
+constexpr const char* kDeadLettersV2Sql =
+    "SELECT step, time_ms, error_class, message, 0 FROM dead_letters "
     "WHERE instance = (SELECT num FROM instances WHERE id = ?1) ORDER BY id";
 // The operator's views (Store::query_instances, list_dead_letters,
 // list_programs). Newest first in the order of the instances_by_status and
@@ -174,11 +213,19 @@ constexpr const char* kQueryByStatusSql =
 // Where a page starts: the (created_ms, num) of the cursor's instance.
 constexpr const char* kCursorSql = "SELECT created_ms, num FROM instances WHERE id = ?1";
 // The attempts of the undo that gave up are those of its `stuck` event.
-constexpr const char* kListDeadLettersSql =
-    "SELECT i.id, i.saga, i.status, d.step, d.time_ms, d.error_class, d.message, "
-    "COALESCE((SELECT h.attempt FROM history h WHERE h.instance = d.instance AND "
-    "h.kind = 'stuck' AND h.step = d.step ORDER BY h.seq DESC LIMIT 1), 0) "
+// The open dead letters only: one an operator retried or skipped is resolved
+// (show keeps it, marked).
+#define SAGA_DEAD_LETTER_COLUMNS                                                 \
+  "SELECT i.id, i.saga, i.status, d.step, d.time_ms, d.error_class, d.message, " \
+  "COALESCE((SELECT h.attempt FROM history h WHERE h.instance = d.instance AND " \
+  "h.kind = 'stuck' AND h.step = d.step ORDER BY h.seq DESC LIMIT 1), 0) "
+constexpr const char* kListDeadLettersSql = SAGA_DEAD_LETTER_COLUMNS
+    "FROM dead_letters d JOIN instances i ON i.num = d.instance WHERE d.resolved_ms = 0 "
+    "ORDER BY d.id DESC LIMIT ?1";
+// Before schema version 3 (a read-only store on an older file): none is resolved.
+constexpr const char* kListDeadLettersV2Sql = SAGA_DEAD_LETTER_COLUMNS
     "FROM dead_letters d JOIN instances i ON i.num = d.instance ORDER BY d.id DESC LIMIT ?1";
+#undef SAGA_DEAD_LETTER_COLUMNS
 constexpr const char* kListProgramsSql =
     "SELECT hash, name, created_ms FROM programs ORDER BY created_ms DESC, hash";
 constexpr const char* kGetProgramSql = "SELECT image FROM programs WHERE hash = ?1";
@@ -186,14 +233,12 @@ constexpr const char* kHasProgramSql = "SELECT 1 FROM programs WHERE hash = ?1";
 constexpr const char* kPutProgramSql =
     "INSERT INTO programs (hash, name, image, created_ms) VALUES (?1, ?2, ?3, ?4) "
     "ON CONFLICT (hash) DO NOTHING";
-constexpr const char* kRequestCancelSql =
-    "UPDATE instances SET cancel_requested = 1 WHERE id = ?1 AND status IN (0, 1)";
 constexpr const char* kStatusOfSql = "SELECT status FROM instances WHERE id = ?1";
 // Scans the instances_by_status index only (a covering index: no row is read).
 constexpr const char* kCountByStatusSql =
     "SELECT status, COUNT(*) FROM instances GROUP BY status ORDER BY status";
 constexpr const char* kClaimSql =
-    "UPDATE instances SET owner = ?2, lease_until = ?3 WHERE id = ?1 AND status IN (0, 1, 2)";
+    "UPDATE instances SET owner = ?2, lease_until = ?3 WHERE id = ?1 AND status IN (0, 1, 2, 6, 8)";
 constexpr const char* kRenewSql =
     "UPDATE instances SET lease_until = ?2 WHERE owner = ?1 AND status IN (0, 1, 2)";
 // move_instance (sagactl migrate). Rare, so prepared when used, on the
@@ -208,6 +253,13 @@ static_assert(static_cast<int>(InstanceStatus::kPending) == 0 &&
                   static_cast<int>(InstanceStatus::kRunning) == 1 &&
                   static_cast<int>(InstanceStatus::kCompensating) == 2,
               "kListUnfinishedSql and the instances_by_status index use these numbers");
+static_assert(static_cast<int>(InstanceStatus::kStuck) == 6 &&
+                  static_cast<int>(InstanceStatus::kPaused) == 8 &&
+                  static_cast<int>(InstanceStatus::kCompleted) == 3 &&
+                  static_cast<int>(InstanceStatus::kCompensated) == 4 &&
+                  static_cast<int>(InstanceStatus::kFailed) == 5 &&
+                  static_cast<int>(InstanceStatus::kCancelled) == 7,
+              "kListUnfinishedSql, kClaimSql and kPostSql use these numbers");
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -227,7 +279,6 @@ void bind_instance(Statement& st, const InstanceRecord& r) {
   st.bind_text(8, r.error_message);
   st.bind_blob(9, r.checkpoint.data(), r.checkpoint.size());
   st.bind(10, r.wake_at_ms);
-  st.bind(11, r.cancel_requested ? 1 : 0);
   st.bind(12, r.created_ms);
   st.bind(13, r.updated_ms);
 }
@@ -256,7 +307,7 @@ Result<InstanceRecord> read_instance(const Statement& st, const std::string& pat
   r.program_hash = st.column_text(1);
   r.saga = st.column_text(2);
   int64_t status = st.column_int(3);
-  if (status < 0 || status > static_cast<int64_t>(InstanceStatus::kCancelled)) {
+  if (status < 0 || status > static_cast<int64_t>(InstanceStatus::kPaused)) {
     return Status(StatusCode::kCorrupt,
                   fmt::format("instance {} has an unknown status {}: {}", r.id, status, path));
   }
@@ -267,13 +318,24 @@ Result<InstanceRecord> read_instance(const Statement& st, const std::string& pat
   r.error_message = st.column_text(7);
   r.checkpoint = st.column_blob(8);
   r.wake_at_ms = st.column_int(9);
-  r.cancel_requested = st.column_int(10) != 0;
-  r.created_ms = st.column_int(11);
-  r.updated_ms = st.column_int(12);
-  r.owner = st.column_text(13);
-  r.lease_until_ms = st.column_int(14);
-  if (num != nullptr) *num = st.column_int(15);
+  r.created_ms = st.column_int(10);
+  r.updated_ms = st.column_int(11);
+  r.owner = st.column_text(12);
+  r.lease_until_ms = st.column_int(13);
+  if (num != nullptr) *num = st.column_int(14);
   return r;
+}
+
+// Reads a row selected with SAGA_INBOX_COLUMNS.
+InboxMessage read_message(const Statement& st) {
+  InboxMessage m;
+  m.id = st.column_text(0);
+  m.instance_id = st.column_text(1);
+  m.kind = st.column_text(2);
+  m.payload_json = st.column_text(3);
+  m.posted_ms = st.column_int(4);
+  m.seq = st.column_int(5);
+  return m;
 }
 
 class SqliteStore final : public Store {
@@ -324,7 +386,10 @@ class SqliteStore final : public Store {
   Result<std::vector<DeadLetterEntry>> list_dead_letters(size_t limit) override;
   Result<std::vector<ProgramInfo>> list_programs() override;
   Status check_ready() override;
-  Status request_cancel(const std::string& id) override;
+  Status post(InboxMessage& message) override;
+  Result<std::vector<InboxMessage>> inbox(const std::string& id) override;
+  Result<std::vector<InboxMessage>> inbox_since(int64_t after_seq, size_t limit) override;
+  Result<int64_t> last_inbox_seq() override;
   Result<std::vector<InstanceRecord>> claim(
       const std::string& owner, int64_t now_ms, int64_t lease_until_ms,
       const std::function<bool(const std::string& other)>& owner_dead,
@@ -373,6 +438,13 @@ class SqliteStore final : public Store {
   Result<std::vector<InstanceRecord>> read_instances(Statement& st, bool with_fibers);
   // Appends the fibers of the instance at `num`. Called with rdb_mu_ held.
   Status read_fibers(int64_t num, std::vector<FiberRow>& out);
+  // Appends the unconsumed messages of the instance at `num`. Called with
+  // rdb_mu_ held.
+  Status read_inbox(int64_t num, std::vector<InboxMessage>& out);
+  // Appends the rows `st` selects (SAGA_INBOX_COLUMNS). rdb_mu_ held.
+  Status read_messages(Statement& st, std::vector<InboxMessage>& out);
+  // The consumption and dead-letter resolution of transition `t`.
+  Status write_inbox(const Transition& t, int64_t num);
   // Writes and deletes the fibers of transition `t` of the instance at `num`.
   Status write_fibers(const Transition& t, int64_t num);
 
@@ -433,6 +505,7 @@ class SqliteStore final : public Store {
     Statement insert_history;
     Statement insert_dead_letter;
     Statement upsert_fiber, delete_fiber;
+    Statement consume, resolve_dead_letters;
   } w_;
   bool writer_sync_full_ = false;  // Under kFull, the writer's synchronous setting now.
 
@@ -441,12 +514,15 @@ class SqliteStore final : public Store {
   Connection rdb_;
   struct {
     Statement get_instance, list_all, list_by_status, list_unfinished, history, dead_letters;
-    Statement get_program, has_program, put_program, request_cancel, status_of, claim, renew;
+    Statement get_program, has_program, put_program, status_of, claim, renew;
     Statement query_all, query_by_status, cursor, list_dead_letters, list_programs;
     Statement count_by_status;
     Statement fibers_of;  // Prepared only when the schema has the fibers table.
+    // Prepared only when the schema has the inbox (version 3 and later).
+    Statement post, inbox_of, inbox_of_id, inbox_since, last_inbox_seq;
   } r_;
   bool has_fibers_ = false;  // The schema has the fibers table (version 2 and later).
+  bool has_inbox_ = false;   // The schema has the inbox table (version 3 and later).
 
   // The queue. submitted_ and finished_ count transitions; flush() waits for
   // finished_ to reach the submitted_ it saw.
@@ -557,6 +633,7 @@ Status SqliteStore::open_read_only() {
                         identity->user_version, latest_schema_version(), path_)};
   }
   has_fibers_ = identity->user_version >= kFibersSchema;
+  has_inbox_ = identity->user_version >= kInboxSchema;
   s = configure(rdb_, /*writer=*/false);
   if (!s.ok()) return s;
   return prepare_statements(/*writer=*/false);
@@ -595,6 +672,7 @@ Status SqliteStore::open() {
   s = migrate(wdb_, migrations());
   if (!s.ok()) return s;
   has_fibers_ = true;
+  has_inbox_ = true;
 
   if (const char* pages = std::getenv("SAGA_TEST_MAX_PAGES"); pages != nullptr && *pages != 0) {
     Result<int64_t> limit = set_max_page_count(std::strtoll(pages, nullptr, 10));
@@ -632,23 +710,24 @@ Status SqliteStore::prepare_statements(bool with_writer) {
       {&w_.insert_dead_letter, kInsertDeadLetterSql},
       {&w_.upsert_fiber, kUpsertFiberSql},
       {&w_.delete_fiber, kDeleteFiberSql},
+      {&w_.consume, kConsumeSql},
+      {&w_.resolve_dead_letters, kResolveDeadLettersSql},
   };
   for (const auto& [stmt, sql] : writer) {
     if (!with_writer) break;
     Status s = wdb_.prepare(*stmt, sql);
     if (!s.ok()) return s;
   }
-  const std::pair<Statement*, const char*> reader[] = {
+  std::vector<std::pair<Statement*, const char*>> reader = {
       {&r_.get_instance, kGetInstanceSql},
       {&r_.list_all, kListAllSql},
       {&r_.list_by_status, kListByStatusSql},
-      {&r_.list_unfinished, kListUnfinishedSql},
+      {&r_.list_unfinished, has_inbox_ ? kListUnfinishedSql : kListUnfinishedV2Sql},
       {&r_.history, kHistorySql},
-      {&r_.dead_letters, kDeadLettersSql},
+      {&r_.dead_letters, has_inbox_ ? kDeadLettersSql : kDeadLettersV2Sql},
       {&r_.get_program, kGetProgramSql},
       {&r_.has_program, kHasProgramSql},
       {&r_.put_program, kPutProgramSql},
-      {&r_.request_cancel, kRequestCancelSql},
       {&r_.status_of, kStatusOfSql},
       {&r_.count_by_status, kCountByStatusSql},
       {&r_.claim, kClaimSql},
@@ -656,14 +735,21 @@ Status SqliteStore::prepare_statements(bool with_writer) {
       {&r_.query_all, kQueryAllSql},
       {&r_.query_by_status, kQueryByStatusSql},
       {&r_.cursor, kCursorSql},
-      {&r_.list_dead_letters, kListDeadLettersSql},
+      {&r_.list_dead_letters, has_inbox_ ? kListDeadLettersSql : kListDeadLettersV2Sql},
       {&r_.list_programs, kListProgramsSql},
   };
+  if (has_fibers_) reader.emplace_back(&r_.fibers_of, kFibersOfSql);
+  if (has_inbox_) {
+    reader.insert(reader.end(), {{&r_.post, kPostSql},
+                                 {&r_.inbox_of, kInboxOfSql},
+                                 {&r_.inbox_of_id, kInboxOfIdSql},
+                                 {&r_.inbox_since, kInboxSinceSql},
+                                 {&r_.last_inbox_seq, kLastInboxSeqSql}});
+  }
   for (const auto& [stmt, sql] : reader) {
     Status s = rdb_.prepare(*stmt, sql);
     if (!s.ok()) return s;
   }
-  if (has_fibers_) return rdb_.prepare(r_.fibers_of, kFibersOfSql);
   return Status::Ok();
 }
 
@@ -1080,6 +1166,7 @@ Status SqliteStore::apply(const Transition& t, Status* rejected) {
   }
 
   if (Status s = write_fibers(t, num); !s.ok()) return s;
+  if (Status s = write_inbox(t, num); !s.ok()) return s;
 
   if (!t.events.empty()) {
     Status s = append_history(num, t.events, &seq);
@@ -1107,6 +1194,26 @@ Status SqliteStore::apply(const Transition& t, Status* rejected) {
   } else {
     if (known_.size() >= kMaxKnown) known_.clear();
     known_.insert_or_assign(r.id, Known{num, static_cast<int64_t>(r.status), seq});
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::write_inbox(const Transition& t, int64_t num) {
+  for (const std::string& id : t.consumed) {
+    Statement& st = w_.consume;
+    Statement::Reset reset(st);
+    st.bind_text(1, id);
+    st.bind(2, std::max<int64_t>(t.instance.updated_ms, 1));
+    int rc = st.step();
+    if (rc != SQLITE_DONE) return wdb_.error(rc, "consuming an inbox message");
+  }
+  if (t.resolve_dead_letters_ms != 0) {
+    Statement& st = w_.resolve_dead_letters;
+    Statement::Reset reset(st);
+    st.bind(1, num);
+    st.bind(2, t.resolve_dead_letters_ms);
+    int rc = st.step();
+    if (rc != SQLITE_DONE) return wdb_.error(rc, "resolving dead letters");
   }
   return Status::Ok();
 }
@@ -1231,7 +1338,25 @@ Result<std::optional<InstanceRecord>> SqliteStore::get_instance(const std::strin
   if (!r.ok()) return r.status();
   Status s = read_fibers(num, r->fibers);
   if (!s.ok()) return s;
+  s = read_inbox(num, r->inbox);
+  if (!s.ok()) return s;
   return std::optional<InstanceRecord>(std::move(r).value());
+}
+
+Status SqliteStore::read_inbox(int64_t num, std::vector<InboxMessage>& out) {
+  if (!has_inbox_) return Status::Ok();
+  Statement::Reset reset(r_.inbox_of);
+  r_.inbox_of.bind(1, num);
+  return read_messages(r_.inbox_of, out);
+}
+
+Status SqliteStore::read_messages(Statement& st, std::vector<InboxMessage>& out) {
+  for (;;) {
+    int rc = st.step();
+    if (rc == SQLITE_DONE) return Status::Ok();
+    if (rc != SQLITE_ROW) return rdb_.error(rc, "reading an inbox");
+    out.push_back(read_message(st));
+  }
 }
 
 Status SqliteStore::read_fibers(int64_t num, std::vector<FiberRow>& out) {
@@ -1259,6 +1384,8 @@ Result<std::vector<InstanceRecord>> SqliteStore::read_instances(Statement& st, b
     if (!r.ok()) return r.status();
     if (with_fibers) {
       Status s = read_fibers(num, r->fibers);
+      if (!s.ok()) return s;
+      s = read_inbox(num, r->inbox);
       if (!s.ok()) return s;
     }
     out.push_back(std::move(r).value());
@@ -1338,6 +1465,7 @@ Result<std::vector<DeadLetter>> SqliteStore::dead_letters(const std::string& id)
     d.time_ms = st.column_int(1);
     d.error_class = st.column_text(2);
     d.message = st.column_text(3);
+    d.resolved_ms = st.column_int(4);
   }
 }
 
@@ -1429,30 +1557,73 @@ Status SqliteStore::check_ready() {
   return Status::Ok();
 }
 
-// A direct write like put_program. It only ever sets the flag; the engine's
-// updates keep it set (see kUpdateInstanceSql), and the engine acts on it.
-Status SqliteStore::request_cancel(const std::string& id) {
-  if (options_.read_only) return refuse_write("request a cancellation");
+// A direct write like put_program: committed (and synced under kFull, as
+// the reader connection runs with synchronous=FULL) before it returns.
+Status SqliteStore::post(InboxMessage& m) {
+  if (options_.read_only) return refuse_write("post a message");
+  if (!has_inbox_) return {StatusCode::kUnsupported, "the database has no inbox: " + path_};
   std::lock_guard lock(rdb_mu_);
-  Statement::Reset reset(r_.request_cancel);
-  r_.request_cancel.bind_text(1, id);
-  int rc = r_.request_cancel.step();
-  if (rc != SQLITE_DONE) return rdb_.error(rc, "requesting cancellation");
-  if (sqlite3_changes(rdb_.get()) > 0) return Status::Ok();
+  Statement::Reset reset(r_.post);
+  r_.post.bind_text(1, m.id);
+  r_.post.bind_text(2, m.instance_id);
+  r_.post.bind_text(3, m.kind);
+  r_.post.bind_text(4, m.payload_json);
+  r_.post.bind(5, m.posted_ms);
+  int rc = r_.post.step();
+  if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+    return {StatusCode::kInvalidArgument,
+            fmt::format("a message with id {} was posted already: {}", m.id, path_)};
+  }
+  if (rc != SQLITE_DONE) return rdb_.error(rc, "posting a message");
+  if (sqlite3_changes(rdb_.get()) > 0) {
+    m.seq = sqlite3_last_insert_rowid(rdb_.get());
+    return Status::Ok();
+  }
   Statement::Reset reset_status(r_.status_of);
-  r_.status_of.bind_text(1, id);
+  r_.status_of.bind_text(1, m.instance_id);
   rc = r_.status_of.step();
   if (rc == SQLITE_DONE) {
-    return {StatusCode::kNotFound, fmt::format("no instance {} in {}", id, path_)};
+    return {StatusCode::kNotFound, fmt::format("no instance {} in {}", m.instance_id, path_)};
   }
-  if (rc != SQLITE_ROW) return rdb_.error(rc, "requesting cancellation");
+  if (rc != SQLITE_ROW) return rdb_.error(rc, "posting a message");
   int64_t status = r_.status_of.column_int(0);
-  const char* name = status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kCancelled)
+  const char* name = status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kPaused)
                          ? to_string(static_cast<InstanceStatus>(status))
                          : "of an unknown status";
-  return {StatusCode::kFailedPrecondition,
-          fmt::format("instance {} is {}: only a pending or running instance can be cancelled", id,
-                      name)};
+  return {
+      StatusCode::kFailedPrecondition,
+      fmt::format("instance {} is {}: a finished instance takes no messages", m.instance_id, name)};
+}
+
+Result<std::vector<InboxMessage>> SqliteStore::inbox(const std::string& id) {
+  std::vector<InboxMessage> out;
+  if (!has_inbox_) return out;
+  std::lock_guard lock(rdb_mu_);
+  Statement::Reset reset(r_.inbox_of_id);
+  r_.inbox_of_id.bind_text(1, id);
+  if (Status s = read_messages(r_.inbox_of_id, out); !s.ok()) return s;
+  return out;
+}
+
+Result<std::vector<InboxMessage>> SqliteStore::inbox_since(int64_t after_seq, size_t limit) {
+  std::vector<InboxMessage> out;
+  if (!has_inbox_) return out;
+  std::lock_guard lock(rdb_mu_);
+  Statement::Reset reset(r_.inbox_since);
+  r_.inbox_since.bind(1, after_seq);
+  r_.inbox_since.bind(2, static_cast<int64_t>(std::min<size_t>(limit, 1u << 30)));
+  if (Status s = read_messages(r_.inbox_since, out); !s.ok()) return s;
+  return out;
+}
+
+Result<int64_t> SqliteStore::last_inbox_seq() {
+  if (!has_inbox_) return int64_t{0};
+  std::lock_guard lock(rdb_mu_);
+  Statement& st = r_.last_inbox_seq;
+  Statement::Reset reset(st);
+  int rc = st.step();
+  if (rc != SQLITE_ROW) return rdb_.error(rc, "reading the inbox");
+  return st.column_int(0);
 }
 
 // Reads the unfinished instances and claims the free ones in one IMMEDIATE

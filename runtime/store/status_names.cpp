@@ -25,6 +25,7 @@ constexpr StatusName kNames[] = {
     {InstanceStatus::kFailed, "failed"},
     {InstanceStatus::kStuck, "stuck"},
     {InstanceStatus::kCancelled, "cancelled"},
+    {InstanceStatus::kPaused, "paused"},
 };
 
 }  // namespace
@@ -63,9 +64,14 @@ bool is_terminal(InstanceStatus s) {
     case InstanceStatus::kRunning:
     case InstanceStatus::kCompensating:
     case InstanceStatus::kStuck:
+    case InstanceStatus::kPaused:
       return false;
   }
   return false;
+}
+
+bool waits_for_operator(InstanceStatus s) {
+  return s == InstanceStatus::kStuck || s == InstanceStatus::kPaused;
 }
 
 }  // namespace saga

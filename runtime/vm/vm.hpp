@@ -208,6 +208,10 @@ struct InstanceState {
   // A compensation gave up: the root waits (kUndo) on the undo that failed,
   // for an operator; the status is `stuck`.
   bool stuck = false;
+  // An operator paused the instance (status `paused`): no fiber waits
+  // until a command moves it on. Not in the checkpoint: the instance row's
+  // status says it, and the engine sets it when it loads the row.
+  bool paused = false;
   int64_t started_ms = 0;
   int64_t deadline_ms = 0;   // Absolute; 0 = none.
   std::vector<Value> slots;  // The root fiber's slots (parameters first).

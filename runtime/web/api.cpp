@@ -155,7 +155,18 @@ void add_api_routes(serve::Router& router, const Context& context) {
                  if (form) {
                    auto fields = serve::parse_form(req.body);
                    if (!fields) return serve::error_response(400, "malformed form body");
-                   for (const auto& [k, v] : *fields) args[k] = v;
+                   for (const auto& [k, v] : *fields) {
+                     if (k == "result" && v.empty()) continue;  // An empty field: no result.
+                     if (k != "result") {
+                       args[k] = v;
+                       continue;
+                     }
+                     // A form's result is JSON text, as sagactl skip --result takes it.
+                     args[k] = nlohmann::json::parse(v, nullptr, false);
+                     if (args[k].is_discarded()) {
+                       return serve::error_response(400, "result is not JSON: " + v);
+                     }
+                   }
                  } else if (!req.body.empty()) {
                    args = nlohmann::json::parse(req.body, nullptr, false);
                    if (!args.is_object()) {

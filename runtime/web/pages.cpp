@@ -114,11 +114,15 @@ std::string action_forms(const std::string& id, const std::string& status) {
     bool applies = false;
     for (InstanceStatus s : a.applies_to) applies = applies || to_string(s) == status;
     if (!applies) continue;
+    // Every action takes a note (kept in the history event); skip a result.
+    const std::string result =
+        a.name == "skip" ? "<input name=\"result\" placeholder=\"result (JSON)\">" : "";
     out += fmt::format(
         "<form class=\"action\" method=\"post\" action=\"/api/instances/{}/{}\">"
+        "<input name=\"note\" placeholder=\"note\">{}"
         "<button type=\"submit\" name=\"action\" value=\"{}\" title=\"{}\">{}</button></form>\n",
-        html_escape(url_encode(id)), html_escape(a.name), html_escape(a.name), html_escape(a.doc),
-        html_escape(a.label));
+        html_escape(url_encode(id)), html_escape(a.name), result, html_escape(a.name),
+        html_escape(a.doc), html_escape(a.label));
   }
   return out.empty() ? out : "<div id=\"actions\">\n" + out + "</div>\n";
 }

@@ -140,9 +140,22 @@ class BrowserTest : public WorkerFixture {
   }
 };
 
-TEST_F(BrowserTest, AnOperatorSeesInstancesAndCancelsOne) {
+TEST_F(BrowserTest, AnOperatorSeesInstancesCancelsOneAndRetriesAStuckOne) {
   make_instances();
-  start_worker();
+  // A fifth instance, stuck because the program its undo runs is missing;
+  // the test installs it later, and Retry then compensates the instance.
+  const fs::path tool = dir_ / "tool";
+  ASSERT_EQ(sagactl({"run", std::string(SAGA_SOURCE_DIR) + "/tests/browser/fixable.saga", "--db",
+                     db_, "-q", "--allow-exec", "--undo-attempts", "1", "--input",
+                     json{{"tool", tool.string()}}.dump()}),
+            4);
+  std::string fixable;
+  for (const auto& r :
+       json::parse(sagactl_stdout({"ls", "--db", db_, "--saga", "fixable", "--json"}))) {
+    fixable = r["id"];
+  }
+  ASSERT_FALSE(fixable.empty());
+  start_worker({"--allow-exec"});
   ASSERT_TRUE(eventually([&] { return status_of(running_) == "running"; }));
   const int driver_port = free_port();
   samples::ChildProcess driver({kChromedriver, "--port=" + std::to_string(driver_port)},
@@ -160,7 +173,7 @@ TEST_F(BrowserTest, AnOperatorSeesInstancesAndCancelsOne) {
     browser.go(base + "/");
     EXPECT_EQ(browser.title(), "Instances - saga");
     auto rows = browser.find_all("#instances tbody tr");
-    EXPECT_EQ(rows.size(), 4u);
+    EXPECT_EQ(rows.size(), 5u);
     std::map<std::string, std::string> shown;
     for (const std::string& id : {completed_, compensated_, stuck_, running_}) {
       std::string row = browser.find("tr[data-id='" + id + "'] .status");
@@ -175,7 +188,7 @@ TEST_F(BrowserTest, AnOperatorSeesInstancesAndCancelsOne) {
 
     // Filtering by status through the form.
     browser.go(base + "/?status=stuck");
-    EXPECT_EQ(browser.find_all("#instances tbody tr").size(), 1u);
+    EXPECT_EQ(browser.find_all("#instances tbody tr").size(), 2u);
 
     // A <script> in the input shows as text and did not run.
     browser.go(base + "/instances/" + completed_);
@@ -189,7 +202,9 @@ TEST_F(BrowserTest, AnOperatorSeesInstancesAndCancelsOne) {
     EXPECT_NE(browser.text(browser.find("#dead-letters")).find("second"), std::string::npos);
     EXPECT_FALSE(browser.find("#history li.event[data-kind='stuck']").empty());
     EXPECT_FALSE(browser.find("#history li.event[data-kind='compensating']").empty());
-    EXPECT_TRUE(browser.find("#actions").empty()) << "no action applies to a stuck instance yet";
+    EXPECT_FALSE(browser.find("#actions button[value='retry']").empty());
+    EXPECT_FALSE(browser.find("#actions button[value='skip']").empty());
+    EXPECT_TRUE(browser.find("#actions button[value='cancel']").empty());
 
     // Cancel the running one: the form posts, the page comes back, the status changes.
     browser.go(base + "/instances/" + running_);
@@ -220,6 +235,33 @@ TEST_F(BrowserTest, AnOperatorSeesInstancesAndCancelsOne) {
     EXPECT_NE(browser.text(browser.find("#programs")).find("slow"), std::string::npos);
     browser.go(base + "/dead-letters");
     EXPECT_NE(browser.text(browser.find("#dead-letters")).find(stuck_), std::string::npos);
+    EXPECT_NE(browser.text(browser.find("#dead-letters")).find(fixable), std::string::npos);
+
+    // The participant is fixed (the program the undo runs now exists): Retry
+    // on the stuck instance runs the undo again, and the instance compensates.
+    fs::create_symlink("/bin/true", tool);
+    browser.go(base + "/instances/" + fixable);
+    EXPECT_EQ(browser.text(browser.find("#status")), "stuck");
+    std::string retry = browser.find("#actions button[value='retry']");
+    ASSERT_FALSE(retry.empty());
+    browser.script("document.body.dataset.before = 'click';");
+    browser.click(retry);
+    ASSERT_TRUE(eventually([&] {
+      return browser
+          .script(
+              "return document.readyState === 'complete' && "
+              "document.body.dataset.before === undefined;")
+          .get<bool>();
+    })) << browser.url();
+    EXPECT_TRUE(eventually([&] {
+      browser.go(base + "/instances/" + fixable);
+      return browser.text(browser.find("#status")) == "compensated";
+    })) << browser.text(browser.find("#status"));
+    EXPECT_FALSE(browser.find("#history li.event[data-kind='retried']").empty());
+    browser.screenshot(artifacts / "retried.png");
+    browser.go(base + "/dead-letters");
+    EXPECT_EQ(browser.text(browser.find("#dead-letters")).find(fixable), std::string::npos)
+        << "a retried undo's dead letter is resolved";
   } catch (const std::exception& e) {
     FAIL() << e.what() << "\nchromedriver:\n" << driver.output();
   }

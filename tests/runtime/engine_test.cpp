@@ -99,6 +99,8 @@ class EngineTest : public ::testing::Test {
     options.compensation.attempts = 3;
     options.compensation.initial_ms = 100;
     options.evict_after = evict_after_;
+    options.inbox_watch = inbox_watch_;
+    options.serve_inbox = serve_inbox_;
     options.on_event = [this](const std::string& id, const saga::HistoryEvent& e) {
       // SAGA_TEST_TRACE=1 prints every committed event, for debugging.
       if (std::getenv("SAGA_TEST_TRACE")) {
@@ -111,6 +113,18 @@ class EngineTest : public ::testing::Test {
     EXPECT_TRUE(engine.ok()) << engine.status().message();
     engine_ = std::move(engine).value();
     return *engine_;
+  }
+
+  // Starts `n` instances of kNap and waits until each sleeps in its nap.
+  std::vector<std::string> start_naps(saga::Engine& e, const std::string& hash, int n) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < n; ++i) {
+      auto id = e.start(hash, "nap", {{"n", i}});
+      EXPECT_TRUE(id.ok());
+      if (id.ok()) ids.push_back(id.value());
+    }
+    EXPECT_TRUE(log_.wait_for("step_started", "nap", static_cast<size_t>(n)));
+    return ids;
   }
 
   std::string load(const std::string& source) {
@@ -136,6 +150,8 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<saga::Engine> engine_;
   EventLog log_;
   std::chrono::milliseconds evict_after_ = saga::EngineOptions{}.evict_after;  // For open().
+  std::chrono::milliseconds inbox_watch_ = saga::EngineOptions{}.inbox_watch;  // For open().
+  bool serve_inbox_ = false;                                                   // For open().
 };
 
 // Three host-provided steps; each records its calls.
@@ -1421,27 +1437,25 @@ TEST_F(EngineTest, CancelOfAnEvictedInstanceLoadsItAndCompensates) {
   EXPECT_EQ(e.cancel(id.value()).code(), saga::StatusCode::kFailedPrecondition);
 }
 
-// A cancel recorded by another process (`sagactl cancel` writes the row)
-// reaches an evicted instance at the worker's next resume(), and at the
-// latest when it is loaded again.
+// A cancel posted by another process (`sagactl cancel`) reaches an evicted
+// instance at the worker's next resume(), and at the latest when it is
+// loaded again (here without the inbox watch, which would notice it first).
 TEST_F(EngineTest, ACancelFromAnotherProcessReachesAnEvictedInstance) {
+  inbox_watch_ = 0ms;
   auto& e = open();
   std::string hash = load(kNap);
   Recorder rec;
   rec.answer(e, {"s.a", "s.b", "s.undo_a"});
-  std::vector<std::string> ids;
-  for (int i = 0; i < 2; ++i) {
-    auto id = e.start(hash, "nap", {{"n", i}});
-    ASSERT_TRUE(id.ok());
-    ids.push_back(id.value());
-  }
-  ASSERT_TRUE(log_.wait_for("step_started", "nap", 2));
+  const std::vector<std::string> ids = start_naps(e, hash, 2);
   ASSERT_EQ(e.evicted(), 2u);
   {
     auto other = saga::open_sqlite_store((dir_ / "sagas.db").string());
     ASSERT_TRUE(other.ok()) << other.status().message();
-    ASSERT_TRUE(other.value()->request_cancel(ids[0]).ok());
-    ASSERT_TRUE(other.value()->request_cancel(ids[1]).ok());
+    for (const std::string& id : ids) {
+      auto posted =
+          saga::post_command(*other.value(), id, {saga::Command::cancel, {}, {}}, "m-" + id, 1);
+      ASSERT_TRUE(posted.ok()) << posted.status().message();
+    }
   }
   auto taken = e.resume(ids[0]);  // The worker's poll, for the first one only.
   ASSERT_TRUE(taken.ok()) << taken.status().message();
@@ -1643,4 +1657,197 @@ saga late() { step wait { do p.wait() -> w  undo p.unwait(id: w.id) } }
   EXPECT_EQ(ends, 1);
   EXPECT_EQ(resumed, 0);
   EXPECT_EQ(taken.value(), static_cast<size_t>(kPending));
+}
+
+// ---- The inbox and the operator commands -----------------------------------------
+
+// A message another process posts is noticed by the inbox watch, with no
+// resume() and no clock move: the evicted instance is cancelled, and its
+// cancel is consumed with the transition that acts on it.
+TEST_F(EngineTest, TheInboxWatchNoticesACancelFromAnotherProcess) {
+  auto& e = open();
+  std::string hash = load(kNap);
+  Recorder rec;
+  rec.answer(e, {"s.a", "s.b", "s.undo_a"});
+  const std::vector<std::string> id = start_naps(e, hash, 1);
+  ASSERT_EQ(e.evicted(), 1u);
+  {
+    auto other = saga::open_sqlite_store((dir_ / "sagas.db").string());
+    ASSERT_TRUE(other.ok()) << other.status().message();
+    auto posted =
+        saga::post_command(*other.value(), id[0], {saga::Command::cancel, {}, {}}, "m-1", 1);
+    ASSERT_TRUE(posted.ok()) << posted.status().message();
+  }
+  auto info = e.wait(id[0], 10s);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCancelled);
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"a", "undo_a"}));
+  auto inbox = e.store().inbox(id[0]);
+  ASSERT_TRUE(inbox.ok());
+  EXPECT_TRUE(inbox->empty()) << "consumed";
+}
+
+// The nap saga's undo of `a` fails while `failing` is set.
+struct FlakyUndo {
+  std::atomic<bool> failing{true};
+  Recorder rec;
+  void install(saga::Engine& e) {
+    rec.answer(e, {"s.a", "s.b"});
+    e.register_action("s.undo_a", [this](const saga::ActionCall& c) -> json {
+      rec.add(c);
+      if (failing) throw saga::ActionError("unavailable", "refunds are down");
+      return 1;
+    });
+  }
+};
+
+const char* kFailsAfterA = R"(
+service s { }
+saga fails(n: number) {
+  step a { do s.a(n: n) -> x undo s.undo_a() }
+  fail rejected "give up"
+}
+)";
+
+// Makes the instance stuck: the undo of `a` fails its 3 attempts (the
+// fixture's compensation policy), the clock moved past each backoff.
+std::string make_stuck(saga::Engine& e, const std::string& hash, EventLog& log,
+                       saga::ManualClock& clock) {
+  auto id = e.start(hash, "fails", {{"n", 1}});
+  EXPECT_TRUE(id.ok());
+  for (size_t n = 1; n <= 2; ++n) {
+    EXPECT_TRUE(log.wait_for("undo_failed", "a", n));
+    clock.advance(1h);
+  }
+  auto info = e.wait(id.value(), 10s);
+  EXPECT_EQ(info->status, InstanceStatus::kStuck);
+  return id.value();
+}
+
+// retry runs the undo that gave up again, with a fresh budget and the same
+// idempotency key, from where it stopped; its dead letter is resolved.
+TEST_F(EngineTest, RetryOfAStuckInstanceRunsTheUndoAgainAndResolvesTheDeadLetter) {
+  auto& e = open();
+  std::string hash = load(kFailsAfterA);
+  FlakyUndo undo;
+  undo.install(e);
+  const std::string id = make_stuck(e, hash, log_, *clock_);
+  EXPECT_EQ(undo.rec.get(), (std::vector<std::string>{"a", "undo_a", "undo_a", "undo_a"}));
+  undo.failing = false;
+  auto posted = e.command(id, {saga::Command::retry, "refunds are back", {}});
+  ASSERT_TRUE(posted.ok()) << posted.status().message();
+  // It is the engine's own instance no more (stuck): the command carries it
+  // out only where an engine serves the inbox. This one does not: resume().
+  ASSERT_TRUE(e.resume(id).ok());
+  auto info = e.wait(id, 10s);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompensated);
+  std::vector<std::string> calls = undo.rec.get();
+  ASSERT_EQ(calls.size(), 5u);
+  EXPECT_EQ(calls.back(), "undo_a");
+  EXPECT_EQ(undo.rec.keys[4], undo.rec.keys[1]) << "the same idempotency key";
+  auto letters = e.store().dead_letters(id);
+  ASSERT_TRUE(letters.ok());
+  ASSERT_EQ(letters->size(), 1u);
+  EXPECT_NE((*letters)[0].resolved_ms, 0);
+  auto history = history_of(e, id);
+  EXPECT_NE(std::find(history.begin(), history.end(), "retried:a"), history.end());
+  EXPECT_EQ(history.back(), "compensated");
+}
+
+// skip treats the undo that gave up as compensated: not called again.
+TEST_F(EngineTest, SkipOfAStuckInstanceGoesOnWithoutTheUndo) {
+  serve_inbox_ = true;
+  auto& e = open();
+  std::string hash = load(kFailsAfterA);
+  FlakyUndo undo;
+  undo.install(e);
+  const std::string id = make_stuck(e, hash, log_, *clock_);
+  auto posted = e.command(id, {saga::Command::skip, "refunded by hand", {}});
+  ASSERT_TRUE(posted.ok()) << posted.status().message();
+  auto info = e.wait(id, 10s);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompensated);
+  EXPECT_EQ(undo.rec.get().size(), 4u) << "the undo is not called again";
+  auto skipped = log_.of("skipped");
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(skipped[0].message, "refunded by hand");
+  EXPECT_EQ(skipped[0].step, "a");
+}
+
+// pause parks a running instance; it survives a restart untouched (no
+// worker runs it), and unpause lets it go on where it stopped.
+TEST_F(EngineTest, APausedInstanceSurvivesARestartAndRunsOnWhenUnpaused) {
+  serve_inbox_ = true;
+  std::string id;
+  {
+    auto& e = open();
+    std::string hash = load(kNap);
+    Recorder rec;
+    rec.answer(e, {"s.a", "s.b", "s.undo_a"});
+    auto started = e.start(hash, "nap", {{"n", 1}});
+    ASSERT_TRUE(started.ok());
+    id = started.value();
+    ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+    ASSERT_TRUE(e.command(id, {saga::Command::pause, "maintenance", {}}).ok());
+    auto info = e.wait(id, 10s);
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->status, InstanceStatus::kPaused);
+    EXPECT_EQ(e.active(), 0u) << "holds nothing but its row";
+    // Refused in this state, nothing posted.
+    auto again = e.command(id, {saga::Command::pause, {}, {}});
+    EXPECT_EQ(again.status().code(), saga::StatusCode::kFailedPrecondition);
+    EXPECT_NE(again.status().message().find("is paused: only a running instance can be paused"),
+              std::string::npos)
+        << again.status().message();
+  }
+  engine_.reset();
+  auto& e = open();
+  Recorder rec;
+  rec.answer(e, {"s.a", "s.b", "s.undo_a"});
+  auto taken = e.resume();
+  ASSERT_TRUE(taken.ok());
+  EXPECT_EQ(taken.value(), 0u) << "a paused instance is not resumed";
+  clock_->advance(2h);
+  EXPECT_EQ(e.get(id)->status, InstanceStatus::kPaused);
+  ASSERT_TRUE(e.command(id, {saga::Command::unpause, {}, {}}).ok());
+  // Its sleep was due while it was paused: it ends at once, and the saga
+  // goes on from there.
+  auto info = e.wait(id, 10s);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted);
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"b"}));
+}
+
+// skip of a paused instance's forward step completes it with the result
+// given; compensate gives up on a paused instance and undoes what it did.
+TEST_F(EngineTest, SkipAndCompensateOfAPausedInstance) {
+  serve_inbox_ = true;
+  auto& e = open();
+  std::string hash = load(kNap);
+  Recorder rec;
+  rec.answer(e, {"s.a", "s.b", "s.undo_a"});
+  const std::vector<std::string> ids = start_naps(e, hash, 2);
+  for (const std::string& id : ids) {
+    ASSERT_TRUE(e.command(id, {saga::Command::pause, {}, {}}).ok());
+    ASSERT_EQ(e.wait(id, 10s)->status, InstanceStatus::kPaused);
+  }
+  auto bad = e.command(ids[0], {saga::Command::skip, "n", "{not json"});
+  EXPECT_EQ(bad.status().code(), saga::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(e.command(ids[0], {saga::Command::skip, "slept enough", R"({"ok":true})"}).ok());
+  ASSERT_TRUE(e.command(ids[1], {saga::Command::compensate, "not wanted", {}}).ok());
+  EXPECT_EQ(e.wait(ids[0], 10s)->status, InstanceStatus::kCompleted);
+  auto gave_up = e.wait(ids[1], 10s);
+  EXPECT_EQ(gave_up->status, InstanceStatus::kCompensated);
+  EXPECT_NE(gave_up->error_message.find("not wanted"), std::string::npos);
+  std::vector<std::string> calls = rec.get();
+  std::sort(calls.begin(), calls.end());
+  EXPECT_EQ(calls, (std::vector<std::string>{"a", "a", "b", "undo_a"}));
+  bool slept = false;
+  for (const auto& ev : log_.of("step_completed")) {
+    slept = slept || (ev.step == "nap" && ev.data_json == R"({"ok":true})");
+  }
+  EXPECT_TRUE(slept) << "the skipped step's result is the one given";
+  EXPECT_EQ(e.command("no-such-id", {saga::Command::retry, {}, {}}).status().code(),
+            saga::StatusCode::kNotFound);
 }

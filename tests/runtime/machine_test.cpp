@@ -11,6 +11,7 @@
 #include "compiler/compile.hpp"
 #include "runtime/engine/machine.hpp"
 #include "runtime/vm/checkpoint.hpp"
+#include "saga/commands.hpp"
 
 namespace {
 
@@ -80,6 +81,11 @@ class Machine {
   }
   Decision resumed() { return keep(saga::runtime::resumed(lp_, state_, env_)); }
   Decision reloaded() { return keep(saga::runtime::reloaded(lp_, state_, env_)); }
+  // A message from the inbox: `kind` with payload `payload`.
+  Decision message(const std::string& kind, const std::string& payload = {}) {
+    saga::InboxMessage m{"m-" + std::to_string(++messages_), "i-1", kind, payload, env_.now_ms, 0};
+    return keep(saga::runtime::message_arrived(lp_, state_, m, env_));
+  }
   void advance(int64_t ms) { env_.now_ms += ms; }
 
   // The event kinds of a decision, "kind:step" where there is a step.
@@ -118,6 +124,7 @@ class Machine {
     const saga::runtime::EncodedState saved = saga::runtime::encode_state(state_);
     auto back = saga::runtime::decode_checkpoint(lp_, saved.instance, saved.fibers);
     ASSERT_TRUE(back.ok()) << back.status().message();
+    back.value().paused = state_.paused;  // From the instance row, not the checkpoint.
     EXPECT_TRUE(back.value() == state_);
   }
 
@@ -130,6 +137,7 @@ class Machine {
   saga::runtime::LinkedProgram lp_;
   saga::runtime::Env env_;
   saga::runtime::InstanceState state_;
+  int messages_ = 0;
 };
 
 const char* kTwoSteps = R"(
@@ -743,4 +751,125 @@ TEST(Machine, APivotInDoubtCompensatesNothingADeclinedOneDoes) {
   d = declined.end(0, failure("rejected"));
   EXPECT_EQ(Machine::kinds(d),
             (std::vector<std::string>{"step_failed:p", "compensating", "undo_started:a"}));
+}
+
+// ---- Messages: cancel and the operator commands -----------------------------------
+
+// Which status takes which command: the table, written out here on its own
+// so that a changed row in commands.def shows.
+TEST(MachineCommands, EachCommandAppliesInItsStatusesOnly) {
+  const std::map<std::string, std::string> accepts = {
+      {"cancel", "pending running"}, {"pause", "running"},     {"unpause", "paused"},
+      {"retry", "stuck paused"},     {"skip", "stuck paused"}, {"compensate", "paused"},
+  };
+  for (const saga::CommandInfo& c : saga::kCommands) {
+    std::string got;
+    for (int st = 0; st <= static_cast<int>(InstanceStatus::kPaused); ++st) {
+      const auto status = static_cast<InstanceStatus>(st);
+      const std::string why = saga::refusal(c.command, "i-1", status);
+      EXPECT_EQ(why.empty(), saga::command_accepts(c.command, status));
+      if (why.empty()) {
+        got += std::string(got.empty() ? "" : " ") + saga::to_string(status);
+      } else {
+        EXPECT_NE(why.find(std::string("is ") + saga::to_string(status)), std::string::npos) << why;
+      }
+    }
+    EXPECT_EQ(got, accepts.at(std::string(c.name))) << c.name;
+  }
+}
+
+Machine stuck_at_a() {
+  Machine m(kTwoSteps);
+  m.begin();
+  m.end(0, ok(Value("A-1")));
+  m.end(0, failure("rejected"));
+  for (int i = 0; i < 3; ++i) m.end(0, failure("unavailable"));
+  EXPECT_TRUE(m.state().stuck);
+  return m;
+}
+
+TEST(MachineCommands, RetryOfAStuckUndoStartsItAgainWithAFreshBudget) {
+  Machine m = stuck_at_a();
+  Decision d = m.message("retry", R"({"note":"back up"})");
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"retried:a"}));
+  EXPECT_EQ(d.events[0].event.message, "back up");
+  EXPECT_EQ(d.status, InstanceStatus::kCompensating);
+  EXPECT_TRUE(d.resolve_dead_letters);
+  EXPECT_EQ(ids(d.ready), (std::vector<uint32_t>{0}));
+  EXPECT_EQ(m.waiting(), "undo a");
+  EXPECT_EQ(m.state().root().attempt, 1u);
+  // Its budget is whole again: two failures are retried, the third sticks.
+  EXPECT_EQ(Machine::kinds(m.end(0, failure("unavailable"))),
+            (std::vector<std::string>{"undo_failed:a"}));
+  m.end(0, failure("unavailable"));
+  EXPECT_EQ(m.end(0, failure("unavailable")).status, InstanceStatus::kStuck);
+}
+
+TEST(MachineCommands, SkipOfAStuckUndoCountsItAsCompensated) {
+  Machine m = stuck_at_a();
+  Decision d = m.message("skip", R"({"note":"refunded by hand"})");
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"skipped:a", "compensated"}));
+  EXPECT_EQ(d.status, InstanceStatus::kCompensated);
+  EXPECT_TRUE(d.resolve_dead_letters);
+  EXPECT_TRUE(d.ready.empty());
+}
+
+TEST(MachineCommands, PauseLetsTheWaitGoAndUnpauseMakesTheAttemptAgainInDoubt) {
+  Machine m(kTwoSteps);
+  m.begin();
+  ASSERT_EQ(m.waiting(), "action a");
+  Decision d = m.message("pause", R"({"note":"maintenance"})");
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"paused"}));
+  EXPECT_EQ(d.status, InstanceStatus::kPaused);
+  EXPECT_TRUE(d.final());
+  EXPECT_EQ(ids(d.stopped), (std::vector<uint32_t>{0}));
+  EXPECT_TRUE(d.ready.empty());
+  // Refused while paused: dropped, nothing changes.
+  d = m.message("pause");
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"command_dropped"}));
+  EXPECT_EQ(d.status, InstanceStatus::kPaused);
+  d = m.message("unpause");
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"unpaused", "resumed"}));
+  EXPECT_EQ(d.status, InstanceStatus::kRunning);
+  EXPECT_EQ(ids(d.ready), (std::vector<uint32_t>{0}));
+  EXPECT_TRUE(m.state().root().earlier_attempt_in_doubt) << "it may have been out";
+}
+
+TEST(MachineCommands, CompensateGivesUpOnAPausedInstance) {
+  Machine m(kTwoSteps);
+  m.begin();
+  m.end(0, ok(Value("A-1")));
+  m.message("pause");
+  Decision d = m.message("compensate", R"({"note":"not wanted"})");
+  EXPECT_EQ(d.status, InstanceStatus::kCompensating);
+  EXPECT_EQ(m.waiting(), "undo a");
+  EXPECT_NE(m.state().error_message.find("not wanted"), std::string::npos);
+}
+
+TEST(MachineCommands, SkipOfAPausedStepCompletesItWithTheGivenResult) {
+  Machine m(kTwoSteps);
+  m.begin();
+  m.message("pause");
+  Decision d = m.message("skip", R"({"note":"by hand","result":"A-9"})");
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"skipped:a", "resumed", "step_completed:a",
+                                                         "step_started:b"}));
+  EXPECT_EQ(m.waiting(), "action b");
+  EXPECT_EQ(d.events[2].event.data_json, R"("A-9")");
+  EXPECT_NE(d.events[2].event.message.find("done by hand: by hand"), std::string::npos);
+}
+
+TEST(MachineCommands, ACommandThatNoLongerAppliesIsDroppedAndCancelCompensates) {
+  Machine m(kTwoSteps);
+  m.begin();
+  m.end(0, ok(Value("A-1")));
+  Decision d = m.message("retry");
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"command_dropped"}));
+  EXPECT_EQ(d.status, InstanceStatus::kRunning);
+  EXPECT_TRUE(d.ready.empty());
+  d = m.message("no-such-kind");
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"command_dropped"}));
+  d = m.message("cancel");
+  EXPECT_EQ(d.status, InstanceStatus::kCompensating);
+  EXPECT_EQ(m.waiting(), "undo a");
+  EXPECT_TRUE(m.state().cancelled);
 }

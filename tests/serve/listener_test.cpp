@@ -114,6 +114,33 @@ TEST_F(Listener, PagesNewestFirstWithACursor) {
   EXPECT_EQ(http_call(port_, "DELETE", "/api/instances").status, 405);
 }
 
+// GET /metrics: the Prometheus text of the worker's saga::Metrics, its
+// instances by status read from the database at the scrape, and the cancel
+// done through the API counted as an ended instance.
+TEST_F(Listener, ServesMetrics) {
+  make_instances();
+  start_worker();
+  wait_running();
+  auto scrape = get("/metrics");
+  ASSERT_EQ(scrape.status, 200) << scrape.body;
+  EXPECT_TRUE(scrape.headers["content-type"].starts_with("text/plain; version=0.0.4"))
+      << scrape.headers["content-type"];
+  for (const char* line :
+       {"saga_instances{status=\"completed\"} 1\n", "saga_instances{status=\"compensated\"} 1\n",
+        "saga_instances{status=\"stuck\"} 1\n", "saga_instances{status=\"running\"} 1\n"}) {
+    EXPECT_NE(scrape.body.find(line), std::string::npos) << line << "\n" << scrape.body;
+  }
+  EXPECT_NE(scrape.body.find("# TYPE saga_instances_finished_total counter"), std::string::npos);
+  ASSERT_EQ(post("/api/instances/" + running_ + "/cancel").status, 202);
+  ASSERT_TRUE(eventually([&] { return status_of(running_) == "cancelled"; }));
+  EXPECT_TRUE(eventually([&] {
+    auto after = get("/metrics").body;
+    return after.find("saga_instances{status=\"cancelled\"} 1\n") != std::string::npos &&
+           after.find("status=\"cancelled\"} 1\n", after.find("saga_instances_finished_total{")) !=
+               std::string::npos;
+  })) << get("/metrics").body;
+}
+
 TEST_F(Listener, ServesHealth) {
   make_instances();
   start_worker();

@@ -6,7 +6,10 @@
 // or migrates), several rounds on the same file. After each round the parent
 // reopens the database and checks that SQLite's integrity check passes, that
 // every acknowledged transition is there, and that each instance row agrees
-// with its history (a transition is all or nothing).
+// with its history (a transition is all or nothing). Each instance also gets
+// one inbox message, posted before its version-2 transition and consumed by
+// it: after every kill the message is consumed exactly when that transition
+// is stored (consumed once, never lost, never consumed without it).
 //
 // Kill points are chosen by a seeded generator; set SAGA_CRASH_SEED to replay.
 #include <gtest/gtest.h>
@@ -72,6 +75,14 @@ uint64_t version_of(const std::string& checkpoint) {
     r.updated_ms = static_cast<int64_t>(version);
     t.instance = r;
     t.create = create;
+    if (version == 2) {
+      // Posted again after a kill that lost the transition: refused as a
+      // duplicate, and the one posted before is consumed.
+      InboxMessage m{r.id + "-m", r.id, "cancel", "", 1, 0};
+      Status posted = store.post(m);
+      if (!posted.ok() && posted.code() != StatusCode::kInvalidArgument) _exit(6);
+      t.consumed = {m.id};
+    }
     for (int e = 0; e < 2; ++e) {
       HistoryEvent ev;
       ev.kind = e == 0 ? "step_started" : "step_completed";
@@ -179,6 +190,13 @@ TEST(SqliteStoreCrash, KilledWriterLosesNoAcknowledgedTransition) {
       ASSERT_TRUE(h.ok());
       ASSERT_EQ(h->size(), 2 * (stored + 1)) << id << " row and history disagree";
       EXPECT_EQ(h->back().attempt, stored) << id;
+      RawDb raw(path);
+      const std::string consumed = raw.query(
+          "SELECT count(*) FROM inbox JOIN instances ON instances.num = inbox.instance "
+          "WHERE instances.id = '" +
+          id + "' AND consumed_ms <> 0");
+      EXPECT_EQ(consumed, stored >= 2 ? "1" : "0") << id << " at version " << stored;
+      if (stored >= 2) EXPECT_TRUE((*r)->inbox.empty()) << id;
     }
   }
   EXPECT_GT(acked.size(), 0u);

@@ -298,11 +298,11 @@ TEST(SqliteStoreReader, ReadsAFileItMayNotWriteAndRefusesWrites) {
     if (refused.code() != StatusCode::kInvalidArgument) {
       return {StatusCode::kInternal, "a read-only store took a transition: " + refused.message()};
     }
-    return store.value()->request_cancel("a");
+    InboxMessage m{"m-1", "a", "cancel", "", 1, 0};
+    return store.value()->post(m);
   });
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.message();
-  EXPECT_TRUE(contains(s.message(), "opened read-only and cannot request a cancellation"))
-      << s.message();
+  EXPECT_TRUE(contains(s.message(), "opened read-only and cannot post a message")) << s.message();
   chmod(path.c_str(), 0644);
 }
 
@@ -424,6 +424,37 @@ void make_v1_db(const std::string& path) {
   ASSERT_TRUE(conn.open(path, true, 1000).ok());
   ASSERT_TRUE(migrate(conn, migrations().first(1)).ok());
   ASSERT_TRUE(conn.exec("INSERT INTO instances (id, status) VALUES ('kept', 1)", "test").ok());
+}
+
+// Schema 3 turns the cancel_requested flag of a pending or running
+// instance into a `cancel` message in its inbox (and only theirs: a
+// finished instance's stale flag is dropped); nothing else changes.
+TEST(SqliteStoreMigrations, ACancelRequestOfAnOlderDatabaseBecomesAMessage) {
+  TempDir dir;
+  const std::string path = dir.file("x.db");
+  {
+    Connection conn;
+    ASSERT_TRUE(conn.open(path, true, 1000).ok());
+    ASSERT_TRUE(migrate(conn, migrations().first(2)).ok());
+    ASSERT_TRUE(conn.exec("INSERT INTO instances (id, status, cancel_requested, updated_ms) "
+                          "VALUES ('asked', 1, 1, 42), ('quiet', 1, 0, 0), ('done', 3, 1, 0)",
+                          "test")
+                    .ok());
+  }
+  auto store = open_sqlite_store(path);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  auto asked = store.value()->get_instance("asked");
+  ASSERT_TRUE(asked.ok() && asked.value());
+  ASSERT_EQ(asked.value()->inbox.size(), 1u);
+  EXPECT_EQ(asked.value()->inbox[0].kind, "cancel");
+  EXPECT_EQ(asked.value()->inbox[0].posted_ms, 42);
+  EXPECT_EQ(asked.value()->status, InstanceStatus::kRunning);
+  auto quiet = store.value()->get_instance("quiet");
+  ASSERT_TRUE(quiet.ok() && quiet.value());
+  EXPECT_TRUE(quiet.value()->inbox.empty());
+  auto since = store.value()->inbox_since(0, 10);
+  ASSERT_TRUE(since.ok());
+  EXPECT_EQ(since->size(), 1u);  // Not the finished one's.
 }
 
 TEST(SqliteStoreMigrations, VersionsAreConsecutiveFromOne) {

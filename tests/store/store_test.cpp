@@ -42,7 +42,6 @@ void expect_same(const InstanceRecord& a, const InstanceRecord& b) {
   EXPECT_EQ(a.error_message, b.error_message);
   EXPECT_EQ(a.checkpoint, b.checkpoint);
   EXPECT_EQ(a.wake_at_ms, b.wake_at_ms);
-  EXPECT_EQ(a.cancel_requested, b.cancel_requested);
   EXPECT_EQ(a.created_ms, b.created_ms);
   EXPECT_EQ(a.updated_ms, b.updated_ms);
 }
@@ -71,7 +70,6 @@ TEST(SqliteStore, CreateUpdateReadRoundTripsEveryField) {
 
   InstanceRecord r = make_record("i-1");
   r.wake_at_ms = 1700000005000;
-  r.cancel_requested = false;
   ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
   expect_same(get(*store, "i-1"), r);
 
@@ -85,7 +83,6 @@ TEST(SqliteStore, CreateUpdateReadRoundTripsEveryField) {
   u.error_message = "card declined: \xc3\xa9t\xc3\xa9";
   u.checkpoint = std::string("\0\0\0", 3);
   u.wake_at_ms = 0;
-  u.cancel_requested = true;
   u.updated_ms = 1700000009999;
   Transition t;
   t.instance = u;
@@ -450,32 +447,144 @@ TEST(SqliteStore, FailedSyncFailsItsBatchesAndEveryLaterOne) {
   EXPECT_TRUE(submit_and_wait(*store, create_transition(make_record("after"))).ok());
 }
 
-TEST(SqliteStore, CancelRequestSurvivesALaterEngineUpdate) {
+InboxMessage message(const std::string& id, const std::string& instance,
+                     const std::string& kind = "cancel") {
+  return InboxMessage{id, instance, kind, R"({"note":"n"})", 1700000000100, 0};
+}
+
+std::vector<std::string> ids_of(const std::vector<InboxMessage>& inbox) {
+  std::vector<std::string> out;
+  for (const InboxMessage& m : inbox) out.push_back(m.id);
+  return out;
+}
+
+// A message posted by another process (sagactl cancel) after the engine read
+// the row survives the engine's next update, is read with the row until a
+// transition consumes it, and is consumed by that transition only.
+TEST(SqliteStoreInbox, PostedMessagesAreReadWithTheRowUntilATransitionConsumesThem) {
   TempDir dir;
   const std::string path = dir.file("x.db");
   auto store = open_or_die(path);
   ASSERT_TRUE(store);
   InstanceRecord r = make_record("i-1");
   ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
-
-  // `sagactl cancel` in another process.
   {
     auto other = open_or_die(path);
     ASSERT_TRUE(other);
-    ASSERT_TRUE(other->request_cancel("i-1").ok());
-    Status missing = other->request_cancel("nope");
+    InboxMessage a = message("m-a", "i-1"), b = message("m-b", "i-1", "pause");
+    ASSERT_TRUE(other->post(a).ok());
+    ASSERT_TRUE(other->post(b).ok());
+    EXPECT_GT(b.seq, a.seq);
+    InboxMessage again = message("m-a", "i-1");
+    Status dup = other->post(again);
+    EXPECT_EQ(dup.code(), StatusCode::kInvalidArgument) << dup.message();
+    InboxMessage nowhere = message("m-c", "nope");
+    Status missing = other->post(nowhere);
     EXPECT_EQ(missing.code(), StatusCode::kNotFound);
     EXPECT_TRUE(contains(missing.message(), "nope")) << missing.message();
   }
-  // The engine had read the row before the cancel, and writes it back.
+  // The engine had read the row before the posts, and writes it back.
   Transition t;
   t.instance = r;
-  t.instance.cancel_requested = false;
   t.instance.checkpoint = "step 2";
   ASSERT_TRUE(submit_and_wait(*store, t).ok());
   InstanceRecord after = get(*store, "i-1");
-  EXPECT_TRUE(after.cancel_requested);
   EXPECT_EQ(after.checkpoint, "step 2");
+  ASSERT_EQ(ids_of(after.inbox), (std::vector<std::string>{"m-a", "m-b"}));
+  EXPECT_EQ(after.inbox[1].kind, "pause");
+  EXPECT_EQ(after.inbox[1].payload_json, R"({"note":"n"})");
+  EXPECT_EQ(after.inbox[1].posted_ms, 1700000000100);
+  auto since = store->inbox_since(after.inbox[0].seq, 10);
+  ASSERT_TRUE(since.ok());
+  EXPECT_EQ(ids_of(*since), (std::vector<std::string>{"m-b"}));
+  EXPECT_EQ((*since)[0].instance_id, "i-1");
+
+  // Consumed with the transition that acts on it, and only that one.
+  t.consumed = {"m-a"};
+  t.instance.checkpoint = "step 3";
+  ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  after = get(*store, "i-1");
+  EXPECT_EQ(ids_of(after.inbox), (std::vector<std::string>{"m-b"}));
+  auto inbox = store->inbox("i-1");
+  ASSERT_TRUE(inbox.ok());
+  EXPECT_EQ(ids_of(*inbox), (std::vector<std::string>{"m-b"}));
+  auto last = store->last_inbox_seq();
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(*last, after.inbox[0].seq);
+}
+
+// A transition that fails (here: its instance does not exist) consumes
+// nothing: the message is still there for the next try.
+TEST(SqliteStoreInbox, AFailedTransitionConsumesNothing) {
+  TempDir dir;
+  auto store = open_or_die(dir.file("x.db"));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(make_record("i-1"))).ok());
+  InboxMessage m = message("m-1", "i-1");
+  ASSERT_TRUE(store->post(m).ok());
+  Transition bad;
+  bad.instance = make_record("i-2");  // Never created.
+  bad.consumed = {"m-1"};
+  EXPECT_FALSE(submit_and_wait(*store, bad).ok());
+  EXPECT_EQ(ids_of(get(*store, "i-1").inbox), (std::vector<std::string>{"m-1"}));
+}
+
+TEST(SqliteStoreInbox, AFinishedInstanceTakesNoMessages) {
+  TempDir dir;
+  auto store = open_or_die(dir.file("x.db"));
+  ASSERT_TRUE(store);
+  InstanceRecord r = make_record("i-1");
+  r.status = InstanceStatus::kCompleted;
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+  InboxMessage m = message("m-1", "i-1");
+  Status s = store->post(m);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+  EXPECT_TRUE(contains(s.message(), "is completed")) << s.message();
+  EXPECT_TRUE(get(*store, "i-1").inbox.empty());
+}
+
+// Stuck and paused instances are left alone by workers, unless a message
+// waits in their inbox: then claim() takes them like any unfinished one.
+TEST(SqliteStoreInbox, StuckAndPausedInstancesAreClaimedOnlyWithAMessage) {
+  TempDir dir;
+  auto store = open_or_die(dir.file("x.db"));
+  ASSERT_TRUE(store);
+  for (auto [id, status] :
+       {std::pair{"s", InstanceStatus::kStuck}, std::pair{"p", InstanceStatus::kPaused}}) {
+    InstanceRecord r = make_record(id);
+    r.status = status;
+    ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+  }
+  auto none = [](const std::string&) { return false; };
+  auto claimed = store->claim("me", 1, 100, none);
+  ASSERT_TRUE(claimed.ok());
+  EXPECT_TRUE(claimed->empty());
+  InboxMessage m = message("m-1", "p", "unpause");
+  ASSERT_TRUE(store->post(m).ok());
+  claimed = store->claim("me", 1, 100, none);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ((*claimed)[0].id, "p");
+  EXPECT_EQ(ids_of((*claimed)[0].inbox), (std::vector<std::string>{"m-1"}));
+}
+
+// A transition resolves the instance's dead letters (an operator retried or
+// skipped the undo): they stay, with the time.
+TEST(SqliteStoreInbox, ResolvedDeadLettersAreKept) {
+  TempDir dir;
+  auto store = open_or_die(dir.file("x.db"));
+  ASSERT_TRUE(store);
+  Transition t = create_transition(make_record("i-1"));
+  t.dead_letter = DeadLetter{"i-1", "refund", 5, "unavailable", "down", 0};
+  ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  Transition fix;
+  fix.instance = make_record("i-1");
+  fix.resolve_dead_letters_ms = 77;
+  ASSERT_TRUE(submit_and_wait(*store, fix).ok());
+  auto letters = store->dead_letters("i-1");
+  ASSERT_TRUE(letters.ok());
+  ASSERT_EQ(letters->size(), 1u);
+  EXPECT_EQ((*letters)[0].resolved_ms, 77);
 }
 
 // The writer remembers num, status and last seq of the instances it wrote.

@@ -61,7 +61,6 @@ inline InstanceRecord make_record(const std::string& id) {
   r.error_message = "";
   r.checkpoint = std::string("\x01\x00\x02\xff", 4) + " checkpoint of " + id;  // Binary.
   r.wake_at_ms = 0;
-  r.cancel_requested = false;
   r.created_ms = 1700000000000;
   r.updated_ms = 1700000000001;
   return r;

@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "saga/commands.hpp"
 #include "saga/events.hpp"
 #include "saga/status.hpp"
 #include "saga/store.hpp"
@@ -326,6 +327,18 @@ struct EngineOptions {
   // Told what happens (see EngineObserver), e.g. a saga::Metrics. Null:
   // nothing is reported and nothing is paid for it.
   std::shared_ptr<EngineObserver> observer;
+  // How often the engine looks for inbox messages other processes posted
+  // (sagactl cancel, the operator commands): one indexed query that finds
+  // nothing when nothing was posted (docs/operating.md, "Delivery of
+  // messages", has the measured notice latency). Messages posted through
+  // this engine (cancel(), command()) act at once. Zero: never look (a
+  // message from elsewhere then waits for resume()).
+  std::chrono::milliseconds inbox_watch{50};
+  // Take up a stuck or paused instance (or any this engine does not run)
+  // when a message arrives for it, from this process or another: what a
+  // worker does (sagactl worker, resume). Off for a host that runs only its
+  // own instances.
+  bool serve_inbox = false;
 };
 
 struct InstanceInfo {
@@ -424,9 +437,19 @@ class Engine {
   Result<nlohmann::json> inspect(const std::string& id);
 
   // Cancels an instance: its in-flight attempt is abandoned and its completed
-  // steps are compensated; the final status is `cancelled`. Works for
-  // instances run by another process too (they notice at their next poll).
+  // steps are compensated; the final status is `cancelled`. The same as
+  // command(id, {Command::cancel}).
   Status cancel(const std::string& id);
+
+  // Posts a command (saga/commands.def: cancel, pause, unpause, retry,
+  // skip, compensate) to the instance's inbox and returns the message. The
+  // post is durable when this returns; the command is carried out at once
+  // when this engine runs the instance (or, with serve_inbox, can take it
+  // up), else by the engine that runs it, which notices within
+  // EngineOptions::inbox_watch. Errors as post_command(): kNotFound,
+  // kFailedPrecondition (the instance's status does not take it),
+  // kInvalidArgument (a result that is not JSON).
+  Result<InboxMessage> command(const std::string& id, const CommandRequest& request);
 
   // How many instances this engine is running now (waiting ones included,
   // evicted ones too).

@@ -25,8 +25,9 @@
 namespace saga {
 
 // Lifecycle of an instance. Terminal: completed, compensated, failed,
-// cancelled. `stuck` waits for an operator (a compensation exhausted its
-// policy; see the dead letters).
+// cancelled. `stuck` (a compensation exhausted its policy; see the dead
+// letters) and `paused` (an operator paused it) wait for an operator: no
+// engine runs them until a message in their inbox asks for it.
 enum class InstanceStatus : uint8_t {
   kPending = 0,  // Recorded (sagactl start) but not yet picked up by a worker.
   kRunning = 1,
@@ -36,6 +37,7 @@ enum class InstanceStatus : uint8_t {
   kFailed = 5,  // Failed before any step had an effect: nothing to compensate.
   kStuck = 6,
   kCancelled = 7,  // Cancelled before any step had an effect.
+  kPaused = 8,     // Waits for an operator (sagactl unpause, retry, skip, compensate).
 };
 
 const char* to_string(InstanceStatus s);
@@ -44,6 +46,26 @@ const char* to_string(InstanceStatus s);
 const std::vector<InstanceStatus>& all_statuses();
 std::optional<InstanceStatus> parse_status(std::string_view text);
 bool is_terminal(InstanceStatus s);
+// Stuck or paused: not terminal, but no engine runs it until an operator's
+// message arrives.
+bool waits_for_operator(InstanceStatus s);
+
+// A message in an instance's durable inbox: everything that reaches an
+// instance from outside (a cancel, an operator's command). Posted by anyone
+// (Store::post, from any process); read with the instance's row; consumed
+// by the engine that runs the instance in the same transaction as the
+// transition that acts on it (Transition::consumed), so a message is acted
+// on once, never lost, never seen again after a crash. Consumed messages
+// are kept (marked) for the record.
+struct InboxMessage {
+  std::string id;            // Unique in the database (the poster chooses it: a UUIDv7).
+  std::string instance_id;   // Whose inbox.
+  std::string kind;          // "cancel", or an operator command (saga/commands.def).
+  std::string payload_json;  // Compact JSON object, or empty.
+  int64_t posted_ms = 0;
+  int64_t seq = 0;  // Set by post(): increases with every post to the database.
+  bool operator==(const InboxMessage&) const = default;
+};
 
 // The checkpoint of one child fiber of an instance (a branch or loop
 // iteration that runs now), opaque to the store like the instance's own. In
@@ -69,7 +91,6 @@ struct InstanceRecord {
   std::string error_message;
   std::string checkpoint;
   int64_t wake_at_ms = 0;  // A durable timer or backoff: resume no earlier than this. 0 = none.
-  bool cancel_requested = false;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
   // The engine that runs the instance, and until when its claim holds
@@ -80,6 +101,10 @@ struct InstanceRecord {
   // Read with the row (get_instance, list_unfinished, claim); written only
   // through Transition::fibers.
   std::vector<FiberRow> fibers;
+  // The messages not consumed yet, in post order. Read with the row
+  // (get_instance, list_unfinished, claim); written only by Store::post and
+  // Transition::consumed.
+  std::vector<InboxMessage> inbox;
 };
 
 // One line of an instance's history: what happened, when, at which step.
@@ -94,13 +119,15 @@ struct HistoryEvent {
   std::string data_json;  // Optional detail (result, arguments), compact JSON.
 };
 
-// A compensation that exhausted its policy: kept until an operator acts.
+// A compensation that exhausted its policy: kept until an operator acts,
+// and after (resolved, when the operator retried or skipped it).
 struct DeadLetter {
   std::string instance_id;
   std::string step;
   int64_t time_ms = 0;
   std::string error_class;
   std::string message;
+  int64_t resolved_ms = 0;  // 0 while unresolved (Transition::resolve_dead_letters).
 };
 
 // A dead letter with what a listing across instances shows beside it.
@@ -142,6 +169,12 @@ struct Transition {
   std::vector<FiberRow> fibers;
   std::vector<HistoryEvent> events;  // Appended in order, after the existing ones.
   std::optional<DeadLetter> dead_letter;
+  // Inbox messages (their ids) this transition acted on: marked consumed in
+  // the same transaction. An id already consumed, or unknown, is ignored.
+  std::vector<std::string> consumed;
+  // Marks the instance's unresolved dead letters resolved at this time
+  // (an operator retried or skipped the undo that gave up). 0: no change.
+  int64_t resolve_dead_letters_ms = 0;
 };
 
 // A move of one instance to another program (`sagactl migrate`). It applies
@@ -173,7 +206,7 @@ struct StoreOptions {
   // Saga database of this build's schema; nothing is created, migrated or
   // locked, so a reader never waits for a writer (WAL) and works on a file
   // it may not write. Writes (submit, put_program of a new program, claim,
-  // renew, request_cancel) fail with kInvalidArgument.
+  // renew, post) fail with kInvalidArgument.
   bool read_only = false;
   // Called by the store's writer after each group commit that succeeded,
   // with the number of transitions it carried and how long the commit took
@@ -233,7 +266,9 @@ class Store {
   virtual Result<std::vector<StatusCount>> count_by_status() {
     return Status{StatusCode::kUnsupported, "this store cannot count instances by status"};
   }
-  // Instances that are not terminal and not stuck: what a worker must run.
+  // Instances a worker must run: pending, running and compensating ones,
+  // and stuck or paused ones with a message in their inbox (an operator's
+  // command waits to be carried out).
   virtual Result<std::vector<InstanceRecord>> list_unfinished() = 0;
   virtual Result<std::vector<HistoryEvent>> history(const std::string& id) = 0;
   virtual Result<std::vector<DeadLetter>> dead_letters(const std::string& id) = 0;
@@ -279,12 +314,22 @@ class Store {
   // Extends the lease of every unfinished instance `owner` holds.
   virtual Status renew(const std::string& owner, int64_t lease_until_ms) = 0;
 
-  // Marks an instance for cancellation (from another process, e.g. `sagactl
-  // cancel`); the engine running it notices and compensates. Only a pending
-  // or running instance can be cancelled: kNotFound when there is no such
-  // instance, kFailedPrecondition naming its status when it is compensating,
-  // stuck or finished (then nothing is marked).
-  virtual Status request_cancel(const std::string& id) = 0;
+  // Appends `message` to the inbox of instance message.instance_id, durably
+  // (a direct write, committed before it returns), and sets message.seq.
+  // kNotFound when there is no such instance; kFailedPrecondition naming its
+  // status when it is terminal (nothing is posted); kInvalidArgument when a
+  // message with that id exists. Whether the message makes sense for the
+  // instance's state is not the store's business: the engine decides when
+  // it consumes it (saga/commands.hpp checks early, for a clear refusal).
+  virtual Status post(InboxMessage& message) = 0;
+  // The messages of one instance not consumed yet, in post order.
+  virtual Result<std::vector<InboxMessage>> inbox(const std::string& id) = 0;
+  // Messages not consumed yet with a seq above `after_seq`, of any instance,
+  // in seq order, at most `limit`: how an engine notices what other
+  // processes post. With no message, it costs one index probe.
+  virtual Result<std::vector<InboxMessage>> inbox_since(int64_t after_seq, size_t limit) = 0;
+  // The highest seq ever posted (0 for none): where inbox_since starts.
+  virtual Result<int64_t> last_inbox_seq() = 0;
 
   // Applies `move` in one transaction: the instance's program and checkpoint
   // and all its fibers are replaced and the event appended, or nothing is
@@ -293,7 +338,7 @@ class Store {
   // on another program, its checkpoint or fibers changed since they were
   // read) or when `claim_gone(owner, lease_until_ms)` is false for the
   // claim it has (an instance without owner is free). Its status, input,
-  // timers and cancel request are kept. The default refuses (kUnsupported):
+  // timers and inbox are kept. The default refuses (kUnsupported):
   // a store that cannot do this atomically must not pretend to.
   virtual Status move_instance(
       const InstanceMove& move,

@@ -37,7 +37,7 @@ struct Context {
 // table in runtime/web/actions.cpp.
 struct OperatorAction {
   std::string_view name;
-  std::string_view label;  // The button's text.
+  std::string label;  // The button's text.
   std::string_view doc;
   std::vector<InstanceStatus> applies_to;
   std::function<Status(Engine& engine, const std::string& id, const nlohmann::json& args)> run;
