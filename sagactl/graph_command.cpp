@@ -8,9 +8,7 @@
 #include <iostream>
 
 #include "grammar/suggest.hpp"
-#include "runtime/engine/inspect.hpp"
-#include "runtime/engine/machine.hpp"
-#include "runtime/vm/checkpoint.hpp"
+#include "runtime/graph/instance.hpp"
 #include "saga/graph.hpp"
 #include "sagactl/commands.hpp"
 #include "sagactl/program_file.hpp"
@@ -77,52 +75,13 @@ int show_graph(const DbArgs& db, const std::string& id, const GraphArgs& args) {
     print_error(fmt::format("no instance '{}'", id));
     return kExitNotFound;
   }
-  const InstanceRecord& r = *rec.value();
-  auto linked = runtime::programs_of(*store)(r.program_hash);
-  if (!linked.ok()) {
-    print_error(fmt::format("instance {}: its program {}: {}", id, r.program_hash,
-                            linked.status().message()));
-    return kExitError;
-  }
-  const runtime::LinkedProgram& lp = *linked.value();
-  auto g = graph::build(lp.program, r.saga);
+  std::string warning;
+  auto g = graph::instance_graph(*store, *rec.value(), &warning);
   if (!g.ok()) {
-    print_error(fmt::format("instance {}: {}", id, g.status().message()));
+    print_error(g.status().message());
     return kExitError;
   }
-
-  graph::Trace trace;
-  trace.status = to_string(r.status);
-  auto history = store->history(id);
-  if (!history.ok()) {
-    print_error(history.status().message());
-    return kExitError;
-  }
-  for (const HistoryEvent& e : history.value()) {
-    trace.history.push_back({e.kind, e.step, e.error_class});
-  }
-  // Where its fibers wait, from the checkpoint (a finished instance has none
-  // that waits; one that cannot be decoded is drawn without).
-  if (!r.checkpoint.empty() && !is_terminal(r.status)) {
-    std::vector<std::string> fibers;
-    for (const FiberRow& f : r.fibers) fibers.push_back(f.state);
-    auto state = runtime::decode_checkpoint(lp, r.checkpoint, fibers);
-    if (state.ok()) {
-      for (const runtime::Fiber& f : state.value().fibers) {
-        if (f.wait == runtime::Wait::kJoin) {
-          trace.waiting.push_back({graph::Waiting::Kind::kJoin, {}, f.join_block});
-        } else if (f.wait == runtime::Wait::kAction || f.wait == runtime::Wait::kUndo) {
-          trace.waiting.push_back({f.wait == runtime::Wait::kUndo ? graph::Waiting::Kind::kUndo
-                                                                  : graph::Waiting::Kind::kAction,
-                                   runtime::step_name(lp, f), graph::kNoIndex});
-        }
-      }
-    } else {
-      std::cerr << fmt::format("sagactl: warning: instance {}: {}: drawn without its position\n",
-                               id, state.status().message());
-    }
-  }
-  graph::overlay(g.value().sagas[0], trace);
+  if (!warning.empty()) std::cerr << "sagactl: warning: " << warning << "\n";
   return print_graph(g.value(), args.format, args.output);
 }
 

@@ -5,6 +5,7 @@
 // redirect back here.
 #include <fmt/format.h>
 
+#include "runtime/graph/instance.hpp"
 #include "runtime/web/html.hpp"
 #include "saga/events.hpp"
 #include "saga/records_json.hpp"
@@ -127,6 +128,28 @@ std::string action_forms(const std::string& id, const std::string& status) {
   return out.empty() ? out : "<div id=\"actions\">\n" + out + "</div>\n";
 }
 
+// The instance's run drawn on its saga (as `sagactl show ID --graph`): inline
+// SVG when Graphviz's dot is installed (dot escapes every label as XML text;
+// the page's CSP lets no script run either way), else the dot text.
+std::string graph_section(Store& store, const std::string& id) {
+  auto row = store.get_instance(id);
+  if (!row.ok() || !row.value()) return {};
+  auto g = graph::instance_graph(store, **row);
+  if (!g.ok()) {
+    return "<h2>Graph</h2>\n<p class=\"error\">" + html_escape(g.status().message()) + "</p>\n";
+  }
+  const std::string dot = graph::to_dot(g.value());
+  auto svg = graph::render_svg(dot);
+  if (!svg.ok()) {
+    return "<h2>Graph</h2>\n<p>" + html_escape(svg.status().message()) +
+           "; its dot text:</p>\n<pre id=\"graph\">" + html_escape(dot) + "</pre>\n";
+  }
+  const std::string& text = svg.value();
+  const size_t start = text.find("<svg");  // Past the XML declaration and DOCTYPE.
+  return "<h2>Graph</h2>\n<div id=\"graph\">" +
+         (start == std::string::npos ? html_escape(text) : text.substr(start)) + "</div>\n";
+}
+
 serve::Response instance_detail_page(Store& store, const serve::Request& req) {
   const std::string& id = req.params.at("id");
   auto view = records::instance_detail(store, id);
@@ -172,14 +195,18 @@ serve::Response instance_detail_page(Store& store, const serve::Request& req) {
   if (!v["dead_letters"].empty()) {
     body += "<h2>Dead letter</h2>\n<ul id=\"dead-letters\">\n";
     for (const auto& d : v["dead_letters"]) {
-      body +=
-          fmt::format("<li>the undo of step <b>{}</b> gave up after {} attempt{} at {}: {}</li>\n",
-                      html_escape(str(d, "step")), d.value("attempts", 0),
-                      d.value("attempts", 0) == 1 ? "" : "s", html_escape(str(d, "time")),
-                      html_escape(str(d, "error_class") + ": " + str(d, "message")));
+      body += fmt::format(
+          "<li>the undo of step <b>{}</b> gave up after {} attempt{} at {}: {}{}</li>\n",
+          html_escape(str(d, "step")), d.value("attempts", 0),
+          d.value("attempts", 0) == 1 ? "" : "s", html_escape(str(d, "time")),
+          html_escape(str(d, "error_class") + ": " + str(d, "message")),
+          str(d, "resolved").empty()
+              ? ""
+              : " (resolved by an operator at " + html_escape(str(d, "resolved")) + ")");
     }
     body += "</ul>\n";
   }
+  body += graph_section(store, id);
   body += "<h2>History</h2>\n<ol id=\"history\" class=\"timeline\">\n";
   for (const auto& e : v["history"]) {
     std::string detail = str(e, "error_class");

@@ -133,6 +133,25 @@ class Browser {
 
 class BrowserTest : public WorkerFixture {
  protected:
+  // Presses the operator button `action` of the instance page shown and waits
+  // for the page the form's redirect loads. False when there is no such
+  // button or no new page came. The page is marked first, so that the new
+  // one is told apart from it: navigating before the post went out would
+  // cancel the post.
+  bool press(Browser& browser, const std::string& action) {
+    std::string button = browser.find("#actions button[value='" + action + "']");
+    if (button.empty()) return false;
+    browser.script("document.body.dataset.before = 'click';");
+    browser.click(button);
+    return eventually([&] {
+      return browser
+          .script(
+              "return document.readyState === 'complete' && "
+              "document.body.dataset.before === undefined;")
+          .get<bool>();
+    });
+  }
+
   void SetUp() override {
     WorkerFixture::SetUp();
     ASSERT_TRUE(fs::exists(kChromium) && fs::exists(kChromedriver))
@@ -202,6 +221,10 @@ TEST_F(BrowserTest, AnOperatorSeesInstancesCancelsOneAndRetriesAStuckOne) {
     EXPECT_NE(browser.text(browser.find("#dead-letters")).find("second"), std::string::npos);
     EXPECT_FALSE(browser.find("#history li.event[data-kind='stuck']").empty());
     EXPECT_FALSE(browser.find("#history li.event[data-kind='compensating']").empty());
+    // Its graph: drawn by dot, inline, with the undo that gave up marked.
+    EXPECT_FALSE(browser.find("#graph svg").empty());
+    EXPECT_NE(browser.text(browser.find("#graph")).find("[failed]"), std::string::npos)
+        << browser.text(browser.find("#graph"));
     EXPECT_FALSE(browser.find("#actions button[value='retry']").empty());
     EXPECT_FALSE(browser.find("#actions button[value='skip']").empty());
     EXPECT_TRUE(browser.find("#actions button[value='cancel']").empty());
@@ -209,19 +232,7 @@ TEST_F(BrowserTest, AnOperatorSeesInstancesCancelsOneAndRetriesAStuckOne) {
     // Cancel the running one: the form posts, the page comes back, the status changes.
     browser.go(base + "/instances/" + running_);
     EXPECT_EQ(browser.text(browser.find("#status")), "running");
-    std::string button = browser.find("#actions button[value='cancel']");
-    ASSERT_FALSE(button.empty());
-    // Mark this document, so that the one the form's redirect loads is told
-    // apart from it: navigating before the post went out would cancel the post.
-    browser.script("document.body.dataset.before = 'click';");
-    browser.click(button);
-    ASSERT_TRUE(eventually([&] {
-      return browser
-          .script(
-              "return document.readyState === 'complete' && "
-              "document.body.dataset.before === undefined;")
-          .get<bool>();
-    })) << browser.url();
+    ASSERT_TRUE(press(browser, "cancel")) << browser.url();
     EXPECT_TRUE(eventually([&] {
       browser.go(base + "/instances/" + running_);
       return browser.text(browser.find("#status")) == "cancelled";
@@ -242,17 +253,7 @@ TEST_F(BrowserTest, AnOperatorSeesInstancesCancelsOneAndRetriesAStuckOne) {
     fs::create_symlink("/bin/true", tool);
     browser.go(base + "/instances/" + fixable);
     EXPECT_EQ(browser.text(browser.find("#status")), "stuck");
-    std::string retry = browser.find("#actions button[value='retry']");
-    ASSERT_FALSE(retry.empty());
-    browser.script("document.body.dataset.before = 'click';");
-    browser.click(retry);
-    ASSERT_TRUE(eventually([&] {
-      return browser
-          .script(
-              "return document.readyState === 'complete' && "
-              "document.body.dataset.before === undefined;")
-          .get<bool>();
-    })) << browser.url();
+    ASSERT_TRUE(press(browser, "retry")) << browser.url();
     EXPECT_TRUE(eventually([&] {
       browser.go(base + "/instances/" + fixable);
       return browser.text(browser.find("#status")) == "compensated";
