@@ -447,7 +447,8 @@ TEST(Format, UndoPoliciesAndPausesRoundTripInFormat4) {
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
   EXPECT_EQ(loaded->policies[0].then, Then::Pause);
   // An older image: the built-in undo policy, policies that fail.
-  loaded = load(serialize(order_program()));
+  Program older = order_program();
+  loaded = load(serialize(older));
   ASSERT_TRUE(loaded.ok());
   EXPECT_EQ(loaded->policies[0].then, Then::Fail);
   EXPECT_EQ(loaded->steps[0].undo_retry, kNone);
