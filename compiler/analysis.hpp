@@ -23,6 +23,7 @@ struct StepInfo {
   std::string undo_action;  // Empty when there is no undo.
   uint32_t undo_service = bytecode::kNoService;
   uint32_t policy = bytecode::kNone;
+  uint32_t undo_policy = bytecode::kNone;  // `undo_retry` or the saga's default; kNone = built-in.
   uint64_t timeout_ms = 0;
   uint32_t result_slot = bytecode::kNone;  // The slot `-> name` binds, or kNone.
 };

@@ -171,6 +171,12 @@ class Checker {
   // its body".
   std::unordered_map<std::string, Span> loop_vars_;
   const ast::Step* current_step_ = nullptr;
+  // The saga's `undo_retry` default (kNone: the engine's built-in policy),
+  // and whether one was seen (it may have failed to resolve).
+  uint32_t saga_undo_policy_ = bytecode::kNone;
+  bool saga_undo_seen_ = false;
+  // Where an inline body wrote `then: pause`, for the undo_retry error.
+  std::unordered_map<const ast::Config*, Span> then_spans_;
   bool in_undo_ = false;
   std::set<std::string> called_;  // Every action a do or undo calls, by name.
 
@@ -440,7 +446,7 @@ class Checker {
     for (const ErrorClassInfo& c : kErrorClasses) {
       if (c.retried_by_default) policy.retry_on.emplace_back(c.name);
     }
-    auto f = fields(body, {"attempts", "backoff", "max", "jitter", "on"}, what);
+    auto f = fields(body, {"attempts", "backoff", "max", "jitter", "on", "then"}, what);
     if (f.count("attempts") && f["attempts"]->kind == ExprKind::Var &&
         f["attempts"]->text == "unlimited") {
       policy.attempts = bytecode::kUnlimitedAttempts;
@@ -496,7 +502,93 @@ class Checker {
         }
       }
     }
+    if (f.count("then")) {
+      const Expr& t = *f["then"];
+      if (t.kind == ExprKind::Var && t.text == "pause") {
+        policy.then = bytecode::Then::Pause;
+        then_spans_[&body] = t.span;
+      } else if (!(t.kind == ExprKind::Var && t.text == "fail")) {
+        std::string help = t.kind == ExprKind::Var ? did_you_mean(t.text, {"fail", "pause"}) : "";
+        if (help.empty()) {
+          help = "then: fail (the default) compensates the saga; then: pause waits for an operator";
+        }
+        diags_.error(t.span, "then must be fail or pause", help);
+      }
+    }
     return policy;
+  }
+
+  // Resolves a `retry` or `undo_retry` reference: an inline body becomes a
+  // policy of its own, a name is looked up among the file's policies. kNone
+  // when it cannot be resolved (reported). `what` names it in messages ("the
+  // retry of step 'charge'"); `keyword` is the clause ("retry", "undo_retry").
+  uint32_t resolve_policy(const ast::RetryRef& ref, const std::string& what) {
+    if (ref.inline_policy) {
+      const auto index = static_cast<uint32_t>(out_.policies.size());
+      out_.policies.push_back(check_policy(*ref.inline_policy, what));
+      return index;
+    }
+    auto p = out_.policy_index.find(ref.name);
+    if (p != out_.policy_index.end()) return p->second;
+    if (broken("retry", ref.name)) return bytecode::kNone;  // Already reported as a syntax error.
+    std::vector<std::string> names;
+    for (const auto& [name, index] : out_.policy_index) names.push_back(name);
+    std::sort(names.begin(), names.end());
+    std::string help = did_you_mean(ref.name, names);
+    if (help.empty()) {
+      help = fmt::format("declare it: retry {} {{ attempts: 3, backoff: fixed(1s) }}", ref.name);
+    }
+    diags_.error(ref.span, fmt::format("unknown retry policy '{}'", ref.name), help);
+    return bytecode::kNone;
+  }
+
+  // An undo's policy cannot end in a pause: an exhausted undo already waits
+  // for an operator, as `stuck`. Reports it at the `then:` of an inline body
+  // or at the name of the policy.
+  void check_undo_policy(const ast::RetryRef& ref, uint32_t index) {
+    if (index == bytecode::kNone || out_.policies[index].then != bytecode::Then::Pause) return;
+    Span at = ref.span;
+    if (ref.inline_policy) {
+      if (auto it = then_spans_.find(ref.inline_policy.get()); it != then_spans_.end()) {
+        at = it->second;
+      }
+    }
+    diags_.error(at, "an undo's retry policy cannot end in a pause",
+                 ref.inline_policy
+                     ? "remove `then: pause`: an undo that exhausts its policy already waits for "
+                       "an operator (the instance is stuck, with a dead letter)"
+                     : fmt::format("policy '{}' has `then: pause`; an undo that exhausts its "
+                                   "policy already waits for an operator (stuck): use a policy "
+                                   "without it",
+                                   ref.name));
+  }
+
+  // The saga's default policy for its undos: `undo_retry POLICY`, once, at
+  // the top level of the saga body.
+  void check_undo_defaults(const ast::Block& body, bool top) {
+    for (const ast::Stmt& s : body) {
+      if (s.kind == ast::StmtKind::UndoRetry) {
+        if (!top) {
+          diags_.error(s.span,
+                       "'undo_retry' as a statement is the saga's default for all its undos and "
+                       "must be at its top level",
+                       "move it to the start of the saga body, or write it inside a step for "
+                       "that step's undo");
+        } else if (saga_undo_seen_) {
+          diags_.error(s.span, "the saga already has a default 'undo_retry'",
+                       "a saga has one default for its undos; a step's own policy is written "
+                       "inside the step");
+        } else if (s.retry) {
+          saga_undo_seen_ = true;
+          saga_undo_policy_ = resolve_policy(*s.retry, "the saga's undo_retry");
+          check_undo_policy(*s.retry, saga_undo_policy_);
+        }
+      } else {
+        for (const ast::Block* inner : {s.then_block.get(), s.else_block.get(), s.body.get()}) {
+          if (inner) check_undo_defaults(*inner, false);
+        }
+      }
+    }
   }
 
   // Warns when [name], used as an error class (in `on: [...]` or `fail NAME "..."`), is
@@ -621,6 +713,9 @@ class Checker {
     }
     collect_bindings(saga.body);
     check_deadlines(saga.body, true);
+    saga_undo_seen_ = false;
+    saga_undo_policy_ = bytecode::kNone;
+    check_undo_defaults(saga.body, true);
     block(saga.body, flow);
   }
 
@@ -679,7 +774,8 @@ class Checker {
     // A block that starts unreachable is inside a statement already warned about.
     bool warned = !state.reachable;
     for (const ast::Stmt& s : body) {
-      if (!state.reachable && !warned && s.kind != ast::StmtKind::Deadline) {
+      if (!state.reachable && !warned && s.kind != ast::StmtKind::Deadline &&
+          s.kind != ast::StmtKind::UndoRetry) {
         diags_.warning(s.span, "this statement is never reached",
                        "'fail' and 'output' end the saga");
         warned = true;
@@ -782,6 +878,8 @@ class Checker {
         break;
       case ast::StmtKind::Deadline:
         break;  // Checked by check_deadlines().
+      case ast::StmtKind::UndoRetry:
+        break;  // Checked by check_undo_defaults().
       case ast::StmtKind::Parallel:
         parallel(s, st);
         break;
@@ -1076,30 +1174,24 @@ class Checker {
       if (auto ms = duration(*st.timeout, "the step timeout")) info.timeout_ms = *ms;
     }
     if (st.retry) {
-      if (st.retry->inline_policy) {
-        info.policy = static_cast<uint32_t>(out_.policies.size());
-        out_.policies.push_back(
-            check_policy(*st.retry->inline_policy, fmt::format("the retry of step '{}'", st.name)));
-      } else {
-        auto p = out_.policy_index.find(st.retry->name);
-        if (p == out_.policy_index.end() && broken("retry", st.retry->name)) {
-          // Already reported as a syntax error.
-        } else if (p == out_.policy_index.end()) {
-          std::vector<std::string> names;
-          for (const auto& [name, index] : out_.policy_index) names.push_back(name);
-          std::sort(names.begin(), names.end());
-          std::string help = did_you_mean(st.retry->name, names);
-          if (help.empty()) {
-            help = fmt::format("declare it: retry {} {{ attempts: 3, backoff: fixed(1s) }}",
-                               st.retry->name);
-          }
-          diags_.error(st.retry->span, fmt::format("unknown retry policy '{}'", st.retry->name),
-                       help);
-        } else {
-          info.policy = p->second;
-        }
-      }
+      info.policy = resolve_policy(*st.retry, fmt::format("the retry of step '{}'", st.name));
     }
+    if (st.undo_retry) {
+      info.undo_policy =
+          resolve_policy(*st.undo_retry, fmt::format("the undo_retry of step '{}'", st.name));
+      if (!st.undo) {
+        // A clause with no effect promises what the run will not do.
+        diags_.error(
+            st.undo_retry->span,
+            fmt::format("'undo_retry' has no effect on step '{}': it has no 'undo'", st.name),
+            "add `undo service.operation(...)`, or remove the undo_retry");
+      } else {
+        check_undo_policy(*st.undo_retry, info.undo_policy);
+      }
+    } else if (st.undo) {
+      info.undo_policy = saga_undo_policy_;
+    }
+    if (!st.undo) info.undo_policy = bytecode::kNone;
     step_kind(st, info, state);
     current_step_ = nullptr;
     out_.steps[&st] = std::move(info);

@@ -165,6 +165,7 @@ class Generator {
         reachable_ = false;
         break;
       case ast::StmtKind::Deadline:
+      case ast::StmtKind::UndoRetry:
         break;  // A property of the saga, not code.
       case ast::StmtKind::Parallel: {
         const uint32_t b = new_block(bytecode::Block::Kind::Parallel, s);
@@ -233,6 +234,7 @@ class Generator {
     out.result_slot = info.result_slot;
     out.timeout_ms = info.timeout_ms;
     out.retry = info.policy;
+    out.undo_retry = info.undo_policy;
     LineCol at = source_.locate(st.span.offset);
     out.line = at.line;
     out.column = at.column;

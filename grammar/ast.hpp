@@ -117,9 +117,10 @@ struct Step {
   std::unique_ptr<ActionCall> action;  // `do`; null only after a syntax error.
   std::string bind;                    // `-> name`; empty when the result is dropped.
   Span bind_span;
-  std::unique_ptr<ActionCall> undo;  // `undo`; null when the step has none.
-  ExprPtr timeout;                   // `timeout 2s`; null when absent.
-  std::unique_ptr<RetryRef> retry;   // `retry standard` or `retry { ... }`.
+  std::unique_ptr<ActionCall> undo;      // `undo`; null when the step has none.
+  ExprPtr timeout;                       // `timeout 2s`; null when absent.
+  std::unique_ptr<RetryRef> retry;       // `retry standard` or `retry { ... }`.
+  std::unique_ptr<RetryRef> undo_retry;  // `undo_retry POLICY`: the undo's own policy.
   // Clause keywords as they appeared, to report duplicates ("second 'undo'").
   std::vector<std::pair<std::string, Span>> clauses;
 };
@@ -127,7 +128,18 @@ struct Step {
 struct Stmt;
 using Block = std::vector<Stmt>;
 
-enum class StmtKind : uint8_t { Step, Let, If, Fail, Output, Deadline, Parallel, Branch, Foreach };
+enum class StmtKind : uint8_t {
+  Step,
+  Let,
+  If,
+  Fail,
+  Output,
+  Deadline,
+  Parallel,
+  Branch,
+  Foreach,
+  UndoRetry,  // `undo_retry POLICY` in a saga body: the default policy of its undos.
+};
 
 struct Stmt {
   StmtKind kind = StmtKind::Let;
@@ -145,9 +157,10 @@ struct Stmt {
   // Parallel: the statements inside `parallel { }` (the compiler accepts only
   // branches there). Branch, Foreach: the body.
   std::unique_ptr<Block> body;
-  ExprPtr max;            // Foreach: the value after `max`; null without.
-  Span max_span;          // Foreach: the word `max`.
-  bool parallel = false;  // Foreach: written `parallel foreach`.
+  ExprPtr max;                      // Foreach: the value after `max`; null without.
+  Span max_span;                    // Foreach: the word `max`.
+  bool parallel = false;            // Foreach: written `parallel foreach`.
+  std::unique_ptr<RetryRef> retry;  // UndoRetry: the policy.
 };
 
 // `name: type` in a saga header; type is one of string, number, bool, list,

@@ -141,7 +141,7 @@ SAGA_SYNTAX_ERROR(retry_body, {.message = "expected '{' to start the retry polic
 // Steps.
 SAGA_SYNTAX_ERROR(step_name, {.message = "expected a step name after 'step'", .reserved_role = "a step"});
 SAGA_SYNTAX_ERROR(step_open, {.message = "expected '{' after the step name"});
-SAGA_SYNTAX_ERROR(step_close, {.message = "expected a step clause (do, undo, timeout, retry) or '}'"});
+SAGA_SYNTAX_ERROR(step_close, {.message = "expected a step clause (do, undo, timeout, retry, undo_retry) or '}'"});
 SAGA_SYNTAX_ERROR(do_action, {.message = "expected an action after 'do'",
     .help = "for example: do inventory.reserve(order: order_id) -> reservation"});
 SAGA_SYNTAX_ERROR(undo_action, {.message = "expected an action after 'undo'",
@@ -157,6 +157,8 @@ SAGA_SYNTAX_ERROR(args_close, {.message = "expected ')' to close the argument li
     .help = "action arguments are written 'name: value' and separated by ','"});
 SAGA_SYNTAX_ERROR(bind_name, {.message = "expected a variable name after '->'", .reserved_role = "a variable"});
 SAGA_SYNTAX_ERROR(retry_ref, {.message = "expected a policy name or '{' after 'retry'",
+    .reserved_role = "a retry policy"});
+SAGA_SYNTAX_ERROR(undo_retry_ref, {.message = "expected a policy name or '{' after 'undo_retry'",
     .reserved_role = "a retry policy"});
 
 // Statements.

@@ -108,6 +108,7 @@ struct Builder {
   std::unique_ptr<ast::Config> config;
   ast::Service service;
   ast::RetryPolicy policy;
+  std::unique_ptr<ast::RetryRef> ref;  // The policy of the `retry` or `undo_retry` being read.
   ast::Saga saga;
   ast::Route route;
   std::string name;  // `let` variable or `fail` class.
@@ -282,6 +283,7 @@ struct Builder {
     step_kind = ast::StepKind::Plain;
     step_kind_span = {};
     config.reset();
+    ref.reset();
     name.clear();
     has_fail_class = false;
     depth = 0;
@@ -1060,10 +1062,9 @@ template <>
 struct action<peg::retry_inline> {
   template <typename Input>
   static void apply(const Input& in, Builder& b) {
-    auto ref = std::make_unique<ast::RetryRef>();
-    ref->span = b.span(in);
-    ref->inline_policy = take_config(in, b);
-    b.cur_step().retry = std::move(ref);
+    b.ref = std::make_unique<ast::RetryRef>();
+    b.ref->span = b.span(in);
+    b.ref->inline_policy = take_config(in, b);
   }
 };
 
@@ -1071,10 +1072,9 @@ template <>
 struct action<peg::retry_policy_name> {
   template <typename Input>
   static void apply(const Input& in, Builder& b) {
-    auto ref = std::make_unique<ast::RetryRef>();
-    ref->span = b.span(in);
-    ref->name.assign(in.begin(), in.size());
-    b.cur_step().retry = std::move(ref);
+    b.ref = std::make_unique<ast::RetryRef>();
+    b.ref->span = b.span(in);
+    b.ref->name.assign(in.begin(), in.size());
   }
 };
 
@@ -1083,6 +1083,30 @@ struct action<peg::retry_clause> {
   template <typename Input>
   static void apply(const Input& in, Builder& b) {
     add_clause(b.cur_step().clauses, b, in, 5);
+    b.cur_step().retry = std::move(b.ref);
+  }
+};
+
+template <>
+struct action<peg::undo_retry_clause> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    add_clause(b.cur_step().clauses, b, in, 10);
+    b.cur_step().undo_retry = std::move(b.ref);
+  }
+};
+
+// `undo_retry POLICY` as a statement: the saga's default for its undos (the
+// checker accepts it only at the top level of the saga body).
+template <>
+struct action<peg::undo_retry_stmt> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    ast::Stmt stmt;
+    stmt.kind = ast::StmtKind::UndoRetry;
+    stmt.span = b.span(in);
+    stmt.retry = std::move(b.ref);
+    b.current_block().push_back(std::move(stmt));
   }
 };
 

@@ -436,8 +436,12 @@ struct retry_inline : config {};
 struct retry_policy_name : name {};
 struct retry_ref : sor< retry_inline, retry_policy_name > {};
 struct retry_clause : seq< kw_retry, sep, must< retry_ref > > {};
-// step_clause = do_clause | undo_clause | step_timeout | retry_clause ;   (any order)
-struct step_clause : sor< do_clause, undo_clause, step_timeout, retry_clause > {};
+// undo_retry_clause = "undo_retry" ( name | config ) ;   (the undo's own policy)
+struct kw_undo_retry : TAO_PEGTL_KEYWORD( "undo_retry" ) {};
+struct undo_retry_ref : sor< retry_inline, retry_policy_name > {};
+struct undo_retry_clause : seq< kw_undo_retry, sep, must< undo_retry_ref > > {};
+// step_clause = do_clause | undo_clause | step_timeout | retry_clause | undo_retry_clause ;   (any order)
+struct step_clause : sor< do_clause, undo_clause, step_timeout, retry_clause, undo_retry_clause > {};
 // step_kind = "pivot" | "retriable" ;   (only directly before "step")
 struct step_kind : sor< kw_pivot, kw_retriable > {};
 struct step_kind_prefix : seq< step_kind, sep, at< kw_step > > {};
@@ -524,11 +528,13 @@ struct output_stmt : seq< kw_output, sep, must< output_value > > {};
 // deadline_stmt = "deadline" clause_value ;
 struct deadline_value : clause_value {};
 struct deadline_stmt : seq< kw_deadline, sep, must< deadline_value > > {};
+// undo_retry_stmt = "undo_retry" ( name | config ) ;   (the saga's default for its undos)
+struct undo_retry_stmt : seq< kw_undo_retry, sep, must< undo_retry_ref > > {};
 
 // statement = step_stmt | let_stmt | if_stmt | parallel_stmt | foreach_stmt | branch_stmt
 //           | fail_stmt | output_stmt | deadline_stmt ;
 struct statement : sor< step_stmt, let_stmt, if_stmt, parallel_stmt, foreach_stmt, branch_stmt, fail_stmt,
-                        output_stmt, deadline_stmt > {};
+                        output_stmt, deadline_stmt, undo_retry_stmt > {};
 
 // block = "{" { statement } "}" ;
 struct block_open : one< '{' > {};

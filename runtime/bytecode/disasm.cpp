@@ -247,6 +247,11 @@ class Listing {
     if (!p_.policies.empty()) {
       std::vector<std::vector<std::string>> rows = {
           {"retry", "attempts", "backoff", "jitter", "on"}};
+      // The `then` column only when a policy pauses (format version 4), so
+      // older listings stay as they were.
+      const bool pauses = std::any_of(p_.policies.begin(), p_.policies.end(),
+                                      [](const RetryPolicy& r) { return r.then != Then::Fail; });
+      if (pauses) rows[0].push_back("then");
       for (uint32_t i = 0; i < p_.policies.size(); ++i) {
         const RetryPolicy& r = p_.policies[i];
         std::vector<std::string> on = r.retry_on;
@@ -254,12 +259,17 @@ class Listing {
         rows.push_back({policy_name(i),
                         r.attempts == kUnlimitedAttempts ? "unlimited" : std::to_string(r.attempts),
                         backoff_text(r), jitter_name(r.jitter), "[" + join(on, ", ") + "]"});
+        if (pauses) rows.back().push_back(r.then == Then::Pause ? "pause" : "fail");
       }
       out_ += "\n" + render_table(rows, "; ");
     }
     if (!p_.steps.empty()) {
       std::vector<std::vector<std::string>> rows = {
           {"step", "#", "saga", "do", "undo", "result", "timeout", "retry", "at"}};
+      // The `undo retry` column only when a step has one (format version 4).
+      const bool undo_policies = std::any_of(p_.steps.begin(), p_.steps.end(),
+                                             [](const Step& s) { return s.undo_retry != kNone; });
+      if (undo_policies) rows[0].insert(rows[0].end() - 1, "undo retry");
       for (uint32_t i = 0; i < p_.steps.size(); ++i) {
         const Step& s = p_.steps[i];
         // A pivot or retriable step is shown with its kind: "charge (pivot)".
@@ -270,6 +280,7 @@ class Listing {
                         s.result_slot == kNone ? "-" : slot_name(s.saga, s.result_slot),
                         s.timeout_ms ? format_duration(s.timeout_ms) : "-", policy_name(s.retry),
                         fmt::format("{}:{}", s.line, s.column)});
+        if (undo_policies) rows.back().insert(rows.back().end() - 1, policy_name(s.undo_retry));
       }
       out_ += "\n" + render_table(rows, "; ");
     }

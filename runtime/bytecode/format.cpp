@@ -210,6 +210,10 @@ void write_section(Writer& w, SectionKind kind, const Program& p) {
         w.count(r.retry_on.size());
         for (const std::string& on : r.retry_on) w.str(on);
       }
+      // Version 4: u8 then per policy, in policy order (no count).
+      if (format_version(p) >= 4) {
+        for (const RetryPolicy& r : p.policies) w.u8(static_cast<uint8_t>(r.then));
+      }
       break;
     case SectionKind::kServices:
       // vec<service>; service = str name, str url, u64 timeout_ms, u32
@@ -252,6 +256,10 @@ void write_section(Writer& w, SectionKind kind, const Program& p) {
       // Version 3: u8 kind per step, in step order (no count: one per step).
       if (format_version(p) >= 3) {
         for (const Step& s : p.steps) w.u8(static_cast<uint8_t>(s.kind));
+      }
+      // Version 4: u32 undo_retry per step, in step order (no count).
+      if (format_version(p) >= 4) {
+        for (const Step& s : p.steps) w.u32(s.undo_retry);
       }
       break;
     case SectionKind::kSagas:
@@ -506,6 +514,10 @@ void read_section(Reader& r, uint32_t kind, Program& p, uint16_t version) {
         for (uint32_t j = 0; j < on && r.ok(); ++j) policy.retry_on.push_back(r.str());
         p.policies.push_back(std::move(policy));
       }
+      if (version < 4) break;
+      for (uint32_t i = 0; i < p.policies.size() && r.ok(); ++i) {
+        p.policies[i].then = r.enum8(Then::Pause, "then", i);
+      }
       break;
     }
     case SectionKind::kServices: {
@@ -554,6 +566,8 @@ void read_section(Reader& r, uint32_t kind, Program& p, uint16_t version) {
       for (uint32_t i = 0; i < p.steps.size() && r.ok(); ++i) {
         p.steps[i].kind = r.enum8(StepKind::Retriable, "step kind", i);
       }
+      if (version < 4) break;
+      for (uint32_t i = 0; i < p.steps.size() && r.ok(); ++i) p.steps[i].undo_retry = r.u32();
       break;
     }
     case SectionKind::kSagas: {

@@ -53,6 +53,11 @@ uint16_t format_version(const Program& p) {
   const bool policies = std::any_of(p.policies.begin(), p.policies.end(), [](const RetryPolicy& r) {
     return r.attempts == kUnlimitedAttempts || retries_every_class(r);
   });
+  const bool undo_policies = std::any_of(p.steps.begin(), p.steps.end(),
+                                         [](const Step& s) { return s.undo_retry != kNone; });
+  const bool pauses = std::any_of(p.policies.begin(), p.policies.end(),
+                                  [](const RetryPolicy& r) { return r.then != Then::Fail; });
+  if (undo_policies || pauses) return 4;
   if (kinds || policies) return 3;
   return p.blocks.empty() ? 1 : 2;
 }

@@ -22,7 +22,7 @@ namespace saga::bytecode {
 // added the step kinds (Step::kind, one byte per step after the steps) and
 // two policy values, unlimited attempts and the class "*"; a program that
 // uses none of them is written as before.
-inline constexpr uint16_t kFormatVersion = 3;
+inline constexpr uint16_t kFormatVersion = 4;
 
 // Limits, with the reason for each. Operand widths come from opcodes.def.
 inline constexpr uint32_t kMaxSlots = 65535;         // Slot operands are u16.
@@ -131,6 +131,9 @@ inline constexpr uint32_t kUnlimitedAttempts = 0xFFFFFFFF;
 // `on: any` in retry_on: every error class, built-in or custom.
 inline constexpr std::string_view kAnyClass = "*";
 
+// `then:` of a retry policy: the end of a forward step's exhausted budget.
+enum class Then : uint8_t { Fail = 0, Pause = 1 };
+
 struct RetryPolicy {
   std::string name;       // Empty for inline policies.
   uint32_t attempts = 1;  // Total attempts including the first; >= 1, or kUnlimitedAttempts.
@@ -141,6 +144,9 @@ struct RetryPolicy {
   uint64_t max_ms = 0;
   Jitter jitter = Jitter::None;
   std::vector<std::string> retry_on;  // Error classes that are retried.
+  // What a forward step does when this policy gives up (`then:`, format
+  // version 4): fail (compensate) or pause for an operator.
+  Then then = Then::Fail;
 };
 
 // `op NAME = METHOD "path"` inside a service.
@@ -189,6 +195,9 @@ struct Step {
   uint64_t timeout_ms = 0;        // Per-attempt timeout; 0 = the service's, else none.
   uint32_t retry = kNone;         // Policy index, or kNone for a single attempt.
   uint32_t line = 0, column = 0;  // Where `step` is written.
+  // The undo's policy (`undo_retry`, or the saga's default; format version
+  // 4), or kNone for the engine's built-in compensation policy.
+  uint32_t undo_retry = kNone;
   StepKind kind = StepKind::Plain;
 };
 

@@ -253,6 +253,17 @@ class Verifier {
         return fail(fmt::format("retry policy {} is out of range ({} policies)", s.retry,
                                 p_.policies.size()));
       }
+      // An undo's policy needs an undo, and ends in `stuck`, never a pause.
+      if (s.undo_retry != kNone) {
+        if (s.undo_retry >= p_.policies.size()) {
+          return fail(fmt::format("undo retry policy {} is out of range ({} policies)",
+                                  s.undo_retry, p_.policies.size()));
+        }
+        if (s.undo_pc == kNone) return fail("has an undo retry policy but no undo");
+        if (p_.policies[s.undo_retry].then != Then::Fail) {
+          return fail("its undo retry policy ends in a pause");
+        }
+      }
     }
 
     for (size_t i = 0; i < p_.blocks.size(); ++i) {

@@ -330,6 +330,28 @@ class Machine {
         return ready(id);
       }
     }
+    // `then: pause`: a class the policy retries, with the attempts used up,
+    // parks the instance for an operator instead of failing the step (a
+    // retry past the deadline, or a class the policy does not retry, still
+    // fails it). The fiber keeps waiting at its step; every other wait is
+    // let go, as `sagactl pause` does; `sagactl retry` gives a fresh budget
+    // with the same idempotency key, `skip` completes the step by hand and
+    // `compensate` gives up.
+    if (policy && policy->then == bytecode::Then::Pause && bytecode::retries_class(*policy, cls) &&
+        policy->attempts != bytecode::kUnlimitedAttempts && f.attempt >= policy->attempts) {
+      event(EventKind::attempt_failed, name, f.attempt, cls,
+            fmt::format("{} (attempts exhausted: pausing){}", out.message, noted(out)));
+      if (this_in_doubt) f.earlier_attempt_in_doubt = true;
+      f.wake_at_ms = 0;
+      s_.paused = true;
+      event(EventKind::paused, name, f.attempt, cls,
+            fmt::format("step '{}' failed {} time{} ({}: {}); its retry policy ends in a pause: "
+                        "waiting for an operator (retry, skip or compensate)",
+                        name, f.attempt, f.attempt == 1 ? "" : "s", cls, out.message),
+            nlohmann::json{{"reason", "then: pause"}, {"step", name}}.dump());
+      for (const Fiber& other : s_.fibers) add_unique(d_.stopped, other.id);
+      return touch(id);
+    }
     // Once any attempt may have reached the service, the step stays in
     // doubt: a later answer, even a definite `rejected` (a participant that
     // lost the first request's outcome, or answers a repeated key with an
@@ -367,18 +389,33 @@ class Machine {
       if (!f.detail->undo_name.empty()) f.detail.mut().undo_name.clear();
       return next_undo();
     }
-    const CompensationPolicy& cp = env_.compensation;
-    if (f.attempt < cp.attempts) {
-      bytecode::RetryPolicy policy;
-      policy.backoff = bytecode::Backoff::Exponential;
-      policy.initial_ms = static_cast<uint64_t>(cp.initial_ms);
-      policy.factor = cp.factor;
-      policy.max_ms = static_cast<uint64_t>(cp.max_ms);
+    // The undo's own policy (`undo_retry`, or the saga's default) when it
+    // has one: its attempts, backoff and classes (a class it does not retry
+    // leaves the instance stuck at once). Else the engine's built-in policy
+    // (every class, `--undo-attempts` sets its attempts).
+    const bytecode::Step& step = p_.steps[f.step];
+    bytecode::RetryPolicy builtin;
+    const bytecode::RetryPolicy* policy = nullptr;
+    bool retry = false;
+    if (step.undo_retry != bytecode::kNone) {
+      policy = &p_.policies[step.undo_retry];
+      retry = (policy->attempts == bytecode::kUnlimitedAttempts || f.attempt < policy->attempts) &&
+              bytecode::retries_class(*policy, out.error_class);
+    } else {
+      const CompensationPolicy& cp = env_.compensation;
+      builtin.backoff = bytecode::Backoff::Exponential;
+      builtin.initial_ms = static_cast<uint64_t>(cp.initial_ms);
+      builtin.factor = cp.factor;
+      builtin.max_ms = static_cast<uint64_t>(cp.max_ms);
+      policy = &builtin;
+      retry = f.attempt < cp.attempts;
+    }
+    if (retry) {
       // A Retry-After (or an open circuit's remaining time) is the least delay.
-      const int64_t delay = std::max(backoff(policy, f.attempt), out.retry_after_ms);
+      const int64_t delay = std::max(backoff(*policy, f.attempt), out.retry_after_ms);
       event(EventKind::undo_failed, name, f.attempt, out.error_class,
             fmt::format("{} (retrying in {}){}", out.message, format_ms(delay), noted(out)));
-      f.attempt += 1;
+      if (f.attempt != bytecode::kUnlimitedAttempts) f.attempt += 1;  // Never wraps.
       f.wake_at_ms = env_.now_ms + delay;
       return ready(id);
     }

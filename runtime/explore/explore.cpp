@@ -354,7 +354,8 @@ class Walker {
                        fmt::format("the saga completed, yet '{}' was undone", p.undo_order.front()),
                        "");
       }
-    } else if (status != "stuck" && p.pivot.empty()) {
+    } else if (status != "stuck" && status != "paused" && p.pivot.empty()) {
+      // (A stuck or paused instance waits for an operator: nothing is owed yet.)
       // (Past a pivot the steps keep their effects: absorb() saw no undo.)
       for (const auto& [key, e] : p.effects) {
         const bool has_undo = p_.steps[e.step].undo_pc != bytecode::kNone;

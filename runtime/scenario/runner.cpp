@@ -39,8 +39,9 @@ std::string help_for(std::string_view name, const std::vector<std::string>& name
   return did_you_mean(name, names);
 }
 
-const char* const kStatuses[] = {"completed", "compensated", "failed",      "cancelled",
-                                 "stuck",     "running",     "compensating"};
+const char* const kStatuses[] = {
+    "completed", "compensated",  "failed", "cancelled", "stuck",
+    "running",   "compensating", "paused"};  // A `then: pause` policy gave up: the run ends there.
 
 // ---- Checks ------------------------------------------------------------------------
 
@@ -131,8 +132,8 @@ class Checker {
           std::string help = help_for(e.status, statuses_);
           diags_.error(e.value_span, fmt::format("'{}' is not a status", e.status),
                        help.empty()
-                           ? "completed, compensated, failed, cancelled, stuck, running or "
-                             "compensating"
+                           ? "completed, compensated, failed, cancelled, stuck, paused, running "
+                             "or compensating"
                            : help);
         }
         break;

@@ -426,6 +426,74 @@ TEST(Format, UnknownStepKindIsCorrupt) {
   EXPECT_TRUE(contains(r.status().message(), "unknown step kind 7")) << r.status().message();
 }
 
+// An undo's own policy and `then: pause` are written as format 4 (a u8
+// then per policy after the policies, a u32 undo policy per step after the
+// kinds), and only then.
+TEST(Format, UndoPoliciesAndPausesRoundTripInFormat4) {
+  Program p = order_program();
+  p.steps[0].undo_retry = 0;  // reserve, which has an undo.
+  std::vector<uint8_t> image = serialize(p);
+  EXPECT_EQ(image[test::kVersionOffset], 4);
+  Result<Program> loaded = load(image);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(loaded->steps[0].undo_retry, 0u);
+  EXPECT_EQ(loaded->steps[1].undo_retry, kNone);
+
+  Program pausing = order_program();
+  pausing.policies[0].then = Then::Pause;
+  image = serialize(pausing);
+  EXPECT_EQ(image[test::kVersionOffset], 4);
+  loaded = load(image);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(loaded->policies[0].then, Then::Pause);
+  // An older image: the built-in undo policy, policies that fail.
+  Program older = order_program();
+  loaded = load(serialize(older));
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->policies[0].then, Then::Fail);
+  EXPECT_EQ(loaded->steps[0].undo_retry, kNone);
+}
+
+TEST(Format, UnknownThenIsCorrupt) {
+  Program p = order_program();
+  p.policies.back().then = Then::Pause;
+  std::vector<uint8_t> image = serialize(p);
+  for (const test::SectionRecord& r : test::sections(image)) {
+    if (r.kind != static_cast<uint32_t>(SectionKind::kPolicies)) continue;
+    image[r.offset + 8 + r.length - 1] = 7;  // The last policy's then.
+  }
+  test::reseal(image);
+  Result<Program> r = load(image);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.status().message(), "unknown then 7")) << r.status().message();
+}
+
+// The verifier: an undo policy in range, on a step with an undo, never one
+// that pauses.
+TEST(Format, AnUndoPolicyIsVerified) {
+  Program p = order_program();
+  p.steps[0].undo_retry = 99;
+  Result<Program> r = load(serialize(p));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.status().message(), "undo retry policy 99 is out of range"))
+      << r.status().message();
+  p = order_program();
+  p.steps[0].undo_retry = 0;
+  p.policies[0].then = Then::Pause;
+  r = load(serialize(p));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.status().message(), "its undo retry policy ends in a pause"))
+      << r.status().message();
+  p = order_program();
+  for (Step& s : p.steps) {
+    if (s.undo_pc == kNone) s.undo_retry = 0;
+  }
+  r = load(serialize(p));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.status().message(), "has an undo retry policy but no undo"))
+      << r.status().message();
+}
+
 // Neither a pivot nor a retriable step is compensated, so one with an undo
 // is refused.
 TEST(Format, APivotWithAnUndoIsRefused) {

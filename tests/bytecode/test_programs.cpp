@@ -308,6 +308,7 @@ void expect_same_program(const Program& e, const Program& a) {
     EXPECT_EQ(x.action, y.action);
     EXPECT_EQ(x.undo_action, y.undo_action);
     EXPECT_EQ(x.undo_pc, y.undo_pc);
+    EXPECT_EQ(x.undo_retry, y.undo_retry);
     EXPECT_EQ(x.result_slot, y.result_slot);
     EXPECT_EQ(x.timeout_ms, y.timeout_ms);
     EXPECT_EQ(x.retry, y.retry);

@@ -37,6 +37,8 @@ const std::vector<const LinkedProgram*>& samples() {
       &sample("samples/order.saga"),
       &sample("samples/travel.saga"),
       &sample("samples/fulfil_items.saga"),
+      // Format version 4: undo_retry and then: pause.
+      &sample("tests/fuzz/operator_policies.saga"),
   };
   return all;
 }

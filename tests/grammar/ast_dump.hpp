@@ -121,6 +121,10 @@ inline std::string dump(const ast::Stmt& s) {
       if (st.timeout) out += " timeout " + dump(st.timeout);
       if (st.retry)
         out += " retry " + (st.retry->name.empty() ? std::string("{...}") : st.retry->name);
+      if (st.undo_retry) {
+        out += " undo_retry " +
+               (st.undo_retry->name.empty() ? std::string("{...}") : st.undo_retry->name);
+      }
       return out + ")";
     }
     case ast::StmtKind::Let:
@@ -136,6 +140,11 @@ inline std::string dump(const ast::Stmt& s) {
       return "(output " + dump(s.expr) + ")";
     case ast::StmtKind::Deadline:
       return "(deadline " + dump(s.expr) + ")";
+    case ast::StmtKind::UndoRetry:
+      return "(undo_retry " +
+             (s.retry ? (s.retry->name.empty() ? std::string("{...}") : s.retry->name)
+                      : std::string("<null>")) +
+             ")";
     case ast::StmtKind::Parallel:
       return "(parallel " + (s.body ? dump(*s.body) : std::string("<null>")) + ")";
     case ast::StmtKind::Branch:

@@ -187,7 +187,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "'do' is a reserved word and cannot name a step"},
         ErrorCase{"saga a() { step s do x.y() }", 1, 19, 2, "expected '{' after the step name"},
         ErrorCase{"saga a() { step s { let x = 1 } }", 1, 21, 3,
-                  "expected a step clause (do, undo, timeout, retry) or '}'"},
+                  "expected a step clause (do, undo, timeout, retry, undo_retry) or '}'"},
         ErrorCase{"saga a() { step s { do } }", 1, 24, 1, "expected an action after 'do'"},
         ErrorCase{"saga a() { step s { do x. () } }", 1, 27, 1, "expected a name after '.'"},
         ErrorCase{"saga a() { step s { do x.y } }", 1, 28, 1, "expected '(' after the action name"},

@@ -508,6 +508,11 @@ INSTANTIATE_TEST_SUITE_P(
         StmtCase{"step s { timeout 1s retry { attempts: 2 } }",
                  "{(step s timeout (dur 1s 1000) retry {...})}"},
         StmtCase{"step op { do op.op(op: op) }", "{(step op do op.op(op:op))}"},
+        StmtCase{"step s { undo_retry slow undo x.y() retry { attempts: 2, then: pause } }",
+                 "{(step s undo x.y() retry {...} undo_retry slow)}"},
+        StmtCase{"step s { undo_retry { attempts: 1 } }", "{(step s undo_retry {...})}"},
+        StmtCase{"undo_retry slow step s {}", "{(undo_retry slow) (step s)}"},
+        StmtCase{"let undo_retry = 1", "{(let undo_retry 1)}"},
         StmtCase{"step s { do x.y(a: 1) } step t { do x.y(a: s) }",
                  "{(step s do x.y(a:1)) (step t do x.y(a:s))}"}));
 

@@ -873,3 +873,129 @@ TEST(MachineCommands, ACommandThatNoLongerAppliesIsDroppedAndCancelCompensates) 
   EXPECT_EQ(m.waiting(), "undo a");
   EXPECT_TRUE(m.state().cancelled);
 }
+
+// ---- then: pause and undo_retry (issue #11) --------------------------------------
+
+const char* kPausing = R"(
+service s { }
+retry parked { attempts: 2, backoff: fixed(1s), on: [unavailable], then: pause }
+saga t() {
+  step a { do s.a() -> ra  undo s.undo_a(ref: ra) }
+  step b { do s.b() -> rb  undo s.undo_b(ref: rb)  retry parked }
+}
+)";
+
+// A class the policy retries, with the attempts used up: the instance is
+// paused at the step (the fiber still waits there, nothing is compensated),
+// and the history says why.
+TEST(MachinePause, AnExhaustedPolicyThatEndsInAPausePausesAtTheStep) {
+  Machine m(kPausing);
+  m.begin();
+  m.end(0, ok(Value("A-1")));
+  m.end(0, failure("unavailable"));
+  Decision d = m.end(0, failure("unavailable"));
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"attempt_failed:b", "paused:b"}));
+  EXPECT_EQ(d.status, InstanceStatus::kPaused);
+  EXPECT_TRUE(d.final());
+  EXPECT_TRUE(d.ready.empty());
+  EXPECT_EQ(ids(d.stopped), (std::vector<uint32_t>{0}));
+  EXPECT_FALSE(d.dead_letter);
+  EXPECT_NE(d.events[1].event.message.find("its retry policy ends in a pause"), std::string::npos);
+  EXPECT_NE(d.events[1].event.data_json.find("then: pause"), std::string::npos);
+  EXPECT_EQ(m.waiting(), "action b");
+  EXPECT_EQ(m.state().phase, saga::runtime::Phase::kForward);
+}
+
+// A class the policy does not retry fails the step as before: no pause.
+TEST(MachinePause, AClassThePolicyDoesNotRetryFailsTheStep) {
+  Machine m(kPausing);
+  m.begin();
+  m.end(0, ok(Value("A-1")));
+  Decision d = m.end(0, failure("rejected"));
+  EXPECT_EQ(Machine::kinds(d)[0], "step_failed:b");
+  EXPECT_EQ(d.status, InstanceStatus::kCompensating);
+}
+
+// `sagactl retry` of the paused step: a fresh budget, the same step.
+TEST(MachinePause, RetryOfAPausedStepGivesAFreshBudget) {
+  Machine m(kPausing);
+  m.begin();
+  m.end(0, ok(Value("A-1")));
+  m.end(0, failure("unavailable"));
+  m.end(0, failure("unavailable"));
+  Decision d = m.message("retry");
+  EXPECT_EQ(d.status, InstanceStatus::kRunning);
+  EXPECT_EQ(ids(d.ready), (std::vector<uint32_t>{0}));
+  EXPECT_EQ(m.state().root().attempt, 1u);
+  EXPECT_EQ(m.waiting(), "action b");
+  EXPECT_EQ(Machine::kinds(m.end(0, failure("unavailable"))),
+            (std::vector<std::string>{"attempt_failed:b"}));
+  EXPECT_EQ(m.end(0, failure("unavailable")).status, InstanceStatus::kPaused);
+  m.message("retry");
+  d = m.end(0, ok(Value("B-1")));
+  EXPECT_EQ(d.status, InstanceStatus::kCompleted);
+}
+
+// `sagactl compensate` gives up on it: the earlier steps and the paused
+// one (its attempts were in doubt) are undone.
+TEST(MachinePause, CompensateOfAPausedStepUndoesItAndTheEarlierOnes) {
+  Machine m(kPausing);
+  m.begin();
+  m.end(0, ok(Value("A-1")));
+  m.end(0, failure("unavailable"));
+  m.end(0, failure("unavailable"));
+  Decision d = m.message("compensate", R"({"note":"give up"})");
+  EXPECT_EQ(d.status, InstanceStatus::kCompensating);
+  EXPECT_EQ(m.waiting(), "undo b");
+}
+
+const char* kUndoPolicies = R"(
+service s { }
+retry once { attempts: 1 }
+saga t() {
+  undo_retry { attempts: 2, backoff: fixed(5s), on: any }
+  step a { do s.a() -> ra  undo s.undo_a(ref: ra) }
+  step b { do s.b() -> rb  undo s.undo_b(ref: rb)  undo_retry once }
+  fail "boom"
+}
+)";
+
+// An undo's own policy replaces the built-in one (3 attempts in these
+// tests): `once` is stuck at the first failure; the saga's default (2
+// attempts, fixed 5 s) applies to the undo without one.
+TEST(MachineUndoRetry, AnUndosOwnPolicyAndTheSagasDefaultReplaceTheBuiltInOne) {
+  Machine m(kUndoPolicies);
+  m.begin();
+  m.end(0, ok(Value("A-1")));
+  m.end(0, ok(Value("B-1")));
+  ASSERT_EQ(m.waiting(), "undo b");
+  Decision d = m.end(0, failure("unavailable"));
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"stuck:b"}));
+  ASSERT_TRUE(d.dead_letter);
+  EXPECT_NE(d.events[0].event.message.find("undo failed 1 times"), std::string::npos);
+  d = m.message("skip", R"({"note":"by hand"})");
+  ASSERT_EQ(m.waiting(), "undo a");
+  d = m.end(0, failure("rejected"));  // `on: any`: retried.
+  EXPECT_EQ(Machine::kinds(d), (std::vector<std::string>{"undo_failed:a"}));
+  EXPECT_EQ(m.state().root().wake_at_ms, m.now() + 5000);
+  d = m.end(0, failure("rejected"));
+  EXPECT_EQ(d.status, InstanceStatus::kStuck);
+}
+
+// The policy's classes count for an undo too: a class it does not retry
+// leaves the instance stuck at once.
+TEST(MachineUndoRetry, AClassTheUndosPolicyDoesNotRetryIsStuckAtOnce) {
+  Machine m(R"(
+service s { }
+saga t() {
+  step a { do s.a() -> ra  undo s.undo_a(ref: ra)  undo_retry { attempts: 5, on: [timeout] } }
+  fail "boom"
+}
+)");
+  m.begin();
+  m.end(0, ok(Value("A-1")));
+  ASSERT_EQ(m.waiting(), "undo a");
+  EXPECT_EQ(Machine::kinds(m.end(0, failure("timeout"))),
+            (std::vector<std::string>{"undo_failed:a"}));
+  EXPECT_EQ(m.end(0, failure("unavailable")).status, InstanceStatus::kStuck);
+}
