@@ -29,6 +29,7 @@ PACKAGES=(
   tao-pegtl-dev libfmt-dev libboost-dev libsqlite3-dev libcli11-dev
   nlohmann-json3-dev libxxhash-dev libjemalloc-dev libgtest-dev libgmock-dev
   sqlite3
+  libpq-dev postgresql
 )
 
 install_packages() {
