@@ -29,7 +29,8 @@ PACKAGES=(
   tao-pegtl-dev libfmt-dev libboost-dev libsqlite3-dev libcli11-dev
   nlohmann-json3-dev libxxhash-dev libjemalloc-dev libgtest-dev libgmock-dev
   sqlite3
-  libpq-dev postgresql
+  libpq-dev postgresql  # the PostgreSQL store's client; the server its tests start
+  graphviz  # dot: sagactl graph --format svg, and the tests that render every dot output
 )
 
 install_packages() {

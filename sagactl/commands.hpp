@@ -28,6 +28,9 @@ inline constexpr int kExitWrongState = 6;
 // `sagactl test`: a test file, or the saga it tests, has errors (printed):
 // its tests did not run.
 inline constexpr int kExitTestFile = 7;
+// A program the command runs is not installed: `graph --format svg` (and
+// `show --graph --format svg`) without Graphviz's dot. Nothing was written.
+inline constexpr int kExitMissingProgram = 8;
 
 // JSON text for printing: indented by `indent` (-1: one line), with any
 // string that is not UTF-8 written with U+FFFD instead of aborting (what
@@ -108,6 +111,17 @@ int worker(const DbArgs& args, int poll_ms);
 int ls(const DbArgs& args, const std::string& status, size_t limit);
 int show(const DbArgs& args, const std::string& id);
 int cancel(const DbArgs& args, const std::string& id);
+
+// `sagactl graph FILE [--saga NAME] [--format dot|mermaid|svg] [-o FILE]`
+// and `sagactl show ID --graph` (graph_command.cpp, docs/graph.md).
+struct GraphArgs {
+  std::string file;  // .saga or .sagac (graph only).
+  std::string saga;  // Empty: every saga of the program.
+  std::string format = "dot";
+  std::string output;  // Empty: stdout.
+};
+int graph(const GraphArgs& args);
+int show_graph(const DbArgs& db, const std::string& id, const GraphArgs& args);
 
 struct ExploreArgs {
   RunArgs run;  // program, --saga, --input/--input-file (default: a value per parameter).

@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
   app.footer(
       "Exit codes: 0 success, 1 error, 2 usage error, 3 saga compensated/failed/cancelled, "
       "4 saga stuck, 5 no such instance, 6 the instance's state does not allow it, "
-      "7 a test file (sagactl test) or its saga has errors.\n"
+      "7 a test file (sagactl test) or its saga has errors, "
+      "8 a program the command needs is not installed (graph --format svg: Graphviz's dot).\n"
       "Database: --db, else $SAGA_DB, else ./sagas.db.");
 
   CompileArgs c;
@@ -138,6 +139,25 @@ int main(int argc, char** argv) {
       "show", "Show an instance: status, variables, compensation stack, history");
   add_db(show_cmd, true);
   show_cmd->add_option("id", id, "Instance id")->required();
+  GraphArgs g;
+  bool show_as_graph = false;
+  auto add_graph_format = [&g](CLI::App* cmd) {
+    cmd->add_option("--format", g.format,
+                    "dot (Graphviz, the default), mermaid, or svg (runs Graphviz's dot)")
+        ->check(CLI::IsMember({"dot", "mermaid", "svg"}));
+    cmd->add_option("-o,--output", g.output, "Write the picture to this file (default: stdout)");
+  };
+  auto* graph_flag = show_cmd->add_flag(
+      "--graph", show_as_graph,
+      "Draw the instance's saga with the path it took, where it is and what was compensated");
+  graph_flag->excludes("--json");
+  add_graph_format(show_cmd);
+  auto* graph_cmd = app.add_subcommand(
+      "graph",
+      "Draw a saga: steps, branches, blocks and its compensation path (dot, mermaid, svg)");
+  graph_cmd->add_option("file", g.file, "A .saga (compiled in memory) or .sagac file")->required();
+  graph_cmd->add_option("--saga", g.saga, "Only this saga (default: every saga of the program)");
+  add_graph_format(graph_cmd);
   auto* cancel_cmd =
       app.add_subcommand("cancel", "Cancel an instance: compensate its completed steps");
   add_db(cancel_cmd, false);
@@ -225,7 +245,13 @@ int main(int argc, char** argv) {
   if (*resume_cmd) return resume(d);
   if (*worker_cmd) return worker(d, poll_ms);
   if (*ls_cmd) return ls(d, status, limit);
+  if (*show_cmd && show_as_graph) return show_graph(d, id, g);
+  if (*show_cmd && (!g.output.empty() || g.format != "dot")) {
+    print_error("show: --format and -o go with --graph");
+    return kExitUsage;
+  }
   if (*show_cmd) return show(d, id);
+  if (*graph_cmd) return saga::cli::graph(g);
   if (*cancel_cmd) return cancel(d, id);
   if (*explore_cmd) return explore(x);
   if (*test_cmd) return test(t);

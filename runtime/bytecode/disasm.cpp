@@ -587,6 +587,10 @@ std::string anchor(std::string_view name) {
 
 }  // namespace
 
+std::string constant_literal(const Constant& c) {
+  return literal(c);
+}
+
 std::string disassemble(const Program& program) {
   return Listing(program).run();
 }

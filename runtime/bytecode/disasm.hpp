@@ -18,6 +18,11 @@ namespace saga::bytecode {
 // under the name of its step. Services, policies and steps are listed as tables.
 std::string disassemble(const Program& program);
 
+// A constant as the listing writes it, a JSON literal: null, true, 100, 0.1,
+// "text" (escaped, DEL included). The pictures of runtime/graph write
+// constants in conditions the same way.
+std::string constant_literal(const Constant& c);
+
 // The opcode reference in Markdown (docs/opcodes.md), one section per opcode
 // with operands, stack effect, flags, synopsis and documentation.
 std::string opcode_reference_markdown();

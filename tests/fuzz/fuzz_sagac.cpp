@@ -11,6 +11,7 @@
 
 #include "runtime/bytecode/disasm.hpp"
 #include "runtime/bytecode/format.hpp"
+#include "saga/graph.hpp"
 #include "tests/bytecode/test_programs.hpp"
 #include "tests/fuzz/fuzz_support.hpp"
 
@@ -21,6 +22,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto program = saga::bytecode::load(image);
   if (!program.ok()) return 0;
   (void)saga::bytecode::disassemble(program.value());
+  auto graph = saga::graph::build(program.value());
+  saga::fuzz::fuzz_check(graph.ok(), "a loaded program is drawn");
+  for (saga::graph::SagaGraph& g : graph.value().sagas) {
+    saga::graph::Trace trace{.status = "compensating"};
+    for (const saga::graph::Node& n : g.nodes) {
+      trace.history.push_back({"step_completed", n.label, ""});
+      trace.history.push_back({"undo_completed", n.label, ""});
+    }
+    saga::graph::overlay(g, trace);
+  }
+  (void)saga::graph::to_dot(graph.value());
+  (void)saga::graph::to_mermaid(graph.value());
   std::vector<uint8_t> again = saga::bytecode::serialize(program.value());
   auto reloaded = saga::bytecode::load(again);
   saga::fuzz::fuzz_check(reloaded.ok(), "a loaded program written again loads");
