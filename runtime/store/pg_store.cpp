@@ -41,6 +41,7 @@
 #include "runtime/store/pg_conn.hpp"
 #include "runtime/store/pg_schema.hpp"
 #include "runtime/store/pipeline.hpp"
+#include "runtime/store/status_names.hpp"
 #include "saga/store.hpp"
 
 namespace saga::store {
@@ -101,7 +102,6 @@ const std::vector<pg::StatementDef>& writer_statements() {
        {T, I}},
       {"mark_read", "SELECT batch FROM commit_marks WHERE writer = $1", {T}},
       {"epoch_of", "SELECT epoch FROM instances WHERE id = $1", {T}},
-      {"notify", "SELECT pg_notify('saga_work', '')", {}},
   };
   return defs;
 }
@@ -278,6 +278,15 @@ class PgStore final : public Store, private CommitBackend {
   // Runs a read on the reader connection; a read that found the connection
   // lost (a server restart) reconnects and runs once more. Called with rmu_.
   Status read(const char* name, const Params& params, ResultPtr* out, const char* what);
+  // The same for a statement whose one parameter is a key (an id, a hash),
+  // reconnecting first if the connection is known to be lost.
+  Status read_key(const char* name, const std::string& key, ResultPtr* out, const char* what) {
+    Status s = reader();
+    if (!s.ok()) return s;
+    Params p;
+    p.add_text(key);
+    return read(name, p, out, what);
+  }
   // Reads the rows of `r` (with their fibers when `with_fibers`). Called with rmu_.
   Result<std::vector<InstanceRecord>> read_rows(const PGresult* r, bool with_fibers,
                                                 std::vector<int64_t>* epochs = nullptr);
@@ -452,7 +461,6 @@ PgStore::Attempt PgStore::try_batch(std::vector<Item>& batch, const std::vector<
   p.add_int(++batch_no_);
   if (s.ok()) s = c.send("mark", p, "marking a batch");
   sent.push_back({SIZE_MAX, kPlain});
-  bool notify = false;
   for (size_t i : live) {
     if (!s.ok()) break;
     const Transition& t = batch[i].transition;
@@ -478,7 +486,6 @@ PgStore::Attempt PgStore::try_batch(std::vector<Item>& batch, const std::vector<
       p.add_text(writer_id_);
       s = c.send("ins", p, "creating an instance");
       sent.push_back({i, kCreate});
-      notify = notify || r.owner.empty();
     } else if (t.write_instance) {
       p.add_text(r.id);
       p.add_int(epoch);
@@ -529,11 +536,6 @@ PgStore::Attempt PgStore::try_batch(std::vector<Item>& batch, const std::vector<
       s = c.send("dead", p, "writing a dead letter");
       sent.push_back({i, kPlain});
     }
-  }
-  if (notify && s.ok()) {
-    p.clear();
-    s = c.send("notify", p, "notifying workers");
-    sent.push_back({SIZE_MAX, kPlain});
   }
   if (s.ok()) s = c.sync("sending a batch");
   if (!s.ok()) return fail(s);
@@ -711,12 +713,8 @@ Status PgStore::put_program(const std::string& hash, const std::string& name,
 
 Result<std::vector<uint8_t>> PgStore::get_program(const std::string& hash) {
   std::lock_guard lock(rmu_);
-  Status s = reader();
-  if (!s.ok()) return s;
-  Params p;
-  p.add_text(hash);
   ResultPtr r;
-  s = read("prog_get", p, &r, "reading a program");
+  Status s = read_key("prog_get", hash, &r, "reading a program");
   if (!s.ok()) return s;
   if (PQntuples(r.get()) == 0) {
     return Status(StatusCode::kNotFound, fmt::format("no program {} in {}", hash, rconn_.name()));
@@ -727,12 +725,8 @@ Result<std::vector<uint8_t>> PgStore::get_program(const std::string& hash) {
 
 Result<std::optional<InstanceRecord>> PgStore::get_instance(const std::string& id) {
   std::lock_guard lock(rmu_);
-  Status s = reader();
-  if (!s.ok()) return s;
-  Params p;
-  p.add_text(id);
   ResultPtr r;
-  s = read("get", p, &r, "reading an instance");
+  Status s = read_key("get", id, &r, "reading an instance");
   if (!s.ok()) return s;
   auto rows = read_rows(r.get(), true);
   if (!rows.ok()) return rows.status();
@@ -773,12 +767,8 @@ Result<std::vector<InstanceRecord>> PgStore::list_unfinished() {
 
 Result<std::vector<HistoryEvent>> PgStore::history(const std::string& id) {
   std::lock_guard lock(rmu_);
-  Status s = reader();
-  if (!s.ok()) return s;
-  Params p;
-  p.add_text(id);
   ResultPtr r;
-  s = read("history", p, &r, "reading the history");
+  Status s = read_key("history", id, &r, "reading the history");
   if (!s.ok()) return s;
   std::vector<HistoryEvent> out;
   for (int row = 0; row < PQntuples(r.get()); ++row) {
@@ -796,12 +786,8 @@ Result<std::vector<HistoryEvent>> PgStore::history(const std::string& id) {
 
 Result<std::vector<DeadLetter>> PgStore::dead_letters(const std::string& id) {
   std::lock_guard lock(rmu_);
-  Status s = reader();
-  if (!s.ok()) return s;
-  Params p;
-  p.add_text(id);
   ResultPtr r;
-  s = read("dead_of", p, &r, "reading dead letters");
+  Status s = read_key("dead_of", id, &r, "reading dead letters");
   if (!s.ok()) return s;
   std::vector<DeadLetter> out;
   for (int row = 0; row < PQntuples(r.get()); ++row) {
@@ -832,12 +818,7 @@ Status PgStore::request_cancel(const std::string& id) {
     return {StatusCode::kNotFound, fmt::format("no instance {} in {}", id, rconn_.name())};
   }
   int64_t status = pg::int_at(r.get(), 0, 0);
-  const char* name = status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kCancelled)
-                         ? to_string(static_cast<InstanceStatus>(status))
-                         : "of an unknown status";
-  return {StatusCode::kFailedPrecondition,
-          fmt::format("instance {} is {}: only a pending or running instance can be cancelled", id,
-                      name)};
+  return not_cancellable(id, status);
 }
 
 // One transaction of the reader connection: the owners whose leases still

@@ -49,6 +49,7 @@
 #include "runtime/store/pipeline.hpp"
 #include "runtime/store/schema.hpp"
 #include "runtime/store/sqlite_db.hpp"
+#include "runtime/store/status_names.hpp"
 
 namespace saga::store {
 namespace {
@@ -1043,12 +1044,7 @@ Status SqliteStore::request_cancel(const std::string& id) {
   }
   if (rc != SQLITE_ROW) return rdb_.error(rc, "requesting cancellation");
   int64_t status = r_.status_of.column_int(0);
-  const char* name = status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kCancelled)
-                         ? to_string(static_cast<InstanceStatus>(status))
-                         : "of an unknown status";
-  return {StatusCode::kFailedPrecondition,
-          fmt::format("instance {} is {}: only a pending or running instance can be cancelled", id,
-                      name)};
+  return not_cancellable(id, status);
 }
 
 // Reads the unfinished instances and claims the free ones in one IMMEDIATE

@@ -2,8 +2,11 @@
 // and accepts ("running", "stuck", ...), and which statuses are terminal. The
 // numeric values are stored in the instances.status column, so they never
 // change; the names are the user-facing spelling.
+#include <fmt/format.h>
+
 #include <string_view>
 
+#include "runtime/store/status_names.hpp"
 #include "saga/store.hpp"
 
 namespace saga {
@@ -59,3 +62,16 @@ bool is_terminal(InstanceStatus s) {
 }
 
 }  // namespace saga
+
+namespace saga::store {
+
+Status not_cancellable(const std::string& id, int64_t status) {
+  const char* name = status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kCancelled)
+                         ? to_string(static_cast<InstanceStatus>(status))
+                         : "of an unknown status";
+  return {StatusCode::kFailedPrecondition,
+          fmt::format("instance {} is {}: only a pending or running instance can be cancelled", id,
+                      name)};
+}
+
+}  // namespace saga::store
