@@ -89,6 +89,7 @@ bool contains(const std::string& s, const char* what) {
 Status Connection::connect(const std::string& url, int connect_timeout_s) {
   url_ = url;
   connect_timeout_s_ = connect_timeout_s;
+  lost_ = false;
   if (conn_ != nullptr) {
     PQfinish(conn_);
     conn_ = nullptr;
@@ -226,6 +227,7 @@ Status Connection::error(const PGresult* r, const char* what) const {
   std::string_view state = sqlstate(r);
   // Class 08: connection exceptions; 57P01..03: the server shut down.
   if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0) {
+    lost_ = true;
     return {StatusCode::kIoError,
             fmt::format("lost the connection to PostgreSQL at {} while {}: {}", name_, what, m)};
   }

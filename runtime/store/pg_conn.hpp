@@ -84,7 +84,9 @@ class Connection {
   // Drops the connection and connects again (after the server restarted or
   // the connection broke), preparing the statements again.
   Status reconnect();
-  bool broken() const { return conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD; }
+  // The connection is gone: libpq says so, or the server said it is closing
+  // it (SQLSTATE class 08, 57P01-57P03) before libpq noticed.
+  bool broken() const { return conn_ == nullptr || lost_ || PQstatus(conn_) == CONNECTION_BAD; }
 
   // Runs a prepared statement (binary results). On failure returns the error
   // and leaves *out empty.
@@ -118,6 +120,7 @@ class Connection {
   int connect_timeout_s_ = 5;
   std::string name_;
   std::vector<StatementDef> defs_;
+  mutable bool lost_ = false;  // Set by error() for a closing server.
 };
 
 // The SQLSTATE of a failed result ("" when there is none).

@@ -482,6 +482,52 @@ TEST_P(StoreConformance, ClaimsTakeFreeInstancesAndLeasesKeepThem) {
   EXPECT_EQ(get(*store, "c").lease_until_ms, 20000);
 }
 
+// sagactl migrate's move: applied whole when the instance is as read, else
+// refused with nothing written.
+TEST_P(StoreConformance, MoveInstanceAppliesOnlyToTheInstanceAsRead) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  Transition t = create_transition(make_record("m"));
+  t.fibers = {{1, "old fiber"}};
+  ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  InstanceMove move;
+  move.id = "m";
+  move.from_program = make_record("m").program_hash;
+  move.to_program = "fedcba9876543210fedcba9876543210";
+  move.expected_checkpoint = make_record("m").checkpoint;
+  move.expected_fibers = {{1, "old fiber"}};
+  move.checkpoint = "translated";
+  move.fibers = {{2, "new fiber"}};
+  move.event = make_event("migrated", "", 0);
+  auto always = [](const std::string&, int64_t) { return true; };
+
+  InstanceMove stale = move;
+  stale.expected_checkpoint = "something else";
+  Status s = store->move_instance(stale, always);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+  EXPECT_EQ(get(*store, "m").program_hash, move.from_program);
+
+  // Claimed by an engine that still runs: refused.
+  ASSERT_EQ(store->claim("w1", 0, 1, nullptr, "m")->size(), 1u);
+  s = store->move_instance(move, [](const std::string&, int64_t) { return false; });
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+  EXPECT_TRUE(contains(s.message(), "w1")) << s.message();
+
+  s = store->move_instance(move, always);
+  ASSERT_TRUE(s.ok()) << s.message();
+  InstanceRecord moved = get(*store, "m");
+  EXPECT_EQ(moved.program_hash, move.to_program);
+  EXPECT_EQ(moved.checkpoint, "translated");
+  EXPECT_EQ(moved.fibers, (std::vector<FiberRow>{{2, "new fiber"}}));
+  auto h = store->history("m");
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->size(), 2u);
+  EXPECT_EQ((*h)[1].kind, "migrated");
+  InstanceMove ghost = move;
+  ghost.id = "nobody";
+  EXPECT_EQ(store->move_instance(ghost, always).code(), StatusCode::kNotFound);
+}
+
 // A reader (sagactl ls, show) writes nothing.
 TEST_P(StoreConformance, ReadOnlyStoreReadsAndRefusesWrites) {
   {

@@ -225,7 +225,10 @@ TEST(PgStore, AServerRestartUnderLoadLosesNothing) {
   std::thread submitter([&] {
     for (int i = 0; i < kCount; ++i) {
       Transition t = create_transition(make_record(fmt::format("i{}", i)));
-      store->submit(std::move(t), [&](Status s) { (s.ok() ? ok : failed).fetch_add(1); });
+      store->submit(std::move(t), [&](Status s) {
+        (s.ok() ? ok : failed).fetch_add(1);
+        EXPECT_TRUE(s.ok()) << s.message();
+      });
       if (i % 100 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   });
