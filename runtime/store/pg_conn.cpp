@@ -225,8 +225,11 @@ Status Connection::error(const PGresult* r, const char* what) const {
   std::string m = clean(PQresultErrorMessage(r));
   if (m.empty()) m = clean(PQerrorMessage(conn_));
   std::string_view state = sqlstate(r);
-  // Class 08: connection exceptions; 57P01..03: the server shut down.
-  if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0) {
+  // Class 08: connection exceptions; 57P01..03: the server shut down. No
+  // SQLSTATE at all: libpq's own failure (a connection cut while a pipeline
+  // was read), after which the protocol state is not to be trusted.
+  if (state.empty() || state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0) {
+    if (m.empty()) m = "no answer";
     lost_ = true;
     return {StatusCode::kIoError,
             fmt::format("lost the connection to PostgreSQL at {} while {}: {}", name_, what, m)};
