@@ -30,6 +30,7 @@ PACKAGES=(
   nlohmann-json3-dev libxxhash-dev libjemalloc-dev libgtest-dev libgmock-dev
   sqlite3
   libpq-dev postgresql  # the PostgreSQL store's client; the server its tests start
+  chromium chromium-driver
   graphviz  # dot: sagactl graph --format svg, and the tests that render every dot output
 )
 

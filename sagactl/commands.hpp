@@ -107,8 +107,23 @@ struct DbArgs {
   Access access;
 };
 int resume(const DbArgs& args);
-int worker(const DbArgs& args, int poll_ms);
-int ls(const DbArgs& args, const std::string& status, size_t limit);
+struct ListenArgs;
+int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen);
+struct LsArgs {
+  std::string status;   // Empty: any.
+  std::string saga;     // Empty: any.
+  std::string stalled;  // A duration ("10m"): unfinished instances with no progress for that long.
+  size_t limit = 100;
+};
+int ls(const DbArgs& args, const LsArgs& ls_args);
+// `sagactl dlq ls`: the dead letters of every instance, newest first.
+int dlq_ls(const DbArgs& args, size_t limit);
+// "1h 5m", "3m 20s", "12s": a duration in milliseconds as an age, for people.
+std::string age_text(int64_t ms);
+// Now, in milliseconds since the Unix epoch.
+int64_t now_ms();
+// "500ms", "30s", "10m", "2h", "1d" -> milliseconds; nullopt otherwise.
+std::optional<int64_t> parse_duration_ms(std::string_view text);
 int show(const DbArgs& args, const std::string& id);
 int cancel(const DbArgs& args, const std::string& id);
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "sagactl/commands.hpp"
+#include "sagactl/listen.hpp"
 
 int main(int argc, char** argv) {
   using namespace saga::cli;
@@ -127,14 +128,40 @@ int main(int argc, char** argv) {
   worker_cmd
       ->add_option("--poll-ms", poll_ms, "How often to look for new instances and cancellations")
       ->check(CLI::Range(10, 60000));
-  std::string status, id;
-  size_t limit = 100;
+  ListenArgs listen;
+  auto* listen_opt = worker_cmd->add_option(
+      "--listen", listen.listen,
+      "Serve health, the JSON API and the web view on HOST:PORT (PORT or :PORT: 127.0.0.1; "
+      "port 0: any free one, printed)");
+  worker_cmd
+      ->add_option("--admin-token-file", listen.token_file,
+                   "Actions over HTTP need the token on this file's first line (Authorization: "
+                   "Bearer TOKEN); required to listen beyond loopback")
+      ->needs(listen_opt);
+  worker_cmd
+      ->add_flag("--public-read", listen.public_reads,
+                 "With a token: reads from other machines need none (actions still do)")
+      ->needs(listen_opt);
+  std::string id;
+  LsArgs ls_args;
   auto* ls_cmd = app.add_subcommand("ls", "List instances, newest first");
   add_db(ls_cmd, true);
-  ls_cmd->add_option("--status", status,
+  ls_cmd->add_option("--status", ls_args.status,
                      "Only this status: pending, running, compensating, completed, compensated, "
                      "failed, stuck, cancelled");
-  ls_cmd->add_option("--limit", limit, "At most this many");
+  ls_cmd->add_option("--saga", ls_args.saga, "Only instances of this saga");
+  ls_cmd->add_option("--stalled", ls_args.stalled,
+                     "Only unfinished instances without progress for this long (30s, 10m, 2h), "
+                     "the longest stalled first");
+  ls_cmd->add_option("--limit", ls_args.limit, "At most this many");
+  size_t dlq_limit = 100;
+  auto* dlq_cmd = app.add_subcommand("dlq", "Dead letters: compensations that gave up");
+  dlq_cmd->require_subcommand(1);
+  auto* dlq_ls_cmd = dlq_cmd->add_subcommand(
+      "ls",
+      "List the dead letters of every instance, newest first (saga, step, error, attempts, age)");
+  add_db(dlq_ls_cmd, true);
+  dlq_ls_cmd->add_option("--limit", dlq_limit, "At most this many");
   auto* show_cmd = app.add_subcommand(
       "show", "Show an instance: status, variables, compensation stack, history");
   add_db(show_cmd, true);
@@ -243,8 +270,9 @@ int main(int argc, char** argv) {
   if (*run_cmd) return run(r);
   if (*start_cmd) return start(r);
   if (*resume_cmd) return resume(d);
-  if (*worker_cmd) return worker(d, poll_ms);
-  if (*ls_cmd) return ls(d, status, limit);
+  if (*worker_cmd) return worker(d, poll_ms, listen);
+  if (*ls_cmd) return ls(d, ls_args);
+  if (*dlq_ls_cmd) return dlq_ls(d, dlq_limit);
   if (*show_cmd && show_as_graph) return show_graph(d, id, g);
   if (*show_cmd && (!g.output.empty() || g.format != "dot")) {
     print_error("show: --format and -o go with --graph");

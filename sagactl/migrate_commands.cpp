@@ -81,12 +81,6 @@ bool claim_gone(const std::string& owner, int64_t lease_until_ms, int64_t now_ms
   return lease_until_ms < now_ms;
 }
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 int diff(const MigrateArgs& args) {

@@ -16,7 +16,9 @@
 #include "saga/engine.hpp"
 #include "saga/events.hpp"
 #include "saga/http.hpp"
+#include "saga/records_json.hpp"
 #include "sagactl/commands.hpp"
+#include "sagactl/listen.hpp"
 #include "sagactl/program_file.hpp"
 
 namespace saga::cli {
@@ -356,12 +358,21 @@ void on_signal(int) {
 // (PostgreSQL) each takes a share of the pending ones, not all of them.
 constexpr size_t kWorkerClaim = 256;
 
-int worker(const DbArgs& args, int poll_ms) {
+int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen) {
   auto rt = open_engine(args.db, args.durability, args.access, {}, kWorkerClaim);
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  // Stopped before the engine: no request is served by a stopping engine.
+  std::unique_ptr<serve::Server> server;
+  if (!listen.listen.empty()) {
+    int exit = kExitOk;
+    server = start_listener(
+        listen, engine,
+        [] { return g_stop ? std::string("the worker is shutting down") : std::string(); }, exit);
+    if (!server) return exit;
+  }
   std::cerr << fmt::format("worker on {} (polling every {} ms; Ctrl-C stops)\n",
                            database_path(args.db), poll_ms);
   while (!g_stop) {
@@ -371,39 +382,96 @@ int worker(const DbArgs& args, int poll_ms) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
+  if (server) server->stop();
   std::cerr << "worker stopping: waiting instances stay in the database\n";
   return kExitOk;
 }
 
-int ls(const DbArgs& args, const std::string& status, size_t limit) {
-  std::optional<InstanceStatus> filter;
-  if (!status.empty()) {
-    filter = parse_status(status);
-    if (!filter) {
-      print_error(fmt::format("unknown status '{}'", status));
+std::optional<int64_t> parse_duration_ms(std::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 12) return std::nullopt;
+  const int64_t n = std::stoll(std::string(text.substr(0, digits)));
+  const std::string_view unit = text.substr(digits);
+  const int64_t scale = unit == "ms"  ? 1
+                        : unit == "s" ? 1000
+                        : unit == "m" ? 60'000
+                        : unit == "h" ? 3'600'000
+                        : unit == "d" ? 86'400'000
+                                      : 0;
+  if (scale == 0) return std::nullopt;
+  return n * scale;
+}
+
+int ls(const DbArgs& args, const LsArgs& ls_args) {
+  InstanceQuery query;
+  if (!ls_args.status.empty()) {
+    query.status = parse_status(ls_args.status);
+    if (!query.status) {
+      print_error(fmt::format("unknown status '{}'", ls_args.status));
       return kExitUsage;
     }
   }
+  std::optional<int64_t> stalled;
+  if (!ls_args.stalled.empty()) {
+    stalled = parse_duration_ms(ls_args.stalled);
+    if (!stalled) {
+      print_error(fmt::format("--stalled {}: expected a duration such as 30s, 10m, 2h or 1d",
+                              ls_args.stalled));
+      return kExitUsage;
+    }
+    if (query.status && (is_terminal(*query.status) || *query.status == InstanceStatus::kStuck)) {
+      print_error(fmt::format("--stalled lists unfinished instances: --status {} finds none",
+                              ls_args.status));
+      return kExitUsage;
+    }
+  }
+  query.saga = ls_args.saga;
+  query.limit = ls_args.limit;
   auto store = open_reader(args.db);
   if (!store) return kExitError;
-  auto list = store->list_instances(filter, limit);
+  Result<std::vector<InstanceRecord>> list = std::vector<InstanceRecord>{};
+  const int64_t now = now_ms();
+  if (stalled) {
+    // Unfinished (pending, running, compensating) with no transition
+    // committed for that long: waiting on an attempt, a backoff or a worker.
+    // The longest stalled first.
+    list = store->list_unfinished();
+    if (list.ok()) {
+      std::vector<InstanceRecord> kept;
+      for (InstanceRecord& r : list.value()) {
+        if (now - r.updated_ms < *stalled) continue;
+        if (query.status && r.status != *query.status) continue;
+        if (!query.saga.empty() && r.saga != query.saga) continue;
+        r.checkpoint.clear();
+        r.fibers.clear();
+        kept.push_back(std::move(r));
+      }
+      std::stable_sort(kept.begin(), kept.end(),
+                       [](const auto& a, const auto& b) { return a.updated_ms < b.updated_ms; });
+      if (kept.size() > query.limit) kept.resize(query.limit);
+      list = std::move(kept);
+    }
+  } else {
+    list = store->query_instances(query);
+  }
   if (!list.ok()) {
     print_error(list.status().message());
     return kExitError;
   }
   if (args.json) {
     nlohmann::json out = nlohmann::json::array();
+    for (const InstanceRecord& r : list.value()) out.push_back(records::instance_summary(r));
+    std::cout << records::text(out);
+    return kExitOk;
+  }
+  if (stalled) {
+    std::cout << fmt::format("{:<36}  {:<12}  {:<24}  {}\n", "ID", "STATUS", "SAGA",
+                             "NO PROGRESS FOR");
     for (const InstanceRecord& r : list.value()) {
-      out.push_back({{"id", r.id},
-                     {"saga", r.saga},
-                     {"status", to_string(r.status)},
-                     {"program", r.program_hash},
-                     {"created_ms", r.created_ms},
-                     {"updated_ms", r.updated_ms},
-                     {"error_class", r.error_class},
-                     {"error_message", r.error_message}});
+      std::cout << scrub_utf8(fmt::format("{:<36}  {:<12}  {:<24}  {}\n", r.id, to_string(r.status),
+                                          r.saga, age_text(now - r.updated_ms)));
     }
-    std::cout << json_text(out) << "\n";
     return kExitOk;
   }
   std::cout << fmt::format("{:<36}  {:<12}  {:<24}  {}\n", "ID", "STATUS", "SAGA", "ERROR");
@@ -443,7 +511,7 @@ int show(const DbArgs& args, const std::string& id) {
   }
   const nlohmann::json& v = view.value();
   if (args.json) {
-    std::cout << json_text(v) << "\n";
+    std::cout << records::text(v);
     return kExitOk;
   }
   std::cout << fmt::format("instance  {}\nsaga      {}  (program {})\nstatus    {}\n",

@@ -12,6 +12,7 @@
 #include "grammar/diagnostic.hpp"
 #include "grammar/scenario.hpp"
 #include "runtime/scenario/runner.hpp"
+#include "runtime/value/markup.hpp"
 #include "sagactl/commands.hpp"
 #include "sagactl/program_file.hpp"
 
@@ -71,29 +72,7 @@ std::string xml_escape(const std::string& text) {
     if (nl < text.size()) clean += '\n';
     start = nl + 1;
   }
-  std::string out;
-  for (char c : clean) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
+  return escape_markup(clean);
 }
 
 bool write_junit(const std::string& path, const std::vector<SuiteReport>& suites) {

@@ -10,6 +10,7 @@
 #include "runtime/engine/machine.hpp"
 #include "runtime/value/utf8.hpp"
 #include "runtime/vm/checkpoint.hpp"
+#include "saga/records_json.hpp"
 #include "stdlib/functions.hpp"
 
 namespace saga::runtime {
@@ -107,16 +108,10 @@ Result<nlohmann::json> inspect(Store& store, const std::string& id, const Progra
   if (!rec.ok()) return rec.status();
   if (!rec.value()) return Status(StatusCode::kNotFound, fmt::format("no instance '{}'", id));
   const InstanceRecord& r = *rec.value();
-  nlohmann::json out = {{"id", r.id},
-                        {"saga", scrub_utf8(r.saga)},
-                        {"program", r.program_hash},
-                        {"status", to_string(r.status)},
-                        {"input", json_or_text(r.input_json)},
-                        {"output", json_or_text(r.output_json)},
-                        {"error_class", scrub_utf8(r.error_class)},
-                        {"error_message", scrub_utf8(r.error_message)},
-                        {"created", stdlib::format_iso8601_ms(r.created_ms)},
-                        {"updated", stdlib::format_iso8601_ms(r.updated_ms)}};
+  // The summary's fields (saga/records_json.hpp), then the instance's own.
+  nlohmann::json out = records::instance_summary(r);
+  out["input"] = json_or_text(r.input_json);
+  out["output"] = json_or_text(r.output_json);
   if (!r.checkpoint.empty()) {
     auto linked = program(r.program_hash);
     if (linked.ok()) {
@@ -125,27 +120,16 @@ Result<nlohmann::json> inspect(Store& store, const std::string& id, const Progra
       out["checkpoint_error"] = scrub_utf8(linked.status().message());
     }
   }
-  nlohmann::json history = nlohmann::json::array();
   auto events = store.history(id);
   if (!events.ok()) return events.status();
-  for (const HistoryEvent& e : events.value()) {
-    history.push_back({{"time", stdlib::format_iso8601_ms(e.time_ms)},
-                       {"kind", scrub_utf8(e.kind)},
-                       {"step", scrub_utf8(e.step)},
-                       {"attempt", e.attempt},
-                       {"error_class", scrub_utf8(e.error_class)},
-                       {"message", scrub_utf8(e.message)},
-                       {"data", scrub_utf8(e.data_json)}});
-  }
+  nlohmann::json history = nlohmann::json::array();
+  for (const HistoryEvent& e : events.value()) history.push_back(records::history_event(e));
   out["history"] = history;
-  nlohmann::json dead = nlohmann::json::array();
   auto letters = store.dead_letters(id);
   if (!letters.ok()) return letters.status();
-  for (const DeadLetter& d : letters.value()) {
-    dead.push_back({{"step", scrub_utf8(d.step)},
-                    {"time", stdlib::format_iso8601_ms(d.time_ms)},
-                    {"error_class", scrub_utf8(d.error_class)},
-                    {"message", scrub_utf8(d.message)}});
+  nlohmann::json dead = nlohmann::json::array();
+  for (const DeadLetterEntry& d : records::entries_of(r, letters.value(), events.value())) {
+    dead.push_back(records::dead_letter(d));
   }
   out["dead_letters"] = dead;
   return out;

@@ -146,6 +146,30 @@ constexpr const char* kHistorySql =
 constexpr const char* kDeadLettersSql =
     "SELECT step, time_ms, error_class, message FROM dead_letters "
     "WHERE instance = (SELECT num FROM instances WHERE id = ?1) ORDER BY id";
+// The operator's views (Store::query_instances, list_dead_letters,
+// list_programs). Newest first in the order of the instances_by_status and
+// instances_by_created indexes (each ends in the rowid, num), so a page is a
+// range scan of one index from the cursor's (created_ms, num) down (the
+// largest values when there is no cursor); the saga filter is checked on the
+// rows the scan meets.
+constexpr const char* kQueryAllSql =
+    "SELECT " SAGA_INSTANCE_COLUMNS
+    " FROM instances WHERE (?2 = '' OR saga = ?2) AND (created_ms, num) < (?3, ?4) "
+    "ORDER BY created_ms DESC, num DESC LIMIT ?5";
+constexpr const char* kQueryByStatusSql =
+    "SELECT " SAGA_INSTANCE_COLUMNS
+    " FROM instances WHERE status = ?1 AND (?2 = '' OR saga = ?2) AND (created_ms, num) < "
+    "(?3, ?4) ORDER BY created_ms DESC, num DESC LIMIT ?5";
+// Where a page starts: the (created_ms, num) of the cursor's instance.
+constexpr const char* kCursorSql = "SELECT created_ms, num FROM instances WHERE id = ?1";
+// The attempts of the undo that gave up are those of its `stuck` event.
+constexpr const char* kListDeadLettersSql =
+    "SELECT i.id, i.saga, i.status, d.step, d.time_ms, d.error_class, d.message, "
+    "COALESCE((SELECT h.attempt FROM history h WHERE h.instance = d.instance AND "
+    "h.kind = 'stuck' AND h.step = d.step ORDER BY h.seq DESC LIMIT 1), 0) "
+    "FROM dead_letters d JOIN instances i ON i.num = d.instance ORDER BY d.id DESC LIMIT ?1";
+constexpr const char* kListProgramsSql =
+    "SELECT hash, name, created_ms FROM programs ORDER BY created_ms DESC, hash";
 constexpr const char* kGetProgramSql = "SELECT image FROM programs WHERE hash = ?1";
 constexpr const char* kHasProgramSql = "SELECT 1 FROM programs WHERE hash = ?1";
 constexpr const char* kPutProgramSql =
@@ -266,6 +290,10 @@ class SqliteStore final : public Store, private CommitBackend {
   Result<std::vector<InstanceRecord>> list_unfinished() override;
   Result<std::vector<HistoryEvent>> history(const std::string& id) override;
   Result<std::vector<DeadLetter>> dead_letters(const std::string& id) override;
+  Result<std::vector<InstanceRecord>> query_instances(const InstanceQuery& query) override;
+  Result<std::vector<DeadLetterEntry>> list_dead_letters(size_t limit) override;
+  Result<std::vector<ProgramInfo>> list_programs() override;
+  Status check_ready() override;
   Status request_cancel(const std::string& id) override;
   Result<std::vector<InstanceRecord>> claim(
       const std::string& owner, int64_t now_ms, int64_t lease_until_ms,
@@ -369,6 +397,7 @@ class SqliteStore final : public Store, private CommitBackend {
   struct {
     Statement get_instance, list_all, list_by_status, list_unfinished, history, dead_letters;
     Statement get_program, has_program, put_program, request_cancel, status_of, claim, renew;
+    Statement query_all, query_by_status, cursor, list_dead_letters, list_programs;
     Statement fibers_of;  // Prepared only when the schema has the fibers table.
   } r_;
   bool has_fibers_ = false;  // The schema has the fibers table (version 2 and later).
@@ -546,6 +575,11 @@ Status SqliteStore::prepare_statements(bool with_writer) {
       {&r_.status_of, kStatusOfSql},
       {&r_.claim, kClaimSql},
       {&r_.renew, kRenewSql},
+      {&r_.query_all, kQueryAllSql},
+      {&r_.query_by_status, kQueryByStatusSql},
+      {&r_.cursor, kCursorSql},
+      {&r_.list_dead_letters, kListDeadLettersSql},
+      {&r_.list_programs, kListProgramsSql},
   };
   for (const auto& [stmt, sql] : reader) {
     Status s = rdb_.prepare(*stmt, sql);
@@ -1024,6 +1058,94 @@ Result<std::vector<DeadLetter>> SqliteStore::dead_letters(const std::string& id)
     d.error_class = st.column_text(2);
     d.message = st.column_text(3);
   }
+}
+
+namespace {
+int64_t sql_limit(size_t limit) {
+  return static_cast<int64_t>(
+      std::min<size_t>(limit, static_cast<size_t>(std::numeric_limits<int64_t>::max())));
+}
+}  // namespace
+
+Result<std::vector<InstanceRecord>> SqliteStore::query_instances(const InstanceQuery& query) {
+  std::lock_guard lock(rdb_mu_);
+  int64_t created = std::numeric_limits<int64_t>::max();
+  int64_t num = std::numeric_limits<int64_t>::max();
+  if (!query.before.empty()) {
+    Statement::Reset reset(r_.cursor);
+    r_.cursor.bind_text(1, query.before);
+    int rc = r_.cursor.step();
+    if (rc == SQLITE_DONE) {
+      return Status(StatusCode::kNotFound,
+                    fmt::format("no instance {} to page from (before=)", query.before));
+    }
+    if (rc != SQLITE_ROW) return rdb_.error(rc, "reading the cursor's instance");
+    created = r_.cursor.column_int(0);
+    num = r_.cursor.column_int(1);
+  }
+  Statement& st = query.status ? r_.query_by_status : r_.query_all;
+  Statement::Reset reset(st);
+  if (query.status) st.bind(1, static_cast<int64_t>(*query.status));
+  st.bind_text(2, query.saga);
+  st.bind(3, created);
+  st.bind(4, num);
+  st.bind(5, sql_limit(query.limit));
+  return read_instances(st, false);
+}
+
+Result<std::vector<DeadLetterEntry>> SqliteStore::list_dead_letters(size_t limit) {
+  std::lock_guard lock(rdb_mu_);
+  Statement& st = r_.list_dead_letters;
+  Statement::Reset reset(st);
+  st.bind(1, sql_limit(limit));
+  std::vector<DeadLetterEntry> out;
+  for (;;) {
+    int rc = st.step();
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return rdb_.error(rc, "reading dead letters");
+    DeadLetterEntry& d = out.emplace_back();
+    d.letter.instance_id = st.column_text(0);
+    d.saga = st.column_text(1);
+    d.status = static_cast<InstanceStatus>(st.column_int(2));
+    d.letter.step = st.column_text(3);
+    d.letter.time_ms = st.column_int(4);
+    d.letter.error_class = st.column_text(5);
+    d.letter.message = st.column_text(6);
+    d.attempts = static_cast<uint32_t>(st.column_int(7));
+  }
+}
+
+Result<std::vector<ProgramInfo>> SqliteStore::list_programs() {
+  std::lock_guard lock(rdb_mu_);
+  Statement& st = r_.list_programs;
+  Statement::Reset reset(st);
+  std::vector<ProgramInfo> out;
+  for (;;) {
+    int rc = st.step();
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return rdb_.error(rc, "reading programs");
+    ProgramInfo& p = out.emplace_back();
+    p.hash = st.column_text(0);
+    p.name = st.column_text(1);
+    p.created_ms = st.column_int(2);
+  }
+}
+
+// Writes nothing: the checks a commit would fail first.
+Status SqliteStore::check_ready() {
+  if (options_.read_only) return refuse_write("take commits");
+  std::lock_guard lock(rdb_mu_);
+  if (sqlite3_db_readonly(rdb_.get(), "main") == 1 || ::access(path_.c_str(), W_OK) != 0) {
+    return {StatusCode::kIoError, fmt::format("database is read-only: {}", path_)};
+  }
+  Result<int64_t> version = rdb_.query_int("PRAGMA user_version", "reading the schema version");
+  if (!version.ok()) return version.status();
+  if (*version != latest_schema_version()) {
+    return {StatusCode::kUnsupported,
+            fmt::format("database has schema {}, this build writes {}: {}", *version,
+                        latest_schema_version(), path_)};
+  }
+  return Status::Ok();
 }
 
 // A direct write like put_program. It only ever sets the flag; the engine's

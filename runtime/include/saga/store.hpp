@@ -101,6 +101,31 @@ struct DeadLetter {
   std::string message;
 };
 
+// A dead letter with what a listing across instances shows beside it.
+struct DeadLetterEntry {
+  DeadLetter letter;
+  std::string saga;
+  InstanceStatus status = InstanceStatus::kStuck;  // Of the instance, now.
+  uint32_t attempts = 0;  // Of the undo that gave up (its `stuck` event); 0 when unknown.
+};
+
+// A stored program: its hash, the name it was stored under (the source file's),
+// and when it was first stored.
+struct ProgramInfo {
+  std::string hash;
+  std::string name;
+  int64_t created_ms = 0;
+};
+
+// Which instances query_instances() returns: those matching every field set,
+// newest first (created, then insertion order), at most `limit`.
+struct InstanceQuery {
+  std::optional<InstanceStatus> status;
+  std::string saga;    // Empty: any saga.
+  std::string before;  // An instance id (the cursor): only instances listed after it.
+  size_t limit = 100;
+};
+
 // Everything one step of the engine changes, committed atomically.
 struct Transition {
   InstanceRecord instance;  // The new row (all fields); created when `create` is set.
@@ -193,6 +218,31 @@ class Store {
   virtual Result<std::vector<InstanceRecord>> list_unfinished() = 0;
   virtual Result<std::vector<HistoryEvent>> history(const std::string& id) = 0;
   virtual Result<std::vector<DeadLetter>> dead_letters(const std::string& id) = 0;
+
+  // The read methods of the operator's views (sagactl ls, dlq ls, the JSON
+  // API and the web view). The defaults refuse (kUnsupported), so a store
+  // without them still runs sagas.
+  //
+  // Instances matching `query`, newest first. Paging: pass the id of the
+  // last instance of a page as `before` to get the next page; an id that is
+  // not in the store gives kNotFound (the cursor is stale or wrong).
+  virtual Result<std::vector<InstanceRecord>> query_instances(const InstanceQuery& query) {
+    (void)query;
+    return Status(StatusCode::kUnsupported, "this store cannot query instances");
+  }
+  // The dead letters of every instance, newest first, at most `limit`.
+  virtual Result<std::vector<DeadLetterEntry>> list_dead_letters(size_t limit) {
+    (void)limit;
+    return Status(StatusCode::kUnsupported, "this store cannot list dead letters");
+  }
+  // Every stored program, newest first.
+  virtual Result<std::vector<ProgramInfo>> list_programs() {
+    return Status(StatusCode::kUnsupported, "this store cannot list programs");
+  }
+  // Whether the store can take commits now (GET /health/ready): Ok, or why
+  // not (the database is read-only, its schema is not this build's, ...).
+  // Cheap: it writes nothing.
+  virtual Status check_ready() { return Status::Ok(); }
 
   // Claims unfinished instances for the engine `owner`, atomically, and returns
   // them (all of them, up to StoreOptions::max_claim, when `only` is empty,
