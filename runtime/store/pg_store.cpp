@@ -117,6 +117,14 @@ const std::vector<pg::StatementDef>& reader_statements() {
        "SELECT " SAGA_PG_COLUMNS " FROM instances i WHERE i.status = $1 "
        "ORDER BY i.created_ms DESC, i.num DESC LIMIT $2",
        {I, I}},
+      // Store::query_instances: newest first from the cursor's (created_ms,
+      // num) down; $1 < 0: any status; saga as bytes ($2 empty: any).
+      {"query",
+       "SELECT " SAGA_PG_COLUMNS " FROM instances i WHERE ($1 < 0 OR i.status = $1) "
+       "AND (length($2) = 0 OR i.saga = $2) AND (i.created_ms, i.num) < ($3, $4) "
+       "ORDER BY i.created_ms DESC, i.num DESC LIMIT $5",
+       {I, B, I, I, I}},
+      {"cursor", "SELECT created_ms, num FROM instances WHERE id = $1", {T}},
       {"unfinished",
        "SELECT " SAGA_PG_COLUMNS " FROM instances i WHERE i.status IN (0, 1, 2) "
        "ORDER BY i.created_ms, i.num",
@@ -252,6 +260,7 @@ class PgStore final : public Store, private CommitBackend {
   Result<std::vector<InstanceRecord>> list_instances(std::optional<InstanceStatus> status,
                                                      size_t limit) override;
   Result<std::vector<InstanceRecord>> list_unfinished() override;
+  Result<std::vector<InstanceRecord>> query_instances(const InstanceQuery& query) override;
   Result<std::vector<HistoryEvent>> history(const std::string& id) override;
   Result<std::vector<DeadLetter>> dead_letters(const std::string& id) override;
   Status request_cancel(const std::string& id) override;
@@ -751,6 +760,36 @@ Result<std::vector<InstanceRecord>> PgStore::list_instances(std::optional<Instan
     p.add_int(max);
     s = read("list_all", p, &r, "listing instances");
   }
+  if (!s.ok()) return s;
+  return read_rows(r.get(), false);
+}
+
+Result<std::vector<InstanceRecord>> PgStore::query_instances(const InstanceQuery& query) {
+  std::lock_guard lock(rmu_);
+  int64_t created = std::numeric_limits<int64_t>::max();
+  int64_t num = std::numeric_limits<int64_t>::max();
+  if (!query.before.empty()) {
+    ResultPtr c;
+    Status s = read_key("cursor", query.before, &c, "reading the cursor's instance");
+    if (!s.ok()) return s;
+    if (PQntuples(c.get()) == 0) {
+      return Status(StatusCode::kNotFound,
+                    fmt::format("no instance {} to page from (before=)", query.before));
+    }
+    created = pg::int_at(c.get(), 0, 0);
+    num = pg::int_at(c.get(), 0, 1);
+  }
+  Status s = reader();
+  if (!s.ok()) return s;
+  Params p;
+  p.add_int(query.status ? static_cast<int64_t>(*query.status) : -1);
+  p.add_bytes(query.saga);
+  p.add_int(created);
+  p.add_int(num);
+  p.add_int(static_cast<int64_t>(
+      std::min<size_t>(query.limit, static_cast<size_t>(std::numeric_limits<int64_t>::max()))));
+  ResultPtr r;
+  s = read("query", p, &r, "listing instances");
   if (!s.ok()) return s;
   return read_rows(r.get(), false);
 }
