@@ -979,18 +979,6 @@ Status PgStore::move_instance(
   const bool same_checkpoint = pg::text_at(r.get(), 0, 2) == move.expected_checkpoint;
   const std::string owner(pg::text_at(r.get(), 0, 3));
   const int64_t lease_until = pg::int_at(r.get(), 0, 4);
-  auto refuse = [&](std::string why) {
-    return fail({StatusCode::kFailedPrecondition, fmt::format("instance {} {}", move.id, why)});
-  };
-  if (status < 0 || status > 2) {
-    const char* name = status <= static_cast<int64_t>(InstanceStatus::kCancelled)
-                           ? to_string(static_cast<InstanceStatus>(status))
-                           : "of an unknown status";
-    return refuse(fmt::format("is {}: only an unfinished instance can move", name));
-  }
-  if (program != move.from_program) {
-    return refuse(fmt::format("runs on program {}, not {}", program, move.from_program));
-  }
   std::vector<FiberRow> fibers;
   {
     Params f;
@@ -1003,13 +991,8 @@ Status PgStore::move_instance(
                                 std::string(pg::text_at(fr.get(), row, 2))});
     }
   }
-  if (!same_checkpoint || fibers != move.expected_fibers) {
-    return refuse("changed since it was read (it ran): nothing was moved");
-  }
-  if (!owner.empty() && !(claim_gone && claim_gone(owner, lease_until))) {
-    return refuse(
-        fmt::format("is claimed by the engine {}, which still runs: stop it first", owner));
-  }
+  s = check_move(move, status, program, same_checkpoint, fibers, owner, lease_until, claim_gone);
+  if (!s.ok()) return fail(s);
   p.clear();
   p.add_text(move.id);
   p.add_text(move.to_program);

@@ -1256,28 +1256,11 @@ Status SqliteStore::move_instance(
   const std::string owner(read.column_text(4));
   const int64_t lease_until = read.column_int(5);
   read.reset();
-  auto refuse = [&](std::string why) {
-    return fail({StatusCode::kFailedPrecondition, fmt::format("instance {} {}", move.id, why)});
-  };
-  if (status < 0 || status > 2) {
-    const char* name = status <= static_cast<int64_t>(InstanceStatus::kCancelled)
-                           ? to_string(static_cast<InstanceStatus>(status))
-                           : "of an unknown status";
-    return refuse(fmt::format("is {}: only an unfinished instance can move", name));
-  }
-  if (program != move.from_program) {
-    return refuse(fmt::format("runs on program {}, not {}", program, move.from_program));
-  }
   std::vector<FiberRow> fibers;
   s = read_fibers(num, fibers);
   if (!s.ok()) return fail(s);
-  if (!same_checkpoint || fibers != move.expected_fibers) {
-    return refuse("changed since it was read (it ran): nothing was moved");
-  }
-  if (!owner.empty() && !(claim_gone && claim_gone(owner, lease_until))) {
-    return refuse(
-        fmt::format("is claimed by the engine {}, which still runs: stop it first", owner));
-  }
+  s = check_move(move, status, program, same_checkpoint, fibers, owner, lease_until, claim_gone);
+  if (!s.ok()) return fail(s);
   s = run(kMoveUpdateSql, [&](Statement& st) {
     st.bind(1, num);
     st.bind_text(2, move.to_program);

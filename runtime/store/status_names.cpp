@@ -74,4 +74,30 @@ Status not_cancellable(const std::string& id, int64_t status) {
                       name)};
 }
 
+Status check_move(const InstanceMove& move, int64_t status, const std::string& program,
+                  bool same_checkpoint, const std::vector<FiberRow>& fibers,
+                  const std::string& owner, int64_t lease_until,
+                  const std::function<bool(const std::string&, int64_t)>& claim_gone) {
+  auto refuse = [&](const std::string& why) {
+    return Status(StatusCode::kFailedPrecondition, fmt::format("instance {} {}", move.id, why));
+  };
+  if (status < 0 || status > 2) {
+    const char* name = status <= static_cast<int64_t>(InstanceStatus::kCancelled)
+                           ? to_string(static_cast<InstanceStatus>(status))
+                           : "of an unknown status";
+    return refuse(fmt::format("is {}: only an unfinished instance can move", name));
+  }
+  if (program != move.from_program) {
+    return refuse(fmt::format("runs on program {}, not {}", program, move.from_program));
+  }
+  if (!same_checkpoint || fibers != move.expected_fibers) {
+    return refuse("changed since it was read (it ran): nothing was moved");
+  }
+  if (!owner.empty() && !(claim_gone && claim_gone(owner, lease_until))) {
+    return refuse(
+        fmt::format("is claimed by the engine {}, which still runs: stop it first", owner));
+  }
+  return Status::Ok();
+}
+
 }  // namespace saga::store
