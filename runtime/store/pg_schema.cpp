@@ -22,6 +22,18 @@ struct Migration {
 // store (one open of it) that claimed or created the row: an engine opened
 // again in the same process, with the same owner, claims its rows afresh. history.seq is global, so
 // an instance's events are ordered by it.
+//
+// The inbox (saga/store.hpp, InboxMessage) is the SQLite schema's (version
+// 3): consumed rows are kept, marked with consumed_ms; the partial indexes
+// hold only the unconsumed ones, so finding new messages stays one probe
+// however many were consumed. seq orders every post of the database; posts
+// are serialised (pg_store.cpp, post()), so seq order is commit order and an
+// engine that remembers the last seq it saw misses nothing. Dead letters
+// carry resolved_ms (an operator retried or skipped the undo).
+//
+// Version 1 was changed in place when the inbox replaced cancel_requested:
+// the PostgreSQL store had not been released, so no database with the old
+// version 1 exists. From now on, append a migration.
 constexpr Migration kMigrations[] = {
     {1, R"sql(
 CREATE TABLE saga_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -31,7 +43,7 @@ CREATE TABLE instances (
   num bigserial UNIQUE, id text PRIMARY KEY, program text NOT NULL, saga bytea NOT NULL,
   status smallint NOT NULL, input bytea NOT NULL, output bytea NOT NULL,
   error_class bytea NOT NULL, error_message bytea NOT NULL, checkpoint bytea NOT NULL,
-  wake_at bigint NOT NULL, cancel_requested boolean NOT NULL, created_ms bigint NOT NULL,
+  wake_at bigint NOT NULL, created_ms bigint NOT NULL,
   updated_ms bigint NOT NULL, owner text NOT NULL, lease_until bigint NOT NULL,
   epoch bigint NOT NULL DEFAULT 1, session text NOT NULL DEFAULT '');
 CREATE INDEX instances_unfinished ON instances (created_ms, num) WHERE status IN (0, 1, 2);
@@ -44,8 +56,15 @@ CREATE TABLE history (seq bigserial PRIMARY KEY, instance text NOT NULL, time_ms
   message bytea NOT NULL, data bytea NOT NULL);
 CREATE INDEX history_by_instance ON history (instance, seq);
 CREATE TABLE dead_letters (id bigserial PRIMARY KEY, instance text NOT NULL, step bytea NOT NULL,
-  time_ms bigint NOT NULL, error_class bytea NOT NULL, message bytea NOT NULL);
+  time_ms bigint NOT NULL, error_class bytea NOT NULL, message bytea NOT NULL,
+  resolved_ms bigint NOT NULL DEFAULT 0);
 CREATE INDEX dead_letters_by_instance ON dead_letters (instance, id);
+CREATE INDEX dead_letters_open ON dead_letters (id) WHERE resolved_ms = 0;
+CREATE TABLE inbox (id text PRIMARY KEY, seq bigserial UNIQUE, instance text NOT NULL,
+  kind bytea NOT NULL, payload bytea NOT NULL DEFAULT '', posted_ms bigint NOT NULL,
+  consumed_ms bigint NOT NULL DEFAULT 0);
+CREATE INDEX inbox_unconsumed ON inbox (instance, seq) WHERE consumed_ms = 0;
+CREATE INDEX inbox_unconsumed_by_seq ON inbox (seq) WHERE consumed_ms = 0;
 CREATE TABLE commit_marks (writer text PRIMARY KEY, batch bigint NOT NULL);
 INSERT INTO saga_meta VALUES ('application', 'saga'), ('schema_version', '0');
 )sql"},

@@ -23,7 +23,7 @@
 //   busy_timeout_ms; a COMMIT whose answer was lost is resolved with the
 //   writer's commit mark (one row per writer, written in every batch).
 // * A second connection, guarded by a mutex, serves reads and the direct
-//   writes (put_program, request_cancel, claim, renew, move_instance).
+//   writes (put_program, post, claim, renew, move_instance).
 //
 // Every statement is prepared when a connection opens.
 #include <fmt/format.h>
@@ -59,27 +59,42 @@ constexpr PgType T = PgType::kText, B = PgType::kBytea, I = PgType::kInt8, A = P
 constexpr size_t kMaxPgBatch = 512;
 // The epoch of an instance whose claim was lost: no guard matches it.
 constexpr int64_t kLost = -1;
+// An arbitrary constant (pg_schema.cpp's migration lock is another): the
+// advisory lock that serialises posts to the inbox.
+constexpr const char* kPostLockSql = "SELECT pg_advisory_xact_lock(5341474102)";
 
 // Columns of an instance row, in the order read_instance() expects.
-#define SAGA_PG_COLUMNS                                                                     \
-  "i.id, i.program, i.saga, i.status::int8, i.input, i.output, i.error_class, "             \
-  "i.error_message, i.checkpoint, i.wake_at, i.cancel_requested::int::int8, i.created_ms, " \
-  "i.updated_ms, i.owner, i.lease_until, i.epoch, i.num"
+#define SAGA_PG_COLUMNS                                                                            \
+  "i.id, i.program, i.saga, i.status::int8, i.input, i.output, i.error_class, "                    \
+  "i.error_message, i.checkpoint, i.wake_at, i.created_ms, i.updated_ms, i.owner, i.lease_until, " \
+  "i.epoch, i.num"
+// Columns of an inbox row, in the order read_message() expects.
+#define SAGA_PG_INBOX_COLUMNS "id, instance, kind, payload, posted_ms, seq"
+// An instance an engine must run: pending, running, compensating, or stuck
+// (6) and paused (8) with a message waiting in its inbox (an operator's
+// command for an engine to carry out).
+#define SAGA_PG_RUNNABLE                                                             \
+  "(i.status IN (0, 1, 2) OR (i.status IN (6, 8) AND EXISTS (SELECT 1 FROM inbox x " \
+  "WHERE x.instance = i.id AND x.consumed_ms = 0)))"
 
 const std::vector<pg::StatementDef>& writer_statements() {
   static const std::vector<pg::StatementDef> defs = {
       {"ins",
        "INSERT INTO instances (id, program, saga, status, input, output, error_class, "
-       "error_message, checkpoint, wake_at, cancel_requested, created_ms, updated_ms, owner, "
-       "lease_until, session) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 <> 0, $12, "
-       "$13, $14, $15, $16) ON CONFLICT (id) DO NOTHING",
-       {T, T, B, I, B, B, B, B, B, I, I, I, I, T, I, T}},
+       "error_message, checkpoint, wake_at, created_ms, updated_ms, owner, "
+       "lease_until, session) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+       "$12, $13, $14, $15) ON CONFLICT (id) DO NOTHING",
+       {T, T, B, I, B, B, B, B, B, I, I, I, T, I, T}},
       // $2 = 0: the store never claimed the instance (a tool's store): unguarded.
+      // A move to stuck (6) or paused (8) releases the lease: no engine runs
+      // the instance any more, and the next to claim it (for an operator's
+      // message) may be any engine.
       {"upd",
        "UPDATE instances SET status = $3, output = $4, error_class = $5, error_message = $6, "
-       "checkpoint = $7, wake_at = $8, cancel_requested = (cancel_requested OR $9 <> 0), "
-       "updated_ms = $10 WHERE id = $1 AND ($2 = 0 OR epoch = $2)",
-       {T, I, I, B, B, B, B, I, I, I}},
+       "checkpoint = $7, wake_at = $8, updated_ms = $9, "
+       "lease_until = CASE WHEN $3 IN (6, 8) THEN 0 ELSE lease_until END "
+       "WHERE id = $1 AND ($2 = 0 OR epoch = $2)",
+       {T, I, I, B, B, B, B, I, I}},
       {"touch",
        "SELECT 1 FROM instances WHERE id = $1 AND ($2 = 0 OR epoch = $2) FOR SHARE",
        {T, I}},
@@ -96,6 +111,12 @@ const std::vector<pg::StatementDef>& writer_statements() {
        "INSERT INTO dead_letters (instance, step, time_ms, error_class, message) "
        "VALUES ($1, $2, $3, $4, $5)",
        {T, B, I, B, B}},
+      // Transition::consumed and resolve_dead_letters_ms, in the batch's
+      // transaction after the transition's guarded write (so fenced by it).
+      {"consume", "UPDATE inbox SET consumed_ms = $2 WHERE id = $1 AND consumed_ms = 0", {T, I}},
+      {"resolve",
+       "UPDATE dead_letters SET resolved_ms = $2 WHERE instance = $1 AND resolved_ms = 0",
+       {T, I}},
       {"mark",
        "INSERT INTO commit_marks (writer, batch) VALUES ($1, $2) "
        "ON CONFLICT (writer) DO UPDATE SET batch = excluded.batch",
@@ -126,9 +147,45 @@ const std::vector<pg::StatementDef>& reader_statements() {
        {I, B, I, I, I}},
       {"cursor", "SELECT created_ms, num FROM instances WHERE id = $1", {T}},
       {"unfinished",
-       "SELECT " SAGA_PG_COLUMNS " FROM instances i WHERE i.status IN (0, 1, 2) "
-       "ORDER BY i.created_ms, i.num",
+       "SELECT " SAGA_PG_COLUMNS " FROM instances i WHERE " SAGA_PG_RUNNABLE
+       " ORDER BY i.created_ms, i.num",
        {}},
+      {"count_by_status",
+       "SELECT status::int8, count(*)::int8 FROM instances GROUP BY status ORDER BY status",
+       {}},
+      // The open dead letters only (one an operator retried or skipped is
+      // resolved), newest first; the attempts of the undo that gave up are
+      // those of its `stuck` event.
+      {"list_dead",
+       "SELECT i.id, i.saga, i.status::int8, d.step, d.time_ms, d.error_class, d.message, "
+       "coalesce((SELECT h.attempt FROM history h WHERE h.instance = d.instance AND "
+       "h.kind = 'stuck'::bytea AND h.step = d.step ORDER BY h.seq DESC LIMIT 1), 0)::int8 "
+       "FROM dead_letters d JOIN instances i ON i.id = d.instance WHERE d.resolved_ms = 0 "
+       "ORDER BY d.id DESC LIMIT $1",
+       {I}},
+      {"list_programs",
+       "SELECT hash, name, created_ms FROM programs ORDER BY created_ms DESC, hash",
+       {}},
+      {"ready",
+       "SELECT coalesce((SELECT value FROM saga_meta WHERE key = 'schema_version'), ''), "
+       "(pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on')::int::int8",
+       {}},
+      {"inbox_of",
+       "SELECT " SAGA_PG_INBOX_COLUMNS " FROM inbox WHERE instance = ANY($1) "
+       "AND consumed_ms = 0 ORDER BY seq",
+       {A}},
+      {"inbox_since",
+       "SELECT " SAGA_PG_INBOX_COLUMNS " FROM inbox WHERE seq > $1 AND consumed_ms = 0 "
+       "ORDER BY seq LIMIT $2",
+       {I, I}},
+      {"last_inbox_seq", "SELECT coalesce(max(seq), 0)::int8 FROM inbox", {}},
+      // A post: only to an instance that is not terminal (3, 4, 5, 7); a
+      // duplicate id inserts nothing either (post() tells which it was).
+      {"post",
+       "INSERT INTO inbox (id, instance, kind, payload, posted_ms) "
+       "SELECT $1, id, $3, $4, $5 FROM instances WHERE id = $2 AND status NOT IN (3, 4, 5, 7) "
+       "ON CONFLICT (id) DO NOTHING RETURNING seq",
+       {T, T, B, B, I}},
       {"fibers_of",
        "SELECT instance, fiber, state FROM fibers WHERE instance = ANY($1) "
        "ORDER BY instance, fiber",
@@ -138,7 +195,8 @@ const std::vector<pg::StatementDef>& reader_statements() {
        "WHERE instance = $1 ORDER BY seq",
        {T}},
       {"dead_of",
-       "SELECT step, time_ms, error_class, message FROM dead_letters WHERE instance = $1 "
+       "SELECT step, time_ms, error_class, message, resolved_ms FROM dead_letters "
+       "WHERE instance = $1 "
        "ORDER BY id",
        {T}},
       {"prog_get", "SELECT image FROM programs WHERE hash = $1", {T}},
@@ -146,9 +204,6 @@ const std::vector<pg::StatementDef>& reader_statements() {
        "INSERT INTO programs (hash, name, image, created_ms) VALUES ($1, $2, $3, $4) "
        "ON CONFLICT (hash) DO NOTHING",
        {T, B, B, I}},
-      {"cancel",
-       "UPDATE instances SET cancel_requested = true WHERE id = $1 AND status IN (0, 1)",
-       {T}},
       {"status_of", "SELECT status::int8 FROM instances WHERE id = $1", {T}},
       {"live_owners",
        "SELECT DISTINCT owner FROM instances WHERE status IN (0, 1, 2) AND owner <> '' "
@@ -158,12 +213,15 @@ const std::vector<pg::StatementDef>& reader_statements() {
       // for rows another worker is claiming; an instance goes to a new owner
       // with a new epoch. Own instances come back when another store (an
       // earlier engine of this process) claimed them, when asked for ($5),
-      // when a cancel was requested, or when their claim was lost ($6).
+      // when a message waits in their inbox, or when their claim was lost
+      // ($6). Stuck and paused instances only with a message (SAGA_PG_RUNNABLE).
       {"claim",
-       "WITH c AS (SELECT num FROM instances WHERE status IN (0, 1, 2) "
-       "AND ($5 = '' OR id = $5) AND (owner = '' OR lease_until < $2 OR owner = ANY($4) "
-       "OR (owner = $1 AND (session <> $8 OR cancel_requested OR $5 <> '' OR id = ANY($6)))) "
-       "ORDER BY created_ms, num LIMIT $7 FOR UPDATE SKIP LOCKED) "
+       "WITH c AS (SELECT i.num FROM instances i WHERE " SAGA_PG_RUNNABLE
+       " AND ($5 = '' OR i.id = $5) AND (i.owner = '' OR i.lease_until < $2 "
+       "OR i.owner = ANY($4) OR (i.owner = $1 AND (i.session <> $8 OR $5 <> '' "
+       "OR i.id = ANY($6) OR EXISTS (SELECT 1 FROM inbox y WHERE y.instance = i.id "
+       "AND y.consumed_ms = 0)))) "
+       "ORDER BY i.created_ms, i.num LIMIT $7 FOR UPDATE OF i SKIP LOCKED) "
        "UPDATE instances i SET owner = $1, lease_until = $3, session = $8, "
        "epoch = i.epoch + CASE WHEN i.owner = $1 AND i.session = $8 THEN 0 ELSE 1 END "
        "FROM c WHERE i.num = c.num "
@@ -203,7 +261,7 @@ Result<InstanceRecord> read_instance(const PGresult* r, int row, const std::stri
   rec.program_hash = pg::text_at(r, row, 1);
   rec.saga = pg::text_at(r, row, 2);
   int64_t status = pg::int_at(r, row, 3);
-  if (status < 0 || status > static_cast<int64_t>(InstanceStatus::kCancelled)) {
+  if (status < 0 || status > static_cast<int64_t>(InstanceStatus::kPaused)) {
     return Status(StatusCode::kCorrupt,
                   fmt::format("instance {} has an unknown status {}: {}", rec.id, status, name));
   }
@@ -214,13 +272,23 @@ Result<InstanceRecord> read_instance(const PGresult* r, int row, const std::stri
   rec.error_message = pg::text_at(r, row, 7);
   rec.checkpoint = pg::text_at(r, row, 8);
   rec.wake_at_ms = pg::int_at(r, row, 9);
-  rec.cancel_requested = pg::int_at(r, row, 10) != 0;
-  rec.created_ms = pg::int_at(r, row, 11);
-  rec.updated_ms = pg::int_at(r, row, 12);
-  rec.owner = pg::text_at(r, row, 13);
-  rec.lease_until_ms = pg::int_at(r, row, 14);
-  if (epoch != nullptr) *epoch = pg::int_at(r, row, 15);
+  rec.created_ms = pg::int_at(r, row, 10);
+  rec.updated_ms = pg::int_at(r, row, 11);
+  rec.owner = pg::text_at(r, row, 12);
+  rec.lease_until_ms = pg::int_at(r, row, 13);
+  if (epoch != nullptr) *epoch = pg::int_at(r, row, 14);
   return rec;
+}
+
+InboxMessage read_message(const PGresult* r, int row) {
+  InboxMessage m;
+  m.id = pg::text_at(r, row, 0);
+  m.instance_id = pg::text_at(r, row, 1);
+  m.kind = pg::text_at(r, row, 2);
+  m.payload_json = pg::text_at(r, row, 3);
+  m.posted_ms = pg::int_at(r, row, 4);
+  m.seq = pg::int_at(r, row, 5);
+  return m;
 }
 
 void add_history(Params& p, const std::string& id, const HistoryEvent& e) {
@@ -263,7 +331,14 @@ class PgStore final : public Store, private CommitBackend {
   Result<std::vector<InstanceRecord>> query_instances(const InstanceQuery& query) override;
   Result<std::vector<HistoryEvent>> history(const std::string& id) override;
   Result<std::vector<DeadLetter>> dead_letters(const std::string& id) override;
-  Status request_cancel(const std::string& id) override;
+  Result<std::vector<StatusCount>> count_by_status() override;
+  Result<std::vector<DeadLetterEntry>> list_dead_letters(size_t limit) override;
+  Result<std::vector<ProgramInfo>> list_programs() override;
+  Status check_ready() override;
+  Status post(InboxMessage& message) override;
+  Result<std::vector<InboxMessage>> inbox(const std::string& id) override;
+  Result<std::vector<InboxMessage>> inbox_since(int64_t after_seq, size_t limit) override;
+  Result<int64_t> last_inbox_seq() override;
   Result<std::vector<InstanceRecord>> claim(
       const std::string& owner, int64_t now_ms, int64_t lease_until_ms,
       const std::function<bool(const std::string& other)>& owner_dead,
@@ -296,7 +371,8 @@ class PgStore final : public Store, private CommitBackend {
     p.add_text(key);
     return read(name, p, out, what);
   }
-  // Reads the rows of `r` (with their fibers when `with_fibers`). Called with rmu_.
+  // Reads the rows of `r` (with their fibers and unconsumed messages when
+  // `with_fibers`). Called with rmu_.
   Result<std::vector<InstanceRecord>> read_rows(const PGresult* r, bool with_fibers,
                                                 std::vector<int64_t>* epochs = nullptr);
 
@@ -488,7 +564,6 @@ PgStore::Attempt PgStore::try_batch(std::vector<Item>& batch, const std::vector<
       p.add_bytes(r.error_message);
       p.add_bytes(r.checkpoint);
       p.add_int(r.wake_at_ms);
-      p.add_int(r.cancel_requested ? 1 : 0);
       p.add_int(r.created_ms);
       p.add_int(r.updated_ms);
       p.add_text(r.owner);
@@ -505,7 +580,6 @@ PgStore::Attempt PgStore::try_batch(std::vector<Item>& batch, const std::vector<
       p.add_bytes(r.error_message);
       p.add_bytes(r.checkpoint);
       p.add_int(r.wake_at_ms);
-      p.add_int(r.cancel_requested ? 1 : 0);
       p.add_int(r.updated_ms);
       s = c.send("upd", p, "updating an instance");
       sent.push_back({i, kGuard});
@@ -544,6 +618,21 @@ PgStore::Attempt PgStore::try_batch(std::vector<Item>& batch, const std::vector<
       p.add_bytes(d.error_class);
       p.add_bytes(d.message);
       s = c.send("dead", p, "writing a dead letter");
+      sent.push_back({i, kPlain});
+    }
+    for (const std::string& id : t.consumed) {
+      if (!s.ok()) break;
+      p.clear();
+      p.add_text(id);
+      p.add_int(std::max<int64_t>(r.updated_ms, 1));
+      s = c.send("consume", p, "consuming an inbox message");
+      sent.push_back({i, kPlain});
+    }
+    if (t.resolve_dead_letters_ms != 0 && s.ok()) {
+      p.clear();
+      p.add_text(r.id);
+      p.add_int(t.resolve_dead_letters_ms);
+      s = c.send("resolve", p, "resolving dead letters");
       sent.push_back({i, kPlain});
     }
   }
@@ -695,6 +784,13 @@ Result<std::vector<InstanceRecord>> PgStore::read_rows(const PGresult* r, bool w
     out[it->second].fibers.push_back(FiberRow{static_cast<uint32_t>(pg::int_at(f.get(), row, 1)),
                                               std::string(pg::text_at(f.get(), row, 2))});
   }
+  s = read("inbox_of", p, &f, "reading an inbox");
+  if (!s.ok()) return s;
+  for (int row = 0; row < PQntuples(f.get()); ++row) {
+    InboxMessage m = read_message(f.get(), row);
+    auto it = at.find(m.instance_id);
+    if (it != at.end()) out[it->second].inbox.push_back(std::move(m));
+  }
   return out;
 }
 
@@ -837,28 +933,177 @@ Result<std::vector<DeadLetter>> PgStore::dead_letters(const std::string& id) {
     d.time_ms = pg::int_at(r.get(), row, 1);
     d.error_class = pg::text_at(r.get(), row, 2);
     d.message = pg::text_at(r.get(), row, 3);
+    d.resolved_ms = pg::int_at(r.get(), row, 4);
   }
   return out;
 }
 
-Status PgStore::request_cancel(const std::string& id) {
-  if (options_.read_only) return refuse_write("request a cancellation");
+Result<std::vector<StatusCount>> PgStore::count_by_status() {
+  std::lock_guard lock(rmu_);
+  Status s = reader();
+  if (!s.ok()) return s;
+  ResultPtr r;
+  s = read("count_by_status", Params(), &r, "counting instances by status");
+  if (!s.ok()) return s;
+  std::vector<StatusCount> out;
+  for (int row = 0; row < PQntuples(r.get()); ++row) {
+    out.push_back({static_cast<InstanceStatus>(pg::int_at(r.get(), row, 0)),
+                   static_cast<uint64_t>(pg::int_at(r.get(), row, 1))});
+  }
+  return out;
+}
+
+Result<std::vector<DeadLetterEntry>> PgStore::list_dead_letters(size_t limit) {
   std::lock_guard lock(rmu_);
   Status s = reader();
   if (!s.ok()) return s;
   Params p;
-  p.add_text(id);
+  p.add_int(static_cast<int64_t>(
+      std::min<size_t>(limit, static_cast<size_t>(std::numeric_limits<int64_t>::max()))));
   ResultPtr r;
-  s = rconn_.exec("cancel", p, &r, "requesting cancellation");
+  s = read("list_dead", p, &r, "reading dead letters");
   if (!s.ok()) return s;
-  if (std::string_view(PQcmdTuples(r.get())) != "0") return Status::Ok();
-  s = rconn_.exec("status_of", p, &r, "requesting cancellation");
-  if (!s.ok()) return s;
-  if (PQntuples(r.get()) == 0) {
-    return {StatusCode::kNotFound, fmt::format("no instance {} in {}", id, rconn_.name())};
+  std::vector<DeadLetterEntry> out;
+  for (int row = 0; row < PQntuples(r.get()); ++row) {
+    DeadLetterEntry& d = out.emplace_back();
+    d.letter.instance_id = pg::text_at(r.get(), row, 0);
+    d.saga = pg::text_at(r.get(), row, 1);
+    d.status = static_cast<InstanceStatus>(pg::int_at(r.get(), row, 2));
+    d.letter.step = pg::text_at(r.get(), row, 3);
+    d.letter.time_ms = pg::int_at(r.get(), row, 4);
+    d.letter.error_class = pg::text_at(r.get(), row, 5);
+    d.letter.message = pg::text_at(r.get(), row, 6);
+    d.attempts = static_cast<uint32_t>(pg::int_at(r.get(), row, 7));
   }
-  int64_t status = pg::int_at(r.get(), 0, 0);
-  return not_cancellable(id, status);
+  return out;
+}
+
+Result<std::vector<ProgramInfo>> PgStore::list_programs() {
+  std::lock_guard lock(rmu_);
+  Status s = reader();
+  if (!s.ok()) return s;
+  ResultPtr r;
+  s = read("list_programs", Params(), &r, "reading programs");
+  if (!s.ok()) return s;
+  std::vector<ProgramInfo> out;
+  for (int row = 0; row < PQntuples(r.get()); ++row) {
+    ProgramInfo& p = out.emplace_back();
+    p.hash = pg::text_at(r.get(), row, 0);
+    p.name = pg::text_at(r.get(), row, 1);
+    p.created_ms = pg::int_at(r.get(), row, 2);
+  }
+  return out;
+}
+
+// Writes nothing: the checks a commit would fail first (the server reachable,
+// not a read-only standby, the schema this build writes).
+Status PgStore::check_ready() {
+  if (options_.read_only) return refuse_write("take commits");
+  std::lock_guard lock(rmu_);
+  Status s = reader();
+  if (!s.ok()) return s;
+  ResultPtr r;
+  s = read("ready", Params(), &r, "checking the database");
+  if (!s.ok()) return s;
+  if (pg::int_at(r.get(), 0, 1) != 0) {
+    return {StatusCode::kIoError, fmt::format("database is read-only: {}", rconn_.name())};
+  }
+  const std::string version(pg::text_at(r.get(), 0, 0));
+  if (version != std::to_string(pg::latest_schema_version())) {
+    return {StatusCode::kUnsupported,
+            fmt::format("database has schema {}, this build writes {}: {}", version,
+                        pg::latest_schema_version(), rconn_.name())};
+  }
+  return Status::Ok();
+}
+
+// A direct write like put_program, committed before it returns. Posts take
+// an advisory lock for their transaction, so they commit in seq order: an
+// engine watching with inbox_since() never sees seq N+1 before N is visible.
+Status PgStore::post(InboxMessage& m) {
+  if (options_.read_only) return refuse_write("post a message");
+  std::lock_guard lock(rmu_);
+  Status s = reader();
+  if (!s.ok()) return s;
+  s = rconn_.exec_sql("BEGIN", "posting a message");
+  if (!s.ok()) return s;
+  auto fail = [&](Status why) {
+    rconn_.exec_sql("ROLLBACK", "posting a message");
+    return why;
+  };
+  s = rconn_.exec_sql(kPostLockSql, "posting a message");
+  if (!s.ok()) return fail(s);
+  Params p;
+  p.add_text(m.id);
+  p.add_text(m.instance_id);
+  p.add_bytes(m.kind);
+  p.add_bytes(m.payload_json);
+  p.add_int(m.posted_ms);
+  ResultPtr r;
+  s = rconn_.exec("post", p, &r, "posting a message");
+  if (!s.ok()) return fail(s);
+  if (PQntuples(r.get()) == 1) {
+    const int64_t seq = pg::int_at(r.get(), 0, 0);
+    s = rconn_.exec_sql("COMMIT", "posting a message");
+    if (!s.ok()) return fail(s);
+    m.seq = seq;
+    return Status::Ok();
+  }
+  // Nothing inserted: no such instance, a finished one, or a duplicate id.
+  p.clear();
+  p.add_text(m.instance_id);
+  s = rconn_.exec("status_of", p, &r, "posting a message");
+  if (!s.ok()) return fail(s);
+  if (PQntuples(r.get()) == 0) {
+    return fail(
+        {StatusCode::kNotFound, fmt::format("no instance {} in {}", m.instance_id, rconn_.name())});
+  }
+  const int64_t status = pg::int_at(r.get(), 0, 0);
+  if (status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kPaused) &&
+      !is_terminal(static_cast<InstanceStatus>(status))) {
+    return fail({StatusCode::kInvalidArgument,
+                 fmt::format("a message with id {} was posted already: {}", m.id, rconn_.name())});
+  }
+  return fail(not_postable(m.instance_id, status));
+}
+
+Result<std::vector<InboxMessage>> PgStore::inbox(const std::string& id) {
+  std::lock_guard lock(rmu_);
+  Status s = reader();
+  if (!s.ok()) return s;
+  Params p;
+  p.add_text_array({id});
+  ResultPtr r;
+  s = read("inbox_of", p, &r, "reading an inbox");
+  if (!s.ok()) return s;
+  std::vector<InboxMessage> out;
+  for (int row = 0; row < PQntuples(r.get()); ++row) out.push_back(read_message(r.get(), row));
+  return out;
+}
+
+Result<std::vector<InboxMessage>> PgStore::inbox_since(int64_t after_seq, size_t limit) {
+  std::lock_guard lock(rmu_);
+  Status s = reader();
+  if (!s.ok()) return s;
+  Params p;
+  p.add_int(after_seq);
+  p.add_int(static_cast<int64_t>(std::min<size_t>(limit, 1u << 30)));
+  ResultPtr r;
+  s = read("inbox_since", p, &r, "reading the inbox");
+  if (!s.ok()) return s;
+  std::vector<InboxMessage> out;
+  for (int row = 0; row < PQntuples(r.get()); ++row) out.push_back(read_message(r.get(), row));
+  return out;
+}
+
+Result<int64_t> PgStore::last_inbox_seq() {
+  std::lock_guard lock(rmu_);
+  Status s = reader();
+  if (!s.ok()) return s;
+  ResultPtr r;
+  s = read("last_inbox_seq", Params(), &r, "reading the inbox");
+  if (!s.ok()) return s;
+  return pg::int_at(r.get(), 0, 0);
 }
 
 // One transaction of the reader connection: the owners whose leases still
@@ -920,8 +1165,8 @@ Result<std::vector<InstanceRecord>> PgStore::claim(
     const InstanceRecord& x = (*rows)[a];
     const InstanceRecord& y = (*rows)[b];
     if (x.created_ms != y.created_ms) return x.created_ms < y.created_ms;
-    return pg::int_at(r.get(), static_cast<int>(a), 16) <
-           pg::int_at(r.get(), static_cast<int>(b), 16);
+    return pg::int_at(r.get(), static_cast<int>(a), 15) <
+           pg::int_at(r.get(), static_cast<int>(b), 15);
   });
   std::vector<InstanceRecord> out;
   std::lock_guard elock(epochs_mu_);

@@ -1326,13 +1326,7 @@ Status SqliteStore::post(InboxMessage& m) {
     return {StatusCode::kNotFound, fmt::format("no instance {} in {}", m.instance_id, path_)};
   }
   if (rc != SQLITE_ROW) return rdb_.error(rc, "posting a message");
-  int64_t status = r_.status_of.column_int(0);
-  const char* name = status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kPaused)
-                         ? to_string(static_cast<InstanceStatus>(status))
-                         : "of an unknown status";
-  return {
-      StatusCode::kFailedPrecondition,
-      fmt::format("instance {} is {}: a finished instance takes no messages", m.instance_id, name)};
+  return not_postable(m.instance_id, r_.status_of.column_int(0));
 }
 
 Result<std::vector<InboxMessage>> SqliteStore::inbox(const std::string& id) {

@@ -81,13 +81,18 @@ bool waits_for_operator(InstanceStatus s) {
 
 namespace saga::store {
 
-Status not_cancellable(const std::string& id, int64_t status) {
-  const char* name = status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kCancelled)
-                         ? to_string(static_cast<InstanceStatus>(status))
-                         : "of an unknown status";
+namespace {
+const char* status_name(int64_t status) {
+  return status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kPaused)
+             ? to_string(static_cast<InstanceStatus>(status))
+             : "of an unknown status";
+}
+}  // namespace
+
+Status not_postable(const std::string& id, int64_t status) {
   return {StatusCode::kFailedPrecondition,
-          fmt::format("instance {} is {}: only a pending or running instance can be cancelled", id,
-                      name)};
+          fmt::format("instance {} is {}: a finished instance takes no messages", id,
+                      status_name(status))};
 }
 
 Status check_move(const InstanceMove& move, int64_t status, const std::string& program,
@@ -98,10 +103,7 @@ Status check_move(const InstanceMove& move, int64_t status, const std::string& p
     return Status(StatusCode::kFailedPrecondition, fmt::format("instance {} {}", move.id, why));
   };
   if (status < 0 || status > 2) {
-    const char* name = status <= static_cast<int64_t>(InstanceStatus::kCancelled)
-                           ? to_string(static_cast<InstanceStatus>(status))
-                           : "of an unknown status";
-    return refuse(fmt::format("is {}: only an unfinished instance can move", name));
+    return refuse(fmt::format("is {}: only an unfinished instance can move", status_name(status)));
   }
   if (program != move.from_program) {
     return refuse(fmt::format("runs on program {}, not {}", program, move.from_program));

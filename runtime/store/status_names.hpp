@@ -13,9 +13,9 @@
 
 namespace saga::store {
 
-// request_cancel() of an instance that is not pending or running: the
-// kFailedPrecondition naming its status (stored number `status`).
-Status not_cancellable(const std::string& id, int64_t status);
+// post() to an instance that is finished: the kFailedPrecondition naming
+// its status (stored number `status`).
+Status not_postable(const std::string& id, int64_t status);
 
 // Why move_instance() refuses `move` for the instance as it was read (its
 // stored status number, program, whether its checkpoint is the expected one,
