@@ -28,6 +28,17 @@ using test::RawDb;
 using test::submit_and_wait;
 using test::TempDir;
 
+InboxMessage message(const std::string& id, const std::string& instance,
+                     const std::string& kind = "cancel") {
+  return InboxMessage{id, instance, kind, R"({"note":"n"})", 1700000000100, 0};
+}
+
+std::vector<std::string> ids_of(const std::vector<InboxMessage>& inbox) {
+  std::vector<std::string> out;
+  for (const InboxMessage& m : inbox) out.push_back(m.id);
+  return out;
+}
+
 // The parameter names the store: "sqlite" or "postgresql".
 class StoreConformance : public ::testing::TestWithParam<std::string> {
  protected:
@@ -70,7 +81,6 @@ TEST_P(StoreConformance, CreateUpdateReadRoundTripsEveryField) {
 
   InstanceRecord r = make_record("i-1");
   r.wake_at_ms = 1700000005000;
-  r.cancel_requested = false;
   ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
   expect_same(get(*store, "i-1"), r);
 
@@ -84,7 +94,6 @@ TEST_P(StoreConformance, CreateUpdateReadRoundTripsEveryField) {
   u.error_message = "card declined: \xc3\xa9t\xc3\xa9";
   u.checkpoint = std::string("\0\0\0", 3);
   u.wake_at_ms = 0;
-  u.cancel_requested = true;
   u.updated_ms = 1700000009999;
   Transition t;
   t.instance = u;
@@ -266,30 +275,210 @@ TEST_P(StoreConformance, FlushWithNothingQueuedReturns) {
   store->flush();
 }
 
-TEST_P(StoreConformance, CancelRequestSurvivesALaterEngineUpdate) {
+// The inbox (Store::post, Transition::consumed). A message posted by another
+// process (sagactl cancel) after the engine read the row survives the
+// engine's next update, is read with the row until a transition consumes
+// it, and is consumed by that transition only.
+TEST_P(StoreConformance, InboxMessagesAreReadWithTheRowUntilATransitionConsumesThem) {
   auto store = open();
   ASSERT_TRUE(store);
   InstanceRecord r = make_record("i-1");
   ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
-
-  // `sagactl cancel` in another process.
+  auto empty = store->last_inbox_seq();
+  ASSERT_TRUE(empty.ok()) << empty.status().message();
+  EXPECT_EQ(*empty, 0);
   {
     auto other = open();
     ASSERT_TRUE(other);
-    ASSERT_TRUE(other->request_cancel("i-1").ok());
-    Status missing = other->request_cancel("nope");
+    InboxMessage a = message("m-a", "i-1"), b = message("m-b", "i-1", "pause");
+    ASSERT_TRUE(other->post(a).ok());
+    ASSERT_TRUE(other->post(b).ok());
+    EXPECT_GT(a.seq, 0);
+    EXPECT_GT(b.seq, a.seq);
+    InboxMessage again = message("m-a", "i-1");
+    Status dup = other->post(again);
+    EXPECT_EQ(dup.code(), StatusCode::kInvalidArgument) << dup.message();
+    EXPECT_TRUE(contains(dup.message(), "m-a")) << dup.message();
+    InboxMessage nowhere = message("m-c", "nope");
+    Status missing = other->post(nowhere);
     EXPECT_EQ(missing.code(), StatusCode::kNotFound);
     EXPECT_TRUE(contains(missing.message(), "nope")) << missing.message();
   }
-  // The engine had read the row before the cancel, and writes it back.
+  // The engine had read the row before the posts, and writes it back.
   Transition t;
   t.instance = r;
-  t.instance.cancel_requested = false;
   t.instance.checkpoint = "step 2";
   ASSERT_TRUE(submit_and_wait(*store, t).ok());
   InstanceRecord after = get(*store, "i-1");
-  EXPECT_TRUE(after.cancel_requested);
   EXPECT_EQ(after.checkpoint, "step 2");
+  ASSERT_EQ(ids_of(after.inbox), (std::vector<std::string>{"m-a", "m-b"}));
+  EXPECT_EQ(after.inbox[0].instance_id, "i-1");
+  EXPECT_EQ(after.inbox[1].kind, "pause");
+  EXPECT_EQ(after.inbox[1].payload_json, R"({"note":"n"})");
+  EXPECT_EQ(after.inbox[1].posted_ms, 1700000000100);
+  // Listed with the rows a worker reads too.
+  auto unfinished = store->list_unfinished();
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ(ids_of((*unfinished)[0].inbox), (std::vector<std::string>{"m-a", "m-b"}));
+  auto since = store->inbox_since(after.inbox[0].seq, 10);
+  ASSERT_TRUE(since.ok());
+  EXPECT_EQ(ids_of(*since), (std::vector<std::string>{"m-b"}));
+  EXPECT_EQ((*since)[0].instance_id, "i-1");
+  EXPECT_EQ(ids_of(store->inbox_since(0, 1).value()), (std::vector<std::string>{"m-a"}));
+
+  // Consumed with the transition that acts on it, and only that one; an
+  // unknown id is ignored.
+  t.consumed = {"m-a", "no-such-message"};
+  t.instance.checkpoint = "step 3";
+  ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  after = get(*store, "i-1");
+  EXPECT_EQ(after.checkpoint, "step 3");
+  EXPECT_EQ(ids_of(after.inbox), (std::vector<std::string>{"m-b"}));
+  auto inbox = store->inbox("i-1");
+  ASSERT_TRUE(inbox.ok());
+  EXPECT_EQ(ids_of(*inbox), (std::vector<std::string>{"m-b"}));
+  EXPECT_EQ(ids_of(store->inbox_since(0, 10).value()), (std::vector<std::string>{"m-b"}));
+  auto last = store->last_inbox_seq();
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(*last, after.inbox[0].seq);
+  // Consumed messages are kept, marked.
+  EXPECT_EQ(raw_query("SELECT count(*) FROM inbox"), "2");
+  EXPECT_EQ(raw_query("SELECT count(*) FROM inbox WHERE consumed_ms <> 0"), "1");
+  // And stay consumed after a reopen.
+  store.reset();
+  store = open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(ids_of(get(*store, "i-1").inbox), (std::vector<std::string>{"m-b"}));
+}
+
+// A transition that fails consumes nothing: the message is still there for
+// the next try. Here the instance of the transition does not exist, and in
+// the same batch another transition fails alone.
+TEST_P(StoreConformance, InboxAFailedTransitionConsumesNothing) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(make_record("i-1"))).ok());
+  InboxMessage m = message("m-1", "i-1");
+  ASSERT_TRUE(store->post(m).ok());
+  Transition bad;
+  bad.instance = make_record("i-2");  // Never created.
+  bad.consumed = {"m-1"};
+  Status s = submit_and_wait(*store, bad);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.message();
+  EXPECT_EQ(ids_of(get(*store, "i-1").inbox), (std::vector<std::string>{"m-1"}));
+  EXPECT_EQ(raw_query("SELECT count(*) FROM inbox WHERE consumed_ms <> 0"), "0");
+}
+
+TEST_P(StoreConformance, InboxAFinishedInstanceTakesNoMessages) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  InstanceRecord r = make_record("i-1");
+  r.status = InstanceStatus::kCompleted;
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+  InboxMessage m = message("m-1", "i-1");
+  Status s = store->post(m);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+  EXPECT_TRUE(contains(s.message(),
+                       "instance i-1 is completed: a finished instance takes no "
+                       "messages"))
+      << s.message();
+  EXPECT_TRUE(get(*store, "i-1").inbox.empty());
+  EXPECT_EQ(raw_query("SELECT count(*) FROM inbox"), "0");
+  // A stuck or paused instance is not finished: it takes them.
+  InstanceRecord p = make_record("i-2");
+  p.status = InstanceStatus::kPaused;
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(p)).ok());
+  InboxMessage u = message("m-2", "i-2", "unpause");
+  EXPECT_TRUE(store->post(u).ok());
+}
+
+// Stuck and paused instances are left alone by workers, unless a message
+// waits in their inbox: then list_unfinished() lists them and claim() takes
+// them like any unfinished one. A move to stuck or paused releases the lease.
+TEST_P(StoreConformance, InboxStuckAndPausedInstancesAreClaimedOnlyWithAMessage) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  for (auto [id, status] :
+       {std::pair{"s", InstanceStatus::kStuck}, std::pair{"p", InstanceStatus::kPaused}}) {
+    InstanceRecord r = make_record(id);
+    r.status = InstanceStatus::kRunning;
+    ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+    auto claimed = store->claim("me", 1, 100, nullptr, id);
+    ASSERT_TRUE(claimed.ok()) << claimed.status().message();
+    ASSERT_EQ(claimed->size(), 1u);
+    EXPECT_EQ(get(*store, id).lease_until_ms, 100);
+    Transition t;
+    t.instance = r;
+    t.instance.status = status;
+    t.instance.owner = "me";
+    t.instance.lease_until_ms = 100;
+    ASSERT_TRUE(submit_and_wait(*store, t).ok());
+    EXPECT_EQ(get(*store, id).lease_until_ms, 0) << id;
+    EXPECT_EQ(get(*store, id).owner, "me") << id;
+  }
+  auto none = [](const std::string&) { return false; };
+  auto claimed = store->claim("me", 1, 100, none);
+  ASSERT_TRUE(claimed.ok());
+  EXPECT_TRUE(claimed->empty());
+  EXPECT_TRUE(store->list_unfinished().value().empty());
+  InboxMessage m = message("m-1", "p", "unpause");
+  ASSERT_TRUE(store->post(m).ok());
+  auto unfinished = store->list_unfinished();
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ((*unfinished)[0].id, "p");
+  // Any engine may take it up: its lease was released.
+  auto other = open();
+  ASSERT_TRUE(other);
+  claimed = other->claim("you", 1, 100, none);
+  ASSERT_TRUE(claimed.ok()) << claimed.status().message();
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ((*claimed)[0].id, "p");
+  EXPECT_EQ((*claimed)[0].owner, "you");
+  EXPECT_EQ((*claimed)[0].status, InstanceStatus::kPaused);
+  EXPECT_EQ(ids_of((*claimed)[0].inbox), (std::vector<std::string>{"m-1"}));
+  // The new owner consumes it and unpauses: the stuck one stays alone.
+  Transition t;
+  t.instance = get(*other, "p");
+  t.instance.status = InstanceStatus::kRunning;
+  t.consumed = {"m-1"};
+  ASSERT_TRUE(submit_and_wait(*other, t).ok());
+  EXPECT_TRUE(get(*other, "p").inbox.empty());
+  EXPECT_EQ(get(*other, "p").status, InstanceStatus::kRunning);
+  auto left = store->list_unfinished();
+  ASSERT_TRUE(left.ok());
+  std::vector<std::string> ids;
+  for (const InstanceRecord& r : *left) ids.push_back(r.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"p"}));
+}
+
+// A transition resolves the instance's dead letters (an operator retried or
+// skipped the undo): they stay, with the time; list_dead_letters leaves
+// them out.
+TEST_P(StoreConformance, InboxResolvedDeadLettersAreKeptAndNotListed) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  for (const char* id : {"i-1", "i-2"}) {
+    Transition t = create_transition(make_record(id));
+    t.instance.status = InstanceStatus::kStuck;
+    t.dead_letter = DeadLetter{id, "refund", 5, "unavailable", "down", 0};
+    ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  }
+  Transition fix;
+  fix.instance = make_record("i-1");
+  fix.instance.status = InstanceStatus::kCompensating;
+  fix.resolve_dead_letters_ms = 77;
+  ASSERT_TRUE(submit_and_wait(*store, fix).ok());
+  auto letters = store->dead_letters("i-1");
+  ASSERT_TRUE(letters.ok());
+  ASSERT_EQ(letters->size(), 1u);
+  EXPECT_EQ((*letters)[0].resolved_ms, 77);
+  EXPECT_EQ(store->dead_letters("i-2").value().at(0).resolved_ms, 0);
+  auto open_letters = store->list_dead_letters(10);
+  ASSERT_TRUE(open_letters.ok()) << open_letters.status().message();
+  ASSERT_EQ(open_letters->size(), 1u);
+  EXPECT_EQ((*open_letters)[0].letter.instance_id, "i-2");
 }
 
 TEST_P(StoreConformance, TransitionsThatCannotApplyFailAlone) {
@@ -543,9 +732,101 @@ TEST_P(StoreConformance, ReadOnlyStoreReadsAndRefusesWrites) {
   Status s = submit_and_wait(*reader, create_transition(make_record("b")));
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.message();
   EXPECT_TRUE(contains(s.message(), "read-only")) << s.message();
-  EXPECT_EQ(reader->request_cancel("a").code(), StatusCode::kInvalidArgument);
+  InboxMessage m = message("m-1", "a");
+  Status posted = reader->post(m);
+  EXPECT_EQ(posted.code(), StatusCode::kInvalidArgument) << posted.message();
+  EXPECT_TRUE(contains(posted.message(), "read-only")) << posted.message();
+  EXPECT_EQ(reader->check_ready().code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(reader->claim("w", 0, 1, nullptr, "").ok());
   EXPECT_EQ(raw_query("SELECT count(*) FROM instances"), "1");
+  EXPECT_EQ(raw_query("SELECT count(*) FROM inbox"), "0");
+  // The views read.
+  EXPECT_TRUE(reader->list_programs().ok());
+  EXPECT_TRUE(reader->list_dead_letters(10).ok());
+  EXPECT_TRUE(reader->count_by_status().ok());
+  EXPECT_TRUE(reader->inbox("a").ok());
+}
+
+// The operator's views (Store::count_by_status, list_dead_letters,
+// list_programs, check_ready).
+TEST_P(StoreConformance, CountsInstancesByStatusInStatusOrder) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto none = store->count_by_status();
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  EXPECT_TRUE(none->empty());
+  const std::pair<const char*, InstanceStatus> rows[] = {
+      {"a", InstanceStatus::kPaused},  {"b", InstanceStatus::kRunning},
+      {"c", InstanceStatus::kRunning}, {"d", InstanceStatus::kCompleted},
+      {"e", InstanceStatus::kRunning}, {"f", InstanceStatus::kPaused}};
+  for (auto [id, status] : rows) {
+    InstanceRecord r = make_record(id);
+    r.status = status;
+    ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+  }
+  auto counts = store->count_by_status();
+  ASSERT_TRUE(counts.ok()) << counts.status().message();
+  EXPECT_EQ(*counts, (std::vector<StatusCount>{{InstanceStatus::kRunning, 3},
+                                               {InstanceStatus::kCompleted, 1},
+                                               {InstanceStatus::kPaused, 2}}));
+}
+
+TEST_P(StoreConformance, ListsOpenDeadLettersAcrossInstancesWithTheirAttempts) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  for (const char* id : {"a", "b", "c"}) {
+    InstanceRecord r = make_record(id);
+    r.saga = std::string("saga-") + id;
+    ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+  }
+  auto stuck = [&](const char* id, const char* step, int64_t time, uint32_t attempts) {
+    Transition t;
+    t.instance = make_record(id);
+    t.instance.status = InstanceStatus::kStuck;
+    if (attempts > 0) t.events.push_back(make_event("stuck", step, attempts));
+    t.dead_letter = DeadLetter{id, step, time, "unavailable", std::string("down: ") + id};
+    return submit_and_wait(*store, t);
+  };
+  ASSERT_TRUE(stuck("a", "refund", 1700000000500, 7).ok());
+  ASSERT_TRUE(stuck("b", "release", 1700000000600, 0).ok());
+  ASSERT_TRUE(stuck("c", "refund", 1700000000700, 2).ok());
+  Transition fix;
+  fix.instance = make_record("c");
+  fix.instance.status = InstanceStatus::kCompensating;
+  fix.resolve_dead_letters_ms = 1700000000800;
+  ASSERT_TRUE(submit_and_wait(*store, fix).ok());
+
+  auto letters = store->list_dead_letters(10);
+  ASSERT_TRUE(letters.ok()) << letters.status().message();
+  ASSERT_EQ(letters->size(), 2u);                    // c's was resolved.
+  EXPECT_EQ((*letters)[0].letter.instance_id, "b");  // Newest first.
+  EXPECT_EQ((*letters)[0].attempts, 0u);             // No `stuck` event: unknown.
+  EXPECT_EQ((*letters)[1].letter.instance_id, "a");
+  EXPECT_EQ((*letters)[1].saga, "saga-a");
+  EXPECT_EQ((*letters)[1].status, InstanceStatus::kStuck);
+  EXPECT_EQ((*letters)[1].letter.step, "refund");
+  EXPECT_EQ((*letters)[1].letter.time_ms, 1700000000500);
+  EXPECT_EQ((*letters)[1].letter.error_class, "unavailable");
+  EXPECT_EQ((*letters)[1].letter.message, "down: a");
+  EXPECT_EQ((*letters)[1].attempts, 7u);
+  EXPECT_EQ(store->list_dead_letters(1).value().size(), 1u);
+  // dead_letters(id) keeps the resolved one.
+  EXPECT_EQ(store->dead_letters("c").value().at(0).resolved_ms, 1700000000800);
+}
+
+TEST_P(StoreConformance, ListsProgramsAndSaysWhetherItIsReady) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  EXPECT_TRUE(store->list_programs().value().empty());
+  ASSERT_TRUE(store->put_program("00112233445566778899aabbccddeeff", "order.saga", {1, 2, 3}).ok());
+  auto programs = store->list_programs();
+  ASSERT_TRUE(programs.ok()) << programs.status().message();
+  ASSERT_EQ(programs->size(), 1u);
+  EXPECT_EQ((*programs)[0].hash, "00112233445566778899aabbccddeeff");
+  EXPECT_EQ((*programs)[0].name, "order.saga");
+  EXPECT_GT((*programs)[0].created_ms, 0);
+  Status ready = store->check_ready();
+  EXPECT_TRUE(ready.ok()) << ready.message();
 }
 
 }  // namespace
