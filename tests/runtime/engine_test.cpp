@@ -1691,7 +1691,7 @@ TEST_F(EngineTest, TheInboxWatchNoticesACancelFromAnotherProcess) {
   const std::vector<std::string> id = start_naps(e, hash, 1);
   ASSERT_EQ(e.evicted(), 1u);
   {
-    auto other = saga::open_sqlite_store((dir_ / "sagas.db").string());
+    auto other = saga::open_store(database_);
     ASSERT_TRUE(other.ok()) << other.status().message();
     auto posted =
         saga::post_command(*other.value(), id[0], {saga::Command::cancel, {}, {}}, "m-1", 1);
