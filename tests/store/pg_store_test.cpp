@@ -74,6 +74,8 @@ TEST(PgStore, FencingRejectsACommitAfterATakeover) {
     ASSERT_TRUE(submit_and_wait(*a, create_transition(r)).ok());
   }
   ASSERT_EQ(a->claim("w1", 1000, 2000, nullptr, "")->size(), 2u);
+  InboxMessage m{"m-x", "x", "cancel", "", 1500, 0};
+  ASSERT_TRUE(a->post(m).ok());
   // w1 stalls; its lease runs out and w2 takes x over.
   auto taken = b->claim("w2", 3000, 60000, nullptr, "x");
   ASSERT_TRUE(taken.ok()) << taken.status().message();
@@ -84,6 +86,7 @@ TEST(PgStore, FencingRejectsACommitAfterATakeover) {
   tx.instance = get(*a, "x");
   tx.instance.checkpoint = "stale";
   tx.events.push_back(make_event("step_started", "stale", 1));
+  tx.consumed = {"m-x"};  // Fenced with the rest: the message stays for w2.
   Transition ty;
   ty.instance = get(*a, "y");
   ty.instance.checkpoint = "fresh";
@@ -96,6 +99,8 @@ TEST(PgStore, FencingRejectsACommitAfterATakeover) {
   EXPECT_TRUE(sy.ok()) << sy.message();
   EXPECT_EQ(get(*b, "x").checkpoint, make_record("x").checkpoint);
   EXPECT_EQ(b->history("x")->size(), 1u);  // Only "started".
+  ASSERT_EQ(get(*b, "x").inbox.size(), 1u);
+  EXPECT_EQ(get(*b, "x").inbox[0].id, "m-x");
   EXPECT_EQ(get(*b, "y").checkpoint, "fresh");
   // w2, the owner now, commits.
   Transition t2;
@@ -107,8 +112,10 @@ TEST(PgStore, FencingRejectsACommitAfterATakeover) {
   branch.instance.id = "x";
   branch.write_instance = false;
   branch.fibers = {{1, "stale fiber"}};
+  branch.consumed = {"m-x"};
   EXPECT_EQ(submit_and_wait(*a, branch).code(), StatusCode::kFailedPrecondition);
   EXPECT_TRUE(get(*b, "x").fibers.empty());
+  EXPECT_EQ(get(*b, "x").inbox.size(), 1u);
 }
 
 TEST(PgStore, UnreachableServerIsAnIoErrorNamingIt) {
