@@ -6,7 +6,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -116,6 +118,60 @@ TEST(PgStore, FencingRejectsACommitAfterATakeover) {
   EXPECT_EQ(submit_and_wait(*a, branch).code(), StatusCode::kFailedPrecondition);
   EXPECT_TRUE(get(*b, "x").fibers.empty());
   EXPECT_EQ(get(*b, "x").inbox.size(), 1u);
+}
+
+// Posts from many processes at once commit in seq order (post() serialises
+// them), so an engine that reads inbox_since() from the last seq it saw
+// misses none: a post with a lower seq never becomes visible after a higher
+// one was read.
+TEST(PgStore, ConcurrentPostsAreSeenInSeqOrderByAWatcher) {
+  std::string url = fresh();
+  auto a = open_pg(url);
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(submit_and_wait(*a, create_transition(make_record("x"))).ok());
+  constexpr int kPosters = 4, kEach = 40;
+  std::atomic<bool> done{false};
+  std::set<std::string> seen_ids;
+  Status watch_error;
+  std::thread watcher([&] {
+    auto w = open_pg(url);
+    if (!w) return;
+    int64_t seen = 0;
+    auto poll = [&] {
+      auto fresh_msgs = w->inbox_since(seen, 1000);
+      if (!fresh_msgs.ok()) {
+        watch_error = fresh_msgs.status();
+        return;
+      }
+      for (const InboxMessage& m : *fresh_msgs) {
+        seen = std::max(seen, m.seq);
+        seen_ids.insert(m.id);
+      }
+    };
+    while (!done) poll();
+    poll();  // What the posters committed last.
+  });
+  std::vector<std::thread> posters;
+  std::atomic<int> failed{0};
+  for (int p = 0; p < kPosters; ++p) {
+    posters.emplace_back([&, p] {
+      auto store = open_pg(url);
+      if (!store) {
+        ++failed;
+        return;
+      }
+      for (int i = 0; i < kEach; ++i) {
+        InboxMessage m{fmt::format("m-{}-{}", p, i), "x", "cancel", "", 1, 0};
+        if (!store->post(m).ok()) ++failed;
+      }
+    });
+  }
+  for (std::thread& t : posters) t.join();
+  done = true;
+  watcher.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_TRUE(watch_error.ok()) << watch_error.message();
+  EXPECT_EQ(seen_ids.size(), static_cast<size_t>(kPosters * kEach));
 }
 
 TEST(PgStore, UnreachableServerIsAnIoErrorNamingIt) {
