@@ -29,6 +29,7 @@ PACKAGES=(
   tao-pegtl-dev libfmt-dev libboost-dev libsqlite3-dev libcli11-dev
   nlohmann-json3-dev libxxhash-dev libjemalloc-dev libgtest-dev libgmock-dev prometheus-cpp-dev
   sqlite3
+  libpq-dev postgresql  # the PostgreSQL store's client; the server its tests start
   chromium chromium-driver
   graphviz  # dot: sagactl graph --format svg, and the tests that render every dot output
   prometheus  # promtool: the metrics test checks a scrape with `promtool check metrics`

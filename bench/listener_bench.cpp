@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   const std::string path = fmt::format("{}/listener_bench-{}.db", dir, getpid());
   saga::StoreOptions so;
   so.durability = saga::Durability::kNormal;
-  auto opened = saga::open_sqlite_store(path, so);
+  auto opened = saga::open_store(path, so);
   if (!opened.ok()) {
     fmt::print(stderr, "{}\n", opened.status().message());
     return 1;

@@ -121,7 +121,7 @@ Transition next_transition(Slot& slot, IdMaker& ids) {
 std::unique_ptr<Store> open_store(const std::string& path, Durability d) {
   StoreOptions options;
   options.durability = d;
-  auto r = saga::open_sqlite_store(path, options);
+  auto r = saga::open_store(path, options);
   if (!r.ok()) {
     fmt::print(stderr, "store_bench: {}\n", r.status().message());
     std::exit(1);

@@ -158,11 +158,11 @@ struct Runtime {
   ~Runtime();
 };
 // Null (the error printed) when the engine cannot be opened. `with_metrics`:
-// the engine reports to a new Runtime::metrics.
+// the engine reports to a new Runtime::metrics; `max_claim`: StoreOptions::max_claim.
 std::unique_ptr<Runtime> open_engine(
     const std::string& db, const std::string& durability, const Access& access,
     std::function<void(const std::string&, const HistoryEvent&)> on_event = {},
-    bool with_metrics = false);
+    bool with_metrics = false, size_t max_claim = 0);
 
 // sagactl pause, unpause, retry, skip, compensate (operator_commands.cpp).
 struct OperatorArgs {

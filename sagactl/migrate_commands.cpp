@@ -136,15 +136,26 @@ int diff(const MigrateArgs& args) {
   return kExitOk;
 }
 
+namespace {
+
+// Whether `url` names a SQLite file (its path in *path).
+bool is_sqlite(const std::string& url, std::string* path) {
+  Result<std::string> kind = store_kind(url, path);
+  return kind.ok() && *kind == "sqlite";
+}
+
+}  // namespace
+
 int migrate(const MigrateArgs& args) {
   std::unique_ptr<Store> store;
   if (args.dry_run) {
     store = open_reader(args.db);
-  } else if (!std::filesystem::exists(database_path(args.db))) {
+  } else if (std::string path;
+             is_sqlite(database_path(args.db), &path) && !std::filesystem::exists(path)) {
     // Nothing to move, and no reason to create a database.
-    print_error("no such database: " + database_path(args.db));
+    print_error("no such database: " + path);
   } else {
-    auto opened = open_sqlite_store(database_path(args.db));
+    auto opened = open_store(database_path(args.db));
     if (!opened.ok()) {
       print_error(opened.status().message());
     } else {

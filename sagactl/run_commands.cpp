@@ -39,7 +39,8 @@ Runtime::~Runtime() {
 
 std::unique_ptr<Runtime> open_engine(
     const std::string& db, const std::string& durability, const Access& access,
-    std::function<void(const std::string&, const HistoryEvent&)> on_event, bool with_metrics) {
+    std::function<void(const std::string&, const HistoryEvent&)> on_event, bool with_metrics,
+    size_t max_claim) {
   auto rt = std::make_unique<Runtime>();
   HttpOptions http;
   http.allow_hosts = access.allow_hosts;
@@ -49,6 +50,7 @@ std::unique_ptr<Runtime> open_engine(
   EngineOptions options;
   options.database = database_path(db);
   options.durability = durability_of(durability).value_or(Durability::kFull);
+  options.store.max_claim = max_claim;
   options.on_event = std::move(on_event);
   options.service_transport = rt->http->transport();
   options.max_active = access.max_active;
@@ -131,7 +133,7 @@ void report_stuck(Store& store) {
 std::unique_ptr<Store> open_reader(const std::string& db) {
   StoreOptions options;
   options.read_only = true;
-  auto store = open_sqlite_store(database_path(db), options);
+  auto store = open_store(database_path(db), options);
   if (!store.ok()) {
     print_error(store.status().message());
     return nullptr;
@@ -358,10 +360,14 @@ void on_signal(int) {
 }
 }  // namespace
 
+// Instances a worker takes per poll: with several workers on one database
+// (PostgreSQL) each takes a share of the pending ones, not all of them.
+constexpr size_t kWorkerClaim = 256;
+
 int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen) {
   Access access = args.access;
   access.serve_inbox = true;  // Operators' commands are carried out here.
-  auto rt = open_engine(args.db, args.durability, access, {}, !listen.listen.empty());
+  auto rt = open_engine(args.db, args.durability, access, {}, !listen.listen.empty(), kWorkerClaim);
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
   std::signal(SIGINT, on_signal);

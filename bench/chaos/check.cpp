@@ -146,7 +146,7 @@ class Checker {
     }
     saga::StoreOptions options;
     options.read_only = true;
-    auto store = saga::open_sqlite_store(in_.store_path, options);
+    auto store = saga::open_store(in_.store_path, options);
     if (!store.ok()) {
       violation("cannot open the store: " + store.status().message());
       return;

@@ -668,6 +668,18 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           }
           return;
         }
+        if (c.status.code() == StatusCode::kFailedPrecondition) {
+          // Fenced (Store::CommitDone): another engine took the instance
+          // over after this one's lease ran out. It is theirs now: stop
+          // running it here, and store nothing more of it.
+          fmt::print(stderr, "saga: instance {}: {}\n", run->id, c.status.message());
+          run->finished = true;
+          timers->cancel(std::exchange(run->deadline_timer, {}));
+          for (FiberRun& f : run->fibers) cancel_timer(f);
+          lock.unlock();
+          forget(run);
+          return;
+        }
         restore_unsaved(*run, c);
         // Tried again in a second, unless a newer transition carried it all
         // by then (a newer one already on its way did not: it left before).
@@ -1775,7 +1787,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   StoreOptions store_options = options.store;
   store_options.durability = options.durability;
   runtime::observe_commits(store_options, options.observer);
-  auto store = open_sqlite_store(options.database, store_options);
+  auto store = open_store(options.database, store_options);
   if (!store.ok()) return store.status();
   impl->store = std::move(store).value();
   impl->fctx = std::make_unique<EngineFunctionContext>(*impl->clock);

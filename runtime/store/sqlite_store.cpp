@@ -5,22 +5,15 @@
 // error conditions for users and for implementers of other stores.
 //
 // Threads and connections:
-// * One writer thread owns the writer connection. submit() appends to a queue
-//   (a mutex and a condition variable: profiles show the lock at about 1% of
-//   the writer's time, against about 8 us of SQLite work per transition, so a
-//   lock-free queue would not pay) and the writer commits everything queued,
-//   up to max_batch transitions, in one BEGIN IMMEDIATE transaction.
-//   It then calls every `done` of the batch in submission order. While one
-//   batch commits, the next accumulates: that is the group commit.
-// * Under Durability::kFull a second thread, the syncer, makes commits
-//   durable: the writer connection commits with synchronous=NORMAL (the WAL
-//   frames reach the OS, not the disk) and hands the batch over; the syncer
-//   fdatasyncs the WAL file and only then calls the batch's dones. So the
-//   next batch's SQL overlaps the previous batch's fsync, and one fsync covers
-//   every batch committed before it began. When nothing else is queued (one
-//   instance running alone) the writer syncs and calls the dones itself, as
-//   a hand-off would only add latency. docs/store.md, "Durability", says why
-//   this is as durable as synchronous=FULL.
+// * The group-commit pipeline (pipeline.hpp) owns the queue, the writer
+//   thread and, under Durability::kFull, the syncer. This store supplies
+//   commit_batch() (one BEGIN IMMEDIATE transaction on the writer connection)
+//   and make_durable(). Under kFull the writer connection commits with
+//   synchronous=NORMAL (the WAL frames reach the OS, not the disk) and the
+//   syncer's make_durable() fdatasyncs the WAL file, so the next batch's SQL
+//   overlaps the previous batch's fsync; a small batch at low load commits
+//   with synchronous=FULL instead (durable = true). docs/store.md,
+//   "Durability", says why this is as durable as synchronous=FULL.
 // * A second connection, guarded by a mutex, serves reads and the two direct
 //   writes (put_program, post). WAL lets readers proceed while the
 //   writer commits; the direct writes wait for the write lock (busy timeout).
@@ -53,8 +46,10 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/store/pipeline.hpp"
 #include "runtime/store/schema.hpp"
 #include "runtime/store/sqlite_db.hpp"
+#include "runtime/store/status_names.hpp"
 
 namespace saga::store {
 namespace {
@@ -63,12 +58,6 @@ namespace {
 // The working set of a busy worker is the recent part of three b-trees; 16 MiB
 // keeps it resident (64 MiB measured no faster, and a worker with 100,000
 // waiting instances must stay small). Readers need less.
-// How long the writer polls for more work before it sleeps (see writer_loop).
-constexpr int kSpinMicros = 60;
-
-// The largest batch the writer may sync itself (see writer_loop).
-constexpr size_t kSelfSyncMaxBatch = 4;
-
 constexpr const char* kWriterCacheSql = "PRAGMA cache_size = -16384";
 constexpr const char* kReaderCacheSql = "PRAGMA cache_size = -4096";
 
@@ -338,7 +327,7 @@ InboxMessage read_message(const Statement& st) {
   return m;
 }
 
-class SqliteStore final : public Store {
+class SqliteStore final : public Store, private CommitBackend {
  public:
   SqliteStore(std::string path, const StoreOptions& options)
       : path_(std::move(path)), options_(options) {
@@ -346,22 +335,7 @@ class SqliteStore final : public Store {
   }
 
   ~SqliteStore() override {
-    if (writer_.joinable()) {
-      {
-        std::lock_guard lock(mu_);
-        stopping_ = true;
-      }
-      work_cv_.notify_one();
-      writer_.join();  // The writer drains the queue before it returns.
-    }
-    if (syncer_.joinable()) {
-      {
-        std::lock_guard lock(sync_mu_);
-        sync_stopping_ = true;
-      }
-      sync_cv_.notify_all();
-      syncer_.join();  // The syncer finishes every handed-over batch first.
-    }
+    pipeline_.stop();  // Commits what is queued, while the connections are open.
     if (wal_fd_ >= 0) ::close(wal_fd_);
   }
 
@@ -400,12 +374,13 @@ class SqliteStore final : public Store {
                            claim_gone) override;
 
   SqliteStoreStats stats() const {
+    PipelineStats p = pipeline_.stats();
     SqliteStoreStats s;
-    s.commits = commits_.load(std::memory_order_relaxed);
-    s.failed_commits = failed_commits_.load(std::memory_order_relaxed);
-    s.transitions_committed = transitions_committed_.load(std::memory_order_relaxed);
-    s.transitions_failed = transitions_failed_.load(std::memory_order_relaxed);
-    s.largest_batch = largest_batch_.load(std::memory_order_relaxed);
+    s.commits = p.commits;
+    s.failed_commits = p.failed_commits;
+    s.transitions_committed = p.transitions_committed;
+    s.transitions_failed = p.transitions_failed;
+    s.largest_batch = p.largest_batch;
     s.wal_syncs = wal_syncs_.load(std::memory_order_relaxed);
     return s;
   }
@@ -413,17 +388,7 @@ class SqliteStore final : public Store {
   Result<int64_t> set_max_page_count(int64_t pages);
 
  private:
-  // A queued transition and its completion.
-  struct Item {
-    Transition transition;
-    CommitDone done;
-  };
-  // A batch the writer has committed (or failed), waiting for its dones.
-  struct Group {
-    std::vector<Item> items;
-    std::vector<Status> outcome;  // Per item, when status is Ok.
-    Status status;                // Of the batch as a whole.
-  };
+  using Item = PendingCommit;
 
   Status configure(Connection& conn, bool writer);
   // The writer's statements too when `with_writer` (not for a reader's store).
@@ -448,23 +413,17 @@ class SqliteStore final : public Store {
   // Writes and deletes the fibers of transition `t` of the instance at `num`.
   Status write_fibers(const Transition& t, int64_t num);
 
-  void writer_loop();
-  // Under kFull: opens the WAL file for the syncer and starts it.
-  Status start_syncer();
+  // Under kFull: opens the WAL file that make_durable() syncs.
+  Status open_wal();
   Status set_writer_sync(bool full);
-  void syncer_loop();
-  // Blocks until the syncer has no batch left (returns at once without one).
-  void wait_for_syncer();
   // fdatasyncs the WAL file; the first failure sticks (sync_failure_).
   Status sync_wal();
-  // Makes `groups` durable when needed, then calls their dones in order and
-  // counts them as finished.
-  void finish(std::vector<Group>& groups, bool needs_sync);
-  // Commits `batch` in one transaction. Returns Ok when it committed; then
-  // outcome[i] is Ok, or the error of a transition that could not apply on
-  // its own (and wrote nothing). Returns the error when the batch failed as a
-  // whole and was rolled back.
-  Status commit_batch(std::vector<Item>& batch, std::vector<Status>& outcome);
+  // CommitBackend.
+  Status commit_batch(std::vector<Item>& batch, std::vector<Status>& outcome,
+                      bool durable) override;
+  Status make_durable() override { return sync_wal(); }
+  // BEGIN, apply each transition, COMMIT (or ROLLBACK). Called with wdb_mu_.
+  Status commit_in_transaction(std::vector<Item>& batch, std::vector<Status>& outcome);
   // Writes one transition inside the open transaction. Returns an error that
   // must fail the whole batch, or Ok with *rejected set when only this
   // transition cannot apply (create of an existing id, update of a missing one).
@@ -524,49 +483,22 @@ class SqliteStore final : public Store {
   bool has_fibers_ = false;  // The schema has the fibers table (version 2 and later).
   bool has_inbox_ = false;   // The schema has the inbox table (version 3 and later).
 
-  // The queue. submitted_ and finished_ count transitions; flush() waits for
-  // finished_ to reach the submitted_ it saw.
-  std::mutex mu_;
-  std::condition_variable work_cv_;     // Writer waits for work.
-  std::condition_variable flushed_cv_;  // flush() waits for the writer.
-  std::vector<Item> queue_;
-  // submitted_, readable without mu_: the writer polls it while it spins, so
-  // that a submit never waits for the lock behind the poll.
-  std::atomic<uint64_t> submitted_seen_{0};
-  // Emptied batch vectors, kept for their capacity: the queue fills one
-  // without reallocating, and no batch allocates in steady state.
-  static constexpr size_t kMaxSpare = 4;
-  std::vector<std::vector<Item>> spare_;
-  uint64_t submitted_ = 0;
-  uint64_t finished_ = 0;
-  bool stopping_ = false;
-  bool writer_waiting_ = false;  // Only then does submit() need to notify.
-  std::thread writer_;
-
-  std::atomic<uint64_t> commits_{0};
-  std::atomic<uint64_t> failed_commits_{0};
-  std::atomic<uint64_t> transitions_committed_{0};
-  std::atomic<uint64_t> transitions_failed_{0};
-  std::atomic<uint64_t> largest_batch_{0};
   std::atomic<uint64_t> wal_syncs_{0};
-
-  // The syncer (kFull only). sync_busy_ is set while a thread (the syncer, or
-  // the writer syncing by itself) calls dones: dones never run concurrently
-  // and always in submission order.
   std::string wal_path_;
   int wal_fd_ = -1;
-  std::mutex sync_mu_;
-  std::condition_variable sync_cv_;
-  std::vector<Group> sync_queue_;  // Guarded by sync_mu_.
-  bool sync_busy_ = false;         // Guarded by sync_mu_.
-  bool sync_stopping_ = false;     // Guarded by sync_mu_.
-  std::thread syncer_;
   // Set once an fdatasync failed: what was committed since may not be on
   // disk, and the page cache can no longer be trusted to get it there, so
   // every later batch fails with this error until the process restarts (as
   // PostgreSQL does after a failed fsync).
   std::mutex sync_failure_mu_;
   Status sync_failure_;
+
+  // Last: it calls commit_batch() and make_durable() on its threads, and
+  // ~SqliteStore stops it before anything else goes.
+  CommitPipeline pipeline_{*this,
+                           PipelineOptions{.max_batch = options_.max_batch,
+                                           .syncer = options_.durability == Durability::kFull,
+                                           .on_commit = options_.on_commit}};
 
  public:
   std::atomic<int> inject_sync_errno_{0};  // Test hook: the next sync fails with it.
@@ -575,7 +507,7 @@ class SqliteStore final : public Store {
 // Per-connection settings (docs/store.md, "Tuning"). Under kFull the reader
 // connection's direct writes sync at their commit (synchronous=FULL); the
 // writer connection starts with FULL too and switches to NORMAL once the
-// syncer owns the durability of its commits (start_syncer).
+// syncer owns the durability of its commits (commit_batch).
 Status SqliteStore::configure(Connection& conn, bool writer) {
   const char* sync = options_.durability == Durability::kFull ? "PRAGMA synchronous = FULL"
                                                               : "PRAGMA synchronous = NORMAL";
@@ -686,13 +618,10 @@ Status SqliteStore::open() {
   s = prepare_statements(/*writer=*/true);
   if (!s.ok()) return s;
   if (options_.durability == Durability::kFull) {
-    s = start_syncer();
+    s = open_wal();
     if (!s.ok()) return s;
   }
-
-  writer_ = std::thread([this] { writer_loop(); });
-  // Shows in top -H, perf and gdb. Linux limits names to 15 characters.
-  pthread_setname_np(writer_.native_handle(), "saga-store-wr");
+  pipeline_.start();
   return Status::Ok();
 }
 
@@ -756,156 +685,17 @@ Status SqliteStore::prepare_statements(bool with_writer) {
 // ---------------------------------------------------------------------------
 // Group commit.
 
-// Thread-safe; never blocks on I/O. The transition is moved into the queue:
-// its strings are not copied again until the writer binds them.
+// The pipeline commits it (pipeline.hpp); a reader's store refuses.
 void SqliteStore::submit(Transition transition, CommitDone done) {
   if (options_.read_only) {
     done(refuse_write("commit a transition"), transition);
     return;
   }
-  bool wake = false;
-  {
-    std::lock_guard lock(mu_);
-    queue_.push_back(Item{std::move(transition), std::move(done)});
-    ++submitted_;
-    submitted_seen_.store(submitted_, std::memory_order_release);
-    wake = writer_waiting_;
-    writer_waiting_ = false;
-  }
-  if (wake) work_cv_.notify_one();
+  pipeline_.submit(std::move(transition), std::move(done));
 }
 
-// Waits for the writer to finish (commit or fail, and call done for) every
-// transition submitted before this call. Transitions submitted meanwhile by
-// other threads or by done callbacks are not waited for.
 void SqliteStore::flush() {
-  std::unique_lock lock(mu_);
-  const uint64_t target = submitted_;
-  flushed_cv_.wait(lock, [&] { return finished_ >= target; });
-}
-
-// The writer thread: take a batch, commit it, have its dones called, repeat.
-// It never exits on an error (the next batch is attempted as usual); it exits
-// only when the store is destroyed and the queue is empty.
-void SqliteStore::writer_loop() {
-  std::vector<Item> batch;
-  std::vector<Status> outcome;
-  std::vector<Group> own;  // A group the writer finishes itself.
-  for (;;) {
-    bool more = false;  // Work was left in the queue.
-    {
-      std::unique_lock lock(mu_);
-      // At low load the next transition of a running instance usually
-      // arrives within tens of microseconds of the last commit's callbacks;
-      // polling briefly saves a sleep and a wake-up (a futex round trip) per
-      // transition. Under load the queue is rarely empty, so this rarely runs.
-      // The poll reads an atomic, not the queue under the lock, so a submit
-      // never waits for a polling writer.
-      if (queue_.empty() && !stopping_) {
-        const uint64_t seen = submitted_;
-        lock.unlock();
-        auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
-        while (submitted_seen_.load(std::memory_order_acquire) == seen &&
-               std::chrono::steady_clock::now() < spin_until) {
-          std::this_thread::yield();
-        }
-        lock.lock();
-      }
-      while (queue_.empty() && !stopping_) {
-        writer_waiting_ = true;
-        work_cv_.wait(lock);
-      }
-      writer_waiting_ = false;
-      if (queue_.empty()) {
-        // Stopping, and nothing left to commit, unless a done still to be
-        // called by the syncer submits more (dones may submit).
-        lock.unlock();
-        wait_for_syncer();
-        lock.lock();
-        if (queue_.empty()) return;
-      }
-      if (!spare_.empty()) {
-        batch = std::move(spare_.back());  // Empty, with the capacity of an earlier batch.
-        spare_.pop_back();
-      }
-      if (queue_.size() <= options_.max_batch) {
-        batch.swap(queue_);  // The queue gets the spare storage.
-      } else {
-        auto end = queue_.begin() + static_cast<std::ptrdiff_t>(options_.max_batch);
-        batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(end));
-        queue_.erase(queue_.begin(), end);
-        more = true;
-      }
-    }
-
-    // Under kFull: at low load (a small batch, nothing else queued, the
-    // syncer idle), SQLite syncs inside COMMIT (synchronous=FULL) and the
-    // writer calls the dones itself: no hand-off, and an fsync right after
-    // the frames' writes measured about 80 us faster on ext4 than one after
-    // the commit. Otherwise the batch commits with synchronous=NORMAL and
-    // goes to the syncer. (A large batch means load: the queue is only
-    // empty for a moment, and the fsync is better overlapped.)
-    bool self = false;
-    if (syncer_.joinable() && batch.size() <= kSelfSyncMaxBatch) {
-      bool queued;
-      {
-        std::lock_guard lock(mu_);
-        queued = more || !queue_.empty();
-      }
-      std::lock_guard lock(sync_mu_);
-      if (!queued && !sync_busy_ && sync_queue_.empty()) {
-        sync_busy_ = true;
-        self = true;
-      }
-    }
-
-    const size_t n = batch.size();
-    Status batch_status;
-    {
-      std::lock_guard failure_lock(sync_failure_mu_);
-      batch_status = sync_failure_;
-    }
-    if (batch_status.ok()) {
-      std::lock_guard db_lock(wdb_mu_);
-      if (syncer_.joinable()) batch_status = set_writer_sync(self);
-      const auto began = std::chrono::steady_clock::now();
-      if (batch_status.ok()) batch_status = commit_batch(batch, outcome);
-      if (batch_status.ok() && options_.on_commit) {
-        options_.on_commit(n, std::chrono::steady_clock::now() - began);
-      }
-    }
-    if (batch_status.ok()) {
-      commits_.fetch_add(1, std::memory_order_relaxed);
-      if (n > largest_batch_.load(std::memory_order_relaxed)) {
-        largest_batch_.store(n, std::memory_order_relaxed);
-      }
-    } else {
-      known_.clear();
-      failed_commits_.fetch_add(1, std::memory_order_relaxed);
-    }
-    Group group{std::move(batch), std::move(outcome), std::move(batch_status)};
-    batch = {};
-    outcome = {};
-
-    if (syncer_.joinable() && !self) {
-      {
-        std::lock_guard lock(sync_mu_);
-        sync_queue_.push_back(std::move(group));
-      }
-      sync_cv_.notify_all();
-      continue;
-    }
-    // kNormal, or synced by SQLite: finish here.
-    own.push_back(std::move(group));
-    finish(own, /*needs_sync=*/false);
-    own.clear();
-    if (self) {
-      // Only the writer hands groups over, so none arrived meanwhile: the
-      // syncer has nothing to be woken for.
-      std::lock_guard lock(sync_mu_);
-      sync_busy_ = false;
-    }
-  }
+  pipeline_.flush();
 }
 
 // Switches the writer connection between synchronous=FULL (SQLite syncs in
@@ -920,7 +710,7 @@ Status SqliteStore::set_writer_sync(bool full) {
   return s;
 }
 
-Status SqliteStore::start_syncer() {
+Status SqliteStore::open_wal() {
   wal_path_ = path_ + "-wal";
   // The WAL exists: migrate() wrote through it. SQLite keeps it (same inode)
   // while the writer connection is open; sync_wal() checks that anyway.
@@ -938,39 +728,7 @@ Status SqliteStore::start_syncer() {
     ::close(dfd);
   }
   writer_sync_full_ = true;  // As configure() left it.
-  syncer_ = std::thread([this] { syncer_loop(); });
-  pthread_setname_np(syncer_.native_handle(), "saga-store-sy");
   return Status::Ok();
-}
-
-// Takes every group handed over so far, syncs once for all of them, calls
-// their dones. Exits when the store is destroyed and nothing is left.
-void SqliteStore::syncer_loop() {
-  std::vector<Group> groups;
-  for (;;) {
-    {
-      std::unique_lock lock(sync_mu_);
-      sync_cv_.wait(lock, [&] {
-        return (!sync_queue_.empty() && !sync_busy_) || (sync_stopping_ && sync_queue_.empty());
-      });
-      if (sync_queue_.empty()) return;
-      groups.swap(sync_queue_);
-      sync_busy_ = true;
-    }
-    finish(groups, /*needs_sync=*/true);
-    groups.clear();
-    {
-      std::lock_guard lock(sync_mu_);
-      sync_busy_ = false;
-    }
-    sync_cv_.notify_all();  // The writer may wait for the syncer to be idle.
-  }
-}
-
-void SqliteStore::wait_for_syncer() {
-  if (!syncer_.joinable()) return;
-  std::unique_lock lock(sync_mu_);
-  sync_cv_.wait(lock, [&] { return sync_queue_.empty() && !sync_busy_; });
 }
 
 Status SqliteStore::sync_wal() {
@@ -1010,48 +768,30 @@ Status SqliteStore::sync_wal() {
   return sync_failure_;
 }
 
-void SqliteStore::finish(std::vector<Group>& groups, bool needs_sync) {
-  Status synced;
-  if (needs_sync) {
-    bool any_committed =
-        std::any_of(groups.begin(), groups.end(), [](const Group& g) { return g.status.ok(); });
-    if (any_committed) synced = sync_wal();
-  }
-  uint64_t finished = 0;
-  std::vector<std::vector<Item>> emptied;
-  for (Group& g : groups) {
-    const size_t n = g.items.size();
-    uint64_t ok_count = 0;
-    if (g.status.ok() && synced.ok()) {
-      for (size_t i = 0; i < n; ++i) {
-        if (g.outcome[i].ok()) ++ok_count;
-        g.items[i].done(std::move(g.outcome[i]), g.items[i].transition);
-      }
-    } else {
-      const Status& why = g.status.ok() ? synced : g.status;
-      for (Item& item : g.items) item.done(why, item.transition);
-    }
-    transitions_committed_.fetch_add(ok_count, std::memory_order_relaxed);
-    transitions_failed_.fetch_add(n - ok_count, std::memory_order_relaxed);
-    finished += n;
-    g.items.clear();  // Frees the transitions here: off the writer, on the syncer.
-    emptied.push_back(std::move(g.items));
-  }
-  groups.clear();
-  {
-    std::lock_guard lock(mu_);
-    finished_ += finished;
-    for (auto& v : emptied) {
-      if (spare_.size() < kMaxSpare) spare_.push_back(std::move(v));
-    }
-  }
-  flushed_cv_.notify_all();
-}
-
 // BEGIN IMMEDIATE waits up to the busy timeout for another process's write
 // transaction; SQLITE_BUSY after that fails the batch with kBusy.
-Status SqliteStore::commit_batch(std::vector<Item>& batch, std::vector<Status>& outcome) {
-  outcome.assign(batch.size(), Status::Ok());
+// After a failed fdatasync every batch fails (sync_failure_). Under kFull the
+// writer connection syncs in COMMIT (synchronous=FULL) only when `durable`;
+// otherwise make_durable() syncs the WAL. A failed batch empties the Known
+// cache: its entries may describe rolled-back writes.
+Status SqliteStore::commit_batch(std::vector<Item>& batch, std::vector<Status>& outcome,
+                                 bool durable) {
+  {
+    std::lock_guard failure_lock(sync_failure_mu_);
+    if (!sync_failure_.ok()) {
+      known_.clear();
+      return sync_failure_;
+    }
+  }
+  std::lock_guard db_lock(wdb_mu_);
+  Status s = Status::Ok();
+  if (options_.durability == Durability::kFull) s = set_writer_sync(durable);
+  if (s.ok()) s = commit_in_transaction(batch, outcome);
+  if (!s.ok()) known_.clear();
+  return s;
+}
+
+Status SqliteStore::commit_in_transaction(std::vector<Item>& batch, std::vector<Status>& outcome) {
   int rc;
   {
     Statement::Reset reset(w_.begin);
@@ -1586,13 +1326,7 @@ Status SqliteStore::post(InboxMessage& m) {
     return {StatusCode::kNotFound, fmt::format("no instance {} in {}", m.instance_id, path_)};
   }
   if (rc != SQLITE_ROW) return rdb_.error(rc, "posting a message");
-  int64_t status = r_.status_of.column_int(0);
-  const char* name = status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kPaused)
-                         ? to_string(static_cast<InstanceStatus>(status))
-                         : "of an unknown status";
-  return {
-      StatusCode::kFailedPrecondition,
-      fmt::format("instance {} is {}: a finished instance takes no messages", m.instance_id, name)};
+  return not_postable(m.instance_id, r_.status_of.column_int(0));
 }
 
 Result<std::vector<InboxMessage>> SqliteStore::inbox(const std::string& id) {
@@ -1648,6 +1382,7 @@ Result<std::vector<InstanceRecord>> SqliteStore::claim(
   std::vector<InstanceRecord> claimed;
   for (InstanceRecord& r : all.value()) {
     if (!only.empty() && r.id != only) continue;
+    if (options_.max_claim > 0 && claimed.size() >= options_.max_claim) break;
     bool free = r.owner.empty() || r.owner == owner || r.lease_until_ms < now_ms ||
                 (owner_dead && owner_dead(r.owner));
     if (!free) continue;
@@ -1712,28 +1447,11 @@ Status SqliteStore::move_instance(
   const std::string owner(read.column_text(4));
   const int64_t lease_until = read.column_int(5);
   read.reset();
-  auto refuse = [&](std::string why) {
-    return fail({StatusCode::kFailedPrecondition, fmt::format("instance {} {}", move.id, why)});
-  };
-  if (status < 0 || status > 2) {
-    const char* name = status <= static_cast<int64_t>(InstanceStatus::kCancelled)
-                           ? to_string(static_cast<InstanceStatus>(status))
-                           : "of an unknown status";
-    return refuse(fmt::format("is {}: only an unfinished instance can move", name));
-  }
-  if (program != move.from_program) {
-    return refuse(fmt::format("runs on program {}, not {}", program, move.from_program));
-  }
   std::vector<FiberRow> fibers;
   s = read_fibers(num, fibers);
   if (!s.ok()) return fail(s);
-  if (!same_checkpoint || fibers != move.expected_fibers) {
-    return refuse("changed since it was read (it ran): nothing was moved");
-  }
-  if (!owner.empty() && !(claim_gone && claim_gone(owner, lease_until))) {
-    return refuse(
-        fmt::format("is claimed by the engine {}, which still runs: stop it first", owner));
-  }
+  s = check_move(move, status, program, same_checkpoint, fibers, owner, lease_until, claim_gone);
+  if (!s.ok()) return fail(s);
   s = run(kMoveUpdateSql, [&](Statement& st) {
     st.bind(1, num);
     st.bind_text(2, move.to_program);

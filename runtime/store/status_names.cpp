@@ -2,9 +2,12 @@
 // and accepts ("running", "stuck", ...), and which statuses are terminal. The
 // numeric values are stored in the instances.status column, so they never
 // change; the names are the user-facing spelling.
+#include <fmt/format.h>
+
 #include <string_view>
 #include <vector>
 
+#include "runtime/store/status_names.hpp"
 #include "saga/store.hpp"
 
 namespace saga {
@@ -75,3 +78,44 @@ bool waits_for_operator(InstanceStatus s) {
 }
 
 }  // namespace saga
+
+namespace saga::store {
+
+namespace {
+const char* status_name(int64_t status) {
+  return status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kPaused)
+             ? to_string(static_cast<InstanceStatus>(status))
+             : "of an unknown status";
+}
+}  // namespace
+
+Status not_postable(const std::string& id, int64_t status) {
+  return {StatusCode::kFailedPrecondition,
+          fmt::format("instance {} is {}: a finished instance takes no messages", id,
+                      status_name(status))};
+}
+
+Status check_move(const InstanceMove& move, int64_t status, const std::string& program,
+                  bool same_checkpoint, const std::vector<FiberRow>& fibers,
+                  const std::string& owner, int64_t lease_until,
+                  const std::function<bool(const std::string&, int64_t)>& claim_gone) {
+  auto refuse = [&](const std::string& why) {
+    return Status(StatusCode::kFailedPrecondition, fmt::format("instance {} {}", move.id, why));
+  };
+  if (status < 0 || status > 2) {
+    return refuse(fmt::format("is {}: only an unfinished instance can move", status_name(status)));
+  }
+  if (program != move.from_program) {
+    return refuse(fmt::format("runs on program {}, not {}", program, move.from_program));
+  }
+  if (!same_checkpoint || fibers != move.expected_fibers) {
+    return refuse("changed since it was read (it ran): nothing was moved");
+  }
+  if (!owner.empty() && !(claim_gone && claim_gone(owner, lease_until))) {
+    return refuse(
+        fmt::format("is claimed by the engine {}, which still runs: stop it first", owner));
+  }
+  return Status::Ok();
+}
+
+}  // namespace saga::store

@@ -84,6 +84,39 @@ inline Transition create_transition(const InstanceRecord& r) {
   return t;
 }
 
+inline void expect_same(const InstanceRecord& a, const InstanceRecord& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.program_hash, b.program_hash);
+  EXPECT_EQ(a.saga, b.saga);
+  EXPECT_EQ(a.status, b.status);
+  EXPECT_EQ(a.input_json, b.input_json);
+  EXPECT_EQ(a.output_json, b.output_json);
+  EXPECT_EQ(a.error_class, b.error_class);
+  EXPECT_EQ(a.error_message, b.error_message);
+  EXPECT_EQ(a.checkpoint, b.checkpoint);
+  EXPECT_EQ(a.wake_at_ms, b.wake_at_ms);
+  EXPECT_TRUE(a.inbox == b.inbox) << a.inbox.size() << " vs " << b.inbox.size() << " messages";
+  EXPECT_EQ(a.created_ms, b.created_ms);
+  EXPECT_EQ(a.updated_ms, b.updated_ms);
+}
+
+inline void expect_same(const HistoryEvent& a, const HistoryEvent& b) {
+  EXPECT_EQ(a.time_ms, b.time_ms);
+  EXPECT_EQ(a.kind, b.kind);
+  EXPECT_EQ(a.step, b.step);
+  EXPECT_EQ(a.attempt, b.attempt);
+  EXPECT_EQ(a.error_class, b.error_class);
+  EXPECT_EQ(a.message, b.message);
+  EXPECT_EQ(a.data_json, b.data_json);
+}
+
+inline InstanceRecord get(Store& store, const std::string& id) {
+  Result<std::optional<InstanceRecord>> r = store.get_instance(id);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r.ok() && r->has_value()) << "no instance " << id;
+  return r.ok() && r->has_value() ? **r : InstanceRecord{};
+}
+
 // Submits one transition and waits for its done; returns the status given.
 inline Status submit_and_wait(Store& store, Transition t) {
   std::promise<Status> promise;

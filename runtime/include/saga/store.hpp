@@ -8,8 +8,10 @@
 // everything resumes from the last committed checkpoint.
 //
 // The interface is deliberately narrow (programs, instances, history, dead
-// letters, timers as a due time on the instance row) so that a PostgreSQL store
-// for many workers is one more implementation, not a rewrite.
+// letters, timers as a due time on the instance row): the SQLite store (one
+// file, the embedded default) and the PostgreSQL store (many workers on one
+// database, docs/scale-out.md) implement it, and open_store() picks one from
+// a URL. Nothing outside runtime/store opens a database directly.
 #pragma once
 
 #include <chrono>
@@ -208,6 +210,10 @@ struct StoreOptions {
   // it may not write. Writes (submit, put_program of a new program, claim,
   // renew, post) fail with kInvalidArgument.
   bool read_only = false;
+  // At most this many instances per claim() (0: all that are free). Workers
+  // sharing a database set it (sagactl worker: 256) so that one of them does
+  // not take every pending instance at its first poll.
+  size_t max_claim = 0;
   // Called by the store's writer after each group commit that succeeded,
   // with the number of transitions it carried and how long the commit took
   // (its SQL transaction, with the fsync when the writer makes it durable
@@ -240,6 +246,10 @@ class Store {
   // (the error; nothing of the batch was written). It must not block. It gets
   // the transition back and may take from it: after a failure, the caller
   // submits its events and dead letter again rather than lose them.
+  // kFailedPrecondition for one transition means the instance's claim was
+  // lost (fencing: another engine took it over after this one's lease ran
+  // out); that transition wrote nothing and never will: the caller must stop
+  // running the instance.
   using CommitDone = std::function<void(Status status, Transition& transition)>;
   virtual void submit(Transition transition, CommitDone done) = 0;
   // The same, for callers that need only the outcome.
@@ -299,7 +309,8 @@ class Store {
   virtual Status check_ready() { return Status::Ok(); }
 
   // Claims unfinished instances for the engine `owner`, atomically, and returns
-  // them (all of them when `only` is empty, else at most that one). An
+  // them (all of them, up to StoreOptions::max_claim, when `only` is empty,
+  // else at most that one), oldest first. An
   // instance is claimed when it has no owner, already belongs to `owner`, its
   // lease expired before `now_ms`, or `owner_dead(its owner)` says the owning
   // process is gone; the claim sets owner and lease_until. Two engines on one
@@ -359,5 +370,27 @@ class Store {
 // it) as for a newer one.
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path,
                                                  const StoreOptions& options = {});
+
+// Opens the store a URL names (sagactl --db, $SAGA_DB, EngineOptions::database):
+// * a path, or `sqlite:PATH` (`sqlite:///abs/path` too): open_sqlite_store;
+// * `postgresql://...` or `postgres://...` (libpq's URI syntax, e.g.
+//   postgresql://saga:secret@127.0.0.1:5432/orders; a password from the URI
+//   or from $PGPASSFILE / ~/.pgpass): open_postgres_store.
+// Any other `scheme://` is kInvalidArgument naming the schemes it knows.
+Result<std::unique_ptr<Store>> open_store(const std::string& url, const StoreOptions& options = {});
+
+// What kind of store a URL names, without opening it: "sqlite", "postgresql",
+// or an error for an unknown scheme. For SQLite, *path (when given) gets the
+// file's path.
+Result<std::string> store_kind(const std::string& url, std::string* path = nullptr);
+
+// Opens a PostgreSQL database (a libpq connection URI or key=value string),
+// creating or migrating Saga's tables in it. Errors name the problem and the
+// server (never the password): kIoError when the server cannot be reached
+// or the connection is lost, kInvalidArgument for a refused login or a
+// malformed URL, kCorrupt for a database
+// whose tables are not Saga's, kUnsupported for a newer schema.
+Result<std::unique_ptr<Store>> open_postgres_store(const std::string& url,
+                                                   const StoreOptions& options = {});
 
 }  // namespace saga

@@ -1,0 +1,833 @@
+// The store conformance suite: every case runs against each store behind
+// saga/store.hpp (the SQLite store on a file, the PostgreSQL store on a
+// fresh database of the test cluster, tests/support/pg_server.hpp). What
+// one store alone promises (SQLite's seq numbers and syncs, PostgreSQL's
+// fencing and reconnects) is in store_test.cpp and pg_store_test.cpp.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "runtime/store/sqlite_store.hpp"
+#include "tests/store/store_test_util.hpp"
+#include "tests/support/pg_server.hpp"
+
+namespace saga::store {
+namespace {
+
+using test::contains;
+using test::create_transition;
+using test::expect_same;
+using test::get;
+using test::make_event;
+using test::make_record;
+using test::RawDb;
+using test::submit_and_wait;
+using test::TempDir;
+
+InboxMessage message(const std::string& id, const std::string& instance,
+                     const std::string& kind = "cancel") {
+  return InboxMessage{id, instance, kind, R"({"note":"n"})", 1700000000100, 0};
+}
+
+std::vector<std::string> ids_of(const std::vector<InboxMessage>& inbox) {
+  std::vector<std::string> out;
+  for (const InboxMessage& m : inbox) out.push_back(m.id);
+  return out;
+}
+
+// The parameter names the store: "sqlite" or "postgresql".
+class StoreConformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "postgresql") {
+      saga::test::PgServer& pg = saga::test::PgServer::get();
+      ASSERT_TRUE(pg.ok()) << pg.error();
+      url_ = pg.fresh_database("conf");
+      ASSERT_FALSE(url_.empty());
+    } else {
+      url_ = dir_.file("x.db");
+    }
+  }
+
+  // Opens the test's database (the same one each time: "another process").
+  std::unique_ptr<Store> open(const StoreOptions& options = {}) {
+    Result<std::unique_ptr<Store>> r = open_store(url_, options);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+
+  // The first column of the first row of `sql`, read behind the store's
+  // back on a new connection.
+  std::string raw_query(const std::string& sql) {
+    if (GetParam() == "postgresql") return saga::test::PgServer::query(url_, sql);
+    RawDb raw(url_);
+    return raw.query(sql);
+  }
+
+  TempDir dir_;
+  std::string url_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Stores, StoreConformance, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(StoreConformance, CreateUpdateReadRoundTripsEveryField) {
+  auto store = open();
+  ASSERT_TRUE(store);
+
+  InstanceRecord r = make_record("i-1");
+  r.wake_at_ms = 1700000005000;
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+  expect_same(get(*store, "i-1"), r);
+
+  // Every mutable field changes, including to and from empty values. What
+  // an instance is (program, saga, input) is fixed at creation: an update
+  // that says otherwise does not change it.
+  InstanceRecord u = r;
+  u.status = InstanceStatus::kCompensated;
+  u.output_json = R"({"result":[1,2,3]})";
+  u.error_class = "rejected";
+  u.error_message = "card declined: \xc3\xa9t\xc3\xa9";
+  u.checkpoint = std::string("\0\0\0", 3);
+  u.wake_at_ms = 0;
+  u.updated_ms = 1700000009999;
+  Transition t;
+  t.instance = u;
+  ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  expect_same(get(*store, "i-1"), u);
+  Transition other = t;
+  other.instance.program_hash = "fedcba9876543210fedcba9876543210";
+  other.instance.saga = "Refund";
+  other.instance.input_json = "";
+  ASSERT_TRUE(submit_and_wait(*store, other).ok());
+  expect_same(get(*store, "i-1"), u);
+
+  // An empty checkpoint is stored as an empty blob and read back empty.
+  u.checkpoint.clear();
+  t.instance = u;
+  ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  EXPECT_EQ(get(*store, "i-1").checkpoint, "");
+
+  // Still the same after reopening.
+  store.reset();
+  store = open();
+  ASSERT_TRUE(store);
+  expect_same(get(*store, "i-1"), u);
+
+  Result<std::optional<InstanceRecord>> missing = store->get_instance("nope");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+}
+
+TEST_P(StoreConformance, CreatedMsNeverChangesOnUpdate) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  InstanceRecord r = make_record("i-1");
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+  Transition t;
+  t.instance = r;
+  t.instance.created_ms = 42;
+  ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  EXPECT_EQ(get(*store, "i-1").created_ms, r.created_ms);
+}
+
+TEST_P(StoreConformance, ListingsFilterAndOrder) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  const InstanceStatus all[] = {InstanceStatus::kPending,      InstanceStatus::kRunning,
+                                InstanceStatus::kCompensating, InstanceStatus::kCompleted,
+                                InstanceStatus::kCompensated,  InstanceStatus::kFailed,
+                                InstanceStatus::kStuck,        InstanceStatus::kCancelled};
+  int n = 0;
+  for (InstanceStatus s : all) {
+    for (int k = 0; k < 2; ++k) {
+      InstanceRecord r = make_record(fmt::format("{}-{}", to_string(s), k));
+      r.status = s;
+      r.created_ms = 1000 + n++;
+      store->submit(create_transition(r), [](Status st) { EXPECT_TRUE(st.ok()) << st.message(); });
+    }
+  }
+  store->flush();
+
+  Result<std::vector<InstanceRecord>> unfinished = store->list_unfinished();
+  ASSERT_TRUE(unfinished.ok()) << unfinished.status().message();
+  std::vector<std::string> ids;
+  for (const auto& r : *unfinished) ids.push_back(r.id);
+  // Oldest first; no terminal and no stuck instance.
+  EXPECT_EQ(ids, (std::vector<std::string>{"pending-0", "pending-1", "running-0", "running-1",
+                                           "compensating-0", "compensating-1"}));
+
+  Result<std::vector<InstanceRecord>> stuck = store->list_instances(InstanceStatus::kStuck, 10);
+  ASSERT_TRUE(stuck.ok());
+  ASSERT_EQ(stuck->size(), 2u);
+  EXPECT_EQ((*stuck)[0].id, "stuck-1");  // Newest first.
+  EXPECT_EQ((*stuck)[1].id, "stuck-0");
+
+  Result<std::vector<InstanceRecord>> newest = store->list_instances(std::nullopt, 3);
+  ASSERT_TRUE(newest.ok());
+  ASSERT_EQ(newest->size(), 3u);
+  EXPECT_EQ((*newest)[0].id, "cancelled-1");
+  EXPECT_EQ((*newest)[1].id, "cancelled-0");
+  EXPECT_EQ((*newest)[2].id, "stuck-1");
+
+  Result<std::vector<InstanceRecord>> every = store->list_instances(std::nullopt, 1000);
+  ASSERT_TRUE(every.ok());
+  EXPECT_EQ(every->size(), 16u);
+  Result<std::vector<InstanceRecord>> none = store->list_instances(std::nullopt, 0);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  // Moving an instance to a terminal status removes it from list_unfinished.
+  Transition t;
+  t.instance = get(*store, "running-0");
+  t.instance.status = InstanceStatus::kCompleted;
+  ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  unfinished = store->list_unfinished();
+  ASSERT_TRUE(unfinished.ok());
+  EXPECT_EQ(unfinished->size(), 5u);
+}
+
+TEST_P(StoreConformance, GroupCommitBatchesTransitionsFromManyThreads) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 2500;
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        Transition tr = create_transition(make_record(fmt::format("t{}-{}", t, i)));
+        tr.events.push_back(make_event("step_started", "reserve", 1));
+        store->submit(std::move(tr), [&](Status s) { (s.ok() ? ok : failed).fetch_add(1); });
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  store->flush();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  EXPECT_EQ(failed.load(), 0);
+
+  if (std::optional<SqliteStoreStats> stats = sqlite_store_stats(*store)) {
+    EXPECT_EQ(stats->transitions_committed, uint64_t{kThreads * kPerThread});
+    EXPECT_LT(stats->commits, uint64_t{kThreads * kPerThread});
+    EXPECT_GT(stats->largest_batch, 1u);
+    EXPECT_EQ(stats->failed_commits, 0u);
+  }
+  EXPECT_EQ(raw_query("SELECT count(*) FROM instances"), "10000");
+  EXPECT_EQ(raw_query("SELECT count(*) FROM history"), "20000");
+  // Each instance's two events, in order.
+  Result<std::vector<HistoryEvent>> h = store->history("t3-2499");
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->size(), 2u);
+  EXPECT_EQ((*h)[0].kind, "started");
+  EXPECT_EQ((*h)[1].kind, "step_started");
+}
+
+TEST_P(StoreConformance, DoneRunsInSubmissionOrderAfterDataIsVisibleToANewConnection) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  std::mutex mu;
+  std::vector<int> order;
+  std::vector<std::string> missing;
+  constexpr int kCount = 200;
+  for (int i = 0; i < kCount; ++i) {
+    std::string id = fmt::format("i{}", i);
+    store->submit(create_transition(make_record(id)), [&, i, id](Status s) {
+      EXPECT_TRUE(s.ok()) << s.message();
+      // A brand-new connection, as another process would open.
+      std::string found = raw_query("SELECT count(*) FROM instances WHERE id = '" + id + "'");
+      std::lock_guard lock(mu);
+      order.push_back(i);
+      if (found != "1") missing.push_back(id);
+    });
+  }
+  store->flush();
+  EXPECT_TRUE(missing.empty()) << missing.size() << " done callbacks ran before their data was "
+                               << "visible, first " << missing.front();
+  ASSERT_EQ(order.size(), size_t{kCount});
+  for (int i = 0; i < kCount; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST_P(StoreConformance, DestructorCommitsWhatWasQueued) {
+  std::atomic<int> ok{0};
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    for (int i = 0; i < 300; ++i) {
+      store->submit(create_transition(make_record(fmt::format("i{}", i))),
+                    [&](Status s) { ok.fetch_add(s.ok() ? 1 : 0); });
+    }
+  }
+  EXPECT_EQ(ok.load(), 300);
+  EXPECT_EQ(raw_query("SELECT count(*) FROM instances"), "300");
+}
+
+TEST_P(StoreConformance, FlushWithNothingQueuedReturns) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  store->flush();
+  store->flush();
+}
+
+// The inbox (Store::post, Transition::consumed). A message posted by another
+// process (sagactl cancel) after the engine read the row survives the
+// engine's next update, is read with the row until a transition consumes
+// it, and is consumed by that transition only.
+TEST_P(StoreConformance, InboxMessagesAreReadWithTheRowUntilATransitionConsumesThem) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  InstanceRecord r = make_record("i-1");
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+  auto empty = store->last_inbox_seq();
+  ASSERT_TRUE(empty.ok()) << empty.status().message();
+  EXPECT_EQ(*empty, 0);
+  {
+    auto other = open();
+    ASSERT_TRUE(other);
+    InboxMessage a = message("m-a", "i-1"), b = message("m-b", "i-1", "pause");
+    ASSERT_TRUE(other->post(a).ok());
+    ASSERT_TRUE(other->post(b).ok());
+    EXPECT_GT(a.seq, 0);
+    EXPECT_GT(b.seq, a.seq);
+    InboxMessage again = message("m-a", "i-1");
+    Status dup = other->post(again);
+    EXPECT_EQ(dup.code(), StatusCode::kInvalidArgument) << dup.message();
+    EXPECT_TRUE(contains(dup.message(), "m-a")) << dup.message();
+    InboxMessage nowhere = message("m-c", "nope");
+    Status missing = other->post(nowhere);
+    EXPECT_EQ(missing.code(), StatusCode::kNotFound);
+    EXPECT_TRUE(contains(missing.message(), "nope")) << missing.message();
+  }
+  // The engine had read the row before the posts, and writes it back.
+  Transition t;
+  t.instance = r;
+  t.instance.checkpoint = "step 2";
+  ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  InstanceRecord after = get(*store, "i-1");
+  EXPECT_EQ(after.checkpoint, "step 2");
+  ASSERT_EQ(ids_of(after.inbox), (std::vector<std::string>{"m-a", "m-b"}));
+  EXPECT_EQ(after.inbox[0].instance_id, "i-1");
+  EXPECT_EQ(after.inbox[1].kind, "pause");
+  EXPECT_EQ(after.inbox[1].payload_json, R"({"note":"n"})");
+  EXPECT_EQ(after.inbox[1].posted_ms, 1700000000100);
+  // Listed with the rows a worker reads too.
+  auto unfinished = store->list_unfinished();
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ(ids_of((*unfinished)[0].inbox), (std::vector<std::string>{"m-a", "m-b"}));
+  auto since = store->inbox_since(after.inbox[0].seq, 10);
+  ASSERT_TRUE(since.ok());
+  EXPECT_EQ(ids_of(*since), (std::vector<std::string>{"m-b"}));
+  EXPECT_EQ((*since)[0].instance_id, "i-1");
+  EXPECT_EQ(ids_of(store->inbox_since(0, 1).value()), (std::vector<std::string>{"m-a"}));
+
+  // Consumed with the transition that acts on it, and only that one; an
+  // unknown id is ignored.
+  t.consumed = {"m-a", "no-such-message"};
+  t.instance.checkpoint = "step 3";
+  ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  after = get(*store, "i-1");
+  EXPECT_EQ(after.checkpoint, "step 3");
+  EXPECT_EQ(ids_of(after.inbox), (std::vector<std::string>{"m-b"}));
+  auto inbox = store->inbox("i-1");
+  ASSERT_TRUE(inbox.ok());
+  EXPECT_EQ(ids_of(*inbox), (std::vector<std::string>{"m-b"}));
+  EXPECT_EQ(ids_of(store->inbox_since(0, 10).value()), (std::vector<std::string>{"m-b"}));
+  auto last = store->last_inbox_seq();
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(*last, after.inbox[0].seq);
+  // Consumed messages are kept, marked.
+  EXPECT_EQ(raw_query("SELECT count(*) FROM inbox"), "2");
+  EXPECT_EQ(raw_query("SELECT count(*) FROM inbox WHERE consumed_ms <> 0"), "1");
+  // And stay consumed after a reopen.
+  store.reset();
+  store = open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(ids_of(get(*store, "i-1").inbox), (std::vector<std::string>{"m-b"}));
+}
+
+// A transition that fails consumes nothing: the message is still there for
+// the next try. Here the instance of the transition does not exist, and in
+// the same batch another transition fails alone.
+TEST_P(StoreConformance, InboxAFailedTransitionConsumesNothing) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(make_record("i-1"))).ok());
+  InboxMessage m = message("m-1", "i-1");
+  ASSERT_TRUE(store->post(m).ok());
+  Transition bad;
+  bad.instance = make_record("i-2");  // Never created.
+  bad.consumed = {"m-1"};
+  Status s = submit_and_wait(*store, bad);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.message();
+  EXPECT_EQ(ids_of(get(*store, "i-1").inbox), (std::vector<std::string>{"m-1"}));
+  EXPECT_EQ(raw_query("SELECT count(*) FROM inbox WHERE consumed_ms <> 0"), "0");
+}
+
+TEST_P(StoreConformance, InboxAFinishedInstanceTakesNoMessages) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  InstanceRecord r = make_record("i-1");
+  r.status = InstanceStatus::kCompleted;
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+  InboxMessage m = message("m-1", "i-1");
+  Status s = store->post(m);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+  EXPECT_TRUE(contains(s.message(),
+                       "instance i-1 is completed: a finished instance takes no "
+                       "messages"))
+      << s.message();
+  EXPECT_TRUE(get(*store, "i-1").inbox.empty());
+  EXPECT_EQ(raw_query("SELECT count(*) FROM inbox"), "0");
+  // A stuck or paused instance is not finished: it takes them.
+  InstanceRecord p = make_record("i-2");
+  p.status = InstanceStatus::kPaused;
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(p)).ok());
+  InboxMessage u = message("m-2", "i-2", "unpause");
+  EXPECT_TRUE(store->post(u).ok());
+}
+
+// Stuck and paused instances are left alone by workers, unless a message
+// waits in their inbox: then list_unfinished() lists them and claim() takes
+// them like any unfinished one. A move to stuck or paused releases the lease.
+TEST_P(StoreConformance, InboxStuckAndPausedInstancesAreClaimedOnlyWithAMessage) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  for (auto [id, status] :
+       {std::pair{"s", InstanceStatus::kStuck}, std::pair{"p", InstanceStatus::kPaused}}) {
+    InstanceRecord r = make_record(id);
+    r.status = InstanceStatus::kRunning;
+    ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+    auto claimed = store->claim("me", 1, 100, nullptr, id);
+    ASSERT_TRUE(claimed.ok()) << claimed.status().message();
+    ASSERT_EQ(claimed->size(), 1u);
+    EXPECT_EQ(get(*store, id).lease_until_ms, 100);
+    Transition t;
+    t.instance = r;
+    t.instance.status = status;
+    t.instance.owner = "me";
+    t.instance.lease_until_ms = 100;
+    ASSERT_TRUE(submit_and_wait(*store, t).ok());
+    EXPECT_EQ(get(*store, id).lease_until_ms, 0) << id;
+    EXPECT_EQ(get(*store, id).owner, "me") << id;
+  }
+  auto none = [](const std::string&) { return false; };
+  auto claimed = store->claim("me", 1, 100, none);
+  ASSERT_TRUE(claimed.ok());
+  EXPECT_TRUE(claimed->empty());
+  EXPECT_TRUE(store->list_unfinished().value().empty());
+  InboxMessage m = message("m-1", "p", "unpause");
+  ASSERT_TRUE(store->post(m).ok());
+  auto unfinished = store->list_unfinished();
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ((*unfinished)[0].id, "p");
+  // Any engine may take it up: its lease was released.
+  auto other = open();
+  ASSERT_TRUE(other);
+  claimed = other->claim("you", 1, 100, none);
+  ASSERT_TRUE(claimed.ok()) << claimed.status().message();
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ((*claimed)[0].id, "p");
+  EXPECT_EQ((*claimed)[0].owner, "you");
+  EXPECT_EQ((*claimed)[0].status, InstanceStatus::kPaused);
+  EXPECT_EQ(ids_of((*claimed)[0].inbox), (std::vector<std::string>{"m-1"}));
+  // The new owner consumes it and unpauses: the stuck one stays alone.
+  Transition t;
+  t.instance = get(*other, "p");
+  t.instance.status = InstanceStatus::kRunning;
+  t.consumed = {"m-1"};
+  ASSERT_TRUE(submit_and_wait(*other, t).ok());
+  EXPECT_TRUE(get(*other, "p").inbox.empty());
+  EXPECT_EQ(get(*other, "p").status, InstanceStatus::kRunning);
+  auto left = store->list_unfinished();
+  ASSERT_TRUE(left.ok());
+  std::vector<std::string> ids;
+  for (const InstanceRecord& r : *left) ids.push_back(r.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"p"}));
+}
+
+// A transition resolves the instance's dead letters (an operator retried or
+// skipped the undo): they stay, with the time; list_dead_letters leaves
+// them out.
+TEST_P(StoreConformance, InboxResolvedDeadLettersAreKeptAndNotListed) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  for (const char* id : {"i-1", "i-2"}) {
+    Transition t = create_transition(make_record(id));
+    t.instance.status = InstanceStatus::kStuck;
+    t.dead_letter = DeadLetter{id, "refund", 5, "unavailable", "down", 0};
+    ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  }
+  Transition fix;
+  fix.instance = make_record("i-1");
+  fix.instance.status = InstanceStatus::kCompensating;
+  fix.resolve_dead_letters_ms = 77;
+  ASSERT_TRUE(submit_and_wait(*store, fix).ok());
+  auto letters = store->dead_letters("i-1");
+  ASSERT_TRUE(letters.ok());
+  ASSERT_EQ(letters->size(), 1u);
+  EXPECT_EQ((*letters)[0].resolved_ms, 77);
+  EXPECT_EQ(store->dead_letters("i-2").value().at(0).resolved_ms, 0);
+  auto open_letters = store->list_dead_letters(10);
+  ASSERT_TRUE(open_letters.ok()) << open_letters.status().message();
+  ASSERT_EQ(open_letters->size(), 1u);
+  EXPECT_EQ((*open_letters)[0].letter.instance_id, "i-2");
+}
+
+TEST_P(StoreConformance, TransitionsThatCannotApplyFailAlone) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(make_record("a"))).ok());
+
+  std::vector<Status> results(4);
+  Transition dup = create_transition(make_record("a"));  // Already exists.
+  Transition ghost;                                      // Update of a missing instance.
+  ghost.instance = make_record("ghost");
+  ghost.events.push_back(make_event("step_started", "x", 1));
+  Transition good = create_transition(make_record("b"));
+  Transition good2;
+  good2.instance = make_record("a");
+  good2.events.push_back(make_event("step_started", "x", 1));
+  store->submit(dup, [&](Status s) { results[0] = s; });
+  store->submit(ghost, [&](Status s) { results[1] = s; });
+  store->submit(good, [&](Status s) { results[2] = s; });
+  store->submit(good2, [&](Status s) { results[3] = s; });
+  store->flush();
+
+  EXPECT_EQ(results[0].code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(contains(results[0].message(), "instance a already exists")) << results[0].message();
+  EXPECT_EQ(results[1].code(), StatusCode::kNotFound);
+  EXPECT_TRUE(contains(results[1].message(), "no instance ghost")) << results[1].message();
+  EXPECT_TRUE(results[2].ok()) << results[2].message();
+  EXPECT_TRUE(results[3].ok()) << results[3].message();
+
+  // Nothing of the failed transitions was written.
+  Result<std::vector<HistoryEvent>> ha = store->history("a");
+  ASSERT_TRUE(ha.ok());
+  EXPECT_EQ(ha->size(), 2u);  // "started" + good2's event, not dup's.
+  Result<std::vector<HistoryEvent>> hg = store->history("ghost");
+  ASSERT_TRUE(hg.ok());
+  EXPECT_TRUE(hg->empty());
+  EXPECT_TRUE(store->get_instance("b").ok() && store->get_instance("b")->has_value());
+}
+
+// Child fibers have rows of their own: a transition writes the ones that
+// changed (and may leave the instance's row alone) and deletes the ones that
+// ended.
+TEST_P(StoreConformance, FibersAreWrittenOneByOneAndGoWithTheInstance) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  Transition create = create_transition(make_record("p"));
+  create.fibers = {{2, "second"}, {1, std::string("fi\0rst", 6)}};
+  ASSERT_TRUE(submit_and_wait(*store, create).ok());
+  auto read = store->get_instance("p");
+  ASSERT_TRUE(read.ok() && read.value());
+  EXPECT_EQ(read.value()->fibers,
+            (std::vector<FiberRow>{{1, std::string("fi\0rst", 6)}, {2, "second"}}));
+
+  // Only fibers and history: the row stays as it was.
+  Transition branch;
+  branch.instance.id = "p";
+  branch.write_instance = false;
+  branch.fibers = {{1, "first, later"}, {2, ""}, {3, "third"}};
+  branch.events.push_back(make_event("step_completed", "left/l", 1));
+  ASSERT_TRUE(submit_and_wait(*store, branch).ok());
+  read = store->get_instance("p");
+  ASSERT_TRUE(read.ok() && read.value());
+  EXPECT_EQ(read.value()->fibers, (std::vector<FiberRow>{{1, "first, later"}, {3, "third"}}));
+  EXPECT_EQ(read.value()->checkpoint, make_record("p").checkpoint);
+  EXPECT_EQ(read.value()->updated_ms, make_record("p").updated_ms);
+  auto history = store->history("p");
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ(history.value()[1].step, "left/l");
+
+  // The fibers come with what a worker claims.
+  auto claimed = store->claim("me", 0, 1, nullptr, "p");
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ(claimed.value()[0].fibers.size(), 2u);
+
+  // The transition that ends an instance deletes what is left.
+  Transition done;
+  done.instance = make_record("p");
+  done.instance.status = InstanceStatus::kCompleted;
+  done.fibers = {{1, ""}, {3, ""}};
+  ASSERT_TRUE(submit_and_wait(*store, done).ok());
+  read = store->get_instance("p");
+  ASSERT_TRUE(read.ok() && read.value());
+  EXPECT_TRUE(read.value()->fibers.empty());
+
+  // Fibers of an instance that does not exist are refused, alone.
+  Transition stray;
+  stray.instance.id = "nobody";
+  stray.write_instance = false;
+  stray.fibers = {{1, "x"}};
+  Status s = submit_and_wait(*store, stray);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.message();
+}
+
+TEST_P(StoreConformance, DeadLettersRoundTrip) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(make_record("a"))).ok());
+  Transition t;
+  t.instance = make_record("a");
+  t.instance.status = InstanceStatus::kStuck;
+  t.events.push_back(make_event("stuck", "refund", 5));
+  t.dead_letter = DeadLetter{"a", "refund", 1700000000500, "unavailable", "payment is down"};
+  ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  t.dead_letter = DeadLetter{"a", "release", 1700000000600, "timeout", "no answer"};
+  ASSERT_TRUE(submit_and_wait(*store, t).ok());
+
+  Result<std::vector<DeadLetter>> letters = store->dead_letters("a");
+  ASSERT_TRUE(letters.ok()) << letters.status().message();
+  ASSERT_EQ(letters->size(), 2u);
+  EXPECT_EQ((*letters)[0].instance_id, "a");
+  EXPECT_EQ((*letters)[0].step, "refund");
+  EXPECT_EQ((*letters)[0].time_ms, 1700000000500);
+  EXPECT_EQ((*letters)[0].error_class, "unavailable");
+  EXPECT_EQ((*letters)[0].message, "payment is down");
+  EXPECT_EQ((*letters)[1].step, "release");
+  Result<std::vector<DeadLetter>> none = store->dead_letters("b");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_P(StoreConformance, ProgramsAreStoredOncePerHash) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  std::vector<uint8_t> image = {'S', 'A', 'G', 'A', 0, 1, 2, 255};
+  ASSERT_TRUE(store->put_program("h1", "order.saga", image).ok());
+  // Putting the same hash again keeps the first image.
+  ASSERT_TRUE(store->put_program("h1", "other", {9, 9}).ok());
+  Result<std::vector<uint8_t>> got = store->get_program("h1");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(*got, image);
+  Result<std::vector<uint8_t>> missing = store->get_program("h2");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(contains(missing.status().message(), "no program h2")) << missing.status().message();
+}
+
+// Claims and leases (Store::claim, renew): two engines never run the same
+// instance; an expired lease or a dead owner frees it; renew extends only
+// the owner's own.
+TEST_P(StoreConformance, ClaimsTakeFreeInstancesAndLeasesKeepThem) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  for (const char* id : {"a", "b", "c"}) {
+    InstanceRecord r = make_record(id);
+    r.status = InstanceStatus::kPending;
+    ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+  }
+  InstanceRecord done = make_record("done");
+  done.status = InstanceStatus::kCompleted;
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(done)).ok());
+
+  auto first = store->claim("w1", 1000, 5000, nullptr, "");
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  ASSERT_EQ(first->size(), 3u);  // Not the finished one.
+  for (const InstanceRecord& r : *first) {
+    EXPECT_EQ(r.owner, "w1");
+    EXPECT_EQ(r.lease_until_ms, 5000);
+  }
+  // Another engine, while the leases run: nothing for it.
+  auto other = open();
+  ASSERT_TRUE(other);
+  auto second = other->claim("w2", 2000, 6000, nullptr, "");
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->empty());
+  // w1 renews: still nothing for w2 after the first lease would have ended.
+  ASSERT_TRUE(store->renew("w1", 9000).ok());
+  second = other->claim("w2", 6000, 10000, nullptr, "");
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->empty());
+  EXPECT_EQ(get(*store, "a").lease_until_ms, 9000);
+  // A dead owner's instances are taken at once, leases or not.
+  second = other->claim(
+      "w2", 6000, 10000, [](const std::string& o) { return o == "w1"; }, "b");
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->size(), 1u);
+  EXPECT_EQ((*second)[0].id, "b");
+  EXPECT_EQ(get(*store, "b").owner, "w2");
+  // Past the lease everything else is free.
+  second = other->claim("w2", 9001, 20000, nullptr, "");
+  ASSERT_TRUE(second.ok());
+  std::vector<std::string> ids;
+  for (const InstanceRecord& r : *second) ids.push_back(r.id);
+  EXPECT_NE(std::find(ids.begin(), ids.end(), "a"), ids.end());
+  EXPECT_NE(std::find(ids.begin(), ids.end(), "c"), ids.end());
+  EXPECT_EQ(get(*store, "c").owner, "w2");
+  // w1's renew no longer touches them.
+  ASSERT_TRUE(store->renew("w1", 99999).ok());
+  EXPECT_EQ(get(*store, "c").lease_until_ms, 20000);
+}
+
+// sagactl migrate's move: applied whole when the instance is as read, else
+// refused with nothing written.
+TEST_P(StoreConformance, MoveInstanceAppliesOnlyToTheInstanceAsRead) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  Transition t = create_transition(make_record("m"));
+  t.fibers = {{1, "old fiber"}};
+  ASSERT_TRUE(submit_and_wait(*store, t).ok());
+  InstanceMove move;
+  move.id = "m";
+  move.from_program = make_record("m").program_hash;
+  move.to_program = "fedcba9876543210fedcba9876543210";
+  move.expected_checkpoint = make_record("m").checkpoint;
+  move.expected_fibers = {{1, "old fiber"}};
+  move.checkpoint = "translated";
+  move.fibers = {{2, "new fiber"}};
+  move.event = make_event("migrated", "", 0);
+  auto always = [](const std::string&, int64_t) { return true; };
+
+  InstanceMove stale = move;
+  stale.expected_checkpoint = "something else";
+  Status s = store->move_instance(stale, always);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+  EXPECT_EQ(get(*store, "m").program_hash, move.from_program);
+
+  // Claimed by an engine that still runs: refused.
+  ASSERT_EQ(store->claim("w1", 0, 1, nullptr, "m")->size(), 1u);
+  s = store->move_instance(move, [](const std::string&, int64_t) { return false; });
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+  EXPECT_TRUE(contains(s.message(), "w1")) << s.message();
+
+  s = store->move_instance(move, always);
+  ASSERT_TRUE(s.ok()) << s.message();
+  InstanceRecord moved = get(*store, "m");
+  EXPECT_EQ(moved.program_hash, move.to_program);
+  EXPECT_EQ(moved.checkpoint, "translated");
+  EXPECT_EQ(moved.fibers, (std::vector<FiberRow>{{2, "new fiber"}}));
+  auto h = store->history("m");
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->size(), 2u);
+  EXPECT_EQ((*h)[1].kind, "migrated");
+  InstanceMove ghost = move;
+  ghost.id = "nobody";
+  EXPECT_EQ(store->move_instance(ghost, always).code(), StatusCode::kNotFound);
+}
+
+// A reader (sagactl ls, show) writes nothing.
+TEST_P(StoreConformance, ReadOnlyStoreReadsAndRefusesWrites) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(submit_and_wait(*store, create_transition(make_record("a"))).ok());
+  }
+  StoreOptions options;
+  options.read_only = true;
+  auto reader = open(options);
+  ASSERT_TRUE(reader);
+  EXPECT_EQ(get(*reader, "a").id, "a");
+  Status s = submit_and_wait(*reader, create_transition(make_record("b")));
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.message();
+  EXPECT_TRUE(contains(s.message(), "read-only")) << s.message();
+  InboxMessage m = message("m-1", "a");
+  Status posted = reader->post(m);
+  EXPECT_EQ(posted.code(), StatusCode::kInvalidArgument) << posted.message();
+  EXPECT_TRUE(contains(posted.message(), "read-only")) << posted.message();
+  EXPECT_EQ(reader->check_ready().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(reader->claim("w", 0, 1, nullptr, "").ok());
+  EXPECT_EQ(raw_query("SELECT count(*) FROM instances"), "1");
+  EXPECT_EQ(raw_query("SELECT count(*) FROM inbox"), "0");
+  // The views read.
+  EXPECT_TRUE(reader->list_programs().ok());
+  EXPECT_TRUE(reader->list_dead_letters(10).ok());
+  EXPECT_TRUE(reader->count_by_status().ok());
+  EXPECT_TRUE(reader->inbox("a").ok());
+}
+
+// The operator's views (Store::count_by_status, list_dead_letters,
+// list_programs, check_ready).
+TEST_P(StoreConformance, CountsInstancesByStatusInStatusOrder) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto none = store->count_by_status();
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  EXPECT_TRUE(none->empty());
+  const std::pair<const char*, InstanceStatus> rows[] = {
+      {"a", InstanceStatus::kPaused},  {"b", InstanceStatus::kRunning},
+      {"c", InstanceStatus::kRunning}, {"d", InstanceStatus::kCompleted},
+      {"e", InstanceStatus::kRunning}, {"f", InstanceStatus::kPaused}};
+  for (auto [id, status] : rows) {
+    InstanceRecord r = make_record(id);
+    r.status = status;
+    ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+  }
+  auto counts = store->count_by_status();
+  ASSERT_TRUE(counts.ok()) << counts.status().message();
+  EXPECT_EQ(*counts, (std::vector<StatusCount>{{InstanceStatus::kRunning, 3},
+                                               {InstanceStatus::kCompleted, 1},
+                                               {InstanceStatus::kPaused, 2}}));
+}
+
+TEST_P(StoreConformance, ListsOpenDeadLettersAcrossInstancesWithTheirAttempts) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  for (const char* id : {"a", "b", "c"}) {
+    InstanceRecord r = make_record(id);
+    r.saga = std::string("saga-") + id;
+    ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+  }
+  auto stuck = [&](const char* id, const char* step, int64_t time, uint32_t attempts) {
+    Transition t;
+    t.instance = make_record(id);
+    t.instance.status = InstanceStatus::kStuck;
+    if (attempts > 0) t.events.push_back(make_event("stuck", step, attempts));
+    t.dead_letter = DeadLetter{id, step, time, "unavailable", std::string("down: ") + id};
+    return submit_and_wait(*store, t);
+  };
+  ASSERT_TRUE(stuck("a", "refund", 1700000000500, 7).ok());
+  ASSERT_TRUE(stuck("b", "release", 1700000000600, 0).ok());
+  ASSERT_TRUE(stuck("c", "refund", 1700000000700, 2).ok());
+  Transition fix;
+  fix.instance = make_record("c");
+  fix.instance.status = InstanceStatus::kCompensating;
+  fix.resolve_dead_letters_ms = 1700000000800;
+  ASSERT_TRUE(submit_and_wait(*store, fix).ok());
+
+  auto letters = store->list_dead_letters(10);
+  ASSERT_TRUE(letters.ok()) << letters.status().message();
+  ASSERT_EQ(letters->size(), 2u);                    // c's was resolved.
+  EXPECT_EQ((*letters)[0].letter.instance_id, "b");  // Newest first.
+  EXPECT_EQ((*letters)[0].attempts, 0u);             // No `stuck` event: unknown.
+  EXPECT_EQ((*letters)[1].letter.instance_id, "a");
+  EXPECT_EQ((*letters)[1].saga, "saga-a");
+  EXPECT_EQ((*letters)[1].status, InstanceStatus::kStuck);
+  EXPECT_EQ((*letters)[1].letter.step, "refund");
+  EXPECT_EQ((*letters)[1].letter.time_ms, 1700000000500);
+  EXPECT_EQ((*letters)[1].letter.error_class, "unavailable");
+  EXPECT_EQ((*letters)[1].letter.message, "down: a");
+  EXPECT_EQ((*letters)[1].attempts, 7u);
+  EXPECT_EQ(store->list_dead_letters(1).value().size(), 1u);
+  // dead_letters(id) keeps the resolved one.
+  EXPECT_EQ(store->dead_letters("c").value().at(0).resolved_ms, 1700000000800);
+}
+
+TEST_P(StoreConformance, ListsProgramsAndSaysWhetherItIsReady) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  EXPECT_TRUE(store->list_programs().value().empty());
+  ASSERT_TRUE(store->put_program("00112233445566778899aabbccddeeff", "order.saga", {1, 2, 3}).ok());
+  auto programs = store->list_programs();
+  ASSERT_TRUE(programs.ok()) << programs.status().message();
+  ASSERT_EQ(programs->size(), 1u);
+  EXPECT_EQ((*programs)[0].hash, "00112233445566778899aabbccddeeff");
+  EXPECT_EQ((*programs)[0].name, "order.saga");
+  EXPECT_GT((*programs)[0].created_ms, 0);
+  Status ready = store->check_ready();
+  EXPECT_TRUE(ready.ok()) << ready.message();
+}
+
+}  // namespace
+}  // namespace saga::store
