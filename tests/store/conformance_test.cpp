@@ -749,6 +749,56 @@ TEST_P(StoreConformance, ReadOnlyStoreReadsAndRefusesWrites) {
 
 // The operator's views (Store::count_by_status, list_dead_letters,
 // list_programs, check_ready).
+std::vector<std::string> ids_of(const std::vector<InstanceRecord>& rows) {
+  std::vector<std::string> out;
+  for (const InstanceRecord& r : rows) out.push_back(r.id);
+  return out;
+}
+
+// Paging by cursor returns every instance once, newest first, also when
+// several were created in the same millisecond; filters by saga and status.
+TEST_P(StoreConformance, QueryPagesEveryInstanceOnceNewestFirst) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  // Seven instances; four share a millisecond, so only insertion order tells them apart.
+  const int64_t created[] = {1000, 2000, 2000, 2000, 2000, 3000, 4000};
+  for (int i = 0; i < 7; ++i) {
+    InstanceRecord r = make_record(fmt::format("i{}", i));
+    r.created_ms = created[i];
+    r.saga = i % 2 == 0 ? "even" : "odd";
+    r.status = i == 3 ? InstanceStatus::kStuck : InstanceStatus::kCompleted;
+    ASSERT_TRUE(submit_and_wait(*store, create_transition(r)).ok());
+  }
+  std::vector<std::string> seen;
+  InstanceQuery q;
+  q.limit = 2;
+  for (int page = 0; page < 10; ++page) {
+    auto rows = store->query_instances(q);
+    ASSERT_TRUE(rows.ok()) << rows.status().message();
+    if (rows->empty()) break;
+    for (const auto& id : ids_of(*rows)) seen.push_back(id);
+    q.before = rows->back().id;
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"i6", "i5", "i4", "i3", "i2", "i1", "i0"}));
+
+  InstanceQuery odd;
+  odd.saga = "odd";
+  EXPECT_EQ(ids_of(store->query_instances(odd).value()),
+            (std::vector<std::string>{"i5", "i3", "i1"}));
+  odd.before = "i3";
+  EXPECT_EQ(ids_of(store->query_instances(odd).value()), (std::vector<std::string>{"i1"}));
+  InstanceQuery stuck;
+  stuck.status = InstanceStatus::kStuck;
+  EXPECT_EQ(ids_of(store->query_instances(stuck).value()), (std::vector<std::string>{"i3"}));
+  stuck.saga = "even";
+  EXPECT_TRUE(store->query_instances(stuck).value().empty());
+  InstanceQuery stale;
+  stale.before = "gone";
+  auto refused = store->query_instances(stale);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kNotFound);
+}
+
 TEST_P(StoreConformance, CountsInstancesByStatusInStatusOrder) {
   auto store = open();
   ASSERT_TRUE(store);
