@@ -32,6 +32,7 @@
 
 #include "bench/allocator.hpp"
 #include "bench/process_stats.hpp"
+#include "bench/stats.hpp"
 #include "compiler/compile.hpp"
 #include "runtime/store/sqlite_store.hpp"
 #include "saga/engine.hpp"
@@ -223,10 +224,7 @@ Sample run_once(const Options& o, const Workload& w, int conc, saga::Durability 
   return s;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
+using saga::bench::median;
 
 // The order saga with and without metrics, runs interleaved (off, on, on,
 // off, ...) so that the machine's drift affects both alike: the medians and

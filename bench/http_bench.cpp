@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "bench/allocator.hpp"
+#include "bench/stats.hpp"
 #include "compiler/compile.hpp"
 #include "saga/engine.hpp"
 #include "saga/http.hpp"
@@ -159,10 +160,7 @@ Figures run_once(std::vector<std::unique_ptr<Participant>>& servers, const fs::p
   return f;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using saga::bench::median;
 
 }  // namespace
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "bench/allocator.hpp"
+#include "bench/stats.hpp"
 #include "compiler/compile.hpp"
 #include "saga/commands.hpp"
 #include "saga/engine.hpp"
@@ -50,7 +51,8 @@ void report(const char* what, std::vector<double> v) {
   std::sort(v.begin(), v.end());
   if (v.empty()) return;
   fmt::print("{:<34} median {:7.2f} ms   p90 {:7.2f} ms   max {:7.2f} ms   ({} posts)\n", what,
-             v[v.size() / 2], v[v.size() * 9 / 10], v.back(), v.size());
+             saga::bench::quantile_of_sorted(v, 500), saga::bench::quantile_of_sorted(v, 900),
+             v.back(), v.size());
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/stats.hpp"
 #include "saga/serve.hpp"
 #include "saga/store.hpp"
 #include "saga/web.hpp"
@@ -46,7 +47,7 @@ Figures measure(saga::test::HttpConnection& c, const std::string& target, int n)
     }
   }
   std::sort(us.begin(), us.end());
-  return {us[us.size() / 2], us[std::min(us.size() - 1, us.size() * 99 / 100)]};
+  return {saga::bench::quantile_of_sorted(us, 500), saga::bench::quantile_of_sorted(us, 990)};
 }
 
 }  // namespace

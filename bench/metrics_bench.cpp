@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bench/allocator.hpp"
+#include "bench/stats.hpp"
 #include "compiler/compile.hpp"
 #include "saga/metrics.hpp"
 
@@ -40,10 +41,7 @@ void usage() {
       "  --sagas N      orders run through the engine first, for the series' values (100)\n");
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
+using saga::bench::median;
 
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();

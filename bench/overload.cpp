@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "bench/allocator.hpp"
+#include "bench/stats.hpp"
 #include "compiler/compile.hpp"
 #include "saga/engine.hpp"
 
@@ -231,10 +232,7 @@ Result run_level(const Options& o, const std::vector<uint8_t>& image, int level,
   return r;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
+using saga::bench::median;
 
 void usage() {
   std::printf(

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "bench/allocator.hpp"
+#include "bench/stats.hpp"
 #include "compiler/compile.hpp"
 #include "saga/engine.hpp"
 
@@ -221,16 +222,13 @@ Sample run_once(const Options& o, int conc, int workers, int run) {
   std::sort(latencies.begin(), latencies.end());
   Sample s;
   s.sagas_per_s = o.n / secs;
-  s.p50_ms = latencies[latencies.size() / 2];
+  s.p50_ms = saga::bench::quantile_of_sorted(latencies, 500);
   s.pg_cpu_ms_per_saga = cpu * 1000 / o.n;
   s.xacts_per_saga = (xact - xact0) / o.n;
   return s;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using saga::bench::median;
 
 }  // namespace
 

@@ -38,6 +38,7 @@
 
 #include "bench/allocator.hpp"
 #include "bench/process_stats.hpp"
+#include "bench/stats.hpp"
 #include "compiler/compile.hpp"
 #include "saga/engine.hpp"
 
@@ -260,10 +261,7 @@ Sample run_once(const Options& o, int run) {
   return s;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
+using saga::bench::median;
 
 // "1.23 s (1.10-1.40)": the median and the spread of one figure.
 std::string spread(const std::vector<Sample>& samples, double Sample::*field, int decimals) {
