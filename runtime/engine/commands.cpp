@@ -13,11 +13,11 @@ std::string accepted_statuses(Command c) {
   std::string out;
   const uint32_t mask = command_info(c).accepts;
   int n = 0, total = __builtin_popcount(mask);
-  for (int s = 0; s <= static_cast<int>(InstanceStatus::kPaused); ++s) {
-    if ((mask & (1u << s)) == 0) continue;
+  for (InstanceStatus s : all_statuses()) {
+    if (!command_accepts(c, s)) continue;
     ++n;
     if (n > 1) out += n == total ? " or " : ", ";
-    out += to_string(static_cast<InstanceStatus>(s));
+    out += to_string(s);
   }
   return fmt::format("a {} instance", out);
 }

@@ -260,12 +260,13 @@ Result<InstanceRecord> read_instance(const PGresult* r, int row, const std::stri
   rec.id = pg::text_at(r, row, 0);
   rec.program_hash = pg::text_at(r, row, 1);
   rec.saga = pg::text_at(r, row, 2);
-  int64_t status = pg::int_at(r, row, 3);
-  if (status < 0 || status > static_cast<int64_t>(InstanceStatus::kPaused)) {
+  const int64_t status = pg::int_at(r, row, 3);
+  const std::optional<InstanceStatus> known = status_of_code(status);
+  if (!known) {
     return Status(StatusCode::kCorrupt,
                   fmt::format("instance {} has an unknown status {}: {}", rec.id, status, name));
   }
-  rec.status = static_cast<InstanceStatus>(status);
+  rec.status = *known;
   rec.input_json = pg::text_at(r, row, 4);
   rec.output_json = pg::text_at(r, row, 5);
   rec.error_class = pg::text_at(r, row, 6);
@@ -1059,8 +1060,8 @@ Status PgStore::post(InboxMessage& m) {
         {StatusCode::kNotFound, fmt::format("no instance {} in {}", m.instance_id, rconn_.name())});
   }
   const int64_t status = pg::int_at(r.get(), 0, 0);
-  if (status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kPaused) &&
-      !is_terminal(static_cast<InstanceStatus>(status))) {
+  if (const std::optional<InstanceStatus> known = status_of_code(status);
+      known && !is_terminal(*known)) {
     return fail({StatusCode::kInvalidArgument,
                  fmt::format("a message with id {} was posted already: {}", m.id, rconn_.name())});
   }

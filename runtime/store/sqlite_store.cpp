@@ -295,12 +295,13 @@ Result<InstanceRecord> read_instance(const Statement& st, const std::string& pat
   r.id = st.column_text(0);
   r.program_hash = st.column_text(1);
   r.saga = st.column_text(2);
-  int64_t status = st.column_int(3);
-  if (status < 0 || status > static_cast<int64_t>(InstanceStatus::kPaused)) {
+  const int64_t status = st.column_int(3);
+  const std::optional<InstanceStatus> known = status_of_code(status);
+  if (!known) {
     return Status(StatusCode::kCorrupt,
                   fmt::format("instance {} has an unknown status {}: {}", r.id, status, path));
   }
-  r.status = static_cast<InstanceStatus>(status);
+  r.status = *known;
   r.input_json = st.column_text(4);
   r.output_json = st.column_text(5);
   r.error_class = st.column_text(6);

@@ -56,6 +56,13 @@ std::optional<InstanceStatus> parse_status(std::string_view text) {
   return std::nullopt;
 }
 
+std::optional<InstanceStatus> status_of_code(int64_t code) {
+  for (const StatusName& n : kNames) {
+    if (static_cast<int64_t>(n.status) == code) return n.status;
+  }
+  return std::nullopt;
+}
+
 bool is_terminal(InstanceStatus s) {
   switch (s) {
     case InstanceStatus::kCompleted:
@@ -83,9 +90,8 @@ namespace saga::store {
 
 namespace {
 const char* status_name(int64_t status) {
-  return status >= 0 && status <= static_cast<int64_t>(InstanceStatus::kPaused)
-             ? to_string(static_cast<InstanceStatus>(status))
-             : "of an unknown status";
+  const std::optional<InstanceStatus> known = status_of_code(status);
+  return known ? to_string(*known) : "of an unknown status";
 }
 }  // namespace
 

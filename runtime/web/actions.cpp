@@ -35,10 +35,8 @@ std::vector<OperatorAction> make_actions() {
     a.label = std::string(info.name);
     a.label[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(a.label[0])));
     a.doc = info.doc;
-    for (int s = 0; s <= static_cast<int>(InstanceStatus::kPaused); ++s) {
-      if (command_accepts(info.command, static_cast<InstanceStatus>(s))) {
-        a.applies_to.push_back(static_cast<InstanceStatus>(s));
-      }
+    for (InstanceStatus s : all_statuses()) {
+      if (command_accepts(info.command, s)) a.applies_to.push_back(s);
     }
     a.run = [command = info.command](Engine& engine, const std::string& id,
                                      const nlohmann::json& args) {

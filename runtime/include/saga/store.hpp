@@ -47,6 +47,9 @@ const char* to_string(InstanceStatus s);
 // those who list them all (metrics label values, help texts).
 const std::vector<InstanceStatus>& all_statuses();
 std::optional<InstanceStatus> parse_status(std::string_view text);
+// The status a number stored in a database stands for; nullopt for one
+// this build does not know (a damaged row, or a newer build's status).
+std::optional<InstanceStatus> status_of_code(int64_t code);
 bool is_terminal(InstanceStatus s);
 // Stuck or paused: not terminal, but no engine runs it until an operator's
 // message arrives.
