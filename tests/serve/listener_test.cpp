@@ -114,6 +114,21 @@ TEST_F(Listener, PagesNewestFirstWithACursor) {
   EXPECT_EQ(http_call(port_, "DELETE", "/api/instances").status, 405);
 }
 
+// Whether the scrape has a sample line of `series` (its name and the `{`)
+// whose labels contain `label` and whose value is `value` (" 1").
+bool has_sample(const std::string& scrape, const std::string& series, const std::string& label,
+                const std::string& value) {
+  size_t at = 0;
+  while ((at = scrape.find("\n" + series, at)) != std::string::npos) {
+    const size_t begin = at + 1;
+    const size_t end = scrape.find('\n', begin);
+    const std::string line = scrape.substr(begin, end - begin);
+    if (line.find(label) != std::string::npos && line.ends_with(value)) return true;
+    at = begin;
+  }
+  return false;
+}
+
 // GET /metrics: the Prometheus text of the worker's saga::Metrics, its
 // instances by status read from the database at the scrape, and the cancel
 // done through the API counted as an ended instance.
@@ -136,8 +151,7 @@ TEST_F(Listener, ServesMetrics) {
   EXPECT_TRUE(eventually([&] {
     auto after = get("/metrics").body;
     return after.find("saga_instances{status=\"cancelled\"} 1\n") != std::string::npos &&
-           after.find("status=\"cancelled\"} 1\n", after.find("saga_instances_finished_total{")) !=
-               std::string::npos;
+           has_sample(after, "saga_instances_finished_total{", "status=\"cancelled\"", " 1");
   })) << get("/metrics").body;
 }
 
