@@ -130,14 +130,6 @@ const std::vector<pg::StatementDef>& writer_statements() {
 const std::vector<pg::StatementDef>& reader_statements() {
   static const std::vector<pg::StatementDef> defs = {
       {"get", "SELECT " SAGA_PG_COLUMNS " FROM instances i WHERE i.id = $1", {T}},
-      {"list_all",
-       "SELECT " SAGA_PG_COLUMNS " FROM instances i ORDER BY i.created_ms DESC, i.num DESC "
-       "LIMIT $1",
-       {I}},
-      {"list_st",
-       "SELECT " SAGA_PG_COLUMNS " FROM instances i WHERE i.status = $1 "
-       "ORDER BY i.created_ms DESC, i.num DESC LIMIT $2",
-       {I, I}},
       // Store::query_instances: newest first from the cursor's (created_ms,
       // num) down; $1 < 0: any status; saga as bytes ($2 empty: any).
       {"query",
@@ -326,8 +318,6 @@ class PgStore final : public Store, private CommitBackend {
   }
   void flush() override { pipeline_.flush(); }
   Result<std::optional<InstanceRecord>> get_instance(const std::string& id) override;
-  Result<std::vector<InstanceRecord>> list_instances(std::optional<InstanceStatus> status,
-                                                     size_t limit) override;
   Result<std::vector<InstanceRecord>> list_unfinished() override;
   Result<std::vector<InstanceRecord>> query_instances(const InstanceQuery& query) override;
   Result<std::vector<HistoryEvent>> history(const std::string& id) override;
@@ -839,27 +829,6 @@ Result<std::optional<InstanceRecord>> PgStore::get_instance(const std::string& i
   if (!rows.ok()) return rows.status();
   if (rows->empty()) return std::optional<InstanceRecord>();
   return std::optional<InstanceRecord>(std::move(rows->front()));
-}
-
-Result<std::vector<InstanceRecord>> PgStore::list_instances(std::optional<InstanceStatus> status,
-                                                            size_t limit) {
-  std::lock_guard lock(rmu_);
-  Status s = reader();
-  if (!s.ok()) return s;
-  const auto max = static_cast<int64_t>(
-      std::min<size_t>(limit, static_cast<size_t>(std::numeric_limits<int64_t>::max())));
-  Params p;
-  ResultPtr r;
-  if (status) {
-    p.add_int(static_cast<int64_t>(*status));
-    p.add_int(max);
-    s = read("list_st", p, &r, "listing instances");
-  } else {
-    p.add_int(max);
-    s = read("list_all", p, &r, "listing instances");
-  }
-  if (!s.ok()) return s;
-  return read_rows(r.get(), false);
 }
 
 Result<std::vector<InstanceRecord>> PgStore::query_instances(const InstanceQuery& query) {

@@ -22,8 +22,8 @@ namespace {
 //   commit would rewrite one page per instance. Keyed by num, the running
 //   (recent) instances share the last pages of every tree, and rows are
 //   smaller. The public id stays unique and indexed.
-// * instances_by_status serves list_instances(status) newest first and
-//   list_unfinished(); instances_by_created serves list_instances(all).
+// * instances_by_status serves query_instances(status) newest first and
+//   list_unfinished(); instances_by_created serves query_instances(all).
 // * history is clustered by (instance, seq): reading one instance's history
 //   is one range scan, and the next seq of an instance is one seek to the end
 //   of its range.

@@ -157,12 +157,6 @@ constexpr const char* kInsertDeadLetterSql =
 
 constexpr const char* kGetInstanceSql =
     "SELECT " SAGA_INSTANCE_COLUMNS " FROM instances WHERE id = ?1";
-constexpr const char* kListAllSql = "SELECT " SAGA_INSTANCE_COLUMNS
-                                    " FROM instances ORDER BY created_ms DESC, num DESC "
-                                    "LIMIT ?1";
-constexpr const char* kListByStatusSql =
-    "SELECT " SAGA_INSTANCE_COLUMNS
-    " FROM instances WHERE status = ?1 ORDER BY created_ms DESC, num DESC LIMIT ?2";
 // Pending, running, compensating: not terminal and not stuck. Oldest first, so
 // a worker that resumes after a crash starts with the instances that waited
 // longest.
@@ -351,8 +345,6 @@ class SqliteStore final : public Store, private CommitBackend {
   void submit(Transition transition, CommitDone done) override;
   void flush() override;
   Result<std::optional<InstanceRecord>> get_instance(const std::string& id) override;
-  Result<std::vector<InstanceRecord>> list_instances(std::optional<InstanceStatus> status,
-                                                     size_t limit) override;
   Result<std::vector<InstanceRecord>> list_unfinished() override;
   Result<std::vector<StatusCount>> count_by_status() override;
   Result<std::vector<HistoryEvent>> history(const std::string& id) override;
@@ -473,7 +465,7 @@ class SqliteStore final : public Store, private CommitBackend {
   std::mutex rdb_mu_;
   Connection rdb_;
   struct {
-    Statement get_instance, list_all, list_by_status, list_unfinished, history, dead_letters;
+    Statement get_instance, list_unfinished, history, dead_letters;
     Statement get_program, has_program, put_program, status_of, claim, renew;
     Statement query_all, query_by_status, cursor, list_dead_letters, list_programs;
     Statement count_by_status;
@@ -650,8 +642,6 @@ Status SqliteStore::prepare_statements(bool with_writer) {
   }
   std::vector<std::pair<Statement*, const char*>> reader = {
       {&r_.get_instance, kGetInstanceSql},
-      {&r_.list_all, kListAllSql},
-      {&r_.list_by_status, kListByStatusSql},
       {&r_.list_unfinished, has_inbox_ ? kListUnfinishedSql : kListUnfinishedV2Sql},
       {&r_.history, kHistorySql},
       {&r_.dead_letters, has_inbox_ ? kDeadLettersSql : kDeadLettersV2Sql},
@@ -1131,22 +1121,6 @@ Result<std::vector<InstanceRecord>> SqliteStore::read_instances(Statement& st, b
     }
     out.push_back(std::move(r).value());
   }
-}
-
-Result<std::vector<InstanceRecord>> SqliteStore::list_instances(
-    std::optional<InstanceStatus> status, size_t limit) {
-  const auto max = static_cast<int64_t>(
-      std::min<size_t>(limit, static_cast<size_t>(std::numeric_limits<int64_t>::max())));
-  std::lock_guard lock(rdb_mu_);
-  if (status) {
-    Statement::Reset reset(r_.list_by_status);
-    r_.list_by_status.bind(1, static_cast<int64_t>(*status));
-    r_.list_by_status.bind(2, max);
-    return read_instances(r_.list_by_status, false);
-  }
-  Statement::Reset reset(r_.list_all);
-  r_.list_all.bind(1, max);
-  return read_instances(r_.list_all, false);
 }
 
 Result<std::vector<InstanceRecord>> SqliteStore::list_unfinished() {

@@ -266,9 +266,15 @@ class Store {
 
   // Reads see committed data only.
   virtual Result<std::optional<InstanceRecord>> get_instance(const std::string& id) = 0;
-  // Instances with the given status (all when nullopt), newest first, at most `limit`.
-  virtual Result<std::vector<InstanceRecord>> list_instances(std::optional<InstanceStatus> status,
-                                                             size_t limit) = 0;
+  // Instances with the given status (all when nullopt), newest first, at most
+  // `limit`: query_instances() without a saga or a cursor.
+  Result<std::vector<InstanceRecord>> list_instances(std::optional<InstanceStatus> status,
+                                                     size_t limit) {
+    InstanceQuery query;
+    query.status = status;
+    query.limit = limit;
+    return query_instances(query);
+  }
   // How many instances the store holds of each status, from committed data,
   // in status order; statuses without instances are left out. Metrics reads
   // it at every scrape, so it must stay cheap with many instances: the
@@ -287,16 +293,13 @@ class Store {
   virtual Result<std::vector<DeadLetter>> dead_letters(const std::string& id) = 0;
 
   // The read methods of the operator's views (sagactl ls, dlq ls, the JSON
-  // API and the web view). The defaults refuse (kUnsupported), so a store
-  // without them still runs sagas.
+  // API and the web view). Those with a default refuse (kUnsupported), so a
+  // store without them still runs sagas.
   //
-  // Instances matching `query`, newest first. Paging: pass the id of the
+  // Instances matching `query` (list_instances() above is the simple case), newest first. Paging: pass the id of the
   // last instance of a page as `before` to get the next page; an id that is
   // not in the store gives kNotFound (the cursor is stale or wrong).
-  virtual Result<std::vector<InstanceRecord>> query_instances(const InstanceQuery& query) {
-    (void)query;
-    return Status(StatusCode::kUnsupported, "this store cannot query instances");
-  }
+  virtual Result<std::vector<InstanceRecord>> query_instances(const InstanceQuery& query) = 0;
   // The dead letters of every instance, newest first, at most `limit`.
   virtual Result<std::vector<DeadLetterEntry>> list_dead_letters(size_t limit) {
     (void)limit;
