@@ -296,9 +296,9 @@ class Store {
   // API and the web view). Those with a default refuse (kUnsupported), so a
   // store without them still runs sagas.
   //
-  // Instances matching `query` (list_instances() above is the simple case), newest first. Paging: pass the id of the
-  // last instance of a page as `before` to get the next page; an id that is
-  // not in the store gives kNotFound (the cursor is stale or wrong).
+  // Instances matching `query` (list_instances() above is the simple case), newest first. Paging:
+  // pass the id of the last instance of a page as `before` to get the next page; an id that is not
+  // in the store gives kNotFound (the cursor is stale or wrong).
   virtual Result<std::vector<InstanceRecord>> query_instances(const InstanceQuery& query) = 0;
   // The dead letters of every instance, newest first, at most `limit`.
   virtual Result<std::vector<DeadLetterEntry>> list_dead_letters(size_t limit) {
