@@ -77,6 +77,12 @@ struct Access {
   bool serve_inbox = false;
   // --undo-attempts: attempts of an undo before the instance is stuck.
   uint32_t undo_attempts = CompensationPolicy{}.attempts;
+  // worker --lease (EngineOptions::lease).
+  std::chrono::milliseconds lease = EngineOptions{}.lease;
+  // worker: PostgreSQL notifications (StoreOptions::notify, --no-notify),
+  // and how often the inbox is looked at anyway when they are on.
+  bool notify = true;
+  std::chrono::milliseconds notified_watch = EngineOptions{}.notified_inbox_watch;
 };
 
 struct RunArgs {
@@ -118,7 +124,13 @@ struct DbArgs {
 };
 int resume(const DbArgs& args);
 struct ListenArgs;
-int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen);
+// `sagactl worker`'s own options.
+struct WorkerArgs {
+  int poll_ms = 500;          // --poll-ms
+  std::string lease = "30s";  // --lease DURATION
+  bool notify = true;         // !--no-notify
+};
+int worker(const DbArgs& args, const WorkerArgs& worker_args, const ListenArgs& listen);
 struct LsArgs {
   std::string status;   // Empty: any.
   std::string saga;     // Empty: any.

@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
   add_access(resume_cmd, d.access);
   resume_cmd->add_option("--durability", d.durability, "full or normal")
       ->check(CLI::IsMember({"full", "normal"}));
-  int poll_ms = 500;
+  WorkerArgs w;
   auto* worker_cmd = app.add_subcommand(
       "worker", "Keep running: resume unfinished instances and pick up new ones");
   add_db(worker_cmd, false);
@@ -131,8 +131,19 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--durability", d.durability, "full or normal")
       ->check(CLI::IsMember({"full", "normal"}));
   worker_cmd
-      ->add_option("--poll-ms", poll_ms, "How often to look for new instances and cancellations")
+      ->add_option("--poll-ms", w.poll_ms,
+                   "How often to look for new instances and cancellations (on PostgreSQL a "
+                   "notification wakes the worker at once; this is the fallback)")
       ->check(CLI::Range(10, 60000));
+  worker_cmd
+      ->add_option("--lease", w.lease,
+                   "How long a claim on an instance lasts unless renewed (renewed every third "
+                   "of it): 30s by default, at least 1s; another worker takes over the "
+                   "instances of one that stopped renewing once it runs out")
+      ->capture_default_str();
+  worker_cmd->add_flag("!--no-notify", w.notify,
+                       "PostgreSQL: poll only, do not LISTEN for notifications of new instances "
+                       "and messages (e.g. behind a pooler in transaction mode)");
   ListenArgs listen;
   auto* listen_opt = worker_cmd->add_option(
       "--listen", listen.listen,
@@ -295,7 +306,7 @@ int main(int argc, char** argv) {
   if (*run_cmd) return run(r);
   if (*start_cmd) return start(r);
   if (*resume_cmd) return resume(d);
-  if (*worker_cmd) return worker(d, poll_ms, listen);
+  if (*worker_cmd) return worker(d, w, listen);
   if (*ls_cmd) return ls(d, ls_args);
   if (*dlq_ls_cmd) return dlq_ls(d, dlq_limit);
   if (*show_cmd && show_as_graph) return show_graph(d, id, g);

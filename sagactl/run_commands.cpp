@@ -62,6 +62,9 @@ std::unique_ptr<Runtime> open_engine(
   }
   options.serve_inbox = access.serve_inbox;
   options.compensation.attempts = access.undo_attempts;
+  options.lease = access.lease;
+  options.store.notify = access.notify;
+  options.notified_inbox_watch = access.notified_watch;
   for (const std::string& binding : access.service_urls) {
     auto eq = binding.find('=');
     if (eq == std::string::npos || eq == 0 || binding.compare(eq + 1, 7, "http://") != 0) {
@@ -364,9 +367,42 @@ void on_signal(int) {
 // (PostgreSQL) each takes a share of the pending ones, not all of them.
 constexpr size_t kWorkerClaim = 256;
 
-int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen) {
+namespace {
+// A database URL as a log line may show it: postgresql://USER@HOST/DB,
+// without the password.
+std::string shown_url(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const size_t at = url.find('@', scheme + 3);
+  const size_t colon = url.find(':', scheme + 3);
+  if (at == std::string::npos || colon == std::string::npos || colon > at ||
+      url.find('/', scheme + 3) < at) {
+    return url;
+  }
+  return url.substr(0, colon) + url.substr(at);
+}
+}  // namespace
+
+int worker(const DbArgs& args, const WorkerArgs& w, const ListenArgs& listen) {
   Access access = args.access;
   access.serve_inbox = true;  // Operators' commands are carried out here.
+  std::optional<int64_t> lease = parse_duration_ms(w.lease);
+  if (!lease) {
+    print_error(fmt::format("--lease {}: expected a duration such as 2s, 30s or 5m", w.lease));
+    return kExitUsage;
+  }
+  if (*lease < kMinLease.count()) {
+    print_error(
+        fmt::format("--lease {}: a lease must be at least {} ms (it is renewed every "
+                    "third of it)",
+                    w.lease, kMinLease.count()));
+    return kExitUsage;
+  }
+  access.lease = std::chrono::milliseconds(*lease);
+  access.notify = w.notify;
+  // With notifications the inbox is looked at on each one, and anyway at
+  // the poll interval.
+  access.notified_watch = std::chrono::milliseconds(w.poll_ms);
   auto rt = open_engine(args.db, args.durability, access, {}, !listen.listen.empty(), kWorkerClaim);
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
@@ -381,13 +417,31 @@ int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen) {
         [] { return g_stop ? std::string("the worker is shutting down") : std::string(); }, exit);
     if (!server) return exit;
   }
-  std::cerr << fmt::format("worker on {} (polling every {} ms; Ctrl-C stops)\n",
-                           database_path(args.db), poll_ms);
+  Store& store = engine.store();
+  const bool notified = store.notifies();
+  std::cerr << fmt::format("worker on {} ({}polling every {} ms, lease {} ms; Ctrl-C stops)\n",
+                           shown_url(database_path(args.db)),
+                           notified ? "woken by notifications, " : "", w.poll_ms, *lease);
   while (!g_stop) {
+    // Read before the claim: a notification that arrives during it ends the
+    // wait below at once.
+    const uint64_t seen = notified ? store.work_count() : 0;
     auto taken = engine.resume();
     if (!taken.ok()) print_error(taken.status().message());
-    for (int waited = 0; waited < poll_ms && !g_stop; waited += 10) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(w.poll_ms);
+    // In slices, so that Ctrl-C is seen within 100 ms.
+    for (auto left = until - std::chrono::steady_clock::now();
+         left > std::chrono::milliseconds(0) && !g_stop;
+         left = until - std::chrono::steady_clock::now()) {
+      auto slice = std::min<std::chrono::milliseconds>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(left) +
+              std::chrono::milliseconds(1),
+          std::chrono::milliseconds(notified ? 100 : 10));
+      if (!notified) {
+        std::this_thread::sleep_for(slice);
+      } else if (store.wait_for_work(seen, slice) != seen) {
+        break;
+      }
     }
   }
   if (server) server->stop();

@@ -331,9 +331,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::atomic<bool> stopping{false};
 
   // Ownership (Store::claim): instances this engine runs carry its owner id
-  // and a lease it renews every kLeaseMs / 3.
-  static constexpr int64_t kLeaseMs = 30'000;
+  // and a lease of EngineOptions::lease it renews every third of that.
   std::string owner = runtime::this_owner();
+  int64_t lease_ms() const { return options.lease.count(); }
 
   // Instances this engine runs that are evicted, and the one timer that
   // wakes the earliest of them; guarded by mu, like runs. (Last, so that the
@@ -352,8 +352,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::unordered_map<std::string, std::shared_ptr<runtime::ServiceGate>> gates;
 
   void renew_leases() {
-    if (store) store->renew(owner, now() + kLeaseMs);
-    timers->schedule(now() + kLeaseMs / 3, [this] { renew_leases(); });
+    if (store) store->renew(owner, now() + lease_ms());
+    timers->schedule(now() + lease_ms() / 3, [this] { renew_leases(); });
   }
 
   ~Impl() { shutdown(); }
@@ -1604,14 +1604,24 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // The inbox watch: every options.inbox_watch, one query for messages
   // other processes posted since the last it saw; each goes to the run it
   // is for, or (EngineOptions::serve_inbox) makes this engine take the
-  // instance up. Runs on its own thread, with the real clock (a test's
-  // ManualClock moves only timers).
+  // instance up. With a store that notifies, the query runs when a
+  // notification arrives, and anyway every options.notified_inbox_watch.
+  // Runs on its own thread, with the real clock (a test's ManualClock moves
+  // only timers).
   void watch_inbox(const std::function<void(const std::string&)>& take_up) {
+    const bool notified = store->notifies();
+    uint64_t work = notified ? store->work_count() : 0;
     auto last = store->last_inbox_seq();
     int64_t seen = last.ok() ? last.value() : 0;
     std::unique_lock lock(watch_mu);
     while (!watch_stop) {
-      watch_cv.wait_for(lock, options.inbox_watch, [this] { return watch_stop; });
+      if (notified) {
+        lock.unlock();
+        work = wait_notified(work);
+        lock.lock();
+      } else {
+        watch_cv.wait_for(lock, options.inbox_watch, [this] { return watch_stop; });
+      }
       if (watch_stop) break;
       lock.unlock();
       auto fresh = store->inbox_since(seen, kWatchBatch);
@@ -1624,6 +1634,24 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       lock.lock();
     }
   }
+  // Waits for a notification after `work` (Store::work_count), at most
+  // options.notified_inbox_watch, in slices so that stop_watch() is seen
+  // within one; returns the count to wait after next time.
+  uint64_t wait_notified(uint64_t work) {
+    const auto until = std::chrono::steady_clock::now() + options.notified_inbox_watch;
+    for (;;) {
+      {
+        std::lock_guard lock(watch_mu);
+        if (watch_stop) return work;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return work;
+      const uint64_t now_count = store->wait_for_work(work, std::min(left, kWatchSlice));
+      if (now_count != work) return now_count;
+    }
+  }
+  static constexpr std::chrono::milliseconds kWatchSlice{100};
   static constexpr size_t kWatchBatch = 256;
   std::mutex watch_mu;
   std::condition_variable watch_cv;
@@ -1681,7 +1709,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     row.saga = saga_name;
     row.input_json = input->to_json_text();
     row.owner = owner;
-    row.lease_until_ms = run->created_ms + kLeaseMs;
+    row.lease_until_ms = run->created_ms + lease_ms();
     run->state = runtime::start_state(*run->program, saga, input.value());
     return run;
   }
@@ -1782,6 +1810,12 @@ Engine::~Engine() {
 }
 
 Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
+  if (options.lease < kMinLease) {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("the lease must be at least {} ms, got {} ms: a shorter one could "
+                              "run out between two renewals of a busy engine",
+                              kMinLease.count(), options.lease.count()));
+  }
   auto impl = std::make_shared<Impl>();
   impl->clock = options.clock ? options.clock : std::make_shared<SystemClock>();
   StoreOptions store_options = options.store;
@@ -1912,7 +1946,7 @@ Result<size_t> Engine::resume(const std::string& only) {
     }
   } claimed{*impl_};
   auto unfinished =
-      impl_->store->claim(impl_->owner, now, now + Impl::kLeaseMs, runtime::owner_dead, only);
+      impl_->store->claim(impl_->owner, now, now + impl_->lease_ms(), runtime::owner_dead, only);
   if (!unfinished.ok()) return unfinished.status();
   size_t taken = 0;
   for (InstanceRecord& rec : unfinished.value()) {

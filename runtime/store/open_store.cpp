@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <string>
+#include <thread>
 
 #include "saga/store.hpp"
 
@@ -49,6 +50,12 @@ Result<std::unique_ptr<Store>> open_store(const std::string& url, const StoreOpt
   if (!kind.ok()) return kind.status();
   if (*kind == "postgresql") return open_postgres_store(url, options);
   return open_sqlite_store(path, options);
+}
+
+// A store that does not notify: its callers poll, at `timeout`.
+uint64_t Store::wait_for_work(uint64_t seen, std::chrono::milliseconds timeout) {
+  std::this_thread::sleep_for(timeout);
+  return seen;
 }
 
 }  // namespace saga

@@ -24,6 +24,9 @@
 //   writer's commit mark (one row per writer, written in every batch).
 // * A second connection, guarded by a mutex, serves reads and the direct
 //   writes (put_program, post, claim, renew, move_instance).
+// * A third, started when an engine first waits for work (notifies()),
+//   LISTENs for the NOTIFY that a batch creating a free instance and a post
+//   send in their transaction (pg_notify.hpp).
 //
 // Every statement is prepared when a connection opens.
 #include <fmt/format.h>
@@ -39,6 +42,7 @@
 #include <unordered_set>
 
 #include "runtime/store/pg_conn.hpp"
+#include "runtime/store/pg_notify.hpp"
 #include "runtime/store/pg_schema.hpp"
 #include "runtime/store/pipeline.hpp"
 #include "runtime/store/status_names.hpp"
@@ -123,6 +127,7 @@ const std::vector<pg::StatementDef>& writer_statements() {
        {T, I}},
       {"mark_read", "SELECT batch FROM commit_marks WHERE writer = $1", {T}},
       {"epoch_of", "SELECT epoch FROM instances WHERE id = $1", {T}},
+      {"notify", pg::kNotifyWorkSql, {}},
   };
   return defs;
 }
@@ -192,6 +197,7 @@ const std::vector<pg::StatementDef>& reader_statements() {
        "ORDER BY id",
        {T}},
       {"prog_get", "SELECT image FROM programs WHERE hash = $1", {T}},
+      {"notify", pg::kNotifyWorkSql, {}},
       {"prog_put",
        "INSERT INTO programs (hash, name, image, created_ms) VALUES ($1, $2, $3, $4) "
        "ON CONFLICT (hash) DO NOTHING",
@@ -335,6 +341,15 @@ class PgStore final : public Store, private CommitBackend {
       const std::function<bool(const std::string& other)>& owner_dead,
       const std::string& only) override;
   Status renew(const std::string& owner, int64_t lease_until_ms) override;
+  bool notifies() override { return options_.notify && !options_.read_only; }
+  uint64_t work_count() override {
+    pg::WorkListener* l = listener();
+    return l ? l->count() : 0;
+  }
+  uint64_t wait_for_work(uint64_t seen, std::chrono::milliseconds timeout) override {
+    pg::WorkListener* l = listener();
+    return l ? l->wait(seen, timeout) : Store::wait_for_work(seen, timeout);
+  }
   Status move_instance(const InstanceMove& move,
                        const std::function<bool(const std::string& owner, int64_t lease_until_ms)>&
                            claim_gone) override;
@@ -378,6 +393,16 @@ class PgStore final : public Store, private CommitBackend {
   Status reconnect_writer(std::chrono::steady_clock::time_point deadline);
   // The epoch a write of `id` is guarded with (0: unguarded).
   int64_t epoch_of(const std::string& id);
+  // The listener of work notifications, started on first use (null when
+  // the store does not notify).
+  pg::WorkListener* listener() {
+    if (!notifies()) return nullptr;
+    std::call_once(listener_once_, [this] {
+      listener_ =
+          std::make_unique<pg::WorkListener>(url_, std::max(1, options_.busy_timeout_ms / 1000));
+    });
+    return listener_.get();
+  }
 
   const std::string url_;
   StoreOptions options_;
@@ -396,6 +421,9 @@ class PgStore final : public Store, private CommitBackend {
   // writes; kLost after a guard failed. Used by the writer and claim().
   std::mutex epochs_mu_;
   std::unordered_map<std::string, int64_t> epochs_;
+
+  std::once_flag listener_once_;
+  std::unique_ptr<pg::WorkListener> listener_;
 
   CommitPipeline pipeline_{*this,
                            PipelineOptions{.max_batch = std::min(options_.max_batch, kMaxPgBatch),
@@ -626,6 +654,17 @@ PgStore::Attempt PgStore::try_batch(std::vector<Item>& batch, const std::vector<
       s = c.send("resolve", p, "resolving dead letters");
       sent.push_back({i, kPlain});
     }
+  }
+  // An instance any engine may claim (enqueued: created without owner)
+  // wakes the listening workers when, and only if, the batch commits.
+  const bool free_work = std::any_of(live.begin(), live.end(), [&](size_t i) {
+    const Transition& t = batch[i].transition;
+    return t.create && t.instance.owner.empty();
+  });
+  if (s.ok() && free_work) {
+    p.clear();
+    s = c.send("notify", p, "notifying workers");
+    sent.push_back({SIZE_MAX, kPlain});
   }
   if (s.ok()) s = c.sync("sending a batch");
   if (!s.ok()) return fail(s);
@@ -1014,6 +1053,10 @@ Status PgStore::post(InboxMessage& m) {
   if (!s.ok()) return fail(s);
   if (PQntuples(r.get()) == 1) {
     const int64_t seq = pg::int_at(r.get(), 0, 0);
+    // The engine that runs the instance (or any worker, for one nobody
+    // runs) hears of it on commit.
+    s = rconn_.exec("notify", Params(), nullptr, "posting a message");
+    if (!s.ok()) return fail(s);
     s = rconn_.exec_sql("COMMIT", "posting a message");
     if (!s.ok()) return fail(s);
     m.seq = seq;

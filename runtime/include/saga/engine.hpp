@@ -334,12 +334,25 @@ struct EngineOptions {
   // this engine (cancel(), command()) act at once. Zero: never look (a
   // message from elsewhere then waits for resume()).
   std::chrono::milliseconds inbox_watch{50};
+  // With a store that notifies (Store::notifies(): PostgreSQL's
+  // LISTEN/NOTIFY), the watch looks each time a post is notified instead,
+  // and anyway this often, in case a notification was missed.
+  std::chrono::milliseconds notified_inbox_watch{1000};
   // Take up a stuck or paused instance (or any this engine does not run)
   // when a message arrives for it, from this process or another: what a
   // worker does (sagactl worker, resume). Off for a host that runs only its
   // own instances.
   bool serve_inbox = false;
+  // How long a claim on an instance lasts (Store::claim): the engine renews
+  // the leases of what it runs every third of it. An engine on another
+  // machine takes over the instances of one that stopped renewing (killed,
+  // partitioned, paused) once their lease ran out; on this machine, a dead
+  // process's instances are taken at once. At least kMinLease: Engine::open
+  // refuses less (kInvalidArgument). docs/scale-out.md, "Leases".
+  std::chrono::milliseconds lease{30'000};
 };
+// The shortest EngineOptions::lease (and sagactl worker --lease).
+inline constexpr std::chrono::milliseconds kMinLease{1000};
 
 struct InstanceInfo {
   std::string id;

@@ -225,6 +225,11 @@ struct StoreOptions {
   // Metrics (saga/metrics.hpp) records the batch size and latency with it.
   // Null: nothing is called.
   std::function<void(size_t transitions, std::chrono::nanoseconds took)> on_commit;
+  // PostgreSQL: LISTEN for the notifications that other processes' commits
+  // send (a new instance free to claim, an inbox message), so that
+  // wait_for_work() wakes at once. Off: notifies() is false and engines poll
+  // (a pooler in transaction mode does not pass LISTEN on). SQLite: unused.
+  bool notify = true;
 };
 
 // How many instances there are of one status (Store::count_by_status).
@@ -330,6 +335,20 @@ class Store {
 
   // Extends the lease of every unfinished instance `owner` holds.
   virtual Status renew(const std::string& owner, int64_t lease_until_ms) = 0;
+
+  // Work notifications. Whether this store hears of work that other
+  // processes commit for engines: a new instance that any engine may claim
+  // (Transition::create without owner) and an inbox message (post). Each
+  // such commit notifies once it is committed (PostgreSQL: NOTIFY in the
+  // same transaction). work_count() goes up with every notification heard,
+  // and after the store had to listen again (notifications may have been
+  // missed meanwhile); wait_for_work() returns once the count differs from
+  // `seen` or `timeout` passed, with the count. A store that does not
+  // notify (the default, SQLite) counts nothing and waits the whole
+  // `timeout`: its callers poll.
+  virtual bool notifies() { return false; }
+  virtual uint64_t work_count() { return 0; }
+  virtual uint64_t wait_for_work(uint64_t seen, std::chrono::milliseconds timeout);
 
   // Appends `message` to the inbox of instance message.instance_id, durably
   // (a direct write, committed before it returns), and sets message.seq.
