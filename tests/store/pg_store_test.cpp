@@ -120,6 +120,39 @@ TEST(PgStore, FencingRejectsACommitAfterATakeover) {
   EXPECT_EQ(get(*b, "x").inbox.size(), 1u);
 }
 
+// LISTEN/NOTIFY (Store::notifies): another store's commit of an instance
+// nobody owns, and its post to an inbox, each wake a store waiting for work.
+// The waits are failure guards, far longer than a notification takes.
+TEST(PgStore, AFreeInstanceAndAPostFromAnotherStoreWakeAWaitingOne) {
+  std::string url = fresh();
+  auto listening = open_pg(url);
+  auto other = open_pg(url);
+  ASSERT_TRUE(listening && other);
+  ASSERT_TRUE(listening->notifies());
+  uint64_t seen = listening->work_count();
+  // The listener counts its own start (what was sent before it listened is
+  // lost, so its callers look anyway).
+  seen = listening->wait_for_work(seen, std::chrono::seconds(10));
+  ASSERT_NE(seen, 0u) << "the listener did not connect";
+
+  InstanceRecord free = make_record("free");
+  free.owner.clear();
+  ASSERT_TRUE(submit_and_wait(*other, create_transition(free)).ok());
+  uint64_t after = listening->wait_for_work(seen, std::chrono::seconds(10));
+  EXPECT_NE(after, seen) << "an enqueued instance did not notify";
+
+  InboxMessage m{"m-1", "free", "cancel", "", 1, 0};
+  ASSERT_TRUE(other->post(m).ok());
+  EXPECT_NE(listening->wait_for_work(after, std::chrono::seconds(10)), after)
+      << "a post did not notify";
+
+  StoreOptions quiet;
+  quiet.notify = false;
+  auto polling = open_pg(url, quiet);
+  ASSERT_TRUE(polling);
+  EXPECT_FALSE(polling->notifies());
+}
+
 // Posts from many processes at once commit in seq order (post() serialises
 // them), so an engine that reads inbox_since() from the last seq it saw
 // misses none: a post with a lower seq never becomes visible after a higher
@@ -271,6 +304,57 @@ TEST(PgStore, ALostConnectionIsReconnectedAndNothingIsWrittenTwice) {
   EXPECT_EQ(failed.load(), 0);
   EXPECT_EQ(PgServer::query(url, "SELECT count(*) FROM instances"), std::to_string(kCount));
   EXPECT_EQ(PgServer::query(url, "SELECT count(*) FROM history"), std::to_string(kCount));
+}
+
+// Connections are cut while batches are on the wire: each transition (an
+// instance, four history rows, two fibers: seven statements) is applied
+// whole or not at all, and a batch cut before its COMMIT is sent again, so
+// every instance ends with exactly its rows. At least one cut must land
+// while transitions are still going in, or the test proves nothing.
+TEST(PgStore, ACutMidBatchAppliesEachTransitionWholeOnce) {
+  std::string url = fresh();
+  StoreOptions options;
+  options.busy_timeout_ms = 20000;
+  auto store = open_pg(url, options);
+  ASSERT_TRUE(store);
+  constexpr int kCount = 3000;
+  std::atomic<int> ok{0}, failed{0}, cuts_mid_run{0};
+  std::atomic<bool> stop{false};
+  std::thread killer([&] {
+    while (!stop) {
+      std::string cut = PgServer::query(
+          url,
+          "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+          "application_name = 'saga' AND datname = current_database() AND pid <> "
+          "pg_backend_pid()) t");
+      const int done = ok.load();
+      if (std::atoi(cut.c_str()) > 0 && done > 0 && done < kCount) ++cuts_mid_run;
+      std::this_thread::sleep_for(std::chrono::milliseconds(15));
+    }
+  });
+  for (int i = 0; i < kCount; ++i) {
+    Transition t = create_transition(make_record(fmt::format("i{}", i)));
+    for (int e = 1; e <= 3; ++e) t.events.push_back(make_event("attempt_failed", "s", e));
+    t.fibers = {FiberRow{1, "fiber one"}, FiberRow{2, "fiber two"}};
+    store->submit(std::move(t), [&](Status s) {
+      (s.ok() ? ok : failed).fetch_add(1);
+      EXPECT_TRUE(s.ok()) << s.message();
+    });
+  }
+  store->flush();
+  stop = true;
+  killer.join();
+  EXPECT_EQ(ok.load(), kCount);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(cuts_mid_run.load(), 0) << "no connection was cut while transitions went in";
+  EXPECT_EQ(PgServer::query(url, "SELECT count(*) FROM instances"), std::to_string(kCount));
+  // Per instance: four history rows and two fibers, never a part or twice.
+  EXPECT_EQ(PgServer::query(url,
+                            "SELECT count(*) FROM instances i WHERE (SELECT count(*) FROM history "
+                            "h WHERE h.instance = i.id) <> 4 OR (SELECT count(*) FROM fibers f "
+                            "WHERE f.instance = i.id) <> 2"),
+            "0");
+  EXPECT_EQ(PgServer::query(url, "SELECT count(*) FROM history"), std::to_string(4 * kCount));
 }
 
 // The server restarts while transitions are submitted: the store waits for
