@@ -14,6 +14,12 @@ contains "$tmp/err" "unknown command 'frobnicate'" "unknown command named"
 expect 2 "unknown option" -- "$ctl" compile --frob "$src/samples/order.saga"
 expect 2 "missing file argument" -- "$ctl" compile
 
+expect 2 "worker with a lease below the minimum" -- "$ctl" worker --db "$tmp/lease.db" --lease 500ms
+contains "$tmp/err" "--lease 500ms: a lease must be at least 1000 ms" "the minimum lease is named"
+expect 2 "worker with a lease that is no duration" -- "$ctl" worker --db "$tmp/lease.db" --lease soon
+contains "$tmp/err" "--lease soon: expected a duration such as 2s, 30s or 5m" "a lease is a duration"
+[ ! -e "$tmp/lease.db" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: a refused worker created its database"; }
+
 expect 0 "check order.saga" -- "$ctl" check "$src/samples/order.saga"
 expect 0 "compile order.saga" -- "$ctl" compile "$src/samples/order.saga" -o "$tmp/order.sagac"
 [ -s "$tmp/order.sagac" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: no .sagac written"; }

@@ -112,6 +112,7 @@ class EngineTest : public ::testing::Test {
     options.evict_after = evict_after_;
     options.inbox_watch = inbox_watch_;
     options.serve_inbox = serve_inbox_;
+    options.lease = lease_;
     options.on_event = [this](const std::string& id, const saga::HistoryEvent& e) {
       // SAGA_TEST_TRACE=1 prints every committed event, for debugging.
       if (std::getenv("SAGA_TEST_TRACE")) {
@@ -165,6 +166,7 @@ class EngineTest : public ::testing::Test {
   std::chrono::milliseconds evict_after_ = saga::EngineOptions{}.evict_after;  // For open().
   std::chrono::milliseconds inbox_watch_ = saga::EngineOptions{}.inbox_watch;  // For open().
   bool serve_inbox_ = false;                                                   // For open().
+  std::chrono::milliseconds lease_ = saga::EngineOptions{}.lease;              // For open().
 };
 
 // Three host-provided steps; each records its calls.
@@ -1370,6 +1372,40 @@ std::vector<std::string> history_of(saga::Engine& e, const std::string& id) {
   for (const auto& h : history.value())
     kinds.push_back(h.kind + (h.step.empty() ? "" : ":" + h.step));
   return kinds;
+}
+
+// EngineOptions::lease: an instance's claim lasts that long from its start,
+// and the engine renews it every third of it; less than kMinLease is refused.
+TEST_F(EngineTest, TheLeaseIsTheOptionsAndIsRenewedEveryThirdOfIt) {
+  lease_ = 9s;
+  auto& e = open();
+  std::string hash = load(kNap);
+  Recorder rec;
+  rec.answer(e, {"s.a", "s.b", "s.undo_a"});
+  const int64_t t0 = clock_->now_ms();
+  auto id = e.start(hash, "nap", {{"n", 1}});
+  ASSERT_TRUE(id.ok()) << id.status().message();
+  ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+  auto lease_until = [&] {
+    auto rec = e.store().get_instance(id.value());
+    return rec.ok() && rec.value() ? rec.value()->lease_until_ms : -1;
+  };
+  EXPECT_EQ(lease_until(), t0 + 9000);
+  clock_->advance(3s - 1ms);
+  EXPECT_EQ(lease_until(), t0 + 9000) << "renewed before a third of the lease";
+  clock_->advance(1ms);
+  EXPECT_TRUE(eventually([&] { return lease_until() == t0 + 3000 + 9000; }))
+      << "not renewed after a third of the lease: " << lease_until() - t0;
+  engine_.reset();
+
+  saga::EngineOptions options;
+  options.database = database_;
+  options.lease = saga::kMinLease - 1ms;
+  auto refused = saga::Engine::open(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), saga::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("at least 1000 ms"), std::string::npos)
+      << refused.status().message();
 }
 
 TEST_F(EngineTest, AnInstanceAsleepInALongTimerIsEvictedAndWakesOnTime) {

@@ -329,7 +329,8 @@ TEST(PgStore, ACutMidBatchAppliesEachTransitionWholeOnce) {
           "pg_backend_pid()) t");
       const int done = ok.load();
       if (std::atoi(cut.c_str()) > 0 && done > 0 && done < kCount) ++cuts_mid_run;
-      std::this_thread::sleep_for(std::chrono::milliseconds(15));
+      // Room for a batch of 512 transitions (3,584 statements) between two cuts.
+      std::this_thread::sleep_for(std::chrono::milliseconds(60));
     }
   });
   for (int i = 0; i < kCount; ++i) {
