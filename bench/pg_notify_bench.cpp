@@ -120,16 +120,17 @@ bool run_case(const std::string& url, const std::string& sagactl, bool notify, i
   std::vector<std::string> args = {sagactl, "worker",    "--db",
                                    db_url,  "--poll-ms", std::to_string(poll_ms)};
   if (!notify) args.push_back("--no-notify");
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_t pid = fork();
-  if (pid == 0) {
+  if (pid == 0) {  // Only async-signal-safe calls until exec (this process has threads).
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
       dup2(fd, 1);
       dup2(fd, 2);
     }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     execv(argv[0], argv.data());
     _exit(127);
   }
