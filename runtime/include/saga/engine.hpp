@@ -339,6 +339,12 @@ struct EngineOptions {
   // worker does (sagactl worker, resume). Off for a host that runs only its
   // own instances.
   bool serve_inbox = false;
+  // Notifications (docs/events.md, "Notify"): when an instance becomes
+  // `paused` or `stuck`, the transition that commits it also writes an
+  // outbox event of type saga.instance.paused or saga.instance.stuck (data:
+  // saga, instance, status, step, attempt, error_class, error), which a
+  // Relay delivers like any event (sagactl worker --notify URL).
+  bool notify = false;
 };
 
 struct InstanceInfo {
