@@ -77,6 +77,9 @@ struct Access {
   bool serve_inbox = false;
   // --undo-attempts: attempts of an undo before the instance is stuck.
   uint32_t undo_attempts = CompensationPolicy{}.attempts;
+  // Write an outbox event when an instance becomes paused or stuck
+  // (EngineOptions::notify): worker --notify.
+  bool notify = false;
 };
 
 struct RunArgs {
@@ -118,7 +121,8 @@ struct DbArgs {
 };
 int resume(const DbArgs& args);
 struct ListenArgs;
-int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen);
+struct OutboxArgs;
+int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen, const OutboxArgs& outbox);
 struct LsArgs {
   std::string status;   // Empty: any.
   std::string saga;     // Empty: any.

@@ -19,6 +19,7 @@
 #include "saga/records_json.hpp"
 #include "sagactl/commands.hpp"
 #include "sagactl/listen.hpp"
+#include "sagactl/outbox_command.hpp"
 #include "sagactl/program_file.hpp"
 
 namespace saga::cli {
@@ -61,6 +62,7 @@ std::unique_ptr<Runtime> open_engine(
     options.observer = rt->metrics;
   }
   options.serve_inbox = access.serve_inbox;
+  options.notify = access.notify;
   options.compensation.attempts = access.undo_attempts;
   for (const std::string& binding : access.service_urls) {
     auto eq = binding.find('=');
@@ -364,12 +366,18 @@ void on_signal(int) {
 // (PostgreSQL) each takes a share of the pending ones, not all of them.
 constexpr size_t kWorkerClaim = 256;
 
-int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen) {
+int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen, const OutboxArgs& outbox) {
   Access access = args.access;
   access.serve_inbox = true;  // Operators' commands are carried out here.
+  access.notify = !outbox.notify.empty();
+  std::optional<std::map<std::string, std::string>> sinks = sink_map(outbox);
+  if (!sinks) return kExitUsage;
   auto rt = open_engine(args.db, args.durability, access, {}, !listen.listen.empty(), kWorkerClaim);
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
+  // The relay of the outbox (docs/events.md); stopped before the engine.
+  std::unique_ptr<Relay> relay;
+  if (wants_relay(outbox)) relay = start_relay(std::move(*sinks), engine.store(), *rt->http);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   // Stopped before the engine: no request is served by a stopping engine.
@@ -390,6 +398,7 @@ int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
+  if (relay) relay->stop();
   if (server) server->stop();
   std::cerr << "worker stopping: waiting instances stay in the database\n";
   return kExitOk;

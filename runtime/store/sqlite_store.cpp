@@ -171,6 +171,11 @@ constexpr const char* kClaimOutboxSql =
     "AND o.claimed_until < ?2 AND o.seq = (SELECT min(p.seq) FROM outbox p WHERE "
     "p.instance = o.instance AND p.delivered_ms = 0 AND p.dead = 0) "
     "ORDER BY o.time_ms, o.instance LIMIT ?4) RETURNING " SAGA_OUTBOX_COLUMNS;
+// Whether a claim would find anything: read first, so that an idle relay
+// never takes the write lock.
+constexpr const char* kOutboxDueSql =
+    "SELECT 1 FROM outbox WHERE delivered_ms = 0 AND dead = 0 AND next_due <= ?1 "
+    "AND claimed_until < ?1 LIMIT 1";
 constexpr const char* kSettleOutboxSql =
     "UPDATE outbox SET delivered_ms = ?2, dead = ?3, attempts = attempts + ?4, next_due = ?5, "
     "last_error = ?6, claimed_by = '', claimed_until = 0 WHERE id = ?1";
@@ -516,7 +521,7 @@ class SqliteStore final : public Store, private CommitBackend {
     // Prepared only when the schema has the inbox (version 3 and later).
     Statement post, inbox_of, inbox_of_id, inbox_since, last_inbox_seq;
     // Prepared only when the schema has the outbox (version 4 and later).
-    Statement claim_outbox, settle_outbox, list_outbox, prune_outbox;
+    Statement claim_outbox, outbox_due, settle_outbox, list_outbox, prune_outbox;
   } r_;
   bool has_fibers_ = false;  // The schema has the fibers table (version 2 and later).
   bool has_inbox_ = false;   // The schema has the inbox table (version 3 and later).
@@ -717,6 +722,7 @@ Status SqliteStore::prepare_statements(bool with_writer) {
   }
   if (has_outbox_) {
     reader.insert(reader.end(), {{&r_.claim_outbox, kClaimOutboxSql},
+                                 {&r_.outbox_due, kOutboxDueSql},
                                  {&r_.settle_outbox, kSettleOutboxSql},
                                  {&r_.list_outbox, kListOutboxSql},
                                  {&r_.prune_outbox, kPruneOutboxSql}});
@@ -1406,6 +1412,13 @@ Result<std::vector<OutboxEvent>> SqliteStore::claim_outbox(const std::string& ow
   if (!has_outbox_) return Status{StatusCode::kUnsupported, "the database has no outbox: " + path_};
   std::vector<OutboxEvent> out;
   std::lock_guard lock(rdb_mu_);
+  {
+    Statement::Reset reset(r_.outbox_due);
+    r_.outbox_due.bind(1, now_ms);
+    int rc = r_.outbox_due.step();
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return rdb_.error(rc, "claiming outbox rows");
+  }
   // IMMEDIATE: the write lock first (waiting the busy timeout for it), so
   // that the statement never has to upgrade a read snapshot another writer
   // made stale (SQLITE_BUSY at once).
