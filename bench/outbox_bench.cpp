@@ -26,10 +26,10 @@
 
 #include "bench/allocator.hpp"
 #include "bench/stats.hpp"
-#include "samples/participants/participant_process.hpp"
 #include "saga/http.hpp"
 #include "saga/outbox.hpp"
 #include "saga/store.hpp"
+#include "samples/participants/participant_process.hpp"
 
 namespace {
 
@@ -119,7 +119,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const fs::path dir = fs::temp_directory_path() / ("saga-outbox-bench-" + std::to_string(getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("saga-outbox-bench-" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   saga::samples::ParticipantProcess sink("payment", dir, {});
@@ -158,7 +159,8 @@ int main(int argc, char** argv) {
       const fs::path db = dir / fmt::format("commit{}-{}.db", run, pass);
       auto store = open(db, saga::Durability::kFull);
       std::vector<saga::Transition> creates;
-      for (int k = 0; k < 100; ++k) creates.push_back(transition(fmt::format("c{}", k), true, 0, false));
+      for (int k = 0; k < 100; ++k)
+        creates.push_back(transition(fmt::format("c{}", k), true, 0, false));
       commit_all(*store, std::move(creates));
       std::vector<saga::Transition> ts;
       for (int i = 0; i < commits; ++i) {
@@ -169,8 +171,10 @@ int main(int argc, char** argv) {
     }
   }
   const double w = saga::bench::median(with), wo = saga::bench::median(without);
-  fmt::print("relay -> loopback sink      median {:9.0f} events/s   ({} events over {} instances, {} runs)\n",
-             saga::bench::median(rates), events / instances * instances, instances, runs);
+  fmt::print(
+      "relay -> loopback sink      median {:9.0f} events/s   ({} events over {} instances, {} "
+      "runs)\n",
+      saga::bench::median(rates), events / instances * instances, instances, runs);
   fmt::print("commit with one event       median {:9.0f} transitions/s\n", w);
   fmt::print("commit without events       median {:9.0f} transitions/s\n", wo);
   fmt::print("cost of the event at commit {:9.3f}x the time of a transition without (same run)\n",

@@ -34,13 +34,10 @@ OutboxEvent notice_event(const std::string& saga, const std::string& instance_id
   e.source = event_source(saga, instance_id);
   e.time_ms = cause.time_ms;
   e.id = outbox_event_id(instance_id, fmt::format("{}@{}", e.type, e.time_ms));
-  nlohmann::json data = {{"saga", saga},
-                         {"instance", instance_id},
-                         {"status", to_string(status)},
-                         {"step", cause.step},
-                         {"attempt", cause.attempt},
-                         {"error_class", cause.error_class},
-                         {"error", cause.message}};
+  nlohmann::json data = {
+      {"saga", saga},          {"instance", instance_id},  {"status", to_string(status)},
+      {"step", cause.step},    {"attempt", cause.attempt}, {"error_class", cause.error_class},
+      {"error", cause.message}};
   e.data_json = data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return e;
 }
@@ -66,14 +63,10 @@ std::string cloud_event_json(const OutboxEvent& event) {
     // Written by the engine as JSON; a damaged row is sent as its text.
     if (data.is_discarded()) data = event.data_json;
   }
-  nlohmann::json ce = {{"specversion", "1.0"},
-                       {"id", event.id},
-                       {"source", event.source},
-                       {"type", event.type},
-                       {"time", rfc3339(event.time_ms)},
-                       {"datacontenttype", "application/json"},
-                       {"sagaseq", event.seq},
-                       {"data", std::move(data)}};
+  nlohmann::json ce = {{"specversion", "1.0"},           {"id", event.id},
+                       {"source", event.source},         {"type", event.type},
+                       {"time", rfc3339(event.time_ms)}, {"datacontenttype", "application/json"},
+                       {"sagaseq", event.seq},           {"data", std::move(data)}};
   return ce.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

@@ -132,8 +132,10 @@ struct Relay::Impl {
       }
       state = pending->state;
       for (size_t i = 0; i < state.size(); ++i) {
-        if (state[i] == 2) outcomes.push_back(std::move(pending->outcomes[i]));
-        else outcomes.emplace_back();
+        if (state[i] == 2)
+          outcomes.push_back(std::move(pending->outcomes[i]));
+        else
+          outcomes.emplace_back();
       }
     }
     for (size_t i = 0; i < rows->size(); ++i) {
@@ -159,8 +161,7 @@ struct Relay::Impl {
         s.outcome = OutboxSettle::Outcome::kDead;
       } else {
         s.outcome = OutboxSettle::Outcome::kRetry;
-        s.next_due_ms =
-            s.time_ms + std::max(backoff_ms(options, attempts), out.retry_after_ms);
+        s.next_due_ms = s.time_ms + std::max(backoff_ms(options, attempts), out.retry_after_ms);
       }
     }
     Status st = store.settle_outbox(e.id, s);

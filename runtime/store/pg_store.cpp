@@ -72,7 +72,7 @@ constexpr const char* kPostLockSql = "SELECT pg_advisory_xact_lock(5341474102)";
 // Columns of an inbox row, in the order read_message() expects.
 #define SAGA_PG_INBOX_COLUMNS "id, instance, kind, payload, posted_ms, seq"
 // Columns of an outbox row, in the order read_outbox() expects.
-#define SAGA_PG_OUTBOX_COLUMNS                                                            \
+#define SAGA_PG_OUTBOX_COLUMNS                                                             \
   "o.id, o.instance, o.seq, o.type, o.source, o.time_ms, o.data, o.attempts, o.next_due, " \
   "o.delivered_ms, o.dead, o.last_error"
 // An instance an engine must run: pending, running, compensating, or stuck
@@ -1192,8 +1192,8 @@ Result<std::vector<OutboxEvent>> PgStore::list_outbox(const OutboxQuery& query) 
   Params p;
   p.add_int(static_cast<int64_t>(query.which));
   p.add_text(query.instance_id);
-  p.add_int(static_cast<int64_t>(std::min<size_t>(query.limit == 0 ? 1u << 30 : query.limit,
-                                                  1u << 30)));
+  p.add_int(
+      static_cast<int64_t>(std::min<size_t>(query.limit == 0 ? 1u << 30 : query.limit, 1u << 30)));
   ResultPtr r;
   s = read("outbox_list", p, &r, "reading the outbox");
   if (!s.ok()) return s;

@@ -159,9 +159,9 @@ constexpr const char* kInsertOutboxSql =
     "INSERT INTO outbox (id, instance, seq, type, source, time_ms, data) VALUES (?1, ?2, "
     "(SELECT coalesce(max(seq), 0) + 1 FROM outbox WHERE instance = ?2), ?3, ?4, ?5, ?6) "
     "ON CONFLICT (id) DO NOTHING";
-#define SAGA_OUTBOX_COLUMNS                                                          \
-  "outbox.id, (SELECT id FROM instances WHERE num = outbox.instance), outbox.seq, "  \
-  "outbox.type, outbox.source, outbox.time_ms, outbox.data, outbox.attempts, "        \
+#define SAGA_OUTBOX_COLUMNS                                                         \
+  "outbox.id, (SELECT id FROM instances WHERE num = outbox.instance), outbox.seq, " \
+  "outbox.type, outbox.source, outbox.time_ms, outbox.data, outbox.attempts, "      \
   "outbox.next_due, outbox.delivered_ms, outbox.dead, outbox.last_error"
 // Store::claim_outbox: the first open row of each instance, when due and not
 // claimed by a relay whose lease still runs. One statement: atomic.
@@ -1405,9 +1405,8 @@ Status SqliteStore::read_outbox(Statement& st, std::vector<OutboxEvent>& out) {
   }
 }
 
-Result<std::vector<OutboxEvent>> SqliteStore::claim_outbox(const std::string& owner,
-                                                           int64_t now_ms, int64_t lease_until_ms,
-                                                           size_t limit) {
+Result<std::vector<OutboxEvent>> SqliteStore::claim_outbox(const std::string& owner, int64_t now_ms,
+                                                           int64_t lease_until_ms, size_t limit) {
   if (options_.read_only) return refuse_write("claim outbox rows");
   if (!has_outbox_) return Status{StatusCode::kUnsupported, "the database has no outbox: " + path_};
   std::vector<OutboxEvent> out;

@@ -106,8 +106,8 @@ saga stuck(n: number) {
   }
   std::string start(const fs::path& file, const std::string& saga, const std::string& input) {
     std::string out;
-    EXPECT_EQ(sagactl({"start", file.string(), "--saga", saga, "--db", db_, "--input", input}, &out),
-              0)
+    EXPECT_EQ(
+        sagactl({"start", file.string(), "--saga", saga, "--db", db_, "--input", input}, &out), 0)
         << out;
     while (!out.empty() && out.back() == '\n') out.pop_back();
     return out.substr(out.rfind('\n') + 1);
@@ -183,8 +183,8 @@ TEST_F(OutboxE2E, ReceiverDownForAWhileThenEveryEventArrivesInOrderPerInstance) 
   const int port = free_port();
   ChildProcess& w = worker(port);
   std::vector<std::string> ids;
-  for (int i = 0; i < 4; ++i) ids.push_back(start(file, "flaky", R"({"order_id": "o)" +
-                                                                     std::to_string(i) + "\"}"));
+  for (int i = 0; i < 4; ++i)
+    ids.push_back(start(file, "flaky", R"({"order_id": "o)" + std::to_string(i) + "\"}"));
   auto all_tried = [&](size_t rows) {
     json pending = outbox("pending");
     if (pending.size() != rows) return false;
@@ -227,8 +227,7 @@ TEST_F(OutboxE2E, KillWorkerWithUndeliveredEventsThenRestartDeliversAll) {
   ChildProcess& second = worker(port);
   // A row the killed relay had claimed waits for its claim to run out
   // (60 s): hence the long limit, never needed in practice.
-  ASSERT_TRUE(eventually([&] { return outbox("delivered").size() == 6; }, 90s))
-      << second.output();
+  ASSERT_TRUE(eventually([&] { return outbox("delivered").size() == 6; }, 90s)) << second.output();
   json got = received();
   std::set<std::string> instances;
   for (const json& g : got) instances.insert(g["event"]["data"]["instance"].get<std::string>());

@@ -1917,14 +1917,13 @@ saga x() {
   EXPECT_EQ(p.instance_id, paused.value());
   EXPECT_EQ(p.seq, 1);
   EXPECT_EQ(p.source, "/sagas/nap/instances/" + paused.value());
-  EXPECT_EQ(json::parse(p.data_json),
-            (json{{"saga", "nap"},
-                  {"instance", paused.value()},
-                  {"status", "paused"},
-                  {"step", ""},
-                  {"attempt", 0},
-                  {"error_class", ""},
-                  {"error", "maintenance"}}));
+  EXPECT_EQ(json::parse(p.data_json), (json{{"saga", "nap"},
+                                            {"instance", paused.value()},
+                                            {"status", "paused"},
+                                            {"step", ""},
+                                            {"attempt", 0},
+                                            {"error_class", ""},
+                                            {"error", "maintenance"}}));
   const saga::OutboxEvent& s = by_type["saga.instance.stuck"];
   EXPECT_EQ(s.instance_id, stuck.value());
   json data = json::parse(s.data_json);

@@ -8,8 +8,8 @@
 
 #include <atomic>
 #include <map>
-#include <set>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -982,7 +982,8 @@ TEST_P(StoreConformance, OutboxClaimsGoInOrderPerInstanceOneRelayAtATime) {
   using V = std::vector<std::string>;
   EXPECT_EQ(claim("A", kNow), (V{"e1", "f1"}));
   EXPECT_EQ(claim("B", kNow), V{});  // A holds both heads.
-  ASSERT_TRUE(store->settle_outbox("e1", {OutboxSettle::Outcome::kDelivered, kNow + 10, 0, ""}).ok());
+  ASSERT_TRUE(
+      store->settle_outbox("e1", {OutboxSettle::Outcome::kDelivered, kNow + 10, 0, ""}).ok());
   EXPECT_EQ(claim("B", kNow + 20), (V{"e2"}));
   ASSERT_TRUE(store
                   ->settle_outbox("e2", {OutboxSettle::Outcome::kRetry, kNow + 30, kNow + 500,
