@@ -74,6 +74,7 @@ saga stuck(n: number) {
 
   // A port nothing listens on now, for a receiver started later.
   int free_port() {
+    fs::create_directories(dir_ / "probe");
     ParticipantProcess probe("payment", dir_ / "probe", {});
     int port = probe.port();
     probe.stop();
