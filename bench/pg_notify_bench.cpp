@@ -1,6 +1,6 @@
 // pg_notify_bench: how long a `sagactl worker` on PostgreSQL takes to act on
 // work that another process committed, woken by LISTEN/NOTIFY and by
-// polling only (--no-notify). Two figures per case, the median and p90 of
+// polling only (--poll-only). Two figures per case, the median and p90 of
 // --samples each:
 //   * new instance: from the enqueue (Engine::enqueue, as `sagactl start`,
 //     its commit included) to the worker's `started` event;
@@ -119,7 +119,7 @@ bool run_case(const std::string& url, const std::string& sagactl, bool notify, i
   const std::string log = fmt::format("/tmp/{}.log", db);
   std::vector<std::string> args = {sagactl, "worker",    "--db",
                                    db_url,  "--poll-ms", std::to_string(poll_ms)};
-  if (!notify) args.push_back("--no-notify");
+  if (!notify) args.push_back("--poll-only");
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
@@ -187,7 +187,7 @@ int main(int argc, char** argv) {
           "usage: pg_notify_bench --url POSTGRESQL_URL [--samples N] [--poll-ms MS] "
           "[--sagactl PATH]\n"
           "The time from a commit in this process (an enqueue, a cancel) to a sagactl worker\n"
-          "acting on it, woken by LISTEN/NOTIFY and by polling only (--no-notify): median and\n"
+          "acting on it, woken by LISTEN/NOTIFY and by polling only (--poll-only): median and\n"
           "p90 of N samples each. Creates and drops databases on the server of the URL.\n");
       return 0;
     }
@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
     std::sort(f.fresh.begin(), f.fresh.end());
     std::sort(f.cancel.begin(), f.cancel.end());
     std::printf("%-34s %14.0f / %4.0f ms %14.0f / %4.0f ms\n",
-                notify ? "LISTEN/NOTIFY" : "polling only (--no-notify)",
+                notify ? "LISTEN/NOTIFY" : "polling only (--poll-only)",
                 saga::bench::quantile_of_sorted(f.fresh, 500),
                 saga::bench::quantile_of_sorted(f.fresh, 900),
                 saga::bench::quantile_of_sorted(f.cancel, 500),

@@ -79,10 +79,13 @@ struct Access {
   uint32_t undo_attempts = CompensationPolicy{}.attempts;
   // worker --lease (EngineOptions::lease).
   std::chrono::milliseconds lease = EngineOptions{}.lease;
-  // worker: PostgreSQL notifications (StoreOptions::notify, --no-notify),
-  // and how often the inbox is looked at anyway when they are on.
-  bool notify = true;
+  // worker: woken by PostgreSQL notifications (StoreOptions::notify; off
+  // with --poll-only), and how often the inbox is looked at anyway then.
+  bool wake_on_notify = true;
   std::chrono::milliseconds notified_watch = EngineOptions{}.notified_inbox_watch;
+  // Write an outbox event when an instance becomes paused or stuck
+  // (EngineOptions::notify_operators): worker --notify URL.
+  bool notify_operators = false;
 };
 
 struct RunArgs {
@@ -128,9 +131,11 @@ struct ListenArgs;
 struct WorkerArgs {
   int poll_ms = 500;          // --poll-ms
   std::string lease = "30s";  // --lease DURATION
-  bool notify = true;         // !--no-notify
+  bool wake_on_notify = true;  // !--poll-only
 };
-int worker(const DbArgs& args, const WorkerArgs& worker_args, const ListenArgs& listen);
+struct OutboxArgs;
+int worker(const DbArgs& args, const WorkerArgs& worker_args, const ListenArgs& listen,
+           const OutboxArgs& outbox);
 struct LsArgs {
   std::string status;   // Empty: any.
   std::string saga;     // Empty: any.

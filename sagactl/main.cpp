@@ -8,6 +8,7 @@
 
 #include "sagactl/commands.hpp"
 #include "sagactl/listen.hpp"
+#include "sagactl/outbox_command.hpp"
 
 int main(int argc, char** argv) {
   using namespace saga::cli;
@@ -141,7 +142,7 @@ int main(int argc, char** argv) {
                    "of it): 30s by default, at least 1s; another worker takes over the "
                    "instances of one that stopped renewing once it runs out")
       ->capture_default_str();
-  worker_cmd->add_flag("!--no-notify", w.notify,
+  worker_cmd->add_flag("!--poll-only", w.wake_on_notify,
                        "PostgreSQL: poll only, do not LISTEN for notifications of new instances "
                        "and messages (e.g. behind a pooler in transaction mode)");
   ListenArgs listen;
@@ -158,6 +159,18 @@ int main(int argc, char** argv) {
       ->add_flag("--public-read", listen.public_reads,
                  "With a token: reads from other machines need none (actions still do)")
       ->needs(listen_opt);
+  OutboxArgs outbox;
+  add_outbox_options(worker_cmd, outbox);
+  std::string outbox_which = "all";
+  size_t outbox_limit = 100;
+  auto* outbox_cmd = app.add_subcommand("outbox", "Events out: the transactional outbox");
+  outbox_cmd->require_subcommand(1);
+  auto* outbox_ls_cmd = outbox_cmd->add_subcommand(
+      "ls", "List outbox events (oldest first) with their delivery state");
+  add_db(outbox_ls_cmd, true);
+  outbox_ls_cmd->add_option("--state", outbox_which, "all, pending, delivered or dead")
+      ->check(CLI::IsMember({"all", "pending", "delivered", "dead"}));
+  outbox_ls_cmd->add_option("--limit", outbox_limit, "At most this many");
   std::string id;
   LsArgs ls_args;
   auto* ls_cmd = app.add_subcommand("ls", "List instances, newest first");
@@ -218,6 +231,9 @@ int main(int argc, char** argv) {
     add_access(cmd, op.db.access);
     cmd->add_option("id", op.id, "Instance id")->required();
     cmd->add_flag("--json", op.db.json, "Print the outcome as JSON");
+    cmd->add_flag("--notify", op.db.access.notify_operators,
+                  "When the instance runs on here and becomes paused or stuck again, write its "
+                  "notification event (delivered by a worker started with --notify)");
     auto* note = cmd->add_option("--note", op.note, "Why (kept in the history event)");
     if (info.command == saga::Command::skip) {
       note->required();
@@ -306,7 +322,8 @@ int main(int argc, char** argv) {
   if (*run_cmd) return run(r);
   if (*start_cmd) return start(r);
   if (*resume_cmd) return resume(d);
-  if (*worker_cmd) return worker(d, w, listen);
+  if (*worker_cmd) return worker(d, w, listen, outbox);
+  if (*outbox_ls_cmd) return outbox_ls(d, outbox_which, outbox_limit);
   if (*ls_cmd) return ls(d, ls_args);
   if (*dlq_ls_cmd) return dlq_ls(d, dlq_limit);
   if (*show_cmd && show_as_graph) return show_graph(d, id, g);

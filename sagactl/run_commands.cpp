@@ -19,6 +19,7 @@
 #include "saga/records_json.hpp"
 #include "sagactl/commands.hpp"
 #include "sagactl/listen.hpp"
+#include "sagactl/outbox_command.hpp"
 #include "sagactl/program_file.hpp"
 
 namespace saga::cli {
@@ -61,9 +62,10 @@ std::unique_ptr<Runtime> open_engine(
     options.observer = rt->metrics;
   }
   options.serve_inbox = access.serve_inbox;
+  options.notify_operators = access.notify_operators;
   options.compensation.attempts = access.undo_attempts;
   options.lease = access.lease;
-  options.store.notify = access.notify;
+  options.store.notify = access.wake_on_notify;
   options.notified_inbox_watch = access.notified_watch;
   for (const std::string& binding : access.service_urls) {
     auto eq = binding.find('=');
@@ -383,7 +385,8 @@ std::string shown_url(const std::string& url) {
 }
 }  // namespace
 
-int worker(const DbArgs& args, const WorkerArgs& w, const ListenArgs& listen) {
+int worker(const DbArgs& args, const WorkerArgs& w, const ListenArgs& listen,
+           const OutboxArgs& outbox) {
   Access access = args.access;
   access.serve_inbox = true;  // Operators' commands are carried out here.
   std::optional<int64_t> lease = parse_duration_ms(w.lease);
@@ -399,13 +402,19 @@ int worker(const DbArgs& args, const WorkerArgs& w, const ListenArgs& listen) {
     return kExitUsage;
   }
   access.lease = std::chrono::milliseconds(*lease);
-  access.notify = w.notify;
+  access.wake_on_notify = w.wake_on_notify;
   // With notifications the inbox is looked at on each one, and anyway at
   // the poll interval.
   access.notified_watch = std::chrono::milliseconds(w.poll_ms);
+  access.notify_operators = !outbox.notify.empty();
+  std::optional<std::map<std::string, std::string>> sinks = sink_map(outbox);
+  if (!sinks) return kExitUsage;
   auto rt = open_engine(args.db, args.durability, access, {}, !listen.listen.empty(), kWorkerClaim);
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
+  // The relay of the outbox (docs/events.md); stopped before the engine.
+  std::unique_ptr<Relay> relay;
+  if (wants_relay(outbox)) relay = start_relay(std::move(*sinks), engine.store(), *rt->http);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   // Stopped before the engine: no request is served by a stopping engine.
@@ -444,6 +453,7 @@ int worker(const DbArgs& args, const WorkerArgs& w, const ListenArgs& listen) {
       }
     }
   }
+  if (relay) relay->stop();
   if (server) server->stop();
   std::cerr << "worker stopping: waiting instances stay in the database\n";
   return kExitOk;

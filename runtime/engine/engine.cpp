@@ -73,6 +73,7 @@
 #include "runtime/vm/vm.hpp"
 #include "saga/commands.hpp"
 #include "saga/error_classes.hpp"
+#include "saga/outbox.hpp"
 #include "stdlib/functions.hpp"
 
 namespace saga {
@@ -184,6 +185,10 @@ struct RunInbox {
   std::vector<std::string> handled;
   std::vector<std::string> unsaved;
   bool resolve_dead_letters = false;
+  // Outbox rows (notices) of a transition whose commit failed: they go with
+  // the next one. Here rather than in Run, which must stay small: few runs
+  // ever have one.
+  std::vector<OutboxEvent> unsaved_outbox;
 };
 
 // Kept small, its fields ordered by size: 100,000 waiting instances must fit
@@ -321,6 +326,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       bool instance = false;
       std::vector<std::string> consumed;
       bool resolve_dead_letters = false;
+      std::vector<OutboxEvent> outbox;
     };
     std::unique_ptr<Unsaved> unsaved;  // Null after a successful commit.
     runtime::EventKinds kinds;         // Of its events, for the observer.
@@ -484,6 +490,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       r.starting->row.reset();
     }
     const bool write_instance = t.create || r.instance_dirty || status != r.status;
+    const InstanceStatus before = r.status;
     r.status = status;
     t.instance.id = r.id;
     t.write_instance = write_instance;
@@ -530,6 +537,15 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       if (options.observer) runtime::add_kind(kinds, e.event.kind);
       if (!e.live_only || all_live) t.events.push_back(std::move(e.event));
     }
+    if (options.notify_operators && status != before && waits_for_operator(status)) {
+      add_notice(r, status, t);
+    }
+    if (r.inbox && !r.inbox->unsaved_outbox.empty()) {
+      // A notice of a transition whose commit failed goes with this one.
+      t.outbox.insert(t.outbox.begin(), std::make_move_iterator(r.inbox->unsaved_outbox.begin()),
+                      std::make_move_iterator(r.inbox->unsaved_outbox.end()));
+      r.inbox->unsaved_outbox = {};
+    }
     if (r.dead_letter) {
       t.dead_letter = std::move(*r.dead_letter);
       scrub_utf8_in_place(t.dead_letter->error_class);
@@ -574,6 +590,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             unsaved->instance = done.write_instance;
             unsaved->consumed = std::move(done.consumed);
             unsaved->resolve_dead_letters = done.resolve_dead_letters_ms != 0;
+            unsaved->outbox = std::move(done.outbox);
             for (const FiberRow& f : done.fibers) {
               (f.state.empty() ? unsaved->removed : unsaved->fibers).push_back(f.fiber);
             }
@@ -581,6 +598,24 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           }
           on_commit_done(std::move(c));
         });
+  }
+
+  // The notification of a run that becomes paused or stuck (EngineOptions::
+  // notify): an outbox row in the transition `t` that commits the status,
+  // described by the transition's last `paused` or `stuck` event.
+  void add_notice(const Run& r, InstanceStatus status, Transition& t) {
+    const std::string_view kind =
+        event_name(status == InstanceStatus::kStuck ? EventKind::stuck : EventKind::paused);
+    const HistoryEvent* cause = nullptr;
+    for (const HistoryEvent& e : t.events) {
+      if (e.kind == kind) cause = &e;
+    }
+    HistoryEvent fallback;
+    fallback.time_ms = now();
+    fallback.error_class = r.state.error_class;
+    fallback.message = r.state.error_message;
+    t.outbox.push_back(notice_event(r.program->program.sagas[r.state.saga].name, r.id, status,
+                                    cause ? *cause : fallback));
   }
 
   // The instance row's wake_at: the earliest due time of a waiting fiber.
@@ -727,7 +762,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   static bool has_pending(const Run& r) {
     return !r.events.empty() || r.dead_letter || !r.dirty.empty() || !r.removed.empty() ||
            r.instance_dirty || !r.ready.empty() ||
-           (r.inbox && (!r.inbox->unsaved.empty() || r.inbox->resolve_dead_letters));
+           (r.inbox && (!r.inbox->unsaved.empty() || r.inbox->resolve_dead_letters ||
+                        !r.inbox->unsaved_outbox.empty()));
   }
 
   // A failed commit (disk full, locked) acknowledged nothing: what it would
@@ -759,6 +795,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
     r.instance_dirty = r.instance_dirty || u.instance;
     r.ready.insert(r.ready.end(), c.ready.begin(), c.ready.end());
+    if (!u.outbox.empty()) {
+      if (!r.inbox) r.inbox = std::make_unique<RunInbox>();
+      r.inbox->unsaved_outbox.insert(r.inbox->unsaved_outbox.begin(),
+                                     std::make_move_iterator(u.outbox.begin()),
+                                     std::make_move_iterator(u.outbox.end()));
+    }
     if (!u.consumed.empty() || u.resolve_dead_letters) {
       if (!r.inbox) r.inbox = std::make_unique<RunInbox>();
       r.inbox->unsaved.insert(r.inbox->unsaved.end(), u.consumed.begin(), u.consumed.end());
@@ -1742,6 +1784,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // Its messages cannot be acted on: consumed, so that no engine takes
     // it up for them again and again.
     for (const InboxMessage& m : rec.inbox) t.consumed.push_back(m.id);
+    if (options.notify_operators) {
+      t.outbox.push_back(notice_event(rec.saga, rec.id, InstanceStatus::kStuck, t.events.back()));
+    }
     std::promise<Status> done;
     auto future = done.get_future();
     store->submit(std::move(t), [&done](Status s) { done.set_value(std::move(s)); });

@@ -112,6 +112,8 @@ struct Request {
   std::string target;
   std::optional<std::string> body;
   std::vector<std::pair<std::string, std::string>> headers;
+  std::string content_type = "application/json";  // Of the body.
+  bool any_2xx = false;  // Every 2xx is ok, whatever its body (event deliveries).
   int64_t timeout_ms = 0;
   std::shared_ptr<ServiceState> state;
   bool probe = false;  // Admitted by the breaker as a half-open probe.
@@ -462,7 +464,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     message_.set(bhttp::field::accept, "application/json");
     for (const auto& [name, value] : req_.headers) message_.set(name, value);
     if (req_.body) {
-      message_.set(bhttp::field::content_type, "application/json");
+      message_.set(bhttp::field::content_type, req_.content_type);
       message_.body() = *req_.body;
       message_.prepare_payload();
     } else if (req_.method == "POST" || req_.method == "PUT" || req_.method == "PATCH") {
@@ -547,6 +549,11 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     }
     auto reason = response.reason();
     answered_ = true;
+    if (req_.any_2xx && response.result_int() / 100 == 2) {
+      ServiceOutcome accepted;
+      accepted.ok = true;
+      return finish(std::move(accepted));
+    }
     finish(http::classify_response(static_cast<int>(response.result_int()),
                                    std::string_view(reason.data(), reason.size()), response.body(),
                                    retry_after, system_now_ms(), req_.what));
@@ -814,6 +821,39 @@ void HttpClient::Impl::call_action(const std::string& method, const ActionCall& 
   r.timeout_ms = call.timeout_ms > 0 ? call.timeout_ms : options.default_timeout_ms;
   r.done = std::move(done);
   start(std::move(r));
+}
+
+std::function<void(const std::string& url, const std::string& body,
+                   std::function<void(ServiceOutcome)> done)>
+HttpClient::event_sender() {
+  std::shared_ptr<HttpClient> self = shared_from_this();
+  return [self](const std::string& url_text, const std::string& body,
+                std::function<void(ServiceOutcome)> done) {
+    Impl& impl = *self->impl_;
+    std::string error;
+    auto url = http::parse_url(url_text, &error);
+    if (!url) return done(failure("rejected", fmt::format("sink {}: {}", url_text, error)));
+    if (!impl.host_allowed(*url)) {
+      return done(failure("rejected",
+                          fmt::format("host {} is not allowed (--allow-host)", url->authority())));
+    }
+    if (body.size() > impl.options.max_request_bytes) {
+      return done(failure("rejected", fmt::format("event of {} bytes exceeds the limit of {} bytes",
+                                                  body.size(), impl.options.max_request_bytes)));
+    }
+    Request r;
+    r.url = *url;
+    r.method = "POST";
+    r.target = url->path.empty() ? "/" : url->path;
+    if (!url->query.empty()) r.target += "?" + url->query;
+    r.what = fmt::format("POST http://{}{}", url->authority(), r.target);
+    r.body = body;
+    r.content_type = "application/cloudevents+json";
+    r.any_2xx = true;
+    r.timeout_ms = impl.options.default_timeout_ms;
+    r.done = std::move(done);
+    impl.start(std::move(r));
+  };
 }
 
 ServiceTransport HttpClient::transport() {

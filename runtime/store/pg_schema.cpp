@@ -68,6 +68,22 @@ CREATE INDEX inbox_unconsumed_by_seq ON inbox (seq) WHERE consumed_ms = 0;
 CREATE TABLE commit_marks (writer text PRIMARY KEY, batch bigint NOT NULL);
 INSERT INTO saga_meta VALUES ('application', 'saga'), ('schema_version', '0');
 )sql"},
+    // Version 2: the transactional outbox (saga/store.hpp, OutboxEvent), the
+    // SQLite schema's version 4: rows inserted by the transition that emits
+    // them, keyed by their stable event id; seq orders an instance's rows;
+    // claimed_by/claimed_until are a relay's lease on a row it delivers
+    // (claimed with SKIP LOCKED: two workers never hold one row). The partial
+    // index holds only the open rows.
+    {2, R"sql(
+CREATE TABLE outbox (id text PRIMARY KEY, instance text NOT NULL, seq bigint NOT NULL,
+  type text NOT NULL, source text NOT NULL, time_ms bigint NOT NULL, data bytea NOT NULL,
+  attempts bigint NOT NULL DEFAULT 0, next_due bigint NOT NULL DEFAULT 0,
+  delivered_ms bigint NOT NULL DEFAULT 0, dead bigint NOT NULL DEFAULT 0,
+  last_error bytea NOT NULL DEFAULT '', claimed_by text NOT NULL DEFAULT '',
+  claimed_until bigint NOT NULL DEFAULT 0);
+CREATE INDEX outbox_open ON outbox (instance, seq) WHERE delivered_ms = 0 AND dead = 0;
+CREATE INDEX outbox_by_instance ON outbox (instance, seq);
+)sql"},
 };
 
 // An arbitrary constant: the advisory lock that serialises migrations.

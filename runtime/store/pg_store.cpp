@@ -34,6 +34,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <limits>
 #include <mutex>
 #include <random>
@@ -74,6 +75,10 @@ constexpr const char* kPostLockSql = "SELECT pg_advisory_xact_lock(5341474102)";
   "i.epoch, i.num"
 // Columns of an inbox row, in the order read_message() expects.
 #define SAGA_PG_INBOX_COLUMNS "id, instance, kind, payload, posted_ms, seq"
+// Columns of an outbox row, in the order read_outbox() expects.
+#define SAGA_PG_OUTBOX_COLUMNS                                                             \
+  "o.id, o.instance, o.seq, o.type, o.source, o.time_ms, o.data, o.attempts, o.next_due, " \
+  "o.delivered_ms, o.dead, o.last_error"
 // An instance an engine must run: pending, running, compensating, or stuck
 // (6) and paused (8) with a message waiting in its inbox (an operator's
 // command for an engine to carry out).
@@ -121,6 +126,13 @@ const std::vector<pg::StatementDef>& writer_statements() {
       {"resolve",
        "UPDATE dead_letters SET resolved_ms = $2 WHERE instance = $1 AND resolved_ms = 0",
        {T, I}},
+      // Transition::outbox: seq is the instance's next (one engine writes an
+      // instance at a time: fencing); a replayed id is ignored.
+      {"outbox_ins",
+       "INSERT INTO outbox (id, instance, seq, type, source, time_ms, data) VALUES ($1, $2, "
+       "(SELECT coalesce(max(seq), 0) + 1 FROM outbox WHERE instance = $2), $3, $4, $5, $6) "
+       "ON CONFLICT (id) DO NOTHING",
+       {T, T, T, T, I, B}},
       {"mark",
        "INSERT INTO commit_marks (writer, batch) VALUES ($1, $2) "
        "ON CONFLICT (writer) DO UPDATE SET batch = excluded.batch",
@@ -225,6 +237,29 @@ const std::vector<pg::StatementDef>& reader_statements() {
        "FROM c WHERE i.num = c.num "
        "RETURNING " SAGA_PG_COLUMNS,
        {T, I, I, A, T, A, I, T}},
+      // Store::claim_outbox: the first open row of each instance, due and not
+      // held by a live claim; SKIP LOCKED so that relays claiming at once
+      // take different rows (a row being claimed is skipped, and its
+      // successor is not the first open row of its instance).
+      {"outbox_claim",
+       "WITH c AS (SELECT o.id FROM outbox o WHERE o.delivered_ms = 0 AND o.dead = 0 "
+       "AND o.next_due <= $2 AND o.claimed_until < $2 AND o.seq = (SELECT min(p.seq) FROM "
+       "outbox p WHERE p.instance = o.instance AND p.delivered_ms = 0 AND p.dead = 0) "
+       "ORDER BY o.time_ms, o.instance LIMIT $4 FOR UPDATE OF o SKIP LOCKED) "
+       "UPDATE outbox o SET claimed_by = $1, claimed_until = $3 FROM c WHERE o.id = c.id "
+       "RETURNING " SAGA_PG_OUTBOX_COLUMNS,
+       {T, I, I, I}},
+      {"outbox_settle",
+       "UPDATE outbox SET delivered_ms = $2, dead = $3, attempts = attempts + 1, next_due = $4, "
+       "last_error = $5, claimed_by = '', claimed_until = 0 WHERE id = $1",
+       {T, I, I, I, B}},
+      {"outbox_list",
+       "SELECT " SAGA_PG_OUTBOX_COLUMNS
+       " FROM outbox o WHERE ($1 = 0 OR ($1 = 1 AND delivered_ms = 0 AND dead = 0) OR "
+       "($1 = 2 AND dead <> 0) OR ($1 = 3 AND delivered_ms <> 0)) AND ($2 = '' OR instance = $2) "
+       "ORDER BY time_ms, instance, seq LIMIT $3",
+       {I, T, I}},
+      {"outbox_prune", "DELETE FROM outbox WHERE delivered_ms <> 0 AND delivered_ms < $1", {I}},
       {"renew",
        "UPDATE instances SET lease_until = $2 WHERE owner = $1 AND status IN (0, 1, 2)",
        {T, I}},
@@ -336,6 +371,11 @@ class PgStore final : public Store, private CommitBackend {
   Result<std::vector<InboxMessage>> inbox(const std::string& id) override;
   Result<std::vector<InboxMessage>> inbox_since(int64_t after_seq, size_t limit) override;
   Result<int64_t> last_inbox_seq() override;
+  Result<std::vector<OutboxEvent>> claim_outbox(const std::string& owner, int64_t now_ms,
+                                                int64_t lease_until_ms, size_t limit) override;
+  Status settle_outbox(const std::string& id, const OutboxSettle& settle) override;
+  Result<std::vector<OutboxEvent>> list_outbox(const OutboxQuery& query) override;
+  Result<uint64_t> prune_outbox(int64_t delivered_before_ms) override;
   Result<std::vector<InstanceRecord>> claim(
       const std::string& owner, int64_t now_ms, int64_t lease_until_ms,
       const std::function<bool(const std::string& other)>& owner_dead,
@@ -645,6 +685,18 @@ PgStore::Attempt PgStore::try_batch(std::vector<Item>& batch, const std::vector<
       p.add_text(id);
       p.add_int(std::max<int64_t>(r.updated_ms, 1));
       s = c.send("consume", p, "consuming an inbox message");
+      sent.push_back({i, kPlain});
+    }
+    for (const OutboxEvent& e : t.outbox) {
+      if (!s.ok()) break;
+      p.clear();
+      p.add_text(e.id);
+      p.add_text(r.id);  // The event belongs to the transition's instance.
+      p.add_text(e.type);
+      p.add_text(e.source);
+      p.add_int(e.time_ms);
+      p.add_bytes(e.data_json);
+      s = c.send("outbox_ins", p, "writing an outbox event");
       sent.push_back({i, kPlain});
     }
     if (t.resolve_dead_letters_ms != 0 && s.ok()) {
@@ -1107,6 +1159,101 @@ Result<std::vector<InboxMessage>> PgStore::inbox_since(int64_t after_seq, size_t
   std::vector<InboxMessage> out;
   for (int row = 0; row < PQntuples(r.get()); ++row) out.push_back(read_message(r.get(), row));
   return out;
+}
+
+namespace {
+
+std::vector<OutboxEvent> read_outbox(const PGresult* r) {
+  std::vector<OutboxEvent> out;
+  for (int row = 0; row < PQntuples(r); ++row) {
+    OutboxEvent& e = out.emplace_back();
+    e.id = pg::text_at(r, row, 0);
+    e.instance_id = pg::text_at(r, row, 1);
+    e.seq = pg::int_at(r, row, 2);
+    e.type = pg::text_at(r, row, 3);
+    e.source = pg::text_at(r, row, 4);
+    e.time_ms = pg::int_at(r, row, 5);
+    e.data_json = pg::text_at(r, row, 6);
+    e.attempts = static_cast<uint32_t>(pg::int_at(r, row, 7));
+    e.next_due_ms = pg::int_at(r, row, 8);
+    e.delivered_ms = pg::int_at(r, row, 9);
+    e.dead = pg::int_at(r, row, 10) != 0;
+    e.last_error = pg::text_at(r, row, 11);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<OutboxEvent>> PgStore::claim_outbox(const std::string& owner, int64_t now_ms,
+                                                       int64_t lease_until_ms, size_t limit) {
+  if (options_.read_only) return refuse_write("claim outbox rows");
+  std::lock_guard lock(rmu_);
+  Status s = reader();
+  if (!s.ok()) return s;
+  Params p;
+  p.add_text(owner);
+  p.add_int(now_ms);
+  p.add_int(lease_until_ms);
+  p.add_int(static_cast<int64_t>(std::min<size_t>(limit == 0 ? 1u << 30 : limit, 1u << 30)));
+  ResultPtr r;
+  s = read("outbox_claim", p, &r, "claiming outbox rows");
+  if (!s.ok()) return s;
+  std::vector<OutboxEvent> out = read_outbox(r.get());
+  std::sort(out.begin(), out.end(), [](const OutboxEvent& a, const OutboxEvent& b) {
+    return a.time_ms != b.time_ms ? a.time_ms < b.time_ms : a.instance_id < b.instance_id;
+  });
+  return out;
+}
+
+Status PgStore::settle_outbox(const std::string& id, const OutboxSettle& settle) {
+  if (options_.read_only) return refuse_write("settle an outbox row");
+  std::lock_guard lock(rmu_);
+  Status s = reader();
+  if (!s.ok()) return s;
+  Params p;
+  p.add_text(id);
+  p.add_int(settle.outcome == OutboxSettle::Outcome::kDelivered
+                ? std::max<int64_t>(settle.time_ms, 1)
+                : 0);
+  p.add_int(settle.outcome == OutboxSettle::Outcome::kDead ? 1 : 0);
+  p.add_int(settle.next_due_ms);
+  p.add_bytes(settle.error);
+  ResultPtr r;
+  s = read("outbox_settle", p, &r, "settling an outbox row");
+  if (!s.ok()) return s;
+  if (std::string_view(PQcmdTuples(r.get())) == "0") {
+    return {StatusCode::kNotFound, fmt::format("no outbox row {} in {}", id, rconn_.name())};
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<OutboxEvent>> PgStore::list_outbox(const OutboxQuery& query) {
+  std::lock_guard lock(rmu_);
+  Status s = reader();
+  if (!s.ok()) return s;
+  Params p;
+  p.add_int(static_cast<int64_t>(query.which));
+  p.add_text(query.instance_id);
+  p.add_int(
+      static_cast<int64_t>(std::min<size_t>(query.limit == 0 ? 1u << 30 : query.limit, 1u << 30)));
+  ResultPtr r;
+  s = read("outbox_list", p, &r, "reading the outbox");
+  if (!s.ok()) return s;
+  return read_outbox(r.get());
+}
+
+Result<uint64_t> PgStore::prune_outbox(int64_t delivered_before_ms) {
+  if (options_.read_only) return refuse_write("prune the outbox");
+  std::lock_guard lock(rmu_);
+  Status s = reader();
+  if (!s.ok()) return s;
+  Params p;
+  p.add_int(delivered_before_ms);
+  ResultPtr r;
+  s = read("outbox_prune", p, &r, "pruning the outbox");
+  if (!s.ok()) return s;
+  return static_cast<uint64_t>(std::strtoull(PQcmdTuples(r.get()), nullptr, 10));
 }
 
 Result<int64_t> PgStore::last_inbox_seq() {

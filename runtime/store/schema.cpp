@@ -122,12 +122,41 @@ UPDATE instances SET cancel_requested = 0 WHERE cancel_requested <> 0;
 ALTER TABLE dead_letters ADD COLUMN resolved_ms INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// Version 4: the transactional outbox (saga/store.hpp, OutboxEvent;
+// docs/events.md). A row is inserted by the transition that emits it and
+// keyed by its stable event id; instance refers to instances.num like
+// history, and seq orders the rows of one instance. The partial index holds
+// only the open rows (not delivered, not dead), so a relay's claim scans
+// what is still to send, however many were delivered. claimed_by and
+// claimed_until are the relay's lease on a row it is delivering.
+constexpr const char* kSchemaV4 = R"sql(
+CREATE TABLE outbox (
+  id TEXT PRIMARY KEY NOT NULL,
+  instance INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  source TEXT NOT NULL DEFAULT '',
+  time_ms INTEGER NOT NULL,
+  data TEXT NOT NULL DEFAULT '',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_due INTEGER NOT NULL DEFAULT 0,
+  delivered_ms INTEGER NOT NULL DEFAULT 0,
+  dead INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  claimed_by TEXT NOT NULL DEFAULT '',
+  claimed_until INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX outbox_open ON outbox(instance, seq) WHERE delivered_ms = 0 AND dead = 0;
+CREATE INDEX outbox_by_instance ON outbox(instance, seq);
+)sql";
+
 // Append new migrations here (version 4, 5, ...); never edit a shipped one.
 constexpr Migration kMigrations[] = {
     {1, "initial schema: programs, instances, history, dead_letters", kSchemaV1},
     {2, "fibers: the checkpoints of running branches and loop iterations", kSchemaV2},
     {3, "inbox: messages to instances (cancel requests become messages); resolved dead letters",
      kSchemaV3},
+    {4, "outbox: events of instances, for the relay to deliver", kSchemaV4},
 };
 
 }  // namespace

@@ -151,6 +151,42 @@ constexpr const char* kLastInboxSeqSql = "SELECT coalesce(max(seq), 0) FROM inbo
 constexpr const char* kPostSql =
     "INSERT INTO inbox (id, instance, kind, payload, posted_ms) "
     "SELECT ?1, num, ?3, ?4, ?5 FROM instances WHERE id = ?2 AND status NOT IN (3, 4, 5, 7)";
+// The outbox (schema version 4; saga/store.hpp, OutboxEvent). seq is the
+// instance's next, read under the writer's lock; a row whose id exists is a
+// replay and is ignored.
+constexpr int kOutboxSchema = 4;
+constexpr const char* kInsertOutboxSql =
+    "INSERT INTO outbox (id, instance, seq, type, source, time_ms, data) VALUES (?1, ?2, "
+    "(SELECT coalesce(max(seq), 0) + 1 FROM outbox WHERE instance = ?2), ?3, ?4, ?5, ?6) "
+    "ON CONFLICT (id) DO NOTHING";
+#define SAGA_OUTBOX_COLUMNS                                                         \
+  "outbox.id, (SELECT id FROM instances WHERE num = outbox.instance), outbox.seq, " \
+  "outbox.type, outbox.source, outbox.time_ms, outbox.data, outbox.attempts, "      \
+  "outbox.next_due, outbox.delivered_ms, outbox.dead, outbox.last_error"
+// Store::claim_outbox: the first open row of each instance, when due and not
+// claimed by a relay whose lease still runs. One statement: atomic.
+constexpr const char* kClaimOutboxSql =
+    "UPDATE outbox SET claimed_by = ?1, claimed_until = ?3 WHERE rowid IN ("
+    "SELECT o.rowid FROM outbox o WHERE o.delivered_ms = 0 AND o.dead = 0 AND o.next_due <= ?2 "
+    "AND o.claimed_until < ?2 AND o.seq = (SELECT min(p.seq) FROM outbox p WHERE "
+    "p.instance = o.instance AND p.delivered_ms = 0 AND p.dead = 0) "
+    "ORDER BY o.time_ms, o.instance LIMIT ?4) RETURNING " SAGA_OUTBOX_COLUMNS;
+// Whether a claim would find anything: read first, so that an idle relay
+// never takes the write lock.
+constexpr const char* kOutboxDueSql =
+    "SELECT 1 FROM outbox WHERE delivered_ms = 0 AND dead = 0 AND next_due <= ?1 "
+    "AND claimed_until < ?1 LIMIT 1";
+constexpr const char* kSettleOutboxSql =
+    "UPDATE outbox SET delivered_ms = ?2, dead = ?3, attempts = attempts + ?4, next_due = ?5, "
+    "last_error = ?6, claimed_by = '', claimed_until = 0 WHERE id = ?1";
+constexpr const char* kListOutboxSql =
+    "SELECT " SAGA_OUTBOX_COLUMNS
+    " FROM outbox WHERE (?1 = 0 OR (?1 = 1 AND delivered_ms = 0 AND dead = 0) OR "
+    "(?1 = 2 AND dead <> 0) OR (?1 = 3 AND delivered_ms <> 0)) AND (?2 = '' OR instance = "
+    "(SELECT num FROM instances WHERE id = ?2)) ORDER BY instance, seq LIMIT ?3";
+constexpr const char* kPruneOutboxSql =
+    "DELETE FROM outbox WHERE delivered_ms <> 0 AND delivered_ms < ?1";
+#undef SAGA_OUTBOX_COLUMNS
 constexpr const char* kInsertDeadLetterSql =
     "INSERT INTO dead_letters (instance, step, time_ms, error_class, message) "
     "VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -357,6 +393,11 @@ class SqliteStore final : public Store, private CommitBackend {
   Result<std::vector<InboxMessage>> inbox(const std::string& id) override;
   Result<std::vector<InboxMessage>> inbox_since(int64_t after_seq, size_t limit) override;
   Result<int64_t> last_inbox_seq() override;
+  Result<std::vector<OutboxEvent>> claim_outbox(const std::string& owner, int64_t now_ms,
+                                                int64_t lease_until_ms, size_t limit) override;
+  Status settle_outbox(const std::string& id, const OutboxSettle& settle) override;
+  Result<std::vector<OutboxEvent>> list_outbox(const OutboxQuery& query) override;
+  Result<uint64_t> prune_outbox(int64_t delivered_before_ms) override;
   Result<std::vector<InstanceRecord>> claim(
       const std::string& owner, int64_t now_ms, int64_t lease_until_ms,
       const std::function<bool(const std::string& other)>& owner_dead,
@@ -405,6 +446,12 @@ class SqliteStore final : public Store, private CommitBackend {
   Status write_inbox(const Transition& t, int64_t num);
   // Writes and deletes the fibers of transition `t` of the instance at `num`.
   Status write_fibers(const Transition& t, int64_t num);
+  // Inserts the outbox rows of transition `t` of the instance at `num`.
+  Status write_outbox(const Transition& t, int64_t num);
+  // Reads the rows `st` returns (SAGA_OUTBOX_COLUMNS). rdb_mu_ held.
+  Status read_outbox(Statement& st, std::vector<OutboxEvent>& out);
+  // settle_outbox inside its transaction. rdb_mu_ held.
+  Status settle_in_transaction(const std::string& id, const OutboxSettle& settle);
 
   // Under kFull: opens the WAL file that make_durable() syncs.
   Status open_wal();
@@ -458,6 +505,7 @@ class SqliteStore final : public Store, private CommitBackend {
     Statement insert_dead_letter;
     Statement upsert_fiber, delete_fiber;
     Statement consume, resolve_dead_letters;
+    Statement insert_outbox;
   } w_;
   bool writer_sync_full_ = false;  // Under kFull, the writer's synchronous setting now.
 
@@ -472,9 +520,12 @@ class SqliteStore final : public Store, private CommitBackend {
     Statement fibers_of;  // Prepared only when the schema has the fibers table.
     // Prepared only when the schema has the inbox (version 3 and later).
     Statement post, inbox_of, inbox_of_id, inbox_since, last_inbox_seq;
+    // Prepared only when the schema has the outbox (version 4 and later).
+    Statement claim_outbox, outbox_due, settle_outbox, list_outbox, prune_outbox;
   } r_;
   bool has_fibers_ = false;  // The schema has the fibers table (version 2 and later).
   bool has_inbox_ = false;   // The schema has the inbox table (version 3 and later).
+  bool has_outbox_ = false;  // The schema has the outbox table (version 4 and later).
 
   std::atomic<uint64_t> wal_syncs_{0};
   std::string wal_path_;
@@ -559,6 +610,7 @@ Status SqliteStore::open_read_only() {
   }
   has_fibers_ = identity->user_version >= kFibersSchema;
   has_inbox_ = identity->user_version >= kInboxSchema;
+  has_outbox_ = identity->user_version >= kOutboxSchema;
   s = configure(rdb_, /*writer=*/false);
   if (!s.ok()) return s;
   return prepare_statements(/*writer=*/false);
@@ -598,6 +650,7 @@ Status SqliteStore::open() {
   if (!s.ok()) return s;
   has_fibers_ = true;
   has_inbox_ = true;
+  has_outbox_ = true;
 
   if (const char* pages = std::getenv("SAGA_TEST_MAX_PAGES"); pages != nullptr && *pages != 0) {
     Result<int64_t> limit = set_max_page_count(std::strtoll(pages, nullptr, 10));
@@ -634,6 +687,7 @@ Status SqliteStore::prepare_statements(bool with_writer) {
       {&w_.delete_fiber, kDeleteFiberSql},
       {&w_.consume, kConsumeSql},
       {&w_.resolve_dead_letters, kResolveDeadLettersSql},
+      {&w_.insert_outbox, kInsertOutboxSql},
   };
   for (const auto& [stmt, sql] : writer) {
     if (!with_writer) break;
@@ -665,6 +719,13 @@ Status SqliteStore::prepare_statements(bool with_writer) {
                                  {&r_.inbox_of_id, kInboxOfIdSql},
                                  {&r_.inbox_since, kInboxSinceSql},
                                  {&r_.last_inbox_seq, kLastInboxSeqSql}});
+  }
+  if (has_outbox_) {
+    reader.insert(reader.end(), {{&r_.claim_outbox, kClaimOutboxSql},
+                                 {&r_.outbox_due, kOutboxDueSql},
+                                 {&r_.settle_outbox, kSettleOutboxSql},
+                                 {&r_.list_outbox, kListOutboxSql},
+                                 {&r_.prune_outbox, kPruneOutboxSql}});
   }
   for (const auto& [stmt, sql] : reader) {
     Status s = rdb_.prepare(*stmt, sql);
@@ -904,6 +965,8 @@ Status SqliteStore::apply(const Transition& t, Status* rejected) {
     if (!s.ok()) return s;
   }
 
+  if (Status s = write_outbox(t, num); !s.ok()) return s;
+
   if (t.dead_letter) {
     const DeadLetter& d = *t.dead_letter;
     Statement& st = w_.insert_dead_letter;
@@ -945,6 +1008,22 @@ Status SqliteStore::write_inbox(const Transition& t, int64_t num) {
     st.bind(2, t.resolve_dead_letters_ms);
     int rc = st.step();
     if (rc != SQLITE_DONE) return wdb_.error(rc, "resolving dead letters");
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::write_outbox(const Transition& t, int64_t num) {
+  for (const OutboxEvent& e : t.outbox) {
+    Statement& st = w_.insert_outbox;
+    Statement::Reset reset(st);
+    st.bind_text(1, e.id);
+    st.bind(2, num);
+    st.bind_text(3, e.type);
+    st.bind_text(4, e.source);
+    st.bind(5, e.time_ms);
+    st.bind_text(6, e.data_json);
+    int rc = st.step();
+    if (rc != SQLITE_DONE) return wdb_.error(rc, "writing an outbox event");
   }
   return Status::Ok();
 }
@@ -1302,6 +1381,132 @@ Status SqliteStore::post(InboxMessage& m) {
   }
   if (rc != SQLITE_ROW) return rdb_.error(rc, "posting a message");
   return not_postable(m.instance_id, r_.status_of.column_int(0));
+}
+
+Status SqliteStore::read_outbox(Statement& st, std::vector<OutboxEvent>& out) {
+  for (;;) {
+    int rc = st.step();
+    if (rc == SQLITE_DONE) return Status::Ok();
+    if (rc != SQLITE_ROW) return rdb_.error(rc, "reading the outbox");
+    OutboxEvent e;
+    e.id = st.column_text(0);
+    e.instance_id = st.column_text(1);
+    e.seq = st.column_int(2);
+    e.type = st.column_text(3);
+    e.source = st.column_text(4);
+    e.time_ms = st.column_int(5);
+    e.data_json = st.column_text(6);
+    e.attempts = static_cast<uint32_t>(st.column_int(7));
+    e.next_due_ms = st.column_int(8);
+    e.delivered_ms = st.column_int(9);
+    e.dead = st.column_int(10) != 0;
+    e.last_error = st.column_text(11);
+    out.push_back(std::move(e));
+  }
+}
+
+Result<std::vector<OutboxEvent>> SqliteStore::claim_outbox(const std::string& owner, int64_t now_ms,
+                                                           int64_t lease_until_ms, size_t limit) {
+  if (options_.read_only) return refuse_write("claim outbox rows");
+  if (!has_outbox_) return Status{StatusCode::kUnsupported, "the database has no outbox: " + path_};
+  std::vector<OutboxEvent> out;
+  std::lock_guard lock(rdb_mu_);
+  {
+    Statement::Reset reset(r_.outbox_due);
+    r_.outbox_due.bind(1, now_ms);
+    int rc = r_.outbox_due.step();
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return rdb_.error(rc, "claiming outbox rows");
+  }
+  // IMMEDIATE: the write lock first (waiting the busy timeout for it), so
+  // that the statement never has to upgrade a read snapshot another writer
+  // made stale (SQLITE_BUSY at once).
+  if (Status s = rdb_.exec("BEGIN IMMEDIATE", "claiming outbox rows"); !s.ok()) return s;
+  {
+    Statement::Reset reset(r_.claim_outbox);
+    r_.claim_outbox.bind_text(1, owner);
+    r_.claim_outbox.bind(2, now_ms);
+    r_.claim_outbox.bind(3, lease_until_ms);
+    r_.claim_outbox.bind(4, limit == 0 ? -1 : static_cast<int64_t>(limit));
+    Status s = read_outbox(r_.claim_outbox, out);
+    if (s.ok()) s = rdb_.exec("COMMIT", "claiming outbox rows");
+    if (!s.ok()) {
+      rdb_.exec("ROLLBACK", "claiming outbox rows");
+      return s;
+    }
+  }
+  // RETURNING gives no order; oldest first.
+  std::sort(out.begin(), out.end(), [](const OutboxEvent& a, const OutboxEvent& b) {
+    return a.time_ms != b.time_ms ? a.time_ms < b.time_ms : a.instance_id < b.instance_id;
+  });
+  return out;
+}
+
+Status SqliteStore::settle_outbox(const std::string& id, const OutboxSettle& settle) {
+  if (options_.read_only) return refuse_write("settle an outbox row");
+  if (!has_outbox_) return Status{StatusCode::kUnsupported, "the database has no outbox: " + path_};
+  std::lock_guard lock(rdb_mu_);
+  if (Status s = rdb_.exec("BEGIN IMMEDIATE", "settling an outbox row"); !s.ok()) return s;
+  Status s = settle_in_transaction(id, settle);
+  if (s.ok()) s = rdb_.exec("COMMIT", "settling an outbox row");
+  if (!s.ok()) rdb_.exec("ROLLBACK", "settling an outbox row");
+  return s;
+}
+
+Status SqliteStore::settle_in_transaction(const std::string& id, const OutboxSettle& settle) {
+  Statement& st = r_.settle_outbox;
+  Statement::Reset reset(st);
+  const bool delivered = settle.outcome == OutboxSettle::Outcome::kDelivered;
+  st.bind_text(1, id);
+  st.bind(2, delivered ? std::max<int64_t>(settle.time_ms, 1) : 0);
+  st.bind(3, settle.outcome == OutboxSettle::Outcome::kDead ? 1 : 0);
+  st.bind(4, 1);
+  st.bind(5, settle.next_due_ms);
+  st.bind_text(6, settle.error);
+  int rc = st.step();
+  if (rc != SQLITE_DONE) return rdb_.error(rc, "settling an outbox row");
+  if (sqlite3_changes(rdb_.get()) == 0) {
+    return {StatusCode::kNotFound, fmt::format("no outbox row {} in {}", id, path_)};
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<OutboxEvent>> SqliteStore::list_outbox(const OutboxQuery& query) {
+  std::vector<OutboxEvent> out;
+  if (!has_outbox_) return out;
+  std::lock_guard lock(rdb_mu_);
+  Statement& st = r_.list_outbox;
+  Statement::Reset reset(st);
+  st.bind(1, static_cast<int64_t>(query.which));
+  st.bind_text(2, query.instance_id);
+  st.bind(3, query.limit == 0 ? -1 : static_cast<int64_t>(query.limit));
+  if (Status s = read_outbox(st, out); !s.ok()) return s;
+  return out;
+}
+
+Result<uint64_t> SqliteStore::prune_outbox(int64_t delivered_before_ms) {
+  if (options_.read_only) return refuse_write("prune the outbox");
+  if (!has_outbox_) return uint64_t{0};
+  std::lock_guard lock(rdb_mu_);
+  if (Status s = rdb_.exec("BEGIN IMMEDIATE", "pruning the outbox"); !s.ok()) return s;
+  Statement& st = r_.prune_outbox;
+  int rc;
+  {
+    Statement::Reset reset(st);
+    st.bind(1, delivered_before_ms);
+    rc = st.step();
+  }
+  const int64_t pruned = sqlite3_changes(rdb_.get());
+  if (rc == SQLITE_DONE) {
+    if (Status s = rdb_.exec("COMMIT", "pruning the outbox"); !s.ok()) {
+      rdb_.exec("ROLLBACK", "pruning the outbox");
+      return s;
+    }
+    return static_cast<uint64_t>(pruned);
+  }
+  Status failed = rdb_.error(rc, "pruning the outbox");
+  rdb_.exec("ROLLBACK", "pruning the outbox");
+  return failed;
 }
 
 Result<std::vector<InboxMessage>> SqliteStore::inbox(const std::string& id) {

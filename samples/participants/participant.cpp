@@ -139,6 +139,7 @@ class Effects {
         " request TEXT, status INTEGER, response TEXT, undone INTEGER NOT NULL DEFAULT 0,"
         " at_ms INTEGER NOT NULL)");
     exec("CREATE INDEX IF NOT EXISTS effects_id ON effects(id)");
+    open_events();
     exec(
         "CREATE TABLE IF NOT EXISTS calls ("
         " seq INTEGER PRIMARY KEY, key TEXT NOT NULL, op TEXT NOT NULL, status INTEGER NOT NULL,"
@@ -239,6 +240,46 @@ class Effects {
   }
   int64_t next_id() { return next_id_++; }
 
+  // The events table (POST /events): one row per CloudEvent, keyed by
+  // (source, id) as a receiver deduplicates; `deliveries` counts how often
+  // it came, `arrival` orders first arrivals.
+  void open_events() {
+    exec(
+        "CREATE TABLE IF NOT EXISTS events ("
+        " arrival INTEGER PRIMARY KEY, source TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,"
+        " seq INTEGER NOT NULL DEFAULT 0, event TEXT NOT NULL, deliveries INTEGER NOT NULL,"
+        " at_ms INTEGER NOT NULL, UNIQUE (source, id))");
+  }
+  // Records one delivery; returns whether the event was new.
+  bool record_event(const json& ce, const std::string& text) {
+    sqlite3_stmt* s = prepare(
+        "INSERT INTO events (source, id, type, seq, event, deliveries, at_ms) "
+        "VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (source, id) DO UPDATE SET "
+        "deliveries = deliveries + 1 RETURNING deliveries");
+    const std::string source = ce.value("source", ""), id = ce.value("id", "");
+    const std::string type = ce.value("type", "");
+    sqlite3_bind_text(s, 1, source.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, id.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, type.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 4, ce.value("sagaseq", int64_t{0}));
+    sqlite3_bind_text(s, 5, text.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 6, now_ms());
+    bool fresh = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) == 1;
+    sqlite3_finalize(s);
+    return fresh;
+  }
+  json list_events() {
+    json out = json::array();
+    sqlite3_stmt* s = prepare("SELECT event, deliveries FROM events ORDER BY arrival");
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      json ce =
+          json::parse(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), nullptr, false);
+      out.push_back({{"event", ce}, {"deliveries", sqlite3_column_int64(s, 1)}});
+    }
+    sqlite3_finalize(s);
+    return out;
+  }
+
  private:
   void exec(const std::string& sql) { sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr); }
   sqlite3_stmt* prepare(const std::string& sql) {
@@ -323,6 +364,11 @@ class Participant {
       return reply(200, effects_.list());
     }
     if (req.method() == bhttp::verb::post && path == "/control") return control(req);
+    if (req.method() == bhttp::verb::post && path == "/events") return event(req);
+    if (req.method() == bhttp::verb::get && path == "/events") {
+      std::lock_guard lock(db_mu_);
+      return reply(200, effects_.list_events());
+    }
     if (req.method() == bhttp::verb::get && path == "/text") {
       Response res;
       res.result(bhttp::status::ok);
@@ -365,6 +411,38 @@ class Participant {
           404, {{"error", fmt::format("the {} service has no operation '{}'", role_.name, op)}});
     }
     return operation(req, op, forward, args);
+  }
+
+  // POST /events: a CloudEvent 1.0 in structured mode (docs/events.md), as
+  // a relay sends it. Injected failures (--fail-rate, POST /control) apply
+  // before it is recorded; a valid one is recorded once per (source, id)
+  // and answered 202, a repeat too (202, {"duplicate": true}).
+  Response event(const Request& req) {
+    Behaviour b;
+    {
+      std::lock_guard lock(mu_);
+      b = behaviour_;
+      ++calls_;
+    }
+    if (b.latency_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(b.latency_ms));
+    if (b.fail_rate > 0) {
+      std::lock_guard lock(mu_);
+      if (std::uniform_real_distribution<double>(0, 1)(rng_) < b.fail_rate) {
+        return reply(b.fail_status, {{"error", fmt::format("injected failure {}", b.fail_status)}});
+      }
+    }
+    auto type = req.find(bhttp::field::content_type);
+    if (type == req.end() || type->value().find("application/cloudevents+json") != 0) {
+      return reply(415, {{"error", "want Content-Type: application/cloudevents+json"}});
+    }
+    json ce = json::parse(req.body(), nullptr, false);
+    if (!ce.is_object() || ce.value("specversion", "") != "1.0" || !ce["id"].is_string() ||
+        !ce["source"].is_string() || !ce["type"].is_string()) {
+      return reply(400, {{"error", "not a CloudEvent 1.0 (specversion, id, source, type)"}});
+    }
+    std::lock_guard lock(db_mu_);
+    bool fresh = effects_.record_event(ce, req.body());
+    return reply(202, {{"duplicate", !fresh}});
   }
 
   Response operation(const Request& req, const std::string& op, bool forward, const json& args) {

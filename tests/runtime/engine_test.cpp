@@ -113,6 +113,7 @@ class EngineTest : public ::testing::Test {
     options.inbox_watch = inbox_watch_;
     options.serve_inbox = serve_inbox_;
     options.lease = lease_;
+    options.notify_operators = notify_;
     options.on_event = [this](const std::string& id, const saga::HistoryEvent& e) {
       // SAGA_TEST_TRACE=1 prints every committed event, for debugging.
       if (std::getenv("SAGA_TEST_TRACE")) {
@@ -167,6 +168,7 @@ class EngineTest : public ::testing::Test {
   std::chrono::milliseconds inbox_watch_ = saga::EngineOptions{}.inbox_watch;  // For open().
   bool serve_inbox_ = false;                                                   // For open().
   std::chrono::milliseconds lease_ = saga::EngineOptions{}.lease;              // For open().
+  bool notify_ = false;  // EngineOptions::notify_operators, for open().
 };
 
 // Three host-provided steps; each records its calls.
@@ -1905,4 +1907,87 @@ TEST_F(EngineTest, SkipAndCompensateOfAPausedInstance) {
   EXPECT_TRUE(slept) << "the skipped step's result is the one given";
   EXPECT_EQ(e.command("no-such-id", {saga::Command::retry, {}, {}}).status().code(),
             saga::StatusCode::kNotFound);
+}
+
+// EngineOptions::notify_operators: the transition that makes an instance paused or
+// stuck writes one outbox event describing it (docs/events.md, "Notify"),
+// and no other transition writes any; without the option, none is written.
+TEST_F(EngineTest, NotifyWritesOneOutboxEventWhenAnInstanceBecomesPausedOrStuck) {
+  serve_inbox_ = true;
+  notify_ = true;
+  auto& e = open();
+  std::string nap = load(kNap);
+  Recorder rec;
+  rec.answer(e, {"s.a", "s.b"});
+  auto paused = e.start(nap, "nap", {{"n", 1}});
+  ASSERT_TRUE(paused.ok());
+  ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+  ASSERT_TRUE(e.command(paused.value(), {saga::Command::pause, "maintenance", {}}).ok());
+  ASSERT_EQ(e.wait(paused.value(), 10s)->status, InstanceStatus::kPaused);
+
+  std::string stuck_program = load(R"(
+service t { }
+saga x() {
+  step a { do t.a() undo t.undo_a() }
+  fail rejected "stop here"
+}
+)");
+  e.register_action("t.a", [](const saga::ActionCall&) -> json { return 1; });
+  e.register_action("t.undo_a", [](const saga::ActionCall&) -> json {
+    throw saga::ActionError("unavailable", "refund service down");
+  });
+  auto stuck = e.start(stuck_program, "x", json::object());
+  ASSERT_TRUE(stuck.ok());
+  ASSERT_TRUE(log_.wait_for("undo_failed", "a", 1));
+  clock_->advance(100ms);
+  ASSERT_TRUE(log_.wait_for("undo_failed", "a", 2));
+  clock_->advance(200ms);
+  ASSERT_EQ(e.wait(stuck.value(), 10s)->status, InstanceStatus::kStuck);
+
+  auto rows = e.store().list_outbox({});
+  ASSERT_TRUE(rows.ok()) << rows.status().message();
+  ASSERT_EQ(rows->size(), 2u);
+  std::map<std::string, saga::OutboxEvent> by_type;
+  for (const saga::OutboxEvent& row : *rows) by_type[row.type] = row;
+  const saga::OutboxEvent& p = by_type["saga.instance.paused"];
+  EXPECT_EQ(p.instance_id, paused.value());
+  EXPECT_EQ(p.seq, 1);
+  EXPECT_EQ(p.source, "/sagas/nap/instances/" + paused.value());
+  EXPECT_EQ(json::parse(p.data_json), (json{{"saga", "nap"},
+                                            {"instance", paused.value()},
+                                            {"status", "paused"},
+                                            {"step", ""},
+                                            {"attempt", 0},
+                                            {"error_class", ""},
+                                            {"error", "maintenance"}}));
+  const saga::OutboxEvent& s = by_type["saga.instance.stuck"];
+  EXPECT_EQ(s.instance_id, stuck.value());
+  json data = json::parse(s.data_json);
+  EXPECT_EQ(data["status"], "stuck");
+  EXPECT_EQ(data["step"], "a");
+  EXPECT_EQ(data["attempt"], 3);
+  EXPECT_EQ(data["error_class"], "unavailable");
+  EXPECT_EQ(data["error"], "undo failed 3 times: refund service down");
+  EXPECT_EQ(s.id.size(), 32u);
+  EXPECT_NE(s.id, p.id);
+
+  // Unpaused, the instance runs to its end: no further event.
+  ASSERT_TRUE(e.command(paused.value(), {saga::Command::unpause, {}, {}}).ok());
+  clock_->advance(2h);
+  ASSERT_EQ(e.wait(paused.value(), 10s)->status, InstanceStatus::kCompleted);
+  EXPECT_EQ(e.store().list_outbox({}).value().size(), 2u);
+}
+
+TEST_F(EngineTest, WithoutNotifyNoOutboxEventIsWritten) {
+  serve_inbox_ = true;
+  auto& e = open();
+  std::string nap = load(kNap);
+  Recorder rec;
+  rec.answer(e, {"s.a", "s.b"});
+  auto id = e.start(nap, "nap", {{"n", 1}});
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+  ASSERT_TRUE(e.command(id.value(), {saga::Command::pause, "maintenance", {}}).ok());
+  ASSERT_EQ(e.wait(id.value(), 10s)->status, InstanceStatus::kPaused);
+  EXPECT_TRUE(e.store().list_outbox({}).value().empty());
 }

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -877,6 +879,186 @@ TEST_P(StoreConformance, ListsProgramsAndSaysWhetherItIsReady) {
   EXPECT_GT((*programs)[0].created_ms, 0);
   Status ready = store->check_ready();
   EXPECT_TRUE(ready.ok()) << ready.message();
+}
+
+// ---- The transactional outbox (saga/store.hpp, OutboxEvent) ----------------
+
+namespace outbox_cases {
+
+OutboxEvent event(const std::string& id, const std::string& type, int64_t time_ms) {
+  OutboxEvent e;
+  e.id = id;
+  e.type = type;
+  e.source = "/sagas/Order/instances/x";
+  e.time_ms = time_ms;
+  e.data_json = R"({"order":"o-1","note":"\u00e9t\u00e9"})";
+  return e;
+}
+
+std::vector<std::string> ids_of(const std::vector<OutboxEvent>& rows) {
+  std::vector<std::string> out;
+  for (const OutboxEvent& e : rows) out.push_back(e.id);
+  return out;
+}
+
+constexpr int64_t kNow = 1700000100000;
+
+}  // namespace outbox_cases
+
+// Rows are written by their transition, numbered per instance in commit
+// order, read back with every field, and a replayed id is ignored.
+TEST_P(StoreConformance, OutboxRowsAreWrittenWithTheirTransitionAndNumberedPerInstance) {
+  using namespace outbox_cases;
+  auto store = open();
+  ASSERT_TRUE(store);
+  Transition a = create_transition(make_record("i-1"));
+  a.outbox = {event("e1", "order.placed", 1700000000001), event("e2", "order.paid", 1700000000002)};
+  ASSERT_TRUE(submit_and_wait(*store, a).ok());
+  Transition b = create_transition(make_record("i-2"));
+  b.outbox = {event("f1", "order.placed", 1700000000003)};
+  ASSERT_TRUE(submit_and_wait(*store, b).ok());
+  Transition c;
+  c.instance = make_record("i-1");
+  c.outbox = {event("e3", "order.shipped", 1700000000004)};
+  ASSERT_TRUE(submit_and_wait(*store, c).ok());
+  ASSERT_TRUE(submit_and_wait(*store, c).ok());  // A replay: e3 is there already.
+
+  Result<std::vector<OutboxEvent>> rows = store->list_outbox({});
+  ASSERT_TRUE(rows.ok()) << rows.status().message();
+  ASSERT_EQ(rows->size(), 4u);
+  std::map<std::string, OutboxEvent> by_id;
+  for (const OutboxEvent& e : *rows) by_id[e.id] = e;
+  EXPECT_EQ(by_id["e1"].seq, 1);
+  EXPECT_EQ(by_id["e2"].seq, 2);
+  EXPECT_EQ(by_id["e3"].seq, 3);
+  EXPECT_EQ(by_id["f1"].seq, 1);
+  OutboxEvent want = event("e2", "order.paid", 1700000000002);
+  want.instance_id = "i-1";
+  want.seq = 2;
+  EXPECT_EQ(by_id["e2"], want);
+  OutboxQuery of_i2;
+  of_i2.instance_id = "i-2";
+  EXPECT_EQ(ids_of(store->list_outbox(of_i2).value()), std::vector<std::string>{"f1"});
+}
+
+// No event for a transition that did not commit.
+TEST_P(StoreConformance, OutboxAFailedTransitionWritesNoRow) {
+  using namespace outbox_cases;
+  auto store = open();
+  ASSERT_TRUE(store);
+  Transition ghost;
+  ghost.instance = make_record("never-created");
+  ghost.outbox = {event("g1", "order.placed", 1700000000001)};
+  Status s = submit_and_wait(*store, ghost);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.message();
+  Transition dup = create_transition(make_record("i-1"));
+  ASSERT_TRUE(submit_and_wait(*store, dup).ok());
+  dup.outbox = {event("d1", "order.placed", 1700000000001)};
+  EXPECT_EQ(submit_and_wait(*store, dup).code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(store->list_outbox({}).value().empty());
+  EXPECT_EQ(raw_query("SELECT count(*) FROM outbox"), "0");
+}
+
+// A claim gives the first open row of each instance, held by one relay
+// until it is settled or its lease runs out; a retry waits for its due
+// time; a dead row lets its successor go.
+TEST_P(StoreConformance, OutboxClaimsGoInOrderPerInstanceOneRelayAtATime) {
+  using namespace outbox_cases;
+  auto store = open();
+  ASSERT_TRUE(store);
+  Transition a = create_transition(make_record("i-1"));
+  a.outbox = {event("e1", "t", 1700000000001), event("e2", "t", 1700000000002),
+              event("e3", "t", 1700000000003)};
+  ASSERT_TRUE(submit_and_wait(*store, a).ok());
+  Transition b = create_transition(make_record("i-2"));
+  b.outbox = {event("f1", "t", 1700000000004)};
+  ASSERT_TRUE(submit_and_wait(*store, b).ok());
+
+  auto claim = [&](const std::string& owner, int64_t now) {
+    Result<std::vector<OutboxEvent>> r = store->claim_outbox(owner, now, now + 1000, 0);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? ids_of(*r) : std::vector<std::string>{};
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(claim("A", kNow), (V{"e1", "f1"}));
+  EXPECT_EQ(claim("B", kNow), V{});  // A holds both heads.
+  ASSERT_TRUE(
+      store->settle_outbox("e1", {OutboxSettle::Outcome::kDelivered, kNow + 10, 0, ""}).ok());
+  EXPECT_EQ(claim("B", kNow + 20), (V{"e2"}));
+  ASSERT_TRUE(store
+                  ->settle_outbox("e2", {OutboxSettle::Outcome::kRetry, kNow + 30, kNow + 500,
+                                         "unavailable: 503"})
+                  .ok());
+  EXPECT_EQ(claim("B", kNow + 40), V{});  // e2 waits for its due time; e3 waits for e2.
+  EXPECT_EQ(claim("B", kNow + 500), (V{"e2"}));
+  OutboxQuery pending;
+  pending.which = OutboxQuery::Which::kPending;
+  pending.instance_id = "i-1";
+  std::vector<OutboxEvent> rows = store->list_outbox(pending).value();
+  ASSERT_EQ(ids_of(rows), (V{"e2", "e3"}));
+  EXPECT_EQ(rows[0].attempts, 1u);
+  EXPECT_EQ(rows[0].last_error, "unavailable: 503");
+  ASSERT_TRUE(
+      store->settle_outbox("e2", {OutboxSettle::Outcome::kDead, kNow + 600, 0, "no sink"}).ok());
+  // f1's claim by A ran out at kNow + 1000: anyone takes it again.
+  EXPECT_EQ(claim("C", kNow + 1001), (V{"e3", "f1"}));
+
+  OutboxQuery dead;
+  dead.which = OutboxQuery::Which::kDead;
+  EXPECT_EQ(ids_of(store->list_outbox(dead).value()), V{"e2"});
+  OutboxQuery delivered;
+  delivered.which = OutboxQuery::Which::kDelivered;
+  EXPECT_EQ(ids_of(store->list_outbox(delivered).value()), V{"e1"});
+  EXPECT_EQ(store->settle_outbox("nope", {}).code(), StatusCode::kNotFound);
+
+  // Pruning deletes delivered rows older than the bound, nothing else.
+  EXPECT_EQ(store->prune_outbox(kNow + 10).value(), 0u);
+  EXPECT_EQ(store->prune_outbox(kNow + 11).value(), 1u);
+  EXPECT_EQ(ids_of(store->list_outbox({}).value()).size(), 3u);
+  EXPECT_TRUE(store->list_outbox(delivered).value().empty());
+}
+
+// Relays claiming at once never hold the same row.
+TEST_P(StoreConformance, OutboxConcurrentClaimsNeverShareARow) {
+  using namespace outbox_cases;
+  auto store = open();
+  ASSERT_TRUE(store);
+  constexpr int kInstances = 60;
+  for (int i = 0; i < kInstances; ++i) {
+    Transition t = create_transition(make_record(fmt::format("i-{}", i)));
+    t.outbox = {event(fmt::format("e-{}", i), "t", 1700000000000 + i)};
+    store->submit(t, [](Status s) { EXPECT_TRUE(s.ok()) << s.message(); });
+  }
+  store->flush();
+  auto other = open();  // A second store: another process's relay.
+  ASSERT_TRUE(other);
+  std::vector<std::string> got[2];
+  std::thread t1([&] {
+    for (int k = 0; k < 20; ++k) {
+      Result<std::vector<OutboxEvent>> r = store->claim_outbox("A", kNow, kNow + 60000, 3);
+      if (!r.ok()) {
+        ADD_FAILURE() << r.status().message();
+        return;
+      }
+      for (const OutboxEvent& e : *r) got[0].push_back(e.id);
+    }
+  });
+  std::thread t2([&] {
+    for (int k = 0; k < 20; ++k) {
+      Result<std::vector<OutboxEvent>> r = other->claim_outbox("B", kNow, kNow + 60000, 3);
+      if (!r.ok()) {
+        ADD_FAILURE() << r.status().message();
+        return;
+      }
+      for (const OutboxEvent& e : *r) got[1].push_back(e.id);
+    }
+  });
+  t1.join();
+  t2.join();
+  std::set<std::string> all(got[0].begin(), got[0].end());
+  all.insert(got[1].begin(), got[1].end());
+  EXPECT_EQ(all.size(), got[0].size() + got[1].size()) << "a row was claimed twice";
+  EXPECT_EQ(all.size(), static_cast<size_t>(kInstances));
 }
 
 }  // namespace

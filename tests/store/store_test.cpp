@@ -292,6 +292,13 @@ TEST(SqliteStore, DiskFullFailsTheBatchAndRecovers) {
   update.instance = make_record("old0");
   update.instance.checkpoint.assign(16384, 'u');
   update.events.push_back(make_event("step_started", "reserve", 1));
+  // An event of the failed transition: no row without its commit.
+  OutboxEvent event;
+  event.id = "ev-1";
+  event.type = "order.placed";
+  event.time_ms = 1700000000001;
+  event.data_json = std::string(16384, ' ') + "{}";
+  update.outbox.push_back(event);
   Status update_result;
   store->submit(update, [&](Status s) { update_result = std::move(s); });
   store->flush();
@@ -313,6 +320,11 @@ TEST(SqliteStore, DiskFullFailsTheBatchAndRecovers) {
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 10u);
 
+  {
+    RawDb raw(path);
+    EXPECT_EQ(raw.query("SELECT count(*) FROM outbox"), "0") << "an event without its commit";
+  }
+
   // Room again: the same writer commits new transitions.
   ASSERT_TRUE(sqlite_store_set_max_page_count(*store, 1 << 30).ok());
   InstanceRecord r = make_record("after");
@@ -321,6 +333,10 @@ TEST(SqliteStore, DiskFullFailsTheBatchAndRecovers) {
   EXPECT_EQ(get(*store, "after").checkpoint, r.checkpoint);
   EXPECT_TRUE(submit_and_wait(*store, update).ok());
   EXPECT_EQ(get(*store, "old0").checkpoint, update.instance.checkpoint);
+  {
+    RawDb raw(path);
+    EXPECT_EQ(raw.query("SELECT count(*) FROM outbox WHERE id = 'ev-1'"), "1");
+  }
   // The failed attempt left no gap in the history numbering.
   {
     RawDb raw(path);

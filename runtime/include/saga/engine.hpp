@@ -350,6 +350,12 @@ struct EngineOptions {
   // process's instances are taken at once. At least kMinLease: Engine::open
   // refuses less (kInvalidArgument). docs/scale-out.md, "Leases".
   std::chrono::milliseconds lease{30'000};
+  // Notifications (docs/events.md, "Notify"): when an instance becomes
+  // `paused` or `stuck`, the transition that commits it also writes an
+  // outbox event of type saga.instance.paused or saga.instance.stuck (data:
+  // saga, instance, status, step, attempt, error_class, error), which a
+  // Relay delivers like any event (sagactl worker --notify URL).
+  bool notify_operators = false;
 };
 // The shortest EngineOptions::lease (and sagactl worker --lease).
 inline constexpr std::chrono::milliseconds kMinLease{1000};

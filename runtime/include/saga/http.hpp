@@ -84,6 +84,14 @@ class HttpClient : public std::enable_shared_from_this<HttpClient> {
   // default_timeout_ms) covering queueing, connecting and the exchange.
   ServiceTransport transport();
 
+  // The sender for RelayOptions::sender (saga/outbox.hpp): POSTs a
+  // CloudEvent with Content-Type application/cloudevents+json, within
+  // default_timeout_ms, classified as for services (a 2xx is accepted).
+  // It holds the client alive.
+  std::function<void(const std::string& url, const std::string& body,
+                     std::function<void(ServiceOutcome)> done)>
+  event_sender();
+
   // Registers http.get, http.post, http.put and http.delete as asynchronous
   // actions of `engine`: arguments url (an http:// url with path and query),
   // body (JSON, post and put), headers (an object of strings); the JSON

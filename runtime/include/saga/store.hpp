@@ -143,6 +143,46 @@ struct DeadLetterEntry {
   uint32_t attempts = 0;  // Of the undo that gave up (its `stuck` event); 0 when unknown.
 };
 
+// An event an instance tells the world (docs/events.md): a row of the
+// transactional outbox, written in the same transaction as the transition
+// that produced it (Transition::outbox), so an event exists exactly when its
+// transition committed. A relay (saga/outbox.hpp) delivers the rows of an
+// instance in `seq` order, at least once; `id` is stable (the same
+// instance and position give the same id across a crash and a replay), so a
+// receiver deduplicates by it.
+struct OutboxEvent {
+  std::string id;           // Stable: derived from instance and position (outbox_event_id).
+  std::string instance_id;  // Whose event.
+  int64_t seq = 0;          // Set by the store: 1, 2, ... per instance, in commit order.
+  std::string type;         // "order.placed", "saga.instance.stuck".
+  std::string source;       // "/sagas/NAME/instances/ID" (CloudEvents `source`).
+  int64_t time_ms = 0;      // When the transition happened.
+  std::string data_json;    // The payload, compact JSON ("" for none).
+  // Delivery state, written by the relay (Store::settle_outbox); a new row
+  // has attempts 0 and next_due_ms 0 (due at once).
+  uint32_t attempts = 0;
+  int64_t next_due_ms = 0;
+  int64_t delivered_ms = 0;  // 0 until a sink accepted it.
+  bool dead = false;         // Its retry policy is spent, or no sink takes its type.
+  std::string last_error;    // Why the last attempt failed.
+  bool operator==(const OutboxEvent&) const = default;
+};
+
+// How a delivery attempt of an outbox row ended (Store::settle_outbox).
+struct OutboxSettle {
+  enum class Outcome : uint8_t { kDelivered, kRetry, kDead } outcome = Outcome::kDelivered;
+  int64_t time_ms = 0;      // Delivered at, or when the attempt ended.
+  int64_t next_due_ms = 0;  // kRetry: the next attempt no earlier than this.
+  std::string error;        // kRetry, kDead: why.
+};
+
+// Which outbox rows list_outbox() returns, oldest first.
+struct OutboxQuery {
+  enum class Which : uint8_t { kAll, kPending, kDead, kDelivered } which = Which::kAll;
+  std::string instance_id;  // Empty: any instance.
+  size_t limit = 100;
+};
+
 // A stored program: its hash, the name it was stored under (the source file's),
 // and when it was first stored.
 struct ProgramInfo {
@@ -180,6 +220,10 @@ struct Transition {
   // Marks the instance's unresolved dead letters resolved at this time
   // (an operator retried or skipped the undo that gave up). 0: no change.
   int64_t resolve_dead_letters_ms = 0;
+  // Events this transition tells the world: outbox rows inserted in the same
+  // transaction (their seq set by the store). A row whose id exists is
+  // ignored (a replay after a crash derives the same id).
+  std::vector<OutboxEvent> outbox;
 };
 
 // A move of one instance to another program (`sagactl migrate`). It applies
@@ -376,6 +420,39 @@ class Store {
   // claim it has (an instance without owner is free). Its status, input,
   // timers and inbox are kept. The default refuses (kUnsupported):
   // a store that cannot do this atomically must not pretend to.
+  // The transactional outbox (docs/events.md). The defaults refuse
+  // (kUnsupported): a store without an outbox cannot take a transition
+  // that carries events either.
+  //
+  // Claims, for the relay `owner`, up to `limit` rows due at `now_ms`: not
+  // delivered, not dead, next_due_ms <= now, not claimed by a relay whose
+  // lease (claimed until) is still running, and each the first undelivered,
+  // not dead row of its instance (so an instance's events go one at a time,
+  // in seq order). The claim holds until `lease_until_ms`; two relays on one
+  // database never hold the same row, and the rows of one instance are held
+  // by at most one of them. Oldest first.
+  virtual Result<std::vector<OutboxEvent>> claim_outbox(const std::string& owner, int64_t now_ms,
+                                                        int64_t lease_until_ms, size_t limit) {
+    (void)owner, (void)now_ms, (void)lease_until_ms, (void)limit;
+    return Status{StatusCode::kUnsupported, "this store has no outbox"};
+  }
+  // Records how an attempt to deliver row `id` ended, and releases its claim.
+  // kNotFound for an unknown id.
+  virtual Status settle_outbox(const std::string& id, const OutboxSettle& settle) {
+    (void)id, (void)settle;
+    return Status{StatusCode::kUnsupported, "this store has no outbox"};
+  }
+  // Outbox rows matching `query`, oldest first (by instance creation, then seq).
+  virtual Result<std::vector<OutboxEvent>> list_outbox(const OutboxQuery& query) {
+    (void)query;
+    return Status{StatusCode::kUnsupported, "this store has no outbox"};
+  }
+  // Deletes delivered rows delivered before `delivered_before_ms`; returns how many.
+  virtual Result<uint64_t> prune_outbox(int64_t delivered_before_ms) {
+    (void)delivered_before_ms;
+    return Status{StatusCode::kUnsupported, "this store has no outbox"};
+  }
+
   virtual Status move_instance(
       const InstanceMove& move,
       const std::function<bool(const std::string& owner, int64_t lease_until_ms)>& claim_gone) {
