@@ -68,6 +68,16 @@ CREATE INDEX inbox_unconsumed_by_seq ON inbox (seq) WHERE consumed_ms = 0;
 CREATE TABLE commit_marks (writer text PRIMARY KEY, batch bigint NOT NULL);
 INSERT INTO saga_meta VALUES ('application', 'saga'), ('schema_version', '0');
 )sql"},
+    // Incoming events (saga/store.hpp, EventRecord), as in the SQLite
+    // schema's version 4: deduplicated by (source, id); `started` holds the
+    // started instances' ids separated by spaces.
+    {2, R"sql(
+CREATE TABLE events_in (seq bigserial PRIMARY KEY, source bytea NOT NULL, id bytea NOT NULL,
+  type bytea NOT NULL, event bytea NOT NULL, received_ms bigint NOT NULL,
+  matched smallint NOT NULL, started text NOT NULL DEFAULT '', note bytea NOT NULL DEFAULT '',
+  UNIQUE (source, id));
+CREATE INDEX events_in_unmatched ON events_in (seq) WHERE matched = 0;
+)sql"},
 };
 
 // An arbitrary constant: the advisory lock that serialises migrations.

@@ -122,12 +122,33 @@ UPDATE instances SET cancel_requested = 0 WHERE cancel_requested <> 0;
 ALTER TABLE dead_letters ADD COLUMN resolved_ms INTEGER NOT NULL DEFAULT 0;
 )sql";
 
-// Append new migrations here (version 4, 5, ...); never edit a shipped one.
+// Version 4: incoming events (saga/store.hpp, EventRecord), deduplicated by
+// (source, id); `started` holds the ids of the instances the event started,
+// separated by spaces (instance ids have none). seq orders them as received
+// (AUTOINCREMENT: never reused); the index serves `sagactl events ls
+// --unmatched`.
+constexpr const char* kSchemaEventsIn = R"sql(
+CREATE TABLE events_in (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  source TEXT NOT NULL,
+  id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  event TEXT NOT NULL,
+  received_ms INTEGER NOT NULL,
+  matched INTEGER NOT NULL,
+  started TEXT NOT NULL DEFAULT '',
+  note TEXT NOT NULL DEFAULT '',
+  UNIQUE (source, id)
+);
+CREATE INDEX events_in_unmatched ON events_in(seq) WHERE matched = 0;
+)sql";
+// Append new migrations here (version 5, 6, ...); never edit a shipped one.
 constexpr Migration kMigrations[] = {
     {1, "initial schema: programs, instances, history, dead_letters", kSchemaV1},
     {2, "fibers: the checkpoints of running branches and loop iterations", kSchemaV2},
     {3, "inbox: messages to instances (cancel requests become messages); resolved dead letters",
      kSchemaV3},
+    {4, "events_in: incoming events, deduplicated by (source, id)", kSchemaEventsIn},
 };
 
 }  // namespace
