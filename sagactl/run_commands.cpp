@@ -370,6 +370,7 @@ int worker(const DbArgs& args, int poll_ms, const ListenArgs& listen) {
   auto rt = open_engine(args.db, args.durability, access, {}, !listen.listen.empty(), kWorkerClaim);
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
+  if (!serve_programs(engine, listen.programs)) return kExitError;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   // Stopped before the engine: no request is served by a stopping engine.
