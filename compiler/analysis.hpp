@@ -59,7 +59,14 @@ struct Analysis {
   // single operations ("payment.refund"). Calls to these are no obligation.
   std::set<uint32_t> idempotent_services;
   std::set<std::string> idempotent_actions;
+  // The file's triggers, checked and lowered (triggers.cpp).
+  std::vector<bytecode::Trigger> triggers;
 };
+
+// Checks the triggers of the file (`on TYPE start SAGA(args)`) and fills
+// analysis.triggers (triggers.cpp).
+void check_triggers(const ast::File& file, const SourceFile& source, Analysis& analysis,
+                    Diagnostics& diags);
 
 // Lists the obligations (compile.hpp) of a file without errors, in source
 // order (obligations.cpp).

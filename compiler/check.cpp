@@ -1639,6 +1639,12 @@ class Checker {
                    "the loop each name the body binds is the list of its values)");
       return;
     }
+    if ((sites == bindings_.end() || sites->second.empty()) && e.text == "event") {
+      diags_.error(e.span, "'event' is defined only in the arguments of a trigger",
+                   "pass what the saga needs as a parameter: on order.placed start "
+                   "payment(order: event.data.order)");
+      return;
+    }
     if (sites == bindings_.end() || sites->second.empty()) {
       std::vector<std::string> names;
       for (const auto& [name, slot] : state.maybe) names.push_back(name);

@@ -349,6 +349,7 @@ void generate(const ast::File& file, const Analysis& analysis, const SourceFile&
               bytecode::Program& program) {
   program.services = analysis.services;
   program.policies = analysis.policies;
+  program.triggers = analysis.triggers;
   Generator gen(analysis, source, program);
   for (uint32_t i = 0; i < file.sagas.size(); ++i) gen.saga(file.sagas[i], i);
   gen.finish();

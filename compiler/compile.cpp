@@ -17,6 +17,7 @@ std::optional<bytecode::Program> compile(const SourceFile& source, Diagnostics& 
   // Check what parsed even after a syntax error, so one run reports as much
   // as it can; code is generated only from a file without errors.
   Analysis analysis = check(file, diags);
+  check_triggers(file, source, analysis, diags);
   if (!diags.has_errors()) check_budgets(file, analysis, diags);
   diags.sort();
   if (diags.has_errors()) return std::nullopt;

@@ -229,10 +229,23 @@ struct BrokenItem {
   std::string name;
 };
 
+// `on order.placed start payment(order: event.data.order)`: a trigger. The
+// arguments are checked by compiler/triggers.cpp (literals, or paths into
+// `event`).
+struct Trigger {
+  Span span;
+  std::string type;  // As written; the compiler checks its shape.
+  Span type_span;
+  std::string saga;
+  Span saga_span;
+  std::vector<NamedArg> args;
+};
+
 struct File {
   std::vector<Service> services;
   std::vector<RetryPolicy> policies;
   std::vector<Saga> sagas;
+  std::vector<Trigger> triggers;
   std::vector<BrokenItem> broken;
 };
 

@@ -205,7 +205,16 @@ SAGA_SYNTAX_ERROR(param_type, {.message = "expected a type name after ':'",
 SAGA_SYNTAX_ERROR(params_close, {.message = "expected ',' or ')' to close the parameter list",
     .reserved_role = "a parameter"});
 SAGA_SYNTAX_ERROR(saga_body, {.message = "expected '{' to start the saga body"});
-SAGA_SYNTAX_ERROR(file_end, {.message = "expected 'service', 'retry' or 'saga'"});
+SAGA_SYNTAX_ERROR(trigger_type, {.message = "expected an event type after 'on'",
+    .help = "a trigger is written: on order.placed start payment(order: event.data.order)"});
+SAGA_SYNTAX_ERROR(trigger_start, {.message = "expected 'start' after the event type",
+    .help = "a trigger is written: on order.placed start payment(order: event.data.order)"});
+SAGA_SYNTAX_ERROR(trigger_saga, {.message = "expected the name of the saga to start after 'start'",
+    .reserved_role = "a saga"});
+SAGA_SYNTAX_ERROR(trigger_open, {.message = "expected '(' after the saga name",
+    .help = "a trigger of a saga without inputs is written: on order.placed start audit()"});
+SAGA_SYNTAX_ERROR(trigger_close, {.message = "expected ',' or ')' to close the trigger's arguments"});
+SAGA_SYNTAX_ERROR(file_end, {.message = "expected 'service', 'retry', 'saga' or 'on'"});
 
 // Limits (the number is peg::kMaxNesting).
 SAGA_SYNTAX_ERROR(too_deep_expression, {.message = "expression nested too deeply",

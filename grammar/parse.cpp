@@ -110,6 +110,7 @@ struct Builder {
   ast::RetryPolicy policy;
   std::unique_ptr<ast::RetryRef> ref;  // The policy of the `retry` or `undo_retry` being read.
   ast::Saga saga;
+  ast::Trigger trigger;
   ast::Route route;
   std::string name;  // `let` variable or `fail` class.
   Span name_span;
@@ -279,6 +280,7 @@ struct Builder {
     pending_bodies.clear();
     openers.clear();
     call.reset();
+    trigger = {};
     step.reset();
     step_kind = ast::StepKind::Plain;
     step_kind_span = {};
@@ -1383,6 +1385,44 @@ struct action<peg::saga_decl> {
 };
 
 template <>
+struct action<peg::trigger_type> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    b.trigger = ast::Trigger{};
+    b.trigger.type.assign(in.begin(), in.size());
+    b.trigger.type_span = b.span(in);
+  }
+};
+
+template <>
+struct action<peg::trigger_saga> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    b.trigger.saga.assign(in.begin(), in.size());
+    b.trigger.saga_span = b.span(in);
+    // The arguments are named_args, collected like an action call's.
+    b.call = std::make_unique<ast::ActionCall>();
+  }
+};
+
+template <>
+struct action<peg::trigger_open> : open_bracket_action {};
+template <>
+struct action<peg::trigger_close> : close_bracket_action {};
+
+template <>
+struct action<peg::trigger_decl> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    b.trigger.span = b.span(in);
+    if (b.call) b.trigger.args = std::move(b.call->args);
+    b.call.reset();
+    b.out->triggers.push_back(std::move(b.trigger));
+    b.trigger = {};
+  }
+};
+
+template <>
 struct action<peg::item_begin> {
   template <typename Input>
   static void apply(const Input& in, Builder& b) {
@@ -1643,8 +1683,8 @@ uint32_t report(const SourceFile& src, const Builder& b, const SyntaxError& e, D
 }
 
 bool starts_item(std::string_view text, std::size_t p) {
-  for (std::string_view kw :
-       {std::string_view("service"), std::string_view("retry"), std::string_view("saga")}) {
+  for (std::string_view kw : {std::string_view("service"), std::string_view("retry"),
+                              std::string_view("saga"), std::string_view("on")}) {
     if (text.compare(p, kw.size(), kw) == 0 &&
         (p + kw.size() == text.size() || !peg::is_ident_char(text[p + kw.size()]))) {
       return true;

@@ -133,6 +133,10 @@ struct reserved_word {
 struct kw_service : TAO_PEGTL_KEYWORD( "service" ) {};
 struct kw_retry : TAO_PEGTL_KEYWORD( "retry" ) {};
 struct kw_saga : TAO_PEGTL_KEYWORD( "saga" ) {};
+// `on` and `start` are keywords only where a trigger stands (an item), so
+// they stay usable as names elsewhere (`on:` in a policy, a step `start`).
+struct kw_on : TAO_PEGTL_KEYWORD( "on" ) {};
+struct kw_start : TAO_PEGTL_KEYWORD( "start" ) {};
 struct kw_step : TAO_PEGTL_KEYWORD( "step" ) {};
 struct kw_do : TAO_PEGTL_KEYWORD( "do" ) {};
 struct kw_undo : TAO_PEGTL_KEYWORD( "undo" ) {};
@@ -557,9 +561,20 @@ struct saga_body : seq< block > {};
 struct saga_decl : seq< kw_saga, sep, must< saga_name >, sep, must< params_open >, sep, opt< comma_list< param > >,
                         sep, must< params_close >, sep, must< saga_body > > {};
 
-// item = service_decl | retry_decl | saga_decl ;
+// trigger_decl = "on" event_type "start" name "(" [ comma_list(named_arg) ] ")" ;
+// event_type = ( letter | digit | "_" | "-" | "." ) { ... } ;   (the compiler checks its shape)
+struct trigger_type : plus< sor< identifier_other, one< '.', '-' > > > {};
+struct trigger_start : kw_start {};
+struct trigger_saga : name {};
+struct trigger_open : one< '(' > {};
+struct trigger_close : one< ')' > {};
+struct trigger_decl : seq< kw_on, sep, must< trigger_type >, sep, must< trigger_start >, sep, must< trigger_saga >,
+                           sep, must< trigger_open >, sep, opt< comma_list< named_arg > >, sep,
+                           must< trigger_close > > {};
+
+// item = service_decl | retry_decl | saga_decl | trigger_decl ;
 struct item_begin : success {};  // Marks where an item starts, for error recovery.
-struct item : seq< item_begin, sor< service_decl, retry_decl, saga_decl > > {};
+struct item : seq< item_begin, sor< service_decl, retry_decl, saga_decl, trigger_decl > > {};
 // file = { item } end of input ;
 struct file_end : eof {};
 struct file : seq< sep, star< item, sep >, must< file_end > > {};

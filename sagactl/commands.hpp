@@ -143,6 +143,12 @@ struct LsArgs {
   size_t limit = 100;
 };
 int ls(const DbArgs& args, const LsArgs& ls_args);
+// `sagactl events ls`: the incoming events recorded, newest first
+// (events_commands.cpp).
+int events_ls(const DbArgs& args, size_t limit, bool unmatched);
+// Loads each .saga or .sagac file of `sagactl worker --program` and serves
+// its triggers; false (the error printed) when one cannot be, or has none.
+bool serve_programs(Engine& engine, const std::vector<std::string>& files);
 // `sagactl dlq ls`: the dead letters of every instance, newest first.
 int dlq_ls(const DbArgs& args, size_t limit);
 // "1h 5m", "3m 20s", "12s": a duration in milliseconds as an age, for people.

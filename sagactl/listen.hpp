@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "saga/engine.hpp"
 #include "saga/metrics.hpp"
@@ -16,6 +17,9 @@ struct ListenArgs {
   std::string listen;         // Empty: no listener.
   std::string token_file;     // --admin-token-file.
   bool public_reads = false;  // --public-read: reads need no token from other hosts.
+  // --program FILE (repeatable): the programs whose triggers the worker
+  // serves (events_commands.cpp, serve_programs).
+  std::vector<std::string> programs;
 };
 
 // Starts the listener serving `engine`'s database; prints the address it

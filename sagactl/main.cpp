@@ -171,6 +171,9 @@ int main(int argc, char** argv) {
   outbox_ls_cmd->add_option("--state", outbox_which, "all, pending, delivered or dead")
       ->check(CLI::IsMember({"all", "pending", "delivered", "dead"}));
   outbox_ls_cmd->add_option("--limit", outbox_limit, "At most this many");
+  worker_cmd->add_option("--program", listen.programs,
+                         "Serve the triggers ('on TYPE start SAGA(...)') of this .saga or .sagac "
+                         "file: POST /events starts their sagas (repeatable)");
   std::string id;
   LsArgs ls_args;
   auto* ls_cmd = app.add_subcommand("ls", "List instances, newest first");
@@ -191,6 +194,16 @@ int main(int argc, char** argv) {
       "List the dead letters of every instance, newest first (saga, step, error, attempts, age)");
   add_db(dlq_ls_cmd, true);
   dlq_ls_cmd->add_option("--limit", dlq_limit, "At most this many");
+  size_t events_limit = 100;
+  bool events_unmatched = false;
+  auto* events_cmd =
+      app.add_subcommand("events", "Incoming events (CloudEvents) and what they did");
+  events_cmd->require_subcommand(1);
+  auto* events_ls_cmd = events_cmd->add_subcommand(
+      "ls", "List the events received, newest first (source, id, type, matched, started)");
+  add_db(events_ls_cmd, true);
+  events_ls_cmd->add_option("--limit", events_limit, "At most this many");
+  events_ls_cmd->add_flag("--unmatched", events_unmatched, "Only the events no trigger matched");
   auto* show_cmd = app.add_subcommand(
       "show", "Show an instance: status, variables, compensation stack, history");
   add_db(show_cmd, true);
@@ -326,6 +339,7 @@ int main(int argc, char** argv) {
   if (*outbox_ls_cmd) return outbox_ls(d, outbox_which, outbox_limit);
   if (*ls_cmd) return ls(d, ls_args);
   if (*dlq_ls_cmd) return dlq_ls(d, dlq_limit);
+  if (*events_ls_cmd) return events_ls(d, events_limit, events_unmatched);
   if (*show_cmd && show_as_graph) return show_graph(d, id, g);
   if (*show_cmd && (!g.output.empty() || g.format != "dot")) {
     print_error("show: --format and -o go with --graph");

@@ -412,6 +412,7 @@ int worker(const DbArgs& args, const WorkerArgs& w, const ListenArgs& listen,
   auto rt = open_engine(args.db, args.durability, access, {}, !listen.listen.empty(), kWorkerClaim);
   if (!rt) return kExitError;
   Engine& engine = *rt->engine;
+  if (!serve_programs(engine, listen.programs)) return kExitError;
   // The relay of the outbox (docs/events.md); stopped before the engine.
   std::unique_ptr<Relay> relay;
   if (wants_relay(outbox)) relay = start_relay(std::move(*sinks), engine.store(), *rt->http);

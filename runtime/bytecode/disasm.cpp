@@ -217,6 +217,14 @@ class Listing {
     out_ += fmt::format("; {} sagas, {} steps, {} constants, {} bytes of code\n", p_.sagas.size(),
                         p_.steps.size(), p_.constants.size(), p_.code.size());
     if (!p_.functions.empty()) out_ += fmt::format("; functions: {}\n", join(p_.functions, ", "));
+    // "; on order.placed start payment(order: event.data.order, note: "x")"
+    for (const Trigger& t : p_.triggers) {
+      std::vector<std::string> args;
+      for (const TriggerArg& a : t.args) {
+        args.push_back(fmt::format("{}: {}{}", a.param, a.is_path ? "event." : "", a.value));
+      }
+      out_ += fmt::format("; on {} start {}({})\n", t.type, saga_name(t.saga), join(args, ", "));
+    }
   }
 
   // Services (with their routes), retry policies and steps as aligned

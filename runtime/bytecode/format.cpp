@@ -305,6 +305,23 @@ void write_section(Writer& w, SectionKind kind, const Program& p) {
           w.u32(b.column);
         }
       }
+      // Version 5: vec<trigger>; trigger = str type, u32 saga, vec<arg>, u32
+      // line, u32 column; arg = str param, u8 is_path, str value.
+      if (format_version(p) >= 5) {
+        w.count(p.triggers.size());
+        for (const Trigger& t : p.triggers) {
+          w.str(t.type);
+          w.u32(t.saga);
+          w.count(t.args.size());
+          for (const TriggerArg& a : t.args) {
+            w.str(a.param);
+            w.u8(a.is_path ? 1 : 0);
+            w.str(a.value);
+          }
+          w.u32(t.line);
+          w.u32(t.column);
+        }
+      }
       break;
     case SectionKind::kCode:
       // The payload is the code itself; the section length is its size.
@@ -449,6 +466,8 @@ constexpr size_t kMinLine = 4 * 3;
 constexpr size_t kMinBlock = 1 + 4 + 4 + 4 + 4 + 4 + 4 + 4;
 constexpr size_t kMinBranch = 4 + 4;
 constexpr size_t kMinCollect = 4 + 4;
+constexpr size_t kMinTrigger = 4 + 4 + 4 + 4 + 4;
+constexpr size_t kMinTriggerArg = 4 + 1 + 4;
 
 void read_section(Reader& r, uint32_t kind, Program& p, uint16_t version) {
   switch (static_cast<SectionKind>(kind)) {
@@ -621,6 +640,30 @@ void read_section(Reader& r, uint32_t kind, Program& p, uint16_t version) {
         b.line = r.u32();
         b.column = r.u32();
         p.blocks.push_back(std::move(b));
+      }
+      if (version < 5) break;
+      uint32_t triggers = r.count(kMinTrigger, "triggers");
+      p.triggers.reserve(triggers);
+      for (uint32_t i = 0; i < triggers && r.ok(); ++i) {
+        Trigger t;
+        t.type = r.str();
+        t.saga = r.u32();
+        uint32_t args = r.count(kMinTriggerArg, "trigger arguments");
+        t.args.reserve(args);
+        for (uint32_t j = 0; j < args && r.ok(); ++j) {
+          TriggerArg a;
+          a.param = r.str();
+          uint8_t is_path = r.u8();
+          if (r.ok() && is_path > 1) {
+            r.fail(fmt::format("trigger {} has an invalid argument kind {}", i, is_path));
+          }
+          a.is_path = is_path == 1;
+          a.value = r.str();
+          t.args.push_back(std::move(a));
+        }
+        t.line = r.u32();
+        t.column = r.u32();
+        p.triggers.push_back(std::move(t));
       }
       break;
     }

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 namespace saga::bytecode {
@@ -57,9 +58,51 @@ uint16_t format_version(const Program& p) {
                                          [](const Step& s) { return s.undo_retry != kNone; });
   const bool pauses = std::any_of(p.policies.begin(), p.policies.end(),
                                   [](const RetryPolicy& r) { return r.then != Then::Fail; });
+  if (!p.triggers.empty()) return 5;
   if (undo_policies || pauses) return 4;
   if (kinds || policies) return 3;
   return p.blocks.empty() ? 1 : 2;
+}
+
+bool valid_event_type(std::string_view type) {
+  if (type.empty() || type.size() > 256) return false;
+  bool segment = false;  // Inside a segment with at least one character.
+  for (char c : type) {
+    if (c == '.') {
+      if (!segment) return false;
+      segment = false;
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') {
+      segment = true;
+    } else {
+      return false;
+    }
+  }
+  return segment;
+}
+
+bool valid_event_path(std::string_view path) {
+  const std::string_view head = path.substr(0, path.find('.'));
+  bool known = false;
+  for (std::string_view f : kEventFields) known = known || f == head;
+  if (!known) return false;
+  if (head.size() == path.size()) return true;
+  if (head != "data") return false;
+  // Below data: identifiers, separated by single dots.
+  std::string_view rest = path.substr(head.size() + 1);
+  bool segment = false;
+  for (size_t i = 0; i < rest.size(); ++i) {
+    const char c = rest[i];
+    if (c == '.') {
+      if (!segment) return false;
+      segment = false;
+    } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_' ||
+               (segment && std::isdigit(static_cast<unsigned char>(c)))) {
+      segment = true;
+    } else {
+      return false;
+    }
+  }
+  return segment;
 }
 
 uint64_t backoff_ms(const RetryPolicy& p, uint32_t retry) {

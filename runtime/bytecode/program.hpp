@@ -21,8 +21,11 @@ namespace saga::bytecode {
 // still written as version 1, so older runtimes keep reading it. Version 3
 // added the step kinds (Step::kind, one byte per step after the steps) and
 // two policy values, unlimited attempts and the class "*"; a program that
-// uses none of them is written as before.
-inline constexpr uint16_t kFormatVersion = 4;
+// uses none of them is written as before. Version 4 added undo policies
+// (Step::undo_retry) and `then: pause`. Version 5 added the event triggers
+// (Program::triggers, written after the blocks in the sagas section); a
+// program without triggers is written as before.
+inline constexpr uint16_t kFormatVersion = 5;
 
 // Limits, with the reason for each. Operand widths come from opcodes.def.
 inline constexpr uint32_t kMaxSlots = 65535;         // Slot operands are u16.
@@ -256,6 +259,42 @@ struct Block {
   uint32_t line = 0, column = 0;
 };
 
+// One argument of a trigger: the saga parameter it gives a value, and the
+// value: a constant (its compact JSON text) or a path into the incoming
+// CloudEvent (`data.order.id`, `id`, `source`, `type`, `time`, `subject`;
+// only `data` has fields below it).
+struct TriggerArg {
+  std::string param;
+  bool is_path = false;
+  std::string value;  // JSON text (a constant) or the dotted path.
+  bool operator==(const TriggerArg&) const = default;
+};
+
+// `on order.placed start payment(order: event.data.order)`: every incoming
+// event of `type` starts one instance of saga `saga`, its input the
+// arguments evaluated against the event (runtime/engine/triggers.cpp).
+// Every parameter of the saga has exactly one argument.
+struct Trigger {
+  std::string type;  // CloudEvents `type`, matched exactly.
+  uint32_t saga = 0;
+  std::vector<TriggerArg> args;
+  uint32_t line = 0, column = 0;
+  bool operator==(const Trigger&) const = default;
+};
+
+// The first segments a trigger argument's path may start with (the
+// CloudEvents attributes a trigger can read, and `data`).
+inline constexpr std::string_view kEventFields[] = {"id",   "source",  "type",
+                                                    "time", "subject", "data"};
+
+// Whether `type` is an event type a trigger can name: segments of letters,
+// digits, '_' and '-', separated by single dots ("order.placed",
+// "com.example.order-placed").
+bool valid_event_type(std::string_view type);
+// Whether `path` is a TriggerArg path: one of kEventFields, and below
+// `data` any number of dotted identifier segments.
+bool valid_event_path(std::string_view path);
+
 struct Saga {
   std::string name;
   std::vector<Param> params;            // Occupy slots 0..params.size()-1.
@@ -283,6 +322,7 @@ struct Program {
   std::vector<Step> steps;
   std::vector<Saga> sagas;
   std::vector<Block> blocks;  // Of every saga; FORK, JOIN and END refer to them by index.
+  std::vector<Trigger> triggers;  // `on TYPE start SAGA(...)`, in source order.
   std::vector<uint8_t> code;
   std::vector<LineEntry> lines;
   // Identity of the program: XXH3-128 of everything that affects execution
@@ -299,7 +339,8 @@ struct Program {
 
 // The format version a program is written with: the lowest that holds it (1
 // without blocks, 2 with blocks, 3 with step kinds, unlimited attempts or
-// `on: any`), so that older runtimes keep reading what they can run.
+// `on: any`, 4 with undo policies or pauses, 5 with triggers), so that older runtimes keep reading
+// what they can run.
 uint16_t format_version(const Program& p);
 
 // A decoded instruction.

@@ -24,6 +24,7 @@
 
 #include <cmath>
 #include <new>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -541,10 +542,46 @@ class Verifier {
   int32_t contexts_ = 0;
 };
 
+// The triggers: each names a saga, gives each of its parameters exactly one
+// argument, and every argument is a JSON constant or a path the engine can
+// read from an event (kEventFields; fields below `data` only).
+Status verify_triggers(const Program& p) {
+  for (size_t i = 0; i < p.triggers.size(); ++i) {
+    const Trigger& t = p.triggers[i];
+    if (!valid_event_type(t.type)) {
+      return corrupt(fmt::format("trigger {} has a malformed event type '{}'", i, t.type));
+    }
+    if (t.saga >= p.sagas.size()) {
+      return corrupt(fmt::format("trigger {} starts saga {}, out of range", i, t.saga));
+    }
+    const Saga& saga = p.sagas[t.saga];
+    if (t.args.size() != saga.params.size()) {
+      return corrupt(fmt::format("trigger {} has {} arguments for the {} parameters of saga '{}'",
+                                 i, t.args.size(), saga.params.size(), saga.name));
+    }
+    for (const TriggerArg& a : t.args) {
+      size_t same = 0;
+      for (const TriggerArg& b : t.args) same += b.param == a.param ? 1 : 0;
+      bool param = false;
+      for (const Param& q : saga.params) param = param || q.name == a.param;
+      if (!param || same != 1) {
+        return corrupt(fmt::format("trigger {} gives parameter '{}' of saga '{}' {} values", i,
+                                   a.param, saga.name, param ? same : 0));
+      }
+      if (a.is_path ? !valid_event_path(a.value) : !nlohmann::json::accept(a.value)) {
+        return corrupt(fmt::format("trigger {} has an invalid {} for '{}'", i,
+                                   a.is_path ? "path" : "constant", a.param));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status verify(const Program& program, std::vector<int32_t>* depth_before) {
   try {
+    if (Status s = verify_triggers(program); !s.ok()) return s;
     return Verifier(program, depth_before).run();
   } catch (const std::bad_alloc&) {
     return {StatusCode::kInternal, "out of memory while verifying the program"};

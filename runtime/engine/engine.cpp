@@ -68,6 +68,7 @@
 #include "runtime/engine/observed.hpp"
 #include "runtime/engine/owner.hpp"
 #include "runtime/engine/timers.hpp"
+#include "runtime/events/triggers.hpp"
 #include "runtime/value/utf8.hpp"
 #include "runtime/vm/checkpoint.hpp"
 #include "runtime/vm/vm.hpp"
@@ -293,6 +294,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::mutex mu;                    // Guards programs, actions, runs.
   std::condition_variable changed;  // A run finished or started.
   std::unordered_map<std::string, std::shared_ptr<const LinkedProgram>> programs;
+  // The programs whose triggers publish() serves (serve_triggers), in the
+  // order they were added. Guarded by mu.
+  std::vector<std::shared_ptr<const LinkedProgram>> served;
   // Shared, so that a dispatch takes one without copying its callables.
   std::unordered_map<std::string, std::shared_ptr<const Action>> actions;
   std::unordered_map<std::string, RunPtr> runs;
@@ -1973,6 +1977,102 @@ Result<std::string> Engine::enqueue(const std::string& hash, const std::string& 
   Status s = future.get();
   if (!s.ok()) return s;
   return run->id;
+}
+
+Status Engine::serve_triggers(const std::string& hash) {
+  std::shared_ptr<const LinkedProgram> linked;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->programs.find(hash);
+    if (it == impl_->programs.end()) {
+      return Status(StatusCode::kNotFound,
+                    fmt::format("no program {} is loaded in this engine", hash));
+    }
+    linked = it->second;
+    for (const auto& p : impl_->served) {
+      if (p->hash == hash) return Status::Ok();
+    }
+    impl_->served.push_back(linked);
+  }
+  return Status::Ok();
+}
+
+// Incoming events (saga/cloudevents.hpp; docs/events.md, "Events in"). The
+// invariant: an event is recorded, keyed by (source, id), in the same
+// transaction as the instances its triggers start (Store::record_event), so
+// there is no moment where it is recorded and they are not, or the other
+// way round; a redelivery finds the record and starts nothing. The
+// instances are created pending and then taken up like any pending one, so
+// a crash right after the commit leaves them to the next resume().
+Result<PublishResult> Engine::publish(const nlohmann::json& event) {
+  if (Status s = validate_cloudevent(event); !s.ok()) return s;
+  std::vector<std::shared_ptr<const LinkedProgram>> served;
+  {
+    std::lock_guard lock(impl_->mu);
+    served = impl_->served;
+  }
+  if (served.empty()) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "this engine serves no triggers: load a program with 'on TYPE start SAGA(...)' "
+                  "and serve it (sagactl worker --program FILE)");
+  }
+  EventRecord record;
+  record.source = event["source"].get<std::string>();
+  record.id = event["id"].get<std::string>();
+  record.type = event["type"].get<std::string>();
+  record.event_json = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  record.received_ms = impl_->now();
+  std::vector<Transition> starts;
+  for (const auto& linked : served) {
+    const bytecode::Program& p = linked->program;
+    for (const bytecode::Trigger& trigger : p.triggers) {
+      if (trigger.type != record.type || !record.note.empty()) continue;
+      record.matched = true;
+      const std::string& saga = p.sagas[trigger.saga].name;
+      auto input = runtime::trigger_input(trigger, event);
+      Result<RunPtr> run = input.ok() ? impl_->prepare(linked->hash, saga, input.value())
+                                      : Result<RunPtr>(input.status());
+      if (!run.ok()) {
+        record.note = fmt::format("saga '{}' of {} not started: {}", saga, p.source_name,
+                                  run.status().message());
+        continue;
+      }
+      Transition t;
+      t.create = true;
+      t.instance = std::move(*run.value()->starting->row);
+      t.instance.id = run.value()->id;
+      t.instance.status = InstanceStatus::kPending;
+      t.instance.owner.clear();  // Pending: any engine may claim it.
+      t.instance.lease_until_ms = 0;
+      t.instance.created_ms = t.instance.updated_ms = run.value()->created_ms;
+      t.events.push_back(HistoryEvent{
+          impl_->now(),
+          std::string(event_name(EventKind::recorded)),
+          {},
+          0,
+          {},
+          {},
+          nlohmann::json{{"event", record.id}, {"source", record.source}, {"type", record.type}}
+              .dump()});
+      starts.push_back(std::move(t));
+    }
+  }
+  // No trigger starts when one cannot: the event is recorded with why.
+  if (!record.note.empty()) starts.clear();
+  for (const Transition& t : starts) record.started.push_back(t.instance.id);
+  auto recorded = impl_->store->record_event(record, std::move(starts));
+  if (!recorded.ok()) return recorded.status();
+  const EventRecord& stored = recorded->event;
+  PublishResult out;
+  out.duplicate = recorded->duplicate;
+  out.matched = stored.matched;
+  out.started = stored.started;
+  out.note = stored.note;
+  out.seq = stored.seq;
+  if (!out.duplicate) {
+    for (const std::string& id : out.started) (void)resume(id);
+  }
+  return out;
 }
 
 Result<size_t> Engine::resume(const std::string& only) {

@@ -52,6 +52,20 @@ nlohmann::json dead_letter(const DeadLetterEntry& d) {
                                                  : nlohmann::json(nullptr)}};
 }
 
+nlohmann::json event_record(const EventRecord& e) {
+  nlohmann::json started = nlohmann::json::array();
+  for (const std::string& id : e.started) started.push_back(scrub_utf8(id));
+  return {{"seq", e.seq},
+          {"source", scrub_utf8(e.source)},
+          {"id", scrub_utf8(e.id)},
+          {"type", scrub_utf8(e.type)},
+          {"received", time_text(e.received_ms)},
+          {"matched", e.matched},
+          {"started", std::move(started)},
+          {"note", scrub_utf8(e.note)},
+          {"event", runtime::json_or_text(e.event_json)}};
+}
+
 nlohmann::json program(const ProgramInfo& p, const std::vector<std::string>& sagas,
                        const std::string& error) {
   nlohmann::json names = nlohmann::json::array();

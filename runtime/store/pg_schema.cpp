@@ -84,6 +84,16 @@ CREATE TABLE outbox (id text PRIMARY KEY, instance text NOT NULL, seq bigint NOT
 CREATE INDEX outbox_open ON outbox (instance, seq) WHERE delivered_ms = 0 AND dead = 0;
 CREATE INDEX outbox_by_instance ON outbox (instance, seq);
 )sql"},
+    // Incoming events (saga/store.hpp, EventRecord), as in the SQLite
+    // schema's version 5: deduplicated by (source, id); `started` holds the
+    // started instances' ids separated by spaces.
+    {3, R"sql(
+CREATE TABLE events_in (seq bigserial PRIMARY KEY, source bytea NOT NULL, id bytea NOT NULL,
+  type bytea NOT NULL, event bytea NOT NULL, received_ms bigint NOT NULL,
+  matched smallint NOT NULL, started text NOT NULL DEFAULT '', note bytea NOT NULL DEFAULT '',
+  UNIQUE (source, id));
+CREATE INDEX events_in_unmatched ON events_in (seq) WHERE matched = 0;
+)sql"},
 };
 
 // An arbitrary constant: the advisory lock that serialises migrations.

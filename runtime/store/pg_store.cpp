@@ -46,6 +46,7 @@
 #include "runtime/store/pg_notify.hpp"
 #include "runtime/store/pg_schema.hpp"
 #include "runtime/store/pipeline.hpp"
+#include "runtime/store/started_ids.hpp"
 #include "runtime/store/status_names.hpp"
 #include "saga/store.hpp"
 
@@ -73,6 +74,9 @@ constexpr const char* kPostLockSql = "SELECT pg_advisory_xact_lock(5341474102)";
   "i.id, i.program, i.saga, i.status::int8, i.input, i.output, i.error_class, "                    \
   "i.error_message, i.checkpoint, i.wake_at, i.created_ms, i.updated_ms, i.owner, i.lease_until, " \
   "i.epoch, i.num"
+// Columns of an events_in row, in the order read_event() expects.
+#define SAGA_PG_EVENT_COLUMNS \
+  "source, id, type, event, received_ms, matched::int8, started, note, seq"
 // Columns of an inbox row, in the order read_message() expects.
 #define SAGA_PG_INBOX_COLUMNS "id, instance, kind, payload, posted_ms, seq"
 // Columns of an outbox row, in the order read_outbox() expects.
@@ -215,6 +219,28 @@ const std::vector<pg::StatementDef>& reader_statements() {
        "ON CONFLICT (hash) DO NOTHING",
        {T, B, B, I}},
       {"status_of", "SELECT status::int8 FROM instances WHERE id = $1", {T}},
+      // Incoming events (record_event): the event, then the instances it
+      // starts with their history, in one transaction on this connection.
+      {"ev_put",
+       "INSERT INTO events_in (source, id, type, event, received_ms, matched, started, note) "
+       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (source, id) DO NOTHING RETURNING seq",
+       {B, B, B, B, I, I, T, B}},
+      {"ev_get",
+       "SELECT " SAGA_PG_EVENT_COLUMNS " FROM events_in WHERE source = $1 AND id = $2",
+       {B, B}},
+      {"ev_list",
+       "SELECT " SAGA_PG_EVENT_COLUMNS " FROM events_in WHERE ($2 = 0 OR matched = 0) "
+       "ORDER BY seq DESC LIMIT $1",
+       {I, I}},
+      {"ev_start",
+       "INSERT INTO instances (id, program, saga, status, input, output, error_class, "
+       "error_message, checkpoint, wake_at, created_ms, updated_ms, owner, lease_until) "
+       "VALUES ($1, $2, $3, $4, $5, '', '', '', $6, $7, $8, $9, $10, $11)",
+       {T, T, B, I, B, B, I, I, I, T, I}},
+      {"ev_hist",
+       "INSERT INTO history (instance, time_ms, kind, step, attempt, error_class, message, data) "
+       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+       {T, I, B, B, I, B, B, B}},
       {"live_owners",
        "SELECT DISTINCT owner FROM instances WHERE status IN (0, 1, 2) AND owner <> '' "
        "AND owner <> $1 AND lease_until >= $2",
@@ -393,6 +419,9 @@ class PgStore final : public Store, private CommitBackend {
   Status move_instance(const InstanceMove& move,
                        const std::function<bool(const std::string& owner, int64_t lease_until_ms)>&
                            claim_gone) override;
+  Result<RecordedEvent> record_event(const EventRecord& event,
+                                     std::vector<Transition> starts) override;
+  Result<std::vector<EventRecord>> list_events(size_t limit, bool unmatched_only) override;
 
  private:
   using Item = PendingCommit;
@@ -1425,6 +1454,114 @@ Status PgStore::move_instance(
   s = rconn_.exec_sql("COMMIT", "moving an instance");
   if (!s.ok()) return fail(s);
   return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+// Incoming events (saga/store.hpp, EventRecord): one transaction on the
+// reader connection, like post(): the event row (a duplicate (source, id)
+// inserts nothing and the stored row is returned), then each start's
+// instance and history. Committed at the connection's synchronous_commit,
+// so durable when this returns.
+
+EventRecord read_event_row(const PGresult* r, int row) {
+  EventRecord e;
+  e.source = pg::text_at(r, row, 0);
+  e.id = pg::text_at(r, row, 1);
+  e.type = pg::text_at(r, row, 2);
+  e.event_json = pg::text_at(r, row, 3);
+  e.received_ms = pg::int_at(r, row, 4);
+  e.matched = pg::int_at(r, row, 5) != 0;
+  e.started = split_started(pg::text_at(r, row, 6));
+  e.note = pg::text_at(r, row, 7);
+  e.seq = pg::int_at(r, row, 8);
+  return e;
+}
+
+Result<RecordedEvent> PgStore::record_event(const EventRecord& event,
+                                            std::vector<Transition> starts) {
+  if (options_.read_only) return refuse_write("record an event");
+  std::lock_guard lock(rmu_);
+  Status s = reader();
+  if (!s.ok()) return s;
+  s = rconn_.exec_sql("BEGIN", "recording an event");
+  if (!s.ok()) return s;
+  auto fail = [&](Status why) {
+    rconn_.exec_sql("ROLLBACK", "recording an event");
+    return why;
+  };
+  const std::string started = join_started(event.started);
+  Params p;
+  p.add_bytes(event.source);
+  p.add_bytes(event.id);
+  p.add_bytes(event.type);
+  p.add_bytes(event.event_json);
+  p.add_int(event.received_ms);
+  p.add_int(event.matched ? 1 : 0);
+  p.add_text(started);
+  p.add_bytes(event.note);
+  ResultPtr r;
+  s = rconn_.exec("ev_put", p, &r, "recording an event");
+  if (!s.ok()) return fail(s);
+  RecordedEvent out;
+  if (PQntuples(r.get()) == 0) {
+    p.clear();
+    p.add_bytes(event.source);
+    p.add_bytes(event.id);
+    s = rconn_.exec("ev_get", p, &r, "reading an event");
+    if (!s.ok()) return fail(s);
+    if (PQntuples(r.get()) != 1) {
+      return fail(
+          {StatusCode::kInternal, fmt::format("event {} of {} neither recorded nor found: {}",
+                                              event.id, event.source, rconn_.name())});
+    }
+    out.event = read_event_row(r.get(), 0);
+    out.duplicate = true;
+    s = rconn_.exec_sql("ROLLBACK", "recording an event");
+    if (!s.ok()) return s;
+    return out;
+  }
+  out.event = event;
+  out.event.seq = pg::int_at(r.get(), 0, 0);
+  for (const Transition& t : starts) {
+    const InstanceRecord& i = t.instance;
+    p.clear();
+    p.add_text(i.id);
+    p.add_text(i.program_hash);
+    p.add_bytes(i.saga);
+    p.add_int(static_cast<int64_t>(i.status));
+    p.add_bytes(i.input_json);
+    p.add_bytes(i.checkpoint);
+    p.add_int(i.wake_at_ms);
+    p.add_int(i.created_ms);
+    p.add_int(i.updated_ms);
+    p.add_text(i.owner);
+    p.add_int(i.lease_until_ms);
+    s = rconn_.exec("ev_start", p, nullptr, "starting an instance for an event");
+    if (!s.ok()) return fail(s);
+    for (const HistoryEvent& e : t.events) {
+      p.clear();
+      add_history(p, i.id, e);
+      s = rconn_.exec("ev_hist", p, nullptr, "starting an instance for an event");
+      if (!s.ok()) return fail(s);
+    }
+  }
+  s = rconn_.exec_sql("COMMIT", "recording an event");
+  if (!s.ok()) return fail(s);
+  return out;
+}
+
+Result<std::vector<EventRecord>> PgStore::list_events(size_t limit, bool unmatched_only) {
+  std::lock_guard lock(rmu_);
+  if (Status s = reader(); !s.ok()) return s;
+  Params p;
+  p.add_int(static_cast<int64_t>(std::min<size_t>(limit, 1u << 30)));
+  p.add_int(unmatched_only ? 1 : 0);
+  ResultPtr r;
+  Status s = read("ev_list", p, &r, "listing events");
+  if (!s.ok()) return s;
+  std::vector<EventRecord> out;
+  for (int row = 0; row < PQntuples(r.get()); ++row) out.push_back(read_event_row(r.get(), row));
+  return out;
 }
 
 }  // namespace

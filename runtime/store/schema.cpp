@@ -150,13 +150,34 @@ CREATE INDEX outbox_open ON outbox(instance, seq) WHERE delivered_ms = 0 AND dea
 CREATE INDEX outbox_by_instance ON outbox(instance, seq);
 )sql";
 
-// Append new migrations here (version 4, 5, ...); never edit a shipped one.
+// Version 5: incoming events (saga/store.hpp, EventRecord), deduplicated by
+// (source, id); `started` holds the ids of the instances the event started,
+// separated by spaces (instance ids have none). seq orders them as received
+// (AUTOINCREMENT: never reused); the index serves `sagactl events ls
+// --unmatched`.
+constexpr const char* kSchemaEventsIn = R"sql(
+CREATE TABLE events_in (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  source TEXT NOT NULL,
+  id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  event TEXT NOT NULL,
+  received_ms INTEGER NOT NULL,
+  matched INTEGER NOT NULL,
+  started TEXT NOT NULL DEFAULT '',
+  note TEXT NOT NULL DEFAULT '',
+  UNIQUE (source, id)
+);
+CREATE INDEX events_in_unmatched ON events_in(seq) WHERE matched = 0;
+)sql";
+// Append new migrations here (version 6, 7, ...); never edit a shipped one.
 constexpr Migration kMigrations[] = {
     {1, "initial schema: programs, instances, history, dead_letters", kSchemaV1},
     {2, "fibers: the checkpoints of running branches and loop iterations", kSchemaV2},
     {3, "inbox: messages to instances (cancel requests become messages); resolved dead letters",
      kSchemaV3},
     {4, "outbox: events of instances, for the relay to deliver", kSchemaV4},
+    {5, "events_in: incoming events, deduplicated by (source, id)", kSchemaEventsIn},
 };
 
 }  // namespace

@@ -49,6 +49,7 @@
 #include "runtime/store/pipeline.hpp"
 #include "runtime/store/schema.hpp"
 #include "runtime/store/sqlite_db.hpp"
+#include "runtime/store/started_ids.hpp"
 #include "runtime/store/status_names.hpp"
 
 namespace saga::store {
@@ -126,6 +127,19 @@ constexpr const char* kInsertHistorySql =
     "data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 // The inbox (schema version 3; saga/store.hpp, InboxMessage).
 constexpr int kInboxSchema = 3;
+// Incoming events (schema version 5; saga/store.hpp, EventRecord).
+constexpr int kEventsSchema = 5;
+// ON CONFLICT DO NOTHING: a duplicate (source, id) changes nothing, and the
+// transaction goes on to read the stored row.
+constexpr const char* kInsertEventSql =
+    "INSERT INTO events_in (source, id, type, event, received_ms, matched, started, note) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (source, id) DO NOTHING";
+#define SAGA_EVENT_COLUMNS "source, id, type, event, received_ms, matched, started, note, seq"
+constexpr const char* kFindEventSql =
+    "SELECT " SAGA_EVENT_COLUMNS " FROM events_in WHERE source = ?1 AND id = ?2";
+constexpr const char* kListEventsSql = "SELECT " SAGA_EVENT_COLUMNS
+                                       " FROM events_in WHERE (?2 = 0 OR matched = 0) "
+                                       "ORDER BY seq DESC LIMIT ?1";
 constexpr const char* kConsumeSql =
     "UPDATE inbox SET consumed_ms = ?2 WHERE id = ?1 AND consumed_ms = 0";
 constexpr const char* kResolveDeadLettersSql =
@@ -406,6 +420,9 @@ class SqliteStore final : public Store, private CommitBackend {
   Status move_instance(const InstanceMove& move,
                        const std::function<bool(const std::string& owner, int64_t lease_until_ms)>&
                            claim_gone) override;
+  Result<RecordedEvent> record_event(const EventRecord& event,
+                                     std::vector<Transition> starts) override;
+  Result<std::vector<EventRecord>> list_events(size_t limit, bool unmatched_only) override;
 
   SqliteStoreStats stats() const {
     PipelineStats p = pipeline_.stats();
@@ -506,6 +523,7 @@ class SqliteStore final : public Store, private CommitBackend {
     Statement upsert_fiber, delete_fiber;
     Statement consume, resolve_dead_letters;
     Statement insert_outbox;
+    Statement insert_event, find_event;
   } w_;
   bool writer_sync_full_ = false;  // Under kFull, the writer's synchronous setting now.
 
@@ -526,6 +544,11 @@ class SqliteStore final : public Store, private CommitBackend {
   bool has_fibers_ = false;  // The schema has the fibers table (version 2 and later).
   bool has_inbox_ = false;   // The schema has the inbox table (version 3 and later).
   bool has_outbox_ = false;  // The schema has the outbox table (version 4 and later).
+    Statement list_events;  // Prepared only when the schema has events_in (version 5 and later).
+  } r_;
+  bool has_fibers_ = false;  // The schema has the fibers table (version 2 and later).
+  bool has_inbox_ = false;   // The schema has the inbox table (version 3 and later).
+  bool has_events_ = false;  // The schema has the events_in table (version 5 and later).
 
   std::atomic<uint64_t> wal_syncs_{0};
   std::string wal_path_;
@@ -611,6 +634,7 @@ Status SqliteStore::open_read_only() {
   has_fibers_ = identity->user_version >= kFibersSchema;
   has_inbox_ = identity->user_version >= kInboxSchema;
   has_outbox_ = identity->user_version >= kOutboxSchema;
+  has_events_ = identity->user_version >= kEventsSchema;
   s = configure(rdb_, /*writer=*/false);
   if (!s.ok()) return s;
   return prepare_statements(/*writer=*/false);
@@ -651,6 +675,7 @@ Status SqliteStore::open() {
   has_fibers_ = true;
   has_inbox_ = true;
   has_outbox_ = true;
+  has_events_ = true;
 
   if (const char* pages = std::getenv("SAGA_TEST_MAX_PAGES"); pages != nullptr && *pages != 0) {
     Result<int64_t> limit = set_max_page_count(std::strtoll(pages, nullptr, 10));
@@ -688,6 +713,8 @@ Status SqliteStore::prepare_statements(bool with_writer) {
       {&w_.consume, kConsumeSql},
       {&w_.resolve_dead_letters, kResolveDeadLettersSql},
       {&w_.insert_outbox, kInsertOutboxSql},
+      {&w_.insert_event, kInsertEventSql},
+      {&w_.find_event, kFindEventSql},
   };
   for (const auto& [stmt, sql] : writer) {
     if (!with_writer) break;
@@ -727,6 +754,7 @@ Status SqliteStore::prepare_statements(bool with_writer) {
                                  {&r_.list_outbox, kListOutboxSql},
                                  {&r_.prune_outbox, kPruneOutboxSql}});
   }
+  if (has_events_) reader.emplace_back(&r_.list_events, kListEventsSql);
   for (const auto& [stmt, sql] : reader) {
     Status s = rdb_.prepare(*stmt, sql);
     if (!s.ok()) return s;
@@ -1701,6 +1729,114 @@ Result<int64_t> SqliteStore::set_max_page_count(int64_t pages) {
   std::lock_guard lock(wdb_mu_);
   return wdb_.query_int(fmt::format("PRAGMA max_page_count = {}", pages).c_str(),
                         "setting max_page_count");
+}
+
+// ---------------------------------------------------------------------------
+// Incoming events (saga/store.hpp, EventRecord).
+//
+// record_event() is one transaction on the writer connection, between the
+// writer's batches (wdb_mu_): the event row, then each start as apply()
+// writes any transition, then COMMIT with SQLite syncing (synchronous=FULL
+// under kFull), so the event and its instances are durable together or not
+// at all. A duplicate (source, id) inserts nothing; the stored row is read
+// back in the same transaction and it is rolled back.
+
+EventRecord read_event(const Statement& st) {
+  EventRecord e;
+  e.source = st.column_text(0);
+  e.id = st.column_text(1);
+  e.type = st.column_text(2);
+  e.event_json = st.column_text(3);
+  e.received_ms = st.column_int(4);
+  e.matched = st.column_int(5) != 0;
+  e.started = split_started(st.column_text(6));
+  e.note = st.column_text(7);
+  e.seq = st.column_int(8);
+  return e;
+}
+
+Result<RecordedEvent> SqliteStore::record_event(const EventRecord& event,
+                                                std::vector<Transition> starts) {
+  if (options_.read_only) return refuse_write("record an event");
+  {
+    std::lock_guard failure_lock(sync_failure_mu_);
+    if (!sync_failure_.ok()) return sync_failure_;
+  }
+  std::lock_guard db_lock(wdb_mu_);
+  if (options_.durability == Durability::kFull) {
+    if (Status s = set_writer_sync(true); !s.ok()) return s;
+  }
+  int rc;
+  {
+    Statement::Reset reset(w_.begin);
+    rc = w_.begin.step();
+  }
+  if (rc != SQLITE_DONE) return wdb_.error(rc, "beginning to record an event");
+  RecordedEvent out;
+  auto run = [&]() -> Status {
+    {
+      Statement& st = w_.insert_event;
+      Statement::Reset reset(st);
+      st.bind_text(1, event.source);
+      st.bind_text(2, event.id);
+      st.bind_text(3, event.type);
+      st.bind_text(4, event.event_json);
+      st.bind(5, event.received_ms);
+      st.bind(6, event.matched ? 1 : 0);
+      const std::string started = join_started(event.started);
+      st.bind_text(7, started);
+      st.bind_text(8, event.note);
+      rc = st.step();
+      if (rc != SQLITE_DONE) return wdb_.error(rc, "recording an event");
+      out.duplicate = sqlite3_changes(wdb_.get()) == 0;
+    }
+    Statement& find = w_.find_event;
+    Statement::Reset reset(find);
+    find.bind_text(1, event.source);
+    find.bind_text(2, event.id);
+    rc = find.step();
+    if (rc != SQLITE_ROW)
+      return wdb_.error(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading an event");
+    out.event = read_event(find);
+    return Status::Ok();
+  };
+  Status s = run();
+  if (s.ok() && !out.duplicate) {
+    for (const Transition& t : starts) {
+      Status rejected;
+      s = apply(t, &rejected);
+      if (s.ok() && !rejected.ok()) s = rejected;
+      if (!s.ok()) break;
+    }
+  }
+  if (s.ok() && !out.duplicate) {
+    Statement::Reset reset(w_.commit);
+    rc = w_.commit.step();
+    if (rc == SQLITE_DONE) return out;
+    s = wdb_.error(rc, "committing an event");
+  }
+  if (sqlite3_get_autocommit(wdb_.get()) == 0) {
+    Statement::Reset reset(w_.rollback);
+    w_.rollback.step();
+  }
+  // The Known cache may describe the rolled-back creations.
+  known_.clear();
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<std::vector<EventRecord>> SqliteStore::list_events(size_t limit, bool unmatched_only) {
+  std::vector<EventRecord> out;
+  if (!has_events_) return out;
+  std::lock_guard lock(rdb_mu_);
+  Statement& st = r_.list_events;
+  Statement::Reset reset(st);
+  st.bind(1, static_cast<int64_t>(std::min<size_t>(limit, 1u << 30)));
+  st.bind(2, unmatched_only ? 1 : 0);
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) out.push_back(read_event(st));
+  if (rc != SQLITE_DONE) return rdb_.error(rc, "listing events");
+  return out;
 }
 
 }  // namespace

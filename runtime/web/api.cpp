@@ -42,6 +42,8 @@ serve::Response failure(const Status& s) {
   return serve::error_response(http_status_of(s), s.message());
 }
 
+}  // namespace
+
 // ?limit=N: kDefaultLimit when absent, 1..kMaxLimit.
 Result<size_t> limit_of(const serve::Request& req) {
   const std::string text = req.arg("limit");
@@ -54,6 +56,8 @@ Result<size_t> limit_of(const serve::Request& req) {
   }
   return n;
 }
+
+namespace {
 
 // Runs one operator action: Ok or why not.
 Status run_action(const Context& context, const OperatorAction& action, const std::string& id,

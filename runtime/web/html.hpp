@@ -17,6 +17,9 @@ namespace saga::web {
 // query's status, saga, limit and before -> {"instances": [summary...],
 // "next": the cursor of the next page, or null}.
 Result<nlohmann::json> instance_page(Store& store, const serve::Request& req);
+// The ?limit=N of a listing (api.cpp): 50 when absent, 1..1000 (else
+// kInvalidArgument naming the rule).
+Result<size_t> limit_of(const serve::Request& req);
 
 // A complete page: the title (escaped here), the navigation, and `body`
 // (already HTML).

@@ -370,6 +370,58 @@ TEST(Samples, TravelCompilesWithoutDiagnostics) {
   EXPECT_EQ(steps, (Names{"flight", "hotel", "rental", "note"}));
 }
 
+// Triggers are lowered in the saga's parameter order of their arguments as
+// written, stored in format 5 only, survive a write and a load, and are
+// checked again by the loader.
+TEST(Triggers, AreStoredInFormat5AndCheckedOnLoad) {
+  const std::string saga =
+      "saga pay(order: string, amount: number) { step s { do log(message: order) } }\n";
+  auto plain = compile(saga);
+  ASSERT_TRUE(plain);
+  EXPECT_LT(saga::bytecode::format_version(*plain), 5);
+  std::string errors;
+  auto p = compile(saga +
+                       "on shop.order-placed start pay(amount: event.data.total.net, "
+                       "order: \"fixed\")\n",
+                   &errors);
+  ASSERT_TRUE(p) << errors;
+  ASSERT_EQ(p->triggers.size(), 1u);
+  const saga::bytecode::Trigger& t = p->triggers[0];
+  EXPECT_EQ(t.type, "shop.order-placed");
+  EXPECT_EQ(t.saga, 0u);
+  EXPECT_EQ(t.line, 2u);
+  ASSERT_EQ(t.args.size(), 2u);
+  EXPECT_EQ(t.args[0], (saga::bytecode::TriggerArg{"amount", true, "data.total.net"}));
+  EXPECT_EQ(t.args[1], (saga::bytecode::TriggerArg{"order", false, "\"fixed\""}));
+  EXPECT_EQ(saga::bytecode::format_version(*p), 5);
+  auto image = saga::bytecode::serialize(*p);
+  auto loaded = saga::bytecode::load(image);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(loaded->triggers, p->triggers);
+  EXPECT_NE(loaded->hash, plain->hash);
+
+  // What the loader refuses, each a one-field change of a good trigger.
+  auto refused = [&](auto change) {
+    saga::bytecode::Program bad = *p;
+    change(bad.triggers[0]);
+    auto again = saga::bytecode::load(saga::bytecode::serialize(bad));
+    EXPECT_FALSE(again.ok());
+    return again.ok() ? std::string() : again.status().message();
+  };
+  EXPECT_NE(refused([](auto& tr) { tr.saga = 7; }).find("out of range"), std::string::npos);
+  EXPECT_NE(refused([](auto& tr) { tr.args.pop_back(); }).find("arguments"), std::string::npos);
+  EXPECT_NE(refused([](auto& tr) { tr.args[1].param = "amount"; }).find("values"),
+            std::string::npos);
+  EXPECT_NE(refused([](auto& tr) { tr.args[0].value = "dta.total"; }).find("invalid path"),
+            std::string::npos);
+  EXPECT_NE(refused([](auto& tr) { tr.args[0].value = "id.x"; }).find("invalid path"),
+            std::string::npos);
+  EXPECT_NE(refused([](auto& tr) { tr.args[1].value = "{nope"; }).find("invalid constant"),
+            std::string::npos);
+  EXPECT_NE(refused([](auto& tr) { tr.type = "a..b"; }).find("malformed event type"),
+            std::string::npos);
+}
+
 }  // namespace
 
 // A saga in the literature's shape (tests/compiler/pivot_ok.saga) compiles

@@ -51,11 +51,11 @@ INSTANTIATE_TEST_SUITE_P(
     Table, ErrorTest,
     ::testing::Values(
         // Top level.
-        ErrorCase{"foo", 1, 1, 3, "expected 'service', 'retry' or 'saga'"},
-        ErrorCase{"saga a() {}\n  }", 2, 3, 1, "expected 'service', 'retry' or 'saga'"},
+        ErrorCase{"foo", 1, 1, 3, "expected 'service', 'retry', 'saga' or 'on'"},
+        ErrorCase{"saga a() {}\n  }", 2, 3, 1, "expected 'service', 'retry', 'saga' or 'on'"},
         ErrorCase{"\xff\xfe", 1, 1, 1, "invalid UTF-8 byte 0xFF: the source must be UTF-8",
                   "save the file as UTF-8"},
-        ErrorCase{"sagas x() {}", 1, 1, 5, "expected 'service', 'retry' or 'saga'"},
+        ErrorCase{"sagas x() {}", 1, 1, 5, "expected 'service', 'retry', 'saga' or 'on'"},
         // Services.
         ErrorCase{"service { }", 1, 9, 1, "expected a service name after 'service'"},
         ErrorCase{"service s url \"x\" }", 1, 11, 3, "expected '{' after the service name"},
@@ -452,8 +452,8 @@ TEST(Recovery, OnlyItemKeywordsAtColumnOneResume) {
 TEST(Recovery, GarbageBetweenItems) {
   Parsed p("saga a() {}\n}}}\nsaga b() {}\n%%%\nservice s {}\n");
   EXPECT_EQ(p.errors(),
-            "2:1: expected 'service', 'retry' or 'saga'\n"
-            "4:1: expected 'service', 'retry' or 'saga'\n");
+            "2:1: expected 'service', 'retry', 'saga' or 'on'\n"
+            "4:1: expected 'service', 'retry', 'saga' or 'on'\n");
   EXPECT_EQ(p.file.sagas.size(), 2u);
   EXPECT_EQ(p.file.services.size(), 1u);
 }

@@ -126,8 +126,8 @@ std::vector<DeepCase> deep_cases() {
       {"loops", "saga a() { " + repeat("foreach x in y { ", n) + " }", "blocks nested too deeply"},
       {"parallel loops", "saga a() { " + repeat("parallel foreach x in y max 2 { ", n) + " }",
        "blocks nested too deeply"},
-      {"only opens", std::string(n, '{'), "expected 'service', 'retry' or 'saga'"},
-      {"only quotes", std::string(n, '"'), "expected 'service', 'retry' or 'saga'"},
+      {"only opens", std::string(n, '{'), "expected 'service', 'retry', 'saga' or 'on'"},
+      {"only quotes", std::string(n, '"'), "expected 'service', 'retry', 'saga' or 'on'"},
       // Flat source that builds a deep tree (operators and postfixes nest to
       // the left) is limited too, since later passes walk trees recursively.
       {"long sum", "saga a() { let x = 1" + repeat(" + 1", n) + " }",

@@ -1991,3 +1991,102 @@ TEST_F(EngineTest, WithoutNotifyNoOutboxEventIsWritten) {
   ASSERT_EQ(e.wait(id.value(), 10s)->status, InstanceStatus::kPaused);
   EXPECT_TRUE(e.store().list_outbox({}).value().empty());
 }
+namespace {
+
+// ---- Incoming events (Engine::publish) ------------------------------------
+
+const char* kTriggered = R"(
+saga payment(order: string, total: number) {
+  step charge { do log(message: "charge ${order}") }
+  output { order: order, total: total }
+}
+saga audit(event_id: string, note: string) {
+  step note { do log(message: note) }
+  output { event_id: event_id, note: note }
+}
+on order.placed start payment(order: event.data.order, total: event.data.amount)
+on order.placed start audit(event_id: event.id, note: "placed")
+)";
+
+json placed(const std::string& id, const std::string& source = "shop") {
+  return {{"specversion", "1.0"},
+          {"id", id},
+          {"source", source},
+          {"type", "order.placed"},
+          {"data", {{"order", "A-1"}, {"amount", 7}}}};
+}
+
+TEST_F(EngineTest, PublishStartsEveryMatchingTriggerOnceWithItsArguments) {
+  saga::Engine& e = open();
+  const std::string hash = load(kTriggered);
+  ASSERT_TRUE(e.serve_triggers(hash).ok());
+  ASSERT_TRUE(e.serve_triggers(hash).ok());  // Twice is harmless: still one start per trigger.
+  auto r = e.publish(placed("ev-1"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_FALSE(r->duplicate);
+  EXPECT_TRUE(r->matched);
+  ASSERT_EQ(r->started.size(), 2u);
+  auto payment = e.wait(r->started[0]);
+  ASSERT_TRUE(payment.ok());
+  EXPECT_EQ(payment->status, InstanceStatus::kCompleted);
+  EXPECT_EQ(payment->saga, "payment");
+  EXPECT_EQ(payment->output, json({{"order", "A-1"}, {"total", 7}}));
+  auto audit = e.wait(r->started[1]);
+  ASSERT_TRUE(audit.ok());
+  EXPECT_EQ(audit->output, json({{"event_id", "ev-1"}, {"note", "placed"}}));
+
+  // Redelivered, to this engine and to one opened again on the database.
+  auto again = e.publish(placed("ev-1"));
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->started, r->started);
+  saga::Engine& reopened = open();
+  ASSERT_TRUE(reopened.serve_triggers(load(kTriggered)).ok());
+  auto third = reopened.publish(placed("ev-1"));
+  ASSERT_TRUE(third.ok()) << third.status().message();
+  EXPECT_TRUE(third->duplicate);
+  auto all = reopened.store().list_instances(std::nullopt, 100);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 2u);
+}
+
+TEST_F(EngineTest, PublishRecordsWhatMatchesNothingAndRefusesWhatIsNoEvent) {
+  saga::Engine& e = open();
+  const std::string hash = load(kTriggered);
+  auto unserved = e.publish(placed("ev-0"));
+  EXPECT_EQ(unserved.status().code(), saga::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(e.serve_triggers("00000000000000000000000000000000").code(),
+            saga::StatusCode::kNotFound);
+  ASSERT_TRUE(e.serve_triggers(hash).ok());
+  json no_source = placed("ev-2");
+  no_source.erase("source");
+  auto bad = e.publish(no_source);
+  EXPECT_EQ(bad.status().code(), saga::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("'source'"), std::string::npos) << bad.status().message();
+  json other = placed("ev-3");
+  other["type"] = "order.shipped";
+  auto unmatched = e.publish(other);
+  ASSERT_TRUE(unmatched.ok()) << unmatched.status().message();
+  EXPECT_FALSE(unmatched->matched);
+  EXPECT_TRUE(unmatched->started.empty());
+  // A trigger that cannot read its argument starts nothing, not even the
+  // other trigger of the type, and says why.
+  json thin = placed("ev-4");
+  thin["data"].erase("amount");
+  auto refused = e.publish(thin);
+  ASSERT_TRUE(refused.ok()) << refused.status().message();
+  EXPECT_TRUE(refused->matched);
+  EXPECT_TRUE(refused->started.empty());
+  EXPECT_NE(refused->note.find("event.data.amount is missing"), std::string::npos) << refused->note;
+  auto events = e.store().list_events(10);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 2u);  // The invalid one is not recorded.
+  EXPECT_EQ((*events)[1].type, "order.shipped");
+  EXPECT_FALSE((*events)[1].matched);
+  EXPECT_EQ((*events)[0].note, refused->note);
+  auto all = e.store().list_instances(std::nullopt, 100);
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->empty());
+}
+
+}  // namespace

@@ -1059,6 +1059,114 @@ TEST_P(StoreConformance, OutboxConcurrentClaimsNeverShareARow) {
   all.insert(got[1].begin(), got[1].end());
   EXPECT_EQ(all.size(), got[0].size() + got[1].size()) << "a row was claimed twice";
   EXPECT_EQ(all.size(), static_cast<size_t>(kInstances));
+// Incoming events (Store::record_event, list_events): recorded once per
+// (source, id) together with the instances they start; a redelivery
+// writes nothing and gets the first delivery's record back.
+EventRecord event_record(const std::string& source, const std::string& id,
+                         std::vector<std::string> started) {
+  EventRecord e;
+  e.source = source;
+  e.id = id;
+  e.type = "order.placed";
+  e.event_json = fmt::format(R"({{"id":"{}","source":"{}"}})", id, source);
+  e.received_ms = 1700000000200;
+  e.matched = !started.empty();
+  e.started = std::move(started);
+  return e;
+}
+
+Transition pending_start(const std::string& id) {
+  InstanceRecord r = make_record(id);
+  r.status = InstanceStatus::kPending;
+  r.owner.clear();
+  r.lease_until_ms = 0;
+  r.checkpoint.clear();
+  return create_transition(r);
+}
+
+TEST_P(StoreConformance, EventsAreRecordedOncePerSourceAndIdWithTheInstancesTheyStart) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  std::vector<Transition> starts;
+  starts.push_back(pending_start("e-1"));
+  auto first = store->record_event(event_record("shop", "ev-1", {"e-1"}), std::move(starts));
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_FALSE(first->duplicate);
+  EXPECT_GT(first->event.seq, 0);
+  EXPECT_EQ(get(*store, "e-1").status, InstanceStatus::kPending);
+  auto history = store->history("e-1");
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 1u);
+
+  // The same (source, id) again, from another connection, with another
+  // instance to start: nothing is written, the first record comes back.
+  {
+    auto other = open();
+    ASSERT_TRUE(other);
+    std::vector<Transition> again;
+    again.push_back(pending_start("e-2"));
+    auto second = other->record_event(event_record("shop", "ev-1", {"e-2"}), std::move(again));
+    ASSERT_TRUE(second.ok()) << second.status().message();
+    EXPECT_TRUE(second->duplicate);
+    EXPECT_EQ(second->event.started, std::vector<std::string>{"e-1"});
+    EXPECT_EQ(second->event.seq, first->event.seq);
+    EXPECT_EQ(second->event.event_json, first->event.event_json);
+  }
+  EXPECT_EQ(raw_query("SELECT count(*) FROM instances"), "1");
+  EXPECT_EQ(raw_query("SELECT count(*) FROM events_in"), "1");
+
+  // The same id from another source is another event; one that matched
+  // nothing is recorded too, and listed as unmatched.
+  auto third = store->record_event(event_record("billing", "ev-1", {}), {});
+  ASSERT_TRUE(third.ok()) << third.status().message();
+  EXPECT_FALSE(third->duplicate);
+  EXPECT_GT(third->event.seq, first->event.seq);
+  auto all = store->list_events(10);
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].source, "billing");  // Newest first.
+  EXPECT_FALSE((*all)[0].matched);
+  EXPECT_EQ((*all)[1].source, "shop");
+  EXPECT_TRUE((*all)[1].matched);
+  EXPECT_EQ((*all)[1].started, std::vector<std::string>{"e-1"});
+  EXPECT_EQ((*all)[1].type, "order.placed");
+  EXPECT_EQ((*all)[1].received_ms, 1700000000200);
+  auto unmatched = store->list_events(10, /*unmatched_only=*/true);
+  ASSERT_TRUE(unmatched.ok());
+  ASSERT_EQ(unmatched->size(), 1u);
+  EXPECT_EQ((*unmatched)[0].source, "billing");
+  auto one = store->list_events(1);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->size(), 1u);
+}
+
+// The event and its instances commit together or not at all: a start that
+// cannot apply (its id exists) leaves no record of the event, so the
+// sender's redelivery is not mistaken for a duplicate.
+TEST_P(StoreConformance, EventsAreRecordedOnlyWithEveryInstanceTheyStart) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(submit_and_wait(*store, create_transition(make_record("taken"))).ok());
+  std::vector<Transition> starts;
+  starts.push_back(pending_start("fresh"));
+  starts.push_back(pending_start("taken"));
+  auto r = store->record_event(event_record("shop", "ev-9", {"fresh", "taken"}), std::move(starts));
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(raw_query("SELECT count(*) FROM events_in"), "0");
+  EXPECT_EQ(raw_query("SELECT count(*) FROM instances"), "1");
+  auto again = store->record_event(event_record("shop", "ev-9", {}), {});
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_FALSE(again->duplicate);
+
+  StoreOptions options;
+  options.read_only = true;
+  auto reader = open(options);
+  ASSERT_TRUE(reader);
+  auto refused = reader->record_event(event_record("shop", "ev-10", {}), {});
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  auto listed = reader->list_events(10);
+  ASSERT_TRUE(listed.ok()) << listed.status().message();
+  EXPECT_EQ(listed->size(), 1u);
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "saga/cloudevents.hpp"
 #include "saga/commands.hpp"
 #include "saga/events.hpp"
 #include "saga/status.hpp"
@@ -427,6 +428,27 @@ class Engine {
   // worker or resume() runs it.
   Result<std::string> enqueue(const std::string& program_hash, const std::string& saga,
                               const nlohmann::json& input);
+
+  // Serves the triggers (`on TYPE start SAGA(...)`) of a loaded program:
+  // from now on publish() starts its sagas for the events they name
+  // (sagactl worker --program FILE). kNotFound for a hash never loaded.
+  // Serving the same program twice is harmless.
+  Status serve_triggers(const std::string& program_hash);
+
+  // Takes an incoming event (a CloudEvent 1.0 in structured form; POST
+  // /events calls this). It is validated first (kInvalidArgument naming the
+  // problem; nothing is recorded). Then, in one durable transaction, it is
+  // recorded keyed by (source, id) together with one pending instance per
+  // trigger of a served program that names its type (the trigger's
+  // arguments evaluated from the event), and those instances run here.
+  // An event that matches no trigger is recorded unmatched (Store::
+  // list_events, `sagactl events ls`); one whose trigger cannot start
+  // (an argument the event lacks, an input the saga refuses) is recorded
+  // with the reason in `note`, and starts nothing (no trigger starts when
+  // one cannot). A second delivery of the same (source, id) writes and
+  // starts nothing and answers `duplicate`, with the first's outcome, also
+  // across restarts. kFailedPrecondition when the engine serves no program.
+  Result<PublishResult> publish(const nlohmann::json& event);
 
   // Runs every unfinished instance in the database (pending ones included)
   // that this engine is not already running, or only the instance `only` when

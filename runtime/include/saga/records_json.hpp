@@ -33,6 +33,11 @@ nlohmann::json dead_letter(const DeadLetterEntry& d);
 nlohmann::json program(const ProgramInfo& p, const std::vector<std::string>& sagas,
                        const std::string& error = {});
 
+// An incoming event as recorded (sagactl events ls --json, GET /api/events):
+// seq, source, id, type, received, matched, started (instance ids), note,
+// event (the whole CloudEvent, as JSON).
+nlohmann::json event_record(const EventRecord& e);
+
 // Every stored program as a record, its sagas read from its image.
 Result<nlohmann::json> program_list(Store& store);
 

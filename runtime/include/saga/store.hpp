@@ -191,6 +191,34 @@ struct ProgramInfo {
   int64_t created_ms = 0;
 };
 
+// An incoming event (a CloudEvent, docs/events.md, "Events in") as the
+// store keeps it. Events are deduplicated by (source, id): the first
+// delivery is recorded together with the instances its triggers start, in
+// one transaction (Store::record_event), and every later delivery of the
+// same (source, id) finds it and starts nothing.
+struct EventRecord {
+  std::string source;
+  std::string id;
+  std::string type;
+  std::string event_json;  // The whole event in structured form, compact JSON.
+  int64_t received_ms = 0;
+  bool matched = false;              // Some trigger of a served program names its type.
+  std::vector<std::string> started;  // The instances it started, in trigger order.
+  // Why a matching trigger started nothing (its arguments could not be
+  // read from the event, or the saga refused them); empty otherwise.
+  std::string note;
+  int64_t seq = 0;  // Set by record_event: increases with every event recorded.
+  bool operator==(const EventRecord&) const = default;
+};
+
+// What record_event() did: recorded `event` (and created the instances),
+// or found an event with the same (source, id) and wrote nothing; `event`
+// is then the stored one.
+struct RecordedEvent {
+  EventRecord event;
+  bool duplicate = false;
+};
+
 // Which instances query_instances() returns: those matching every field set,
 // newest first (created, then insertion order), at most `limit`.
 struct InstanceQuery {
@@ -410,6 +438,28 @@ class Store {
   virtual Result<std::vector<InboxMessage>> inbox_since(int64_t after_seq, size_t limit) = 0;
   // The highest seq ever posted (0 for none): where inbox_since starts.
   virtual Result<int64_t> last_inbox_seq() = 0;
+
+  // Records an incoming event and creates the instances it starts (each
+  // transition in `starts` creates one: create set, the instance pending or
+  // running, with its history), all in one transaction that is durable when
+  // this returns. When an event with the same (source, id) is recorded
+  // already, nothing is written and the stored one is returned with
+  // `duplicate` set: a redelivered event starts nothing twice, even across
+  // crashes. `event.started` must list the ids of `starts`. The defaults
+  // refuse (kUnsupported).
+  virtual Result<RecordedEvent> record_event(const EventRecord& event,
+                                             std::vector<Transition> starts) {
+    (void)event;
+    (void)starts;
+    return Status(StatusCode::kUnsupported, "this store cannot record events");
+  }
+  // The recorded events, newest first, at most `limit`; only the unmatched
+  // ones with `unmatched_only` (sagactl events ls --unmatched).
+  virtual Result<std::vector<EventRecord>> list_events(size_t limit, bool unmatched_only = false) {
+    (void)limit;
+    (void)unmatched_only;
+    return Status(StatusCode::kUnsupported, "this store cannot list events");
+  }
 
   // Applies `move` in one transaction: the instance's program and checkpoint
   // and all its fibers are replaced and the event appended, or nothing is

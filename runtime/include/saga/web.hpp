@@ -49,6 +49,10 @@ void add_health_routes(serve::Router& router, const Context& context);
 // The JSON API: GET /api/instances, /api/instances/{id}, /api/instances/{id}/history,
 // /api/dead-letters, /api/programs, and POST /api/instances/{id}/ACTION per operator action.
 void add_api_routes(serve::Router& router, const Context& context);
+// Incoming events (runtime/web/events.cpp): POST /events (CloudEvents 1.0,
+// structured and binary mode, handed to Engine::publish) and GET
+// /api/events (the recorded events, newest first; ?limit=N, ?unmatched=1).
+void add_event_routes(serve::Router& router, const Context& context);
 // The web view: /, /instances/{id}, /programs, /dead-letters, /static/style.css, and
 // /login when a token is configured.
 void add_web_routes(serve::Router& router, const Context& context);
