@@ -540,14 +540,11 @@ class SqliteStore final : public Store, private CommitBackend {
     Statement post, inbox_of, inbox_of_id, inbox_since, last_inbox_seq;
     // Prepared only when the schema has the outbox (version 4 and later).
     Statement claim_outbox, outbox_due, settle_outbox, list_outbox, prune_outbox;
-  } r_;
-  bool has_fibers_ = false;  // The schema has the fibers table (version 2 and later).
-  bool has_inbox_ = false;   // The schema has the inbox table (version 3 and later).
-  bool has_outbox_ = false;  // The schema has the outbox table (version 4 and later).
     Statement list_events;  // Prepared only when the schema has events_in (version 5 and later).
   } r_;
   bool has_fibers_ = false;  // The schema has the fibers table (version 2 and later).
   bool has_inbox_ = false;   // The schema has the inbox table (version 3 and later).
+  bool has_outbox_ = false;  // The schema has the outbox table (version 4 and later).
   bool has_events_ = false;  // The schema has the events_in table (version 5 and later).
 
   std::atomic<uint64_t> wal_syncs_{0};
