@@ -36,6 +36,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kProgram = R"(
+service bench {}
 saga pay(order: string, amount: number) {
   step charge { do bench.charge(order: order, amount: amount) }
 }

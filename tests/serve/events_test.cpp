@@ -221,9 +221,12 @@ TEST_F(EventsTest, ProgramsWithoutTriggersAreRefusedAtStart) {
   EXPECT_NE(out.find("has no trigger"), std::string::npos) << out;
 }
 
+// Also: --program takes a compiled .sagac (its triggers are in the file).
 TEST_F(EventsTest, WithATokenPostingAnEventNeedsIt) {
   std::ofstream(dir_ / "token") << "ev-token\n";
-  start_worker({"--program", program(), "--admin-token-file", (dir_ / "token").string()});
+  const std::string sagac = (dir_ / "events.sagac").string();
+  ASSERT_EQ(sagactl({"compile", program(), "-o", sagac}), 0);
+  start_worker({"--program", sagac, "--admin-token-file", (dir_ / "token").string()});
   EXPECT_EQ(post_event(order_event("t-1"), kStructured).status, 401);
   auto with = kStructured;
   with["Authorization"] = "Bearer wrong";

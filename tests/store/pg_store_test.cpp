@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/store/pg_schema.hpp"
 #include "tests/store/store_test_util.hpp"
 #include "tests/support/pg_server.hpp"
 
@@ -259,7 +260,8 @@ TEST(PgStore, SchemaIsCreatedVersionedAndANewerOneRefused) {
   s2 = open_pg(url);
   t.join();
   ASSERT_TRUE(s1 && s2);
-  EXPECT_EQ(PgServer::query(url, "SELECT value FROM saga_meta WHERE key = 'schema_version'"), "1");
+  EXPECT_EQ(PgServer::query(url, "SELECT value FROM saga_meta WHERE key = 'schema_version'"),
+            std::to_string(pg::latest_schema_version()));
   s1.reset();
   s2.reset();
   ASSERT_EQ(PgServer::exec(url, "UPDATE saga_meta SET value = '99' WHERE key = 'schema_version'"),
