@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/store/pg_schema.hpp"
 #include "tests/store/store_test_util.hpp"
 #include "tests/support/pg_server.hpp"
 
@@ -226,7 +227,10 @@ TEST(PgStore, SchemaIsCreatedVersionedAndANewerOneRefused) {
   s2 = open_pg(url);
   t.join();
   ASSERT_TRUE(s1 && s2);
-  EXPECT_EQ(PgServer::query(url, "SELECT value FROM saga_meta WHERE key = 'schema_version'"), "1");
+  EXPECT_EQ(PgServer::query(url, "SELECT value FROM saga_meta WHERE key = 'schema_version'"),
+            std::to_string(pg::latest_schema_version()));
+  EXPECT_EQ(pg::latest_schema_version(), 2) << "version 2: the outbox";
+  EXPECT_EQ(PgServer::query(url, "SELECT to_regclass('outbox') IS NOT NULL"), "t");
   s1.reset();
   s2.reset();
   ASSERT_EQ(PgServer::exec(url, "UPDATE saga_meta SET value = '99' WHERE key = 'schema_version'"),
