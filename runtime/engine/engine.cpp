@@ -344,6 +344,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // and a lease of EngineOptions::lease it renews every third of that.
   std::string owner = runtime::this_owner();
   int64_t lease_ms() const { return options.lease.count(); }
+  std::mutex resume_mu;  // Held by Engine::resume() throughout.
 
   // Instances this engine runs that are evicted, and the one timer that
   // wakes the earliest of them; guarded by mu, like runs. (Last, so that the
@@ -2077,7 +2078,11 @@ Result<PublishResult> Engine::publish(const nlohmann::json& event) {
 
 Result<size_t> Engine::resume(const std::string& only) {
   // Claiming (not just listing) keeps two engines on one database from
-  // running the same instance.
+  // running the same instance; one resume at a time keeps this engine from
+  // loading one twice (the inbox watch taking up an instance for a message
+  // while command() takes it up for the same message: both claims return
+  // it, and both would find it not running here yet).
+  std::lock_guard one_at_a_time(impl_->resume_mu);
   int64_t now = impl_->now();
   {
     std::lock_guard lock(impl_->mu);

@@ -368,6 +368,11 @@ saga order4(order_id: string, amount: number) {{
 
   // The workers still running stop cleanly on SIGTERM.
   for (int slot = 0; slot < kWorkers; ++slot) {
+    // Once it is up (its first line): a SIGTERM before would end it by default.
+    const fs::path log = dir_ / (app_of_[slot] + ".log");
+    EXPECT_TRUE(
+        eventually([&] { return read_text(log).find("worker on") != std::string::npos; }, 20s))
+        << read_text(log);
     ::kill(workers_[slot]->pid(), SIGTERM);
     EXPECT_EQ(workers_[slot]->wait(20s), 0) << read_text(dir_ / (app_of_[slot] + ".log"));
   }

@@ -325,17 +325,24 @@ TEST(PgStore, ACutMidBatchAppliesEachTransitionWholeOnce) {
   constexpr int kCount = 3000;
   std::atomic<int> ok{0}, failed{0}, cuts_mid_run{0};
   std::atomic<bool> stop{false};
+  // A cut each time a commit went through since the last one: batches are
+  // cut over and over, and the store always gets to finish one in between
+  // (a fixed interval shorter than a batch on a busy machine would cut every
+  // retry until the busy timeout).
   std::thread killer([&] {
+    int after = 0;
     while (!stop) {
+      if (ok.load() <= after) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
       std::string cut = PgServer::query(
           url,
           "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
           "application_name = 'saga' AND datname = current_database() AND pid <> "
           "pg_backend_pid()) t");
-      const int done = ok.load();
-      if (std::atoi(cut.c_str()) > 0 && done > 0 && done < kCount) ++cuts_mid_run;
-      // Room for a batch of 512 transitions (3,584 statements) between two cuts.
-      std::this_thread::sleep_for(std::chrono::milliseconds(60));
+      after = ok.load();
+      if (std::atoi(cut.c_str()) > 0 && after < kCount) ++cuts_mid_run;
     }
   });
   for (int i = 0; i < kCount; ++i) {
