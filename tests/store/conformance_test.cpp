@@ -1059,6 +1059,8 @@ TEST_P(StoreConformance, OutboxConcurrentClaimsNeverShareARow) {
   all.insert(got[1].begin(), got[1].end());
   EXPECT_EQ(all.size(), got[0].size() + got[1].size()) << "a row was claimed twice";
   EXPECT_EQ(all.size(), static_cast<size_t>(kInstances));
+}
+
 // Incoming events (Store::record_event, list_events): recorded once per
 // (source, id) together with the instances they start; a redelivery
 // writes nothing and gets the first delivery's record back.
