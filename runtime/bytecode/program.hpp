@@ -21,8 +21,15 @@ namespace saga::bytecode {
 // still written as version 1, so older runtimes keep reading it. Version 3
 // added the step kinds (Step::kind, one byte per step after the steps) and
 // two policy values, unlimited attempts and the class "*"; a program that
-// uses none of them is written as before.
-inline constexpr uint16_t kFormatVersion = 4;
+// uses none of them is written as before. Version 4 added undo_retry and
+// `then: pause`. Version 5 added AWAIT (`await signal`): the layout is
+// version 4's, but an older runtime must refuse a program that waits for
+// signals, so only a program with an await step is written as version 5.
+inline constexpr uint16_t kFormatVersion = 5;
+
+// The built-in action of an await step (stdlib/actions.def): the step AWAIT
+// names, and that no INVOKE may run.
+inline constexpr std::string_view kSignalAction = "signal";
 
 // Limits, with the reason for each. Operand widths come from opcodes.def.
 inline constexpr uint32_t kMaxSlots = 65535;         // Slot operands are u16.
@@ -301,6 +308,10 @@ struct Program {
 // without blocks, 2 with blocks, 3 with step kinds, unlimited attempts or
 // `on: any`), so that older runtimes keep reading what they can run.
 uint16_t format_version(const Program& p);
+
+// Whether step `s` is an await step (its `do` is the built-in kSignalAction):
+// the one kind of step AWAIT runs and INVOKE may not.
+bool is_await_step(const Program& p, const Step& s);
 
 // A decoded instruction.
 struct Instruction {
