@@ -49,6 +49,12 @@ void add_health_routes(serve::Router& router, const Context& context);
 // The JSON API: GET /api/instances, /api/instances/{id}, /api/instances/{id}/history,
 // /api/dead-letters, /api/programs, and POST /api/instances/{id}/ACTION per operator action.
 void add_api_routes(serve::Router& router, const Context& context);
+// POST /instances/{id}/signals/{name}: the body (JSON; empty for null) is
+// the signal's data, sent through Engine::signal (saga/signals.hpp). 202
+// with {"signal", "message_id", "instance"}; 400 for data that is not JSON
+// or a bad name, 404 for an unknown instance, 409 for a finished one, 503
+// without an engine. A state-changing route: the access rule's token applies.
+void add_signal_routes(serve::Router& router, const Context& context);
 // The web view: /, /instances/{id}, /programs, /dead-letters, /static/style.css, and
 // /login when a token is configured.
 void add_web_routes(serve::Router& router, const Context& context);
