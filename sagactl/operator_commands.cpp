@@ -15,9 +15,7 @@
 #include "sagactl/commands.hpp"
 
 namespace saga::cli {
-namespace {
 
-// Whether message `message_id` has been consumed (or the instance is gone).
 bool consumed(Store& store, const std::string& id, const std::string& message_id) {
   auto inbox = store.inbox(id);
   if (!inbox.ok()) return false;
@@ -26,6 +24,8 @@ bool consumed(Store& store, const std::string& id, const std::string& message_id
   }
   return true;
 }
+
+namespace {
 
 int exit_for(const Status& s) {
   switch (s.code()) {
