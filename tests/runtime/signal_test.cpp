@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "compiler/compile.hpp"
@@ -65,7 +66,6 @@ class SignalTest : public ::testing::Test {
     clock_ = std::make_shared<saga::ManualClock>();
   }
   void TearDown() override {
-    if (hold_reserve_ && !released_) hold_.set_value();  // A failed test lets it go.
     engine_.reset();
     fs::remove_all(dir_);
   }
@@ -89,18 +89,26 @@ class SignalTest : public ::testing::Test {
     EXPECT_TRUE(hash.ok()) << hash.status().message();
     hash_ = hash.ok() ? hash.value() : "";
     for (const char* name : {"shop.reserve", "shop.release", "shop.pay", "shop.note"}) {
+      if (hold_reserve_ && std::string(name) == "shop.reserve") continue;
       engine_->register_action(name, [this, name](const saga::ActionCall& c) -> json {
         std::string action = std::string(name).substr(5);
         {
           std::lock_guard lock(mu_);
           calls_.push_back(action);
         }
-        if (action == "reserve" && hold_reserve_) {
-          entered_.set_value();
-          held_.wait();
-        }
         return action + "-" + c.args.dump();
       });
+    }
+    if (hold_reserve_) {
+      // Held by the test (asynchronous: a synchronous action runs with its
+      // instance locked, and nothing could reach the instance meanwhile).
+      engine_->register_async_action("shop.reserve",
+                                     [this](const saga::ActionCall&, saga::Completion done) {
+                                       std::lock_guard lock(mu_);
+                                       calls_.push_back("reserve");
+                                       held_ = std::move(done);
+                                       entered_.set_value();
+                                     });
     }
     return *engine_;
   }
@@ -157,12 +165,11 @@ class SignalTest : public ::testing::Test {
   std::condition_variable cv_;
   std::vector<std::pair<std::string, saga::HistoryEvent>> events_;
   std::vector<std::string> calls_;
-  // When set, shop.reserve waits until the test sets hold_ (it sets entered_
-  // first).
+  // When set (before open()), shop.reserve answers only when the test
+  // completes held_; entered_ says it was called.
   bool hold_reserve_ = false;
-  bool released_ = false;
-  std::promise<void> hold_, entered_;
-  std::shared_future<void> held_ = hold_.get_future().share();
+  std::promise<void> entered_;
+  std::optional<saga::Completion> held_;
 };
 
 TEST_F(SignalTest, ASignalDuringTheAwaitMovesTheInstanceOn) {
@@ -188,8 +195,12 @@ TEST_F(SignalTest, ASignalBeforeTheAwaitIsKeptUntilTheAwaitTakesIt) {
   ASSERT_TRUE(e.signal(id, "approve", R"({"by": "bob"})").ok());
   EXPECT_EQ(unconsumed(id), 1u) << "kept: nothing awaits it yet";
   EXPECT_EQ(count(id, "signal_consumed"), 0u);
-  released_ = true;
-  hold_.set_value();
+  std::optional<saga::Completion> done;
+  {
+    std::lock_guard lock(mu_);
+    done = std::move(held_);
+  }
+  done->succeed("reserved");
   auto info = e.wait(id);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
@@ -351,7 +362,7 @@ TEST_F(SignalTest, ASignalFromAnotherProcessIsNoticed) {
 TEST_F(SignalTest, ASignalPostedWhileNoEngineRunsIsTakenOnResume) {
   std::string id;
   {
-    auto& e = open();
+    open();
     id = start("twice");
     ASSERT_TRUE(wait_for(id, "step_started", "await go"));
     engine_.reset();
