@@ -176,6 +176,9 @@ int operator_command(Command command, const OperatorArgs& args);
 // Whether message `message_id` has been consumed (or the instance is gone)
 // (operator_commands.cpp).
 bool consumed(Store& store, const std::string& id, const std::string& message_id);
+// The exit code of a refused post to an inbox: 5 kNotFound, 6
+// kFailedPrecondition, 2 kInvalidArgument, else 1 (operator_commands.cpp).
+int exit_for(const Status& s);
 
 // sagactl signal ID NAME [--data JSON] [--json] (signal_command.cpp).
 struct SignalArgs {

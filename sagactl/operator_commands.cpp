@@ -25,8 +25,6 @@ bool consumed(Store& store, const std::string& id, const std::string& message_id
   return true;
 }
 
-namespace {
-
 int exit_for(const Status& s) {
   switch (s.code()) {
     case StatusCode::kNotFound:
@@ -39,8 +37,6 @@ int exit_for(const Status& s) {
       return kExitError;
   }
 }
-
-}  // namespace
 
 int operator_command(Command command, const OperatorArgs& args) {
   CommandRequest request;

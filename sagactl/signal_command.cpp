@@ -33,16 +33,7 @@ int signal(const SignalArgs& args) {
   auto posted = engine.signal(args.id, args.name, args.data);
   if (!posted.ok()) {
     print_error(fmt::format("signal: {}", posted.status().message()));
-    switch (posted.status().code()) {
-      case StatusCode::kNotFound:
-        return kExitNotFound;
-      case StatusCode::kFailedPrecondition:
-        return kExitWrongState;
-      case StatusCode::kInvalidArgument:
-        return kExitUsage;
-      default:
-        return kExitError;
-    }
+    return exit_for(posted.status());
   }
   const auto deadline = std::chrono::steady_clock::now() + kTakenWithin;
   bool taken = consumed(engine.store(), args.id, posted->id);
