@@ -48,11 +48,7 @@ double ms(Clock::duration d) {
 }
 
 void report(const char* what, std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  if (v.empty()) return;
-  fmt::print("{:<34} median {:7.2f} ms   p90 {:7.2f} ms   max {:7.2f} ms   ({} posts)\n", what,
-             saga::bench::quantile_of_sorted(v, 500), saga::bench::quantile_of_sorted(v, 900),
-             v.back(), v.size());
+  fmt::print("{}", saga::bench::latency_line(what, std::move(v), "posts"));
 }
 
 }  // namespace

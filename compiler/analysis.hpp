@@ -36,6 +36,12 @@ struct BlockInfo {
   std::vector<bytecode::Block::Collect> collect;  // Foreach: body slot -> list slot.
 };
 
+// What codegen needs of an `await signal` statement beyond the AST.
+struct AwaitInfo {
+  uint64_t timeout_ms = 0;
+  uint32_t slot = bytecode::kNone;  // The slot `-> name` binds, or kNone.
+};
+
 struct SagaInfo {
   std::vector<std::string> slot_names;  // One per slot, parameters first.
   std::vector<bytecode::Param> params;
@@ -55,6 +61,7 @@ struct Analysis {
   std::unordered_map<const ast::Expr*, uint32_t> reads;
   std::unordered_map<const ast::Stmt*, uint32_t> lets;
   std::unordered_map<const ast::Stmt*, BlockInfo> blocks;  // Of the Foreach statements.
+  std::unordered_map<const ast::Stmt*, AwaitInfo> awaits;  // Of the Await statements.
   // What services declare `idempotent`: a whole service (its index), or
   // single operations ("payment.refund"). Calls to these are no obligation.
   std::set<uint32_t> idempotent_services;

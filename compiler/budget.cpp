@@ -118,6 +118,15 @@ class Budget {
       }
       case ast::StmtKind::Branch:
         return s.body ? block(*s.body) : Bound{};
+      case ast::StmtKind::Await: {
+        // Waits its whole timeout at worst, then perhaps runs its else block.
+        Bound b;
+        if (auto it = a_.awaits.find(&s); it != a_.awaits.end()) {
+          b.ms = static_cast<double>(it->second.timeout_ms);
+        }
+        if (s.else_block) add(b, block(*s.else_block));
+        return b;
+      }
       case ast::StmtKind::Foreach: {
         Bound once = s.body ? block(*s.body) : Bound{};
         once.loop = true;

@@ -112,6 +112,7 @@ template <typename F>
 void for_each_binding(const ast::Block& body, const F& f) {
   for (const ast::Stmt& s : body) {
     if (s.kind == ast::StmtKind::Let) f(s.name, s.name_span);
+    if (s.kind == ast::StmtKind::Await && !s.name.empty()) f(s.name, s.name_span);
     if (s.kind == ast::StmtKind::Step && s.step && !s.step->bind.empty()) {
       f(s.step->bind, s.step->bind_span);
     }
@@ -886,6 +887,9 @@ class Checker {
       case ast::StmtKind::Foreach:
         foreach_loop(s, st);
         break;
+      case ast::StmtKind::Await:
+        await_signal(s, st);
+        break;
       case ast::StmtKind::Branch:
         diags_.error(word_span(s.span.offset),
                      "'branch' belongs directly inside 'parallel { ... }'",
@@ -893,6 +897,60 @@ class Checker {
         if (s.body) block(*s.body, st);  // Checked as if written without 'branch'.
         break;
     }
+  }
+
+  // ---- Signals -----------------------------------------------------------------
+
+  // await signal NAME timeout D [-> v] [else { ... }]: the timeout is
+  // required (a person may never answer) and positive; `v` is bound on both
+  // paths (null when the timeout fired), before the else block runs; an
+  // empty else block would change nothing but hide the timeout, so it is an
+  // error; past the pivot a timeout that fails the saga cannot be
+  // compensated, so there the else block is required.
+  void await_signal(const ast::Stmt& s, Flow& st) {
+    AwaitInfo info;
+    const std::string example = fmt::format("await signal {} timeout 48h{}", s.signal,
+                                            s.name.empty() ? "" : " -> " + s.name);
+    if (!s.expr) {
+      diags_.error(
+          s.signal_span,
+          fmt::format("'await signal {}' needs a timeout: a signal may never come", s.signal),
+          fmt::format("write: {}", example));
+    } else if (auto ms = duration(*s.expr, "the timeout of 'await signal'")) {
+      info.timeout_ms = *ms;
+    }
+    if (st.pivot && st.reachable && !s.else_block) {
+      diags_.error(s.signal_span,
+                   fmt::format("'await signal {}' after the pivot step '{}' (at {}) needs an "
+                               "'else' block: its timeout would fail the saga past its point of "
+                               "no return",
+                               s.signal, st.pivot->name, where(st.pivot->name_span)),
+                   fmt::format("write: {} else {{ ... }}", example));
+    }
+    if (!s.name.empty()) info.slot = bind(s.name, s.name_span, st);
+    if (s.else_block) {
+      if (s.else_block->empty()) {
+        diags_.error(s.else_span, "an empty 'else' block has no effect",
+                     "remove it (the timeout then fails the step with class `timeout` and the "
+                     "saga compensates), or say what happens instead, as in: else { fail "
+                     "rejected \"no answer\" }");
+      }
+      Flow other = st;
+      block(*s.else_block, other);
+      if (other.reachable) {
+        std::set<std::string> both;
+        std::set_intersection(st.definite.begin(), st.definite.end(), other.definite.begin(),
+                              other.definite.end(), std::inserter(both, both.begin()));
+        st.definite = std::move(both);
+        st.maybe.insert(other.maybe.begin(), other.maybe.end());
+        if (!st.pivot) st.pivot = other.pivot;
+        st.pivot_definite = st.pivot_definite && other.pivot_definite;
+        for (auto it = st.lists.begin(); it != st.lists.end();) {
+          it = other.lists.count(it->first) ? std::next(it) : st.lists.erase(it);
+        }
+      }
+    }
+    out_.awaits[&s] = info;
   }
 
   // ---- Parallel blocks and loops ---------------------------------------------
@@ -1330,6 +1388,15 @@ class Checker {
     service = bytecode::kNoService;
     auto dot = call.target.find('.');
     if (dot == std::string::npos) {
+      if (const stdlib::ActionInfo* a = stdlib::find_action(call.target);
+          a && a->performer == stdlib::Performer::kSignal) {
+        diags_.error(call.target_span,
+                     fmt::format("'{}' is what `await signal` compiles to; a step cannot call it",
+                                 call.target),
+                     "wait for a signal with a statement: await signal approve timeout 48h -> "
+                     "decision");
+        return;
+      }
       if (const stdlib::ActionInfo* a = stdlib::find_action(call.target)) {
         check_stdlib_args(call, *a);
         return;

@@ -198,7 +198,56 @@ class Generator {
       }
       case ast::StmtKind::Branch:
         break;  // Only inside a parallel block (the checker says so), lowered there.
+      case ast::StmtKind::Await:
+        await_signal(s);
+        break;
     }
+  }
+
+  // await signal NAME timeout D [-> v] [else { ... }]: an await step (its
+  // action the built-in `signal`, named "await NAME" in history), then
+  //   OBJECT; name; timeout; AWAIT otherwise, step; STORE v (or POP)
+  //   [JUMP end; otherwise: STORE v (null) (or POP); else block; end:]
+  // Without an else block AWAIT's jump is 0: a timeout fails the step.
+  void await_signal(const ast::Stmt& s) {
+    const AwaitInfo& info = analysis_.awaits.at(&s);
+    bytecode::Step out;
+    out.name = "await " + s.signal;
+    out.saga = saga_index_;
+    out.action = asm_.action(bytecode::kSignalAction, bytecode::kNoService);
+    out.result_slot = info.slot;
+    out.timeout_ms = info.timeout_ms;  // Shown by the disassembler and the graph.
+    LineCol at = source_.locate(s.span.offset);
+    out.line = at.line;
+    out.column = at.column;
+    auto index = static_cast<uint32_t>(program_.steps.size());
+    program_.steps.push_back(std::move(out));
+    emit(Op::OBJECT);
+    emit(Op::CONST, asm_.string(s.signal));
+    emit(Op::SET_FIELD, asm_.string("name"));
+    emit(Op::CONST, asm_.number(static_cast<double>(info.timeout_ms)));
+    emit(Op::SET_FIELD, asm_.string("timeout"));
+    auto otherwise = asm_.make_label();
+    asm_.emit_jump(Op::AWAIT, otherwise, index);
+    auto bind_result = [&] {
+      if (info.slot == bytecode::kNone)
+        emit(Op::POP);
+      else
+        emit(Op::STORE, info.slot);
+    };
+    if (!s.else_block) {
+      asm_.bind(otherwise);
+      bind_result();
+      return;
+    }
+    auto end = asm_.make_label();
+    bind_result();
+    asm_.emit_jump(Op::JUMP, end);
+    asm_.bind(otherwise);
+    bind_result();
+    block(*s.else_block);
+    asm_.bind(end);
+    reachable_ = true;  // The signal's path goes on after the statement.
   }
 
   // Appends an empty block of this saga for statement [s]; returns its index.

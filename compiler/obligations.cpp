@@ -38,6 +38,9 @@ class Lister {
           if (s.then_block) block(*s.then_block, prefix, suffix);
           if (s.else_block) block(*s.else_block, prefix, suffix);
           break;
+        case ast::StmtKind::Await:
+          if (s.else_block) block(*s.else_block, prefix, suffix);
+          break;
         case ast::StmtKind::Parallel:
           if (s.body) {
             for (const ast::Stmt& branch : *s.body) {

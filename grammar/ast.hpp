@@ -139,6 +139,7 @@ enum class StmtKind : uint8_t {
   Branch,
   Foreach,
   UndoRetry,  // `undo_retry POLICY` in a saga body: the default policy of its undos.
+  Await,      // `await signal NAME timeout D -> v else { ... }`.
 };
 
 struct Stmt {
@@ -146,7 +147,7 @@ struct Stmt {
   Span span;                   // The whole statement.
   std::unique_ptr<Step> step;  // Step.
   // Let: the variable.  Fail: the error class ("" = default).  Branch: the
-  // branch name.  Foreach: the loop variable.
+  // branch name.  Foreach: the loop variable.  Await: the variable bound.
   std::string name;
   Span name_span;
   // Let value, If condition, Fail message, Output value, Deadline, Foreach:
@@ -161,6 +162,12 @@ struct Stmt {
   Span max_span;                    // Foreach: the word `max`.
   bool parallel = false;            // Foreach: written `parallel foreach`.
   std::unique_ptr<RetryRef> retry;  // UndoRetry: the policy.
+  // Await: the signal's name (name/name_span: the variable after `->`, empty
+  // without; expr: the timeout, null without; else_block: the timeout's
+  // handler, null without; else_span: the word `else`).
+  std::string signal;
+  Span signal_span;
+  Span else_span;
 };
 
 // `name: type` in a saga header; type is one of string, number, bool, list,

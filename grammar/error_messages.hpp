@@ -195,6 +195,13 @@ SAGA_SYNTAX_ERROR(branch_name, {.message = "expected a branch name after 'branch
     .reserved_role = "a branch"});
 SAGA_SYNTAX_ERROR(branch_body, {.message = "expected '{' after the branch name",
     .help = "a branch is written: branch name { ... }"});
+SAGA_SYNTAX_ERROR(await_signal_name, {.message = "expected a signal name after 'await signal'",
+    .help = "for example: await signal approve timeout 48h -> decision", .reserved_role = "a signal"});
+SAGA_SYNTAX_ERROR(await_timeout_value, {.message = "expected a duration after 'timeout'",
+    .help = "for example: await signal approve timeout 48h -> decision"});
+SAGA_SYNTAX_ERROR(await_bind_name, {.message = "expected a variable name after '->'", .reserved_role = "a variable"});
+SAGA_SYNTAX_ERROR(await_else_body, {.message = "expected '{' after 'else'",
+    .help = "the timeout's handler is a block: await signal approve timeout 48h -> d else { ... }"});
 
 // Sagas and the file.
 SAGA_SYNTAX_ERROR(saga_name, {.message = "expected a saga name after 'saga'", .reserved_role = "a saga"});

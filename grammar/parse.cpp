@@ -1323,6 +1323,65 @@ struct action<peg::foreach_max> {
   }
 };
 
+// `await signal NAME ...`: the name opens a pending statement (as a branch's
+// does), the clauses fill it, and the statement's end appends it (after any
+// await inside its else block, which has its own pending statement).
+template <>
+struct action<peg::await_signal_name> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    ast::Stmt& stmt = b.pending_bodies.emplace_back();
+    stmt.kind = ast::StmtKind::Await;
+    stmt.signal.assign(in.begin(), in.size());
+    stmt.signal_span = b.span(in);
+  }
+};
+
+template <>
+struct action<peg::await_timeout_value> {
+  template <typename Input>
+  static void apply(const Input&, Builder& b) {
+    b.cur_body_stmt().expr = b.pop();
+  }
+};
+
+template <>
+struct action<peg::await_bind_name> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    b.cur_body_stmt().name.assign(in.begin(), in.size());
+    b.cur_body_stmt().name_span = b.span(in);
+  }
+};
+
+template <>
+struct action<peg::await_else_body> {
+  template <typename Input>
+  static void apply(const Input&, Builder& b) {
+    b.cur_body_stmt().else_block = std::make_unique<ast::Block>(b.pop_block());
+  }
+};
+
+template <>
+struct action<peg::await_else> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    b.cur_body_stmt().else_span = leading_span(b, in, 4);
+  }
+};
+
+template <>
+struct action<peg::await_stmt> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    if (b.pending_bodies.empty()) return;
+    ast::Stmt stmt = std::move(b.pending_bodies.back());
+    b.pending_bodies.pop_back();
+    stmt.span = b.span(in);
+    b.current_block().push_back(std::move(stmt));
+  }
+};
+
 struct finish_body_action {
   template <typename Input>
   static void apply(const Input& in, Builder& b) {

@@ -511,7 +511,8 @@ struct branch_stmt : seq< kw_branch, sep, at< ident >, must< branch_name >, sep,
 // statement_word: where `parallel`, `foreach` or `branch` starts one of the
 // statements above (the same lookahead each of them commits on).
 struct statement_word : sor< seq< kw_parallel, sep, sor< one< '{' >, kw_foreach > >,
-                             seq< kw_foreach, sep, ident >, seq< kw_branch, sep, ident > > {};
+                             seq< kw_foreach, sep, ident >, seq< kw_branch, sep, ident >,
+                             seq< TAO_PEGTL_KEYWORD( "await" ), sep, TAO_PEGTL_KEYWORD( "signal" ) > > {};
 
 // fail_stmt = "fail" [ fail_class ] expression ;
 // fail_class = name, directly followed by a token that starts an expression but
@@ -535,10 +536,27 @@ struct deadline_stmt : seq< kw_deadline, sep, must< deadline_value > > {};
 // undo_retry_stmt = "undo_retry" ( name | config ) ;   (the saga's default for its undos)
 struct undo_retry_stmt : seq< kw_undo_retry, sep, must< undo_retry_ref > > {};
 
+// await_stmt = "await" "signal" name [ "timeout" clause_value ] [ "->" name ] [ "else" block ] ;
+// `await` and `signal` are context words: a statement only as `await signal`
+// (elsewhere both are names). The compiler requires the timeout; the parser
+// takes it as optional so that its absence gets a diagnostic with a help line.
+struct kw_await : TAO_PEGTL_KEYWORD( "await" ) {};
+struct kw_signal : TAO_PEGTL_KEYWORD( "signal" ) {};
+struct await_signal_name : name {};
+struct await_timeout_value : clause_value {};
+struct await_timeout : seq< kw_timeout, sep, must< await_timeout_value > > {};
+struct await_bind_name : name {};
+struct await_bind : seq< string< '-', '>' >, sep, must< await_bind_name > > {};
+struct await_else_body : seq< block > {};
+struct await_else : seq< kw_else, sep, must< await_else_body > > {};
+struct await_head : seq< kw_await, sep, kw_signal > {};
+struct await_stmt : seq< await_head, sep, must< await_signal_name >, opt< sep, await_timeout >, opt< sep, await_bind >,
+                         opt< sep, await_else > > {};
+
 // statement = step_stmt | let_stmt | if_stmt | parallel_stmt | foreach_stmt | branch_stmt
-//           | fail_stmt | output_stmt | deadline_stmt ;
+//           | fail_stmt | output_stmt | deadline_stmt | await_stmt ;
 struct statement : sor< step_stmt, let_stmt, if_stmt, parallel_stmt, foreach_stmt, branch_stmt, fail_stmt,
-                        output_stmt, deadline_stmt, undo_retry_stmt > {};
+                        output_stmt, deadline_stmt, undo_retry_stmt, await_stmt > {};
 
 // block = "{" { statement } "}" ;
 struct block_open : one< '{' > {};

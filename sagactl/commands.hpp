@@ -196,6 +196,22 @@ struct OperatorArgs {
   bool result_given = false;
 };
 int operator_command(Command command, const OperatorArgs& args);
+// Whether message `message_id` has been consumed (or the instance is gone)
+// (operator_commands.cpp).
+bool consumed(Store& store, const std::string& id, const std::string& message_id);
+// The exit code of a refused post to an inbox: 5 kNotFound, 6
+// kFailedPrecondition, 2 kInvalidArgument, else 1 (operator_commands.cpp).
+int exit_for(const Status& s);
+
+// sagactl signal ID NAME [--data JSON] [--json] (signal_command.cpp).
+struct SignalArgs {
+  DbArgs db;
+  std::string id;
+  std::string name;
+  std::string data;  // JSON text; empty: null.
+  bool data_given = false;
+};
+int signal(const SignalArgs& args);
 
 struct ExploreArgs {
   RunArgs run;  // program, --saga, --input/--input-file (default: a value per parameter).

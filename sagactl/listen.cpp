@@ -28,6 +28,7 @@ serve::Router listener_routes(const web::Context& context, std::shared_ptr<Metri
   web::add_health_routes(router, context);
   web::add_api_routes(router, context);
   web::add_event_routes(router, context);
+  web::add_signal_routes(router, context);
   web::add_web_routes(router, context);
   return router;
 }

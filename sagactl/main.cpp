@@ -256,6 +256,20 @@ int main(int argc, char** argv) {
     operator_cmds.emplace_back(info.command, cmd);
   }
 
+  SignalArgs sig;
+  auto* signal_cmd = app.add_subcommand(
+      "signal",
+      "Send a signal to an instance (its `await signal NAME` takes it; one not reached yet keeps "
+      "it)");
+  signal_cmd->add_option("--db", sig.db.db, "The database (default: $SAGA_DB or ./sagas.db)");
+  add_access(signal_cmd, sig.db.access);
+  signal_cmd->add_option("id", sig.id, "Instance id")->required();
+  signal_cmd->add_option("name", sig.name, "The signal's name, as the saga's await writes it")
+      ->required();
+  signal_cmd->add_option("--data", sig.data, "The signal's data, as JSON (default null)")
+      ->each([&sig](const std::string&) { sig.data_given = true; });
+  signal_cmd->add_flag("--json", sig.db.json, "Print the outcome as JSON");
+
   ExploreArgs x;
   auto* explore_cmd = app.add_subcommand(
       "explore",
@@ -351,6 +365,7 @@ int main(int argc, char** argv) {
   for (auto& [command, cmd] : operator_cmds) {
     if (*cmd) return operator_command(command, op);
   }
+  if (*signal_cmd) return saga::cli::signal(sig);
   if (*explore_cmd) return explore(x);
   if (*test_cmd) return test(t);
   if (*diff_cmd) return diff(m);

@@ -15,9 +15,7 @@
 #include "sagactl/commands.hpp"
 
 namespace saga::cli {
-namespace {
 
-// Whether message `message_id` has been consumed (or the instance is gone).
 bool consumed(Store& store, const std::string& id, const std::string& message_id) {
   auto inbox = store.inbox(id);
   if (!inbox.ok()) return false;
@@ -39,8 +37,6 @@ int exit_for(const Status& s) {
       return kExitError;
   }
 }
-
-}  // namespace
 
 int operator_command(Command command, const OperatorArgs& args) {
   CommandRequest request;

@@ -600,13 +600,26 @@ int show(const DbArgs& args, const std::string& id) {
   if (v.contains("waiting")) {
     for (const auto& w : v["waiting"]) {
       std::string what =
-          w.value("kind", "") == "join"
-              ? "its fibers"
+          w.value("kind", "") == "join" ? "its fibers"
+          : w.value("kind", "") == "signal"
+              ? fmt::format("signal '{}' until {}", w.value("signal", ""), w.value("wake_at", ""))
               : fmt::format("{} {} (attempt {}){}", w.value("kind", ""), w.value("action", ""),
                             w.value("attempt", 0),
                             w.value("wake_at", "").empty() ? "" : " at " + w.value("wake_at", ""));
       std::cout << fmt::format("waiting   {}{}\n",
                                w.value("step", "").empty() ? "" : w.value("step", "") + ": ", what);
+    }
+  }
+  if (v.contains("inbox")) {
+    for (const auto& m : v["inbox"]) {
+      const nlohmann::json& payload = m["payload"];
+      const std::string what =
+          m.value("kind", "") == "signal" && payload.is_object()
+              ? fmt::format("signal '{}' {}", payload.value("name", ""),
+                            json_text(payload.value("data", nlohmann::json()), -1))
+              : m.value("kind", "");
+      std::cout << fmt::format("inbox     {} (posted {}, not consumed yet)\n", what,
+                               m.value("posted", ""));
     }
   }
   if (v.contains("variables")) {

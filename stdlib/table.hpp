@@ -51,6 +51,7 @@ inline constexpr FunctionInfo kFunctions[] = {
 enum class Performer : uint8_t {
   kSleep,    // The engine: the attempt ends at `for` after it begins (a durable timer).
   kLog,      // The engine: the attempt writes `message` (at `level`) to the history.
+  kSignal,   // The engine: `await signal` (AWAIT); ends with a signal, or at `timeout`.
   kHandler,  // A registered handler (HTTP client, exec): it can fail and time out.
 };
 

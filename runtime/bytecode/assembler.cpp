@@ -96,9 +96,9 @@ void Assembler::bind(Label label) {
   label_pcs_[label.id] = pc();
 }
 
-void Assembler::emit_jump(Op op, Label target) {
+void Assembler::emit_jump(Op op, Label target, uint32_t b) {
   const OpInfo& info = op_info(op);
-  if (!(info.flags & kJumps) || info.b != Operand::None) std::abort();
+  if (!(info.flags & kJumps) || (info.b == Operand::None && b != 0)) std::abort();
   if (program_.lines.empty() || program_.lines.back().line != line_ ||
       program_.lines.back().column != column_) {
     program_.lines.push_back({pc(), line_, column_});
@@ -106,6 +106,7 @@ void Assembler::emit_jump(Op op, Label target) {
   program_.code.push_back(static_cast<uint8_t>(op));
   uint32_t operand_pc = pc();
   put(program_.code, 0, 4);
+  put(program_.code, b, operand_width(info.b));
   fixups_.push_back({operand_pc, pc(), target.id});
 }
 

@@ -41,7 +41,8 @@ class Assembler {
   // Labels for jumps: emit_jump() may refer to a label bound later.
   Label make_label();
   void bind(Label label);
-  void emit_jump(Op op, Label target);
+  // [b]: the second operand of a jump that has one (AWAIT's step).
+  void emit_jump(Op op, Label target, uint32_t b = 0);
 
   // Patches every jump. Every label used must have been bound.
   void finish();

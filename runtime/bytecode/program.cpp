@@ -48,6 +48,12 @@ bool retries_every_class(const RetryPolicy& p) {
   return std::find(p.retry_on.begin(), p.retry_on.end(), kAnyClass) != p.retry_on.end();
 }
 
+bool is_await_step(const Program& p, const Step& s) {
+  if (s.action >= p.actions.size()) return false;
+  const Action& a = p.actions[s.action];
+  return a.service == kNoService && a.name == kSignalAction;
+}
+
 uint16_t format_version(const Program& p) {
   const bool kinds = std::any_of(p.steps.begin(), p.steps.end(),
                                  [](const Step& s) { return s.kind != StepKind::Plain; });
@@ -58,6 +64,9 @@ uint16_t format_version(const Program& p) {
                                          [](const Step& s) { return s.undo_retry != kNone; });
   const bool pauses = std::any_of(p.policies.begin(), p.policies.end(),
                                   [](const RetryPolicy& r) { return r.then != Then::Fail; });
+  const bool awaits = std::any_of(p.steps.begin(), p.steps.end(),
+                                  [&](const Step& s) { return is_await_step(p, s); });
+  if (awaits) return 6;
   if (!p.triggers.empty()) return 5;
   if (undo_policies || pauses) return 4;
   if (kinds || policies) return 3;

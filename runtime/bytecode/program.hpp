@@ -24,8 +24,15 @@ namespace saga::bytecode {
 // uses none of them is written as before. Version 4 added undo policies
 // (Step::undo_retry) and `then: pause`. Version 5 added the event triggers
 // (Program::triggers, written after the blocks in the sagas section); a
-// program without triggers is written as before.
-inline constexpr uint16_t kFormatVersion = 5;
+// program without triggers is written as before. Version 6 added AWAIT
+// (`await signal`): the layout is version 5's, but an older runtime must
+// refuse a program that waits for signals, so only a program with an await
+// step is written as version 6.
+inline constexpr uint16_t kFormatVersion = 6;
+
+// The built-in action of an await step (stdlib/actions.def): the step AWAIT
+// names, and that no INVOKE may run.
+inline constexpr std::string_view kSignalAction = "signal";
 
 // Limits, with the reason for each. Operand widths come from opcodes.def.
 inline constexpr uint32_t kMaxSlots = 65535;         // Slot operands are u16.
@@ -339,9 +346,13 @@ struct Program {
 
 // The format version a program is written with: the lowest that holds it (1
 // without blocks, 2 with blocks, 3 with step kinds, unlimited attempts or
-// `on: any`, 4 with undo policies or pauses, 5 with triggers), so that older runtimes keep reading
-// what they can run.
+// `on: any`, 4 with undo policies or pauses, 5 with triggers, 6 with await
+// steps), so that older runtimes keep reading what they can run.
 uint16_t format_version(const Program& p);
+
+// Whether step `s` is an await step (its `do` is the built-in kSignalAction):
+// the one kind of step AWAIT runs and INVOKE may not.
+bool is_await_step(const Program& p, const Step& s);
 
 // A decoded instruction.
 struct Instruction {

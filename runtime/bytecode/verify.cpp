@@ -423,6 +423,23 @@ class Verifier {
       }
       if (std::string rule = check_operand(c, info.a, in.a); !rule.empty()) return fail(rule);
       if (std::string rule = check_operand(c, info.b, in.b); !rule.empty()) return fail(rule);
+      // An await step (its action the built-in `signal`) runs only by AWAIT,
+      // which waits for a signal, and has no undo; INVOKE would call
+      // `signal` as an action, and a forged undo would compensate a wait.
+      if (in.op == Op::INVOKE && is_await_step(p_, p_.steps[in.a])) {
+        return fail(
+            fmt::format("step '{}' is an await step: only AWAIT runs it", p_.steps[in.a].name));
+      }
+      if (in.op == Op::AWAIT) {
+        const Step& step = p_.steps[in.b];
+        if (!is_await_step(p_, step)) {
+          return fail(fmt::format("step '{}' is not an await step (its action is not '{}')",
+                                  step.name, kSignalAction));
+        }
+        if (step.undo_action != kNone || step.undo_pc != kNone) {
+          return fail(fmt::format("await step '{}' has an undo", step.name));
+        }
+      }
       // A fiber ends its own block's branch; only the root completes the saga
       // (an `output` inside a branch would leave the others half-joined).
       if (in.op == Op::END && in.a != c.block) {

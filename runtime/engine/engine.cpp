@@ -39,6 +39,15 @@
 // rides with the transition that commits the decision (Transition::
 // consumed), and a run remembers the ids it acted on, so a message seen on
 // two of these paths is acted on once.
+//
+// Signals are messages too, but one is consumed only by the transition in
+// which an `await signal` of its name takes it: until then the run keeps it
+// (RunInbox::signals) and the store keeps it unconsumed, so a signal posted
+// before the await is reached, or while the instance sleeps evicted or its
+// process is down, is found again with the row. Whichever of a signal and
+// the await's timeout takes the run's lock first wins, with the fiber's
+// generation: the other finds the fiber moved on (a late signal then stays
+// in the inbox, unconsumed).
 #include "saga/engine.hpp"
 
 #include <fmt/format.h>
@@ -75,7 +84,9 @@
 #include "saga/commands.hpp"
 #include "saga/error_classes.hpp"
 #include "saga/outbox.hpp"
+#include "saga/signals.hpp"
 #include "stdlib/functions.hpp"
+#include "stdlib/table.hpp"
 
 namespace saga {
 
@@ -190,6 +201,9 @@ struct RunInbox {
   // the next one. Here rather than in Run, which must stay small: few runs
   // ever have one.
   std::vector<OutboxEvent> unsaved_outbox;
+  // Signals no await has taken yet, in post order: each stays in the store's
+  // inbox, unconsumed, until an await of its name takes it (take_signals()).
+  std::vector<InboxMessage> signals;
 };
 
 // Kept small, its fields ordered by size: 100,000 waiting instances must fit
@@ -957,6 +971,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     const Fiber* f = run->state.fiber(w.fiber);
     if (!fr || !f || fr->generation != w.generation || run->finished) return;
     if (f->wait != Wait::kAction && f->wait != Wait::kUndo) return;
+    // An await that a kept signal satisfies takes it now, before its timer.
+    if (runtime::waits_for_signal(*run->program, *f) && take_signals(run)) return;
     const int64_t due = f->wake_at_ms;
     if (due > now()) {
       std::weak_ptr<Run> weak = run;
@@ -1028,6 +1044,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     const bool undo = f.wait == Wait::kUndo;
     const bytecode::Action& action = p.actions[undo ? step.undo_action : step.action];
 
+    // An await's timer is its timeout: no signal came first.
+    if (runtime::performer(action) == stdlib::Performer::kSignal) {
+      FiberRun* fr = run->fiber_run(w.fiber);
+      cancel_timer(*fr);
+      ++fr->generation;
+      runtime::Env e = env();
+      return apply(run, runtime::signal_timed_out(*run->program, run->state, w.fiber, e));
+    }
     // Built-in actions the engine performs itself: the machine does what
     // they mean (a sleep's timer already ran; a log line is an event).
     if (runtime::engine_performed(action)) {
@@ -1640,12 +1664,54 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       return;
     }
     r.inbox->handled.push_back(m.id);
+    std::string name, data;
+    if (read_signal(m, name, data) && r.state.phase == Phase::kForward) {
+      // Kept in post order until an await takes it (now, if one waits).
+      auto& kept = r.inbox->signals;
+      kept.insert(std::upper_bound(
+                      kept.begin(), kept.end(), m,
+                      [](const InboxMessage& a, const InboxMessage& b) { return a.seq < b.seq; }),
+                  m);
+      take_signals(run);
+      return;
+    }
     r.inbox->unsaved.push_back(m.id);
     runtime::Env e = env();
     Decision d = runtime::message_arrived(*r.program, r.state, m, e);
     if (d.resolve_dead_letters) r.inbox->resolve_dead_letters = true;
     d.commit = true;  // At least the consumption.
     apply(run, std::move(d));
+  }
+
+  // Hands the kept signals, oldest first, to the awaits that wait for
+  // them; each is consumed by the transition that commits its decision.
+  // Returns whether one was taken. Called with run->mu held.
+  bool take_signals(const RunPtr& run) {
+    Run& r = *run;
+    if (!r.inbox || r.finished) return false;
+    bool took = false;
+    auto& kept = r.inbox->signals;
+    for (size_t i = 0; i < kept.size();) {
+      std::string name, data;
+      (void)read_signal(kept[i], name, data);
+      const std::optional<uint32_t> fid = runtime::awaiting_fiber(*r.program, r.state, name);
+      if (!fid) {
+        ++i;
+        continue;
+      }
+      InboxMessage m = std::move(kept[i]);
+      kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(i));
+      // The await's timer and any late event of its wait no longer count.
+      FiberRun& fr = r.fiber_run_or_add(*fid);
+      cancel_timer(fr);
+      ++fr.generation;
+      r.inbox->unsaved.push_back(m.id);
+      runtime::Env e = env();
+      apply(run, runtime::signal_arrived(*r.program, r.state, *fid, m, data, e));
+      took = true;
+      i = 0;  // The state moved on: an earlier signal may fit a new await.
+    }
+    return took;
   }
 
   // The inbox watch: every options.inbox_watch, one query for messages
@@ -2230,6 +2296,17 @@ Result<InboxMessage> Engine::command(const std::string& id, const CommandRequest
   if (!impl_->deliver_here(posted.value()) && impl_->options.serve_inbox) {
     (void)resume(id);
   }
+  return posted;
+}
+
+Result<InboxMessage> Engine::signal(const std::string& id, const std::string& name,
+                                    const std::string& data_json) {
+  auto posted = post_signal(*impl_->store, id, name, data_json, impl_->new_id(), impl_->now());
+  if (!posted.ok()) return posted;
+  // Taken at once when this engine runs the instance (kept there when
+  // nothing awaits it yet); else by the engine that runs it, which notices
+  // within EngineOptions::inbox_watch.
+  (void)impl_->deliver_here(posted.value());
   return posted;
 }
 

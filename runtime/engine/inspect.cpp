@@ -68,7 +68,10 @@ nlohmann::json waits_json(const LinkedProgram& lp, const InstanceState& s) {
     } else {
       const bytecode::Step& step = p.steps[f.step];
       const bool undo = f.wait == Wait::kUndo;
-      w["kind"] = undo ? "undo" : "action";
+      w["kind"] = undo ? "undo" : waits_for_signal(lp, f) ? "signal" : "action";
+      if (const Value* name = f.args.find("name"); name && waits_for_signal(lp, f)) {
+        w["signal"] = name->to_json();  // wake_at is its timeout.
+      }
       w["step"] = step_name(lp, f);
       w["action"] = p.actions[undo ? step.undo_action : step.action].name;
       w["attempt"] = f.attempt;
@@ -119,6 +122,18 @@ Result<nlohmann::json> inspect(Store& store, const std::string& id, const Progra
     } else {
       out["checkpoint_error"] = scrub_utf8(linked.status().message());
     }
+  }
+  // Messages not consumed yet (signals no await has taken, commands on
+  // their way), when there are any.
+  if (!r.inbox.empty()) {
+    nlohmann::json inbox = nlohmann::json::array();
+    for (const InboxMessage& m : r.inbox) {
+      inbox.push_back({{"id", m.id},
+                       {"kind", m.kind},
+                       {"posted", stdlib::format_iso8601_ms(m.posted_ms)},
+                       {"payload", json_or_text(m.payload_json)}});
+    }
+    out["inbox"] = inbox;
   }
   auto events = store.history(id);
   if (!events.ok()) return events.status();

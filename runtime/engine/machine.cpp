@@ -19,6 +19,7 @@
 #include "saga/commands.hpp"
 #include "saga/error_classes.hpp"
 #include "saga/errors.hpp"
+#include "saga/signals.hpp"
 #include "stdlib/table.hpp"
 
 namespace saga::runtime {
@@ -165,6 +166,18 @@ class Machine {
   // ---- Messages from the inbox ----------------------------------------------------
 
   void message(const InboxMessage& m) {
+    if (m.kind == kSignalKind) {
+      // The engine keeps a well-formed signal while the instance can still
+      // await it; this one it cannot, or it is not well-formed.
+      std::string name, data;
+      const bool ok = read_signal(m, name, data);
+      return event(EventKind::signal_dropped, {}, 0, {},
+                   ok ? fmt::format("signal '{}' arrived while the instance is {}: no await can "
+                                    "take it any more",
+                                    name, to_string(status_of(s_)))
+                      : "a malformed signal message",
+                   ok ? nlohmann::json{{"signal", name}, {"id", m.id}}.dump() : std::string());
+    }
     const std::optional<Command> c = find_command(m.kind);
     if (!c) {
       return event(EventKind::command_dropped, {}, 0, {},
@@ -296,7 +309,8 @@ class Machine {
       // The result is the step's before the undo's arguments are computed
       // from it; the STORE after INVOKE binds the same value again.
       if (step.result_slot != bytecode::kNone) store_slot(s_, f, step.result_slot, out.result);
-      record(f, f.step, false);
+      // An await had no effect outside the instance: nothing to compensate.
+      if (!bytecode::is_await_step(p_, step)) record(f, f.step, false);
       // Past the pivot the saga only goes forward: its deadline no longer
       // applies (the retriable steps after it are retried until they succeed).
       if (step.kind == bytecode::StepKind::Pivot && f.id == 0) s_.deadline_ms = 0;
@@ -425,6 +439,54 @@ class Machine {
           out.message);
   }
 
+  // ---- Signals ---------------------------------------------------------------------
+
+  void signal_arrived(uint32_t id, const InboxMessage& m, const std::string& data_json) {
+    Fiber& f = fiber(id);
+    const Value* n = f.args.find("name");
+    const std::string name = n && n->is_string() ? std::string(n->as_string()) : std::string();
+    Outcome got;
+    got.ok = true;
+    auto data = Value::from_json_text(data_json);
+    if (data.ok()) got.result = std::move(data).value();
+    nlohmann::json info{{"signal", name}, {"id", m.id}, {"posted_ms", m.posted_ms}};
+    info["data"] = nlohmann::json::parse(data_json, nullptr, false);
+    if (info["data"].is_discarded()) info["data"] = nullptr;
+    event(EventKind::signal_consumed, step_name(lp_, f), f.attempt, {},
+          fmt::format("signal '{}', posted {}", name, stdlib::format_iso8601_ms(m.posted_ms)),
+          info.dump());
+    attempt_ended(id, got);
+  }
+
+  void signal_timed_out(uint32_t id) {
+    Fiber& f = fiber(id);
+    f.attempt_out = false;
+    const Value* n = f.args.find("name");
+    const Value* t = f.args.find("timeout");
+    const std::string name = n && n->is_string() ? std::string(n->as_string()) : std::string();
+    const int64_t ms = t && t->is_number() ? static_cast<int64_t>(t->as_number()) : 0;
+    const std::string step = step_name(lp_, f);
+    const std::string why = fmt::format("no signal '{}' within {}", name, format_ms(ms));
+    // AWAIT's jump: where its else block starts (0: it has none).
+    bytecode::Instruction in;
+    const uint32_t at = f.pc - bytecode::instruction_size(bytecode::Op::AWAIT);
+    const bool decoded = bytecode::decode(p_.code, at, in) && in.op == bytecode::Op::AWAIT;
+    const int32_t jump = decoded ? in.jump() : 0;
+    f.wait = Wait::kNone;
+    f.wake_at_ms = 0;
+    touch(id);
+    if (jump != 0) {
+      event(EventKind::signal_timed_out, step, f.attempt, "timeout", why + ": the else block runs");
+      f.stack.push_back(Value());
+      f.pc = static_cast<uint32_t>(static_cast<int64_t>(f.pc) + jump);
+      return forward(id);
+    }
+    event(EventKind::signal_timed_out, step, f.attempt, "timeout", why);
+    // Nothing was sent anywhere: the await had no effect to compensate.
+    event(EventKind::step_failed, step, f.attempt, "timeout", why);
+    begin_compensation("timeout", fmt::format("step '{}': {}", step, why));
+  }
+
   // ---- Forward progress ----------------------------------------------------------
 
   // Makes fiber `id` runnable: it runs to its next yield point when the
@@ -488,7 +550,10 @@ class Machine {
       // code, found before anything runs: the step never started.
       if (std::string why = check_engine_args(action, f.args); !why.empty()) {
         f.wait = Wait::kNone;
-        const uint32_t at = f.pc - bytecode::instruction_size(bytecode::Op::INVOKE);
+        const uint32_t at =
+            f.pc - bytecode::instruction_size(performer(action) == stdlib::Performer::kSignal
+                                                  ? bytecode::Op::AWAIT
+                                                  : bytecode::Op::INVOKE);
         const bytecode::LineEntry line = p_.line_at(at);
         const std::string name = step_name(lp_, f);
         return begin_compensation(
@@ -498,6 +563,12 @@ class Machine {
       }
       if (performer(action) == stdlib::Performer::kSleep) {
         f.wake_at_ms = sleep_until(env_.now_ms, f.args);
+      }
+      // An await's timer is its timeout: what fires there is
+      // signal_timed_out(), unless a signal came first.
+      if (performer(action) == stdlib::Performer::kSignal) {
+        const Value* t = f.args.find("timeout");
+        f.wake_at_ms = env_.now_ms + static_cast<int64_t>(t && t->is_number() ? t->as_number() : 0);
       }
     }
     event(EventKind::step_started, step_name(lp_, f), 1);
@@ -949,6 +1020,36 @@ Decision message_arrived(const LinkedProgram& program, InstanceState& state,
                          const InboxMessage& message, const Env& env) {
   Machine m(program, state, env);
   m.message(message);
+  return m.finish();
+}
+
+bool waits_for_signal(const LinkedProgram& program, const Fiber& f) {
+  return f.wait == Wait::kAction && f.step < program.program.steps.size() &&
+         bytecode::is_await_step(program.program, program.program.steps[f.step]);
+}
+
+std::optional<uint32_t> awaiting_fiber(const LinkedProgram& program, const InstanceState& state,
+                                       std::string_view name) {
+  if (state.phase != Phase::kForward || state.paused || state.stuck) return std::nullopt;
+  for (const Fiber& f : state.fibers) {
+    if (!waits_for_signal(program, f)) continue;
+    const Value* n = f.args.find("name");
+    if (n && n->is_string() && n->as_string() == name) return f.id;
+  }
+  return std::nullopt;
+}
+
+Decision signal_arrived(const LinkedProgram& program, InstanceState& state, uint32_t fiber,
+                        const InboxMessage& message, const std::string& data_json, const Env& env) {
+  Machine m(program, state, env);
+  m.signal_arrived(fiber, message, data_json);
+  return m.finish();
+}
+
+Decision signal_timed_out(const LinkedProgram& program, InstanceState& state, uint32_t fiber,
+                          const Env& env) {
+  Machine m(program, state, env);
+  m.signal_timed_out(fiber);
   return m.finish();
 }
 

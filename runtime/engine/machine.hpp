@@ -22,6 +22,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/container/small_vector.hpp>
@@ -125,6 +126,30 @@ Decision interrupt(const LinkedProgram& program, InstanceState& state, std::stri
 // whether the instance is paused (the engine sets it from the row).
 Decision message_arrived(const LinkedProgram& program, InstanceState& state,
                          const InboxMessage& message, const Env& env);
+
+// Signals (saga/signals.hpp). The fiber that waits at an `await signal`
+// for signal `name` and can take it now (the instance runs forward, not
+// paused): the lowest id when several do; none when no fiber does (the
+// engine then keeps the signal in the inbox for a later await).
+std::optional<uint32_t> awaiting_fiber(const LinkedProgram& program, const InstanceState& state,
+                                       std::string_view name);
+
+// Signal `message` (its name and data, JSON text) reached fiber `fiber`,
+// which awaits it (awaiting_fiber): a `signal_consumed` event, the data is
+// the await's result, and the fiber runs on. The engine consumes the message
+// in the transition that commits this decision.
+Decision signal_arrived(const LinkedProgram& program, InstanceState& state, uint32_t fiber,
+                        const InboxMessage& message, const std::string& data_json, const Env& env);
+
+// The await that fiber `fiber` waits at reached its timeout: a
+// `signal_timed_out` event, then its `else` block runs (the bound variable
+// null), or, without one, the step fails with class `timeout` and the saga
+// compensates.
+Decision signal_timed_out(const LinkedProgram& program, InstanceState& state, uint32_t fiber,
+                          const Env& env);
+
+// Whether fiber `f` waits at an `await signal` (rather than for an action).
+bool waits_for_signal(const LinkedProgram& program, const Fiber& f);
 
 // After a restart: an attempt whose wake time has come may have been sent
 // before the process died (it is dispatched no earlier than then), so it

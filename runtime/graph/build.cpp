@@ -361,6 +361,10 @@ class Builder {
         if (in.a >= p_.steps.size()) return add({.kind = NodeKind::kEnd, .label = "end"});
         step_node(n, in.a);
         break;
+      case Op::AWAIT:  // A step node ("await NAME"); a timeout edge to its else block.
+        if (in.b >= p_.steps.size()) return add({.kind = NodeKind::kEnd, .label = "end"});
+        step_node(n, in.b);
+        break;
       case Op::JUMP_IF_FALSE:
         n.kind = NodeKind::kDecision;
         n.label = "if";
@@ -399,7 +403,7 @@ class Builder {
     uint32_t id = add(std::move(n));
     node_at_[at] = id;
     if (g_.nodes[id].kind == NodeKind::kStep) {
-      const bytecode::Step& s = p_.steps[in.a];
+      const bytecode::Step& s = p_.steps[g_.nodes[id].step];
       if (s.undo_action != bytecode::kNone || s.undo_pc != bytecode::kNone) {
         Node u{
             .kind = NodeKind::kUndo, .label = "undo " + s.name, .step = in.a, .cluster = cluster};
@@ -445,6 +449,15 @@ class Builder {
       case NodeKind::kStep: {
         Stack st = std::move(w.stack);
         pop(st);
+        if (in.op == Op::AWAIT && in.jump() != 0) {
+          Stack other = st;
+          other.push_back({.text = "null"});
+          const uint32_t node = w.node, cluster = w.cluster;
+          st.push_back({.text = "signal of " + n.label});
+          connect(node, reach(next, std::move(st), cluster), "signal");
+          connect(node, reach(target(w.pc, in), std::move(other), cluster), "timeout");
+          break;
+        }
         st.push_back({.text = "result of " + n.label});
         connect(w.node, reach(next, std::move(st), w.cluster));
         break;

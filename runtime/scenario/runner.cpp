@@ -17,6 +17,7 @@
 #include "runtime/sim/sim.hpp"
 #include "saga/events.hpp"
 #include "saga/store.hpp"
+#include "stdlib/table.hpp"
 
 namespace saga::scenario {
 namespace {
@@ -45,13 +46,18 @@ const char* const kStatuses[] = {
 
 // ---- Checks ------------------------------------------------------------------------
 
+// Whether `a` is the built-in action of an await step (`await signal`).
+bool is_signal(const bytecode::Action& a) {
+  return runtime::performer(a) == stdlib::Performer::kSignal;
+}
+
 class Checker {
  public:
   Checker(const File& file, const bytecode::Program& p, Diagnostics& diags)
       : file_(file), p_(p), diags_(diags) {
     for (const bytecode::Saga& s : p.sagas) sagas_.push_back(s.name);
     for (const bytecode::Action& a : p.actions) {
-      if (!runtime::engine_performed(a)) actions_.push_back(a.name);
+      if (!runtime::engine_performed(a) || is_signal(a)) actions_.push_back(a.name);
     }
     for (const bytecode::Step& s : p.steps) steps_.push_back(s.name);
     for (const EventInfo& e : kEvents) events_.emplace_back(e.name);
@@ -116,7 +122,7 @@ class Checker {
     if (it == p_.actions.end()) {
       diags_.error(t.span, fmt::format("{} calls no action '{}'", p_.source_name, t.name),
                    help_for(t.name, actions_));
-    } else if (runtime::engine_performed(*it)) {
+    } else if (runtime::engine_performed(*it) && !is_signal(*it)) {
       diags_.error(t.span,
                    fmt::format("'{}' is performed by the engine itself: there is nothing to answer "
                                "or expect",
@@ -243,7 +249,10 @@ class Runner {
       const Fiber* f = run_.state.fiber(id);
       if (f == nullptr) continue;
       tokens_[id] = ++next_token_;
-      schedule(std::max(run_.now, f->wake_at_ms), Event::kDispatch, id, next_token_);
+      // An await's wake time is its timeout: it is "called" (answered by
+      // the test) at once, and its timeout comes from the step's.
+      const int64_t at = runtime::waits_for_signal(lp_, *f) ? run_.now : f->wake_at_ms;
+      schedule(std::max(run_.now, at), Event::kDispatch, id, next_token_);
     }
     if (d.final()) final_ = true;
   }
@@ -337,7 +346,9 @@ class Runner {
     const bytecode::Step& step = p_.steps[f.step];
     const bool undo = f.wait == Wait::kUndo;
     const bytecode::Action& action = p_.actions[undo ? step.undo_action : step.action];
-    if (runtime::engine_performed(action)) {
+    // An await is answered like a call (`answer signal ok DATA`: the signal
+    // and its data; `never`: none, so its timeout fires).
+    if (runtime::engine_performed(action) && !is_signal(action)) {
       Outcome ok;
       ok.ok = true;
       tokens_.erase(id);

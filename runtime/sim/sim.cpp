@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "runtime/vm/checkpoint.hpp"
+#include "saga/signals.hpp"
 
 namespace saga::sim {
 namespace {
@@ -64,6 +65,21 @@ runtime::Decision attempt_ended(const runtime::LinkedProgram& program, Run& run,
                                 const runtime::Outcome& outcome, const Options& options) {
   forget(run, fiber);
   VirtualContext ctx(run);
+  const runtime::Fiber* f = run.state.fiber(fiber);
+  if (f && runtime::waits_for_signal(program, *f)) {
+    // An await: an answer is the signal (its data the result), a timeout
+    // its timeout, as the engine decides them.
+    if (outcome.ok) {
+      InboxMessage m{"signal", "", std::string(kSignalKind), {}, run.now, 0};
+      return applied(
+          run, runtime::signal_arrived(program, run.state, fiber, m, outcome.result.to_json_text(),
+                                       env_for(run, ctx, options)));
+    }
+    if (outcome.error_class == "timeout") {
+      return applied(
+          run, runtime::signal_timed_out(program, run.state, fiber, env_for(run, ctx, options)));
+    }
+  }
   return applied(
       run, runtime::attempt_ended(program, run.state, fiber, outcome, env_for(run, ctx, options)));
 }

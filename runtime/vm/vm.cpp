@@ -349,6 +349,17 @@ Stop run(const LinkedProgram& lp, InstanceState& state, Fiber& fiber,
         fiber.earlier_attempt_in_doubt = false;
         fiber.pc = pc;
         return op == Op::INVOKE ? Stop::kInvoke : Stop::kUndo;
+      case Op::AWAIT:
+        // As INVOKE: the machine waits for the signal (or the timeout) and
+        // pushes its data; the else target is read back from the code.
+        fiber.args = std::move(stack.back());
+        stack.pop_back();
+        fiber.step = read_u32(p + 5);
+        fiber.wait = Wait::kAction;
+        fiber.attempt = 1;
+        fiber.earlier_attempt_in_doubt = false;
+        fiber.pc = pc;
+        return Stop::kInvoke;
       case Op::RETURN:
         fiber.pc = pc;
         return Stop::kReturned;

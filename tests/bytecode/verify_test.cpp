@@ -549,5 +549,57 @@ TEST(Verify, UnreachableCodeIsOnlyDecoded) {
   EXPECT_TRUE(s.ok()) << s.message();
 }
 
+// --- AWAIT: only for an await step, and an await step only by AWAIT ------------
+
+// A Builder whose step 1, 'await go', calls the built-in `signal`.
+struct AwaitBuilder : Builder {
+  AwaitBuilder() {
+    const uint32_t signal = a.action(bytecode::kSignalAction, kNoService);
+    p.steps.push_back({"await go", 0, signal, kNone, kNone, kNone, 0, kNone, 2, 1});
+  }
+  // OBJECT; AWAIT (jump 0), step; POP.
+  void await(uint32_t step) {
+    a.emit(Op::OBJECT);
+    auto next = a.make_label();
+    a.emit_jump(Op::AWAIT, next, step);
+    a.bind(next);
+    a.emit(Op::POP);
+  }
+};
+
+TEST(Verify, AcceptsAnAwaitOfAnAwaitStep) {
+  AwaitBuilder b;
+  b.await(1);
+  b.complete();
+  Status s = b.verify();
+  EXPECT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(format_version(b.p), 6) << "a program that waits for signals is format 6";
+}
+
+TEST(Verify, AwaitOfAPlainStepIsRefused) {
+  AwaitBuilder b;
+  b.await(0);
+  b.complete();
+  EXPECT_TRUE(Fails(b.verify(), "(AWAIT): step 'first' is not an await step"));
+}
+
+TEST(Verify, InvokeOfAnAwaitStepIsRefused) {
+  AwaitBuilder b;
+  b.invoke(1);
+  b.complete();
+  EXPECT_TRUE(Fails(b.verify(), "(INVOKE): step 'await go' is an await step: only AWAIT runs it"));
+}
+
+TEST(Verify, AnAwaitStepWithAnUndoIsRefused) {
+  AwaitBuilder b;
+  b.await(1);
+  b.complete();
+  b.undo_block(1);
+  b.a.emit(Op::OBJECT);
+  b.a.emit(Op::UNDO, 1);
+  b.a.emit(Op::RETURN);
+  EXPECT_TRUE(Fails(b.verify(), "(AWAIT): await step 'await go' has an undo"));
+}
+
 }  // namespace
 }  // namespace saga::bytecode

@@ -475,3 +475,43 @@ TEST(Codegen, AProgramWithoutStepKindsKeepsItsFormat) {
   ASSERT_TRUE(p);
   EXPECT_EQ(saga::bytecode::format_version(*p), 1);
 }
+
+// `await signal`: an await step (the built-in `signal`, no undo, its timeout
+// shown on the step), its arguments, one AWAIT whose jump is 0 without an
+// else block and reaches the else block with one; the variable is stored on
+// both paths.
+TEST(Codegen, AwaitSignal) {
+  std::string errors;
+  auto p = compile(
+      "saga s() { await signal go timeout 2s -> v  output v }\n"
+      "saga t() { await signal go timeout 2s -> v else { fail \"none\" }  output v }",
+      &errors);
+  ASSERT_TRUE(p) << errors;
+  ASSERT_EQ(p->steps.size(), 2u);
+  const auto& step = p->steps[0];
+  EXPECT_EQ(step.name, "await go");
+  EXPECT_EQ(p->actions[step.action].name, saga::bytecode::kSignalAction);
+  EXPECT_EQ(step.undo_action, saga::bytecode::kNone);
+  EXPECT_EQ(step.timeout_ms, 2000u);
+  EXPECT_EQ(saga::bytecode::format_version(*p), 6);
+  const uint32_t second = p->sagas[1].entry_pc;
+  EXPECT_EQ(ops(*p, 0, second), (Names{"OBJECT", "CONST", "SET_FIELD", "CONST", "SET_FIELD",
+                                       "AWAIT", "STORE", "LOAD", "COMPLETE"}));
+  EXPECT_EQ(ops(*p, second, p->code.size()),
+            (Names{"OBJECT", "CONST", "SET_FIELD", "CONST", "SET_FIELD", "AWAIT", "STORE", "JUMP",
+                   "STORE", "CONST", "FAIL", "LOAD", "COMPLETE"}));
+  saga::bytecode::Instruction in;
+  uint32_t pc = 0;
+  while (saga::bytecode::decode(p->code, pc, in) && in.op != saga::bytecode::Op::AWAIT) {
+    pc += in.size;
+  }
+  EXPECT_EQ(in.jump(), 0) << "no else block: a timeout fails the step";
+  pc = second;
+  while (saga::bytecode::decode(p->code, pc, in) && in.op != saga::bytecode::Op::AWAIT) {
+    pc += in.size;
+  }
+  saga::bytecode::Instruction at_else;
+  ASSERT_TRUE(saga::bytecode::decode(p->code, pc + in.size + in.jump(), at_else));
+  EXPECT_EQ(at_else.op, saga::bytecode::Op::STORE) << "the else path stores null, then its block";
+  EXPECT_EQ(in.b, 1u);
+}

@@ -56,7 +56,8 @@ TEST_P(RoundTrip, CompileWriteLoadVerifyDisassemble) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Samples, RoundTrip,
-                         ::testing::Values("samples/order.saga", "samples/travel.saga"),
+                         ::testing::Values("samples/order.saga", "samples/travel.saga",
+                                           "samples/approval.saga"),
                          [](const auto& info) { return fs::path(info.param).stem().string(); });
 
 // --- Programs with parallel blocks and foreach loops ---------------------------

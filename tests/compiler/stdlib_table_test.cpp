@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 
+#include "runtime/bytecode/program.hpp"
 #include "stdlib/table.hpp"
 
 namespace saga::stdlib {
@@ -31,9 +32,9 @@ TEST(ActionTable, RowsAreWellFormed) {
   }
 }
 
-TEST(ActionTable, TheEnginePerformsSleepAndLogOnly) {
+TEST(ActionTable, TheEnginePerformsSleepLogAndSignalOnly) {
   for (const ActionInfo& a : kActions) {
-    const bool engine = a.name == "sleep" || a.name == "log";
+    const bool engine = a.name == "sleep" || a.name == "log" || a.name == "signal";
     EXPECT_EQ(by_engine(a.performer), engine) << a.name;
   }
 }
@@ -47,6 +48,15 @@ TEST(ActionTable, SleepTakesDurationsUpToTheLimit) {
   EXPECT_EQ(spec->limits.max, static_cast<double>(kMaxDurationMs));
   EXPECT_EQ(describe(*spec), "a duration from 0ms to 10000d");
   EXPECT_EQ(describe(*find_action("log")->find_arg("level")), "one of debug, info, warn, error");
+}
+
+// The action an await step calls: what the bytecode names it, performed by
+// the engine as a wait for a signal.
+TEST(ActionTable, TheSignalActionIsTheAwaitStepsAction) {
+  const ActionInfo* a = find_action(saga::bytecode::kSignalAction);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->performer, Performer::kSignal);
+  EXPECT_EQ(describe(*a->find_arg("timeout")), "a duration from 1ms to 10000d");
 }
 
 struct ArgCase {

@@ -153,6 +153,13 @@ inline std::string dump(const ast::Stmt& s) {
       return std::string(s.parallel ? "(parallel foreach " : "(foreach ") + s.name + " " +
              dump(s.expr) + (s.max ? " max " + dump(s.max) : std::string()) + " " +
              (s.body ? dump(*s.body) : std::string("<null>")) + ")";
+    case ast::StmtKind::Await: {
+      std::string out = "(await signal " + s.signal;
+      if (s.expr) out += " timeout " + dump(s.expr);
+      if (!s.name.empty()) out += " -> " + s.name;
+      if (s.else_block) out += " else " + dump(*s.else_block);
+      return out + ")";
+    }
   }
   return "?";
 }

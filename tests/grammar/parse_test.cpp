@@ -467,6 +467,18 @@ INSTANTIATE_TEST_SUITE_P(
                  "{(foreach a xs {(foreach b a {(parallel {(branch c {})})})})}"},
         StmtCase{"parallel { branch a { parallel foreach i in xs { } } }",
                  "{(parallel {(branch a {(parallel foreach i xs {})})})}"},
+        // await signal: its clauses in order, each optional but the name; nested
+        // awaits in an else block; `await` and `signal` are names elsewhere.
+        StmtCase{"await signal approve timeout 48h -> d",
+                 "{(await signal approve timeout (dur 48h 172800000) -> d)}"},
+        StmtCase{"await signal go", "{(await signal go)}"},
+        StmtCase{"await signal go -> x else { let y = 1 }",
+                 "{(await signal go -> x else {(let y 1)})}"},
+        StmtCase{"await signal a timeout 1s else { await signal b timeout 2s -> c else { } }",
+                 "{(await signal a timeout (dur 1s 1000) else {(await signal b timeout (dur 2s "
+                 "2000) -> c else {})})}"},
+        StmtCase{"let await = 1 let signal = await", "{(let await 1) (let signal await)}"},
+        StmtCase{"fail msg await signal go", "{(fail msg) (await signal go)}"},
         // A name after `fail` is not its class when it starts one of these statements.
         StmtCase{"fail msg parallel { branch a { } }", "{(fail msg) (parallel {(branch a {})})}"},
         StmtCase{"fail msg foreach x in xs { }", "{(fail msg) (foreach x xs {})}"},

@@ -200,7 +200,7 @@ TEST_P(GoldenSample, DotAndMermaidMatchTheCommittedPictures) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Samples, GoldenSample,
-                         ::testing::Values("order", "travel", "fulfil_items", "hello"));
+                         ::testing::Values("order", "travel", "fulfil_items", "hello", "approval"));
 
 // ---------------------------------------------------------------------------
 // The model.

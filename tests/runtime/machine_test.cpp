@@ -12,6 +12,7 @@
 #include "runtime/engine/machine.hpp"
 #include "runtime/vm/checkpoint.hpp"
 #include "saga/commands.hpp"
+#include "saga/signals.hpp"
 
 namespace {
 
@@ -998,4 +999,109 @@ saga t() {
   EXPECT_EQ(Machine::kinds(m.end(0, failure("timeout"))),
             (std::vector<std::string>{"undo_failed:a"}));
   EXPECT_EQ(m.end(0, failure("unavailable")).status, InstanceStatus::kStuck);
+}
+
+// ---- Signals: `await signal` -------------------------------------------------
+
+const char* kAwaits = R"(
+service s { }
+saga t() {
+  step a { do s.a() -> ra  undo s.undo_a(ref: ra) }
+  await signal approve timeout 1h -> d
+  step b { do s.b(by: d) }
+}
+saga handled() {
+  await signal approve timeout 2h -> d else { step note { do s.note() } }
+  output d
+}
+)";
+
+// The machine's inputs for a signal, beside the Machine driver above.
+struct SignalEnv {
+  FixedContext ctx;
+  saga::runtime::Env env;
+  explicit SignalEnv(int64_t now) {
+    env.now_ms = now;
+    env.functions = &ctx;
+  }
+};
+
+saga::InboxMessage make_signal(const std::string& name, const std::string& data) {
+  auto m = saga::signal_message("i-1", name, data, "sig-1", 5);
+  EXPECT_TRUE(m.ok());
+  return m.value();
+}
+
+TEST(MachineSignals, AnAwaitWaitsForItsTimeoutAndNamesItsSignal) {
+  Machine m(kAwaits);
+  m.begin();
+  Decision d = m.end(0, ok(Value::string("r")));
+  EXPECT_EQ(m.waiting(), "action await approve");
+  EXPECT_EQ(ids(d.ready), (std::vector<uint32_t>{0}));
+  EXPECT_EQ(m.state().root().wake_at_ms, m.now() + 3'600'000) << "the timer is the timeout";
+  EXPECT_TRUE(saga::runtime::waits_for_signal(m.program(), m.state().root()));
+  EXPECT_EQ(saga::runtime::awaiting_fiber(m.program(), m.state(), "approve"), 0u);
+  EXPECT_FALSE(saga::runtime::awaiting_fiber(m.program(), m.state(), "other").has_value());
+  m.state().paused = true;
+  EXPECT_FALSE(saga::runtime::awaiting_fiber(m.program(), m.state(), "approve").has_value())
+      << "a paused instance takes no signal until it runs again";
+}
+
+TEST(MachineSignals, ASignalIsTheAwaitsResultAndIsNotCompensated) {
+  Machine m(kAwaits);
+  m.begin();
+  m.end(0, ok(Value::string("r")));
+  SignalEnv e(m.now());
+  Decision d = saga::runtime::signal_arrived(m.program(), m.state(), 0,
+                                             make_signal("approve", R"({"by":"ann"})"),
+                                             R"({"by":"ann"})", e.env);
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"signal_consumed:await approve",
+                                      "step_completed:await approve", "step_started:b"}));
+  EXPECT_EQ(m.waiting(), "action b");
+  EXPECT_EQ(m.state().root().args.to_json(), (nlohmann::json{{"by", {{"by", "ann"}}}}));
+  // Only step a is in the compensation log: the await had no effect.
+  ASSERT_EQ(m.state().root().completed.size(), 1u);
+  d = m.end(0, failure("rejected"));
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"step_failed:b", "compensating", "undo_started:a"}));
+}
+
+TEST(MachineSignals, WithoutElseTheTimeoutFailsTheStepAndCompensates) {
+  Machine m(kAwaits);
+  m.begin();
+  m.end(0, ok(Value::string("r")));
+  SignalEnv e(m.now() + 3'600'000);
+  Decision d = saga::runtime::signal_timed_out(m.program(), m.state(), 0, e.env);
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"signal_timed_out:await approve", "step_failed:await approve",
+                                      "compensating", "undo_started:a"}));
+  EXPECT_EQ(d.events[1].event.error_class, "timeout");
+  EXPECT_EQ(m.state().error_class, "timeout");
+  EXPECT_EQ(m.waiting(), "undo a");
+}
+
+TEST(MachineSignals, WithElseTheTimeoutRunsTheBlockWithTheVariableNull) {
+  Machine m(kAwaits);
+  m.state() = saga::runtime::start_state(m.program(), 1, Value::object());
+  m.begin();
+  EXPECT_EQ(m.state().root().wake_at_ms, m.now() + 7'200'000);
+  SignalEnv e(m.now() + 7'200'000);
+  Decision d = saga::runtime::signal_timed_out(m.program(), m.state(), 0, e.env);
+  EXPECT_EQ(Machine::kinds(d),
+            (std::vector<std::string>{"signal_timed_out:await approve", "step_started:note"}));
+  EXPECT_EQ(d.status, InstanceStatus::kRunning) << "handled: the saga goes on";
+  EXPECT_EQ(m.waiting(), "action note");
+  d = m.end(0, ok());
+  EXPECT_EQ(d.status, InstanceStatus::kCompleted);
+  EXPECT_TRUE(m.state().output.is_null());
+}
+
+TEST(MachineSignals, ASignalThatNoAwaitCanTakeIsDropped) {
+  Machine m(kAwaits);
+  m.begin();
+  m.interrupt("cancelled", true);
+  Decision d = m.message(std::string(saga::kSignalKind), R"({"name":"approve","data":1})");
+  ASSERT_FALSE(d.events.empty());
+  EXPECT_EQ(d.events[0].event.kind, "signal_dropped");
 }

@@ -492,6 +492,15 @@ class Engine {
   // kInvalidArgument (a result that is not JSON).
   Result<InboxMessage> command(const std::string& id, const CommandRequest& request);
 
+  // Sends signal `name` with JSON data `data_json` ("" for null) to the
+  // instance (saga/signals.hpp): posted to its inbox, durably, then handed
+  // at once to the run when this engine runs it (an `await signal NAME`
+  // waiting for it moves on in the same call's wake-up; one not reached yet
+  // finds it kept). Errors as post_signal(): kNotFound, kFailedPrecondition
+  // (finished), kInvalidArgument (a name or data that is not valid).
+  Result<InboxMessage> signal(const std::string& id, const std::string& name,
+                              const std::string& data_json);
+
   // How many instances this engine is running now (waiting ones included,
   // evicted ones too).
   size_t active() const;

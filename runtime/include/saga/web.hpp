@@ -53,6 +53,12 @@ void add_api_routes(serve::Router& router, const Context& context);
 // structured and binary mode, handed to Engine::publish) and GET
 // /api/events (the recorded events, newest first; ?limit=N, ?unmatched=1).
 void add_event_routes(serve::Router& router, const Context& context);
+// POST /instances/{id}/signals/{name}: the body (JSON; empty for null) is
+// the signal's data, sent through Engine::signal (saga/signals.hpp). 202
+// with {"signal", "message_id", "instance"}; 400 for data that is not JSON
+// or a bad name, 404 for an unknown instance, 409 for a finished one, 503
+// without an engine. A state-changing route: the access rule's token applies.
+void add_signal_routes(serve::Router& router, const Context& context);
 // The web view: /, /instances/{id}, /programs, /dead-letters, /static/style.css, and
 // /login when a token is configured.
 void add_web_routes(serve::Router& router, const Context& context);
