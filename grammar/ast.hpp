@@ -139,6 +139,7 @@ enum class StmtKind : uint8_t {
   Branch,
   Foreach,
   UndoRetry,  // `undo_retry POLICY` in a saga body: the default policy of its undos.
+  Emit,       // `emit TYPE { ... }`: name is the event type, expr the Object of its data.
 };
 
 struct Stmt {
@@ -146,11 +147,11 @@ struct Stmt {
   Span span;                   // The whole statement.
   std::unique_ptr<Step> step;  // Step.
   // Let: the variable.  Fail: the error class ("" = default).  Branch: the
-  // branch name.  Foreach: the loop variable.
+  // branch name.  Foreach: the loop variable.  Emit: the event type.
   std::string name;
   Span name_span;
   // Let value, If condition, Fail message, Output value, Deadline, Foreach:
-  // the list it runs over.
+  // the list it runs over. Emit: the event's data (an Object).
   ExprPtr expr;
   std::unique_ptr<Block> then_block;  // If.
   std::unique_ptr<Block> else_block;  // If: null without else; `else if` is a block of one If.

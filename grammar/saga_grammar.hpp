@@ -162,6 +162,8 @@ struct kw_parallel : TAO_PEGTL_KEYWORD( "parallel" ) {};
 struct kw_foreach : TAO_PEGTL_KEYWORD( "foreach" ) {};
 struct kw_branch : TAO_PEGTL_KEYWORD( "branch" ) {};
 struct kw_in : TAO_PEGTL_KEYWORD( "in" ) {};
+// Context word of the emit statement: a keyword only where a name follows it.
+struct kw_emit : TAO_PEGTL_KEYWORD( "emit" ) {};
 struct kw_max : TAO_PEGTL_KEYWORD( "max" ) {};
 
 // comma_list(E) = E { "," E } [ "," ] ;   (a trailing comma is allowed)
@@ -507,7 +509,8 @@ struct branch_stmt : seq< kw_branch, sep, at< ident >, must< branch_name >, sep,
 // statement_word: where `parallel`, `foreach` or `branch` starts one of the
 // statements above (the same lookahead each of them commits on).
 struct statement_word : sor< seq< kw_parallel, sep, sor< one< '{' >, kw_foreach > >,
-                             seq< kw_foreach, sep, ident >, seq< kw_branch, sep, ident > > {};
+                             seq< kw_foreach, sep, ident >, seq< kw_branch, sep, ident >,
+                             seq< kw_emit, sep, ident > > {};
 
 // fail_stmt = "fail" [ fail_class ] expression ;
 // fail_class = name, directly followed by a token that starts an expression but
@@ -531,10 +534,17 @@ struct deadline_stmt : seq< kw_deadline, sep, must< deadline_value > > {};
 // undo_retry_stmt = "undo_retry" ( name | config ) ;   (the saga's default for its undos)
 struct undo_retry_stmt : seq< kw_undo_retry, sep, must< undo_retry_ref > > {};
 
+// emit_stmt = "emit" event_type object ;   (a statement only when a name follows `emit`)
+// event_type = identifier { "." identifier } ;   (no spaces: order.placed)
+struct event_type_segment : ident {};
+struct emit_type : seq< ident, star< one< '.' >, must< event_type_segment > > > {};
+struct emit_data : seq< at< one< '{' > >, object_literal > {};
+struct emit_stmt : seq< kw_emit, sep, at< ident >, must< emit_type >, sep, must< emit_data > > {};
+
 // statement = step_stmt | let_stmt | if_stmt | parallel_stmt | foreach_stmt | branch_stmt
-//           | fail_stmt | output_stmt | deadline_stmt ;
+//           | fail_stmt | output_stmt | deadline_stmt | emit_stmt ;
 struct statement : sor< step_stmt, let_stmt, if_stmt, parallel_stmt, foreach_stmt, branch_stmt, fail_stmt,
-                        output_stmt, deadline_stmt, undo_retry_stmt > {};
+                        output_stmt, deadline_stmt, undo_retry_stmt, emit_stmt > {};
 
 // block = "{" { statement } "}" ;
 struct block_open : one< '{' > {};
