@@ -9,10 +9,13 @@
 //    instance with a 300-byte checkpoint and one history event, the shape
 //    of a step's transition) committed with and without one outbox row
 //    each, alternately in one run, on the SQLite store at durability full:
-//    transitions per second and the ratio. (`emit` in the language is not
-//    implemented yet; this is the store's share of what it will cost.)
+//    transitions per second and the ratio (the store's share of an event);
+//  * the cost of `emit` in a saga: --sagas instances of a 3-step saga (three
+//    in-process actions), 64 in flight, on an Engine with the SQLite store
+//    at durability full, without and with an `emit` after each step
+//    (alternately in one run): sagas per second and the ratio.
 //
-//   outbox_bench [--events N] [--instances M] [--commits K] [--runs R]
+//   outbox_bench [--events N] [--instances M] [--commits K] [--sagas S] [--runs R]
 #include <fmt/format.h>
 
 #include <chrono>
@@ -24,8 +27,13 @@
 #include <thread>
 #include <vector>
 
+#include <condition_variable>
+#include <mutex>
+
 #include "bench/allocator.hpp"
 #include "bench/stats.hpp"
+#include "compiler/compile.hpp"
+#include "saga/engine.hpp"
 #include "saga/http.hpp"
 #include "saga/outbox.hpp"
 #include "saga/store.hpp"
@@ -86,19 +94,102 @@ double commit_all(saga::Store& store, std::vector<saga::Transition> ts) {
   return seconds(Clock::now() - start);
 }
 
+// The 3-step saga, with an emit after each step or none.
+std::string three_steps(bool emit) {
+  const char* e = emit ? "emit" : "//";
+  return fmt::format(R"(
+service shop {{ }}
+saga order(id: string) {{
+  step a {{ do shop.a(id: id) -> x }}
+  {0} order.reserved {{ order: id, x: x }}
+  step b {{ do shop.b(id: id) -> y }}
+  {0} order.charged {{ order: id, y: y }}
+  step c {{ do shop.c(id: id) -> z }}
+  {0} order.shipped {{ order: id, z: z }}
+  output z
+}}
+)",
+                     e);
+}
+
+// Sagas per second of `n` instances of three_steps(emit), 64 in flight.
+double saga_rate(const fs::path& dir, bool emit, int n) {
+  saga::EngineOptions options;
+  options.database = (dir / fmt::format("engine-{}.db", emit)).string();
+  options.durability = saga::Durability::kFull;
+  options.threads = 2;
+  auto opened = saga::Engine::open(options);
+  if (!opened.ok()) {
+    fmt::print(stderr, "outbox_bench: {}\n", opened.status().message());
+    std::exit(1);
+  }
+  std::unique_ptr<saga::Engine> engine = std::move(opened).value();
+  auto image = saga::compiler::compile_to_image("bench.saga", three_steps(emit));
+  if (!image.ok()) {
+    fmt::print(stderr, "outbox_bench: {}\n", image.status().message());
+    std::exit(1);
+  }
+  std::string hash = engine->load_program(std::move(image).value()).value();
+  for (const char* name : {"shop.a", "shop.b", "shop.c"}) {
+    engine->register_action(name, [](const saga::ActionCall&) { return nlohmann::json(1); });
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0, done = 0;
+  auto start = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return in_flight < 64; });
+      ++in_flight;
+    }
+    auto id = engine->start_async(hash, "order", {{"id", fmt::format("o-{}", i)}},
+                                  [&](const saga::InstanceInfo&) {
+                                    std::lock_guard lock(mu);
+                                    --in_flight;
+                                    ++done;
+                                    cv.notify_all();
+                                  });
+    if (!id.ok()) {
+      fmt::print(stderr, "outbox_bench: {}\n", id.status().message());
+      std::exit(1);
+    }
+  }
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return done == n; });
+  }
+  const double rate = n / seconds(Clock::now() - start);
+  if (emit) {
+    saga::OutboxQuery all;
+    all.limit = static_cast<size_t>(3 * n) + 1;
+    auto rows = engine->store().list_outbox(all);
+    if (!rows.ok() || rows->size() != static_cast<size_t>(3 * n)) {
+      fmt::print(stderr, "outbox_bench: expected {} outbox rows\n", 3 * n);
+      std::exit(1);
+    }
+  }
+  engine.reset();
+  fs::remove(options.database);
+  return rate;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int events = 5000, instances = 100, commits = 5000, runs = 5;
+  int events = 5000, instances = 100, commits = 5000, sagas = 2000, runs = 5;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       std::puts(
-          "usage: outbox_bench [--events N] [--instances M] [--commits K] [--runs R]\n"
+          "usage: outbox_bench [--events N] [--instances M] [--commits K] [--sagas S] [--runs "
+          "R]\n"
           "  Relay throughput: N outbox rows over M instances delivered as CloudEvents to a\n"
           "  participant's POST /events on 127.0.0.1 (events/s). Commit cost: K transitions\n"
           "  with and without one outbox row each, alternately, SQLite at durability full\n"
-          "  (transitions/s and the ratio). Medians of R runs.");
+          "  (transitions/s and the ratio). Emit cost: S instances of a 3-step saga without\n"
+          "  and with an emit after each step, alternately, on an Engine at durability full\n"
+          "  (sagas/s and the ratio). Medians of R runs.");
       return 0;
     }
     if (i + 1 >= argc) {
@@ -112,6 +203,8 @@ int main(int argc, char** argv) {
       instances = v;
     } else if (a == "--commits") {
       commits = v;
+    } else if (a == "--sagas") {
+      sagas = v;
     } else if (a == "--runs") {
       runs = v;
     } else {
@@ -126,7 +219,7 @@ int main(int argc, char** argv) {
   saga::samples::ParticipantProcess sink("payment", dir, {});
   auto http = saga::HttpClient::create({});
 
-  std::vector<double> rates, with, without;
+  std::vector<double> rates, with, without, emitting, plain;
   for (int run = 0; run < runs; ++run) {
     // Relay throughput.
     {
@@ -169,6 +262,11 @@ int main(int argc, char** argv) {
       const double s = commit_all(*store, std::move(ts));
       (event ? with : without).push_back(commits / s);
     }
+    // The 3-step saga with and without emits, alternating which goes first.
+    for (int pass = 0; pass < 2; ++pass) {
+      const bool emit = (pass + run) % 2 == 0;
+      (emit ? emitting : plain).push_back(saga_rate(dir, emit, sagas));
+    }
   }
   const double w = saga::bench::median(with), wo = saga::bench::median(without);
   fmt::print(
@@ -179,6 +277,11 @@ int main(int argc, char** argv) {
   fmt::print("commit without events       median {:9.0f} transitions/s\n", wo);
   fmt::print("cost of the event at commit {:9.3f}x the time of a transition without (same run)\n",
              wo / w);
+  const double em = saga::bench::median(emitting), pl = saga::bench::median(plain);
+  fmt::print("3-step saga, 3 emits        median {:9.0f} sagas/s   ({} sagas, durability full)\n",
+             em, sagas);
+  fmt::print("3-step saga, no emit        median {:9.0f} sagas/s\n", pl);
+  fmt::print("sagas/s with emits / without {:8.3f} (same run)\n", em / pl);
   fs::remove_all(dir);
   return 0;
 }

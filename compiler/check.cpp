@@ -877,6 +877,11 @@ class Checker {
         if (s.expr) expr(*s.expr, st);
         st.reachable = false;
         break;
+      case ast::StmtKind::Emit:
+        // The grammar gives a dotted name and an object literal, whose
+        // duplicate keys and unknown variables expr() reports.
+        if (s.expr) expr(*s.expr, st);
+        break;
       case ast::StmtKind::Deadline:
         break;  // Checked by check_deadlines().
       case ast::StmtKind::UndoRetry:

@@ -164,6 +164,10 @@ class Generator {
         emit(Op::COMPLETE);
         reachable_ = false;
         break;
+      case ast::StmtKind::Emit:
+        expr(*s.expr);
+        emit(Op::EMIT, asm_.string(s.name));
+        break;
       case ast::StmtKind::Deadline:
       case ast::StmtKind::UndoRetry:
         break;  // A property of the saga, not code.

@@ -140,6 +140,7 @@ enum class StmtKind : uint8_t {
   Foreach,
   UndoRetry,  // `undo_retry POLICY` in a saga body: the default policy of its undos.
   Await,      // `await signal NAME timeout D -> v else { ... }`.
+  Emit,       // `emit TYPE { ... }`: name is the event type, expr the Object of its data.
 };
 
 struct Stmt {
@@ -148,10 +149,11 @@ struct Stmt {
   std::unique_ptr<Step> step;  // Step.
   // Let: the variable.  Fail: the error class ("" = default).  Branch: the
   // branch name.  Foreach: the loop variable.  Await: the variable bound.
+  // Emit: the event type.
   std::string name;
   Span name_span;
   // Let value, If condition, Fail message, Output value, Deadline, Foreach:
-  // the list it runs over.
+  // the list it runs over. Emit: the event's data (an Object).
   ExprPtr expr;
   std::unique_ptr<Block> then_block;  // If.
   std::unique_ptr<Block> else_block;  // If: null without else; `else if` is a block of one If.

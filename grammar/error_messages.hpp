@@ -191,6 +191,12 @@ SAGA_SYNTAX_ERROR(max_value, {.message = "expected a number after 'max'",
     .hint = ErrorHint::Expression});
 SAGA_SYNTAX_ERROR(foreach_body, {.message = "expected '{' to start the loop body",
     .help = "a loop is written: foreach item in items { ... }, or parallel foreach item in items max 8 { ... }"});
+SAGA_SYNTAX_ERROR(emit_type, {.message = "expected an event type after 'emit'",
+    .help = "for example: emit order.placed { order: order_id }"});
+SAGA_SYNTAX_ERROR(event_type_segment, {.message = "expected a name after '.' in the event type",
+    .help = "an event type is dotted names without spaces, as in: order.placed"});
+SAGA_SYNTAX_ERROR(emit_data, {.message = "expected '{' with the event's fields after the event type",
+    .help = "for example: emit order.placed { order: order_id }"});
 SAGA_SYNTAX_ERROR(branch_name, {.message = "expected a branch name after 'branch'",
     .reserved_role = "a branch"});
 SAGA_SYNTAX_ERROR(branch_body, {.message = "expected '{' after the branch name",
@@ -267,9 +273,6 @@ inline constexpr UnsupportedStatement kUnsupportedStatements[] = {
     {"try", "'try' blocks are not supported yet",
      "give the step a retry policy for the failures it should survive, and an undo that "
      "compensates it when the saga fails"},
-    {"emit", "'emit' is not supported yet",
-     "call an action that publishes the event, as in: step notify { do events.publish(order: "
-     "id) }"},
 };
 // Help at a statement position for the context words that start a statement only in
 // one form (saga_grammar.hpp, statement_word), when they stand there in another:
@@ -283,6 +286,7 @@ inline constexpr StatementForm kStatementForms[] = {
      "a parallel block is written: parallel { branch a { ... } branch b { ... } }, and a "
      "parallel loop: parallel foreach item in items max 8 { ... }"},
     {"foreach", "a loop is written: foreach item in items { ... }"},
+    {"emit", "an event is written: emit order.placed { order: order_id }"},
     {"branch",
      "a branch is written directly inside a parallel block: parallel { branch a { ... } }"},
 };

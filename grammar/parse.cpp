@@ -1194,6 +1194,29 @@ struct action<peg::output_stmt> : expr_stmt_action<ast::StmtKind::Output> {};
 template <>
 struct action<peg::deadline_stmt> : expr_stmt_action<ast::StmtKind::Deadline> {};
 
+template <>
+struct action<peg::emit_type> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    b.name.assign(in.begin(), in.size());
+    b.name_span = b.span(in);
+  }
+};
+
+template <>
+struct action<peg::emit_stmt> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    ast::Stmt stmt;
+    stmt.kind = ast::StmtKind::Emit;
+    stmt.span = b.span(in);
+    stmt.name = std::move(b.name);
+    stmt.name_span = b.name_span;
+    stmt.expr = b.pop();
+    b.current_block().push_back(std::move(stmt));
+  }
+};
+
 // Blocks and if statements.
 
 template <>

@@ -166,6 +166,8 @@ struct kw_parallel : TAO_PEGTL_KEYWORD( "parallel" ) {};
 struct kw_foreach : TAO_PEGTL_KEYWORD( "foreach" ) {};
 struct kw_branch : TAO_PEGTL_KEYWORD( "branch" ) {};
 struct kw_in : TAO_PEGTL_KEYWORD( "in" ) {};
+// Context word of the emit statement: a keyword only where a name follows it.
+struct kw_emit : TAO_PEGTL_KEYWORD( "emit" ) {};
 struct kw_max : TAO_PEGTL_KEYWORD( "max" ) {};
 
 // comma_list(E) = E { "," E } [ "," ] ;   (a trailing comma is allowed)
@@ -512,7 +514,8 @@ struct branch_stmt : seq< kw_branch, sep, at< ident >, must< branch_name >, sep,
 // statements above (the same lookahead each of them commits on).
 struct statement_word : sor< seq< kw_parallel, sep, sor< one< '{' >, kw_foreach > >,
                              seq< kw_foreach, sep, ident >, seq< kw_branch, sep, ident >,
-                             seq< TAO_PEGTL_KEYWORD( "await" ), sep, TAO_PEGTL_KEYWORD( "signal" ) > > {};
+                             seq< TAO_PEGTL_KEYWORD( "await" ), sep, TAO_PEGTL_KEYWORD( "signal" ) >,
+                             seq< kw_emit, sep, ident > > {};
 
 // fail_stmt = "fail" [ fail_class ] expression ;
 // fail_class = name, directly followed by a token that starts an expression but
@@ -553,10 +556,17 @@ struct await_head : seq< kw_await, sep, kw_signal > {};
 struct await_stmt : seq< await_head, sep, must< await_signal_name >, opt< sep, await_timeout >, opt< sep, await_bind >,
                          opt< sep, await_else > > {};
 
+// emit_stmt = "emit" event_type object ;   (a statement only when a name follows `emit`)
+// event_type = identifier { "." identifier } ;   (no spaces: order.placed)
+struct event_type_segment : ident {};
+struct emit_type : seq< ident, star< one< '.' >, must< event_type_segment > > > {};
+struct emit_data : seq< at< one< '{' > >, object_literal > {};
+struct emit_stmt : seq< kw_emit, sep, at< ident >, must< emit_type >, sep, must< emit_data > > {};
+
 // statement = step_stmt | let_stmt | if_stmt | parallel_stmt | foreach_stmt | branch_stmt
-//           | fail_stmt | output_stmt | deadline_stmt | await_stmt ;
+//           | fail_stmt | output_stmt | deadline_stmt | await_stmt | emit_stmt ;
 struct statement : sor< step_stmt, let_stmt, if_stmt, parallel_stmt, foreach_stmt, branch_stmt, fail_stmt,
-                        output_stmt, deadline_stmt, undo_retry_stmt, await_stmt > {};
+                        output_stmt, deadline_stmt, undo_retry_stmt, await_stmt, emit_stmt > {};
 
 // block = "{" { statement } "}" ;
 struct block_open : one< '{' > {};

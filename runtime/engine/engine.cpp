@@ -197,9 +197,10 @@ struct RunInbox {
   std::vector<std::string> handled;
   std::vector<std::string> unsaved;
   bool resolve_dead_letters = false;
-  // Outbox rows (notices) of a transition whose commit failed: they go with
-  // the next one. Here rather than in Run, which must stay small: few runs
-  // ever have one.
+  // Outbox rows no committed transition carries yet: the events the code
+  // emitted since the last commit, and the rows (emits, notices) of a
+  // transition whose commit failed; they go with the next one, in order.
+  // Here rather than in Run, which must stay small: most runs never have one.
   std::vector<OutboxEvent> unsaved_outbox;
   // Signals no await has taken yet, in post order: each stays in the store's
   // inbox, unconsumed, until an await of its name takes it (take_signals()).
@@ -457,6 +458,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       d.dead_letter->instance_id = r.id;
       r.dead_letter = std::make_unique<DeadLetter>(std::move(*d.dead_letter));
     }
+    if (!d.emitted.empty()) add_emitted(r, d.emitted);
     for (uint32_t id : d.stopped) stop_fiber(r, id);
     for (uint32_t id : d.removed) {
       r.dirty.erase(std::remove(r.dirty.begin(), r.dirty.end(), id), r.dirty.end());
@@ -617,6 +619,25 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           }
           on_commit_done(std::move(c));
         });
+  }
+
+  // The events the code emitted (`emit`): outbox rows of the next
+  // transition, with ids derived from the instance and where they were
+  // emitted, so that code run again after a crash emits the same ids.
+  void add_emitted(Run& r, std::vector<runtime::Emitted>& emitted) {
+    if (!r.inbox) r.inbox = std::make_unique<RunInbox>();
+    const std::string source = event_source(r.program->program.sagas[r.state.saga].name, r.id);
+    const int64_t at = now();
+    for (runtime::Emitted& e : emitted) {
+      OutboxEvent row;
+      row.id = outbox_event_id(r.id, e.position);
+      row.instance_id = r.id;
+      row.type = std::move(e.type);
+      row.source = source;
+      row.time_ms = at;
+      row.data_json = e.data.to_json_text();
+      r.inbox->unsaved_outbox.push_back(std::move(row));
+    }
   }
 
   // The notification of a run that becomes paused or stuck (EngineOptions::

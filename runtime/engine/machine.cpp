@@ -506,7 +506,7 @@ class Machine {
   // Runs fiber `id` to its next yield point and decides what it means.
   void advance(uint32_t id) {
     Fiber& f = fiber(id);
-    const Stop stop = run(lp_, s_, f, *env_.functions);
+    const Stop stop = run(lp_, s_, f, *env_.functions, &d_.emitted);
     touch(id);
     switch (stop) {
       case Stop::kInvoke:

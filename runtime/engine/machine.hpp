@@ -93,6 +93,9 @@ struct Decision {
   // An operator retried or skipped the undo that gave up: the instance's
   // dead letters are resolved in the same transaction.
   bool resolve_dead_letters = false;
+  // Events the code emitted (`emit`), in order: outbox rows of the
+  // transition that commits this decision.
+  std::vector<Emitted> emitted;
 
   // Nothing runs after this decision's commit: the instance ended, or
   // waits for an operator (stuck, paused).

@@ -395,6 +395,11 @@ class Builder {
         n.label = "fail " + n.error_class;
         n.note = shorten(st.empty() ? std::string() : st.back().text, kMaxExprChars);
         break;
+      case Op::EMIT:
+        n.kind = NodeKind::kEmit;
+        n.label = "emit " + string_const(in.a);
+        n.note = shorten(st.empty() ? std::string() : st.back().text, kMaxExprChars);
+        break;
       default:
         n.kind = NodeKind::kEnd;
         n.label = "end";
@@ -497,6 +502,12 @@ class Builder {
       case NodeKind::kJoin:
         connect(w.node, reach(next, std::move(w.stack), w.cluster));
         break;
+      case NodeKind::kEmit: {
+        Stack st = std::move(w.stack);
+        pop(st);
+        connect(w.node, reach(next, std::move(st), w.cluster));
+        break;
+      }
       default:
         break;  // The ends.
     }

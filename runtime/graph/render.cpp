@@ -218,6 +218,9 @@ std::string dot_node_attrs(const Node& n) {
       shape = "oval";
       style = "dashed";
       break;
+    case NodeKind::kEmit:
+      shape = "cds";
+      break;
   }
   if (n.mark != Mark::kNone && n.kind != NodeKind::kStart) {
     Colours c = colours(n.mark);
@@ -322,6 +325,8 @@ std::string mermaid_node(const Node& n, const std::string& id) {
       return id + "((" + text + "))";
     case NodeKind::kCompensated:
       return id + "([" + text + "])";
+    case NodeKind::kEmit:
+      return id + ">" + text + "]";
   }
   return id + "[" + text + "]";
 }

@@ -184,8 +184,8 @@ Stop runtime_error(const LinkedProgram& lp, InstanceState& state, uint32_t pc, R
 #pragma GCC diagnostic push
 #pragma GCC diagnostic error "-Wswitch"
 
-Stop run(const LinkedProgram& lp, InstanceState& state, Fiber& fiber,
-         stdlib::FunctionContext& ctx) {
+Stop run(const LinkedProgram& lp, InstanceState& state, Fiber& fiber, stdlib::FunctionContext& ctx,
+         std::vector<Emitted>* emitted) {
   const std::vector<uint8_t>& code = lp.program.code;
   const std::vector<Value>& constants = lp.constants;
   std::vector<Value>& stack = fiber.stack;
@@ -396,6 +396,14 @@ Stop run(const LinkedProgram& lp, InstanceState& state, Fiber& fiber,
       case Op::END:
         fiber.pc = pc;
         return Stop::kEnd;
+      case Op::EMIT:
+        if (emitted) {
+          emitted->push_back(
+              Emitted{std::string(constants[read_u32(p + 1)].as_string()), std::move(stack.back()),
+                      fmt::format("{}emit@{}{}", fiber.detail->prefix, at, fiber.detail->suffix)});
+        }
+        stack.pop_back();
+        break;
     }
   }
 }

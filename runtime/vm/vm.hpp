@@ -242,11 +242,24 @@ enum class Stop : uint8_t {
   kEnd,       // END: the fiber's branch or iteration is done.
 };
 
+// An event the code emitted (EMIT) on its way to a yield point: the engine
+// writes it to the outbox in the transition that checkpoints that yield
+// point. `position` names where it was emitted in the instance's life, the
+// fiber's name and the pc ("emit@42", "flight/emit@42[3]"): code runs again
+// after a crash from the last checkpoint, and the same emit gets the same
+// position, so the same event id (outbox_event_id).
+struct Emitted {
+  std::string type;
+  Value data;
+  std::string position;
+};
+
 // Runs `fiber` from its pc until a yield point. A runtime error (a `type`
 // error, a division by zero) stops with kFail and the error's class and
 // message, prefixed with the source position ("order.saga:12: ...").
+// The events it emits are appended to `emitted` (dropped when null).
 Stop run(const LinkedProgram& program, InstanceState& state, Fiber& fiber,
-         stdlib::FunctionContext& ctx);
+         stdlib::FunctionContext& ctx, std::vector<Emitted>* emitted = nullptr);
 
 // The value of slot `slot` as `fiber` sees it: its own binding, else its
 // parent's, up to the root's slots.

@@ -359,6 +359,20 @@ TEST(Verify, InvokeInUndoCode) {
   EXPECT_TRUE(Fails(b.verify(), "(INVOKE): not allowed in an undo block"));
 }
 
+// An undo compensates; it tells the world nothing (EMIT is kSagaOnly).
+TEST(Verify, EmitInUndoCode) {
+  Builder b;
+  b.invoke(0);
+  b.complete();
+  b.undo_block(0);
+  b.a.emit(Op::OBJECT);
+  b.a.emit(Op::EMIT, b.a.string("order.refunded"));
+  b.a.emit(Op::OBJECT);
+  b.a.emit(Op::UNDO, 0);
+  b.a.emit(Op::RETURN);
+  EXPECT_TRUE(Fails(b.verify(), "(EMIT): not allowed in an undo block"));
+}
+
 TEST(Verify, UndoOfAnotherStep) {
   Builder b;
   b.invoke(0);

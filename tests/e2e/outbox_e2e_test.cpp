@@ -269,3 +269,54 @@ TEST_F(OutboxE2E, KillWorkerDuringTheRetryOfAPausedStepThenResumeHasOneEffect) {
 }
 
 }  // namespace
+
+namespace {
+
+// `emit` end to end: the events a real saga emits are delivered by a
+// worker's relay, per `--sink TYPE=URL`, to the receiver, each once and in
+// the order each instance emitted them.
+TEST_F(OutboxE2E, EmittedEventsOfASagaReachTheirSinksInOrder) {
+  fs::path file = dir_ / "emit.saga";
+  std::ofstream(file) << R"(
+saga shop(order_id: string, items: list) {
+  emit order.placed { order: order_id, items: items }
+  step charge { do log(message: "charge ${order_id}") }
+  foreach item in items {
+    emit order.item { order: order_id, item: item }
+  }
+  emit order.done { order: order_id }
+  output order_id
+}
+)";
+  start_sink();
+  const std::string url = events_url(sink_->port());
+  workers_.push_back(std::make_unique<ChildProcess>(
+      std::vector<std::string>{SAGACTL, "worker", "--db", db_, "--poll-ms", "50", "--sink",
+                               "order.placed=" + url, "--sink", "order.item=" + url, "--sink",
+                               "order.done=" + url},
+      dir_ / "worker.log"));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    ids.push_back(start(file, "shop",
+                        R"({"order_id": "o-)" + std::to_string(i) + R"(", "items": ["a", "b"]})"));
+  }
+  ASSERT_TRUE(eventually([&] { return outbox("delivered").size() == 12; }, 30s))
+      << workers_.back()->output() << outbox().dump();
+  json got = received();
+  ASSERT_EQ(got.size(), 12u) << got.dump();
+  std::map<std::string, std::vector<std::string>> types;  // source -> types in arrival order.
+  for (const json& g : got) {
+    EXPECT_EQ(g["deliveries"], 1) << g.dump();
+    const json& ev = g["event"];
+    types[ev["source"]].push_back(ev["type"]);
+    EXPECT_TRUE(ev["data"].contains("order")) << ev.dump();
+  }
+  for (const std::string& id : ids) {
+    EXPECT_EQ(types["/sagas/shop/instances/" + id],
+              (std::vector<std::string>{"order.placed", "order.item", "order.item", "order.done"}))
+        << id;
+  }
+  EXPECT_TRUE(outbox("dead").empty());
+}
+
+}  // namespace

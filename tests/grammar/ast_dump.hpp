@@ -129,6 +129,8 @@ inline std::string dump(const ast::Stmt& s) {
     }
     case ast::StmtKind::Let:
       return "(let " + s.name + " " + dump(s.expr) + ")";
+    case ast::StmtKind::Emit:
+      return "(emit " + s.name + " " + dump(s.expr) + ")";
     case ast::StmtKind::If: {
       std::string out = "(if " + dump(s.expr) + " " + dump(*s.then_block);
       if (s.else_block) out += " else " + dump(*s.else_block);

@@ -113,8 +113,14 @@ INSTANTIATE_TEST_SUITE_P(
                   "'await' is not supported yet", "retry policy, or wait with sleep(for: ...)"},
         ErrorCase{"saga a() { try { } }", 1, 12, 3, "'try' blocks are not supported yet",
                   "retry policy"},
-        ErrorCase{"saga a() { emit order_placed(id: 1) }", 1, 12, 4, "'emit' is not supported yet",
-                  "an action that publishes the event"},
+        // emit: a dotted type, then the record.
+        ErrorCase{"saga a() { emit order_placed(id: 1) }", 1, 29, 1,
+                  "expected '{' with the event's fields after the event type",
+                  "for example: emit order.placed { order: order_id }"},
+        ErrorCase{"saga a() { emit order. { id: 1 } }", 1, 24, 1,
+                  "expected a name after '.' in the event type", "dotted names without spaces"},
+        ErrorCase{"saga a() { emit order .placed { id: 1 } }", 1, 23, 1,
+                  "expected '{' with the event's fields after the event type", "emit order.placed"},
         // parallel, foreach and branch in a form that is not their statement.
         ErrorCase{"saga a() { let x = 1 parallel }", 1, 22, 8, kExpectedStatement,
                   "a parallel block is written: parallel { branch a { ... } branch b { ... } }"},

@@ -433,6 +433,11 @@ INSTANTIATE_TEST_SUITE_P(
         // are the context words of parallel and foreach where they start no statement.
         StmtCase{"let emit = 1 let parallel = emit output [parallel, x.await, {try: 1}]",
                  "{(let emit 1) (let parallel emit) (output [parallel (. x await) {try:1}])}"},
+        // emit: a dotted type and a record; `emit` stays a name elsewhere.
+        StmtCase{"emit order.placed { order: id, n: 1 } emit x {}",
+                 "{(emit order.placed {order:id n:1}) (emit x {})}"},
+        StmtCase{"let emit = 1 emit emit.emit { emit: emit }",
+                 "{(let emit 1) (emit emit.emit {emit:emit})}"},
         StmtCase{"step foreach { do while.for(parallel: 1) -> await }",
                  "{(step foreach do while.for(parallel:1) -> await)}"},
         StmtCase{"let foreach = 1 let branch = foreach let in = branch let max = in",

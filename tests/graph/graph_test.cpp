@@ -107,7 +107,7 @@ std::vector<std::string> mermaid_problems(const std::string& text) {
   std::getline(in, line);
   if (line != "flowchart TB") problems.push_back("first line: " + line);
   static const std::regex node(
-      R"re(^ *(s\d+_n\d+)(\(\(|\(\[|\[/|\[\\|\{\{|\(|\{|\[)"([^"]*)"(\)\)|\]\)|\\\]|/\]|\}\}|\)|\}|\])$)re");
+      R"re(^ *(s\d+_n\d+)(\(\(|\(\[|\[/|\[\\|\{\{|\(|\{|\[|>)"([^"]*)"(\)\)|\]\)|\\\]|/\]|\}\}|\)|\}|\])$)re");
   static const std::regex edge(R"re(^ *(s\d+_n\d+) (-->|-\.->)(\|"([^"]*)"\|)? (s\d+_n\d+)$)re");
   static const std::regex subgraph(R"re(^ *subgraph (s\d+(_c\d+)?)\["([^"]*)"\]$)re");
   static const std::regex klass(R"re(^ *class ([a-z0-9_,]+) ([a-z]+);$)re");
@@ -129,8 +129,8 @@ std::vector<std::string> mermaid_problems(const std::string& text) {
       if (!nodes.insert(m[1]).second) problems.push_back("declared twice: " + m[1].str());
       // The shape must close as it opened.
       static const std::map<std::string, std::string> closes = {
-          {"((", "))"}, {"([", "])"}, {"[/", "\\]"}, {"[\\", "/]"},
-          {"{{", "}}"}, {"(", ")"},   {"{", "}"},    {"[", "]"}};
+          {"((", "))"}, {"([", "])"}, {"[/", "\\]"}, {"[\\", "/]"}, {"{{", "}}"},
+          {"(", ")"},   {"{", "}"},   {"[", "]"},    {">", "]"}};
       if (closes.at(m[2]) != m[4]) problems.push_back("shape does not close: " + line);
     } else if (std::regex_match(line, m, edge)) {
       edges.emplace_back(m[1], m[5]);
@@ -616,6 +616,30 @@ TEST(Svg, WithoutDotOnThePathTheErrorNamesTheProgramAndThePackage) {
   auto bad = render_svg("digraph { a -> }");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kInternal);
+}
+
+// An emit is a node of its own on the path, labelled with its type and the
+// record; compensation passes through it (it is not undone).
+TEST(Graph, EmitIsANodeOnThePath) {
+  auto p = compile_text(R"(
+service svc { }
+saga s(id: string) {
+  step a { do svc.a(id: id) -> x undo svc.undo_a(id: id) }
+  emit order.placed { order: id, x: x }
+  step b { do svc.b(id: id) undo svc.undo_b(id: id) }
+})");
+  SagaGraph g = one(p);
+  const uint32_t e = find(g, NodeKind::kEmit, "emit order.placed");
+  ASSERT_NE(e, kNoIndex);
+  EXPECT_EQ(g.nodes[e].note, "{order: id, x: x}");
+  EXPECT_NE(edge(g, step(g, "a"), e), nullptr);
+  EXPECT_NE(edge(g, e, step(g, "b")), nullptr);
+  EXPECT_NE(edge(g, undo(g, "b"), undo(g, "a"), EdgeKind::kUndo), nullptr);
+  const std::string dot = to_dot(build(p).value());
+  EXPECT_NE(dot.find("shape=cds"), std::string::npos) << dot;
+  const std::string mmd = to_mermaid(build(p).value());
+  EXPECT_NE(mmd.find(">\"emit order.placed"), std::string::npos) << mmd;
+  EXPECT_TRUE(mermaid_problems(mmd).empty());
 }
 
 }  // namespace

@@ -91,6 +91,7 @@ class EngineTest : public ::testing::Test {
     }
   }
   void TearDown() override {
+    parked_.clear();  // As a test's own would be: before its engine goes.
     engine_.reset();
     fs::remove_all(dir_);
   }
@@ -158,6 +159,37 @@ class EngineTest : public ::testing::Test {
     return info.ok() ? info.value() : saga::InstanceInfo{};
   }
 
+  // Starts `saga` of `hash` (SQLite only), whose action s.a is parked and
+  // s.b answers 1; then the disk is full and s.a completes with a 32 KiB
+  // result that needs new pages: the transition recording it fails to
+  // commit, and its retry timer is armed. Returns the instance's id.
+  std::string start_with_a_failed_commit(const std::string& hash, const std::string& saga) {
+    saga::Engine& e = *engine_;
+    e.register_async_action("s.a", [this](const saga::ActionCall&, saga::Completion c) {
+      std::lock_guard lock(parked_mu_);
+      parked_.push_back(c);
+    });
+    e.register_action("s.b", [](const saga::ActionCall&) -> json { return 1; });
+    auto id = e.start(hash, saga, json::object());
+    EXPECT_TRUE(id.ok()) << id.status().message();
+    if (!id.ok()) return "";
+    EXPECT_TRUE(eventually([&] {
+      std::lock_guard lock(parked_mu_);
+      return !parked_.empty();
+    }));
+    auto pages = saga::store::sqlite_store_writer_pragma(e.store(), "page_count");
+    EXPECT_TRUE(pages.ok()) << pages.status().message();
+    EXPECT_TRUE(saga::store::sqlite_store_set_max_page_count(e.store(), *pages).ok());
+    const size_t timers_before = e.armed_timers();
+    std::lock_guard lock(parked_mu_);
+    if (parked_.empty()) return id.value();
+    parked_[0].succeed(json{{"blob", std::string(32768, 'x')}});
+    // The failure arms the retry timer.
+    EXPECT_TRUE(eventually([&] { return e.armed_timers() == timers_before + 1; }));
+    EXPECT_EQ(saga::store::sqlite_store_stats(e.store())->failed_commits, 1u);
+    return id.value();
+  }
+
   fs::path dir_;
   std::string database_;  // A SQLite file in dir_, or a PostgreSQL URL.
   bool postgres_ = false;
@@ -169,6 +201,8 @@ class EngineTest : public ::testing::Test {
   bool serve_inbox_ = false;                                                   // For open().
   std::chrono::milliseconds lease_ = saga::EngineOptions{}.lease;              // For open().
   bool notify_ = false;  // EngineOptions::notify_operators, for open().
+  std::mutex parked_mu_;  // start_with_a_failed_commit(): the parked calls of s.a.
+  std::vector<saga::Completion> parked_;
 };
 
 // Three host-provided steps; each records its calls.
@@ -466,40 +500,19 @@ saga big() {
   output len(r.blob)
 }
 )");
-  std::mutex mu;
-  std::vector<saga::Completion> parked;
-  e.register_async_action("s.a", [&](const saga::ActionCall&, saga::Completion c) {
-    std::lock_guard lock(mu);
-    parked.push_back(c);
-  });
-  e.register_action("s.b", [](const saga::ActionCall&) -> json { return 1; });
-  auto id = e.start(hash, "big", json::object());
-  ASSERT_TRUE(id.ok()) << id.status().message();
-  ASSERT_TRUE(eventually([&] {
-    std::lock_guard lock(mu);
-    return !parked.empty();
-  }));
-
-  // The disk is full: the step's 32 KiB result needs new pages.
-  auto pages = saga::store::sqlite_store_writer_pragma(e.store(), "page_count");
-  ASSERT_TRUE(pages.ok()) << pages.status().message();
-  ASSERT_TRUE(saga::store::sqlite_store_set_max_page_count(e.store(), *pages).ok());
-  const size_t timers_before = e.armed_timers();
-  parked[0].succeed(json{{"blob", std::string(32768, 'x')}});
-  // The failure arms the retry timer.
-  ASSERT_TRUE(eventually([&] { return e.armed_timers() == timers_before + 1; }));
-  EXPECT_EQ(saga::store::sqlite_store_stats(e.store())->failed_commits, 1u);
+  std::string id;
+  ASSERT_NO_FATAL_FAILURE(id = start_with_a_failed_commit(hash, "big"));
   EXPECT_EQ(log_.count("step_completed", "a"), 0u) << "reported only once committed";
 
   // Room again; the retry comes a second later.
   ASSERT_TRUE(saga::store::sqlite_store_set_max_page_count(e.store(), 1 << 30).ok());
   clock_->advance(1s);
-  auto info = e.wait(id.value());
+  auto info = e.wait(id);
   ASSERT_TRUE(info.ok()) << info.status().message();
   EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
   EXPECT_EQ(info->output, 32768);
 
-  auto history = e.store().history(id.value());
+  auto history = e.store().history(id);
   ASSERT_TRUE(history.ok()) << history.status().message();
   std::vector<std::string> kinds;
   for (const saga::HistoryEvent& h : history.value()) kinds.push_back(h.kind + " " + h.step);
@@ -2090,3 +2103,131 @@ TEST_F(EngineTest, PublishRecordsWhatMatchesNothingAndRefusesWhatIsNoEvent) {
 }
 
 }  // namespace
+
+// `emit TYPE { ... }`: one outbox row per emit passed, written with the
+// transition that checkpoints the code after it (docs/events.md, "Emit"):
+// in order, with the instance's source and the record as data; one per item
+// of a loop, each with its own id.
+const char* kEmits = R"(
+service s { }
+saga shop(n: number, items: list) {
+  emit order.placed { order: n, items: items }
+  step a { do s.a(n: n) -> x }
+  foreach item in items {
+    emit order.item { item: item, x: x }
+  }
+  step nap { do sleep(for: 1h) }
+  emit order.done { order: n, total: x + 1 }
+  output x
+}
+)";
+
+TEST_F(EngineTest, EmitWritesOneOutboxRowPerEmitInOrder) {
+  auto& e = open();
+  std::string hash = load(kEmits);
+  Recorder rec;
+  rec.answer(e, {"s.a"});
+  auto id = e.start(hash, "shop", {{"n", 7}, {"items", {"p", "q"}}});
+  ASSERT_TRUE(id.ok()) << id.status().message();
+  ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+  clock_->advance(1h);
+  ASSERT_EQ(e.wait(id.value(), 10s)->status, InstanceStatus::kCompleted);
+
+  auto rows = e.store().list_outbox({});
+  ASSERT_TRUE(rows.ok()) << rows.status().message();
+  ASSERT_EQ(rows->size(), 4u);
+  std::vector<std::string> types;
+  std::set<std::string> ids;
+  for (size_t i = 0; i < rows->size(); ++i) {
+    const saga::OutboxEvent& row = (*rows)[i];
+    types.push_back(row.type);
+    ids.insert(row.id);
+    EXPECT_EQ(row.seq, static_cast<int64_t>(i + 1));
+    EXPECT_EQ(row.instance_id, id.value());
+    EXPECT_EQ(row.source, "/sagas/shop/instances/" + id.value());
+    EXPECT_EQ(row.id.size(), 32u);
+  }
+  EXPECT_EQ(types,
+            (std::vector<std::string>{"order.placed", "order.item", "order.item", "order.done"}));
+  EXPECT_EQ(ids.size(), 4u) << "each emit, and each item's, has its own id";
+  EXPECT_EQ(json::parse((*rows)[0].data_json), (json{{"order", 7}, {"items", {"p", "q"}}}));
+  std::set<json> items{json::parse((*rows)[1].data_json), json::parse((*rows)[2].data_json)};
+  EXPECT_EQ(items, (std::set<json>{{{"item", "p"}, {"x", 1}}, {{"item", "q"}, {"x", 1}}}));
+  EXPECT_EQ(json::parse((*rows)[3].data_json), (json{{"order", 7}, {"total", 2}}));
+}
+
+// The process goes away between transitions (in the nap): the rows of the
+// transitions that committed are there, the later emit's is not; after the
+// restart the instance goes on and writes only the later one, and a second
+// instance's events have other ids.
+TEST_F(EngineTest, EmitAcrossARestartWritesNoDuplicateAndNoEarlyRow) {
+  std::string id, hash;
+  {
+    auto& e = open();
+    hash = load(kEmits);
+    Recorder rec;
+    rec.answer(e, {"s.a"});
+    auto started = e.start(hash, "shop", {{"n", 1}, {"items", json::array()}});
+    ASSERT_TRUE(started.ok());
+    id = started.value();
+    ASSERT_TRUE(log_.wait_for("step_started", "nap"));
+    auto rows = e.store().list_outbox({});
+    ASSERT_TRUE(rows.ok());
+    ASSERT_EQ(rows->size(), 1u) << "order.done is not emitted before its transition";
+    EXPECT_EQ((*rows)[0].type, "order.placed");
+    engine_.reset();
+  }
+  auto& e = open();
+  Recorder rec;
+  rec.answer(e, {"s.a"});
+  ASSERT_TRUE(e.resume().ok());
+  clock_->advance(1h);
+  ASSERT_EQ(e.wait(id, 10s)->status, InstanceStatus::kCompleted);
+  auto rows = e.store().list_outbox({});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].type, "order.placed");
+  EXPECT_EQ((*rows)[1].type, "order.done");
+  EXPECT_EQ((*rows)[1].seq, 2);
+  EXPECT_EQ(rec.get(), std::vector<std::string>{}) << "a completed before the restart";
+
+  auto other = e.start(hash, "shop", {{"n", 2}, {"items", json::array()}});
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(log_.wait_for("step_started", "nap", 2));
+  rows = e.store().list_outbox({});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 3u);
+  std::set<std::string> ids;
+  for (const saga::OutboxEvent& row : *rows) ids.insert(row.id);
+  EXPECT_EQ(ids.size(), 3u) << "ids are derived from the instance too";
+}
+
+// A transition with an emit that the store cannot commit (disk full) leaves
+// no outbox row; its retry writes the row, once.
+TEST_F(EngineTest, EmitOfAFailedCommitIsWrittenOnlyByItsRetry) {
+  if (postgres_) GTEST_SKIP() << "simulates a full disk with a SQLite-only hook";
+  auto& e = open();
+  std::string hash = load(R"(
+service s { }
+saga big() {
+  step a { do s.a() -> r }
+  emit big.loaded { size: len(r.blob) }
+  step b { do s.b() }
+}
+)");
+  std::string id;
+  ASSERT_NO_FATAL_FAILURE(id = start_with_a_failed_commit(hash, "big"));
+  EXPECT_TRUE(e.store().list_outbox({}).value().empty())
+      << "no event for a transition that did not commit";
+
+  ASSERT_TRUE(saga::store::sqlite_store_set_max_page_count(e.store(), 1 << 30).ok());
+  clock_->advance(1s);
+  auto info = e.wait(id);
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  auto rows = e.store().list_outbox({});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].type, "big.loaded");
+  EXPECT_EQ(json::parse((*rows)[0].data_json), (json{{"size", 32768}}));
+}

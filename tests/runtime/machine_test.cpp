@@ -1105,3 +1105,46 @@ TEST(MachineSignals, ASignalThatNoAwaitCanTakeIsDropped) {
   ASSERT_FALSE(d.events.empty());
   EXPECT_EQ(d.events[0].event.kind, "signal_dropped");
 }
+
+// EMIT is no yield point: the events a run passes come with the decision
+// that ends it, in order, with positions that name the fiber (a loop's items
+// apart) and that running the same code again from the same checkpoint
+// gives again (so the same event ids after a crash).
+TEST(Machine, EmittedEventsComeWithTheDecisionOfTheirRunAndTheirPositionsAreStable) {
+  const char* source = R"(
+service s { }
+saga t(items: list) {
+  emit t.begun { n: 1 }
+  step a { do s.a() -> ra }
+  foreach item in items { emit t.item { item: item, ra: ra } }
+  emit t.done { ra: ra }
+}
+)";
+  Machine m(source, Value::object({{"items", Value::list({"p", "q"})}}));
+  Decision d = m.begin();
+  ASSERT_EQ(d.emitted.size(), 1u);
+  EXPECT_EQ(d.emitted[0].type, "t.begun");
+  EXPECT_EQ(d.emitted[0].data.to_json_text(), R"({"n":1})");
+  EXPECT_EQ(m.waiting(), "action a");
+  const saga::runtime::InstanceState checkpoint = m.state();
+
+  // The rest runs in one decision: the items' fibers and the end.
+  d = m.end(0, ok(Value("A")));
+  EXPECT_EQ(d.status, InstanceStatus::kCompleted);
+  std::vector<std::string> types, positions;
+  for (const saga::runtime::Emitted& e : d.emitted) {
+    types.push_back(e.type);
+    positions.push_back(e.position);
+  }
+  EXPECT_EQ(types, (std::vector<std::string>{"t.item", "t.item", "t.done"}));
+  ASSERT_EQ(positions.size(), 3u);
+  EXPECT_NE(positions[0], positions[1]) << "each item's emit has its own position";
+  EXPECT_EQ(d.emitted[0].data.to_json_text(), R"({"item":"p","ra":"A"})");
+
+  // The same code run again from the same checkpoint (a replay after a
+  // crash) emits the same events at the same positions.
+  m.state() = checkpoint;
+  Decision again = m.end(0, ok(Value("A")));
+  ASSERT_EQ(again.emitted.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(again.emitted[i].position, positions[i]);
+}

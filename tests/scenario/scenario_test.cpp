@@ -390,6 +390,33 @@ test "sent" {
   for (const TestResult& r : ran.results) EXPECT_TRUE(r.passed()) << failures(r);
 }
 
+// `sagactl test` runs the code of an emit and keeps no event (there is no
+// outbox): the saga runs as it would without it.
+TEST(ScenarioRun, EmitIsNoEffectInAScenario) {
+  Ran ran = run(R"(
+service shop { }
+saga order(id: string, items: list) {
+  emit order.placed { order: id }
+  step a { do shop.a(id: id) -> x undo shop.undo_a(id: id) }
+  foreach item in items { emit order.item { item: item } }
+  emit order.done { x: x }
+  output x
+}
+)",
+                R"(
+start order {"id": "o-1", "items": ["p", "q"]}
+answer shop.a ok 7
+test "emits" {
+  expect status completed
+  expect output 7
+  expect calls [shop.a {"id": "o-1"}]
+  expect history [started, step_completed a, forked, joined, completed]
+}
+)");
+  ASSERT_EQ(ran.diagnostics, "");
+  EXPECT_TRUE(ran.only().passed()) << failures(ran.only());
+}
+
 TEST(ScenarioRun, ASagaThatWaitsForeverIsStillRunning) {
   // No timeout and no deadline: the call that never answers holds the
   // instance, as it would in the engine, until a cancel comes; a cancel due

@@ -37,6 +37,7 @@ enum class NodeKind : uint8_t {
   kFail,         // `fail CLASS ...`: the saga fails and compensates.
   kEnd,          // The end of a branch or loop body (only when nothing follows).
   kCompensated,  // The end of the compensation path.
+  kEmit,         // `emit TYPE { ... }` (label: "emit TYPE"; note: the data).
 };
 
 // What an instance's run did at a node or edge (the overlay); kNone in a
