@@ -190,7 +190,9 @@ int latest_schema_version() {
   return std::end(kMigrations)[-1].version;
 }
 
-Result<Identity> read_identity(Connection& conn) {
+namespace {
+
+Result<Identity> read_identity_fields(Connection& conn) {
   Identity id;
   Result<int64_t> app = conn.query_int("PRAGMA application_id", "reading the database header");
   if (!app.ok()) return app.status();
@@ -202,6 +204,22 @@ Result<Identity> read_identity(Connection& conn) {
       conn.query_int("SELECT count(*) FROM sqlite_master", "reading the database schema");
   if (!objects.ok()) return objects.status();
   id.schema_objects = *objects;
+  return id;
+}
+
+}  // namespace
+
+// The three reads share one snapshot (a savepoint: a read transaction of
+// its own, or a part of the caller's): read one by one, a process that
+// creates the file meanwhile could be seen half-way, with its user_version
+// but not yet its application_id, and the file refused as another
+// application's.
+Result<Identity> read_identity(Connection& conn) {
+  Status begun = conn.exec("SAVEPOINT saga_identity", "reading the database header");
+  if (!begun.ok()) return begun;
+  Result<Identity> id = read_identity_fields(conn);
+  Status released = conn.exec("RELEASE saga_identity", "reading the database header");
+  if (id.ok() && !released.ok()) return released;
   return id;
 }
 
