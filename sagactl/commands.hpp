@@ -129,8 +129,8 @@ int resume(const DbArgs& args);
 struct ListenArgs;
 // `sagactl worker`'s own options.
 struct WorkerArgs {
-  int poll_ms = 500;          // --poll-ms
-  std::string lease = "30s";  // --lease DURATION
+  int poll_ms = 500;           // --poll-ms
+  std::string lease = "30s";   // --lease DURATION
   bool wake_on_notify = true;  // !--poll-only
 };
 struct OutboxArgs;

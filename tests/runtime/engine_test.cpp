@@ -200,7 +200,7 @@ class EngineTest : public ::testing::Test {
   std::chrono::milliseconds inbox_watch_ = saga::EngineOptions{}.inbox_watch;  // For open().
   bool serve_inbox_ = false;                                                   // For open().
   std::chrono::milliseconds lease_ = saga::EngineOptions{}.lease;              // For open().
-  bool notify_ = false;  // EngineOptions::notify_operators, for open().
+  bool notify_ = false;   // EngineOptions::notify_operators, for open().
   std::mutex parked_mu_;  // start_with_a_failed_commit(): the parked calls of s.a.
   std::vector<saga::Completion> parked_;
 };
