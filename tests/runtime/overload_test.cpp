@@ -301,7 +301,10 @@ TEST_F(OverloadTest, ACallCancelledWhileItWaitsForASlotIsNotCompensated) {
   held.succeed(0);
   ASSERT_TRUE(e.wait(first, 10s).ok());
   EXPECT_EQ(held.orders(), std::vector<std::string>{"o1"});  // o2's call never went out.
-  EXPECT_EQ(e.services()["svc"]["in_flight"], 0);
+  // o1's slot may first be granted to o2's waiter, which was given up and
+  // hands it back from an engine thread: the slot comes back, not at once.
+  EXPECT_TRUE(eventually([&] { return e.services()["svc"]["in_flight"] == 0; }))
+      << e.services().dump();
 }
 
 TEST_F(OverloadTest, TheRetryBudgetHoldsRetriesBackAndShedsThemWhenItStaysEmpty) {
