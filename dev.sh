@@ -48,18 +48,24 @@ install_packages() {
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# build_in DIR [CMAKE_ARGS...]: configures and builds one tree.
+# build_in DIR [CMAKE_ARGS...]: configures and builds one tree. The test
+# programs are compiled at -O0 (CMakeLists.txt, SAGA_TEST_COMPILE_OPTIONS):
+# what they test keeps the tree's optimisation.
 build_in() {
   local dir=$1
   shift
   echo "==> building in $dir"
-  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAGA_TEST_COMPILE_OPTIONS=-O0 \
+    "$@" >/dev/null
   cmake --build "$dir" -j "$(nproc)"
 }
 
+# -O2 with line tables only (-g1): backtraces and profiles keep functions,
+# files and lines; full debug info (-g, variables and types) would make the
+# build take half as long again (engine_test.cpp: 33 s against 22 s).
 build() {
   install_packages
-  build_in "$BUILD_DIR"
+  build_in "$BUILD_DIR" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
 }
 
 # run_sanitized DIR SANITIZERS CTEST_ARGS...: builds DIR with

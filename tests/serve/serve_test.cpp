@@ -10,6 +10,7 @@
 
 #include <cstdio>
 
+#include "runtime/http/beast.hpp"
 #include "saga/serve.hpp"
 #include "saga/store.hpp"
 #include "saga/web.hpp"
