@@ -9,6 +9,7 @@
 
 #include "runtime/value/utf8.hpp"
 #include "saga/outbox.hpp"
+#include "saga/records_json.hpp"
 #include "sagactl/commands.hpp"
 #include "sagactl/outbox_command.hpp"
 
@@ -37,12 +38,9 @@ std::optional<std::map<std::string, std::string>> sink_map(const OutboxArgs& arg
     sinks[kStuckEventType] = args.notify;
   }
   for (const std::string& binding : args.sinks) {
-    auto eq = binding.find('=');
-    if (eq == std::string::npos || eq == 0 || binding.compare(eq + 1, 7, "http://") != 0) {
-      print_error(fmt::format("--sink wants TYPE=http://host:port/path, not '{}'", binding));
-      return std::nullopt;
-    }
-    sinks[binding.substr(0, eq)] = binding.substr(eq + 1);  // A later one wins.
+    auto bound = url_binding(binding, "--sink", "TYPE=http://host:port/path");
+    if (!bound) return std::nullopt;
+    sinks[bound->first] = bound->second;  // A later one wins.
   }
   return sinks;
 }
@@ -75,35 +73,18 @@ int outbox_ls(const DbArgs& args, const std::string& which, size_t limit) {
     print_error(rows.status().message());
     return kExitError;
   }
-  auto state = [](const OutboxEvent& e) {
-    return e.dead ? "dead" : e.delivered_ms != 0 ? "delivered" : "pending";
-  };
   if (args.json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const OutboxEvent& e : rows.value()) {
-      nlohmann::json data = nlohmann::json::parse(e.data_json, nullptr, false);
-      out.push_back({{"id", e.id},
-                     {"instance", e.instance_id},
-                     {"seq", e.seq},
-                     {"type", e.type},
-                     {"source", e.source},
-                     {"time_ms", e.time_ms},
-                     {"data", data.is_discarded() ? nlohmann::json(e.data_json) : data},
-                     {"state", state(e)},
-                     {"attempts", e.attempts},
-                     {"next_due_ms", e.next_due_ms},
-                     {"delivered_ms", e.delivered_ms},
-                     {"last_error", e.last_error}});
-    }
-    std::cout << json_text(out) << "\n";
+    for (const OutboxEvent& e : rows.value()) out.push_back(records::outbox_event(e));
+    std::cout << records::text(out);
     return kExitOk;
   }
   std::cout << fmt::format("{:<32}  {:<36}  {:>4}  {:<24}  {:<9}  {:>8}  {}\n", "ID", "INSTANCE",
                            "SEQ", "TYPE", "STATE", "ATTEMPTS", "LAST ERROR");
   for (const OutboxEvent& e : rows.value()) {
     std::cout << scrub_utf8(fmt::format("{:<32}  {:<36}  {:>4}  {:<24}  {:<9}  {:>8}  {}\n", e.id,
-                                        e.instance_id, e.seq, e.type, state(e), e.attempts,
-                                        e.last_error));
+                                        e.instance_id, e.seq, e.type, delivery_state(e),
+                                        e.attempts, e.last_error));
   }
   return kExitOk;
 }

@@ -66,6 +66,24 @@ nlohmann::json event_record(const EventRecord& e) {
           {"event", runtime::json_or_text(e.event_json)}};
 }
 
+nlohmann::json outbox_event(const OutboxEvent& e) {
+  auto time_or_null = [](int64_t ms) {
+    return ms != 0 ? nlohmann::json(time_text(ms)) : nlohmann::json(nullptr);
+  };
+  return {{"id", scrub_utf8(e.id)},
+          {"instance", scrub_utf8(e.instance_id)},
+          {"seq", e.seq},
+          {"type", scrub_utf8(e.type)},
+          {"source", scrub_utf8(e.source)},
+          {"time", time_text(e.time_ms)},
+          {"data", runtime::json_or_text(e.data_json)},
+          {"state", delivery_state(e)},
+          {"attempts", e.attempts},
+          {"next_due", time_or_null(e.next_due_ms)},
+          {"delivered", time_or_null(e.delivered_ms)},
+          {"last_error", scrub_utf8(e.last_error)}};
+}
+
 nlohmann::json program(const ProgramInfo& p, const std::vector<std::string>& sagas,
                        const std::string& error) {
   nlohmann::json names = nlohmann::json::array();

@@ -174,6 +174,15 @@ TEST_F(OutboxE2E, NotifyWebhookFiresOnceForPausedAndOnceForStuck) {
   EXPECT_EQ(status_of(stuck), "stuck");
   EXPECT_TRUE(outbox("pending").empty());
   EXPECT_TRUE(outbox("dead").empty());
+  // outbox ls --json: the record of docs/json.md, its times in ISO 8601.
+  for (const json& row : outbox("delivered")) {
+    EXPECT_EQ(row["state"], "delivered");
+    EXPECT_EQ(row["attempts"], 1) << row.dump();
+    EXPECT_TRUE(row["delivered"].is_string() && row["time"].is_string()) << row.dump();
+    EXPECT_EQ(row["delivered"].get<std::string>().back(), 'Z') << row.dump();
+    EXPECT_EQ(row["source"], by_type[row["type"].get<std::string>()]["source"]) << row.dump();
+    EXPECT_EQ(row["data"], by_type[row["type"].get<std::string>()]["data"]) << row.dump();
+  }
 }
 
 // The receiver is down while instances pause, and pause again after an

@@ -38,6 +38,11 @@ nlohmann::json program(const ProgramInfo& p, const std::vector<std::string>& sag
 // event (the whole CloudEvent, as JSON).
 nlohmann::json event_record(const EventRecord& e);
 
+// An outbox row (sagactl outbox ls --json): id, instance, seq, type, source,
+// time, data, state (pending, delivered or dead), attempts, next_due and
+// delivered (null when none), last_error.
+nlohmann::json outbox_event(const OutboxEvent& e);
+
 // Every stored program as a record, its sagas read from its image.
 Result<nlohmann::json> program_list(Store& store);
 

@@ -168,6 +168,11 @@ struct OutboxEvent {
   bool operator==(const OutboxEvent&) const = default;
 };
 
+// An outbox row's delivery state as `sagactl outbox ls` names it.
+inline const char* delivery_state(const OutboxEvent& e) {
+  return e.dead ? "dead" : e.delivered_ms != 0 ? "delivered" : "pending";
+}
+
 // How a delivery attempt of an outbox row ended (Store::settle_outbox).
 struct OutboxSettle {
   enum class Outcome : uint8_t { kDelivered, kRetry, kDead } outcome = Outcome::kDelivered;
