@@ -4,8 +4,10 @@
 // Exit codes (README.md, "Exit codes"):
 #pragma once
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -196,9 +198,16 @@ struct OperatorArgs {
   bool result_given = false;
 };
 int operator_command(Command command, const OperatorArgs& args);
-// Whether message `message_id` has been consumed (or the instance is gone)
-// (operator_commands.cpp).
-bool consumed(Store& store, const std::string& id, const std::string& message_id);
+// Whether message `message_id` is consumed (or the instance is gone) within
+// `within`, looking every few milliseconds (operator_commands.cpp).
+bool consumed_within(Store& store, const std::string& id, const std::string& message_id,
+                     std::chrono::milliseconds within);
+// A NAME=http://... option value (--service, --sink) split at its '=';
+// nullopt, with the error printed ("`flag` wants `shape`, not '...'"), when
+// the name is empty or the URL is not http:// (run_commands.cpp).
+std::optional<std::pair<std::string, std::string>> url_binding(const std::string& binding,
+                                                               const char* flag,
+                                                               const char* shape);
 // The exit code of a refused post to an inbox: 5 kNotFound, 6
 // kFailedPrecondition, 2 kInvalidArgument, else 1 (operator_commands.cpp).
 int exit_for(const Status& s);

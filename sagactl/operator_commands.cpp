@@ -16,11 +16,25 @@
 
 namespace saga::cli {
 
+namespace {
+
 bool consumed(Store& store, const std::string& id, const std::string& message_id) {
   auto inbox = store.inbox(id);
   if (!inbox.ok()) return false;
   for (const InboxMessage& m : inbox.value()) {
     if (m.id == message_id) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool consumed_within(Store& store, const std::string& id, const std::string& message_id,
+                     std::chrono::milliseconds within) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (!consumed(store, id, message_id)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return true;
 }
@@ -70,12 +84,7 @@ int operator_command(Command command, const OperatorArgs& args) {
   // Carried out here (the instance was free) or by the worker that runs it:
   // either way the message is consumed once it is acted on. What this
   // engine took up, it runs on until the instance ends or waits again.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!consumed(engine.store(), args.id, posted->id) &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  const bool done = consumed(engine.store(), args.id, posted->id);
+  const bool done = consumed_within(engine.store(), args.id, posted->id, std::chrono::seconds(5));
   auto info = engine.wait(args.id, std::chrono::hours(1));
   if (!info.ok()) {
     print_error(info.status().message());

@@ -38,6 +38,17 @@ Runtime::~Runtime() {
   engine.reset();
 }
 
+std::optional<std::pair<std::string, std::string>> url_binding(const std::string& binding,
+                                                               const char* flag,
+                                                               const char* shape) {
+  const size_t eq = binding.find('=');
+  if (eq == std::string::npos || eq == 0 || binding.compare(eq + 1, 7, "http://") != 0) {
+    print_error(fmt::format("{} wants {}, not '{}'", flag, shape, binding));
+    return std::nullopt;
+  }
+  return std::pair{binding.substr(0, eq), binding.substr(eq + 1)};
+}
+
 std::unique_ptr<Runtime> open_engine(
     const std::string& db, const std::string& durability, const Access& access,
     std::function<void(const std::string&, const HistoryEvent&)> on_event, bool with_metrics,
@@ -68,12 +79,9 @@ std::unique_ptr<Runtime> open_engine(
   options.store.notify = access.wake_on_notify;
   options.notified_inbox_watch = access.notified_watch;
   for (const std::string& binding : access.service_urls) {
-    auto eq = binding.find('=');
-    if (eq == std::string::npos || eq == 0 || binding.compare(eq + 1, 7, "http://") != 0) {
-      print_error(fmt::format("--service wants NAME=http://host:port, not '{}'", binding));
-      return nullptr;
-    }
-    options.service_urls[binding.substr(0, eq)] = binding.substr(eq + 1);
+    auto bound = url_binding(binding, "--service", "NAME=http://host:port");
+    if (!bound) return nullptr;
+    options.service_urls[bound->first] = bound->second;
   }
   auto engine = Engine::open(std::move(options));
   if (!engine.ok()) {

@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <iostream>
-#include <thread>
 
 #include "saga/signals.hpp"
 #include "sagactl/commands.hpp"
@@ -35,12 +34,7 @@ int signal(const SignalArgs& args) {
     print_error(fmt::format("signal: {}", posted.status().message()));
     return exit_for(posted.status());
   }
-  const auto deadline = std::chrono::steady_clock::now() + kTakenWithin;
-  bool taken = consumed(engine.store(), args.id, posted->id);
-  while (!taken && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    taken = consumed(engine.store(), args.id, posted->id);
-  }
+  const bool taken = consumed_within(engine.store(), args.id, posted->id, kTakenWithin);
   auto info = engine.get(args.id);
   const std::string status = info.ok() ? std::string(to_string(info->status)) : "unknown";
   if (args.db.json) {
