@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "bench/allocator.hpp"
+#include "bench/latency_args.hpp"
 #include "bench/stats.hpp"
 #include "compiler/compile.hpp"
 #include "saga/commands.hpp"
@@ -54,33 +55,18 @@ void report(const char* what, std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int samples = 30, watch_ms = 50;
-  std::string dir = (std::filesystem::temp_directory_path() / "saga-inbox-bench").string();
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::puts(
+  saga::bench::LatencyArgs args;
+  args.dir = (std::filesystem::temp_directory_path() / "saga-inbox-bench").string();
+  const char* usage =
           "usage: inbox_bench [--samples N] [--watch-ms MS] [--dir DIR]\n"
           "  The latency from posting a cancel to the instance's `cancelled` commit, posted\n"
           "  through the engine (same process) and through another store on the same\n"
-          "  database (what `sagactl cancel` from another process does). Median, p90, max.");
-      return 0;
-    }
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "inbox_bench: %s wants a value (--help)\n", a.c_str());
-      return 2;
-    }
-    if (a == "--samples") {
-      samples = std::max(1, std::atoi(argv[++i]));
-    } else if (a == "--watch-ms") {
-      watch_ms = std::max(1, std::atoi(argv[++i]));
-    } else if (a == "--dir") {
-      dir = argv[++i];
-    } else {
-      std::fprintf(stderr, "inbox_bench: unknown option %s (--help)\n", a.c_str());
-      return 2;
-    }
+          "  database (what `sagactl cancel` from another process does). Median, p90, max.";
+  if (int exit = saga::bench::parse_latency_args(argc, argv, "inbox_bench", usage, args); exit >= 0) {
+    return exit;
   }
+  const int samples = args.samples, watch_ms = args.watch_ms;
+  const std::string dir = args.dir;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   Ended ended;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "bench/allocator.hpp"
+#include "bench/latency_args.hpp"
 #include "bench/stats.hpp"
 #include "compiler/compile.hpp"
 #include "saga/engine.hpp"
@@ -81,34 +82,19 @@ int poster(const std::string& database, int in, int out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int samples = 30, watch_ms = 50;
-  std::string dir = (std::filesystem::temp_directory_path() / "saga-signal-bench").string();
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::puts(
+  saga::bench::LatencyArgs args;
+  args.dir = (std::filesystem::temp_directory_path() / "saga-signal-bench").string();
+  const char* usage =
           "usage: signal_bench [--samples N] [--watch-ms MS] [--dir DIR]\n"
           "  The latency from posting a signal to the waiting instance's `signal_consumed`\n"
           "  commit: posted through the engine (Engine::signal, same process) and by a second\n"
           "  process through its own store on the same database (as `sagactl signal`).\n"
-          "  Median, p90, max (durability full, inbox watch every MS, 50 by default).");
-      return 0;
-    }
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "signal_bench: %s wants a value (--help)\n", a.c_str());
-      return 2;
-    }
-    if (a == "--samples") {
-      samples = std::max(1, std::atoi(argv[++i]));
-    } else if (a == "--watch-ms") {
-      watch_ms = std::max(1, std::atoi(argv[++i]));
-    } else if (a == "--dir") {
-      dir = argv[++i];
-    } else {
-      std::fprintf(stderr, "signal_bench: unknown option %s (--help)\n", a.c_str());
-      return 2;
-    }
+          "  Median, p90, max (durability full, inbox watch every MS, 50 by default).";
+  if (int exit = saga::bench::parse_latency_args(argc, argv, "signal_bench", usage, args); exit >= 0) {
+    return exit;
   }
+  const int samples = args.samples, watch_ms = args.watch_ms;
+  const std::string dir = args.dir;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string database = dir + "/signals.db";
