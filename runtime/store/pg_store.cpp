@@ -434,6 +434,17 @@ class PgStore final : public Store, private CommitBackend {
   Status configure(Connection& conn);
   // The reader connection, reconnected if it broke. Called with rmu_ held.
   Status reader();
+  // Runs `body` (returning a Status) in a transaction of the reader
+  // connection: committed when it succeeds, rolled back when it or the
+  // commit fails; `doing` names it in errors. rmu_ held, reader() ok.
+  template <class Body>
+  Status in_reader_transaction(const char* doing, Body&& body) {
+    if (Status s = rconn_.exec_sql("BEGIN", doing); !s.ok()) return s;
+    Status s = body();
+    if (s.ok()) s = rconn_.exec_sql("COMMIT", doing);
+    if (!s.ok()) rconn_.exec_sql("ROLLBACK", doing);
+    return s;
+  }
   // Runs a read on the reader connection; a read that found the connection
   // lost (a server restart) reconnects and runs once more. Called with rmu_.
   Status read(const char* name, const Params& params, ResultPtr* out, const char* what);
@@ -1115,50 +1126,43 @@ Status PgStore::post(InboxMessage& m) {
   std::lock_guard lock(rmu_);
   Status s = reader();
   if (!s.ok()) return s;
-  s = rconn_.exec_sql("BEGIN", "posting a message");
-  if (!s.ok()) return s;
-  auto fail = [&](Status why) {
-    rconn_.exec_sql("ROLLBACK", "posting a message");
-    return why;
-  };
-  s = rconn_.exec_sql(kPostLockSql, "posting a message");
-  if (!s.ok()) return fail(s);
-  Params p;
-  p.add_text(m.id);
-  p.add_text(m.instance_id);
-  p.add_bytes(m.kind);
-  p.add_bytes(m.payload_json);
-  p.add_int(m.posted_ms);
-  ResultPtr r;
-  s = rconn_.exec("post", p, &r, "posting a message");
-  if (!s.ok()) return fail(s);
-  if (PQntuples(r.get()) == 1) {
-    const int64_t seq = pg::int_at(r.get(), 0, 0);
-    // The engine that runs the instance (or any worker, for one nobody
-    // runs) hears of it on commit.
-    s = rconn_.exec("notify", Params(), nullptr, "posting a message");
-    if (!s.ok()) return fail(s);
-    s = rconn_.exec_sql("COMMIT", "posting a message");
-    if (!s.ok()) return fail(s);
-    m.seq = seq;
-    return Status::Ok();
-  }
-  // Nothing inserted: no such instance, a finished one, or a duplicate id.
-  p.clear();
-  p.add_text(m.instance_id);
-  s = rconn_.exec("status_of", p, &r, "posting a message");
-  if (!s.ok()) return fail(s);
-  if (PQntuples(r.get()) == 0) {
-    return fail(
-        {StatusCode::kNotFound, fmt::format("no instance {} in {}", m.instance_id, rconn_.name())});
-  }
-  const int64_t status = pg::int_at(r.get(), 0, 0);
-  if (const std::optional<InstanceStatus> known = status_of_code(status);
-      known && !is_terminal(*known)) {
-    return fail({StatusCode::kInvalidArgument,
-                 fmt::format("a message with id {} was posted already: {}", m.id, rconn_.name())});
-  }
-  return fail(not_postable(m.instance_id, status));
+  return in_reader_transaction("posting a message", [&]() -> Status {
+    s = rconn_.exec_sql(kPostLockSql, "posting a message");
+    if (!s.ok()) return s;
+    Params p;
+    p.add_text(m.id);
+    p.add_text(m.instance_id);
+    p.add_bytes(m.kind);
+    p.add_bytes(m.payload_json);
+    p.add_int(m.posted_ms);
+    ResultPtr r;
+    s = rconn_.exec("post", p, &r, "posting a message");
+    if (!s.ok()) return s;
+    if (PQntuples(r.get()) == 1) {
+      const int64_t seq = pg::int_at(r.get(), 0, 0);
+      // The engine that runs the instance (or any worker, for one nobody
+      // runs) hears of it on commit.
+      s = rconn_.exec("notify", Params(), nullptr, "posting a message");
+      if (!s.ok()) return s;
+      m.seq = seq;
+      return Status::Ok();
+    }
+    // Nothing inserted: no such instance, a finished one, or a duplicate id.
+    p.clear();
+    p.add_text(m.instance_id);
+    s = rconn_.exec("status_of", p, &r, "posting a message");
+    if (!s.ok()) return s;
+    if (PQntuples(r.get()) == 0) {
+      return Status{StatusCode::kNotFound, fmt::format("no instance {} in {}", m.instance_id, rconn_.name())};
+    }
+    const int64_t status = pg::int_at(r.get(), 0, 0);
+    if (const std::optional<InstanceStatus> known = status_of_code(status);
+        known && !is_terminal(*known)) {
+      return Status{StatusCode::kInvalidArgument,
+                   fmt::format("a message with id {} was posted already: {}", m.id, rconn_.name())};
+    }
+    return not_postable(m.instance_id, status);
+  });
 }
 
 Result<std::vector<InboxMessage>> PgStore::inbox(const std::string& id) {
@@ -1306,44 +1310,38 @@ Result<std::vector<InstanceRecord>> PgStore::claim(
   std::lock_guard lock(rmu_);
   Status s = reader();
   if (!s.ok()) return s;
-  s = rconn_.exec_sql("BEGIN", "claiming instances");
-  if (!s.ok()) return s;
-  auto fail = [&](Status why) {
-    rconn_.exec_sql("ROLLBACK", "claiming instances");
-    return why;
-  };
-  Params p;
-  p.add_text(owner);
-  p.add_int(now_ms);
   ResultPtr r;
-  s = rconn_.exec("live_owners", p, &r, "claiming instances");
-  if (!s.ok()) return fail(s);
-  std::vector<std::string> dead;
-  for (int row = 0; row < PQntuples(r.get()); ++row) {
-    std::string other(pg::text_at(r.get(), row, 0));
-    if (owner_dead && owner_dead(other)) dead.push_back(std::move(other));
-  }
-  std::vector<std::string> lost;
-  {
-    std::lock_guard elock(epochs_mu_);
-    for (const auto& [id, epoch] : epochs_) {
-      if (epoch == kLost) lost.push_back(id);
+  s = in_reader_transaction("claiming instances", [&]() -> Status {
+    Params p;
+    p.add_text(owner);
+    p.add_int(now_ms);
+    s = rconn_.exec("live_owners", p, &r, "claiming instances");
+    if (!s.ok()) return s;
+    std::vector<std::string> dead;
+    for (int row = 0; row < PQntuples(r.get()); ++row) {
+      std::string other(pg::text_at(r.get(), row, 0));
+      if (owner_dead && owner_dead(other)) dead.push_back(std::move(other));
     }
-  }
-  p.clear();
-  p.add_text(owner);
-  p.add_int(now_ms);
-  p.add_int(lease_until_ms);
-  p.add_text_array(dead);
-  p.add_text(only);
-  p.add_text_array(lost);
-  p.add_int(options_.max_claim == 0 ? std::numeric_limits<int64_t>::max()
-                                    : static_cast<int64_t>(options_.max_claim));
-  p.add_text(writer_id_);
-  s = rconn_.exec("claim", p, &r, "claiming instances");
-  if (!s.ok()) return fail(s);
-  s = rconn_.exec_sql("COMMIT", "claiming instances");
-  if (!s.ok()) return fail(s);
+    std::vector<std::string> lost;
+    {
+      std::lock_guard elock(epochs_mu_);
+      for (const auto& [id, epoch] : epochs_) {
+        if (epoch == kLost) lost.push_back(id);
+      }
+    }
+    p.clear();
+    p.add_text(owner);
+    p.add_int(now_ms);
+    p.add_int(lease_until_ms);
+    p.add_text_array(dead);
+    p.add_text(only);
+    p.add_text_array(lost);
+    p.add_int(options_.max_claim == 0 ? std::numeric_limits<int64_t>::max()
+                                      : static_cast<int64_t>(options_.max_claim));
+    p.add_text(writer_id_);
+    return rconn_.exec("claim", p, &r, "claiming instances");
+  });
+  if (!s.ok()) return s;
   std::vector<int64_t> epochs;
   auto rows = read_rows(r.get(), true, &epochs);
   if (!rows.ok()) return rows.status();
@@ -1394,66 +1392,58 @@ Status PgStore::move_instance(
   std::lock_guard lock(rmu_);
   Status s = reader();
   if (!s.ok()) return s;
-  s = rconn_.exec_sql("BEGIN", "moving an instance");
-  if (!s.ok()) return s;
-  auto fail = [&](Status why) {
-    rconn_.exec_sql("ROLLBACK", "moving an instance");
-    return why;
-  };
-  Params p;
-  p.add_text(move.id);
-  ResultPtr r;
-  s = rconn_.exec("move_read", p, &r, "moving an instance");
-  if (!s.ok()) return fail(s);
-  if (PQntuples(r.get()) == 0) {
-    return fail(
-        {StatusCode::kNotFound, fmt::format("no instance {} in {}", move.id, rconn_.name())});
-  }
-  const std::string program(pg::text_at(r.get(), 0, 0));
-  const int64_t status = pg::int_at(r.get(), 0, 1);
-  const bool same_checkpoint = pg::text_at(r.get(), 0, 2) == move.expected_checkpoint;
-  const std::string owner(pg::text_at(r.get(), 0, 3));
-  const int64_t lease_until = pg::int_at(r.get(), 0, 4);
-  std::vector<FiberRow> fibers;
-  {
-    Params f;
-    f.add_text_array({move.id});
-    ResultPtr fr;
-    s = rconn_.exec("fibers_of", f, &fr, "moving an instance");
-    if (!s.ok()) return fail(s);
-    for (int row = 0; row < PQntuples(fr.get()); ++row) {
-      fibers.push_back(FiberRow{static_cast<uint32_t>(pg::int_at(fr.get(), row, 1)),
-                                std::string(pg::text_at(fr.get(), row, 2))});
+  return in_reader_transaction("moving an instance", [&]() -> Status {
+    Params p;
+    p.add_text(move.id);
+    ResultPtr r;
+    s = rconn_.exec("move_read", p, &r, "moving an instance");
+    if (!s.ok()) return s;
+    if (PQntuples(r.get()) == 0) {
+      return Status{StatusCode::kNotFound, fmt::format("no instance {} in {}", move.id, rconn_.name())};
     }
-  }
-  s = check_move(move, status, program, same_checkpoint, fibers, owner, lease_until, claim_gone);
-  if (!s.ok()) return fail(s);
-  p.clear();
-  p.add_text(move.id);
-  p.add_text(move.to_program);
-  p.add_bytes(move.checkpoint);
-  p.add_int(move.event.time_ms);
-  s = rconn_.exec("move_upd", p, nullptr, "moving an instance");
-  p.clear();
-  p.add_text(move.id);
-  if (s.ok()) s = rconn_.exec("move_del", p, nullptr, "moving an instance");
-  for (const FiberRow& f : move.fibers) {
-    if (!s.ok()) break;
+    const std::string program(pg::text_at(r.get(), 0, 0));
+    const int64_t status = pg::int_at(r.get(), 0, 1);
+    const bool same_checkpoint = pg::text_at(r.get(), 0, 2) == move.expected_checkpoint;
+    const std::string owner(pg::text_at(r.get(), 0, 3));
+    const int64_t lease_until = pg::int_at(r.get(), 0, 4);
+    std::vector<FiberRow> fibers;
+    {
+      Params f;
+      f.add_text_array({move.id});
+      ResultPtr fr;
+      s = rconn_.exec("fibers_of", f, &fr, "moving an instance");
+      if (!s.ok()) return s;
+      for (int row = 0; row < PQntuples(fr.get()); ++row) {
+        fibers.push_back(FiberRow{static_cast<uint32_t>(pg::int_at(fr.get(), row, 1)),
+                                  std::string(pg::text_at(fr.get(), row, 2))});
+      }
+    }
+    s = check_move(move, status, program, same_checkpoint, fibers, owner, lease_until, claim_gone);
+    if (!s.ok()) return s;
     p.clear();
     p.add_text(move.id);
-    p.add_int(f.fiber);
-    p.add_bytes(f.state);
-    s = rconn_.exec("move_fib", p, nullptr, "moving an instance");
-  }
-  if (s.ok()) {
+    p.add_text(move.to_program);
+    p.add_bytes(move.checkpoint);
+    p.add_int(move.event.time_ms);
+    s = rconn_.exec("move_upd", p, nullptr, "moving an instance");
     p.clear();
-    add_history(p, move.id, move.event);
-    s = rconn_.exec("move_hist", p, nullptr, "moving an instance");
-  }
-  if (!s.ok()) return fail(s);
-  s = rconn_.exec_sql("COMMIT", "moving an instance");
-  if (!s.ok()) return fail(s);
-  return Status::Ok();
+    p.add_text(move.id);
+    if (s.ok()) s = rconn_.exec("move_del", p, nullptr, "moving an instance");
+    for (const FiberRow& f : move.fibers) {
+      if (!s.ok()) break;
+      p.clear();
+      p.add_text(move.id);
+      p.add_int(f.fiber);
+      p.add_bytes(f.state);
+      s = rconn_.exec("move_fib", p, nullptr, "moving an instance");
+    }
+    if (s.ok()) {
+      p.clear();
+      add_history(p, move.id, move.event);
+      s = rconn_.exec("move_hist", p, nullptr, "moving an instance");
+    }
+    return s;
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -1483,70 +1473,62 @@ Result<RecordedEvent> PgStore::record_event(const EventRecord& event,
   std::lock_guard lock(rmu_);
   Status s = reader();
   if (!s.ok()) return s;
-  s = rconn_.exec_sql("BEGIN", "recording an event");
-  if (!s.ok()) return s;
-  auto fail = [&](Status why) {
-    rconn_.exec_sql("ROLLBACK", "recording an event");
-    return why;
-  };
-  const std::string started = join_started(event.started);
-  Params p;
-  p.add_bytes(event.source);
-  p.add_bytes(event.id);
-  p.add_bytes(event.type);
-  p.add_bytes(event.event_json);
-  p.add_int(event.received_ms);
-  p.add_int(event.matched ? 1 : 0);
-  p.add_text(started);
-  p.add_bytes(event.note);
-  ResultPtr r;
-  s = rconn_.exec("ev_put", p, &r, "recording an event");
-  if (!s.ok()) return fail(s);
   RecordedEvent out;
-  if (PQntuples(r.get()) == 0) {
-    p.clear();
+  s = in_reader_transaction("recording an event", [&]() -> Status {
+    const std::string started = join_started(event.started);
+    Params p;
     p.add_bytes(event.source);
     p.add_bytes(event.id);
-    s = rconn_.exec("ev_get", p, &r, "reading an event");
-    if (!s.ok()) return fail(s);
-    if (PQntuples(r.get()) != 1) {
-      return fail(
-          {StatusCode::kInternal, fmt::format("event {} of {} neither recorded nor found: {}",
-                                              event.id, event.source, rconn_.name())});
-    }
-    out.event = read_event_row(r.get(), 0);
-    out.duplicate = true;
-    s = rconn_.exec_sql("ROLLBACK", "recording an event");
+    p.add_bytes(event.type);
+    p.add_bytes(event.event_json);
+    p.add_int(event.received_ms);
+    p.add_int(event.matched ? 1 : 0);
+    p.add_text(started);
+    p.add_bytes(event.note);
+    ResultPtr r;
+    s = rconn_.exec("ev_put", p, &r, "recording an event");
     if (!s.ok()) return s;
-    return out;
-  }
-  out.event = event;
-  out.event.seq = pg::int_at(r.get(), 0, 0);
-  for (const Transition& t : starts) {
-    const InstanceRecord& i = t.instance;
-    p.clear();
-    p.add_text(i.id);
-    p.add_text(i.program_hash);
-    p.add_bytes(i.saga);
-    p.add_int(static_cast<int64_t>(i.status));
-    p.add_bytes(i.input_json);
-    p.add_bytes(i.checkpoint);
-    p.add_int(i.wake_at_ms);
-    p.add_int(i.created_ms);
-    p.add_int(i.updated_ms);
-    p.add_text(i.owner);
-    p.add_int(i.lease_until_ms);
-    s = rconn_.exec("ev_start", p, nullptr, "starting an instance for an event");
-    if (!s.ok()) return fail(s);
-    for (const HistoryEvent& e : t.events) {
+    if (PQntuples(r.get()) == 0) {
       p.clear();
-      add_history(p, i.id, e);
-      s = rconn_.exec("ev_hist", p, nullptr, "starting an instance for an event");
-      if (!s.ok()) return fail(s);
+      p.add_bytes(event.source);
+      p.add_bytes(event.id);
+      s = rconn_.exec("ev_get", p, &r, "reading an event");
+      if (!s.ok()) return s;
+      if (PQntuples(r.get()) != 1) {
+        return Status{StatusCode::kInternal, fmt::format("event {} of {} neither recorded nor found: {}", event.id, event.source, rconn_.name())};
+      }
+      out.event = read_event_row(r.get(), 0);
+      out.duplicate = true;
+      return Status::Ok();  // Nothing was written.
     }
-  }
-  s = rconn_.exec_sql("COMMIT", "recording an event");
-  if (!s.ok()) return fail(s);
+    out.event = event;
+    out.event.seq = pg::int_at(r.get(), 0, 0);
+    for (const Transition& t : starts) {
+      const InstanceRecord& i = t.instance;
+      p.clear();
+      p.add_text(i.id);
+      p.add_text(i.program_hash);
+      p.add_bytes(i.saga);
+      p.add_int(static_cast<int64_t>(i.status));
+      p.add_bytes(i.input_json);
+      p.add_bytes(i.checkpoint);
+      p.add_int(i.wake_at_ms);
+      p.add_int(i.created_ms);
+      p.add_int(i.updated_ms);
+      p.add_text(i.owner);
+      p.add_int(i.lease_until_ms);
+      s = rconn_.exec("ev_start", p, nullptr, "starting an instance for an event");
+      if (!s.ok()) return s;
+      for (const HistoryEvent& e : t.events) {
+        p.clear();
+        add_history(p, i.id, e);
+        s = rconn_.exec("ev_hist", p, nullptr, "starting an instance for an event");
+        if (!s.ok()) return s;
+      }
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
   return out;
 }
 

@@ -469,6 +469,20 @@ class SqliteStore final : public Store, private CommitBackend {
   Status read_outbox(Statement& st, std::vector<OutboxEvent>& out);
   // settle_outbox inside its transaction. rdb_mu_ held.
   Status settle_in_transaction(const std::string& id, const OutboxSettle& settle);
+  // Runs `body` (returning a Status) in a write transaction of the reader
+  // connection, committed when it succeeds and rolled back when it or the
+  // commit fails; `doing` names it in errors. IMMEDIATE: the write lock first
+  // (waiting the busy timeout for it), so that a statement never has to
+  // upgrade a read snapshot another writer made stale (SQLITE_BUSY at once).
+  // rdb_mu_ held.
+  template <class Body>
+  Status write_on_reader(const char* doing, Body&& body) {
+    if (Status s = rdb_.exec("BEGIN IMMEDIATE", doing); !s.ok()) return s;
+    Status s = body();
+    if (s.ok()) s = rdb_.exec("COMMIT", doing);
+    if (!s.ok()) rdb_.exec("ROLLBACK", doing);
+    return s;
+  }
 
   // Under kFull: opens the WAL file that make_durable() syncs.
   Status open_wal();
@@ -1443,23 +1457,15 @@ Result<std::vector<OutboxEvent>> SqliteStore::claim_outbox(const std::string& ow
     if (rc == SQLITE_DONE) return out;
     if (rc != SQLITE_ROW) return rdb_.error(rc, "claiming outbox rows");
   }
-  // IMMEDIATE: the write lock first (waiting the busy timeout for it), so
-  // that the statement never has to upgrade a read snapshot another writer
-  // made stale (SQLITE_BUSY at once).
-  if (Status s = rdb_.exec("BEGIN IMMEDIATE", "claiming outbox rows"); !s.ok()) return s;
-  {
+  Status s = write_on_reader("claiming outbox rows", [&] {
     Statement::Reset reset(r_.claim_outbox);
     r_.claim_outbox.bind_text(1, owner);
     r_.claim_outbox.bind(2, now_ms);
     r_.claim_outbox.bind(3, lease_until_ms);
     r_.claim_outbox.bind(4, limit == 0 ? -1 : static_cast<int64_t>(limit));
-    Status s = read_outbox(r_.claim_outbox, out);
-    if (s.ok()) s = rdb_.exec("COMMIT", "claiming outbox rows");
-    if (!s.ok()) {
-      rdb_.exec("ROLLBACK", "claiming outbox rows");
-      return s;
-    }
-  }
+    return read_outbox(r_.claim_outbox, out);
+  });
+  if (!s.ok()) return s;
   // RETURNING gives no order; oldest first.
   std::sort(out.begin(), out.end(), [](const OutboxEvent& a, const OutboxEvent& b) {
     return a.time_ms != b.time_ms ? a.time_ms < b.time_ms : a.instance_id < b.instance_id;
@@ -1471,11 +1477,7 @@ Status SqliteStore::settle_outbox(const std::string& id, const OutboxSettle& set
   if (options_.read_only) return refuse_write("settle an outbox row");
   if (!has_outbox_) return Status{StatusCode::kUnsupported, "the database has no outbox: " + path_};
   std::lock_guard lock(rdb_mu_);
-  if (Status s = rdb_.exec("BEGIN IMMEDIATE", "settling an outbox row"); !s.ok()) return s;
-  Status s = settle_in_transaction(id, settle);
-  if (s.ok()) s = rdb_.exec("COMMIT", "settling an outbox row");
-  if (!s.ok()) rdb_.exec("ROLLBACK", "settling an outbox row");
-  return s;
+  return write_on_reader("settling an outbox row", [&] { return settle_in_transaction(id, settle); });
 }
 
 Status SqliteStore::settle_in_transaction(const std::string& id, const OutboxSettle& settle) {
@@ -1513,25 +1515,17 @@ Result<uint64_t> SqliteStore::prune_outbox(int64_t delivered_before_ms) {
   if (options_.read_only) return refuse_write("prune the outbox");
   if (!has_outbox_) return uint64_t{0};
   std::lock_guard lock(rdb_mu_);
-  if (Status s = rdb_.exec("BEGIN IMMEDIATE", "pruning the outbox"); !s.ok()) return s;
-  Statement& st = r_.prune_outbox;
-  int rc;
-  {
-    Statement::Reset reset(st);
-    st.bind(1, delivered_before_ms);
-    rc = st.step();
-  }
-  const int64_t pruned = sqlite3_changes(rdb_.get());
-  if (rc == SQLITE_DONE) {
-    if (Status s = rdb_.exec("COMMIT", "pruning the outbox"); !s.ok()) {
-      rdb_.exec("ROLLBACK", "pruning the outbox");
-      return s;
-    }
-    return static_cast<uint64_t>(pruned);
-  }
-  Status failed = rdb_.error(rc, "pruning the outbox");
-  rdb_.exec("ROLLBACK", "pruning the outbox");
-  return failed;
+  int64_t pruned = 0;
+  Status s = write_on_reader("pruning the outbox", [&] {
+    Statement::Reset reset(r_.prune_outbox);
+    r_.prune_outbox.bind(1, delivered_before_ms);
+    const int rc = r_.prune_outbox.step();
+    if (rc != SQLITE_DONE) return rdb_.error(rc, "pruning the outbox");
+    pruned = sqlite3_changes(rdb_.get());
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return static_cast<uint64_t>(pruned);
 }
 
 Result<std::vector<InboxMessage>> SqliteStore::inbox(const std::string& id) {
@@ -1573,43 +1567,32 @@ Result<std::vector<InstanceRecord>> SqliteStore::claim(
     const std::function<bool(const std::string& other)>& owner_dead, const std::string& only) {
   if (options_.read_only) return refuse_write("claim instances");
   std::lock_guard lock(rdb_mu_);
-  Status s = rdb_.exec("BEGIN IMMEDIATE", "claiming instances");
-  if (!s.ok()) return s;
-  auto rollback = [&] { rdb_.exec("ROLLBACK", "claiming instances"); };
-  Result<std::vector<InstanceRecord>> all = [&]() -> Result<std::vector<InstanceRecord>> {
-    Statement::Reset reset(r_.list_unfinished);
-    return read_instances(r_.list_unfinished, true);
-  }();
-  if (!all.ok()) {
-    rollback();
-    return all.status();
-  }
   std::vector<InstanceRecord> claimed;
-  for (InstanceRecord& r : all.value()) {
-    if (!only.empty() && r.id != only) continue;
-    if (options_.max_claim > 0 && claimed.size() >= options_.max_claim) break;
-    bool free = r.owner.empty() || r.owner == owner || r.lease_until_ms < now_ms ||
-                (owner_dead && owner_dead(r.owner));
-    if (!free) continue;
-    Statement::Reset reset(r_.claim);
-    r_.claim.bind_text(1, r.id);
-    r_.claim.bind_text(2, owner);
-    r_.claim.bind(3, lease_until_ms);
-    int rc = r_.claim.step();
-    if (rc != SQLITE_DONE) {
-      Status e = rdb_.error(rc, "claiming instances");
-      rollback();
-      return e;
+  Status s = write_on_reader("claiming instances", [&]() -> Status {
+    Result<std::vector<InstanceRecord>> all = [&]() -> Result<std::vector<InstanceRecord>> {
+      Statement::Reset reset(r_.list_unfinished);
+      return read_instances(r_.list_unfinished, true);
+    }();
+    if (!all.ok()) return all.status();
+    for (InstanceRecord& r : all.value()) {
+      if (!only.empty() && r.id != only) continue;
+      if (options_.max_claim > 0 && claimed.size() >= options_.max_claim) break;
+      bool free = r.owner.empty() || r.owner == owner || r.lease_until_ms < now_ms ||
+                  (owner_dead && owner_dead(r.owner));
+      if (!free) continue;
+      Statement::Reset reset(r_.claim);
+      r_.claim.bind_text(1, r.id);
+      r_.claim.bind_text(2, owner);
+      r_.claim.bind(3, lease_until_ms);
+      int rc = r_.claim.step();
+      if (rc != SQLITE_DONE) return rdb_.error(rc, "claiming instances");
+      r.owner = owner;
+      r.lease_until_ms = lease_until_ms;
+      claimed.push_back(std::move(r));
     }
-    r.owner = owner;
-    r.lease_until_ms = lease_until_ms;
-    claimed.push_back(std::move(r));
-  }
-  s = rdb_.exec("COMMIT", "claiming instances");
-  if (!s.ok()) {
-    rollback();
-    return s;
-  }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
   return claimed;
 }
 
@@ -1621,78 +1604,72 @@ Status SqliteStore::move_instance(
     const std::function<bool(const std::string& owner, int64_t lease_until_ms)>& claim_gone) {
   if (options_.read_only) return refuse_write("move an instance");
   std::lock_guard lock(rdb_mu_);
-  Status s = rdb_.exec("BEGIN IMMEDIATE", "moving an instance");
-  if (!s.ok()) return s;
-  auto fail = [&](Status why) {
-    rdb_.exec("ROLLBACK", "moving an instance");
-    return why;
-  };
-  auto run = [&](const char* sql, const std::function<void(Statement&)>& bind) -> Status {
-    Statement st;
-    int rc = st.prepare(rdb_.get(), sql);
+  return write_on_reader("moving an instance", [&]() -> Status {
+    auto run = [&](const char* sql, const std::function<void(Statement&)>& bind) -> Status {
+      Statement st;
+      int rc = st.prepare(rdb_.get(), sql);
+      if (rc != SQLITE_OK) return rdb_.error(rc, "moving an instance");
+      bind(st);
+      rc = st.step();
+      if (rc != SQLITE_DONE) return rdb_.error(rc, "moving an instance");
+      return Status::Ok();
+    };
+    Statement read;
+    int rc = read.prepare(rdb_.get(), kMoveReadSql);
     if (rc != SQLITE_OK) return rdb_.error(rc, "moving an instance");
-    bind(st);
-    rc = st.step();
-    if (rc != SQLITE_DONE) return rdb_.error(rc, "moving an instance");
-    return Status::Ok();
-  };
-  Statement read;
-  int rc = read.prepare(rdb_.get(), kMoveReadSql);
-  if (rc != SQLITE_OK) return fail(rdb_.error(rc, "moving an instance"));
-  read.bind_text(1, move.id);
-  rc = read.step();
-  if (rc == SQLITE_DONE) {
-    return fail({StatusCode::kNotFound, fmt::format("no instance {} in {}", move.id, path_)});
-  }
-  if (rc != SQLITE_ROW) return fail(rdb_.error(rc, "moving an instance"));
-  const int64_t num = read.column_int(0);
-  const std::string program(read.column_text(1));
-  const int64_t status = read.column_int(2);
-  const bool same_checkpoint = read.column_blob(3) == move.expected_checkpoint;
-  const std::string owner(read.column_text(4));
-  const int64_t lease_until = read.column_int(5);
-  read.reset();
-  std::vector<FiberRow> fibers;
-  s = read_fibers(num, fibers);
-  if (!s.ok()) return fail(s);
-  s = check_move(move, status, program, same_checkpoint, fibers, owner, lease_until, claim_gone);
-  if (!s.ok()) return fail(s);
-  s = run(kMoveUpdateSql, [&](Statement& st) {
-    st.bind(1, num);
-    st.bind_text(2, move.to_program);
-    st.bind_blob(3, move.checkpoint.data(), move.checkpoint.size());
-    st.bind(4, move.event.time_ms);
-  });
-  if (s.ok() && has_fibers_) {
-    s = run(kMoveDeleteFibersSql, [&](Statement& st) { st.bind(1, num); });
-    for (const FiberRow& f : move.fibers) {
-      if (!s.ok()) break;
-      s = run(kUpsertFiberSql, [&](Statement& st) {
-        st.bind(1, num);
-        st.bind(2, f.fiber);
-        st.bind_blob(3, f.state.data(), f.state.size());
-      });
+    read.bind_text(1, move.id);
+    rc = read.step();
+    if (rc == SQLITE_DONE) {
+      return Status{StatusCode::kNotFound, fmt::format("no instance {} in {}", move.id, path_)};
     }
-  } else if (s.ok() && !move.fibers.empty()) {
-    s = Status(StatusCode::kUnsupported, "the schema has no fibers table: " + path_);
-  }
-  if (s.ok()) {
-    // The next seq, read under the lock (a writer that cached the last seq
-    // notices one it did not write: see append_history).
-    Statement last;
-    rc = last.prepare(rdb_.get(), kLastSeqSql);
-    if (rc != SQLITE_OK) return fail(rdb_.error(rc, "moving an instance"));
-    last.bind(1, num);
-    rc = last.step();
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(rdb_.error(rc, "moving an instance"));
-    const int64_t seq = rc == SQLITE_ROW ? last.column_int(0) : 0;
-    last.reset();
-    s = run(kInsertHistorySql, [&](Statement& st) { bind_history(st, num, seq + 1, move.event); });
-  }
-  if (!s.ok()) return fail(s);
-  s = rdb_.exec("COMMIT", "moving an instance");
-  if (!s.ok()) return fail(s);
-  return Status::Ok();
+    if (rc != SQLITE_ROW) return rdb_.error(rc, "moving an instance");
+    const int64_t num = read.column_int(0);
+    const std::string program(read.column_text(1));
+    const int64_t status = read.column_int(2);
+    const bool same_checkpoint = read.column_blob(3) == move.expected_checkpoint;
+    const std::string owner(read.column_text(4));
+    const int64_t lease_until = read.column_int(5);
+    read.reset();
+    std::vector<FiberRow> fibers;
+    Status s = read_fibers(num, fibers);
+    if (!s.ok()) return s;
+    s = check_move(move, status, program, same_checkpoint, fibers, owner, lease_until, claim_gone);
+    if (!s.ok()) return s;
+    s = run(kMoveUpdateSql, [&](Statement& st) {
+      st.bind(1, num);
+      st.bind_text(2, move.to_program);
+      st.bind_blob(3, move.checkpoint.data(), move.checkpoint.size());
+      st.bind(4, move.event.time_ms);
+    });
+    if (s.ok() && has_fibers_) {
+      s = run(kMoveDeleteFibersSql, [&](Statement& st) { st.bind(1, num); });
+      for (const FiberRow& f : move.fibers) {
+        if (!s.ok()) break;
+        s = run(kUpsertFiberSql, [&](Statement& st) {
+          st.bind(1, num);
+          st.bind(2, f.fiber);
+          st.bind_blob(3, f.state.data(), f.state.size());
+        });
+      }
+    } else if (s.ok() && !move.fibers.empty()) {
+      s = Status(StatusCode::kUnsupported, "the schema has no fibers table: " + path_);
+    }
+    if (s.ok()) {
+      // The next seq, read under the lock (a writer that cached the last seq
+      // notices one it did not write: see append_history).
+      Statement last;
+      rc = last.prepare(rdb_.get(), kLastSeqSql);
+      if (rc != SQLITE_OK) return rdb_.error(rc, "moving an instance");
+      last.bind(1, num);
+      rc = last.step();
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rdb_.error(rc, "moving an instance");
+      const int64_t seq = rc == SQLITE_ROW ? last.column_int(0) : 0;
+      last.reset();
+      s = run(kInsertHistorySql, [&](Statement& st) { bind_history(st, num, seq + 1, move.event); });
+    }
+    if (!s.ok()) return s;
+    return s;
+  });
 }
 
 Status SqliteStore::renew(const std::string& owner, int64_t lease_until_ms) {
