@@ -70,6 +70,10 @@ struct Analysis {
   std::vector<bytecode::Trigger> triggers;
 };
 
+// Reports `type` at `span` unless it is an event type (valid_event_type:
+// the one rule for the types of `on` triggers and `emit`); triggers.cpp.
+bool check_event_type(const std::string& type, Span span, Diagnostics& diags);
+
 // Checks the triggers of the file (`on TYPE start SAGA(args)`) and fills
 // analysis.triggers (triggers.cpp).
 void check_triggers(const ast::File& file, const SourceFile& source, Analysis& analysis,

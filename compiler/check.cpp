@@ -878,8 +878,10 @@ class Checker {
         st.reachable = false;
         break;
       case ast::StmtKind::Emit:
-        // The grammar gives a dotted name and an object literal, whose
-        // duplicate keys and unknown variables expr() reports.
+        // The grammar gives a dotted name (at most 256 bytes are an event
+        // type) and an object literal, whose duplicate keys and unknown
+        // variables expr() reports.
+        check_event_type(s.name, s.name_span, diags_);
         if (s.expr) expr(*s.expr, st);
         break;
       case ast::StmtKind::Deadline:

@@ -138,12 +138,7 @@ class TriggerChecker {
  private:
   std::optional<bytecode::Trigger> trigger(const ast::Trigger& t) {
     bool ok = true;
-    if (!bytecode::valid_event_type(t.type)) {
-      diags_.error(t.type_span, fmt::format("malformed event type '{}'", t.type),
-                   "an event type is words of letters, digits, '_' and '-' separated by single "
-                   "dots, such as order.placed or com.example.order-placed");
-      ok = false;
-    }
+    if (!check_event_type(t.type, t.type_span, diags_)) ok = false;
     const ast::Saga* saga = nullptr;
     uint32_t index = 0;
     for (uint32_t i = 0; i < file_.sagas.size() && !saga; ++i) {
@@ -271,6 +266,14 @@ class TriggerChecker {
 };
 
 }  // namespace
+
+bool check_event_type(const std::string& type, Span span, Diagnostics& diags) {
+  if (bytecode::valid_event_type(type)) return true;
+  diags.error(span, fmt::format("malformed event type '{}'", type),
+              "an event type is words of letters, digits, '_' and '-' separated by single "
+              "dots, such as order.placed or com.example.order-placed");
+  return false;
+}
 
 void check_triggers(const ast::File& file, const SourceFile& source, Analysis& analysis,
                     Diagnostics& diags) {

@@ -54,6 +54,14 @@ bool is_await_step(const Program& p, const Step& s) {
   return a.service == kNoService && a.name == kSignalAction;
 }
 
+bool emits(const Program& p) {
+  Instruction in;
+  for (uint32_t pc = 0; pc < p.code.size() && decode(p.code, pc, in); pc += in.size) {
+    if (in.op == Op::EMIT) return true;
+  }
+  return false;
+}
+
 uint16_t format_version(const Program& p) {
   const bool kinds = std::any_of(p.steps.begin(), p.steps.end(),
                                  [](const Step& s) { return s.kind != StepKind::Plain; });
@@ -66,7 +74,7 @@ uint16_t format_version(const Program& p) {
                                   [](const RetryPolicy& r) { return r.then != Then::Fail; });
   const bool awaits = std::any_of(p.steps.begin(), p.steps.end(),
                                   [&](const Step& s) { return is_await_step(p, s); });
-  if (awaits) return 6;
+  if (awaits || emits(p)) return 6;
   if (!p.triggers.empty()) return 5;
   if (undo_policies || pauses) return 4;
   if (kinds || policies) return 3;

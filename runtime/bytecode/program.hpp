@@ -25,9 +25,9 @@ namespace saga::bytecode {
 // (Step::undo_retry) and `then: pause`. Version 5 added the event triggers
 // (Program::triggers, written after the blocks in the sagas section); a
 // program without triggers is written as before. Version 6 added AWAIT
-// (`await signal`): the layout is version 5's, but an older runtime must
-// refuse a program that waits for signals, so only a program with an await
-// step is written as version 6.
+// (`await signal`) and EMIT (`emit`): the layout is version 5's, but an older
+// runtime must refuse a program that uses them (as a newer format, not as a
+// damaged file), so only such a program is written as version 6.
 inline constexpr uint16_t kFormatVersion = 6;
 
 // The built-in action of an await step (stdlib/actions.def): the step AWAIT
@@ -347,8 +347,11 @@ struct Program {
 // The format version a program is written with: the lowest that holds it (1
 // without blocks, 2 with blocks, 3 with step kinds, unlimited attempts or
 // `on: any`, 4 with undo policies or pauses, 5 with triggers, 6 with await
-// steps), so that older runtimes keep reading what they can run.
+// steps or EMIT), so that older runtimes keep reading what they can run.
 uint16_t format_version(const Program& p);
+
+// Whether the program's code has an EMIT (`emit TYPE { ... }`).
+bool emits(const Program& p);
 
 // Whether step `s` is an await step (its `do` is the built-in kSignalAction):
 // the one kind of step AWAIT runs and INVOKE may not.

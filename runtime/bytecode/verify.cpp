@@ -440,6 +440,11 @@ class Verifier {
           return fail(fmt::format("await step '{}' has an undo", step.name));
         }
       }
+      // What EMIT tells is an event type, by the rule triggers are held to.
+      if (in.op == Op::EMIT && !valid_event_type(p_.constants[in.a].string)) {
+        return fail(fmt::format("emits '{}', which is not an event type",
+                                p_.constants[in.a].string));
+      }
       // A fiber ends its own block's branch; only the root completes the saga
       // (an `output` inside a branch would leave the others half-joined).
       if (in.op == Op::END && in.a != c.block) {

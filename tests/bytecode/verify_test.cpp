@@ -373,6 +373,28 @@ TEST(Verify, EmitInUndoCode) {
   EXPECT_TRUE(Fails(b.verify(), "(EMIT): not allowed in an undo block"));
 }
 
+// EMIT's type is an event type by the rule triggers follow (valid_event_type),
+// and a program that emits is written as format 6, like one that awaits.
+TEST(Verify, EmitOfSomethingThatIsNoEventType) {
+  for (const std::string type : {"order placed", "", "order..placed", ".order"}) {
+    Builder b;
+    b.a.emit(Op::OBJECT);
+    b.a.emit(Op::EMIT, b.a.string(type));
+    b.invoke(0);
+    b.complete();
+    EXPECT_TRUE(Fails(b.verify(), "(EMIT): emits '" + type + "', which is not an event type"))
+        << type;
+  }
+  Builder ok;
+  ok.a.emit(Op::OBJECT);
+  ok.a.emit(Op::EMIT, ok.a.string("order.placed"));
+  ok.invoke(0);
+  ok.complete();
+  Status s = ok.verify();
+  EXPECT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(format_version(ok.p), 6) << "a program that emits is format 6";
+}
+
 TEST(Verify, UndoOfAnotherStep) {
   Builder b;
   b.invoke(0);

@@ -480,6 +480,29 @@ TEST(Codegen, AProgramWithoutStepKindsKeepsItsFormat) {
 // shown on the step), its arguments, one AWAIT whose jump is 0 without an
 // else block and reaches the else block with one; the variable is stored on
 // both paths.
+// emit: one EMIT of the type with its record, the program written as format
+// 6 (older runtimes refuse it as newer); a type longer than an event type
+// may be (256 bytes) is reported where it stands, as for triggers.
+TEST(Codegen, Emit) {
+  std::string errors;
+  auto p = compile("saga s(n: number) { emit order.placed { n: n }  output n }", &errors);
+  ASSERT_TRUE(p) << errors;
+  EXPECT_EQ(ops(*p, 0, p->code.size()),
+            (Names{"OBJECT", "LOAD", "SET_FIELD", "EMIT", "LOAD", "COMPLETE"}));
+  EXPECT_TRUE(saga::bytecode::emits(*p));
+  EXPECT_EQ(saga::bytecode::format_version(*p), 6);
+  auto plain = compile("saga s(n: number) { output n }");
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(saga::bytecode::emits(*plain));
+  EXPECT_LT(saga::bytecode::format_version(*plain), 5);
+
+  const std::string long_type = "order." + std::string(251, 'x');  // 257 bytes.
+  EXPECT_FALSE(compile("saga s() { emit " + long_type + " { }  output 1 }", &errors));
+  EXPECT_NE(errors.find("t.saga:1:17: error: malformed event type '" + long_type + "'"),
+            std::string::npos)
+      << errors;
+}
+
 TEST(Codegen, AwaitSignal) {
   std::string errors;
   auto p = compile(
