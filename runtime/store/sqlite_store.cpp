@@ -621,6 +621,26 @@ Status check_path(const std::string& path, bool must_exist) {
   return Status::Ok();
 }
 
+// Sets WAL mode and returns the journal mode the file then has. Switching
+// a new file to WAL fails with SQLITE_BUSY at once, without SQLite's busy
+// handler, while another process that opens the file too holds a lock on
+// it (a worker and `sagactl start` started together); it is retried until
+// the busy timeout, like every other wait for a lock.
+Result<std::string> switch_to_wal(Connection& conn, int busy_timeout_ms) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    Result<std::string> mode = conn.query_text("PRAGMA journal_mode = WAL", "switching to WAL mode");
+    if (mode.ok() || mode.status().code() != StatusCode::kBusy ||
+        std::chrono::steady_clock::now() + pause > deadline) {
+      return mode;
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+}
+
 // A reader's open: one read-only connection, the identity checked, the
 // reader's statements prepared, no threads. The schema must be this build's
 // exactly: an older one is migrated by the next writer, never by a reader.
@@ -672,7 +692,7 @@ Status SqliteStore::open() {
     return {StatusCode::kIoError, fmt::format("database is read-only: {}", path_)};
   }
 
-  Result<std::string> mode = wdb_.query_text("PRAGMA journal_mode = WAL", "switching to WAL mode");
+  Result<std::string> mode = switch_to_wal(wdb_, options_.busy_timeout_ms);
   if (!mode.ok()) return mode.status();
   if (*mode != "wal") {
     return {StatusCode::kIoError,

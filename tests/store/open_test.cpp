@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <thread>
 
 #include "runtime/store/schema.hpp"
 #include "runtime/store/sqlite_db.hpp"
@@ -164,6 +165,25 @@ TEST(SqliteStoreOpen, LockedNewDatabaseIsBusy) {
   Status s = open_status(path, options);
   EXPECT_EQ(s.code(), StatusCode::kBusy);
   EXPECT_EQ(s.message(), "database is locked by another process: " + path);
+}
+
+// Two stores that open one new file at once (a worker and `sagactl start`
+// started together): one switches the file to WAL mode while the other
+// looks at it. SQLite fails that switch with SQLITE_BUSY without calling
+// the busy handler; the store waits for it as for any other lock, so both
+// opens succeed.
+TEST(SqliteStoreOpen, TwoOpenersOfANewFileBothSucceed) {
+  TempDir dir;
+  for (int round = 0; round < 40; ++round) {
+    const std::string path = dir.file(fmt::format("x{}.db", round));
+    Status first, second;
+    std::thread a([&] { first = open_status(path); });
+    std::thread b([&] { second = open_status(path); });
+    a.join();
+    b.join();
+    ASSERT_TRUE(first.ok()) << "round " << round << ": " << first.message();
+    ASSERT_TRUE(second.ok()) << "round " << round << ": " << second.message();
+  }
 }
 
 // Runs `fn` where file permissions apply: in a child process that drops to
