@@ -85,7 +85,7 @@ run_sanitized() {
   rm -rf "$dir/sanitizer-logs"
   mkdir -p "$dir/sanitizer-logs"
   build_in "$dir" -DCMAKE_CXX_COMPILER=g++-12 -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
-    -DSAGA_SANITIZE="$sanitizers" -DSAGA_BUILD_BENCH=OFF
+    -DSAGA_SANITIZE="$sanitizers" -DSAGA_BUILD_BENCH=OFF -DSAGA_SAMPLE_COMPILE_OPTIONS=-O0
   echo "==> running the tests under -fsanitize=$sanitizers"
   ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" "$@" || rc=$?
   if [ -n "$(ls -A "$dir/sanitizer-logs")" ]; then

@@ -196,7 +196,9 @@ TEST(SqliteStoreCrash, KilledWriterLosesNoAcknowledgedTransition) {
           "WHERE instances.id = '" +
           id + "' AND consumed_ms <> 0");
       EXPECT_EQ(consumed, stored >= 2 ? "1" : "0") << id << " at version " << stored;
-      if (stored >= 2) EXPECT_TRUE((*r)->inbox.empty()) << id;
+      if (stored >= 2) {
+        EXPECT_TRUE((*r)->inbox.empty()) << id;
+      }
     }
   }
   EXPECT_GT(acked.size(), 0u);
