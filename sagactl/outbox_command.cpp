@@ -46,9 +46,10 @@ std::optional<std::map<std::string, std::string>> sink_map(const OutboxArgs& arg
 }
 
 std::unique_ptr<Relay> start_relay(std::map<std::string, std::string> sinks, Store& store,
-                                   HttpClient& http) {
+                                   HttpClient& http, std::chrono::milliseconds lease) {
   RelayOptions options;
   options.sinks = std::move(sinks);
+  options.lease = lease;
   options.sender = http.event_sender();
   std::random_device rd;
   options.owner = fmt::format("relay-{}-{:x}", ::getpid(), rd());

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -26,9 +27,11 @@ bool wants_relay(const OutboxArgs& args);
 // every --sink, a later one winning); nullopt (the error printed) for a
 // malformed one.
 std::optional<std::map<std::string, std::string>> sink_map(const OutboxArgs& args);
-// A relay on `store` posting through `http`.
+// A relay on `store` posting through `http`. Its claim on an event lasts
+// `lease`, the worker's --lease: after a kill -9 the events it was
+// delivering go out again once that passed, like the worker's instances.
 std::unique_ptr<Relay> start_relay(std::map<std::string, std::string> sinks, Store& store,
-                                   HttpClient& http);
+                                   HttpClient& http, std::chrono::milliseconds lease);
 
 // sagactl outbox ls [--dead|--pending|--delivered] [--json] [--limit N].
 int outbox_ls(const DbArgs& args, const std::string& which, size_t limit);
