@@ -5,9 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "compiler/compile.hpp"
@@ -36,10 +38,13 @@ struct BlockInfo {
   std::vector<bytecode::Block::Collect> collect;  // Foreach: body slot -> list slot.
 };
 
-// What codegen needs of an `await signal` statement beyond the AST.
+// What codegen needs of an `await signal` or `await event` statement
+// beyond the AST.
 struct AwaitInfo {
   uint64_t timeout_ms = 0;
   uint32_t slot = bytecode::kNone;  // The slot `-> name` binds, or kNone.
+  // Await event: the `where` as (path below `event`, the value it must have).
+  std::vector<std::pair<std::string, const ast::Expr*>> where;
 };
 
 struct SagaInfo {
@@ -73,6 +78,13 @@ struct Analysis {
 // Reports `type` at `span` unless it is an event type (valid_event_type:
 // the one rule for the types of `on` triggers and `emit`); triggers.cpp.
 bool check_event_type(const std::string& type, Span span, Diagnostics& diags);
+// Whether `e` is a chain of fields on the name `event` (event.data.order).
+bool is_event_path(const ast::Expr& e);
+// The dotted path below `event` of such a chain ("data.order"), checked as a
+// trigger's argument is: the attribute is a CloudEvents one or `data`, and
+// only `data` has fields. nullopt (an error reported) for a bad one, and
+// (nothing reported) for an expression that is no path into `event`.
+std::optional<std::string> event_path(const ast::Expr& e, Diagnostics& diags);
 
 // Checks the triggers of the file (`on TYPE start SAGA(args)`) and fills
 // analysis.triggers (triggers.cpp).

@@ -914,24 +914,44 @@ class Checker {
   // empty else block would change nothing but hide the timeout, so it is an
   // error; past the pivot a timeout that fails the saga cannot be
   // compensated, so there the else block is required.
+  //
+  // await event TYPE where C ...: the same, for an incoming event of TYPE
+  // that fits C (event_condition).
   void await_signal(const ast::Stmt& s, Flow& st) {
     AwaitInfo info;
-    const std::string example = fmt::format("await signal {} timeout 48h{}", s.signal,
-                                            s.name.empty() ? "" : " -> " + s.name);
+    std::string what = fmt::format("await {} {}", s.event ? "event" : "signal", s.signal);
+    for (size_t i = 1; i < s.types.size(); ++i) what += ", " + s.types[i].first;
+    const std::string example =
+        fmt::format("{}{} timeout {}{}", what, s.where ? " where ..." : "", s.event ? "10m" : "48h",
+                    s.name.empty() ? "" : " -> " + s.name);
+    if (s.event) {
+      for (size_t i = 0; i < s.types.size(); ++i) {
+        const auto& [type, span] = s.types[i];
+        check_event_type(type, span, diags_);
+        for (size_t j = 0; j < i; ++j) {
+          if (s.types[j].first == type) {
+            diags_.error(span, fmt::format("event type '{}' is awaited twice here", type),
+                         "name each type once");
+          }
+        }
+      }
+      if (s.where) event_condition(*s.where, info, st);
+    }
     if (!s.expr) {
-      diags_.error(
-          s.signal_span,
-          fmt::format("'await signal {}' needs a timeout: a signal may never come", s.signal),
-          fmt::format("write: {}", example));
-    } else if (auto ms = duration(*s.expr, "the timeout of 'await signal'")) {
+      diags_.error(s.signal_span,
+                   fmt::format("'{}' needs a timeout: {} may never come", what,
+                               s.event ? "the event" : "a signal"),
+                   fmt::format("write: {}", example));
+    } else if (auto ms = duration(*s.expr, s.event ? "the timeout of 'await event'"
+                                                   : "the timeout of 'await signal'")) {
       info.timeout_ms = *ms;
     }
     if (st.pivot && st.reachable && !s.else_block) {
       diags_.error(s.signal_span,
-                   fmt::format("'await signal {}' after the pivot step '{}' (at {}) needs an "
+                   fmt::format("'{}' after the pivot step '{}' (at {}) needs an "
                                "'else' block: its timeout would fail the saga past its point of "
                                "no return",
-                               s.signal, st.pivot->name, where(st.pivot->name_span)),
+                               what, st.pivot->name, where(st.pivot->name_span)),
                    fmt::format("write: {} else {{ ... }}", example));
     }
     if (!s.name.empty()) info.slot = bind(s.name, s.name_span, st);
@@ -958,6 +978,56 @@ class Checker {
       }
     }
     out_.awaits[&s] = info;
+  }
+
+  // The `where` of an `await event`: comparisons `event.PATH == VALUE` (either
+  // way round) joined by `and`, each path once; VALUE is read in the saga
+  // when the await begins (it may not read the event), and the event fits
+  // when it has each value at its path. Anything else is an error: the
+  // store finds the waiting instances by these values, not by running code.
+  void event_condition(const Expr& c, AwaitInfo& info, Flow& st) {
+    if (c.kind == ExprKind::Binary && c.binary_op == ast::BinaryOp::And && c.items.size() == 2) {
+      event_condition(*c.items[0], info, st);
+      event_condition(*c.items[1], info, st);
+      return;
+    }
+    if (c.kind == ExprKind::Binary && c.binary_op == ast::BinaryOp::Eq && c.items.size() == 2) {
+      const bool left = is_event_path(*c.items[0]);
+      const Expr& path = left ? *c.items[0] : *c.items[1];
+      const Expr& value = left ? *c.items[1] : *c.items[0];
+      if (is_event_path(path) && !reads_event(value)) {
+        std::optional<std::string> p = event_path(path, diags_);
+        if (!p) return;
+        for (const auto& [seen, expr_of] : info.where) {
+          if (seen == *p) {
+            diags_.error(path.span, fmt::format("'event.{}' is compared twice in this 'where'", *p),
+                         "compare each field of the event once");
+            return;
+          }
+        }
+        expr(value, st);
+        info.where.emplace_back(*p, &value);
+        return;
+      }
+      if (is_event_path(path)) {
+        diags_.error(value.span,
+                     "the value an event's field is compared with may not read the event",
+                     "compare with what the saga knows when it begins to wait, as in: where "
+                     "event.data.order == order_id");
+        return;
+      }
+    }
+    diags_.error(c.span,
+                 "an await's 'where' compares fields of the event with values: event.PATH == "
+                 "VALUE, joined by 'and'",
+                 "for example: where event.data.order == order_id and event.data.ok == true");
+  }
+
+  // Whether `e` reads the name `event` anywhere.
+  static bool reads_event(const Expr& e) {
+    if (e.kind == ExprKind::Var && e.text == "event") return true;
+    return std::any_of(e.items.begin(), e.items.end(),
+                       [](const ast::ExprPtr& i) { return i && reads_event(*i); });
   }
 
   // ---- Parallel blocks and loops ---------------------------------------------

@@ -213,10 +213,16 @@ class Generator {
   //   OBJECT; name; timeout; AWAIT otherwise, step; STORE v (or POP)
   //   [JUMP end; otherwise: STORE v (null) (or POP); else block; end:]
   // Without an else block AWAIT's jump is 0: a timeout fails the step.
+  // `await event TYPE, ... where C` is the await of the signal "event:TYPE,..." whose
+  // argument object also has `where`, {path: value} evaluated now: the
+  // store hands the instance an event of TYPE with those values
+  // (saga/store.hpp, EventWait).
   void await_signal(const ast::Stmt& s) {
     const AwaitInfo& info = analysis_.awaits.at(&s);
     bytecode::Step out;
-    out.name = "await " + s.signal;
+    std::string types;
+    for (const auto& [type, span] : s.types) types += (types.empty() ? "" : ",") + type;
+    out.name = s.event ? "await event " + types : "await " + s.signal;
     out.saga = saga_index_;
     out.action = asm_.action(bytecode::kSignalAction, bytecode::kNoService);
     out.result_slot = info.slot;
@@ -227,8 +233,17 @@ class Generator {
     auto index = static_cast<uint32_t>(program_.steps.size());
     program_.steps.push_back(std::move(out));
     emit(Op::OBJECT);
-    emit(Op::CONST, asm_.string(s.signal));
+    emit(Op::CONST,
+         asm_.string(s.event ? std::string(bytecode::kEventSignalPrefix) + types : s.signal));
     emit(Op::SET_FIELD, asm_.string("name"));
+    if (s.event) {
+      emit(Op::OBJECT);
+      for (const auto& [path, value] : info.where) {
+        expr(*value);
+        emit(Op::SET_FIELD, asm_.string(path));
+      }
+      emit(Op::SET_FIELD, asm_.string("where"));
+    }
     emit(Op::CONST, asm_.number(static_cast<double>(info.timeout_ms)));
     emit(Op::SET_FIELD, asm_.string("timeout"));
     auto otherwise = asm_.make_label();

@@ -226,38 +226,14 @@ class TriggerChecker {
       }
       return bytecode::TriggerArg{a.name, false, v->dump()};
     }
-    const Expr* root = nullptr;
-    auto fields = field_chain(e, root);
-    if (!fields || root->text != "event") {
+    if (!is_event_path(e)) {
       diags_.error(e.span, "a trigger's argument must be a literal or a path into 'event'",
                    kArgumentHelp);
       return std::nullopt;
     }
-    if (fields->empty()) {
-      diags_.error(e.span, "'event' is the whole event; pick a field of it",
-                   "for example: event.data (its payload), event.data.order, event.id");
-      return std::nullopt;
-    }
-    const Expr& head = *fields->front();
-    std::vector<std::string> known(std::begin(bytecode::kEventFields),
-                                   std::end(bytecode::kEventFields));
-    bool is_field = false;
-    for (const std::string& f : known) is_field = is_field || f == head.text;
-    if (!is_field) {
-      std::string help = did_you_mean(head.text, known);
-      if (help.empty()) help = "an event has: id, source, type, time, subject and data";
-      diags_.error(head.name_span, fmt::format("an event has no attribute '{}'", head.text), help);
-      return std::nullopt;
-    }
-    if (head.text != "data" && fields->size() > 1) {
-      diags_.error((*fields)[1]->name_span,
-                   fmt::format("'event.{}' is a string; it has no fields", head.text),
-                   "only event.data has fields");
-      return std::nullopt;
-    }
-    std::string path;
-    for (const Expr* f : *fields) path += (path.empty() ? "" : ".") + f->text;
-    return bytecode::TriggerArg{a.name, true, path};
+    std::optional<std::string> path = event_path(e, diags_);
+    if (!path) return std::nullopt;
+    return bytecode::TriggerArg{a.name, true, *path};
   }
 
   const ast::File& file_;
@@ -266,6 +242,42 @@ class TriggerChecker {
 };
 
 }  // namespace
+
+bool is_event_path(const ast::Expr& e) {
+  const Expr* root = nullptr;
+  return field_chain(e, root) && root->text == "event";
+}
+
+std::optional<std::string> event_path(const ast::Expr& e, Diagnostics& diags) {
+  const Expr* root = nullptr;
+  auto fields = field_chain(e, root);
+  if (!fields || root->text != "event") return std::nullopt;
+  if (fields->empty()) {
+    diags.error(e.span, "'event' is the whole event; pick a field of it",
+                "for example: event.data (its payload), event.data.order, event.id");
+    return std::nullopt;
+  }
+  const Expr& head = *fields->front();
+  std::vector<std::string> known(std::begin(bytecode::kEventFields),
+                                 std::end(bytecode::kEventFields));
+  bool is_field = false;
+  for (const std::string& f : known) is_field = is_field || f == head.text;
+  if (!is_field) {
+    std::string help = did_you_mean(head.text, known);
+    if (help.empty()) help = "an event has: id, source, type, time, subject and data";
+    diags.error(head.name_span, fmt::format("an event has no attribute '{}'", head.text), help);
+    return std::nullopt;
+  }
+  if (head.text != "data" && fields->size() > 1) {
+    diags.error((*fields)[1]->name_span,
+                fmt::format("'event.{}' is a string; it has no fields", head.text),
+                "only event.data has fields");
+    return std::nullopt;
+  }
+  std::string path;
+  for (const Expr* f : *fields) path += (path.empty() ? "" : ".") + f->text;
+  return path;
+}
 
 bool check_event_type(const std::string& type, Span span, Diagnostics& diags) {
   if (bytecode::valid_event_type(type)) return true;

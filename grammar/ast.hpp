@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "grammar/source.hpp"
@@ -139,8 +140,8 @@ enum class StmtKind : uint8_t {
   Branch,
   Foreach,
   UndoRetry,  // `undo_retry POLICY` in a saga body: the default policy of its undos.
-  Await,      // `await signal NAME timeout D -> v else { ... }`.
-  Emit,       // `emit TYPE { ... }`: name is the event type, expr the Object of its data.
+  Await,  // `await signal NAME ...`, `await event TYPE where C ...`: timeout D -> v else { ... }.
+  Emit,   // `emit TYPE { ... }`: name is the event type, expr the Object of its data.
 };
 
 struct Stmt {
@@ -164,12 +165,18 @@ struct Stmt {
   Span max_span;                    // Foreach: the word `max`.
   bool parallel = false;            // Foreach: written `parallel foreach`.
   std::unique_ptr<RetryRef> retry;  // UndoRetry: the policy.
-  // Await: the signal's name (name/name_span: the variable after `->`, empty
-  // without; expr: the timeout, null without; else_block: the timeout's
-  // handler, null without; else_span: the word `else`).
+  // Await: the signal's name, or with `event` set the first event type (name/
+  // name_span: the variable after `->`, empty without; expr: the timeout,
+  // null without; where: the condition after `where`, null without;
+  // else_block: the timeout's handler, null without; else_span: the word
+  // `else`).
   std::string signal;
   Span signal_span;
   Span else_span;
+  bool event = false;
+  ExprPtr where;
+  // Await event: every type (the first is also `signal`), with its span.
+  std::vector<std::pair<std::string, Span>> types;
 };
 
 // `name: type` in a saga header; type is one of string, number, bool, list,

@@ -203,6 +203,13 @@ SAGA_SYNTAX_ERROR(branch_body, {.message = "expected '{' after the branch name",
     .help = "a branch is written: branch name { ... }"});
 SAGA_SYNTAX_ERROR(await_signal_name, {.message = "expected a signal name after 'await signal'",
     .help = "for example: await signal approve timeout 48h -> decision", .reserved_role = "a signal"});
+SAGA_SYNTAX_ERROR(await_event_type, {.message = "expected an event type after 'await event'",
+    .help = "for example: await event payment.completed where event.data.order == order_id timeout 10m -> paid"});
+SAGA_SYNTAX_ERROR(await_event_more, {.message = "expected an event type after ','",
+    .help = "an await of one of several events: await event payment.completed, payment.failed where event.data.order == order_id timeout 10m -> result"});
+SAGA_SYNTAX_ERROR(await_where_cond, {.message = "expected a condition after 'where'",
+    .help = "the event's fields the await waits for, as in: where event.data.order == order_id",
+    .hint = ErrorHint::Expression});
 SAGA_SYNTAX_ERROR(await_timeout_value, {.message = "expected a duration after 'timeout'",
     .help = "for example: await signal approve timeout 48h -> decision"});
 SAGA_SYNTAX_ERROR(await_bind_name, {.message = "expected a variable name after '->'", .reserved_role = "a variable"});

@@ -1361,6 +1361,35 @@ struct action<peg::await_signal_name> {
 };
 
 template <>
+struct action<peg::await_event_type> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    ast::Stmt& stmt = b.pending_bodies.emplace_back();
+    stmt.kind = ast::StmtKind::Await;
+    stmt.event = true;
+    stmt.signal.assign(in.begin(), in.size());
+    stmt.signal_span = b.span(in);
+    stmt.types.emplace_back(stmt.signal, stmt.signal_span);
+  }
+};
+
+template <>
+struct action<peg::await_event_more> {
+  template <typename Input>
+  static void apply(const Input& in, Builder& b) {
+    b.cur_body_stmt().types.emplace_back(std::string(in.begin(), in.size()), b.span(in));
+  }
+};
+
+template <>
+struct action<peg::await_where_cond> {
+  template <typename Input>
+  static void apply(const Input&, Builder& b) {
+    b.cur_body_stmt().where = b.pop();
+  }
+};
+
+template <>
 struct action<peg::await_timeout_value> {
   template <typename Input>
   static void apply(const Input&, Builder& b) {

@@ -298,7 +298,9 @@ struct mul_tail : seq< mul_op, sep, must< mul_operand > > {};
 struct mul_expr : seq< unary_expr, star< sep, mul_tail > > {};
 
 // add_expr = mul_expr { ( "+" | "-" ) mul_expr } ;
-struct add_op : one< '+', '-' > {};
+// A '-' followed by '>' is the arrow of a binding, not a minus: the
+// expression ends before it (`await event T where event.id == x -> v`).
+struct add_op : sor< one< '+' >, seq< one< '-' >, not_at< one< '>' > > > > {};
 struct add_operand : mul_expr {};
 struct add_tail : seq< add_op, sep, must< add_operand > > {};
 struct add_expr : seq< mul_expr, star< sep, add_tail > > {};
@@ -514,7 +516,8 @@ struct branch_stmt : seq< kw_branch, sep, at< ident >, must< branch_name >, sep,
 // statements above (the same lookahead each of them commits on).
 struct statement_word : sor< seq< kw_parallel, sep, sor< one< '{' >, kw_foreach > >,
                              seq< kw_foreach, sep, ident >, seq< kw_branch, sep, ident >,
-                             seq< TAO_PEGTL_KEYWORD( "await" ), sep, TAO_PEGTL_KEYWORD( "signal" ) >,
+                             seq< TAO_PEGTL_KEYWORD( "await" ), sep,
+                                  sor< TAO_PEGTL_KEYWORD( "signal" ), TAO_PEGTL_KEYWORD( "event" ) > >,
                              seq< kw_emit, sep, ident > > {};
 
 // fail_stmt = "fail" [ fail_class ] expression ;
@@ -539,13 +542,24 @@ struct deadline_stmt : seq< kw_deadline, sep, must< deadline_value > > {};
 // undo_retry_stmt = "undo_retry" ( name | config ) ;   (the saga's default for its undos)
 struct undo_retry_stmt : seq< kw_undo_retry, sep, must< undo_retry_ref > > {};
 
-// await_stmt = "await" "signal" name [ "timeout" clause_value ] [ "->" name ] [ "else" block ] ;
-// `await` and `signal` are context words: a statement only as `await signal`
-// (elsewhere both are names). The compiler requires the timeout; the parser
-// takes it as optional so that its absence gets a diagnostic with a help line.
+// await_stmt = "await" ( "signal" name | "event" event_type { "," event_type } [ "where" expression ] )
+//              [ "timeout" clause_value ] [ "->" name ] [ "else" block ] ;
+// event_type as a trigger writes it (letters, digits, '_', '.', '-'); with
+// several, the first event of any of them that fits ends the wait.
+// `await`, `signal`, `event` and `where` are context words: a statement only
+// as `await signal` or `await event` (elsewhere all are names). The compiler
+// requires the timeout; the parser takes it as optional so that its absence
+// gets a diagnostic with a help line.
 struct kw_await : TAO_PEGTL_KEYWORD( "await" ) {};
 struct kw_signal : TAO_PEGTL_KEYWORD( "signal" ) {};
+struct kw_event : TAO_PEGTL_KEYWORD( "event" ) {};
+struct kw_where : TAO_PEGTL_KEYWORD( "where" ) {};
 struct await_signal_name : name {};
+struct await_event_type : plus< sor< identifier_other, one< '.', '-' > > > {};
+struct await_event_more : plus< sor< identifier_other, one< '.', '-' > > > {};
+struct await_event_types : seq< must< await_event_type >, star< sep, one< ',' >, sep, must< await_event_more > > > {};
+struct await_where_cond : expression {};
+struct await_where : seq< kw_where, sep, must< await_where_cond > > {};
 struct await_timeout_value : clause_value {};
 struct await_timeout : seq< kw_timeout, sep, must< await_timeout_value > > {};
 struct await_bind_name : name {};
@@ -553,8 +567,10 @@ struct await_bind : seq< string< '-', '>' >, sep, must< await_bind_name > > {};
 struct await_else_body : seq< block > {};
 struct await_else : seq< kw_else, sep, must< await_else_body > > {};
 struct await_head : seq< kw_await, sep, kw_signal > {};
-struct await_stmt : seq< await_head, sep, must< await_signal_name >, opt< sep, await_timeout >, opt< sep, await_bind >,
-                         opt< sep, await_else > > {};
+struct await_event_head : seq< kw_await, sep, kw_event > {};
+struct await_what : sor< seq< await_head, sep, must< await_signal_name > >,
+                         seq< await_event_head, sep, await_event_types, opt< sep, await_where > > > {};
+struct await_stmt : seq< await_what, opt< sep, await_timeout >, opt< sep, await_bind >, opt< sep, await_else > > {};
 
 // emit_stmt = "emit" event_type object ;   (a statement only when a name follows `emit`)
 // event_type = identifier { "." identifier } ;   (no spaces: order.placed)

@@ -57,8 +57,10 @@ int events_ls(const DbArgs& args, size_t limit, bool unmatched) {
   std::cout << fmt::format("{:<24}  {:<24}  {:<20}  {:<8}  {:<8}  {}\n", "SOURCE", "ID", "TYPE",
                            "AGE", "MATCHED", "STARTED");
   for (const EventRecord& e : events.value()) {
+    // What it did: the instances it started, then those whose await took it.
     std::string started;
     for (const std::string& id : e.started) started += (started.empty() ? "" : " ") + id;
+    for (const std::string& id : e.woke) started += (started.empty() ? "woke " : " woke ") + id;
     if (started.empty()) started = e.note.empty() ? "-" : "- (" + e.note + ")";
     std::cout << scrub_utf8(fmt::format("{:<24}  {:<24}  {:<20}  {:<8}  {:<8}  {}\n", e.source,
                                         e.id, e.type, age_text(now - e.received_ms),

@@ -423,7 +423,9 @@ int worker(const DbArgs& args, const WorkerArgs& w, const ListenArgs& listen,
   if (!serve_programs(engine, listen.programs)) return kExitError;
   // The relay of the outbox (docs/events.md); stopped before the engine.
   std::unique_ptr<Relay> relay;
-  if (wants_relay(outbox)) relay = start_relay(std::move(*sinks), engine.store(), *rt->http);
+  if (wants_relay(outbox)) {
+    relay = start_relay(std::move(*sinks), engine.store(), *rt->http, access.lease);
+  }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   // Stopped before the engine: no request is served by a stopping engine.
@@ -611,6 +613,10 @@ int show(const DbArgs& args, const std::string& id) {
           w.value("kind", "") == "join" ? "its fibers"
           : w.value("kind", "") == "signal"
               ? fmt::format("signal '{}' until {}", w.value("signal", ""), w.value("wake_at", ""))
+          : w.value("kind", "") == "event"
+              ? fmt::format("event {} where {} until {}", w.value("event", ""),
+                            json_text(w.value("where", nlohmann::json::object()), -1),
+                            w.value("wake_at", ""))
               : fmt::format("{} {} (attempt {}){}", w.value("kind", ""), w.value("action", ""),
                             w.value("attempt", 0),
                             w.value("wake_at", "").empty() ? "" : " at " + w.value("wake_at", ""));

@@ -33,6 +33,11 @@ inline constexpr uint16_t kFormatVersion = 6;
 // The built-in action of an await step (stdlib/actions.def): the step AWAIT
 // names, and that no INVOKE may run.
 inline constexpr std::string_view kSignalAction = "signal";
+// `await event TYPE where ...` waits for the signal named this prefix and
+// TYPE, which record_event hands to the instance when the event fits the
+// await's `where` (docs/events.md, "Awaiting an event"); no signal a user
+// sends has that name (':' is not in a signal name).
+inline constexpr std::string_view kEventSignalPrefix = "event:";
 
 // Limits, with the reason for each. Operand widths come from opcodes.def.
 inline constexpr uint32_t kMaxSlots = 65535;         // Slot operands are u16.

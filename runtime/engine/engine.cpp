@@ -205,6 +205,10 @@ struct RunInbox {
   // Signals no await has taken yet, in post order: each stays in the store's
   // inbox, unconsumed, until an await of its name takes it (take_signals()).
   std::vector<InboxMessage> signals;
+  // The event waits the store holds for the instance as far as this run
+  // knows (Transition::event_waits); unknown (written with the next
+  // transition) at first and after a failed commit.
+  std::optional<std::vector<EventWait>> stored_waits;
 };
 
 // Kept small, its fields ordered by size: 100,000 waiting instances must fit
@@ -346,6 +350,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       std::vector<std::string> consumed;
       bool resolve_dead_letters = false;
       std::vector<OutboxEvent> outbox;
+      bool event_waits = false;
     };
     std::unique_ptr<Unsaved> unsaved;  // Null after a successful commit.
     runtime::EventKinds kinds;         // Of its events, for the observer.
@@ -561,6 +566,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (options.notify_operators && status != before && waits_for_operator(status)) {
       add_notice(r, status, t);
     }
+    if (r.program->awaits_events) {
+      std::vector<EventWait> waits = runtime::event_waits(*r.program, r.state);
+      if (!r.inbox) r.inbox = std::make_unique<RunInbox>();
+      if (r.inbox->stored_waits != waits) {
+        t.event_waits = waits;
+        r.inbox->stored_waits = std::move(waits);
+      }
+    }
     if (r.inbox && !r.inbox->unsaved_outbox.empty()) {
       // A notice of a transition whose commit failed goes with this one.
       t.outbox.insert(t.outbox.begin(), std::make_move_iterator(r.inbox->unsaved_outbox.begin()),
@@ -612,6 +625,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             unsaved->consumed = std::move(done.consumed);
             unsaved->resolve_dead_letters = done.resolve_dead_letters_ms != 0;
             unsaved->outbox = std::move(done.outbox);
+            unsaved->event_waits = done.event_waits.has_value();
             for (const FiberRow& f : done.fibers) {
               (f.state.empty() ? unsaved->removed : unsaved->fibers).push_back(f.fiber);
             }
@@ -841,6 +855,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                                      std::make_move_iterator(u.outbox.begin()),
                                      std::make_move_iterator(u.outbox.end()));
     }
+    if (u.event_waits && r.inbox) r.inbox->stored_waits.reset();  // Written again.
     if (!u.consumed.empty() || u.resolve_dead_letters) {
       if (!r.inbox) r.inbox = std::make_unique<RunInbox>();
       r.inbox->unsaved.insert(r.inbox->unsaved.end(), u.consumed.begin(), u.consumed.end());
@@ -1715,7 +1730,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     for (size_t i = 0; i < kept.size();) {
       std::string name, data;
       (void)read_signal(kept[i], name, data);
-      const std::optional<uint32_t> fid = runtime::awaiting_fiber(*r.program, r.state, name);
+      const std::optional<uint32_t> fid = runtime::awaiting_fiber(*r.program, r.state, name, data);
       if (!fid) {
         ++i;
         continue;
@@ -2099,11 +2114,6 @@ Result<PublishResult> Engine::publish(const nlohmann::json& event) {
     std::lock_guard lock(impl_->mu);
     served = impl_->served;
   }
-  if (served.empty()) {
-    return Status(StatusCode::kFailedPrecondition,
-                  "this engine serves no triggers: load a program with 'on TYPE start SAGA(...)' "
-                  "and serve it (sagactl worker --program FILE)");
-  }
   EventRecord record;
   record.source = event["source"].get<std::string>();
   record.id = event["id"].get<std::string>();
@@ -2148,17 +2158,31 @@ Result<PublishResult> Engine::publish(const nlohmann::json& event) {
   // No trigger starts when one cannot: the event is recorded with why.
   if (!record.note.empty()) starts.clear();
   for (const Transition& t : starts) record.started.push_back(t.instance.id);
-  auto recorded = impl_->store->record_event(record, std::move(starts));
+  // The instances whose `await event` it fits get it as the signal that
+  // await waits for, in the same transaction.
+  EventDelivery delivery;
+  delivery.kind = std::string(kSignalKind);
+  delivery.payload_json = nlohmann::json{
+      {"name", std::string(bytecode::kEventSignalPrefix) + record.type},
+      {"data", event}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  delivery.fits = [&event](std::string_view match) {
+    return runtime::event_fits(nlohmann::json::parse(match, nullptr, false), event);
+  };
+  auto recorded = impl_->store->record_event(record, std::move(starts), delivery);
   if (!recorded.ok()) return recorded.status();
   const EventRecord& stored = recorded->event;
   PublishResult out;
   out.duplicate = recorded->duplicate;
   out.matched = stored.matched;
   out.started = stored.started;
+  out.woke = stored.woke;
   out.note = stored.note;
   out.seq = stored.seq;
   if (!out.duplicate) {
     for (const std::string& id : out.started) (void)resume(id);
+    // Taken at once when this engine runs the instance; else by the engine
+    // that runs it, which notices within EngineOptions::inbox_watch.
+    for (const InboxMessage& m : recorded->handed) (void)impl_->deliver_here(m);
   }
   return out;
 }

@@ -70,7 +70,17 @@ nlohmann::json waits_json(const LinkedProgram& lp, const InstanceState& s) {
       const bool undo = f.wait == Wait::kUndo;
       w["kind"] = undo ? "undo" : waits_for_signal(lp, f) ? "signal" : "action";
       if (const Value* name = f.args.find("name"); name && waits_for_signal(lp, f)) {
-        w["signal"] = name->to_json();  // wake_at is its timeout.
+        // wake_at is its timeout. An `await event` waits for the event's type.
+        const std::string_view n = name->is_string() ? name->as_string() : std::string_view();
+        if (n.starts_with(bytecode::kEventSignalPrefix)) {
+          w["kind"] = "event";
+          // Its types, separated by commas.
+          w["event"] = n.substr(bytecode::kEventSignalPrefix.size());
+          const Value* where = f.args.find("where");
+          w["where"] = where ? where->to_json() : nlohmann::json::object();
+        } else {
+          w["signal"] = name->to_json();
+        }
       }
       w["step"] = step_name(lp, f);
       w["action"] = p.actions[undo ? step.undo_action : step.action].name;

@@ -1028,15 +1028,79 @@ bool waits_for_signal(const LinkedProgram& program, const Fiber& f) {
          bytecode::is_await_step(program.program, program.program.steps[f.step]);
 }
 
+namespace {
+
+// Calls `f` with each event type of an await's signal name ("event:a,b").
+template <class F>
+void for_each_event_type(std::string_view awaited, F&& f) {
+  if (!awaited.starts_with(bytecode::kEventSignalPrefix)) return;
+  awaited.remove_prefix(bytecode::kEventSignalPrefix.size());
+  while (!awaited.empty()) {
+    const size_t comma = std::min(awaited.find(','), awaited.size());
+    f(awaited.substr(0, comma));
+    awaited.remove_prefix(std::min(comma + 1, awaited.size()));
+  }
+}
+
+// Whether an await of the signal `awaited` takes the signal `name`: the
+// same name, or for `await event` one of its types.
+bool awaits_signal(std::string_view awaited, std::string_view name) {
+  if (awaited == name) return true;
+  if (!name.starts_with(bytecode::kEventSignalPrefix)) return false;
+  name.remove_prefix(bytecode::kEventSignalPrefix.size());
+  bool found = false;
+  for_each_event_type(awaited, [&](std::string_view type) { found = found || type == name; });
+  return found;
+}
+
+}  // namespace
+
 std::optional<uint32_t> awaiting_fiber(const LinkedProgram& program, const InstanceState& state,
-                                       std::string_view name) {
+                                       std::string_view name, std::string_view data_json) {
   if (state.phase != Phase::kForward || state.paused || state.stuck) return std::nullopt;
+  std::optional<nlohmann::json> data;  // Parsed for the first `where`.
   for (const Fiber& f : state.fibers) {
     if (!waits_for_signal(program, f)) continue;
     const Value* n = f.args.find("name");
-    if (n && n->is_string() && n->as_string() == name) return f.id;
+    if (!n || !n->is_string() || !awaits_signal(n->as_string(), name)) continue;
+    const Value* where = f.args.find("where");
+    if (where == nullptr) return f.id;
+    if (!data) data = nlohmann::json::parse(data_json, nullptr, false);
+    if (event_fits(where->to_json(), *data)) return f.id;
   }
   return std::nullopt;
+}
+
+bool event_fits(const nlohmann::json& where, const nlohmann::json& event) {
+  if (!where.is_object()) return false;
+  for (const auto& [path, want] : where.items()) {
+    const nlohmann::json* at = &event;
+    for (size_t begin = 0; at != nullptr && begin <= path.size();) {
+      size_t end = path.find('.', begin);
+      if (end == std::string::npos) end = path.size();
+      const std::string name = path.substr(begin, end - begin);
+      at = at->is_object() && at->contains(name) ? &at->at(name) : nullptr;
+      begin = end + 1;
+    }
+    if (at == nullptr || *at != want) return false;
+  }
+  return true;
+}
+
+std::vector<EventWait> event_waits(const LinkedProgram& program, const InstanceState& state) {
+  std::vector<EventWait> out;
+  if (state.phase != Phase::kForward) return out;
+  for (const Fiber& f : state.fibers) {
+    if (!waits_for_signal(program, f)) continue;
+    const Value* n = f.args.find("name");
+    if (!n || !n->is_string()) continue;
+    const Value* where = f.args.find("where");
+    const std::string match = where ? where->to_json_text() : std::string("{}");
+    for_each_event_type(n->as_string(), [&](std::string_view type) {
+      out.push_back({f.id, std::string(type), match});
+    });
+  }
+  return out;
 }
 
 Decision signal_arrived(const LinkedProgram& program, InstanceState& state, uint32_t fiber,

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include <boost/container/small_vector.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include "runtime/vm/vm.hpp"
 #include "saga/engine.hpp"
@@ -134,8 +135,20 @@ Decision message_arrived(const LinkedProgram& program, InstanceState& state,
 // for signal `name` and can take it now (the instance runs forward, not
 // paused): the lowest id when several do; none when no fiber does (the
 // engine then keeps the signal in the inbox for a later await).
+// An `await event TYPE where ...` is a wait for the signal named
+// bytecode::kEventSignalPrefix + TYPE whose `where` (path -> value) the signal's data,
+// the event, must fit (event_fits): `data_json` is only read for those.
 std::optional<uint32_t> awaiting_fiber(const LinkedProgram& program, const InstanceState& state,
-                                       std::string_view name);
+                                       std::string_view name, std::string_view data_json = {});
+
+// Whether `event` (a CloudEvent in structured form) has, at each path of
+// `where` (dot-separated names: "data.order"), a value equal to the path's
+// (numbers compare by value). An empty `where` fits every event.
+bool event_fits(const nlohmann::json& where, const nlohmann::json& event);
+
+// The event waits of the instance (Store's EventWait): one per fiber that
+// waits at an `await event`, its match the await's `where` as JSON text.
+std::vector<EventWait> event_waits(const LinkedProgram& program, const InstanceState& state);
 
 // Signal `message` (its name and data, JSON text) reached fiber `fiber`,
 // which awaits it (awaiting_fiber): a `signal_consumed` event, the data is

@@ -53,15 +53,19 @@ nlohmann::json dead_letter(const DeadLetterEntry& d) {
 }
 
 nlohmann::json event_record(const EventRecord& e) {
-  nlohmann::json started = nlohmann::json::array();
-  for (const std::string& id : e.started) started.push_back(scrub_utf8(id));
+  auto ids = [](const std::vector<std::string>& list) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const std::string& id : list) out.push_back(scrub_utf8(id));
+    return out;
+  };
   return {{"seq", e.seq},
           {"source", scrub_utf8(e.source)},
           {"id", scrub_utf8(e.id)},
           {"type", scrub_utf8(e.type)},
           {"received", time_text(e.received_ms)},
           {"matched", e.matched},
-          {"started", std::move(started)},
+          {"started", ids(e.started)},
+          {"woke", ids(e.woke)},
           {"note", scrub_utf8(e.note)},
           {"event", runtime::json_or_text(e.event_json)}};
 }

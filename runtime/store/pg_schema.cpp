@@ -94,6 +94,14 @@ CREATE TABLE events_in (seq bigserial PRIMARY KEY, source bytea NOT NULL, id byt
   UNIQUE (source, id));
 CREATE INDEX events_in_unmatched ON events_in (seq) WHERE matched = 0;
 )sql"},
+    // The event waits of instances (saga/store.hpp, EventWait) and the
+    // instances each incoming event woke, as in the SQLite schema's version 6.
+    {4, R"sql(
+CREATE TABLE event_waits (instance text NOT NULL, fiber bigint NOT NULL, type bytea NOT NULL,
+  match bytea NOT NULL, PRIMARY KEY (instance, fiber, type));
+CREATE INDEX event_waits_by_type ON event_waits (type, instance);
+ALTER TABLE events_in ADD COLUMN woke text NOT NULL DEFAULT '';
+)sql"},
 };
 
 // An arbitrary constant: the advisory lock that serialises migrations.

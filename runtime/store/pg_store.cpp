@@ -76,7 +76,7 @@ constexpr const char* kPostLockSql = "SELECT pg_advisory_xact_lock(5341474102)";
   "i.epoch, i.num"
 // Columns of an events_in row, in the order read_event() expects.
 #define SAGA_PG_EVENT_COLUMNS \
-  "source, id, type, event, received_ms, matched::int8, started, note, seq"
+  "source, id, type, event, received_ms, matched::int8, started, note, seq, woke"
 // Columns of an inbox row, in the order read_message() expects.
 #define SAGA_PG_INBOX_COLUMNS "id, instance, kind, payload, posted_ms, seq"
 // Columns of an outbox row, in the order read_outbox() expects.
@@ -127,6 +127,11 @@ const std::vector<pg::StatementDef>& writer_statements() {
       // Transition::consumed and resolve_dead_letters_ms, in the batch's
       // transaction after the transition's guarded write (so fenced by it).
       {"consume", "UPDATE inbox SET consumed_ms = $2 WHERE id = $1 AND consumed_ms = 0", {T, I}},
+      // Transition::event_waits: replaced as a whole.
+      {"ew_del", "DELETE FROM event_waits WHERE instance = $1", {T}},
+      {"ew_ins",
+       "INSERT INTO event_waits (instance, fiber, type, match) VALUES ($1, $2, $3, $4)",
+       {T, I, B, B}},
       {"resolve",
        "UPDATE dead_letters SET resolved_ms = $2 WHERE instance = $1 AND resolved_ms = 0",
        {T, I}},
@@ -222,9 +227,19 @@ const std::vector<pg::StatementDef>& reader_statements() {
       // Incoming events (record_event): the event, then the instances it
       // starts with their history, in one transaction on this connection.
       {"ev_put",
-       "INSERT INTO events_in (source, id, type, event, received_ms, matched, started, note) "
-       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (source, id) DO NOTHING RETURNING seq",
-       {B, B, B, B, I, I, T, B}},
+       "INSERT INTO events_in (source, id, type, event, received_ms, matched, started, note, "
+       "woke) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (source, id) DO NOTHING "
+       "RETURNING seq",
+       {B, B, B, B, I, I, T, B, T}},
+      // The instances that await an event of a type (record_event), and the
+      // message that hands it to one.
+      {"ev_waits",
+       "SELECT instance, match FROM event_waits WHERE type = $1 ORDER BY instance, fiber",
+       {B}},
+      {"ev_post",
+       "INSERT INTO inbox (id, instance, kind, payload, posted_ms) VALUES ($1, $2, $3, $4, $5) "
+       "RETURNING seq",
+       {T, T, B, B, I}},
       {"ev_get",
        "SELECT " SAGA_PG_EVENT_COLUMNS " FROM events_in WHERE source = $1 AND id = $2",
        {B, B}},
@@ -419,8 +434,8 @@ class PgStore final : public Store, private CommitBackend {
   Status move_instance(const InstanceMove& move,
                        const std::function<bool(const std::string& owner, int64_t lease_until_ms)>&
                            claim_gone) override;
-  Result<RecordedEvent> record_event(const EventRecord& event,
-                                     std::vector<Transition> starts) override;
+  Result<RecordedEvent> record_event(const EventRecord& event, std::vector<Transition> starts,
+                                     const EventDelivery& delivery) override;
   Result<std::vector<EventRecord>> list_events(size_t limit, bool unmatched_only) override;
 
  private:
@@ -738,6 +753,22 @@ PgStore::Attempt PgStore::try_batch(std::vector<Item>& batch, const std::vector<
       p.add_bytes(e.data_json);
       s = c.send("outbox_ins", p, "writing an outbox event");
       sent.push_back({i, kPlain});
+    }
+    if (t.event_waits && s.ok()) {
+      p.clear();
+      p.add_text(r.id);
+      s = c.send("ew_del", p, "writing the event waits");
+      sent.push_back({i, kPlain});
+      for (size_t w = 0; w < t.event_waits->size() && s.ok(); ++w) {
+        const EventWait& ew = (*t.event_waits)[w];
+        p.clear();
+        p.add_text(r.id);
+        p.add_int(ew.fiber);
+        p.add_bytes(ew.type);
+        p.add_bytes(ew.match_json);
+        s = c.send("ew_ins", p, "writing the event waits");
+        sent.push_back({i, kPlain});
+      }
     }
     if (t.resolve_dead_letters_ms != 0 && s.ok()) {
       p.clear();
@@ -1464,11 +1495,13 @@ EventRecord read_event_row(const PGresult* r, int row) {
   e.started = split_started(pg::text_at(r, row, 6));
   e.note = pg::text_at(r, row, 7);
   e.seq = pg::int_at(r, row, 8);
+  e.woke = split_started(pg::text_at(r, row, 9));
   return e;
 }
 
 Result<RecordedEvent> PgStore::record_event(const EventRecord& event,
-                                            std::vector<Transition> starts) {
+                                            std::vector<Transition> starts,
+                                            const EventDelivery& delivery) {
   if (options_.read_only) return refuse_write("record an event");
   std::lock_guard lock(rmu_);
   Status s = reader();
@@ -1477,15 +1510,33 @@ Result<RecordedEvent> PgStore::record_event(const EventRecord& event,
   s = in_reader_transaction("recording an event", [&]() -> Status {
     const std::string started = join_started(event.started);
     Params p;
+    ResultPtr r;
+    std::vector<std::string> woke;
+    if (delivery.fits) {
+      // Posts commit in seq order (see post()): the lock before the waits
+      // are read, so that none is handed over twice by two workers.
+      s = rconn_.exec_sql(kPostLockSql, "recording an event");
+      if (!s.ok()) return s;
+      p.add_bytes(event.type);
+      s = rconn_.exec("ev_waits", p, &r, "finding the instances that await an event");
+      if (!s.ok()) return s;
+      for (int row = 0; row < PQntuples(r.get()); ++row) {
+        std::string id(pg::text_at(r.get(), row, 0));
+        if (!woke.empty() && woke.back() == id) continue;  // One message per instance.
+        if (delivery.fits(pg::text_at(r.get(), row, 1))) woke.push_back(std::move(id));
+      }
+      p.clear();
+    }
+    const std::string woke_text = join_started(woke);
     p.add_bytes(event.source);
     p.add_bytes(event.id);
     p.add_bytes(event.type);
     p.add_bytes(event.event_json);
     p.add_int(event.received_ms);
-    p.add_int(event.matched ? 1 : 0);
+    p.add_int(event.matched || !woke.empty() ? 1 : 0);
     p.add_text(started);
     p.add_bytes(event.note);
-    ResultPtr r;
+    p.add_text(woke_text);
     s = rconn_.exec("ev_put", p, &r, "recording an event");
     if (!s.ok()) return s;
     if (PQntuples(r.get()) == 0) {
@@ -1503,6 +1554,26 @@ Result<RecordedEvent> PgStore::record_event(const EventRecord& event,
     }
     out.event = event;
     out.event.seq = pg::int_at(r.get(), 0, 0);
+    out.event.matched = event.matched || !woke.empty();
+    out.event.woke = woke;
+    for (const std::string& id : woke) {
+      InboxMessage m = delivery.message(out.event.seq, id, event.received_ms);
+      p.clear();
+      p.add_text(m.id);
+      p.add_text(id);
+      p.add_bytes(m.kind);
+      p.add_bytes(m.payload_json);
+      p.add_int(m.posted_ms);
+      s = rconn_.exec("ev_post", p, &r, "handing an event to an instance");
+      if (!s.ok()) return s;
+      m.seq = pg::int_at(r.get(), 0, 0);
+      out.handed.push_back(std::move(m));
+    }
+    if (!woke.empty()) {
+      // The engines that run them hear of it on commit.
+      s = rconn_.exec("notify", Params(), nullptr, "handing an event to an instance");
+      if (!s.ok()) return s;
+    }
     for (const Transition& t : starts) {
       const InstanceRecord& i = t.instance;
       p.clear();

@@ -170,7 +170,22 @@ CREATE TABLE events_in (
 );
 CREATE INDEX events_in_unmatched ON events_in(seq) WHERE matched = 0;
 )sql";
-// Append new migrations here (version 6, 7, ...); never edit a shipped one.
+// Version 6: the event waits of instances (saga/store.hpp, EventWait), one
+// row per type a fiber waits for at an `await event`, found by type when an event
+// comes in; and, per incoming event, the instances it was handed to
+// (`woke`, ids separated by spaces, like `started`).
+constexpr const char* kSchemaEventWaits = R"sql(
+CREATE TABLE event_waits (
+  instance INTEGER NOT NULL,
+  fiber INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  match TEXT NOT NULL,
+  PRIMARY KEY (instance, fiber, type)
+) WITHOUT ROWID;
+CREATE INDEX event_waits_by_type ON event_waits(type, instance);
+ALTER TABLE events_in ADD COLUMN woke TEXT NOT NULL DEFAULT '';
+)sql";
+// Append new migrations here (version 7, 8, ...); never edit a shipped one.
 constexpr Migration kMigrations[] = {
     {1, "initial schema: programs, instances, history, dead_letters", kSchemaV1},
     {2, "fibers: the checkpoints of running branches and loop iterations", kSchemaV2},
@@ -178,6 +193,7 @@ constexpr Migration kMigrations[] = {
      kSchemaV3},
     {4, "outbox: events of instances, for the relay to deliver", kSchemaV4},
     {5, "events_in: incoming events, deduplicated by (source, id)", kSchemaEventsIn},
+    {6, "event_waits: the awaits of instances for incoming events", kSchemaEventWaits},
 };
 
 }  // namespace

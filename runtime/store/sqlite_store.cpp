@@ -127,19 +127,35 @@ constexpr const char* kInsertHistorySql =
     "data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 // The inbox (schema version 3; saga/store.hpp, InboxMessage).
 constexpr int kInboxSchema = 3;
-// Incoming events (schema version 5; saga/store.hpp, EventRecord).
+// Incoming events (schema version 5; saga/store.hpp, EventRecord), and the
+// event waits of instances with the instances each event woke (version 6).
 constexpr int kEventsSchema = 5;
+constexpr int kEventWaitsSchema = 6;
 // ON CONFLICT DO NOTHING: a duplicate (source, id) changes nothing, and the
 // transaction goes on to read the stored row.
 constexpr const char* kInsertEventSql =
-    "INSERT INTO events_in (source, id, type, event, received_ms, matched, started, note) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (source, id) DO NOTHING";
-#define SAGA_EVENT_COLUMNS "source, id, type, event, received_ms, matched, started, note, seq"
+    "INSERT INTO events_in (source, id, type, event, received_ms, matched, started, note, woke) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (source, id) DO NOTHING";
+#define SAGA_EVENT_COLUMNS(woke) \
+  "source, id, type, event, received_ms, matched, started, note, seq, " woke
 constexpr const char* kFindEventSql =
-    "SELECT " SAGA_EVENT_COLUMNS " FROM events_in WHERE source = ?1 AND id = ?2";
-constexpr const char* kListEventsSql = "SELECT " SAGA_EVENT_COLUMNS
-                                       " FROM events_in WHERE (?2 = 0 OR matched = 0) "
-                                       "ORDER BY seq DESC LIMIT ?1";
+    "SELECT " SAGA_EVENT_COLUMNS("woke") " FROM events_in WHERE source = ?1 AND id = ?2";
+#define SAGA_LIST_EVENTS_SQL(woke) \
+  "SELECT " SAGA_EVENT_COLUMNS(woke) " FROM events_in WHERE (?2 = 0 OR matched = 0) " \
+                                     "ORDER BY seq DESC LIMIT ?1"
+constexpr const char* kListEventsSql = SAGA_LIST_EVENTS_SQL("woke");
+// A reader of a version-5 file: no event woke an instance there.
+constexpr const char* kListEventsV5Sql = SAGA_LIST_EVENTS_SQL("''");
+constexpr const char* kDeleteEventWaitsSql = "DELETE FROM event_waits WHERE instance = ?1";
+constexpr const char* kInsertEventWaitSql =
+    "INSERT INTO event_waits (instance, fiber, type, match) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* kEventWaitsOfTypeSql =
+    "SELECT event_waits.instance, instances.id, event_waits.match FROM event_waits "
+    "JOIN instances ON instances.num = event_waits.instance "
+    "WHERE event_waits.type = ?1 ORDER BY event_waits.instance, event_waits.fiber";
+// The hand-over of an event to an instance that awaits it: an inbox message.
+constexpr const char* kPostByNumSql =
+    "INSERT INTO inbox (id, instance, kind, payload, posted_ms) VALUES (?1, ?2, ?3, ?4, ?5)";
 constexpr const char* kConsumeSql =
     "UPDATE inbox SET consumed_ms = ?2 WHERE id = ?1 AND consumed_ms = 0";
 constexpr const char* kResolveDeadLettersSql =
@@ -420,8 +436,8 @@ class SqliteStore final : public Store, private CommitBackend {
   Status move_instance(const InstanceMove& move,
                        const std::function<bool(const std::string& owner, int64_t lease_until_ms)>&
                            claim_gone) override;
-  Result<RecordedEvent> record_event(const EventRecord& event,
-                                     std::vector<Transition> starts) override;
+  Result<RecordedEvent> record_event(const EventRecord& event, std::vector<Transition> starts,
+                                     const EventDelivery& delivery) override;
   Result<std::vector<EventRecord>> list_events(size_t limit, bool unmatched_only) override;
 
   SqliteStoreStats stats() const {
@@ -465,6 +481,12 @@ class SqliteStore final : public Store, private CommitBackend {
   Status write_fibers(const Transition& t, int64_t num);
   // Inserts the outbox rows of transition `t` of the instance at `num`.
   Status write_outbox(const Transition& t, int64_t num);
+  // The event waits of transition `t`, when it carries them.
+  Status write_event_waits(const Transition& t, int64_t num);
+  // The instances (num, id) whose waits for `event`'s type fit it, one
+  // each. Called with wdb_mu_ held, in record_event's transaction.
+  Result<std::vector<std::pair<int64_t, std::string>>> waiting_for(const EventRecord& event,
+                                                                   const EventDelivery& delivery);
   // Reads the rows `st` returns (SAGA_OUTBOX_COLUMNS). rdb_mu_ held.
   Status read_outbox(Statement& st, std::vector<OutboxEvent>& out);
   // settle_outbox inside its transaction. rdb_mu_ held.
@@ -538,6 +560,7 @@ class SqliteStore final : public Store, private CommitBackend {
     Statement consume, resolve_dead_letters;
     Statement insert_outbox;
     Statement insert_event, find_event;
+    Statement delete_event_waits, insert_event_wait, event_waits_of_type, post_by_num;
   } w_;
   bool writer_sync_full_ = false;  // Under kFull, the writer's synchronous setting now.
 
@@ -560,6 +583,7 @@ class SqliteStore final : public Store, private CommitBackend {
   bool has_inbox_ = false;   // The schema has the inbox table (version 3 and later).
   bool has_outbox_ = false;  // The schema has the outbox table (version 4 and later).
   bool has_events_ = false;  // The schema has the events_in table (version 5 and later).
+  bool has_event_waits_ = false;  // And event_waits, events_in.woke (version 6 and later).
 
   std::atomic<uint64_t> wal_syncs_{0};
   std::string wal_path_;
@@ -666,6 +690,7 @@ Status SqliteStore::open_read_only() {
   has_inbox_ = identity->user_version >= kInboxSchema;
   has_outbox_ = identity->user_version >= kOutboxSchema;
   has_events_ = identity->user_version >= kEventsSchema;
+  has_event_waits_ = identity->user_version >= kEventWaitsSchema;
   s = configure(rdb_, /*writer=*/false);
   if (!s.ok()) return s;
   return prepare_statements(/*writer=*/false);
@@ -707,6 +732,7 @@ Status SqliteStore::open() {
   has_inbox_ = true;
   has_outbox_ = true;
   has_events_ = true;
+  has_event_waits_ = true;
 
   if (const char* pages = std::getenv("SAGA_TEST_MAX_PAGES"); pages != nullptr && *pages != 0) {
     Result<int64_t> limit = set_max_page_count(std::strtoll(pages, nullptr, 10));
@@ -746,6 +772,10 @@ Status SqliteStore::prepare_statements(bool with_writer) {
       {&w_.insert_outbox, kInsertOutboxSql},
       {&w_.insert_event, kInsertEventSql},
       {&w_.find_event, kFindEventSql},
+      {&w_.delete_event_waits, kDeleteEventWaitsSql},
+      {&w_.insert_event_wait, kInsertEventWaitSql},
+      {&w_.event_waits_of_type, kEventWaitsOfTypeSql},
+      {&w_.post_by_num, kPostByNumSql},
   };
   for (const auto& [stmt, sql] : writer) {
     if (!with_writer) break;
@@ -785,7 +815,9 @@ Status SqliteStore::prepare_statements(bool with_writer) {
                                  {&r_.list_outbox, kListOutboxSql},
                                  {&r_.prune_outbox, kPruneOutboxSql}});
   }
-  if (has_events_) reader.emplace_back(&r_.list_events, kListEventsSql);
+  if (has_events_) {
+    reader.emplace_back(&r_.list_events, has_event_waits_ ? kListEventsSql : kListEventsV5Sql);
+  }
   for (const auto& [stmt, sql] : reader) {
     Status s = rdb_.prepare(*stmt, sql);
     if (!s.ok()) return s;
@@ -1025,6 +1057,7 @@ Status SqliteStore::apply(const Transition& t, Status* rejected) {
   }
 
   if (Status s = write_outbox(t, num); !s.ok()) return s;
+  if (Status s = write_event_waits(t, num); !s.ok()) return s;
 
   if (t.dead_letter) {
     const DeadLetter& d = *t.dead_letter;
@@ -1083,6 +1116,29 @@ Status SqliteStore::write_outbox(const Transition& t, int64_t num) {
     st.bind_text(6, e.data_json);
     int rc = st.step();
     if (rc != SQLITE_DONE) return wdb_.error(rc, "writing an outbox event");
+  }
+  return Status::Ok();
+}
+
+// Replaces the instance's event waits when the transition says so.
+Status SqliteStore::write_event_waits(const Transition& t, int64_t num) {
+  if (!t.event_waits) return Status::Ok();
+  {
+    Statement& st = w_.delete_event_waits;
+    Statement::Reset reset(st);
+    st.bind(1, num);
+    int rc = st.step();
+    if (rc != SQLITE_DONE) return wdb_.error(rc, "writing the event waits");
+  }
+  for (const EventWait& w : *t.event_waits) {
+    Statement& st = w_.insert_event_wait;
+    Statement::Reset reset(st);
+    st.bind(1, num);
+    st.bind(2, static_cast<int64_t>(w.fiber));
+    st.bind_text(3, w.type);
+    st.bind_text(4, w.match_json);
+    int rc = st.step();
+    if (rc != SQLITE_DONE) return wdb_.error(rc, "writing the event waits");
   }
   return Status::Ok();
 }
@@ -1746,11 +1802,30 @@ EventRecord read_event(const Statement& st) {
   e.started = split_started(st.column_text(6));
   e.note = st.column_text(7);
   e.seq = st.column_int(8);
+  e.woke = split_started(st.column_text(9));
   return e;
 }
 
+Result<std::vector<std::pair<int64_t, std::string>>> SqliteStore::waiting_for(
+    const EventRecord& event, const EventDelivery& delivery) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  if (!delivery.fits) return out;
+  Statement& st = w_.event_waits_of_type;
+  Statement::Reset reset(st);
+  st.bind_text(1, event.type);
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    const int64_t num = st.column_int(0);
+    if (!out.empty() && out.back().first == num) continue;  // One message per instance.
+    if (delivery.fits(st.column_text(2))) out.emplace_back(num, std::string(st.column_text(1)));
+  }
+  if (rc != SQLITE_DONE) return wdb_.error(rc, "finding the instances that await an event");
+  return out;
+}
+
 Result<RecordedEvent> SqliteStore::record_event(const EventRecord& event,
-                                                std::vector<Transition> starts) {
+                                                std::vector<Transition> starts,
+                                                const EventDelivery& delivery) {
   if (options_.read_only) return refuse_write("record an event");
   {
     std::lock_guard failure_lock(sync_failure_mu_);
@@ -1767,7 +1842,13 @@ Result<RecordedEvent> SqliteStore::record_event(const EventRecord& event,
   }
   if (rc != SQLITE_DONE) return wdb_.error(rc, "beginning to record an event");
   RecordedEvent out;
+  std::vector<std::pair<int64_t, std::string>> woke;
   auto run = [&]() -> Status {
+    auto waiting = waiting_for(event, delivery);
+    if (!waiting.ok()) return waiting.status();
+    woke = std::move(waiting).value();
+    std::vector<std::string> woke_ids;
+    for (const auto& w : woke) woke_ids.push_back(w.second);
     {
       Statement& st = w_.insert_event;
       Statement::Reset reset(st);
@@ -1776,10 +1857,12 @@ Result<RecordedEvent> SqliteStore::record_event(const EventRecord& event,
       st.bind_text(3, event.type);
       st.bind_text(4, event.event_json);
       st.bind(5, event.received_ms);
-      st.bind(6, event.matched ? 1 : 0);
+      st.bind(6, event.matched || !woke.empty() ? 1 : 0);
       const std::string started = join_started(event.started);
       st.bind_text(7, started);
       st.bind_text(8, event.note);
+      const std::string woke_text = join_started(woke_ids);
+      st.bind_text(9, woke_text);
       rc = st.step();
       if (rc != SQLITE_DONE) return wdb_.error(rc, "recording an event");
       out.duplicate = sqlite3_changes(wdb_.get()) == 0;
@@ -1792,6 +1875,21 @@ Result<RecordedEvent> SqliteStore::record_event(const EventRecord& event,
     if (rc != SQLITE_ROW)
       return wdb_.error(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading an event");
     out.event = read_event(find);
+    if (out.duplicate) return Status::Ok();
+    for (const auto& [num, id] : woke) {
+      InboxMessage m = delivery.message(out.event.seq, id, event.received_ms);
+      Statement& post = w_.post_by_num;
+      Statement::Reset reset_post(post);
+      post.bind_text(1, m.id);
+      post.bind(2, num);
+      post.bind_text(3, m.kind);
+      post.bind_text(4, m.payload_json);
+      post.bind(5, m.posted_ms);
+      rc = post.step();
+      if (rc != SQLITE_DONE) return wdb_.error(rc, "handing an event to an instance");
+      m.seq = sqlite3_last_insert_rowid(wdb_.get());
+      out.handed.push_back(std::move(m));
+    }
     return Status::Ok();
   };
   Status s = run();

@@ -40,6 +40,7 @@ Result<LinkedProgram> link(bytecode::Program program) {
         break;
       case bytecode::Constant::Kind::String:
         out.constants.emplace_back(c.string);
+        out.awaits_events = out.awaits_events || c.string.starts_with(bytecode::kEventSignalPrefix);
         break;
     }
   }

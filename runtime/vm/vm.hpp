@@ -41,6 +41,9 @@ struct LinkedProgram {
   // What the engine's observer prepared for this program (saga/engine.hpp,
   // EngineObserver::program_linked); null without one.
   std::shared_ptr<ObservedProgram> observed;
+  // Some `await event` may wait in it (a constant names an event signal):
+  // the engine keeps its instances' event waits in the store.
+  bool awaits_events = false;
 };
 
 // Resolves every function name (kUnsupported naming the function when this

@@ -48,9 +48,10 @@ serve::Response post_event(const Context& context, const serve::Request& req) {
   auto result = context.engine->publish(event.value());
   if (!result.ok()) {
     const StatusCode code = result.status().code();
-    const int status = code == StatusCode::kInvalidArgument      ? 400
-                       : code == StatusCode::kFailedPrecondition ? 503
-                                                                 : 500;
+    // A locked or unreachable store: the sender should try again later.
+    const int status = code == StatusCode::kInvalidArgument ? 400
+                       : code == StatusCode::kBusy          ? 503
+                                                            : 500;
     return serve::error_response(status, result.status().message());
   }
   const PublishResult& r = result.value();
@@ -59,6 +60,7 @@ serve::Response post_event(const Context& context, const serve::Request& req) {
                          {"duplicate", r.duplicate},
                          {"matched", r.matched},
                          {"started", r.started},
+                         {"woke", r.woke},
                          {"note", r.note},
                          {"seq", r.seq}};
   const int status = r.duplicate ? 200 : (r.note.empty() ? 202 : 422);

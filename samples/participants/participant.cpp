@@ -90,6 +90,10 @@ struct Behaviour {
   // docs/http.md, and the case that a step in doubt must stay in doubt.
   double repeat_error_rate = 0;
   int repeat_error_status = 409;
+  // Payment: a charge of a larger amount is declined, as a card is: answered
+  // 200 with status "declined" and a reason, recorded like any answer (a
+  // business outcome, not an error). Negative: no limit.
+  double decline_above = -1;
 };
 
 struct Role {
@@ -508,7 +512,7 @@ class Participant {
     // Again under this lock: a request with the same key may have applied
     // since the look-up above.
     if (auto res = stored_response(key)) return repeated(std::move(*res), key, op, draws, b);
-    Response res = apply(key, op, forward, args);
+    Response res = apply(key, op, forward, args, b);
     if (!draws.lost_reply) {
       record(key, op, static_cast<int>(res.result_int()), "applied");
       return res;
@@ -564,7 +568,8 @@ class Participant {
   }
 
   // Applies a forward operation or an undo whose key is new (db_mu_ held).
-  Response apply(const std::string& key, const std::string& op, bool forward, const json& args) {
+  Response apply(const std::string& key, const std::string& op, bool forward, const json& args,
+                 const Behaviour& b) {
     if (forward) {
       std::string id = fmt::format("{}-{}", role_.prefix, effects_.next_id());
       json result = {{"id", id}};
@@ -575,6 +580,12 @@ class Participant {
         result["amount"] = args.value("amount", json());
         result["currency"] = args.value("currency", json("EUR"));
         result["status"] = "charged";
+        const json amount = args.value("amount", json());
+        if (b.decline_above >= 0 && amount.is_number() && amount.get<double>() > b.decline_above) {
+          result["status"] = "declined";
+          result["reason"] =
+              fmt::format("the amount is above the card's limit of {}", b.decline_above);
+        }
       } else if (role_.name == "shipping") {
         result["status"] = "ok";
         result["tracking"] = fmt::format("TRK-{}", id.substr(2));
@@ -778,6 +789,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--repeat-error-status", b.repeat_error_status,
                  "HTTP status of those answers (default 409)");
+  app.add_option("--decline-above", b.decline_above,
+                 "payment: decline (200, status \"declined\") a charge above this amount");
   bool record_calls = false;
   app.add_flag("--record-calls", record_calls,
                "Record every operation request in the table `calls` of --db");

@@ -113,6 +113,14 @@ int ChildProcess::wait(std::chrono::milliseconds limit) {
   return -1;
 }
 
+int ChildProcess::run(const std::vector<std::string>& argv, const std::filesystem::path& log,
+                      std::string* out, std::chrono::milliseconds limit) {
+  ChildProcess p(argv, log);
+  const int code = p.wait(limit);
+  if (out) *out = p.output();
+  return code;
+}
+
 namespace {
 
 // The participant's command line: role, port, its database in `dir`, then

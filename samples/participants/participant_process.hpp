@@ -57,6 +57,12 @@ class ChildProcess {
   // running and had to be killed.
   int wait(std::chrono::milliseconds limit);
 
+  // Runs `argv` to its end (stdout and stderr to `log`, at most `limit`)
+  // and returns its exit code as wait() does; its output in *out.
+  static int run(const std::vector<std::string>& argv, const std::filesystem::path& log,
+                 std::string* out = nullptr,
+                 std::chrono::milliseconds limit = std::chrono::seconds(60));
+
  private:
   pid_t pid_ = -1;
   int stdout_ = -1;  // Our end of the stdout pipe, or -1.

@@ -476,10 +476,6 @@ TEST(Codegen, AProgramWithoutStepKindsKeepsItsFormat) {
   EXPECT_EQ(saga::bytecode::format_version(*p), 1);
 }
 
-// `await signal`: an await step (the built-in `signal`, no undo, its timeout
-// shown on the step), its arguments, one AWAIT whose jump is 0 without an
-// else block and reaches the else block with one; the variable is stored on
-// both paths.
 // emit: one EMIT of the type with its record, the program written as format
 // 6 (older runtimes refuse it as newer); a type longer than an event type
 // may be (256 bytes) is reported where it stands, as for triggers.
@@ -503,6 +499,10 @@ TEST(Codegen, Emit) {
       << errors;
 }
 
+// `await signal`: an await step (the built-in `signal`, no undo, its timeout
+// shown on the step), its arguments, one AWAIT whose jump is 0 without an
+// else block and reaches the else block with one; the variable is stored on
+// both paths.
 TEST(Codegen, AwaitSignal) {
   std::string errors;
   auto p = compile(
@@ -537,4 +537,31 @@ TEST(Codegen, AwaitSignal) {
   ASSERT_TRUE(saga::bytecode::decode(p->code, pc + in.size + in.jump(), at_else));
   EXPECT_EQ(at_else.op, saga::bytecode::Op::STORE) << "the else path stores null, then its block";
   EXPECT_EQ(in.b, 1u);
+}
+
+// `await event T1, T2 where ...`: the await of the signal "event:T1,T2", its
+// argument object with `where` built from the values (each read when the
+// await begins) under their paths; the step is named after the types.
+TEST(Codegen, AwaitEvent) {
+  std::string errors;
+  auto p = compile(
+      "saga s(id: string) { await event pay.ok, pay.failed where event.data.order == id and "
+      "\"/pay\" == event.source timeout 10m -> paid  output paid }",
+      &errors);
+  ASSERT_TRUE(p) << errors;
+  ASSERT_EQ(p->steps.size(), 1u);
+  EXPECT_EQ(p->steps[0].name, "await event pay.ok,pay.failed");
+  EXPECT_EQ(p->actions[p->steps[0].action].name, saga::bytecode::kSignalAction);
+  EXPECT_EQ(p->steps[0].timeout_ms, 600'000u);
+  EXPECT_EQ(
+      ops(*p, 0, p->code.size()),
+      (Names{"OBJECT", "CONST", "SET_FIELD", "OBJECT", "LOAD", "SET_FIELD", "CONST", "SET_FIELD",
+             "SET_FIELD", "CONST", "SET_FIELD", "AWAIT", "STORE", "LOAD", "COMPLETE"}));
+  std::vector<std::string> strings;
+  for (const auto& c : p->constants) {
+    if (c.kind == saga::bytecode::Constant::Kind::String) strings.push_back(c.string);
+  }
+  for (const char* want : {"event:pay.ok,pay.failed", "where", "data.order", "source", "/pay"}) {
+    EXPECT_NE(std::find(strings.begin(), strings.end(), want), strings.end()) << want;
+  }
 }

@@ -110,10 +110,7 @@ saga order(order_id: string) {
   int sagactl(const std::vector<std::string>& args, std::string* out = nullptr) {
     std::vector<std::string> argv = {SAGACTL};
     argv.insert(argv.end(), args.begin(), args.end());
-    ChildProcess p(argv, dir_ / "sagactl.log");
-    int code = p.wait(60s);
-    if (out) *out = p.output();
-    return code;
+    return ChildProcess::run(argv, dir_ / "sagactl.log", out);
   }
 
   fs::path dir_;

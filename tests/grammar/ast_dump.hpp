@@ -156,7 +156,9 @@ inline std::string dump(const ast::Stmt& s) {
              dump(s.expr) + (s.max ? " max " + dump(s.max) : std::string()) + " " +
              (s.body ? dump(*s.body) : std::string("<null>")) + ")";
     case ast::StmtKind::Await: {
-      std::string out = "(await signal " + s.signal;
+      std::string out = s.event ? "(await event" : "(await signal " + s.signal;
+      for (const auto& [type, span] : s.types) out += " " + type;
+      if (s.where) out += " where " + dump(s.where);
       if (s.expr) out += " timeout " + dump(s.expr);
       if (!s.name.empty()) out += " -> " + s.name;
       if (s.else_block) out += " else " + dump(*s.else_block);

@@ -484,6 +484,22 @@ INSTANTIATE_TEST_SUITE_P(
                  "2000) -> c else {})})}"},
         StmtCase{"let await = 1 let signal = await", "{(let await 1) (let signal await)}"},
         StmtCase{"fail msg await signal go", "{(fail msg) (await signal go)}"},
+        // await event: a type as a trigger writes it, then an optional `where`
+        // condition (an expression that ends before `timeout`); `event` and
+        // `where` are names elsewhere.
+        StmtCase{"await event payment.completed where event.data.order == id timeout 10m -> p",
+                 "{(await event payment.completed where (== (. (. event data) order) id) "
+                 "timeout (dur 10m 600000) -> p)}"},
+        StmtCase{"await event a-b.c_d timeout 1s", "{(await event a-b.c_d timeout (dur 1s 1000))}"},
+        // The arrow ends the condition: it is no minus.
+        StmtCase{"await event x where event.id == a - 1 -> v",
+                 "{(await event x where (== (. event id) (- a 1)) -> v)}"},
+        StmtCase{"await event a.ok , a.failed,a.x where a == 1",
+                 "{(await event a.ok a.failed a.x where (== a 1))}"},
+        StmtCase{"await event x where a == 1 and b == c else { }",
+                 "{(await event x where (and (== a 1) (== b c)) else {})}"},
+        StmtCase{"let event = 1 let where = event", "{(let event 1) (let where event)}"},
+        StmtCase{"fail msg await event go", "{(fail msg) (await event go)}"},
         // A name after `fail` is not its class when it starts one of these statements.
         StmtCase{"fail msg parallel { branch a { } }", "{(fail msg) (parallel {(branch a {})})}"},
         StmtCase{"fail msg foreach x in xs { }", "{(fail msg) (foreach x xs {})}"},

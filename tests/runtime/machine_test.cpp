@@ -1097,6 +1097,59 @@ TEST(MachineSignals, WithElseTheTimeoutRunsTheBlockWithTheVariableNull) {
   EXPECT_TRUE(m.state().output.is_null());
 }
 
+// ---- Events: `await event` ---------------------------------------------------
+
+// An await of two event types whose `where` the instance computed when it
+// began to wait: its waits (one per type, for the store), and the events
+// that fit it.
+TEST(MachineEvents, AnAwaitOfEventsWaitsForEachTypeWithItsValues) {
+  Machine m(R"(
+saga ev(order: string) {
+  await event pay.ok, pay.failed where event.data.order == order and event.source == "/pay" timeout 1h -> p
+  output p
+}
+)",
+            Value::from_json(nlohmann::json{{"order", "o-1"}}).value());
+  EXPECT_TRUE(m.program().awaits_events) << "the engine keeps its waits in the store";
+  EXPECT_FALSE(Machine(kAwaits).program().awaits_events) << "signals only";
+  m.begin();
+  EXPECT_EQ(m.waiting(), "action await event pay.ok,pay.failed");
+  const std::string match = R"({"data.order":"o-1","source":"/pay"})";
+  EXPECT_EQ(saga::runtime::event_waits(m.program(), m.state()),
+            (std::vector<saga::EventWait>{{0, "pay.ok", match}, {0, "pay.failed", match}}));
+  const std::string fits = R"({"source":"/pay","data":{"order":"o-1","amount":5}})";
+  EXPECT_EQ(saga::runtime::awaiting_fiber(m.program(), m.state(), "event:pay.ok", fits), 0u);
+  EXPECT_EQ(saga::runtime::awaiting_fiber(m.program(), m.state(), "event:pay.failed", fits), 0u);
+  EXPECT_FALSE(
+      saga::runtime::awaiting_fiber(m.program(), m.state(), "event:pay.other", fits).has_value());
+  EXPECT_FALSE(saga::runtime::awaiting_fiber(m.program(), m.state(), "event:pay.ok",
+                                             R"({"source":"/pay","data":{"order":"o-2"}})")
+                   .has_value());
+  EXPECT_FALSE(saga::runtime::awaiting_fiber(m.program(), m.state(), "pay.ok", fits).has_value())
+      << "a signal named like the type is no event";
+  EXPECT_FALSE(saga::runtime::awaiting_fiber(m.program(), m.state(), "event:pay", fits).has_value())
+      << "a type matches whole, not by prefix";
+  m.state().paused = true;
+  EXPECT_FALSE(
+      saga::runtime::awaiting_fiber(m.program(), m.state(), "event:pay.ok", fits).has_value());
+}
+
+TEST(MachineEvents, AnEventFitsWhenItHasEveryValueAtItsPath) {
+  using nlohmann::json;
+  using saga::runtime::event_fits;
+  const json event = json::parse(R"({"id":"e","data":{"n":5,"o":{"k":"v"},"l":[1]}})");
+  EXPECT_TRUE(event_fits(json::object(), event));
+  EXPECT_TRUE(event_fits(json{{"data.n", 5.0}}, event)) << "numbers compare by value";
+  EXPECT_TRUE(event_fits(json{{"data.o.k", "v"}, {"id", "e"}}, event));
+  EXPECT_TRUE(event_fits(json{{"data.l", json::array({1})}}, event));
+  EXPECT_FALSE(event_fits(json{{"data.n", "5"}}, event)) << "no conversion between types";
+  EXPECT_FALSE(event_fits(json{{"data.m", nullptr}}, event)) << "a missing field is no null";
+  EXPECT_FALSE(event_fits(json{{"data.n.x", 1}}, event));
+  EXPECT_FALSE(event_fits(json{{"data.n", 5}, {"id", "f"}}, event)) << "every value must fit";
+  EXPECT_FALSE(event_fits(json::array(), event));
+  EXPECT_FALSE(event_fits(json{{"data.n", 5}}, json("not an event")));
+}
+
 TEST(MachineSignals, ASignalThatNoAwaitCanTakeIsDropped) {
   Machine m(kAwaits);
   m.begin();

@@ -3,7 +3,10 @@
 // in the inbox), after the end (refused), two of one name (in post order),
 // the timeout (compensation, or the else block), a signal racing the
 // timeout, cancel of a waiting instance, a signal posted by another process,
-// and one kept across a restart. Nothing sleeps: tests wait for committed
+// and one kept across a restart. And `await event` (Engine::publish): the
+// event goes to the instance whose `where` it fits, one that fits none (or
+// comes before the await, or after its timeout) is recorded unmatched, and
+// one published by another engine reaches the instance. Nothing sleeps: tests wait for committed
 // events or for the instance's end, and time moves only when a test says so.
 #include <gtest/gtest.h>
 
@@ -46,7 +49,21 @@ saga handled() {
   }
   output d
 }
+saga pay(order: string) {
+  step reserve { do shop.reserve(amount: 1) -> r  undo shop.release(ref: r) }
+  await event payment.completed, payment.failed where event.data.order == order timeout 1h -> paid
+  output { type: paid.type, data: paid.data }
+}
 )";
+
+// A CloudEvent of `type` for order `order`.
+json payment_event(const std::string& id, const std::string& type, const std::string& order) {
+  return {{"specversion", "1.0"},
+          {"id", id},
+          {"source", "/payments"},
+          {"type", type},
+          {"data", {{"order", order}}}};
+}
 
 class SignalTest : public ::testing::Test {
  protected:
@@ -382,6 +399,108 @@ TEST_F(SignalTest, ASignalPostedWhileNoEngineRunsIsTakenOnResume) {
   EXPECT_EQ(info->output, json::parse(R"(["a", "b"])"));
   EXPECT_EQ(stored(id, "signal_consumed"), 2u);
   EXPECT_EQ(unconsumed(id), 0u);
+}
+
+// Two instances await their own order's payment: each event goes to the
+// instance whose `where` it fits, as that await's result, and a redelivery
+// hands nothing over twice.
+TEST_F(SignalTest, AnEventGoesToTheInstanceWhoseAwaitItFits) {
+  auto& e = open();
+  const std::string one = start("pay", {{"order", "o-1"}});
+  const std::string two = start("pay", {{"order", "o-2"}});
+  const std::string await_step = "await event payment.completed,payment.failed";
+  ASSERT_TRUE(wait_for(one, "step_started", await_step));
+  ASSERT_TRUE(wait_for(two, "step_started", await_step));
+  auto first = e.publish(payment_event("e-1", "payment.completed", "o-2"));
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_TRUE(first->matched);
+  EXPECT_EQ(first->woke, std::vector<std::string>{two});
+  EXPECT_TRUE(first->started.empty());
+  auto info = e.wait(two);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  EXPECT_EQ(info->output["type"], "payment.completed");
+  EXPECT_EQ(info->output["data"]["order"], "o-2");
+  EXPECT_EQ(stored(two, "signal_consumed"), 1u);
+  EXPECT_EQ(unconsumed(two), 0u);
+
+  auto again = e.publish(payment_event("e-1", "payment.completed", "o-2"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->woke, std::vector<std::string>{two}) << "the first delivery's outcome";
+  EXPECT_EQ(unconsumed(one), 0u) << "nothing handed to the other instance";
+
+  auto failed = e.publish(payment_event("e-2", "payment.failed", "o-1"));
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->woke, std::vector<std::string>{one});
+  info = e.wait(one);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  EXPECT_EQ(info->output["type"], "payment.failed");
+  EXPECT_EQ(stored(one, "signal_consumed"), 1u);
+}
+
+// An event that fits no await is recorded unmatched and visible: another
+// order's, another type, one sent before the instance reached its await,
+// and one after the await timed out (the instance compensated).
+TEST_F(SignalTest, AnEventNoAwaitFitsIsRecordedUnmatched) {
+  hold_reserve_ = true;
+  auto& e = open();
+  const std::string id = start("pay", {{"order", "o-1"}});
+  ASSERT_EQ(entered_.get_future().wait_for(10s), std::future_status::ready);
+  auto early = e.publish(payment_event("e-early", "payment.completed", "o-1"));
+  ASSERT_TRUE(early.ok()) << early.status().message();
+  EXPECT_FALSE(early->matched) << "the await has not begun";
+  EXPECT_TRUE(early->woke.empty());
+  std::optional<saga::Completion> done;
+  {
+    std::lock_guard lock(mu_);
+    done = std::move(held_);
+  }
+  done->succeed("reserved");
+  ASSERT_TRUE(wait_for(id, "step_started", "await event payment.completed,payment.failed"));
+  for (const json& other : {payment_event("e-other", "payment.completed", "o-9"),
+                            payment_event("e-type", "payment.refunded", "o-1")}) {
+    auto r = e.publish(other);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_FALSE(r->matched) << other.dump();
+    EXPECT_TRUE(r->woke.empty()) << other.dump();
+  }
+  EXPECT_EQ(unconsumed(id), 0u);
+  clock_->advance(1h);
+  auto info = e.wait(id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompensated);
+  EXPECT_EQ(info->error_class, "timeout");
+  auto late = e.publish(payment_event("e-late", "payment.completed", "o-1"));
+  ASSERT_TRUE(late.ok());
+  EXPECT_FALSE(late->matched) << "the instance waits for nothing now";
+  auto unmatched = e.store().list_events(100, /*unmatched_only=*/true);
+  ASSERT_TRUE(unmatched.ok());
+  std::vector<std::string> ids;
+  for (const saga::EventRecord& r : unmatched.value()) ids.push_back(r.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"e-late", "e-type", "e-other", "e-early"}));
+}
+
+// Another engine on the same database (another worker's `POST /events`)
+// records the event and hands it over; the engine that runs the instance
+// notices it with its inbox watch.
+TEST_F(SignalTest, AnEventPublishedByAnotherEngineReachesTheInstance) {
+  auto& e = open();
+  const std::string id = start("pay", {{"order", "o-1"}});
+  ASSERT_TRUE(wait_for(id, "step_started", "await event payment.completed,payment.failed"));
+  saga::EngineOptions options;
+  options.database = database_;
+  options.durability = saga::Durability::kNormal;
+  auto other = saga::Engine::open(options);
+  ASSERT_TRUE(other.ok()) << other.status().message();
+  auto r = other.value()->publish(payment_event("e-1", "payment.completed", "o-1"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->woke, std::vector<std::string>{id});
+  auto info = e.wait(id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->status, InstanceStatus::kCompleted) << info->error_message;
+  EXPECT_EQ(info->output["data"]["order"], "o-1");
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 // after kill -9 of the worker) starts nothing twice, that an event no
 // trigger matches is recorded and listed (`sagactl events ls`, GET
 // /api/events), that malformed events get 400 and store nothing, that a
-// worker without --program refuses events, and the token rule.
+// worker without --program records them for its awaits, and the token rule.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -206,12 +206,20 @@ TEST_F(EventsTest, ARedeliveryAfterKill9OfTheWorkerStartsNothingTwice) {
   EXPECT_EQ(instances().size(), 1u);
 }
 
-TEST_F(EventsTest, AWorkerWithoutProgramsRefusesEventsAndStoresNothing) {
+// A worker that serves no trigger still takes events: its instances'
+// `await event` may be waiting for them. One nothing waits for is recorded
+// unmatched.
+TEST_F(EventsTest, AWorkerWithoutProgramsRecordsEventsForItsAwaits) {
   start_worker();
   HttpReply r = post_event(order_event("p-1"), kStructured);
-  EXPECT_EQ(r.status, 503) << r.body;
-  EXPECT_NE(r.body.find("--program"), std::string::npos) << r.body;
-  EXPECT_TRUE(events().empty());
+  ASSERT_EQ(r.status, 202) << r.body;
+  json body = json::parse(r.body);
+  EXPECT_FALSE(body["matched"].get<bool>());
+  EXPECT_EQ(body["started"], json::array());
+  EXPECT_EQ(body["woke"], json::array());
+  json listed = events(/*unmatched=*/true);
+  ASSERT_EQ(listed.size(), 1u) << listed.dump();
+  EXPECT_EQ(listed[0]["id"], "p-1");
 }
 
 TEST_F(EventsTest, ProgramsWithoutTriggersAreRefusedAtStart) {

@@ -44,11 +44,8 @@ class WorkerFixture : public ::testing::Test {
   int sagactl(const std::vector<std::string>& args, std::string* out = nullptr) {
     std::vector<std::string> argv = {SAGACTL};
     argv.insert(argv.end(), args.begin(), args.end());
-    const fs::path log = dir_ / ("sagactl-" + std::to_string(++runs_) + ".log");
-    samples::ChildProcess p(argv, log);
-    int code = p.wait(std::chrono::seconds(60));
-    if (out) *out = p.output();
-    return code;
+    return samples::ChildProcess::run(argv, dir_ / ("sagactl-" + std::to_string(++runs_) + ".log"),
+                                      out);
   }
   // Only the stdout of a sagactl run.
   std::string sagactl_stdout(const std::vector<std::string>& args) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -1169,6 +1170,92 @@ TEST_P(StoreConformance, EventsAreRecordedOnlyWithEveryInstanceTheyStart) {
   auto listed = reader->list_events(10);
   ASSERT_TRUE(listed.ok()) << listed.status().message();
   EXPECT_EQ(listed->size(), 1u);
+}
+
+// Event waits (Transition::event_waits, record_event's delivery): a
+// transition replaces an instance's waits; an event of a waited type goes,
+// in the event's one transaction, to each instance whose match fits, one
+// message per instance however many of its fibers wait (id event-SEQ-ID);
+// a redelivery hands nothing over again; an empty list drops the waits.
+TEST_P(StoreConformance, EventsGoToTheInstancesWhoseWaitsFitThem) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto waits = [&](const std::string& id, std::vector<EventWait> list) {
+    Transition t;
+    t.instance.id = id;
+    t.write_instance = false;
+    t.event_waits = std::move(list);
+    return submit_and_wait(*store, std::move(t));
+  };
+  for (const char* id : {"w-1", "w-2", "w-3"}) {
+    ASSERT_TRUE(submit_and_wait(*store, create_transition(make_record(id))).ok());
+  }
+  ASSERT_TRUE(waits("w-1", {{0, "pay.ok", "a"}, {2, "pay.ok", "a"}, {2, "pay.failed", "a"}}).ok());
+  ASSERT_TRUE(waits("w-2", {{0, "pay.ok", "b"}}).ok());
+  ASSERT_TRUE(waits("w-3", {{0, "pay.failed", "a"}}).ok());
+  EXPECT_EQ(raw_query("SELECT count(*) FROM event_waits"), "5");
+
+  EventDelivery delivery;
+  delivery.kind = "signal";
+  delivery.payload_json = R"({"name":"event:pay.ok","data":{}})";
+  std::vector<std::string> asked;
+  delivery.fits = [&](std::string_view match) {
+    asked.emplace_back(match);
+    return match == "a";
+  };
+  EventRecord ok = event_record("pay", "ev-1", {});
+  ok.type = "pay.ok";
+  auto first = store->record_event(ok, {}, delivery);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_TRUE(first->event.matched) << "an event an await takes is matched";
+  EXPECT_EQ(first->event.woke, std::vector<std::string>{"w-1"});
+  ASSERT_EQ(first->handed.size(), 1u);
+  EXPECT_EQ(first->handed[0].id, fmt::format("event-{}-w-1", first->event.seq));
+  EXPECT_GT(first->handed[0].seq, 0);
+  auto inbox = store->inbox("w-1");
+  ASSERT_TRUE(inbox.ok());
+  ASSERT_EQ(inbox->size(), 1u);
+  EXPECT_EQ((*inbox)[0].id, first->handed[0].id);
+  EXPECT_EQ((*inbox)[0].kind, "signal");
+  EXPECT_EQ((*inbox)[0].payload_json, delivery.payload_json);
+  EXPECT_EQ((*inbox)[0].seq, first->handed[0].seq);
+  EXPECT_TRUE(store->inbox("w-2")->empty());
+  EXPECT_EQ(std::count(asked.begin(), asked.end(), "b"), 1) << "only waits of its type are asked";
+
+  auto again = store->record_event(ok, {}, delivery);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->event.woke, std::vector<std::string>{"w-1"});
+  EXPECT_TRUE(again->handed.empty());
+  EXPECT_EQ(store->inbox("w-1")->size(), 1u);
+
+  // Without a delivery, or when nothing fits, nothing is handed over.
+  EventRecord failed = event_record("pay", "ev-2", {});
+  failed.type = "pay.failed";
+  auto plain = store->record_event(failed, {});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->event.matched);
+  EXPECT_TRUE(plain->event.woke.empty());
+
+  // w-1 waits no more: its waits go; w-3's stay and take the next pay.failed.
+  ASSERT_TRUE(waits("w-1", {}).ok());
+  EXPECT_EQ(raw_query("SELECT count(*) FROM event_waits"), "2");
+  failed.id = "ev-3";
+  auto third = store->record_event(failed, {}, delivery);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->event.woke, std::vector<std::string>{"w-3"});
+  ASSERT_TRUE(waits("w-3", {}).ok());
+  failed.id = "ev-4";
+  auto fourth = store->record_event(failed, {}, delivery);
+  ASSERT_TRUE(fourth.ok());
+  EXPECT_TRUE(fourth->event.woke.empty());
+  auto listed = store->list_events(1);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id, "ev-4");
+  auto first_listed = store->list_events(10);
+  ASSERT_TRUE(first_listed.ok());
+  EXPECT_EQ(first_listed->back().woke, std::vector<std::string>{"w-1"}) << "read back";
 }
 
 }  // namespace

@@ -262,9 +262,11 @@ TEST(PgStore, SchemaIsCreatedVersionedAndANewerOneRefused) {
   ASSERT_TRUE(s1 && s2);
   EXPECT_EQ(PgServer::query(url, "SELECT value FROM saga_meta WHERE key = 'schema_version'"),
             std::to_string(pg::latest_schema_version()));
-  EXPECT_EQ(pg::latest_schema_version(), 3) << "version 2: the outbox; 3: events_in";
+  EXPECT_EQ(pg::latest_schema_version(), 4)
+      << "version 2: the outbox; 3: events_in; 4: event_waits";
   EXPECT_EQ(PgServer::query(url, "SELECT to_regclass('outbox') IS NOT NULL"), "t");
   EXPECT_EQ(PgServer::query(url, "SELECT to_regclass('events_in') IS NOT NULL"), "t");
+  EXPECT_EQ(PgServer::query(url, "SELECT to_regclass('event_waits') IS NOT NULL"), "t");
   s1.reset();
   s2.reset();
   ASSERT_EQ(PgServer::exec(url, "UPDATE saga_meta SET value = '99' WHERE key = 'schema_version'"),

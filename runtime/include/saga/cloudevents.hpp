@@ -22,9 +22,12 @@ struct PublishResult {
   // An event with the same (source, id) was recorded before: nothing was
   // started now; the other fields are those of the first delivery.
   bool duplicate = false;
-  // Some trigger of a served program names the event's type.
+  // Some trigger of a served program names the event's type, or some
+  // instance's `await event` fits it.
   bool matched = false;
   std::vector<std::string> started;  // Ids of the instances it started.
+  // Ids of the instances it was handed to: an `await event` of theirs fits it.
+  std::vector<std::string> woke;
   std::string note;                  // Why a matching trigger started nothing.
   int64_t seq = 0;                   // The event's place in the store's record.
 };

@@ -447,7 +447,10 @@ class Engine {
   // with the reason in `note`, and starts nothing (no trigger starts when
   // one cannot). A second delivery of the same (source, id) writes and
   // starts nothing and answers `duplicate`, with the first's outcome, also
-  // across restarts. kFailedPrecondition when the engine serves no program.
+  // across restarts. In the same transaction the event is handed to every
+  // instance with an `await event` it fits (PublishResult::woke), as the
+  // signal that await waits for; an engine that serves no program still
+  // records events for those.
   Result<PublishResult> publish(const nlohmann::json& event);
 
   // Runs every unfinished instance in the database (pending ones included)

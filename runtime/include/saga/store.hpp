@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "saga/status.hpp"
@@ -79,6 +80,38 @@ struct FiberRow {
   uint32_t fiber = 0;
   std::string state;
   bool operator==(const FiberRow&) const = default;
+};
+
+// A fiber of an instance that waits at an `await event TYPE where ...`
+// (docs/events.md, "Awaiting an event"), one per type it awaits: what
+// record_event() looks for.
+// `match_json` is the await's `where` as the engine evaluated it, opaque to
+// the store: the engine's EventDelivery::fits reads it.
+struct EventWait {
+  uint32_t fiber = 0;
+  std::string type;
+  std::string match_json;
+  bool operator==(const EventWait&) const = default;
+};
+
+// How record_event() hands an event to the instances that await it: each
+// stored EventWait of the event's type whose match `fits` the event gets it
+// as one inbox message (`kind`, `payload_json`), one per instance however
+// many of its fibers wait, with the id "event-SEQ-INSTANCE" (the event's
+// seq), in the event's one transaction.
+struct EventDelivery {
+  std::function<bool(std::string_view match_json)> fits;  // Null: nothing awaits it.
+  std::string kind;
+  std::string payload_json;
+  // The message that hands the event recorded at `event_seq` to `instance`.
+  InboxMessage message(int64_t event_seq, const std::string& instance, int64_t posted_ms) const {
+    return {"event-" + std::to_string(event_seq) + "-" + instance,
+            instance,
+            kind,
+            payload_json,
+            posted_ms,
+            0};
+  }
 };
 
 // The row of one instance. `checkpoint` is opaque to the store: the engine's
@@ -209,6 +242,9 @@ struct EventRecord {
   int64_t received_ms = 0;
   bool matched = false;              // Some trigger of a served program names its type.
   std::vector<std::string> started;  // The instances it started, in trigger order.
+  // The instances it was handed to (their awaits fit it), set by
+  // record_event; an event that woke one counts as matched.
+  std::vector<std::string> woke;
   // Why a matching trigger started nothing (its arguments could not be
   // read from the event, or the saga refused them); empty otherwise.
   std::string note;
@@ -222,6 +258,9 @@ struct EventRecord {
 struct RecordedEvent {
   EventRecord event;
   bool duplicate = false;
+  // The messages that handed the event to the instances it woke (their
+  // seq set), for the engine that runs one to take at once.
+  std::vector<InboxMessage> handed;
 };
 
 // Which instances query_instances() returns: those matching every field set,
@@ -257,6 +296,10 @@ struct Transition {
   // transaction (their seq set by the store). A row whose id exists is
   // ignored (a replay after a crash derives the same id).
   std::vector<OutboxEvent> outbox;
+  // When set: the instance's event waits become these (none: it awaits no
+  // event now). The engine sets it whenever they change, so an instance
+  // that ends (it waits for nothing then) has none.
+  std::optional<std::vector<EventWait>> event_waits;
 };
 
 // A move of one instance to another program (`sagactl migrate`). It applies
@@ -450,12 +493,16 @@ class Store {
   // this returns. When an event with the same (source, id) is recorded
   // already, nothing is written and the stored one is returned with
   // `duplicate` set: a redelivered event starts nothing twice, even across
-  // crashes. `event.started` must list the ids of `starts`. The defaults
-  // refuse (kUnsupported).
+  // crashes. `event.started` must list the ids of `starts`. In the same
+  // transaction the event goes to the instances whose waits fit it
+  // (`delivery`), listed in the result's `woke`. The defaults refuse
+  // (kUnsupported).
   virtual Result<RecordedEvent> record_event(const EventRecord& event,
-                                             std::vector<Transition> starts) {
+                                             std::vector<Transition> starts,
+                                             const EventDelivery& delivery = {}) {
     (void)event;
     (void)starts;
+    (void)delivery;
     return Status(StatusCode::kUnsupported, "this store cannot record events");
   }
   // The recorded events, newest first, at most `limit`; only the unmatched
