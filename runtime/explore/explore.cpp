@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/engine/machine.hpp"
 #include "runtime/sim/sim.hpp"
 
@@ -103,6 +105,38 @@ class Walker {
     return v;
   }
 
+  // What an await is answered with: for an `await event`, a CloudEvent of
+  // its first type whose data is the mock result with the await's `where`
+  // values at their paths (so that the happy path reads what it waits for);
+  // for a signal, the mock result.
+  Value mock_answer(const Fiber& f) const {
+    const Value* name = f.args.find("name");
+    std::string_view n = name && name->is_string() ? name->as_string() : std::string_view();
+    if (!n.starts_with(bytecode::kEventSignalPrefix)) return mock_;
+    n.remove_prefix(bytecode::kEventSignalPrefix.size());
+    nlohmann::json event = {{"specversion", "1.0"},
+                            {"id", "explored-1"},
+                            {"source", "explored"},
+                            {"type", std::string(n.substr(0, n.find(',')))},
+                            {"data", mock_.to_json()}};
+    const Value* where = f.args.find("where");
+    const nlohmann::json values = where != nullptr ? where->to_json() : nlohmann::json::object();
+    if (values.is_object()) {
+      for (const auto& [path, value] : values.items()) {
+        nlohmann::json* at = &event;
+        for (size_t begin = 0; begin <= path.size();) {
+          const size_t end = std::min(path.find('.', begin), path.size());
+          if (!at->is_object()) *at = nlohmann::json::object();
+          at = &(*at)[path.substr(begin, end - begin)];
+          begin = end + 1;
+        }
+        *at = value;
+      }
+    }
+    auto answer = Value::from_json(event);
+    return answer.ok() ? std::move(answer).value() : mock_;
+  }
+
   bool done() const { return report_.violation.has_value() || report_.truncated; }
 
   // Walks every continuation of `p`: the first choice in place, the others
@@ -152,7 +186,9 @@ class Walker {
     std::vector<Choice> out = {Choice::kOk};
     if (p.faults >= budget_) return out;
     if (f.wait == Wait::kAction) {
-      if (!runtime::engine_performed(p_.actions[p_.steps[f.step].action])) {
+      if (bytecode::is_await_step(p_, p_.steps[f.step])) {
+        out.push_back(Choice::kTimeout);  // No signal or event before the await's timeout.
+      } else if (!runtime::engine_performed(p_.actions[p_.steps[f.step].action])) {
         out.insert(out.end(), {Choice::kRejected, Choice::kTimeout, Choice::kUnsent});
       }
     } else if (!s.stuck) {
@@ -234,7 +270,7 @@ class Walker {
         case Choice::kOk:
           out.ok = true;
           if (!undo) {
-            out.result = mock_;
+            out.result = bytecode::is_await_step(p_, step) ? mock_answer(f) : mock_;
             may_have_effect(p, f, true, "completed");
           }
           p.now += 1;
@@ -247,7 +283,8 @@ class Walker {
         case Choice::kTimeout:
           out.error_class = "timeout";
           out.message = "no answer (explored)";
-          may_have_effect(p, f, false, "timed out");
+          // An await that times out sent nothing anywhere.
+          if (!bytecode::is_await_step(p_, step)) may_have_effect(p, f, false, "timed out");
           p.now += step.timeout_ms != 0 ? static_cast<int64_t>(step.timeout_ms) : kDefaultTimeoutMs;
           break;
         case Choice::kUnsent:

@@ -354,5 +354,67 @@ saga t(n: number) {
   EXPECT_GT(a.statuses["completed"], 0u);
 }
 
+// An await is answered at once (the signal's or event's data is the mock
+// value) or, as a fault, not before its timeout: without `else` the saga
+// then compensates what it did, with `else` it goes on. The await itself is
+// no effect to compensate.
+TEST(Explore, AnAwaitsTimeoutIsExplored) {
+  auto lp = link("await.saga", R"(
+service s { }
+saga t(order: string) {
+  step a { do s.a() -> ra undo s.undo_a(ref: ra) }
+  await event pay.ok where event.data.order == order timeout 10m -> paid
+  await signal confirm timeout 1h -> c else { step note { do s.note() undo s.unnote() } }
+}
+)");
+  Options o;
+  o.max_faults = 1;
+  Report r = run(lp, o);
+  ASSERT_FALSE(r.violation) << r.violation->message << "\n" << trace_of(*r.violation);
+  EXPECT_GT(r.statuses["completed"], 0u);
+  EXPECT_GT(r.statuses["compensated"], 0u);
+  // One fault at most: a's own three, a cancel or a crash at each point, and
+  // now each await's timeout. The first await's timeout compensates a; the
+  // second's runs its else block and completes.
+  Options none;
+  none.max_faults = 0;
+  EXPECT_EQ(run(lp, none).statuses["completed"], 1u);
+  auto timeouts = [&](const char* source) {
+    Options one;
+    one.max_faults = 1;
+    one.max_crashes = 0;
+    return run(link("x.saga", source), one).paths;
+  };
+  const uint64_t with_awaits = timeouts(R"(
+saga t() {
+  await signal go timeout 1h -> g
+}
+)");
+  const uint64_t without = timeouts(R"(
+saga t() {
+  let g = 1
+}
+)");
+  EXPECT_EQ(with_awaits, without + 2) << "the await's timeout and a cancel while it waits";
+}
+
+// An `await event` is answered with an event of its first type that has the
+// values its `where` waits for, so a saga that reads them completes:
+// samples/choreography's order reads the answer's type and data.
+TEST(Explore, AnAwaitedEventHasTheTypeAndValuesTheAwaitWaitsFor) {
+  auto lp = link_file("samples/choreography/order.saga");
+  Options none;
+  none.max_faults = 0;
+  Report happy = run(lp, none);
+  ASSERT_FALSE(happy.violation) << happy.violation->message;
+  EXPECT_EQ(happy.statuses["completed"], 1u);
+  Options o;
+  o.max_faults = 2;
+  Report r = run(lp, o);
+  ASSERT_FALSE(r.violation) << r.violation->message << "\n" << trace_of(*r.violation);
+  EXPECT_GT(r.statuses["completed"], 0u);
+  EXPECT_GT(r.statuses["compensated"], 0u);  // The reservation released: its await timed out.
+}
+
 }  // namespace
 }  // namespace saga::explore
