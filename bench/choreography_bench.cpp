@@ -21,8 +21,6 @@
 //
 //   build/bench/choreography_bench [--pings 1000] [--rounds 3] [--dir DIR]
 #include <fmt/format.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -59,23 +57,6 @@ saga pong(n: number) {
   output n
 }
 )";
-
-// A port nothing listens on now (the kernel's pick, released at once): each
-// worker must know the other's address before either starts.
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
 
 std::string events_url(int port) { return fmt::format("http://127.0.0.1:{}/events", port); }
 
@@ -173,7 +154,8 @@ int main(int argc, char** argv) {
         }
       }
     }
-    const int a_port = free_port(), b_port = free_port();
+    const int a_port = saga::samples::free_loopback_port(),
+              b_port = saga::samples::free_loopback_port();
     auto b = std::make_unique<ChildProcess>(
         std::vector<std::string>{SAGACTL, "worker", "--db", b_db, "--listen",
                                  fmt::format("127.0.0.1:{}", b_port), "--program",

@@ -69,6 +69,11 @@ class ChildProcess {
   std::filesystem::path log_;
 };
 
+// A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick,
+// released at once; 0 when none could be had): for a server started later
+// whose address another process must be given first.
+int free_loopback_port();
+
 // A `participant` server in a child process:
 //
 //   participant --role ROLE --port PORT --db DIR/ROLE.db EXTRA...

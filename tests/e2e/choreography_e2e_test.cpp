@@ -8,8 +8,6 @@
 // same under kill -9 of each worker mid-flight: every order still ends, as
 // its payment says, and every effect at the participants happens once.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -45,8 +43,8 @@ class ChoreographyE2E : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "inventory");
     fs::create_directories(dir_ / "payment");
-    order_port_ = free_port();
-    payment_port_ = free_port();
+    order_port_ = saga::samples::free_loopback_port();
+    payment_port_ = saga::samples::free_loopback_port();
   }
   // The participants; every charge takes `charge_ms`.
   void start_participants(int charge_ms) {
@@ -64,24 +62,6 @@ class ChoreographyE2E : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  // A port nothing listens on now (the kernel's pick, released at once),
-  // for a worker that another one must know the address of before either
-  // starts.
-  static int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof addr;
-    int port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port = ntohs(addr.sin_port);
-    }
-    ::close(fd);
-    return port;
-  }
   static std::string events_url(int port) {
     return "http://127.0.0.1:" + std::to_string(port) + "/events";
   }

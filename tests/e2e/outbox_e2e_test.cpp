@@ -72,14 +72,6 @@ saga stuck(n: number) {
     return path;
   }
 
-  // A port nothing listens on now, for a receiver started later.
-  int free_port() {
-    fs::create_directories(dir_ / "probe");
-    ParticipantProcess probe("payment", dir_ / "probe", {});
-    int port = probe.port();
-    probe.stop();
-    return port;
-  }
   void start_sink(int port = 0) {
     fs::create_directories(dir_ / "sink");
     sink_ = std::make_unique<ParticipantProcess>("payment", dir_ / "sink",
@@ -187,7 +179,7 @@ TEST_F(OutboxE2E, NotifyWebhookFiresOnceForPausedAndOnceForStuck) {
 // every event arrives, each instance's in order.
 TEST_F(OutboxE2E, ReceiverDownForAWhileThenEveryEventArrivesInOrderPerInstance) {
   fs::path file = sagas();
-  const int port = free_port();
+  const int port = saga::samples::free_loopback_port();
   ChildProcess& w = worker(port);
   std::vector<std::string> ids;
   for (int i = 0; i < 4; ++i)
@@ -224,7 +216,7 @@ TEST_F(OutboxE2E, ReceiverDownForAWhileThenEveryEventArrivesInOrderPerInstance) 
 // repeats: the same id every time).
 TEST_F(OutboxE2E, KillWorkerWithUndeliveredEventsThenRestartDeliversAll) {
   fs::path file = sagas();
-  const int port = free_port();
+  const int port = saga::samples::free_loopback_port();
   ChildProcess& first = worker(port);
   std::set<std::string> ids;
   for (int i = 0; i < 6; ++i) ids.insert(start(file, "stuck", R"({"n": 1})"));
